@@ -1,0 +1,1 @@
+//! Fixed benchmark inputs shared by the benches (placeholder, filled in below).

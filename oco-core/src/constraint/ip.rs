@@ -1,0 +1,471 @@
+//! Agent IP ranges: `[!] ADDRESS [/ PREFIX]`, comma-separated, first match wins.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::error::{ErrorKind, ParseError};
+use super::list::{self, RawEntry};
+
+/// An agent IP-range constraint: which agent addresses may receive a job.
+///
+/// Parsed from a comma-separated list of `[!] ADDRESS [/ PREFIX]` entries (IPv4 or IPv6). The
+/// first entry containing the address decides: a plain entry allows, a negated one denies. When
+/// none contains it, the address is denied, unless every entry is negated (then it is allowed).
+/// The empty list allows every address.
+///
+/// Deliberate differences from OCO:
+/// - a bare IPv6 address is a single host (`/128`); OCO reads it as a `/32` network;
+/// - set host bits (`192.168.2.3/24`) are an error suggesting the network, never reinterpreted;
+/// - IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) are IPv4, in entries and in checked addresses;
+/// - IPv4 and IPv6 never match each other (`0.0.0.0/0` does not contain `::1`, `::/0` does not
+///   contain `::ffff:10.0.0.1`);
+/// - a list of only negations allows everything it does not negate.
+///
+/// # Examples
+///
+/// ```
+/// use oco_core::constraint::IpRanges;
+///
+/// let ranges: IpRanges = "10.2.0.0/16,!192.168.2.3/32,192.168.2.0/24,CAFF:EECA:FFEE:0000::/64".parse()?;
+/// assert_eq!(ranges.to_string(), "10.2.0.0/16, !192.168.2.3, 192.168.2.0/24, caff:eeca:ffee::/64");
+/// assert!(ranges.allows("192.168.2.4".parse()?));
+/// assert!(!ranges.allows("192.168.2.3".parse()?));
+/// assert!(!ranges.allows("10.9.0.1".parse()?));
+/// assert!(ranges.allows("::ffff:10.2.3.4".parse()?));
+///
+/// // For many lookups against one long list, compile it once.
+/// let matcher = ranges.compile();
+/// assert!(matcher.allows("caff:eeca:ffee::42".parse()?));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct IpRanges {
+    entries: Vec<IpEntry>,
+}
+
+/// One entry of an [`IpRanges`] list: a network and whether it is negated.
+///
+/// The network never has host bits set, and an IPv4-mapped IPv6 network is stored as IPv4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpEntry {
+    negated: bool,
+    network: IpNet,
+}
+
+/// An [`IpRanges`] compiled for fast lookups; [`IpMatcher::allows`] answers exactly as
+/// [`IpRanges::allows`] does, for every address.
+///
+/// Short lists are scanned as masks; longer ones become sorted, disjoint address intervals that
+/// each carry the verdict of the first entry covering them, found by binary search.
+#[derive(Debug, Clone)]
+pub struct IpMatcher {
+    v4: FamilyMatcher<u32>,
+    v6: FamilyMatcher<u128>,
+}
+
+impl IpRanges {
+    /// Whether this is no constraint at all (the empty list), which allows every address.
+    pub fn is_unconstrained(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The parsed entries, in order.
+    pub fn entries(&self) -> &[IpEntry] {
+        &self.entries
+    }
+
+    /// Whether an agent at `addr` may receive a job.
+    ///
+    /// An IPv4-mapped IPv6 address is checked as the IPv4 address it maps.
+    pub fn allows(&self, addr: IpAddr) -> bool {
+        let addr = normalize(addr);
+        self.entries
+            .iter()
+            .find(|entry| entry.network.contains(&addr))
+            .map_or_else(|| self.verdict_when_unmatched(), |entry| !entry.negated)
+    }
+
+    /// Compiles the list into a matcher for fast lookups.
+    pub fn compile(&self) -> IpMatcher {
+        let default = self.verdict_when_unmatched();
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (index, entry) in self.entries.iter().enumerate() {
+            let verdict = !entry.negated;
+            match entry.network {
+                IpNet::V4(net) => v4.push(Prefix {
+                    index,
+                    network: u32::from(net.network()),
+                    mask: u32::from(net.netmask()),
+                    verdict,
+                }),
+                IpNet::V6(net) => v6.push(Prefix {
+                    index,
+                    network: u128::from(net.network()),
+                    mask: u128::from(net.netmask()),
+                    verdict,
+                }),
+            }
+        }
+        IpMatcher {
+            v4: FamilyMatcher::new(v4, default),
+            v6: FamilyMatcher::new(v6, default),
+        }
+    }
+
+    fn verdict_when_unmatched(&self) -> bool {
+        self.entries.iter().all(|entry| entry.negated)
+    }
+}
+
+impl IpEntry {
+    /// Whether the entry denies the addresses it contains (it was written with `!`).
+    pub fn is_negated(&self) -> bool {
+        self.negated
+    }
+
+    /// The network the entry covers; a single host has the family's full prefix length.
+    pub fn network(&self) -> IpNet {
+        self.network
+    }
+}
+
+impl IpMatcher {
+    /// Whether an agent at `addr` may receive a job; the same answer as [`IpRanges::allows`].
+    pub fn allows(&self, addr: IpAddr) -> bool {
+        match normalize(addr) {
+            IpAddr::V4(addr) => self.v4.verdict(u32::from(addr)),
+            IpAddr::V6(addr) => self.v6.verdict(u128::from(addr)),
+        }
+    }
+}
+
+impl FromStr for IpRanges {
+    type Err = ParseError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let entries = list::parse_list(input, parse_entry)?;
+        Ok(IpRanges { entries })
+    }
+}
+
+impl fmt::Display for IpRanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, entry) in self.entries.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{entry}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for IpEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.negated {
+            f.write_str("!")?;
+        }
+        if self.network.prefix_len() == self.network.max_prefix_len() {
+            write!(f, "{}", self.network.addr())
+        } else {
+            write!(f, "{}", self.network)
+        }
+    }
+}
+
+impl Serialize for IpRanges {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpRanges {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Maps IPv4-mapped IPv6 addresses to IPv4; dual-stack servers see IPv4 agents that way.
+fn normalize(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        IpAddr::V4(_) => addr,
+    }
+}
+
+/// Parses one entry body; spans in errors are relative to `raw.body`.
+fn parse_entry(raw: &RawEntry<'_>) -> Result<IpEntry, ParseError> {
+    let body = raw.body;
+    let fail = |kind, start: usize, end: usize| ParseError::new(kind, start..end);
+
+    let addr_end = body.find(['/', ' ', '\t']).unwrap_or(body.len());
+    let addr_text = &body[..addr_end];
+    let rest_start = skip_blank(body, addr_end);
+    let prefix = match body[rest_start..].strip_prefix('/') {
+        _ if rest_start == body.len() => None,
+        None => return Err(fail(ErrorKind::TrailingGarbage, rest_start, body.len())),
+        Some(_) => {
+            let slash = rest_start;
+            let start = skip_blank(body, slash + 1);
+            let end = body[start..]
+                .find([' ', '\t'])
+                .map_or(body.len(), |len| start + len);
+            let trailing = skip_blank(body, end);
+            if trailing < body.len() {
+                return Err(fail(ErrorKind::TrailingGarbage, trailing, body.len()));
+            }
+            if start == end {
+                return Err(fail(ErrorKind::MissingPrefix, slash, slash + 1));
+            }
+            Some((start, end))
+        }
+    };
+
+    if addr_text.is_empty() {
+        return Err(fail(ErrorKind::MissingAddress, 0, 1));
+    }
+    let addr = parse_address(addr_text).map_err(|kind| {
+        let start = match kind {
+            ErrorKind::ZoneId => addr_text.find('%').unwrap_or(0),
+            _ => 0,
+        };
+        fail(kind, start, addr_end)
+    })?;
+    let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
+
+    let len = match prefix {
+        None => max,
+        Some((start, end)) => {
+            let text = &body[start..end];
+            if !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(fail(ErrorKind::InvalidPrefix, start, end));
+            }
+            if text.len() > 1 && text.starts_with('0') {
+                return Err(fail(ErrorKind::LeadingZeroInPrefix, start, end));
+            }
+            match text.parse::<u8>() {
+                Ok(len) if len <= max => len,
+                _ => return Err(fail(ErrorKind::PrefixOutOfRange { max }, start, end)),
+            }
+        }
+    };
+
+    let network = network_of(addr, len)
+        .map_err(|network| fail(ErrorKind::HostBitsSet { network }, 0, body.len()))?;
+    Ok(IpEntry {
+        negated: raw.negated,
+        network,
+    })
+}
+
+/// The first position at or after `from` that is not white space.
+fn skip_blank(text: &str, from: usize) -> usize {
+    text.len() - list::trim_blank_start(&text[from..]).len()
+}
+
+/// The network `addr/len` (with `len <= ` the family's maximum), IPv4-mapped networks as IPv4; or,
+/// when host bits are set, the network without them as a suggestion.
+fn network_of(addr: IpAddr, len: u8) -> Result<IpNet, IpNet> {
+    let net = match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) if len >= 96 => IpNet::V4(Ipv4Net::new_assert(v4, len - 96)),
+            // Shorter prefixes of a mapped address cut into the `ffff` marker: host bits are set,
+            // and the IPv6 network is the suggestion.
+            _ => IpNet::V6(Ipv6Net::new_assert(v6, len)),
+        },
+        IpAddr::V4(v4) => IpNet::V4(Ipv4Net::new_assert(v4, len)),
+    };
+    let trunc = net.trunc();
+    if trunc == net {
+        Ok(net)
+    } else {
+        Err(trunc)
+    }
+}
+
+fn parse_address(text: &str) -> Result<IpAddr, ErrorKind> {
+    if text.contains('%') {
+        return Err(ErrorKind::ZoneId);
+    }
+    if text.contains(':') {
+        return text
+            .parse::<Ipv6Addr>()
+            .map(IpAddr::V6)
+            .map_err(|_| ErrorKind::InvalidAddress);
+    }
+    text.parse::<Ipv4Addr>().map(IpAddr::V4).map_err(|_| {
+        if has_leading_zero_part(text) {
+            ErrorKind::LeadingZeroInAddress
+        } else {
+            ErrorKind::InvalidAddress
+        }
+    })
+}
+
+/// Whether `text` would be a dotted quad but for a leading zero in some part.
+fn has_leading_zero_part(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|part| {
+            !part.is_empty()
+                && part.len() <= 3
+                && part.bytes().all(|b| b.is_ascii_digit())
+                && part.parse::<u16>().is_ok_and(|value| value <= 255)
+        })
+        && parts
+            .iter()
+            .any(|part| part.len() > 1 && part.starts_with('0'))
+}
+
+/// One prefix of one family, as integers, with its position in the list.
+#[derive(Debug, Clone, Copy)]
+struct Prefix<T> {
+    index: usize,
+    network: T,
+    mask: T,
+    verdict: bool,
+}
+
+/// Lists with at most this many entries of a family are scanned rather than searched.
+const SCAN_LIMIT: usize = 16;
+
+#[derive(Debug, Clone)]
+enum FamilyMatcher<T> {
+    /// First-match scan over `(network, mask, verdict)`, then `default`.
+    Scan {
+        prefixes: Box<[(T, T, bool)]>,
+        default: bool,
+    },
+    /// The address space cut into intervals: `starts[i]..starts[i + 1]` has `verdicts[i]`.
+    /// `starts[0]` is 0.
+    Intervals {
+        starts: Box<[T]>,
+        verdicts: Box<[bool]>,
+    },
+}
+
+/// The integer view of an address family's addresses.
+trait AddressBits:
+    Copy
+    + Ord
+    + std::ops::BitAnd<Output = Self>
+    + std::ops::BitOr<Output = Self>
+    + std::ops::Not<Output = Self>
+{
+    const ZERO: Self;
+    const MAX: Self;
+    fn successor(self) -> Self;
+}
+
+impl AddressBits for u32 {
+    const ZERO: Self = 0;
+    const MAX: Self = u32::MAX;
+    fn successor(self) -> Self {
+        self + 1
+    }
+}
+
+impl AddressBits for u128 {
+    const ZERO: Self = 0;
+    const MAX: Self = u128::MAX;
+    fn successor(self) -> Self {
+        self + 1
+    }
+}
+
+impl<T: AddressBits> FamilyMatcher<T> {
+    fn new(prefixes: Vec<Prefix<T>>, default: bool) -> Self {
+        if prefixes.len() <= SCAN_LIMIT {
+            return FamilyMatcher::Scan {
+                prefixes: prefixes
+                    .iter()
+                    .map(|p| (p.network, p.mask, p.verdict))
+                    .collect(),
+                default,
+            };
+        }
+        let (starts, verdicts) = intervals(prefixes, default);
+        FamilyMatcher::Intervals {
+            starts: starts.into_boxed_slice(),
+            verdicts: verdicts.into_boxed_slice(),
+        }
+    }
+
+    fn verdict(&self, addr: T) -> bool {
+        match self {
+            FamilyMatcher::Scan { prefixes, default } => prefixes
+                .iter()
+                .find(|&&(network, mask, _)| addr & mask == network)
+                .map_or(*default, |&(_, _, verdict)| verdict),
+            FamilyMatcher::Intervals { starts, verdicts } => {
+                // starts[0] == 0 <= addr, so the partition point is at least 1.
+                let i = starts.partition_point(|&start| start <= addr) - 1;
+                verdicts[i]
+            }
+        }
+    }
+}
+
+/// Resolves first-match-wins over prefixes into disjoint intervals.
+///
+/// Prefixes are laminar: two are either disjoint or one contains the other. Sorted by start and
+/// then by size (largest first), each prefix is nested in the ones still open on a stack, and the
+/// verdict inside it (outside its children) is that of the lowest-indexed prefix among it and its
+/// ancestors.
+fn intervals<T: AddressBits>(mut prefixes: Vec<Prefix<T>>, default: bool) -> (Vec<T>, Vec<bool>) {
+    prefixes.sort_unstable_by(|a, b| {
+        a.network
+            .cmp(&b.network)
+            .then(a.mask.cmp(&b.mask))
+            .then(a.index.cmp(&b.index))
+    });
+
+    let mut cuts: Vec<(T, bool)> = vec![(T::ZERO, default)];
+    // Open prefixes: (last address, index and verdict that decide inside it).
+    let mut open: Vec<(T, usize, bool)> = Vec::new();
+    let close_until =
+        |open: &mut Vec<(T, usize, bool)>, cuts: &mut Vec<(T, bool)>, limit: Option<T>| {
+            while let Some(&(last, _, _)) = open.last() {
+                if limit.is_some_and(|start| last >= start) {
+                    break;
+                }
+                open.pop();
+                if last != T::MAX {
+                    let outer = open.last().map_or(default, |&(_, _, verdict)| verdict);
+                    cuts.push((last.successor(), outer));
+                }
+            }
+        };
+    for prefix in prefixes {
+        close_until(&mut open, &mut cuts, Some(prefix.network));
+        let (index, verdict) = match open.last() {
+            Some(&(_, index, verdict)) if index < prefix.index => (index, verdict),
+            _ => (prefix.index, prefix.verdict),
+        };
+        cuts.push((prefix.network, verdict));
+        open.push((prefix.network | !prefix.mask, index, verdict));
+    }
+    close_until(&mut open, &mut cuts, None);
+
+    // Later cuts at the same start override earlier ones; then merge equal neighbours.
+    let mut starts: Vec<T> = Vec::with_capacity(cuts.len());
+    let mut verdicts: Vec<bool> = Vec::with_capacity(cuts.len());
+    for (start, verdict) in cuts {
+        if starts.last() == Some(&start) {
+            starts.pop();
+            verdicts.pop();
+        }
+        if verdicts.last() == Some(&verdict) {
+            continue;
+        }
+        starts.push(start);
+        verdicts.push(verdict);
+    }
+    (starts, verdicts)
+}

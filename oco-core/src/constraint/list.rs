@@ -1,0 +1,104 @@
+//! The list syntax both languages share: entries, white space, negation and the limits.
+
+use super::error::{ErrorKind, ParseError};
+use super::{MAX_ENTRIES, MAX_INPUT_LEN};
+
+/// One non-empty entry with its negation removed.
+pub(super) struct RawEntry<'a> {
+    /// Whether the entry started with `!`.
+    pub(super) negated: bool,
+    /// The entry without `!` and without surrounding white space; never empty.
+    pub(super) body: &'a str,
+    /// The byte offset of `body` in the whole input.
+    pub(super) offset: usize,
+}
+
+/// Splits `input` into its non-empty entries and parses each with `parse_entry`, in order.
+///
+/// Errors of `parse_entry` carry spans relative to the entry body; they are moved to the whole
+/// input and tagged with the entry's number and text here.
+pub(super) fn parse_list<T>(
+    input: &str,
+    mut parse_entry: impl FnMut(&RawEntry<'_>) -> Result<T, ParseError>,
+) -> Result<Vec<T>, ParseError> {
+    if input.len() > MAX_INPUT_LEN {
+        return Err(ParseError::new(
+            ErrorKind::TooLong { len: input.len() },
+            MAX_INPUT_LEN..input.len(),
+        ));
+    }
+    let mut entries = Vec::new();
+    let mut offset = 0;
+    for piece in input.split(',') {
+        let piece_offset = offset;
+        offset += piece.len() + 1;
+
+        let text = trim_blank(piece);
+        if text.is_empty() {
+            continue;
+        }
+        let text_offset = piece_offset + (piece.len() - trim_blank_start(piece).len());
+        let number = entries.len() + 1;
+        let tag = |err: ParseError| err.in_entry(number, text);
+        if number > MAX_ENTRIES {
+            return Err(tag(ParseError::new(
+                ErrorKind::TooManyEntries,
+                text_offset..text_offset + text.len(),
+            )));
+        }
+
+        let raw = split_negation(text, text_offset).map_err(tag)?;
+        let entry = parse_entry(&raw).map_err(|err| {
+            let span = err.span();
+            let moved = ParseError::new(
+                err.kind().clone(),
+                raw.offset + span.start..raw.offset + span.end,
+            );
+            tag(moved)
+        })?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Whether `c` is white space in the constraint languages: ASCII space or tab, nothing else.
+pub(super) fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+pub(super) fn trim_blank(s: &str) -> &str {
+    s.trim_matches(is_blank)
+}
+
+pub(super) fn trim_blank_start(s: &str) -> &str {
+    s.trim_start_matches(is_blank)
+}
+
+fn split_negation(text: &str, offset: usize) -> Result<RawEntry<'_>, ParseError> {
+    let Some(rest) = text.strip_prefix('!') else {
+        return Ok(RawEntry {
+            negated: false,
+            body: text,
+            offset,
+        });
+    };
+    let body = trim_blank_start(rest);
+    let body_offset = offset + text.len() - body.len();
+    if body.is_empty() {
+        return Err(ParseError::new(
+            ErrorKind::EmptyNegation,
+            offset..offset + 1,
+        ));
+    }
+    if body.starts_with('!') {
+        return Err(ParseError::new(
+            ErrorKind::DoubleNegation,
+            body_offset..body_offset + 1,
+        ));
+    }
+    Ok(RawEntry {
+        negated: true,
+        body,
+        offset: body_offset,
+    })
+}

@@ -1,0 +1,675 @@
+//! Time frames: `[!] [DAYS] [START - END]`, comma-separated, first match wins, in local time.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDateTime, Offset, TimeZone, Timelike, Utc, Weekday,
+};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::error::{ErrorKind, ParseError};
+use super::list::{self, RawEntry};
+
+/// A time-frame constraint: at which local wall-clock times a job may be handed out.
+///
+/// Parsed from a comma-separated list of `[!] [DAYS] [START - END]` entries. The first entry
+/// containing the instant decides: a plain entry allows, a negated one denies. When none contains
+/// it, the instant is denied, unless every entry is negated (then it is allowed). The empty list
+/// allows every instant.
+///
+/// - `DAYS` is a day (`MON`..`SUN` or the English name, any case) or a range `MON-FRI`, which may
+///   wrap (`FRI-MON`). No days means every day; days alone mean those whole days.
+/// - `START-END` is a half-open window `[START, END)` of `H:MM`/`HH:MM` times; `END` may be
+///   `24:00`. `END <= START` crosses midnight: the window starts on the named day and ends on the
+///   next (`FRI 22:00-02:00` is Friday 22:00 to Saturday 02:00).
+///
+/// Windows are wall-clock times of a time zone; [`TimeFrames::allows_at`] converts an instant to
+/// that zone first, so skipped local times never occur and repeated ones match twice.
+///
+/// Deliberate differences from OCO: windows include their start (OCO excludes both ends, at
+/// minute resolution, so its "all Saturday" `SAT 0:00-23:59` misses two minutes); an empty window
+/// (`12:00-12:00`) is an error rather than silently never matching; a list of only negations allows
+/// everything it does not negate.
+///
+/// # Examples
+///
+/// ```
+/// use oco_core::constraint::TimeFrames;
+/// use oco_core::chrono::NaiveDate;
+///
+/// let frames: TimeFrames = "6:00-7:00,FRI 18:00-23:00,!SAT 11:00-13:00,SAT 0:00-23:59".parse()?;
+/// assert_eq!(frames.to_string(), "06:00-07:00, FRI 18:00-23:00, !SAT 11:00-13:00, SAT 00:00-23:59");
+///
+/// let saturday = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+/// assert!(!frames.allows_local(saturday.and_hms_opt(12, 0, 0).unwrap()));
+/// assert!(frames.allows_local(saturday.and_hms_opt(23, 58, 59).unwrap()));
+/// assert!(frames.allows_local(saturday.and_hms_opt(6, 59, 59).unwrap()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TimeFrames {
+    entries: Vec<TimeFrame>,
+}
+
+/// One entry of a [`TimeFrames`] list: days, a window, or both, and whether it is negated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimeFrame {
+    negated: bool,
+    days: Option<DayRange>,
+    window: Option<TimeWindow>,
+}
+
+/// A day or a range of days, inclusive, possibly wrapping over the weekend (`FRI-MON`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DayRange {
+    first: Weekday,
+    last: Weekday,
+}
+
+/// A daily window `[start, end)` in minutes since local midnight; `end <= start` crosses
+/// midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimeWindow {
+    start: u16,
+    end: u16,
+}
+
+/// A [`TimeFrames`] compiled to one bit per minute of the week, with first-match already resolved.
+///
+/// Its answers equal [`TimeFrames::allows_local`] everywhere: windows begin and end on whole
+/// minutes, so every second of a minute has the same verdict.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WeekMatcher {
+    bits: [u64; WEEK_WORDS],
+}
+
+const MINUTES_PER_DAY: u16 = 24 * 60;
+const MINUTES_PER_WEEK: usize = 7 * MINUTES_PER_DAY as usize;
+const WEEK_WORDS: usize = MINUTES_PER_WEEK.div_ceil(64);
+const WEEK: [Weekday; 7] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+    Weekday::Sun,
+];
+
+impl TimeFrames {
+    /// Whether this is no constraint at all (the empty list), which allows every instant.
+    pub fn is_unconstrained(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The parsed entries, in order.
+    pub fn entries(&self) -> &[TimeFrame] {
+        &self.entries
+    }
+
+    /// Whether the constraint allows the local wall-clock time `local`.
+    pub fn allows_local(&self, local: NaiveDateTime) -> bool {
+        let day = local.weekday();
+        let minute = minute_of_day(local);
+        self.entries
+            .iter()
+            .find(|entry| entry.contains(day, minute))
+            .map_or_else(|| self.verdict_when_unmatched(), |entry| !entry.negated)
+    }
+
+    /// Whether the constraint allows the instant `at`, read as wall-clock time in `zone`.
+    pub fn allows_at(&self, at: DateTime<Utc>, zone: Tz) -> bool {
+        self.allows_local(at.with_timezone(&zone).naive_local())
+    }
+
+    /// The first instant at or after `now` that the constraint allows in `zone`, or `None` if
+    /// it allows no instant at all.
+    ///
+    /// This compiles the list first; to ask repeatedly, compile once and call
+    /// [`WeekMatcher::next_open`].
+    pub fn next_open(&self, now: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        self.compile().next_open(now, zone)
+    }
+
+    /// Compiles the list into a matcher over the minutes of a week.
+    pub fn compile(&self) -> WeekMatcher {
+        let mut matcher = WeekMatcher {
+            bits: [0; WEEK_WORDS],
+        };
+        matcher.fill(0, MINUTES_PER_WEEK, self.verdict_when_unmatched());
+        // Painting from the last entry to the first leaves each minute with its first match.
+        for entry in self.entries.iter().rev() {
+            entry.for_each_week_range(|start, end| matcher.fill(start, end, !entry.negated));
+        }
+        matcher
+    }
+
+    fn verdict_when_unmatched(&self) -> bool {
+        self.entries.iter().all(|entry| entry.negated)
+    }
+}
+
+impl TimeFrame {
+    /// Whether the entry denies the times it contains (it was written with `!`).
+    pub fn is_negated(&self) -> bool {
+        self.negated
+    }
+
+    /// The days the entry applies to; `None` means every day.
+    pub fn days(&self) -> Option<DayRange> {
+        self.days
+    }
+
+    /// The daily window; `None` means the whole of each day.
+    pub fn window(&self) -> Option<TimeWindow> {
+        self.window
+    }
+
+    fn contains(&self, day: Weekday, minute: u16) -> bool {
+        let on = |day: Weekday| self.days.is_none_or(|days| days.contains(day));
+        match self.window {
+            None => on(day),
+            Some(window) if window.crosses_midnight() => {
+                (minute >= window.start && on(day)) || (minute < window.end && on(day.pred()))
+            }
+            Some(window) => window.start <= minute && minute < window.end && on(day),
+        }
+    }
+
+    /// Calls `paint(start, end)` for each range of minutes of the week (Monday 00:00 is 0) that
+    /// the entry contains.
+    fn for_each_week_range(&self, mut paint: impl FnMut(usize, usize)) {
+        let day_len = usize::from(MINUTES_PER_DAY);
+        for (day, weekday) in WEEK.into_iter().enumerate() {
+            if !self.days.is_none_or(|days| days.contains(weekday)) {
+                continue;
+            }
+            let base = day * day_len;
+            match self.window {
+                None => paint(base, base + day_len),
+                Some(window) if window.crosses_midnight() => {
+                    paint(base + usize::from(window.start), base + day_len);
+                    let next = (day + 1) % 7 * day_len;
+                    paint(next, next + usize::from(window.end));
+                }
+                Some(window) => paint(
+                    base + usize::from(window.start),
+                    base + usize::from(window.end),
+                ),
+            }
+        }
+    }
+}
+
+impl DayRange {
+    /// The first day of the range.
+    pub fn first(&self) -> Weekday {
+        self.first
+    }
+
+    /// The last day of the range (equal to [`DayRange::first`] for a single day).
+    pub fn last(&self) -> Weekday {
+        self.last
+    }
+
+    /// Whether `day` is in the range, wrapping over Sunday to Monday when `last` precedes `first`.
+    pub fn contains(&self, day: Weekday) -> bool {
+        let first = self.first.num_days_from_monday();
+        let last = self.last.num_days_from_monday();
+        let day = day.num_days_from_monday();
+        if first <= last {
+            first <= day && day <= last
+        } else {
+            day >= first || day <= last
+        }
+    }
+}
+
+impl TimeWindow {
+    /// Minutes from local midnight to the start, `0..=1439`.
+    pub fn start_minute(&self) -> u16 {
+        self.start
+    }
+
+    /// Minutes from local midnight to the (exclusive) end, `0..=1440`; 1440 is `24:00`.
+    pub fn end_minute(&self) -> u16 {
+        self.end
+    }
+
+    /// Whether the window ends on the next day (`end <= start`).
+    pub fn crosses_midnight(&self) -> bool {
+        self.end <= self.start
+    }
+}
+
+impl WeekMatcher {
+    /// Whether the constraint allows the local wall-clock time `local`; the same answer as
+    /// [`TimeFrames::allows_local`].
+    pub fn allows_local(&self, local: NaiveDateTime) -> bool {
+        self.bit(week_minute(local))
+    }
+
+    /// Whether the constraint allows the instant `at` in `zone`; the same answer as
+    /// [`TimeFrames::allows_at`].
+    pub fn allows_at(&self, at: DateTime<Utc>, zone: Tz) -> bool {
+        self.allows_local(at.with_timezone(&zone).naive_local())
+    }
+
+    /// The first instant at or after `now` that the constraint allows in `zone`, or `None` if it
+    /// allows no instant at all.
+    ///
+    /// The search walks from local minute to local minute where the verdict turns to *allow*, and
+    /// across the zone's offset changes, which it locates by comparing offsets at most a day apart.
+    /// (A zone that changed its offset and changed it back within one day would be missed between
+    /// the two; no zone in the time-zone database does that in the years chrono-tz covers.)
+    pub fn next_open(&self, now: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        let mut at = now;
+        // Each round either answers or moves `at` to an offset change at least a second later;
+        // within a week of local time an allowed minute comes unless offset changes keep skipping
+        // it, which takes a handful of changes at most.
+        for _ in 0..64 {
+            let offset = offset_seconds(zone, at);
+            let local = at.naive_utc() + Duration::seconds(i64::from(offset));
+            let minute = week_minute(local);
+            if self.bit(minute) {
+                return Some(at);
+            }
+            let distance = self.minutes_to_next_allowed(minute)?;
+            let local_minute = local.with_second(0)?.with_nanosecond(0)?;
+            let candidate_local = local_minute.checked_add_signed(Duration::minutes(distance))?;
+            let candidate = (candidate_local - Duration::seconds(i64::from(offset))).and_utc();
+            match first_offset_change(zone, at, candidate, offset) {
+                None => return Some(candidate),
+                Some(change) => at = change,
+            }
+        }
+        None
+    }
+
+    fn bit(&self, minute: usize) -> bool {
+        self.bits[minute / 64] >> (minute % 64) & 1 == 1
+    }
+
+    fn fill(&mut self, start: usize, end: usize, value: bool) {
+        let mut minute = start;
+        while minute < end {
+            let bit = minute % 64;
+            let count = (64 - bit).min(end - minute);
+            let mask = if count == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << count) - 1) << bit
+            };
+            if value {
+                self.bits[minute / 64] |= mask;
+            } else {
+                self.bits[minute / 64] &= !mask;
+            }
+            minute += count;
+        }
+    }
+
+    /// Minutes from `minute` forward (wrapping over the week) to the next allowed minute.
+    fn minutes_to_next_allowed(&self, minute: usize) -> Option<i64> {
+        let next = self
+            .next_set_bit(minute + 1, MINUTES_PER_WEEK)
+            .or_else(|| self.next_set_bit(0, minute + 1))?;
+        let distance = (next + MINUTES_PER_WEEK - minute) % MINUTES_PER_WEEK;
+        i64::try_from(distance).ok()
+    }
+
+    /// The first set bit in `from..to`.
+    fn next_set_bit(&self, from: usize, to: usize) -> Option<usize> {
+        let mut word_index = from / 64;
+        let mut word = self.bits.get(word_index)? & (!0u64 << (from % 64));
+        loop {
+            if word != 0 {
+                let found = word_index * 64 + word.trailing_zeros() as usize;
+                return (found < to).then_some(found);
+            }
+            word_index += 1;
+            if word_index * 64 >= to {
+                return None;
+            }
+            word = *self.bits.get(word_index)?;
+        }
+    }
+}
+
+impl fmt::Debug for WeekMatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let allowed = (0..MINUTES_PER_WEEK).filter(|&m| self.bit(m)).count();
+        f.debug_struct("WeekMatcher")
+            .field("allowed_minutes", &allowed)
+            .finish()
+    }
+}
+
+/// The UTC offset of `zone` at `at`, in seconds east of UTC.
+fn offset_seconds(zone: Tz, at: DateTime<Utc>) -> i32 {
+    zone.offset_from_utc_datetime(&at.naive_utc())
+        .fix()
+        .local_minus_utc()
+}
+
+/// The first whole second in `(after, until]` at which `zone`'s offset is no longer `offset`.
+fn first_offset_change(
+    zone: Tz,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+    offset: i32,
+) -> Option<DateTime<Utc>> {
+    const PROBE_STEP: i64 = 86_400;
+    let after = after.timestamp();
+    let until = until.timestamp();
+    let differs = |second: i64| {
+        DateTime::from_timestamp(second, 0).is_some_and(|at| offset_seconds(zone, at) != offset)
+    };
+    let mut same = after;
+    while same < until {
+        let probe = (same + PROBE_STEP).min(until);
+        if differs(probe) {
+            // The offset is `offset` at `same` and differs at `probe`: bisect to the change.
+            let mut changed = probe;
+            while changed - same > 1 {
+                let middle = same + (changed - same) / 2;
+                if differs(middle) {
+                    changed = middle;
+                } else {
+                    same = middle;
+                }
+            }
+            return DateTime::from_timestamp(changed, 0);
+        }
+        same = probe;
+    }
+    None
+}
+
+fn minute_of_day(local: NaiveDateTime) -> u16 {
+    // Invariant: hour <= 23 and minute <= 59, so the result is below 1440.
+    u16::try_from(local.hour() * 60 + local.minute()).unwrap_or(0)
+}
+
+fn week_minute(local: NaiveDateTime) -> usize {
+    local.weekday().num_days_from_monday() as usize * usize::from(MINUTES_PER_DAY)
+        + usize::from(minute_of_day(local))
+}
+
+impl FromStr for TimeFrames {
+    type Err = ParseError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let entries = list::parse_list(input, parse_entry)?;
+        Ok(TimeFrames { entries })
+    }
+}
+
+impl fmt::Display for TimeFrames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, entry) in self.entries.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{entry}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for TimeFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.negated {
+            f.write_str("!")?;
+        }
+        if let Some(days) = self.days {
+            write!(f, "{days}")?;
+            if self.window.is_some() {
+                f.write_str(" ")?;
+            }
+        }
+        if let Some(window) = self.window {
+            write!(f, "{window}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for DayRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", day_abbreviation(self.first))
+        } else {
+            write!(
+                f,
+                "{}-{}",
+                day_abbreviation(self.first),
+                day_abbreviation(self.last)
+            )
+        }
+    }
+}
+
+impl fmt::Display for TimeWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02}",
+            self.start / 60,
+            self.start % 60,
+            self.end / 60,
+            self.end % 60
+        )
+    }
+}
+
+impl Serialize for TimeFrames {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeFrames {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn day_abbreviation(day: Weekday) -> &'static str {
+    match day {
+        Weekday::Mon => "MON",
+        Weekday::Tue => "TUE",
+        Weekday::Wed => "WED",
+        Weekday::Thu => "THU",
+        Weekday::Fri => "FRI",
+        Weekday::Sat => "SAT",
+        Weekday::Sun => "SUN",
+    }
+}
+
+/// A cursor over one entry body; errors carry spans relative to the body.
+struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn skip_blank(&mut self) {
+        self.pos = self.text.len() - list::trim_blank_start(&self.text[self.pos..]).len();
+    }
+
+    /// Advances over bytes matching `pred` and returns the span passed.
+    fn take_while(&mut self, pred: impl Fn(u8) -> bool) -> (usize, usize) {
+        let start = self.pos;
+        while self.peek().is_some_and(&pred) {
+            self.pos += 1;
+        }
+        (start, self.pos)
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos == self.text.len()
+    }
+
+    fn error(&self, kind: ErrorKind, start: usize, end: usize) -> ParseError {
+        ParseError::new(kind, start..end)
+    }
+}
+
+/// Parses one entry body: `[DAYS] [START - END]`.
+fn parse_entry(raw: &RawEntry<'_>) -> Result<TimeFrame, ParseError> {
+    let mut cursor = Cursor {
+        text: raw.body,
+        pos: 0,
+    };
+    let days = match cursor.peek() {
+        Some(b) if b.is_ascii_alphabetic() => Some(parse_days(&mut cursor)?),
+        _ => None,
+    };
+    cursor.skip_blank();
+    let window = match cursor.peek() {
+        None => None,
+        Some(b) if b.is_ascii_digit() => Some(parse_window(&mut cursor)?),
+        Some(_) if days.is_some() => {
+            return Err(cursor.error(ErrorKind::TrailingGarbage, cursor.pos, cursor.text.len()))
+        }
+        Some(_) => {
+            let end = token_end(cursor.text, cursor.pos);
+            return Err(cursor.error(ErrorKind::ExpectedDayOrTime, cursor.pos, end));
+        }
+    };
+    cursor.skip_blank();
+    if !cursor.at_end() {
+        return Err(cursor.error(ErrorKind::TrailingGarbage, cursor.pos, cursor.text.len()));
+    }
+    Ok(TimeFrame {
+        negated: raw.negated,
+        days,
+        window,
+    })
+}
+
+fn parse_days(cursor: &mut Cursor<'_>) -> Result<DayRange, ParseError> {
+    let first = parse_day(cursor)?;
+    let before_dash = cursor.pos;
+    cursor.skip_blank();
+    if cursor.peek() != Some(b'-') {
+        cursor.pos = before_dash;
+        return Ok(DayRange { first, last: first });
+    }
+    let dash = cursor.pos;
+    cursor.pos += 1;
+    cursor.skip_blank();
+    if !cursor.peek().is_some_and(|b| b.is_ascii_alphabetic()) {
+        return Err(cursor.error(ErrorKind::MissingDay, dash, dash + 1));
+    }
+    let last = parse_day(cursor)?;
+    Ok(DayRange { first, last })
+}
+
+fn parse_day(cursor: &mut Cursor<'_>) -> Result<Weekday, ParseError> {
+    const DAYS: [(&str, &str, Weekday); 7] = [
+        ("mon", "monday", Weekday::Mon),
+        ("tue", "tuesday", Weekday::Tue),
+        ("wed", "wednesday", Weekday::Wed),
+        ("thu", "thursday", Weekday::Thu),
+        ("fri", "friday", Weekday::Fri),
+        ("sat", "saturday", Weekday::Sat),
+        ("sun", "sunday", Weekday::Sun),
+    ];
+    let (start, end) = cursor.take_while(|b| b.is_ascii_alphabetic());
+    let word = &cursor.text[start..end];
+    DAYS.iter()
+        .find(|(short, long, _)| {
+            word.eq_ignore_ascii_case(short) || word.eq_ignore_ascii_case(long)
+        })
+        .map(|&(_, _, day)| day)
+        .ok_or_else(|| cursor.error(ErrorKind::UnknownDay, start, end))
+}
+
+fn parse_window(cursor: &mut Cursor<'_>) -> Result<TimeWindow, ParseError> {
+    let start_pos = cursor.pos;
+    let start = parse_time(cursor)?;
+    if start == MINUTES_PER_DAY {
+        return Err(cursor.error(ErrorKind::StartAt24, start_pos, cursor.pos));
+    }
+    cursor.skip_blank();
+    match cursor.peek() {
+        None => return Err(cursor.error(ErrorKind::MissingEnd, cursor.pos, cursor.pos)),
+        Some(b'-') => cursor.pos += 1,
+        Some(_) => {
+            return Err(cursor.error(ErrorKind::TrailingGarbage, cursor.pos, cursor.text.len()))
+        }
+    }
+    cursor.skip_blank();
+    if cursor.at_end() {
+        return Err(cursor.error(ErrorKind::MissingEnd, cursor.pos, cursor.pos));
+    }
+    let end = parse_time(cursor)?;
+    if end == start {
+        return Err(cursor.error(ErrorKind::EmptyWindow, start_pos, cursor.pos));
+    }
+    Ok(TimeWindow { start, end })
+}
+
+/// Parses `H:MM` or `HH:MM` (hours up to 24, `24:00` only) into minutes since midnight.
+fn parse_time(cursor: &mut Cursor<'_>) -> Result<u16, ParseError> {
+    let token_start = cursor.pos;
+    let invalid = |cursor: &Cursor<'_>| {
+        let end = token_end(cursor.text, token_start);
+        cursor.error(ErrorKind::InvalidTime, token_start, end)
+    };
+    let (hour_start, hour_end) = cursor.take_while(|b| b.is_ascii_digit());
+    if !(1..=2).contains(&(hour_end - hour_start)) || cursor.peek() != Some(b':') {
+        return Err(invalid(cursor));
+    }
+    cursor.pos += 1;
+    let (minute_start, minute_end) = cursor.take_while(|b| b.is_ascii_digit());
+    if minute_end - minute_start != 2 {
+        return Err(invalid(cursor));
+    }
+    if cursor.peek() == Some(b':') {
+        let end = token_end(cursor.text, token_start);
+        return Err(cursor.error(ErrorKind::SecondsNotAllowed, token_start, end));
+    }
+    if cursor
+        .peek()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'.')
+    {
+        return Err(invalid(cursor));
+    }
+    // Invariant: at most two ASCII digits each, so both fit in a u8.
+    let hour: u8 = cursor.text[hour_start..hour_end].parse().unwrap_or(u8::MAX);
+    let minute: u8 = cursor.text[minute_start..minute_end]
+        .parse()
+        .unwrap_or(u8::MAX);
+    if minute > 59 {
+        return Err(cursor.error(
+            ErrorKind::MinuteOutOfRange { minute },
+            minute_start,
+            minute_end,
+        ));
+    }
+    if hour > 24 || (hour == 24 && minute != 0) {
+        return Err(cursor.error(ErrorKind::HourOutOfRange { hour }, hour_start, hour_end));
+    }
+    Ok(u16::from(hour) * 60 + u16::from(minute))
+}
+
+/// The end of the time-like token starting at `start` (digits, letters, `:` and `.`), at
+/// least one character long.
+fn token_end(text: &str, start: usize) -> usize {
+    let rest = &text[start..];
+    let len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '.'))
+        .unwrap_or(rest.len());
+    let first = rest.chars().next().map_or(0, char::len_utf8);
+    start + len.max(first)
+}

@@ -1,0 +1,34 @@
+//! `oco-core`: pure, I/O-free scheduling of software deployment jobs for OCO-managed computers.
+//!
+//! The crate reads no clock, file, socket or random source: `now` is always an argument, and
+//! decisions come back as values for the caller to apply.
+//!
+//! Available so far:
+//! - [`constraint`]: the agent IP-range and time-frame languages of a delivery policy.
+//!
+//! The public API uses [`chrono`] 0.4 and [`chrono_tz`] 0.10; both are re-exported so embedders
+//! use the same versions.
+//!
+//! # Examples
+//!
+//! ```
+//! use oco_core::constraint::{IpRanges, TimeFrames};
+//! use oco_core::chrono::{TimeZone, Utc};
+//! use oco_core::chrono_tz::Europe::Berlin;
+//!
+//! let ranges: IpRanges = "10.0.0.0/8, !10.66.0.0/16".parse()?;
+//! let frames: TimeFrames = "MON-FRI 18:00-06:00, SAT-SUN".parse()?;
+//!
+//! let agent = "10.1.2.3".parse()?;
+//! let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap(); // a Tuesday, 13:00 in Berlin
+//! let may_run = ranges.allows(agent) && frames.allows_at(now, Berlin);
+//! assert!(!may_run);
+//! let opens = frames.next_open(now, Berlin).unwrap();
+//! assert_eq!(opens, Utc.with_ymd_and_hms(2026, 11, 24, 17, 0, 0).unwrap());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub use chrono;
+pub use chrono_tz;
+
+pub mod constraint;
