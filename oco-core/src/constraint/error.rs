@@ -1,4 +1,4 @@
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::ops::Range;
 
 use ipnet::IpNet;
@@ -200,7 +200,16 @@ impl ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(entry) = &self.entry {
-            write!(f, "entry {} `{}`: ", entry.number, entry.text)?;
+            write!(f, "entry {} `", entry.number)?;
+            // Control characters are escaped so the message stays on one line.
+            for c in entry.text.chars() {
+                if c.is_control() {
+                    write!(f, "{}", c.escape_default())?;
+                } else {
+                    f.write_char(c)?;
+                }
+            }
+            f.write_str("`: ")?;
         }
         fmt::Display::fmt(&self.kind, f)
     }

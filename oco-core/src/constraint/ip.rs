@@ -469,3 +469,168 @@ fn intervals<T: AddressBits>(mut prefixes: Vec<Prefix<T>>, default: bool) -> (Ve
     }
     (starts, verdicts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A network as the parser would produce it: no host bits, mapped IPv6 as IPv4.
+    fn normalized(net: IpNet) -> IpNet {
+        match net.trunc() {
+            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+                Some(v4) => IpNet::V4(Ipv4Net::new_assert(v4, v6.prefix_len() - 96)),
+                None => IpNet::V6(v6),
+            },
+            other => other,
+        }
+    }
+
+    fn network() -> impl Strategy<Value = IpNet> {
+        prop_oneof![
+            (any::<u32>(), 0u8..=32)
+                .prop_map(|(a, len)| IpNet::V4(Ipv4Net::new_assert(a.into(), len))),
+            // Nested prefixes are likely inside one /16.
+            (any::<u16>(), 16u8..=32).prop_map(|(a, len)| {
+                IpNet::V4(Ipv4Net::new_assert(
+                    (0x0a00_0000 | u32::from(a)).into(),
+                    len,
+                ))
+            }),
+            (any::<u128>(), 0u8..=128)
+                .prop_map(|(a, len)| IpNet::V6(Ipv6Net::new_assert(a.into(), len))),
+            (any::<u16>(), 112u8..=128).prop_map(|(a, len)| {
+                IpNet::V6(Ipv6Net::new_assert(
+                    (0x2001_0db8_u128 << 96 | u128::from(a)).into(),
+                    len,
+                ))
+            }),
+            (any::<u32>(), 96u8..=128).prop_map(|(a, len)| {
+                IpNet::V6(Ipv6Net::new_assert(Ipv4Addr::from(a).to_ipv6_mapped(), len))
+            }),
+        ]
+        .prop_map(normalized)
+    }
+
+    fn ranges(max_len: usize) -> impl Strategy<Value = IpRanges> {
+        proptest::collection::vec((any::<bool>(), network()), 0..max_len).prop_map(|entries| {
+            IpRanges {
+                entries: entries
+                    .into_iter()
+                    .map(|(negated, network)| IpEntry { negated, network })
+                    .collect(),
+            }
+        })
+    }
+
+    /// Addresses near the list's networks (inside, at the edges, just outside) and random ones.
+    #[allow(clippy::cast_possible_truncation)] // IPv4 addresses take the seed's low bits
+    fn probes(ranges: &IpRanges, seeds: &[(u8, u128)]) -> Vec<IpAddr> {
+        let mut out = Vec::new();
+        for (i, &(pick, bits)) in seeds.iter().enumerate() {
+            let entry = ranges.entries.get(i % ranges.entries.len().max(1));
+            let addr = match (pick % 6, entry) {
+                (0, _) => IpAddr::V4(Ipv4Addr::from(bits as u32)),
+                (1, _) => IpAddr::V6(Ipv6Addr::from(bits)),
+                (2, _) => IpAddr::V6(Ipv4Addr::from(bits as u32).to_ipv6_mapped()),
+                (3, Some(entry)) => match entry.network {
+                    IpNet::V4(net) => {
+                        let host = bits as u32 & !u32::from(net.netmask());
+                        IpAddr::V4((u32::from(net.network()) | host).into())
+                    }
+                    IpNet::V6(net) => {
+                        let host = bits & !u128::from(net.netmask());
+                        IpAddr::V6((u128::from(net.network()) | host).into())
+                    }
+                },
+                (4, Some(entry)) => match entry.network {
+                    IpNet::V4(net) => IpAddr::V4(
+                        u32::from(net.broadcast())
+                            .wrapping_add(bits as u32 % 3)
+                            .into(),
+                    ),
+                    IpNet::V6(net) => {
+                        IpAddr::V6(u128::from(net.broadcast()).wrapping_add(bits % 3).into())
+                    }
+                },
+                (_, Some(entry)) => match entry.network {
+                    IpNet::V4(net) => IpAddr::V4(
+                        u32::from(net.network())
+                            .wrapping_sub(bits as u32 % 2)
+                            .into(),
+                    ),
+                    IpNet::V6(net) => {
+                        IpAddr::V6(u128::from(net.network()).wrapping_sub(bits % 2).into())
+                    }
+                },
+                (_, None) => IpAddr::V4(Ipv4Addr::from(bits as u32)),
+            };
+            out.push(addr);
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn display_then_parse_gives_the_same_value(ranges in ranges(12)) {
+            let text = ranges.to_string();
+            let reparsed: IpRanges = text.parse().map_err(|e: ParseError| TestCaseError::fail(e.render(&text)))?;
+            prop_assert_eq!(&reparsed, &ranges);
+            prop_assert_eq!(reparsed.to_string(), text);
+        }
+
+        #[test]
+        fn compiled_matcher_equals_plain_evaluation(
+            ranges in ranges(60),
+            seeds in proptest::collection::vec((any::<u8>(), any::<u128>()), 64),
+        ) {
+            let matcher = ranges.compile();
+            for addr in probes(&ranges, &seeds) {
+                prop_assert_eq!(matcher.allows(addr), ranges.allows(addr), "{} for `{}`", addr, ranges);
+            }
+        }
+
+        /// Dense nesting inside one /24, checked for every address of it.
+        #[test]
+        fn compiled_matcher_equals_plain_evaluation_exhaustively(
+            entries in proptest::collection::vec((any::<bool>(), any::<u8>(), 22u8..=32), 0..40),
+        ) {
+            let ranges = IpRanges {
+                entries: entries
+                    .into_iter()
+                    .map(|(negated, host, len)| IpEntry {
+                        negated,
+                        network: IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(192, 168, 1, host), len)).trunc(),
+                    })
+                    .collect(),
+            };
+            let matcher = ranges.compile();
+            for last in 0..=u8::MAX {
+                for third in [0u8, 1, 2] {
+                    let addr = IpAddr::V4(Ipv4Addr::new(192, 168, third, last));
+                    prop_assert_eq!(matcher.allows(addr), ranges.allows(addr), "{} for `{}`", addr, ranges);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_lists_use_intervals_and_short_ones_scan() {
+        let short: IpRanges = "10.0.0.0/8, !::1".parse().unwrap();
+        assert!(matches!(short.compile().v4, FamilyMatcher::Scan { .. }));
+        let long: IpRanges = (0..100)
+            .map(|i| format!("10.{i}.0.0/16"))
+            .collect::<Vec<_>>()
+            .join(",")
+            .parse()
+            .unwrap();
+        let matcher = long.compile();
+        let FamilyMatcher::Intervals { starts, .. } = &matcher.v4 else {
+            panic!("a long list should compile to intervals");
+        };
+        // 10.0.0.0 .. 10.100.0.0 is one allowed interval between two denied ones.
+        assert_eq!(starts.len(), 3);
+        assert!(matcher.allows("10.99.255.255".parse().unwrap()));
+        assert!(!matcher.allows("10.100.0.0".parse().unwrap()));
+    }
+}

@@ -663,13 +663,140 @@ fn parse_time(cursor: &mut Cursor<'_>) -> Result<u16, ParseError> {
     Ok(u16::from(hour) * 60 + u16::from(minute))
 }
 
-/// The end of the time-like token starting at `start` (digits, letters, `:` and `.`), at
-/// least one character long.
+/// The end of the time-like token starting at `start` (letters and digits of any script, `:`
+/// and `.`), at least one character long.
 fn token_end(text: &str, start: usize) -> usize {
     let rest = &text[start..];
     let len = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '.'))
+        .find(|c: char| !(c.is_alphanumeric() || c == ':' || c == '.'))
         .unwrap_or(rest.len());
     let first = rest.chars().next().map_or(0, char::len_utf8);
     start + len.max(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use proptest::prelude::*;
+
+    fn weekday() -> impl Strategy<Value = Weekday> {
+        (0usize..7).prop_map(|i| WEEK[i])
+    }
+
+    fn frame() -> impl Strategy<Value = TimeFrame> {
+        let days = proptest::option::of(
+            (weekday(), weekday()).prop_map(|(first, last)| DayRange { first, last }),
+        );
+        let window = proptest::option::of(
+            (0u16..MINUTES_PER_DAY, 0u16..=MINUTES_PER_DAY)
+                .prop_filter("empty window", |(start, end)| start != end)
+                .prop_map(|(start, end)| TimeWindow { start, end }),
+        );
+        (any::<bool>(), days, window)
+            .prop_filter("a day or a window", |(_, days, window)| {
+                days.is_some() || window.is_some()
+            })
+            .prop_map(|(negated, days, window)| TimeFrame {
+                negated,
+                days,
+                window,
+            })
+    }
+
+    fn frames(max_len: usize) -> impl Strategy<Value = TimeFrames> {
+        proptest::collection::vec(frame(), 0..max_len).prop_map(|entries| TimeFrames { entries })
+    }
+
+    /// Any second of the fortnight starting Monday 2026-11-23.
+    fn local_time() -> impl Strategy<Value = NaiveDateTime> {
+        (0i64..14 * 86_400).prop_map(|second| {
+            NaiveDate::from_ymd_opt(2026, 11, 23)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|start| start + Duration::seconds(second))
+                .unwrap()
+        })
+    }
+
+    const ZONES: [Tz; 7] = [
+        Tz::UTC,
+        Tz::Europe__Berlin,
+        Tz::America__New_York,
+        Tz::Australia__Lord_Howe,
+        Tz::Asia__Kolkata,
+        Tz::Asia__Tokyo,
+        Tz::America__St_Johns,
+    ];
+
+    /// Instants near this decade's DST transitions of the zones above, and anywhere in 1980..2036.
+    fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+        let near = [
+            "2026-03-29T01:00:00Z",
+            "2026-10-25T01:00:00Z",
+            "2026-03-08T07:00:00Z",
+            "2026-11-01T06:00:00Z",
+            "2026-04-04T15:00:00Z",
+            "2026-10-03T15:30:00Z",
+            "2025-11-02T04:30:00Z",
+        ]
+        .map(|text| DateTime::parse_from_rfc3339(text).unwrap().to_utc());
+        prop_oneof![
+            (0usize..near.len(), -4 * 86_400i64..4 * 86_400)
+                .prop_map(move |(i, offset)| near[i] + Duration::seconds(offset)),
+            (315_532_800i64..2_082_758_400)
+                .prop_map(|second| DateTime::from_timestamp(second, 0).unwrap()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn display_then_parse_gives_the_same_value(frames in frames(10)) {
+            let text = frames.to_string();
+            let reparsed: TimeFrames = text.parse().map_err(|e: ParseError| TestCaseError::fail(e.render(&text)))?;
+            prop_assert_eq!(&reparsed, &frames);
+            prop_assert_eq!(reparsed.to_string(), text);
+        }
+
+        #[test]
+        fn compiled_matcher_equals_plain_evaluation(
+            frames in frames(12),
+            times in proptest::collection::vec(local_time(), 64),
+        ) {
+            let matcher = frames.compile();
+            for time in times {
+                prop_assert_eq!(matcher.allows_local(time), frames.allows_local(time), "{} for `{}`", time, frames);
+            }
+        }
+
+        #[test]
+        fn compiled_matcher_equals_plain_evaluation_in_zones(
+            frames in frames(6),
+            zone in (0usize..ZONES.len()).prop_map(|i| ZONES[i]),
+            at in instant(),
+        ) {
+            prop_assert_eq!(frames.compile().allows_at(at, zone), frames.allows_at(at, zone));
+        }
+
+        /// `next_open` is allowed, and no earlier instant from `now` is: instants allowed begin at
+        /// whole local minutes, which are whole UTC minutes in these zones since 1980.
+        #[test]
+        fn next_open_is_the_first_allowed_instant(
+            frames in frames(4),
+            zone in (0usize..ZONES.len()).prop_map(|i| ZONES[i]),
+            now in instant(),
+        ) {
+            let open = frames.next_open(now, zone);
+            let scan_until = open.unwrap_or(now + Duration::days(8));
+            if let Some(open) = open {
+                prop_assert!(open >= now);
+                prop_assert!(frames.allows_at(open, zone), "{} is not allowed by `{}`", open, frames);
+            }
+            let mut at = now;
+            while at < scan_until {
+                prop_assert!(!frames.allows_at(at, zone), "{} is allowed by `{}` before {:?}", at, frames, open);
+                let next_minute = (at.timestamp().div_euclid(60) + 1) * 60;
+                at = DateTime::from_timestamp(next_minute, 0).unwrap();
+            }
+        }
+    }
 }
