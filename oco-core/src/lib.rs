@@ -32,3 +32,8 @@ pub use chrono;
 pub use chrono_tz;
 
 pub mod constraint;
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
