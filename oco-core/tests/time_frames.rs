@@ -503,8 +503,20 @@ fn next_open_table() {
 fn next_open_near_the_end_of_time_does_not_panic() {
     let parsed = frames("MON 08:00-09:00");
     assert_eq!(parsed.next_open(DateTime::<Utc>::MAX_UTC, Tz::UTC), None);
-    let late = Utc.with_ymd_and_hms(262_142, 12, 31, 0, 0, 0).unwrap();
-    let _ = parsed.next_open(late, oco_core::chrono_tz::Europe::Berlin);
+    let berlin = oco_core::chrono_tz::Europe::Berlin;
+    let new_york = oco_core::chrono_tz::America::New_York;
+    assert_eq!(parsed.next_open(DateTime::<Utc>::MAX_UTC, berlin), None);
+    let first = parsed
+        .next_open(DateTime::<Utc>::MIN_UTC, new_york)
+        .unwrap();
+    assert!(parsed.allows_at(first, new_york));
+    assert!(first < DateTime::<Utc>::MIN_UTC + oco_core::chrono::Duration::days(8));
+    assert!(!parsed.allows_at(DateTime::<Utc>::MAX_UTC, berlin));
+
+    // Far from the end it still answers: 262142-12-31 is a Sunday.
+    let late = Utc.with_ymd_and_hms(262_142, 12, 30, 0, 0, 0).unwrap();
+    let expected = Utc.with_ymd_and_hms(262_142, 12, 31, 7, 0, 0).unwrap();
+    assert_eq!(parsed.next_open(late, berlin), Some(expected));
 }
 
 /// (input, canonical form)

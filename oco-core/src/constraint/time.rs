@@ -3,9 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{
-    DateTime, Datelike, Duration, NaiveDateTime, Offset, TimeZone, Timelike, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, NaiveDateTime, Offset, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -111,17 +109,12 @@ impl TimeFrames {
 
     /// Whether the constraint allows the local wall-clock time `local`.
     pub fn allows_local(&self, local: NaiveDateTime) -> bool {
-        let day = local.weekday();
-        let minute = minute_of_day(local);
-        self.entries
-            .iter()
-            .find(|entry| entry.contains(day, minute))
-            .map_or_else(|| self.verdict_when_unmatched(), |entry| !entry.negated)
+        self.allows_week_minute(week_minute(local))
     }
 
     /// Whether the constraint allows the instant `at`, read as wall-clock time in `zone`.
     pub fn allows_at(&self, at: DateTime<Utc>, zone: Tz) -> bool {
-        self.allows_local(at.with_timezone(&zone).naive_local())
+        self.allows_week_minute(local_week_minute(at, zone).0)
     }
 
     /// The first instant at or after `now` that the constraint allows in `zone`, or `None` if
@@ -148,6 +141,16 @@ impl TimeFrames {
 
     fn verdict_when_unmatched(&self) -> bool {
         self.entries.iter().all(|entry| entry.negated)
+    }
+
+    fn allows_week_minute(&self, week_minute: usize) -> bool {
+        let day = WEEK[week_minute / MINUTES_PER_DAY as usize % 7];
+        // Invariant: the remainder is below 1440.
+        let minute = u16::try_from(week_minute % MINUTES_PER_DAY as usize).unwrap_or(0);
+        self.entries
+            .iter()
+            .find(|entry| entry.contains(day, minute))
+            .map_or_else(|| self.verdict_when_unmatched(), |entry| !entry.negated)
     }
 }
 
@@ -254,7 +257,7 @@ impl WeekMatcher {
     /// Whether the constraint allows the instant `at` in `zone`; the same answer as
     /// [`TimeFrames::allows_at`].
     pub fn allows_at(&self, at: DateTime<Utc>, zone: Tz) -> bool {
-        self.allows_local(at.with_timezone(&zone).naive_local())
+        self.bit(local_week_minute(at, zone).0)
     }
 
     /// The first instant at or after `now` that the constraint allows in `zone`, or `None` if it
@@ -270,17 +273,15 @@ impl WeekMatcher {
         // within a week of local time an allowed minute comes unless offset changes keep skipping
         // it, which takes a handful of changes at most.
         for _ in 0..64 {
-            let offset = offset_seconds(zone, at);
-            let local = at.naive_utc() + Duration::seconds(i64::from(offset));
-            let minute = week_minute(local);
+            let (minute, offset) = local_week_minute(at, zone);
             if self.bit(minute) {
                 return Some(at);
             }
             let distance = self.minutes_to_next_allowed(minute)?;
-            let local_minute = local.with_second(0)?.with_nanosecond(0)?;
-            let candidate_local = local_minute.checked_add_signed(Duration::minutes(distance))?;
-            let candidate = (candidate_local - Duration::seconds(i64::from(offset))).and_utc();
-            match first_offset_change(zone, at, candidate, offset) {
+            let local_minute_start = (at.timestamp() + offset).div_euclid(60) * 60;
+            let candidate =
+                DateTime::from_timestamp(local_minute_start + distance * 60 - offset, 0)?;
+            match first_offset_change(zone, at, candidate) {
                 None => return Some(candidate),
                 Some(change) => at = change,
             }
@@ -354,14 +355,15 @@ fn offset_seconds(zone: Tz, at: DateTime<Utc>) -> i32 {
         .local_minus_utc()
 }
 
-/// The first whole second in `(after, until]` at which `zone`'s offset is no longer `offset`.
+/// The first whole second in `(after, until]` at which `zone`'s offset differs from the one at
+/// `after`.
 fn first_offset_change(
     zone: Tz,
     after: DateTime<Utc>,
     until: DateTime<Utc>,
-    offset: i32,
 ) -> Option<DateTime<Utc>> {
     const PROBE_STEP: i64 = 86_400;
+    let offset = offset_seconds(zone, after);
     let after = after.timestamp();
     let until = until.timestamp();
     let differs = |second: i64| {
@@ -396,6 +398,21 @@ fn minute_of_day(local: NaiveDateTime) -> u16 {
 fn week_minute(local: NaiveDateTime) -> usize {
     local.weekday().num_days_from_monday() as usize * usize::from(MINUTES_PER_DAY)
         + usize::from(minute_of_day(local))
+}
+
+/// The minute of the week (Monday 00:00 is 0) that `at` falls in on `zone`'s wall clock, and the
+/// zone's offset at `at` in seconds.
+///
+/// Integer arithmetic on the timestamp, so it works up to the ends of `DateTime`'s range, where
+/// the local date itself may not be representable.
+fn local_week_minute(at: DateTime<Utc>, zone: Tz) -> (usize, i64) {
+    let offset = i64::from(offset_seconds(zone, at));
+    let local_minutes = (at.timestamp() + offset).div_euclid(60);
+    // 1970-01-01, minute 0 of the Unix epoch, was a Thursday: three days into a week.
+    let week_minute =
+        (local_minutes + 3 * i64::from(MINUTES_PER_DAY)).rem_euclid(MINUTES_PER_WEEK as i64);
+    // Invariant: 0 <= week_minute < 10,080.
+    (usize::try_from(week_minute).unwrap_or(0), offset)
 }
 
 impl FromStr for TimeFrames {
@@ -677,7 +694,7 @@ fn token_end(text: &str, start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
+    use chrono::{Duration, NaiveDate};
     use proptest::prelude::*;
 
     fn weekday() -> impl Strategy<Value = Weekday> {
