@@ -6,7 +6,7 @@
 //! Available so far:
 //! - [`constraint`]: the agent IP-range and time-frame languages of a delivery policy.
 //!
-//! The public API uses [`chrono`] 0.4 and [`chrono_tz`] 0.10; both are re-exported so embedders
+//! The public API uses [`chrono`] 0.4, [`chrono_tz`] 0.10 and [`ipnet`] 2; all are re-exported so embedders
 //! use the same versions.
 //!
 //! # Examples
@@ -30,6 +30,7 @@
 
 pub use chrono;
 pub use chrono_tz;
+pub use ipnet;
 
 pub mod constraint;
 

@@ -432,3 +432,55 @@ fn render_puts_a_caret_under_the_span() {
     let caret = lines[2].find('^').unwrap();
     assert_eq!(&lines[1][caret..caret + 1], "x", "{rendered}");
 }
+
+#[test]
+fn entries_built_in_code_are_normalized() {
+    use oco_core::constraint::IpEntry;
+
+    let entry = IpEntry::new("192.168.2.3/24".parse().unwrap(), false);
+    assert_eq!(entry.network(), "192.168.2.0/24".parse().unwrap());
+    assert!(!entry.is_negated());
+
+    let mapped = IpEntry::new("::ffff:10.1.2.3/104".parse().unwrap(), true);
+    assert_eq!(mapped.network(), "10.0.0.0/8".parse().unwrap());
+    assert!(mapped.is_negated());
+    assert_eq!(mapped.to_string(), "!10.0.0.0/8");
+
+    // Below /96 the network is IPv6 and no longer contains only mapped addresses.
+    let wide = IpEntry::new("::ffff:0:0/80".parse().unwrap(), false);
+    assert_eq!(wide.network(), "::/80".parse().unwrap());
+}
+
+/// A matcher built from entries in code may exceed the text limits and answers like a
+/// first-match scan.
+#[test]
+fn matcher_from_entries_beyond_the_text_limits() {
+    use oco_core::constraint::{IpEntry, IpMatcher};
+    use oco_core::ipnet::IpNet;
+
+    // 10.0.0.0/24, 10.0.1.0/24, ... every third one negated, then all of 10/8 negated.
+    let mut entries: Vec<IpEntry> = (0..10_000u32)
+        .map(|i| {
+            let net = IpNet::new(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)).into(), 24);
+            IpEntry::new(net.unwrap(), i % 3 == 0)
+        })
+        .collect();
+    entries.push(IpEntry::new("10.0.0.0/8".parse().unwrap(), true));
+    assert!(entries.len() > MAX_ENTRIES);
+    let matcher = IpMatcher::new(entries.iter().copied());
+
+    let first_match = |addr: IpAddr| {
+        entries
+            .iter()
+            .find(|entry| entry.network().contains(&addr))
+            .is_some_and(|entry| !entry.is_negated())
+    };
+    for i in (0..10_100u32).step_by(7) {
+        let addr = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8) + 5));
+        assert_eq!(matcher.allows(addr), first_match(addr), "{addr}");
+    }
+    assert!(!matcher.allows(addr("10.0.0.1")));
+    assert!(matcher.allows(addr("10.0.1.1")));
+    assert!(!matcher.allows(addr("10.200.0.1")));
+    assert!(!matcher.allows(addr("11.0.0.1")));
+}

@@ -91,10 +91,71 @@ impl IpRanges {
 
     /// Compiles the list into a matcher for fast lookups.
     pub fn compile(&self) -> IpMatcher {
-        let default = self.verdict_when_unmatched();
+        IpMatcher::new(self.entries.iter().copied())
+    }
+
+    fn verdict_when_unmatched(&self) -> bool {
+        self.entries.iter().all(|entry| entry.negated)
+    }
+}
+
+impl IpEntry {
+    /// An entry for `network`, denying instead of allowing when `negated`.
+    ///
+    /// The network is normalised as the parser normalises it: host bits are dropped (as
+    /// [`IpNet::contains`] ignores them anyway) and an IPv4-mapped IPv6 network of prefix length
+    /// 96 or more becomes the IPv4 network it maps. Text input is stricter: there, set host bits
+    /// are an error, because a typed `192.168.2.3/24` is more likely a mistake than a network.
+    pub fn new(network: IpNet, negated: bool) -> Self {
+        let network = match network.trunc() {
+            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+                // Invariant: 96 <= prefix_len <= 128.
+                Some(v4) => IpNet::V4(Ipv4Net::new_assert(v4, v6.prefix_len() - 96)),
+                None => IpNet::V6(v6),
+            },
+            other => other,
+        };
+        IpEntry { negated, network }
+    }
+
+    /// Whether the entry denies the addresses it contains (it was written with `!`).
+    pub fn is_negated(&self) -> bool {
+        self.negated
+    }
+
+    /// The network the entry covers; a single host has the family's full prefix length.
+    pub fn network(&self) -> IpNet {
+        self.network
+    }
+}
+
+impl IpMatcher {
+    /// Compiles entries (first match wins, in the order given) into a matcher.
+    ///
+    /// This is what [`IpRanges::compile`] does with its entries. It also takes lists beyond the
+    /// text limits ([`MAX_ENTRIES`](super::MAX_ENTRIES)), for callers that build entries in code,
+    /// such as a large block list.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::constraint::{IpEntry, IpMatcher};
+    ///
+    /// let blocked = (0..10_000u32).map(|i| {
+    ///     let net = std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8));
+    ///     IpEntry::new(oco_core::ipnet::Ipv4Net::new(net, 24).unwrap().into(), true)
+    /// });
+    /// let matcher = IpMatcher::new(blocked);
+    /// assert!(!matcher.allows("10.0.1.1".parse()?));
+    /// assert!(matcher.allows("192.168.0.1".parse()?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(entries: impl IntoIterator<Item = IpEntry>) -> Self {
+        let mut all_negated = true;
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
-        for (index, entry) in self.entries.iter().enumerate() {
+        for (index, entry) in entries.into_iter().enumerate() {
+            all_negated &= entry.negated;
             let verdict = !entry.negated;
             match entry.network {
                 IpNet::V4(net) => v4.push(Prefix {
@@ -112,29 +173,11 @@ impl IpRanges {
             }
         }
         IpMatcher {
-            v4: FamilyMatcher::new(v4, default),
-            v6: FamilyMatcher::new(v6, default),
+            v4: FamilyMatcher::new(v4, all_negated),
+            v6: FamilyMatcher::new(v6, all_negated),
         }
     }
 
-    fn verdict_when_unmatched(&self) -> bool {
-        self.entries.iter().all(|entry| entry.negated)
-    }
-}
-
-impl IpEntry {
-    /// Whether the entry denies the addresses it contains (it was written with `!`).
-    pub fn is_negated(&self) -> bool {
-        self.negated
-    }
-
-    /// The network the entry covers; a single host has the family's full prefix length.
-    pub fn network(&self) -> IpNet {
-        self.network
-    }
-}
-
-impl IpMatcher {
     /// Whether an agent at `addr` may receive a job; the same answer as [`IpRanges::allows`].
     pub fn allows(&self, addr: IpAddr) -> bool {
         match normalize(addr) {
@@ -475,17 +518,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A network as the parser would produce it: no host bits, mapped IPv6 as IPv4.
-    fn normalized(net: IpNet) -> IpNet {
-        match net.trunc() {
-            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
-                Some(v4) => IpNet::V4(Ipv4Net::new_assert(v4, v6.prefix_len() - 96)),
-                None => IpNet::V6(v6),
-            },
-            other => other,
-        }
-    }
-
     fn network() -> impl Strategy<Value = IpNet> {
         prop_oneof![
             (any::<u32>(), 0u8..=32)
@@ -509,7 +541,6 @@ mod tests {
                 IpNet::V6(Ipv6Net::new_assert(Ipv4Addr::from(a).to_ipv6_mapped(), len))
             }),
         ]
-        .prop_map(normalized)
     }
 
     fn ranges(max_len: usize) -> impl Strategy<Value = IpRanges> {
@@ -517,7 +548,7 @@ mod tests {
             IpRanges {
                 entries: entries
                     .into_iter()
-                    .map(|(negated, network)| IpEntry { negated, network })
+                    .map(|(negated, network)| IpEntry::new(network, negated))
                     .collect(),
             }
         })
