@@ -484,3 +484,34 @@ fn matcher_from_entries_beyond_the_text_limits() {
     assert!(!matcher.allows(addr("10.200.0.1")));
     assert!(!matcher.allows(addr("11.0.0.1")));
 }
+
+/// Found by hand while fuzzing: a list under the input limit printed a canonical form over it
+/// (`", "` separators), which then failed to parse, so a saved constraint could not be loaded.
+#[test]
+fn regression_canonical_form_longer_than_the_limit() {
+    let input = "255.255.255.255,".repeat(MAX_ENTRIES);
+    assert!(input.len() <= MAX_INPUT_LEN);
+    let err = input.parse::<IpRanges>().unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::CanonicalTooLong);
+    // 3,855 entries print as 61,678 bytes, the 3,856th would pass 65,536: (17 + 2) * 3,856 - 2.
+    assert_eq!(err.entry_number(), Some(3856));
+    assert_eq!(err.span(), 3855 * 16..3855 * 16 + 15);
+    assert_eq!(
+        err.to_string(),
+        "entry 3856 `255.255.255.255`: the constraint's canonical form grows past 65536 bytes here; \
+         at most 65536 are allowed"
+    );
+
+    let fits = "255.255.255.255,".repeat(3855);
+    let parsed = ranges(&fits);
+    assert_eq!(ranges(&parsed.to_string()), parsed);
+}
+
+/// Found by hand while fuzzing: the span of `TooLong` started inside a multi-byte character.
+#[test]
+fn regression_too_long_span_on_a_char_boundary() {
+    let input = format!("{}é", "a".repeat(MAX_INPUT_LEN - 1));
+    let err = input.parse::<IpRanges>().unwrap_err();
+    assert_eq!(err.span(), MAX_INPUT_LEN - 1..MAX_INPUT_LEN + 1);
+    assert!(input.is_char_boundary(err.span().start));
+}

@@ -755,3 +755,17 @@ fn render_marks_missing_text_after_the_entry() {
     assert_eq!(err.span(), 0..4);
     assert_eq!(err.render(input).lines().nth(2), Some("^^"));
 }
+
+/// Found by hand while fuzzing: `MON1:00-2:00` prints as `MON 01:00-02:00`, so a list under the
+/// input limit could print a canonical form over it, which then failed to parse.
+#[test]
+fn regression_canonical_form_longer_than_the_limit() {
+    let input = "MON1:00-2:00,".repeat(MAX_ENTRIES);
+    let err = input.parse::<TimeFrames>().unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::CanonicalTooLong);
+    let accepted = "MON1:00-2:00,".repeat(err.entry_number().unwrap() - 1);
+    let parsed = frames(&accepted);
+    let canonical = parsed.to_string();
+    assert!(canonical.len() <= oco_core::constraint::MAX_INPUT_LEN);
+    assert_eq!(frames(&canonical), parsed);
+}

@@ -56,6 +56,10 @@ pub enum ErrorKind {
     /// The input has more than [`MAX_ENTRIES`] non-empty entries; the span is the first one
     /// too many.
     TooManyEntries,
+    /// The canonical form of the constraint would be longer than [`MAX_INPUT_LEN`] bytes (it can
+    /// be longer than the input: `1:00` prints as `01:00`); the span is the entry at which it
+    /// grows past the limit.
+    CanonicalTooLong,
     /// `!` with nothing after it.
     EmptyNegation,
     /// A second `!` in one entry.
@@ -227,6 +231,11 @@ impl fmt::Display for ErrorKind {
             ErrorKind::TooManyEntries => write!(
                 f,
                 "the constraint has more than {MAX_ENTRIES} entries; at most {MAX_ENTRIES} are allowed"
+            ),
+            ErrorKind::CanonicalTooLong => write!(
+                f,
+                "the constraint's canonical form grows past {MAX_INPUT_LEN} bytes here; \
+                 at most {MAX_INPUT_LEN} are allowed"
             ),
             ErrorKind::EmptyNegation => f.write_str("`!` must be followed by what it negates"),
             ErrorKind::DoubleNegation => f.write_str("only one `!` is allowed per entry"),

@@ -1,5 +1,7 @@
 //! The list syntax both languages share: entries, white space, negation and the limits.
 
+use std::fmt::{self, Write as _};
+
 use super::error::{ErrorKind, ParseError};
 use super::{MAX_ENTRIES, MAX_INPUT_LEN};
 
@@ -17,17 +19,26 @@ pub(super) struct RawEntry<'a> {
 ///
 /// Errors of `parse_entry` carry spans relative to the entry body; they are moved to the whole
 /// input and tagged with the entry's number and text here.
-pub(super) fn parse_list<T>(
+///
+/// Besides the input, the canonical form (entries joined by `", "`) must fit in
+/// [`MAX_INPUT_LEN`]: it can be longer than the input (`1:00` prints as `01:00`), and whatever is
+/// accepted must parse again from its canonical form.
+pub(super) fn parse_list<T: fmt::Display>(
     input: &str,
     mut parse_entry: impl FnMut(&RawEntry<'_>) -> Result<T, ParseError>,
 ) -> Result<Vec<T>, ParseError> {
     if input.len() > MAX_INPUT_LEN {
+        let mut start = MAX_INPUT_LEN;
+        while !input.is_char_boundary(start) {
+            start -= 1;
+        }
         return Err(ParseError::new(
             ErrorKind::TooLong { len: input.len() },
-            MAX_INPUT_LEN..input.len(),
+            start..input.len(),
         ));
     }
     let mut entries = Vec::new();
+    let mut canonical = LengthCounter(0);
     let mut offset = 0;
     for piece in input.split(',') {
         let piece_offset = offset;
@@ -56,9 +67,30 @@ pub(super) fn parse_list<T>(
             );
             tag(moved)
         })?;
+        if !entries.is_empty() {
+            canonical.0 += ", ".len();
+        }
+        // Writing into a counter cannot fail.
+        let _ = write!(canonical, "{entry}");
+        if canonical.0 > MAX_INPUT_LEN {
+            return Err(tag(ParseError::new(
+                ErrorKind::CanonicalTooLong,
+                text_offset..text_offset + text.len(),
+            )));
+        }
         entries.push(entry);
     }
     Ok(entries)
+}
+
+/// Counts the bytes written to it.
+struct LengthCounter(usize);
+
+impl fmt::Write for LengthCounter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
 }
 
 /// Whether `c` is white space in the constraint languages: ASCII space or tab, nothing else.
