@@ -2,10 +2,8 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{ErrorKind, ParseError};
 use super::list::{self, RawEntry};
@@ -187,26 +185,7 @@ impl IpMatcher {
     }
 }
 
-impl FromStr for IpRanges {
-    type Err = ParseError;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let entries = list::parse_list(input, parse_entry)?;
-        Ok(IpRanges { entries })
-    }
-}
-
-impl fmt::Display for IpRanges {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, entry) in self.entries.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{entry}")?;
-        }
-        Ok(())
-    }
-}
+list::text_impls!(IpRanges);
 
 impl fmt::Display for IpEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -218,19 +197,6 @@ impl fmt::Display for IpEntry {
         } else {
             write!(f, "{}", self.network)
         }
-    }
-}
-
-impl Serialize for IpRanges {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for IpRanges {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -134,3 +134,45 @@ fn split_negation(text: &str, offset: usize) -> Result<RawEntry<'_>, ParseError>
         offset: body_offset,
     })
 }
+
+/// Implements `FromStr` (with the entry parser `parse_entry` of the invoking module), the
+/// canonical `Display` (entries joined by `", "`) and serde as that string, for a list type with
+/// an `entries` field.
+macro_rules! text_impls {
+    ($list:ident) => {
+        impl std::str::FromStr for $list {
+            type Err = ParseError;
+
+            fn from_str(input: &str) -> Result<Self, Self::Err> {
+                let entries = list::parse_list(input, parse_entry)?;
+                Ok($list { entries })
+            }
+        }
+
+        impl fmt::Display for $list {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for (i, entry) in self.entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{entry}")?;
+                }
+                Ok(())
+            }
+        }
+
+        impl serde::Serialize for $list {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $list {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(super) use text_impls;

@@ -1,11 +1,9 @@
 //! Time frames: `[!] [DAYS] [START - END]`, comma-separated, first match wins, in local time.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, NaiveDateTime, Offset, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{ErrorKind, ParseError};
 use super::list::{self, RawEntry};
@@ -415,26 +413,7 @@ fn local_week_minute(at: DateTime<Utc>, zone: Tz) -> (usize, i64) {
     (usize::try_from(week_minute).unwrap_or(0), offset)
 }
 
-impl FromStr for TimeFrames {
-    type Err = ParseError;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let entries = list::parse_list(input, parse_entry)?;
-        Ok(TimeFrames { entries })
-    }
-}
-
-impl fmt::Display for TimeFrames {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, entry) in self.entries.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{entry}")?;
-        }
-        Ok(())
-    }
-}
+list::text_impls!(TimeFrames);
 
 impl fmt::Display for TimeFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -479,19 +458,6 @@ impl fmt::Display for TimeWindow {
             self.end / 60,
             self.end % 60
         )
-    }
-}
-
-impl Serialize for TimeFrames {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for TimeFrames {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
