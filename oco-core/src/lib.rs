@@ -33,6 +33,15 @@ pub use chrono_tz;
 pub use ipnet;
 
 pub mod constraint;
+pub mod deploy;
+pub mod housekeeping;
+pub mod model;
+pub mod plan;
+pub mod report;
+mod settings;
+pub mod store;
+
+pub use settings::Settings;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,0 +1,1 @@
+//! Creating jobs: deploy, uninstall and renew.

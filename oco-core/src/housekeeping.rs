@@ -1,0 +1,1 @@
+//! Housekeeping: expiry, purge, Wake-on-LAN; and container statistics.

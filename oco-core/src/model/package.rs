@@ -1,0 +1,326 @@
+//! Package families, packages, their procedures and success codes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{Computer, FamilyId, InvalidField, Name, PackageId};
+
+/// A package family: the versions of one piece of software.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageFamily {
+    /// Assigned by the store.
+    pub id: FamilyId,
+    /// Unique among families.
+    pub name: Name,
+}
+
+/// One version of a package family, with how to install and uninstall it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Package {
+    /// Assigned by the store.
+    pub id: PackageId,
+    /// The family; (family, version) is unique.
+    pub family: FamilyId,
+    /// The version, unique within the family.
+    pub version: Name,
+    /// How to install it.
+    pub install: Procedure,
+    /// How to uninstall it.
+    pub uninstall: Procedure,
+    /// Whether a payload archive is stored for it.
+    pub has_payload: bool,
+    /// Whether uninstall jobs download the payload too.
+    pub download_for_uninstall: bool,
+    /// What installing it means for other installed versions of the family.
+    pub upgrade_behavior: UpgradeBehavior,
+    /// Which computers it may be installed on.
+    pub compatibility: Compatibility,
+    /// Packages that must be installed first, in order.
+    pub dependencies: Vec<PackageId>,
+}
+
+/// A command with the return codes that count as success and what to do after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Procedure {
+    /// The command line the agent runs.
+    pub command: String,
+    /// Return codes that count as success.
+    pub success_codes: SuccessCodes,
+    /// What the agent does after success.
+    pub post_action: PostAction,
+}
+
+/// What the agent does after a successful job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostAction {
+    /// Nothing.
+    #[default]
+    None,
+    /// Restart the computer.
+    Restart,
+    /// Shut the computer down.
+    Shutdown,
+    /// Stop the agent (it is restarted by its service manager, e.g. after updating itself).
+    ExitAgent,
+}
+
+/// What installing a version means for other installed versions of its family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpgradeBehavior {
+    /// Other versions stay installed.
+    #[default]
+    KeepOthers,
+    /// A successful install removes the assignments of other versions (the installer replaced
+    /// them).
+    ImplicitRemove,
+    /// Uninstall jobs for other installed versions are created before the install job.
+    ExplicitUninstall,
+}
+
+impl UpgradeBehavior {
+    /// Whether installing this version removes other versions (implicitly or explicitly).
+    pub fn removes_others(self) -> bool {
+        !matches!(self, UpgradeBehavior::KeepOthers)
+    }
+}
+
+/// Compatibility lists: a package is compatible with a computer when, for each of os, os version
+/// and architecture, the list is empty, or the computer's value is empty, or a trimmed entry equals
+/// the trimmed value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compatibility {
+    /// Operating systems.
+    pub os: Vec<String>,
+    /// Operating system versions.
+    pub os_version: Vec<String>,
+    /// Architectures.
+    pub architecture: Vec<String>,
+}
+
+impl Compatibility {
+    /// Whether a package with these lists may be installed on `computer`.
+    pub fn allows(&self, computer: &Computer) -> bool {
+        fn fits(list: &[String], value: &str) -> bool {
+            let value = value.trim();
+            list.is_empty() || value.is_empty() || list.iter().any(|entry| entry.trim() == value)
+        }
+        fits(&self.os, &computer.os)
+            && fits(&self.os_version, &computer.os_version)
+            && fits(&self.architecture, &computer.architecture)
+    }
+}
+
+/// The return codes that count as success: comma-separated integers and inclusive ranges
+/// (`0, 3010, 1641`, `0-3`, `-5--1`). Empty means every code counts.
+///
+/// Parsed strictly (OCO reads garbage as 0): anything else, or a range `A-B` with `A > B`, is an
+/// error. `Display` prints the canonical form (`0, 3010, -5--1`), which parses back to the same
+/// value; serde uses it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SuccessCodes {
+    ranges: Vec<(i64, i64)>,
+}
+
+impl SuccessCodes {
+    /// Codes that accept only `0`.
+    pub fn zero() -> Self {
+        SuccessCodes {
+            ranges: vec![(0, 0)],
+        }
+    }
+
+    /// Whether `code` counts as success.
+    pub fn accepts(&self, code: i64) -> bool {
+        self.ranges.is_empty()
+            || self
+                .ranges
+                .iter()
+                .any(|&(low, high)| low <= code && code <= high)
+    }
+
+    /// Whether every code counts (the list is empty).
+    pub fn accepts_any(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The inclusive ranges, in the order written; a single code is a range of one.
+    pub fn ranges(&self) -> &[(i64, i64)] {
+        &self.ranges
+    }
+}
+
+impl FromStr for SuccessCodes {
+    type Err = InvalidField;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut ranges = Vec::new();
+        for entry in text
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+        {
+            let invalid =
+                |why: &str| InvalidField::new("success_codes", format!("`{entry}` {why}"));
+            // The separator of a range is a `-` after a digit (and optional spaces): `-5--1` is
+            // -5 to -1.
+            let split = entry.char_indices().find_map(|(i, c)| {
+                let before = entry[..i].trim_end();
+                (c == '-' && before.ends_with(|d: char| d.is_ascii_digit())).then_some(i)
+            });
+            let parse = |number: &str| {
+                let number = number.trim();
+                let digits = number.strip_prefix('-').unwrap_or(number);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid("is not an integer or a range `A-B`"));
+                }
+                number
+                    .parse::<i64>()
+                    .map_err(|_| invalid("is out of the range of return codes"))
+            };
+            let (low, high) = match split {
+                Some(i) => (parse(&entry[..i])?, parse(&entry[i + 1..])?),
+                None => {
+                    let code = parse(entry)?;
+                    (code, code)
+                }
+            };
+            if low > high {
+                return Err(invalid("is a range whose start is above its end"));
+            }
+            ranges.push((low, high));
+        }
+        Ok(SuccessCodes { ranges })
+    }
+}
+
+impl fmt::Display for SuccessCodes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, &(low, high)) in self.ranges.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            if low == high {
+                write!(f, "{low}")?;
+            } else {
+                write!(f, "{low}-{high}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for SuccessCodes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SuccessCodes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn success_codes_parse_strictly() {
+        let cases: &[(&str, &[(i64, i64)])] = &[
+            ("", &[]),
+            (" , ", &[]),
+            ("0", &[(0, 0)]),
+            ("0, 3010, 1641", &[(0, 0), (3010, 3010), (1641, 1641)]),
+            ("0-3", &[(0, 3)]),
+            ("-5--1", &[(-5, -1)]),
+            ("-5 - -1", &[(-5, -1)]),
+            ("-3-3", &[(-3, 3)]),
+            ("-7", &[(-7, -7)]),
+        ];
+        for &(text, ranges) in cases {
+            let codes: SuccessCodes = text.parse().unwrap();
+            assert_eq!(codes.ranges(), ranges, "{text}");
+            assert_eq!(codes.to_string().parse::<SuccessCodes>().unwrap(), codes);
+        }
+        let errors = [
+            ("x", "`x` is not an integer or a range `A-B`"),
+            ("0, abc", "`abc` is not an integer or a range `A-B`"),
+            ("3-1", "`3-1` is a range whose start is above its end"),
+            ("1-", "`1-` is not an integer or a range `A-B`"),
+            ("--1", "`--1` is not an integer or a range `A-B`"),
+            ("+1", "`+1` is not an integer or a range `A-B`"),
+            ("1.5", "`1.5` is not an integer or a range `A-B`"),
+            (
+                "99999999999999999999",
+                "`99999999999999999999` is out of the range of return codes",
+            ),
+        ];
+        for (text, reason) in errors {
+            let err = text.parse::<SuccessCodes>().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("success_codes: {reason}"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn accepts() {
+        let codes: SuccessCodes = "0, 3010, -5--1".parse().unwrap();
+        assert!(codes.accepts(0) && codes.accepts(3010) && codes.accepts(-5) && codes.accepts(-1));
+        assert!(!codes.accepts(1) && !codes.accepts(-6) && !codes.accepts(0 - 9999));
+        assert!(SuccessCodes::default().accepts(12345));
+        assert!(SuccessCodes::zero().accepts(0) && !SuccessCodes::zero().accepts(1));
+    }
+
+    proptest! {
+        #[test]
+        fn success_codes_round_trip(ranges in proptest::collection::vec((any::<i64>(), any::<i64>()), 0..8)) {
+            let codes = SuccessCodes {
+                ranges: ranges.into_iter().map(|(a, b)| (a.min(b), a.max(b))).collect(),
+            };
+            prop_assert_eq!(codes.to_string().parse::<SuccessCodes>().unwrap(), codes);
+        }
+    }
+
+    #[test]
+    fn compatibility() {
+        let computer = Computer {
+            id: crate::model::ComputerId(1),
+            hostname: Name::new("hostname", "pc1").unwrap(),
+            os: "Windows".into(),
+            os_version: " 11 ".into(),
+            architecture: String::new(),
+            macs: vec![],
+            last_seen: None,
+        };
+        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let allows = |os: &[&str], version: &[&str], arch: &[&str]| {
+            Compatibility {
+                os: list(os),
+                os_version: list(version),
+                architecture: list(arch),
+            }
+            .allows(&computer)
+        };
+        assert!(allows(&[], &[], &[]));
+        assert!(allows(&["Linux", " Windows "], &[], &[]));
+        assert!(!allows(&["Linux"], &[], &[]));
+        assert!(allows(&[], &["10", "11"], &[]));
+        assert!(!allows(&[], &["10"], &[]));
+        // The computer's architecture is unknown: any list fits.
+        assert!(allows(&[], &[], &["arm64"]));
+        assert!(
+            !allows(&["windows"], &[], &[]),
+            "comparison is exact after trimming"
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Group membership resolution: computer groups and ordered package groups, subgroups included.

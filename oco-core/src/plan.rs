@@ -1,0 +1,1 @@
+//! The planner: what an agent gets when it polls.

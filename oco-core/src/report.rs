@@ -1,0 +1,1 @@
+//! Agent reports: the job state machine and what a report changes.

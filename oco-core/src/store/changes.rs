@@ -1,0 +1,108 @@
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Assignment, ComputerId, ContainerId, Job, JobContainer, JobId, PackageId, Revision,
+};
+
+/// Writes the core decided on, applied by a store atomically: all of them or none.
+///
+/// Every update or delete of a job names the revision it was computed from; a change set that
+/// depends on a computer's assignments names that computer's assignment revision. If any
+/// precondition fails, nothing is written and the store returns
+/// [`StoreError::Conflict`](super::StoreError::Conflict).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// The changes, applied in order.
+    pub changes: Vec<Change>,
+}
+
+impl ChangeSet {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Appends a change.
+    pub fn push(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    /// Appends all changes of `other`.
+    pub fn extend(&mut self, other: ChangeSet) {
+        self.changes.extend(other.changes);
+    }
+}
+
+/// One write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "change")]
+pub enum Change {
+    /// Creates a container and its jobs; the store assigns the ids, sets each job's origin to the
+    /// new container and its revision to 1.
+    CreateContainer {
+        /// The container (its id is ignored).
+        container: JobContainer,
+        /// Its jobs (ids and origins ignored).
+        jobs: Vec<Job>,
+    },
+    /// Replaces a container's fields (edit, enable, Wake-on-LAN sent). Its jobs are untouched.
+    UpdateContainer {
+        /// The container as it should be.
+        container: JobContainer,
+    },
+    /// Deletes a container and its jobs (purge).
+    DeleteContainer {
+        /// Which.
+        id: ContainerId,
+    },
+    /// Inserts a job into an existing origin; the store assigns the id and sets revision 1.
+    InsertJob {
+        /// The job (its id is ignored).
+        job: Job,
+    },
+    /// Replaces a job, if its stored revision is still `expected`; the store bumps the revision.
+    UpdateJob {
+        /// The revision the change was computed from.
+        expected: Revision,
+        /// The job as it should be.
+        job: Job,
+    },
+    /// Deletes a job, if its stored revision is still `expected`, keeping a tombstone so that a
+    /// late success report still records the installation.
+    DeleteJob {
+        /// Which.
+        id: JobId,
+        /// The revision the change was computed from.
+        expected: Revision,
+    },
+    /// Records that a package is installed on a computer (replacing an existing record), and bumps
+    /// the computer's assignment revision.
+    UpsertAssignment {
+        /// The record.
+        assignment: Assignment,
+    },
+    /// Removes the record that a package is installed on a computer (if any), and bumps the
+    /// computer's assignment revision.
+    DeleteAssignment {
+        /// The computer.
+        computer: ComputerId,
+        /// The package.
+        package: PackageId,
+    },
+    /// A precondition only: the computer's assignment revision must still be `expected`.
+    ExpectAssignments {
+        /// The computer.
+        computer: ComputerId,
+        /// The assignment revision the change set was computed from.
+        expected: Revision,
+    },
+}
+
+/// What a store did with a change set: the ids it assigned, in the order of the changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Ids of created containers.
+    pub containers: Vec<ContainerId>,
+    /// Ids of inserted jobs, those of created containers included.
+    pub jobs: Vec<JobId>,
+}

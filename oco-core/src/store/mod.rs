@@ -1,0 +1,20 @@
+//! The storage port: the [`Store`] trait, the [`ChangeSet`]s the core's decisions come back as,
+//! the snapshots the core's functions read, and an in-memory store.
+//!
+//! A store is synchronous, object-safe and `Send + Sync` with methods on `&self` (implementations
+//! synchronise inside), so a server holds an `Arc<dyn Store>`. Reads are snapshots taken from one
+//! consistent state; writes are change sets applied atomically, with compare-and-set on job
+//! revisions and per-computer assignment revisions.
+
+mod changes;
+mod error;
+mod port;
+mod snapshot;
+
+pub use changes::{Applied, Change, ChangeSet};
+pub use error::StoreError;
+pub use port::{JobFilter, NewComputer, Page, Store, StoreResult};
+pub use snapshot::{
+    AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot, OriginInfo,
+    PlannerSnapshot, ReportSnapshot,
+};

@@ -1,0 +1,191 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, PlannerSnapshot,
+    ReportSnapshot, StoreError,
+};
+use crate::model::{
+    Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
+    FamilyId, Job, JobContainer, JobId, JobState, Name, Origin, Package, PackageFamily,
+    PackageGroup, PackageGroupId, PackageId, Revision, RuleId,
+};
+
+/// The result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Where a listing starts and how long it is. Lists come in a stable order (by id unless a
+/// method says otherwise); `after` is the last id of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Only items whose id is greater than this (`None`: from the start).
+    pub after: Option<i64>,
+    /// At most this many items.
+    pub limit: usize,
+}
+
+impl Page {
+    /// The first page of `limit` items.
+    pub fn first(limit: usize) -> Self {
+        Page { after: None, limit }
+    }
+}
+
+/// Which jobs a listing returns; every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFilter {
+    /// Jobs of this origin.
+    pub origin: Option<Origin>,
+    /// Jobs on this computer.
+    pub computer: Option<ComputerId>,
+    /// Jobs of this package.
+    pub package: Option<PackageId>,
+    /// Jobs in this state.
+    pub state: Option<JobState>,
+}
+
+/// A computer to create; the store assigns the id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewComputer {
+    /// Unique, compared case-insensitively.
+    pub hostname: Name,
+    /// Operating system.
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Architecture.
+    pub architecture: String,
+    /// MAC addresses.
+    pub macs: Vec<crate::model::MacAddress>,
+}
+
+/// The storage port. Synchronous, object-safe, `Send + Sync`; methods take `&self` and
+/// implementations synchronise inside.
+///
+/// Reads return values from one consistent state. Writes of jobs and assignments go through
+/// [`Store::apply`] as [`ChangeSet`]s; the plain setters below are for administrative data. Every
+/// method that names a missing id returns [`StoreError::NotFound`].
+pub trait Store: Send + Sync {
+    // Computers.
+
+    /// Creates a computer. [`StoreError::Duplicate`] if the hostname is taken (any letter case).
+    fn create_computer(&self, computer: NewComputer) -> StoreResult<Computer>;
+    /// Replaces a computer's fields. [`StoreError::Duplicate`] if the new hostname is taken.
+    fn update_computer(&self, computer: &Computer) -> StoreResult<()>;
+    /// Deletes a computer with its jobs, assignments, group memberships and credentials.
+    fn delete_computer(&self, id: ComputerId) -> StoreResult<()>;
+    /// One computer.
+    fn computer(&self, id: ComputerId) -> StoreResult<Computer>;
+    /// The computer with this hostname (compared case-insensitively), if any.
+    fn computer_by_hostname(&self, hostname: &str) -> StoreResult<Option<Computer>>;
+    /// Computers by id.
+    fn list_computers(&self, page: Page) -> StoreResult<Vec<Computer>>;
+    /// Records that the computer's agent was seen at `at`.
+    fn set_last_seen(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<()>;
+    /// The computer's agent credentials (all `None` before the first hello).
+    fn credentials(&self, id: ComputerId) -> StoreResult<AgentCredentials>;
+    /// Replaces the computer's agent credentials.
+    fn set_credentials(&self, id: ComputerId, credentials: &AgentCredentials) -> StoreResult<()>;
+
+    // Packages.
+
+    /// Creates a package family. [`StoreError::Duplicate`] if the name is taken.
+    fn create_family(&self, name: Name) -> StoreResult<PackageFamily>;
+    /// One package family.
+    fn family(&self, id: FamilyId) -> StoreResult<PackageFamily>;
+    /// Package families by id.
+    fn list_families(&self, page: Page) -> StoreResult<Vec<PackageFamily>>;
+    /// Creates a package (its id is ignored). [`StoreError::Duplicate`] if the family has the
+    /// version; [`StoreError::Invalid`] for an unknown family or dependency.
+    fn create_package(&self, package: Package) -> StoreResult<Package>;
+    /// Replaces a package's fields (jobs keep their snapshots).
+    fn update_package(&self, package: &Package) -> StoreResult<()>;
+    /// One package.
+    fn package(&self, id: PackageId) -> StoreResult<Package>;
+    /// Packages by id.
+    fn list_packages(&self, page: Page) -> StoreResult<Vec<Package>>;
+
+    // Groups.
+
+    /// Creates a computer group. [`StoreError::Invalid`] for an unknown parent.
+    fn create_computer_group(
+        &self,
+        name: Name,
+        parent: Option<ComputerGroupId>,
+    ) -> StoreResult<ComputerGroup>;
+    /// Moves a computer group under another parent. [`StoreError::Invalid`] for a cycle.
+    fn set_computer_group_parent(
+        &self,
+        id: ComputerGroupId,
+        parent: Option<ComputerGroupId>,
+    ) -> StoreResult<()>;
+    /// Replaces a computer group's direct members.
+    fn set_computer_group_members(
+        &self,
+        id: ComputerGroupId,
+        members: &[ComputerId],
+    ) -> StoreResult<()>;
+    /// Every computer group with its direct members (ordered by id).
+    fn computer_groups(&self) -> StoreResult<Vec<(ComputerGroup, Vec<ComputerId>)>>;
+    /// Creates a package group. [`StoreError::Invalid`] for an unknown parent.
+    fn create_package_group(
+        &self,
+        name: Name,
+        parent: Option<PackageGroupId>,
+    ) -> StoreResult<PackageGroup>;
+    /// Moves a package group under another parent. [`StoreError::Invalid`] for a cycle.
+    fn set_package_group_parent(
+        &self,
+        id: PackageGroupId,
+        parent: Option<PackageGroupId>,
+    ) -> StoreResult<()>;
+    /// Replaces a package group's direct members, in order.
+    fn set_package_group_members(
+        &self,
+        id: PackageGroupId,
+        members: &[PackageId],
+    ) -> StoreResult<()>;
+    /// Every package group with its direct members in order.
+    fn package_groups(&self) -> StoreResult<Vec<(PackageGroup, Vec<PackageId>)>>;
+
+    // Assignments, containers, rules, jobs.
+
+    /// A computer's assignments, oldest first, with its assignment revision.
+    fn assignments(&self, computer: ComputerId) -> StoreResult<(Vec<Assignment>, Revision)>;
+    /// One container.
+    fn container(&self, id: ContainerId) -> StoreResult<JobContainer>;
+    /// Containers by id.
+    fn list_containers(&self, page: Page) -> StoreResult<Vec<JobContainer>>;
+    /// Creates a deployment rule (its id is ignored). [`StoreError::Invalid`] for unknown groups.
+    fn create_rule(&self, rule: DeploymentRule) -> StoreResult<DeploymentRule>;
+    /// Replaces a rule's fields.
+    fn update_rule(&self, rule: &DeploymentRule) -> StoreResult<()>;
+    /// One rule.
+    fn rule(&self, id: RuleId) -> StoreResult<DeploymentRule>;
+    /// Rules by id.
+    fn list_rules(&self, page: Page) -> StoreResult<Vec<DeploymentRule>>;
+    /// One job.
+    fn job(&self, id: JobId) -> StoreResult<Job>;
+    /// Jobs matching `filter`, by id.
+    fn list_jobs(&self, filter: &JobFilter, page: Page) -> StoreResult<Vec<Job>>;
+
+    // Snapshots for the core.
+
+    /// What the planner needs for one computer's poll.
+    fn planner_snapshot(&self, computer: ComputerId) -> StoreResult<PlannerSnapshot>;
+    /// What handling a report on `job` needs (a tombstone if the job was deleted).
+    fn report_snapshot(&self, job: JobId) -> StoreResult<ReportSnapshot>;
+    /// What deploying needs.
+    fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot>;
+    /// What housekeeping needs.
+    fn housekeeping_snapshot(&self) -> StoreResult<HousekeepingSnapshot>;
+
+    // Writes.
+
+    /// Applies a change set atomically: every change or none. [`StoreError::Conflict`] if a
+    /// precondition failed.
+    fn apply(&self, changes: &ChangeSet) -> StoreResult<Applied>;
+    /// Applies several change sets in one commit, each atomically on its own: a failing one
+    /// changes nothing and does not affect the others. One result per change set, in order.
+    fn apply_many(&self, sets: &[ChangeSet]) -> Vec<StoreResult<Applied>>;
+}

@@ -1,0 +1,112 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, DeliveryPolicy, Job,
+    JobContainer, JobId, Origin, Package, PackageGroup, PackageGroupId, PackageId, Revision,
+    Schedule,
+};
+
+/// Everything the planner needs for one computer's poll, from one consistent state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannerSnapshot {
+    /// The polling computer.
+    pub computer: Computer,
+    /// Its pending jobs (Waiting, Downloading, Executing), in any order.
+    pub jobs: Vec<Job>,
+    /// The origins of those jobs.
+    pub origins: BTreeMap<Origin, OriginInfo>,
+}
+
+/// What the planner needs to know of an origin (a container or a rule) of a computer's jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginInfo {
+    /// A disabled origin's jobs are held.
+    pub enabled: bool,
+    /// For the delivery order.
+    pub created_at: DateTime<Utc>,
+    /// Containers' start and end; `None` for rules.
+    pub schedule: Option<Schedule>,
+    /// The delivery policy, or why the stored one could not be read (then its jobs are held with
+    /// reason `Corrupt`).
+    pub policy: Result<DeliveryPolicy, String>,
+    /// The polling computer's Failed jobs in this origin (for sequence mode).
+    pub failed: Vec<FailedJob>,
+}
+
+/// A Failed job, as sequence mode needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedJob {
+    /// The job.
+    pub id: JobId,
+    /// Its sequence in the origin.
+    pub sequence: u32,
+}
+
+/// What handling one agent report needs, from one consistent state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportSnapshot {
+    /// The reported job, or its tombstone if rule evaluation deleted it.
+    pub job: Job,
+    /// Whether `job` is a tombstone of a deleted job.
+    pub deleted: bool,
+    /// The computer's other jobs of the same origin.
+    pub origin_jobs: Vec<Job>,
+    /// The computer's assignments of packages in the job's package family.
+    pub family_assignments: Vec<Assignment>,
+    /// The computer's assignment revision those were read at.
+    pub assignment_revision: Revision,
+}
+
+/// What deploying needs: the computers, packages and groups involved, with assignments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploySnapshot {
+    /// Computers by id (at least every target and group member).
+    pub computers: BTreeMap<ComputerId, Computer>,
+    /// Computer groups (at least the targets and their subgroups).
+    pub computer_groups: Vec<ComputerGroup>,
+    /// Direct members of each computer group.
+    pub computer_group_members: BTreeMap<ComputerGroupId, Vec<ComputerId>>,
+    /// Packages by id (at least every target, group member and their dependencies, transitively).
+    pub packages: BTreeMap<PackageId, Package>,
+    /// Package groups (at least the targets and their subgroups).
+    pub package_groups: Vec<PackageGroup>,
+    /// Direct members of each package group, in order.
+    pub package_group_members: BTreeMap<PackageGroupId, Vec<PackageId>>,
+    /// Each computer's assignments, oldest first.
+    pub assignments: BTreeMap<ComputerId, Vec<Assignment>>,
+}
+
+/// What housekeeping needs. A store may leave out containers that cannot need anything (not
+/// ended, no Wake-on-LAN due, pending jobs left).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HousekeepingSnapshot {
+    /// Containers with all their jobs.
+    pub containers: Vec<ContainerJobs>,
+    /// The computers of those jobs, for last-seen times and MAC addresses.
+    pub computers: BTreeMap<ComputerId, Computer>,
+}
+
+/// A container with all its jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerJobs {
+    /// The container.
+    pub container: JobContainer,
+    /// All its jobs.
+    pub jobs: Vec<Job>,
+}
+
+/// The agent credentials the server keeps per computer (see the server docs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentCredentials {
+    /// The computer's own agent key; `None` until the first hello (the global key applies).
+    pub agent_key: Option<String>,
+    /// The key before the last change, accepted until the new one is used.
+    pub previous_agent_key: Option<String>,
+    /// The key the server signs responses with.
+    pub server_key: Option<String>,
+    /// The agent's timestamp of its last accepted hello (the replay guard).
+    pub last_hello: Option<f64>,
+}
