@@ -43,6 +43,8 @@ pub struct Job {
     pub execution_started: Option<DateTime<Utc>>,
     /// When the job reached a final state.
     pub finished: Option<DateTime<Utc>>,
+    /// The last agent report that changed the job (for expiring running jobs that went silent).
+    pub last_report: Option<DateTime<Utc>>,
     /// Wake-on-LAN shutdown mark (see the housekeeping docs).
     pub wol_shutdown: Option<WolShutdown>,
     /// 1, plus one at each renew; reports for earlier attempts are ignored.
@@ -77,6 +79,7 @@ impl Job {
             download_started: None,
             execution_started: None,
             finished: None,
+            last_report: None,
             wol_shutdown: None,
             attempt: 1,
             revision: Revision::default(),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, DeliveryPolicy, Job,
     JobContainer, JobId, Origin, Package, PackageGroup, PackageGroupId, PackageId, Revision,
-    Schedule,
+    Schedule, SequenceMode,
 };
 
 /// Everything the planner needs for one computer's poll, from one consistent state.
@@ -52,6 +52,8 @@ pub struct ReportSnapshot {
     pub job: Job,
     /// Whether `job` is a tombstone of a deleted job.
     pub deleted: bool,
+    /// The sequence mode of the job's origin (for the -8888 cascade).
+    pub sequence_mode: SequenceMode,
     /// The computer's other jobs of the same origin.
     pub origin_jobs: Vec<Job>,
     /// The computer's assignments of packages in the job's package family.
