@@ -43,7 +43,8 @@ pub struct Job {
     pub execution_started: Option<DateTime<Utc>>,
     /// When the job reached a final state.
     pub finished: Option<DateTime<Utc>>,
-    /// The last agent report that changed the job (for expiring running jobs that went silent).
+    /// When the last accepted agent report on the job arrived (for expiring running jobs that
+    /// went silent).
     pub last_report: Option<DateTime<Utc>>,
     /// Wake-on-LAN shutdown mark (see the housekeeping docs).
     pub wol_shutdown: Option<WolShutdown>,
