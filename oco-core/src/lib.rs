@@ -3,8 +3,13 @@
 //! The crate reads no clock, file, socket or random source: `now` is always an argument, and
 //! decisions come back as values for the caller to apply.
 //!
-//! Available so far:
 //! - [`constraint`]: the agent IP-range and time-frame languages of a delivery policy.
+//! - [`model`]: computers, packages, groups, assignments, containers, rules, jobs.
+//! - [`plan`]: what an agent gets when it polls, and why the rest is held.
+//! - [`report`]: the job state machine and what an agent report changes.
+//! - [`deploy`]: containers and jobs from targets and packages; uninstall; renew.
+//! - [`housekeeping`]: expiry, purge, Wake-on-LAN; container statistics.
+//! - [`store`]: the storage port ([`store::Store`]), change sets, snapshots, an in-memory store.
 //!
 //! The public API uses [`chrono`] 0.4, [`chrono_tz`] 0.10 and [`ipnet`] 2; all are re-exported so embedders
 //! use the same versions.

@@ -71,7 +71,9 @@ pub struct DeploySnapshot {
     pub computer_groups: Vec<ComputerGroup>,
     /// Direct members of each computer group.
     pub computer_group_members: BTreeMap<ComputerGroupId, Vec<ComputerId>>,
-    /// Packages by id (at least every target, group member and their dependencies, transitively).
+    /// Packages by id: at least every target, group member and their dependencies
+    /// (transitively), and the packages of the target computers' assignments (for explicit
+    /// uninstall of other versions).
     pub packages: BTreeMap<PackageId, Package>,
     /// Package groups (at least the targets and their subgroups).
     pub package_groups: Vec<PackageGroup>,
