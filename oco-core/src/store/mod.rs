@@ -12,6 +12,8 @@ mod failing;
 mod memory;
 mod port;
 mod snapshot;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use changes::{Applied, Change, ChangeSet};
 pub use error::StoreError;
