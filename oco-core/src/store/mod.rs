@@ -8,11 +8,17 @@
 
 mod changes;
 mod error;
+mod failing;
+mod memory;
 mod port;
 mod snapshot;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use changes::{Applied, Change, ChangeSet};
 pub use error::StoreError;
+pub use failing::{FailingStore, InjectedFailure};
+pub use memory::MemoryStore;
 pub use port::{JobFilter, NewComputer, Page, Store, StoreResult};
 pub use snapshot::{
     AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot, OriginInfo,

@@ -1,0 +1,884 @@
+//! [`MemoryStore`]: the in-memory implementation of the [`Store`] port.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    AgentCredentials, Applied, Change, ChangeSet, ContainerJobs, DeploySnapshot, FailedJob,
+    HousekeepingSnapshot, JobFilter, NewComputer, OriginInfo, Page, PlannerSnapshot,
+    ReportSnapshot, Store, StoreError, StoreResult,
+};
+use crate::model::{
+    Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
+    FamilyId, Job, JobContainer, JobId, JobState, Name, Origin, Package, PackageFamily,
+    PackageGroup, PackageGroupId, PackageId, Revision, RuleId, SequenceMode,
+};
+
+/// A [`Store`] that keeps everything in memory, in one mutex-protected state of ordered maps, so
+/// that every read is deterministic.
+///
+/// Meant for tests, examples and embedders that need no durability. Ids are assigned
+/// sequentially from 1 per kind (job ids across containers and rules). A change set is applied to
+/// a copy of the state that replaces the state only when every change succeeded, so a failing
+/// change set changes nothing.
+///
+/// A panic while the mutex is held cannot leave a half-written state (writes either go through a
+/// copy or validate everything before the first mutation), so a poisoned mutex is recovered from
+/// rather than reported.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct State {
+    last_ids: LastIds,
+    computers: BTreeMap<ComputerId, Computer>,
+    credentials: BTreeMap<ComputerId, AgentCredentials>,
+    families: BTreeMap<FamilyId, PackageFamily>,
+    packages: BTreeMap<PackageId, Package>,
+    computer_groups: BTreeMap<ComputerGroupId, (ComputerGroup, Vec<ComputerId>)>,
+    package_groups: BTreeMap<PackageGroupId, (PackageGroup, Vec<PackageId>)>,
+    assignments: BTreeMap<ComputerId, BTreeMap<PackageId, Assignment>>,
+    assignment_revisions: BTreeMap<ComputerId, Revision>,
+    containers: BTreeMap<ContainerId, JobContainer>,
+    rules: BTreeMap<RuleId, DeploymentRule>,
+    jobs: BTreeMap<JobId, Job>,
+    tombstones: BTreeMap<JobId, Job>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct LastIds {
+    computer: i64,
+    computer_group: i64,
+    family: i64,
+    package: i64,
+    package_group: i64,
+    container: i64,
+    rule: i64,
+    job: i64,
+}
+
+fn next(last: &mut i64) -> i64 {
+    *last += 1;
+    *last
+}
+
+fn not_found(what: &'static str, id: impl ToString) -> StoreError {
+    StoreError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        reason: reason.into(),
+    }
+}
+
+fn page_of<K: Copy, V: Clone>(map: &BTreeMap<K, V>, page: Page, key: impl Fn(K) -> i64) -> Vec<V> {
+    map.iter()
+        .filter(|(k, _)| page.after.is_none_or(|after| key(**k) > after))
+        .take(page.limit)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // See the type's docs: the state is consistent even if a holder panicked.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn computer(&self, id: ComputerId) -> StoreResult<&Computer> {
+        self.computers
+            .get(&id)
+            .ok_or_else(|| not_found("computer", id))
+    }
+
+    fn check_hostname(&self, hostname: &Name, except: Option<ComputerId>) -> StoreResult<()> {
+        let lower = hostname.as_str().to_lowercase();
+        let taken = self
+            .computers
+            .values()
+            .any(|c| Some(c.id) != except && c.hostname.as_str().to_lowercase() == lower);
+        if taken {
+            return Err(StoreError::Duplicate {
+                what: "hostname",
+                key: hostname.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_package(&self, package: &Package, except: Option<PackageId>) -> StoreResult<()> {
+        if !self.families.contains_key(&package.family) {
+            return Err(invalid(format!(
+                "unknown package family {}",
+                package.family
+            )));
+        }
+        for dependency in &package.dependencies {
+            if !self.packages.contains_key(dependency) || Some(*dependency) == except {
+                return Err(invalid(format!("unknown dependency package {dependency}")));
+            }
+        }
+        let taken = self.packages.values().any(|p| {
+            Some(p.id) != except && p.family == package.family && p.version == package.version
+        });
+        if taken {
+            return Err(StoreError::Duplicate {
+                what: "package version",
+                key: format!("{}/{}", package.family, package.version),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_rule_groups(&self, rule: &DeploymentRule) -> StoreResult<()> {
+        if !self.computer_groups.contains_key(&rule.computer_group) {
+            return Err(invalid(format!(
+                "unknown computer group {}",
+                rule.computer_group
+            )));
+        }
+        if !self.package_groups.contains_key(&rule.package_group) {
+            return Err(invalid(format!(
+                "unknown package group {}",
+                rule.package_group
+            )));
+        }
+        Ok(())
+    }
+
+    fn origin_exists(&self, origin: Origin) -> bool {
+        match origin {
+            Origin::Container(id) => self.containers.contains_key(&id),
+            Origin::Rule(id) => self.rules.contains_key(&id),
+        }
+    }
+
+    fn check_job_refs(&self, job: &Job) -> StoreResult<()> {
+        if !self.origin_exists(job.origin) {
+            return Err(invalid(format!("unknown origin {}", job.origin)));
+        }
+        self.check_job_refs_but_origin(job)
+    }
+
+    fn check_job_refs_but_origin(&self, job: &Job) -> StoreResult<()> {
+        if !self.computers.contains_key(&job.computer) {
+            return Err(invalid(format!("unknown computer {}", job.computer)));
+        }
+        if !self.packages.contains_key(&job.package) {
+            return Err(invalid(format!("unknown package {}", job.package)));
+        }
+        Ok(())
+    }
+
+    fn assignment_revision(&self, computer: ComputerId) -> Revision {
+        self.assignment_revisions
+            .get(&computer)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn bump_assignments(&mut self, computer: ComputerId) {
+        let revision = self.assignment_revisions.entry(computer).or_default();
+        *revision = revision.next();
+    }
+
+    /// A computer's assignments, oldest first (then by package id).
+    fn assignments_of(&self, computer: ComputerId) -> Vec<Assignment> {
+        let mut list: Vec<Assignment> = self
+            .assignments
+            .get(&computer)
+            .map(|map| map.values().cloned().collect())
+            .unwrap_or_default();
+        list.sort_by_key(|a| (a.installed_at, a.package));
+        list
+    }
+
+    fn sequence_mode(&self, origin: Origin) -> Option<SequenceMode> {
+        match origin {
+            Origin::Container(id) => self.containers.get(&id).map(|c| c.policy.sequence_mode),
+            Origin::Rule(id) => self.rules.get(&id).map(|r| r.policy.sequence_mode),
+        }
+    }
+
+    fn insert_job(&mut self, mut job: Job) -> JobId {
+        let id = JobId(next(&mut self.last_ids.job));
+        job.id = id;
+        job.revision = Revision(1);
+        self.jobs.insert(id, job);
+        id
+    }
+
+    fn check_job_revision(&self, id: JobId, expected: Revision) -> StoreResult<()> {
+        let stored = self.jobs.get(&id).ok_or_else(|| not_found("job", id))?;
+        if stored.revision != expected {
+            return Err(StoreError::Conflict {
+                what: format!(
+                    "job {id} is at revision {}, not {expected}",
+                    stored.revision
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one change to `self`, validating it against the current (evolving) state first.
+    /// On an error `self` may be half-changed: callers work on a copy.
+    fn apply_change(&mut self, change: &Change, applied: &mut Applied) -> StoreResult<()> {
+        match change {
+            Change::CreateContainer { container, jobs } => {
+                for job in jobs {
+                    self.check_job_refs_but_origin(job)?;
+                }
+                let id = ContainerId(next(&mut self.last_ids.container));
+                let mut container = container.clone();
+                container.id = id;
+                self.containers.insert(id, container);
+                applied.containers.push(id);
+                for job in jobs {
+                    let mut job = job.clone();
+                    job.origin = Origin::Container(id);
+                    applied.jobs.push(self.insert_job(job));
+                }
+            }
+            Change::UpdateContainer { container } => {
+                let stored = self
+                    .containers
+                    .get_mut(&container.id)
+                    .ok_or_else(|| not_found("container", container.id))?;
+                *stored = container.clone();
+            }
+            Change::DeleteContainer { id } => {
+                if self.containers.remove(id).is_none() {
+                    return Err(not_found("container", id));
+                }
+                let origin = Origin::Container(*id);
+                self.jobs.retain(|_, job| job.origin != origin);
+                self.tombstones.retain(|_, job| job.origin != origin);
+            }
+            Change::InsertJob { job } => {
+                self.check_job_refs(job)?;
+                applied.jobs.push(self.insert_job(job.clone()));
+            }
+            Change::UpdateJob { expected, job } => {
+                self.check_job_revision(job.id, *expected)?;
+                self.check_job_refs(job)?;
+                let mut job = job.clone();
+                job.revision = expected.next();
+                self.jobs.insert(job.id, job);
+            }
+            Change::DeleteJob { id, expected } => {
+                self.check_job_revision(*id, *expected)?;
+                if let Some(job) = self.jobs.remove(id) {
+                    self.tombstones.insert(*id, job);
+                }
+            }
+            Change::UpsertAssignment { assignment } => {
+                if !self.computers.contains_key(&assignment.computer) {
+                    return Err(invalid(format!("unknown computer {}", assignment.computer)));
+                }
+                if !self.packages.contains_key(&assignment.package) {
+                    return Err(invalid(format!("unknown package {}", assignment.package)));
+                }
+                self.assignments
+                    .entry(assignment.computer)
+                    .or_default()
+                    .insert(assignment.package, assignment.clone());
+                self.bump_assignments(assignment.computer);
+            }
+            Change::DeleteAssignment { computer, package } => {
+                if !self.computers.contains_key(computer) {
+                    return Err(invalid(format!("unknown computer {computer}")));
+                }
+                let removed = self
+                    .assignments
+                    .get_mut(computer)
+                    .and_then(|map| map.remove(package));
+                if removed.is_some() {
+                    self.bump_assignments(*computer);
+                }
+            }
+            Change::ExpectAssignments { computer, expected } => {
+                self.computer(*computer)?;
+                let revision = self.assignment_revision(*computer);
+                if revision != *expected {
+                    return Err(StoreError::Conflict {
+                        what: format!(
+                            "assignments of computer {computer} are at revision {revision}, not {expected}"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a change set atomically: on success the state is replaced by the changed copy.
+    fn apply(&mut self, changes: &ChangeSet) -> StoreResult<Applied> {
+        let mut copy = self.clone();
+        let mut applied = Applied::default();
+        for change in &changes.changes {
+            copy.apply_change(change, &mut applied)?;
+        }
+        *self = copy;
+        Ok(applied)
+    }
+
+    fn has_group_cycle<K: Ord + Copy>(parents: impl Fn(K) -> Option<K>, id: K, parent: K) -> bool {
+        // Walk up from the new parent; reaching `id` means a cycle. Bounded by the set of visited
+        // groups in case the stored hierarchy were already cyclic.
+        let mut seen = BTreeSet::new();
+        let mut current = Some(parent);
+        while let Some(group) = current {
+            if group == id || !seen.insert(group) {
+                return true;
+            }
+            current = parents(group);
+        }
+        false
+    }
+}
+
+impl Store for MemoryStore {
+    fn create_computer(&self, computer: NewComputer) -> StoreResult<Computer> {
+        let mut state = self.lock();
+        state.check_hostname(&computer.hostname, None)?;
+        let id = ComputerId(next(&mut state.last_ids.computer));
+        let computer = Computer {
+            id,
+            hostname: computer.hostname,
+            os: computer.os,
+            os_version: computer.os_version,
+            architecture: computer.architecture,
+            macs: computer.macs,
+            last_seen: None,
+        };
+        state.computers.insert(id, computer.clone());
+        Ok(computer)
+    }
+
+    fn update_computer(&self, computer: &Computer) -> StoreResult<()> {
+        let mut state = self.lock();
+        state.computer(computer.id)?;
+        state.check_hostname(&computer.hostname, Some(computer.id))?;
+        state.computers.insert(computer.id, computer.clone());
+        Ok(())
+    }
+
+    fn delete_computer(&self, id: ComputerId) -> StoreResult<()> {
+        let mut state = self.lock();
+        state.computer(id)?;
+        state.computers.remove(&id);
+        state.credentials.remove(&id);
+        state.assignments.remove(&id);
+        state.assignment_revisions.remove(&id);
+        state.jobs.retain(|_, job| job.computer != id);
+        state.tombstones.retain(|_, job| job.computer != id);
+        for (_, members) in state.computer_groups.values_mut() {
+            members.retain(|member| *member != id);
+        }
+        Ok(())
+    }
+
+    fn computer(&self, id: ComputerId) -> StoreResult<Computer> {
+        self.lock().computer(id).cloned()
+    }
+
+    fn computer_by_hostname(&self, hostname: &str) -> StoreResult<Option<Computer>> {
+        let lower = hostname.trim().to_lowercase();
+        Ok(self
+            .lock()
+            .computers
+            .values()
+            .find(|c| c.hostname.as_str().to_lowercase() == lower)
+            .cloned())
+    }
+
+    fn list_computers(&self, page: Page) -> StoreResult<Vec<Computer>> {
+        Ok(page_of(&self.lock().computers, page, |id| id.0))
+    }
+
+    fn set_last_seen(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut state = self.lock();
+        let computer = state
+            .computers
+            .get_mut(&id)
+            .ok_or_else(|| not_found("computer", id))?;
+        computer.last_seen = Some(at);
+        Ok(())
+    }
+
+    fn credentials(&self, id: ComputerId) -> StoreResult<AgentCredentials> {
+        let state = self.lock();
+        state.computer(id)?;
+        Ok(state.credentials.get(&id).cloned().unwrap_or_default())
+    }
+
+    fn set_credentials(&self, id: ComputerId, credentials: &AgentCredentials) -> StoreResult<()> {
+        let mut state = self.lock();
+        state.computer(id)?;
+        state.credentials.insert(id, credentials.clone());
+        Ok(())
+    }
+
+    fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {
+        let mut state = self.lock();
+        if state.families.values().any(|f| f.name == name) {
+            return Err(StoreError::Duplicate {
+                what: "package family",
+                key: name.to_string(),
+            });
+        }
+        let id = FamilyId(next(&mut state.last_ids.family));
+        let family = PackageFamily { id, name };
+        state.families.insert(id, family.clone());
+        Ok(family)
+    }
+
+    fn family(&self, id: FamilyId) -> StoreResult<PackageFamily> {
+        self.lock()
+            .families
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found("package family", id))
+    }
+
+    fn list_families(&self, page: Page) -> StoreResult<Vec<PackageFamily>> {
+        Ok(page_of(&self.lock().families, page, |id| id.0))
+    }
+
+    fn create_package(&self, mut package: Package) -> StoreResult<Package> {
+        let mut state = self.lock();
+        state.check_package(&package, None)?;
+        package.id = PackageId(next(&mut state.last_ids.package));
+        state.packages.insert(package.id, package.clone());
+        Ok(package)
+    }
+
+    fn update_package(&self, package: &Package) -> StoreResult<()> {
+        let mut state = self.lock();
+        if !state.packages.contains_key(&package.id) {
+            return Err(not_found("package", package.id));
+        }
+        state.check_package(package, Some(package.id))?;
+        state.packages.insert(package.id, package.clone());
+        Ok(())
+    }
+
+    fn package(&self, id: PackageId) -> StoreResult<Package> {
+        self.lock()
+            .packages
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found("package", id))
+    }
+
+    fn list_packages(&self, page: Page) -> StoreResult<Vec<Package>> {
+        Ok(page_of(&self.lock().packages, page, |id| id.0))
+    }
+
+    fn create_computer_group(
+        &self,
+        name: Name,
+        parent: Option<ComputerGroupId>,
+    ) -> StoreResult<ComputerGroup> {
+        let mut state = self.lock();
+        if let Some(parent) = parent {
+            if !state.computer_groups.contains_key(&parent) {
+                return Err(invalid(format!("unknown parent computer group {parent}")));
+            }
+        }
+        let id = ComputerGroupId(next(&mut state.last_ids.computer_group));
+        let group = ComputerGroup { id, name, parent };
+        state
+            .computer_groups
+            .insert(id, (group.clone(), Vec::new()));
+        Ok(group)
+    }
+
+    fn set_computer_group_parent(
+        &self,
+        id: ComputerGroupId,
+        parent: Option<ComputerGroupId>,
+    ) -> StoreResult<()> {
+        let mut state = self.lock();
+        if !state.computer_groups.contains_key(&id) {
+            return Err(not_found("computer group", id));
+        }
+        if let Some(parent) = parent {
+            if !state.computer_groups.contains_key(&parent) {
+                return Err(invalid(format!("unknown parent computer group {parent}")));
+            }
+            let parents = |g| state.computer_groups.get(&g).and_then(|(g, _)| g.parent);
+            if State::has_group_cycle(parents, id, parent) {
+                return Err(invalid(format!(
+                    "computer group {parent} is {id} or one of its subgroups: a cycle"
+                )));
+            }
+        }
+        if let Some((group, _)) = state.computer_groups.get_mut(&id) {
+            group.parent = parent;
+        }
+        Ok(())
+    }
+
+    fn set_computer_group_members(
+        &self,
+        id: ComputerGroupId,
+        members: &[ComputerId],
+    ) -> StoreResult<()> {
+        let mut state = self.lock();
+        if !state.computer_groups.contains_key(&id) {
+            return Err(not_found("computer group", id));
+        }
+        if let Some(unknown) = members.iter().find(|m| !state.computers.contains_key(m)) {
+            return Err(invalid(format!("unknown computer {unknown}")));
+        }
+        let members: BTreeSet<ComputerId> = members.iter().copied().collect();
+        if let Some((_, stored)) = state.computer_groups.get_mut(&id) {
+            *stored = members.into_iter().collect();
+        }
+        Ok(())
+    }
+
+    fn computer_groups(&self) -> StoreResult<Vec<(ComputerGroup, Vec<ComputerId>)>> {
+        Ok(self.lock().computer_groups.values().cloned().collect())
+    }
+
+    fn create_package_group(
+        &self,
+        name: Name,
+        parent: Option<PackageGroupId>,
+    ) -> StoreResult<PackageGroup> {
+        let mut state = self.lock();
+        if let Some(parent) = parent {
+            if !state.package_groups.contains_key(&parent) {
+                return Err(invalid(format!("unknown parent package group {parent}")));
+            }
+        }
+        let id = PackageGroupId(next(&mut state.last_ids.package_group));
+        let group = PackageGroup { id, name, parent };
+        state.package_groups.insert(id, (group.clone(), Vec::new()));
+        Ok(group)
+    }
+
+    fn set_package_group_parent(
+        &self,
+        id: PackageGroupId,
+        parent: Option<PackageGroupId>,
+    ) -> StoreResult<()> {
+        let mut state = self.lock();
+        if !state.package_groups.contains_key(&id) {
+            return Err(not_found("package group", id));
+        }
+        if let Some(parent) = parent {
+            if !state.package_groups.contains_key(&parent) {
+                return Err(invalid(format!("unknown parent package group {parent}")));
+            }
+            let parents = |g| state.package_groups.get(&g).and_then(|(g, _)| g.parent);
+            if State::has_group_cycle(parents, id, parent) {
+                return Err(invalid(format!(
+                    "package group {parent} is {id} or one of its subgroups: a cycle"
+                )));
+            }
+        }
+        if let Some((group, _)) = state.package_groups.get_mut(&id) {
+            group.parent = parent;
+        }
+        Ok(())
+    }
+
+    fn set_package_group_members(
+        &self,
+        id: PackageGroupId,
+        members: &[PackageId],
+    ) -> StoreResult<()> {
+        let mut state = self.lock();
+        if !state.package_groups.contains_key(&id) {
+            return Err(not_found("package group", id));
+        }
+        if let Some(unknown) = members.iter().find(|m| !state.packages.contains_key(m)) {
+            return Err(invalid(format!("unknown package {unknown}")));
+        }
+        // Ordered; a package listed twice keeps its first position.
+        let mut seen = BTreeSet::new();
+        let members: Vec<PackageId> = members
+            .iter()
+            .copied()
+            .filter(|m| seen.insert(*m))
+            .collect();
+        if let Some((_, stored)) = state.package_groups.get_mut(&id) {
+            *stored = members;
+        }
+        Ok(())
+    }
+
+    fn package_groups(&self) -> StoreResult<Vec<(PackageGroup, Vec<PackageId>)>> {
+        Ok(self.lock().package_groups.values().cloned().collect())
+    }
+
+    fn assignments(&self, computer: ComputerId) -> StoreResult<(Vec<Assignment>, Revision)> {
+        let state = self.lock();
+        state.computer(computer)?;
+        Ok((
+            state.assignments_of(computer),
+            state.assignment_revision(computer),
+        ))
+    }
+
+    fn container(&self, id: ContainerId) -> StoreResult<JobContainer> {
+        self.lock()
+            .containers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found("container", id))
+    }
+
+    fn list_containers(&self, page: Page) -> StoreResult<Vec<JobContainer>> {
+        Ok(page_of(&self.lock().containers, page, |id| id.0))
+    }
+
+    fn create_rule(&self, mut rule: DeploymentRule) -> StoreResult<DeploymentRule> {
+        let mut state = self.lock();
+        state.check_rule_groups(&rule)?;
+        rule.id = RuleId(next(&mut state.last_ids.rule));
+        state.rules.insert(rule.id, rule.clone());
+        Ok(rule)
+    }
+
+    fn update_rule(&self, rule: &DeploymentRule) -> StoreResult<()> {
+        let mut state = self.lock();
+        if !state.rules.contains_key(&rule.id) {
+            return Err(not_found("rule", rule.id));
+        }
+        state.check_rule_groups(rule)?;
+        state.rules.insert(rule.id, rule.clone());
+        Ok(())
+    }
+
+    fn rule(&self, id: RuleId) -> StoreResult<DeploymentRule> {
+        self.lock()
+            .rules
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found("rule", id))
+    }
+
+    fn list_rules(&self, page: Page) -> StoreResult<Vec<DeploymentRule>> {
+        Ok(page_of(&self.lock().rules, page, |id| id.0))
+    }
+
+    fn job(&self, id: JobId) -> StoreResult<Job> {
+        self.lock()
+            .jobs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found("job", id))
+    }
+
+    fn list_jobs(&self, filter: &JobFilter, page: Page) -> StoreResult<Vec<Job>> {
+        let state = self.lock();
+        Ok(state
+            .jobs
+            .values()
+            .filter(|job| page.after.is_none_or(|after| job.id.0 > after))
+            .filter(|job| filter.origin.is_none_or(|o| job.origin == o))
+            .filter(|job| filter.computer.is_none_or(|c| job.computer == c))
+            .filter(|job| filter.package.is_none_or(|p| job.package == p))
+            .filter(|job| filter.state.is_none_or(|s| job.state == s))
+            .take(page.limit)
+            .cloned()
+            .collect())
+    }
+
+    fn planner_snapshot(&self, computer: ComputerId) -> StoreResult<PlannerSnapshot> {
+        let state = self.lock();
+        let computer = state.computer(computer)?.clone();
+        let jobs: Vec<Job> = state
+            .jobs
+            .values()
+            .filter(|job| job.computer == computer.id && job.state.is_pending())
+            .cloned()
+            .collect();
+        let mut origins = BTreeMap::new();
+        for job in &jobs {
+            if origins.contains_key(&job.origin) {
+                continue;
+            }
+            let (enabled, created_at, schedule, policy) = match job.origin {
+                Origin::Container(id) => {
+                    let c = state.containers.get(&id);
+                    let c = c.ok_or_else(|| missing_origin(job))?;
+                    (c.enabled, c.created_at, Some(c.schedule), c.policy.clone())
+                }
+                Origin::Rule(id) => {
+                    let r = state.rules.get(&id).ok_or_else(|| missing_origin(job))?;
+                    (r.enabled, r.created_at, None, r.policy.clone())
+                }
+            };
+            let mut failed: Vec<FailedJob> = state
+                .jobs
+                .values()
+                .filter(|other| {
+                    other.computer == computer.id
+                        && other.origin == job.origin
+                        && other.state == JobState::Failed
+                })
+                .map(|other| FailedJob {
+                    id: other.id,
+                    sequence: other.sequence,
+                })
+                .collect();
+            failed.sort_by_key(|f| (f.sequence, f.id));
+            origins.insert(
+                job.origin,
+                OriginInfo {
+                    enabled,
+                    created_at,
+                    schedule,
+                    policy: Ok(policy),
+                    failed,
+                },
+            );
+        }
+        Ok(PlannerSnapshot {
+            computer,
+            jobs,
+            origins,
+        })
+    }
+
+    fn report_snapshot(&self, id: JobId) -> StoreResult<ReportSnapshot> {
+        let state = self.lock();
+        let (job, deleted) = match (state.jobs.get(&id), state.tombstones.get(&id)) {
+            (Some(job), _) => (job.clone(), false),
+            (None, Some(tombstone)) => (tombstone.clone(), true),
+            (None, None) => return Err(not_found("job", id)),
+        };
+        let sequence_mode = state
+            .sequence_mode(job.origin)
+            .ok_or_else(|| missing_origin(&job))?;
+        let origin_jobs = state
+            .jobs
+            .values()
+            .filter(|other| {
+                other.id != job.id && other.computer == job.computer && other.origin == job.origin
+            })
+            .cloned()
+            .collect();
+        let family = state.packages.get(&job.package).map(|p| p.family);
+        let family_assignments = state
+            .assignments_of(job.computer)
+            .into_iter()
+            .filter(|a| state.packages.get(&a.package).map(|p| p.family) == family)
+            .collect();
+        Ok(ReportSnapshot {
+            assignment_revision: state.assignment_revision(job.computer),
+            job,
+            deleted,
+            sequence_mode,
+            origin_jobs,
+            family_assignments,
+        })
+    }
+
+    fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot> {
+        let state = self.lock();
+        Ok(DeploySnapshot {
+            computers: state.computers.clone(),
+            computer_groups: state
+                .computer_groups
+                .values()
+                .map(|(g, _)| g.clone())
+                .collect(),
+            computer_group_members: state
+                .computer_groups
+                .iter()
+                .map(|(id, (_, members))| (*id, members.clone()))
+                .collect(),
+            packages: state.packages.clone(),
+            package_groups: state
+                .package_groups
+                .values()
+                .map(|(g, _)| g.clone())
+                .collect(),
+            package_group_members: state
+                .package_groups
+                .iter()
+                .map(|(id, (_, members))| (*id, members.clone()))
+                .collect(),
+            assignments: state
+                .assignments
+                .keys()
+                .map(|computer| (*computer, state.assignments_of(*computer)))
+                .filter(|(_, list)| !list.is_empty())
+                .collect(),
+        })
+    }
+
+    fn housekeeping_snapshot(&self) -> StoreResult<HousekeepingSnapshot> {
+        let state = self.lock();
+        let mut computers = BTreeMap::new();
+        let containers = state
+            .containers
+            .values()
+            .map(|container| {
+                let origin = Origin::Container(container.id);
+                let jobs: Vec<Job> = state
+                    .jobs
+                    .values()
+                    .filter(|job| job.origin == origin)
+                    .cloned()
+                    .collect();
+                for job in &jobs {
+                    if let Some(computer) = state.computers.get(&job.computer) {
+                        computers.insert(job.computer, computer.clone());
+                    }
+                }
+                ContainerJobs {
+                    container: container.clone(),
+                    jobs,
+                }
+            })
+            .collect();
+        Ok(HousekeepingSnapshot {
+            containers,
+            computers,
+        })
+    }
+
+    fn apply(&self, changes: &ChangeSet) -> StoreResult<Applied> {
+        self.lock().apply(changes)
+    }
+
+    fn apply_many(&self, sets: &[ChangeSet]) -> Vec<StoreResult<Applied>> {
+        let mut state = self.lock();
+        sets.iter().map(|set| state.apply(set)).collect()
+    }
+}
+
+/// A job whose origin is gone: impossible while the store keeps its invariants (deleting an
+/// origin deletes its jobs), reported rather than panicked on.
+fn missing_origin(job: &Job) -> StoreError {
+    StoreError::Corrupt {
+        what: "job",
+        id: job.id.to_string(),
+        reason: format!("its origin {} does not exist", job.origin),
+    }
+}
