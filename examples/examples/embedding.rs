@@ -1,0 +1,194 @@
+//! Embedding `oco-core` with its in-memory store: computers and a package are created, a
+//! container is deployed with an IP-range and a time-frame constraint, and two simulated agents
+//! poll and report across a simulated week. Each poll prints what the agent gets and why the rest
+//! is held; at the end housekeeping runs and the container's statistics are printed.
+//!
+//! Run: `cargo run -p oco-examples --example embedding`
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
+use oco_core::chrono_tz::Europe::Berlin;
+use oco_core::deploy::{deploy, DeployRequest};
+use oco_core::housekeeping::{container_statistics, housekeeping};
+use oco_core::model::{
+    Compatibility, DeliveryPolicy, FamilyId, JobId, Name, Origin, Package, PackageId, PostAction,
+    Procedure, Schedule, SuccessCodes, UpgradeBehavior, WolSettings,
+};
+use oco_core::plan::plan;
+use oco_core::report::{apply_report, AgentReport, ReportedState};
+use oco_core::store::{JobFilter, MemoryStore, NewComputer, Page, Store};
+use oco_core::Settings;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let store = MemoryStore::new();
+    let settings = Settings::default();
+
+    // The fleet and the software.
+    let pc1 = store.create_computer(new_computer("pc1")?)?;
+    let pc2 = store.create_computer(new_computer("pc2")?)?;
+    let family = store.create_family(Name::new("name", "7-Zip")?)?;
+    let package = store.create_package(seven_zip(family.id)?)?;
+
+    // Monday 2026-11-23, 00:00 in Berlin.
+    let monday = Berlin
+        .with_ymd_and_hms(2026, 11, 23, 0, 0, 0)
+        .single()
+        .ok_or("no such time")?
+        .to_utc();
+
+    // A container for both computers: office network only, weekday evenings in Berlin.
+    let mut policy = DeliveryPolicy::new(Berlin);
+    policy.ip_ranges = "10.0.0.0/8, !10.66.0.0/16".parse()?;
+    policy.time_frames = "MON-FRI 18:00-23:00".parse()?;
+    let request = DeployRequest {
+        name: Name::new("name", "7-Zip roll-out")?,
+        notes: String::new(),
+        enabled: true,
+        schedule: Schedule::new(monday, Some(monday + Duration::days(7)))?,
+        policy,
+        wol: WolSettings::default(),
+        self_service: false,
+        computers: vec![pc1.id, pc2.id],
+        computer_groups: vec![],
+        packages: vec![package.id],
+        package_groups: vec![],
+        force_reinstall: false,
+    };
+    let changes = deploy(&request, &store.deploy_snapshot()?, monday)?;
+    let applied = store.apply(&changes)?;
+    let container = applied.containers[0];
+    println!(
+        "deployed container {container} with jobs {:?}\n",
+        applied.jobs
+    );
+
+    // pc2 is in the branch office (192.168.1.20) until Wednesday, then in the office.
+    let address = |hostname: &str, at: DateTime<Utc>| -> IpAddr {
+        match hostname {
+            "pc2" if at < monday + Duration::days(2) => [192, 168, 1, 20].into(),
+            "pc2" => [10, 1, 0, 20].into(),
+            _ => [10, 1, 0, 10].into(),
+        }
+    };
+
+    // A poll every six hours for a week.
+    for step in 0..28 {
+        let now = monday + Duration::hours(6 * step);
+        for computer in [&pc1, &pc2] {
+            let addr = address(computer.hostname.as_str(), now);
+            let snapshot = store.planner_snapshot(computer.id)?;
+            let plan = plan(&snapshot, now, addr, &settings);
+            if plan.deliver.is_empty() && plan.held.is_empty() {
+                continue;
+            }
+            let local = now.with_timezone(&Berlin).format("%a %H:%M");
+            println!("{local}  {} polls from {addr}", computer.hostname);
+            for held in &plan.held {
+                println!("    held job {}: {:?}", held.job.id, held.reason);
+            }
+            let delivered: Vec<JobId> = plan.deliver.iter().map(|d| d.job.id).collect();
+            store.apply(&plan.changes)?;
+            for job in delivered {
+                println!("    runs job {job}");
+                run_agent(&store, computer.id, job, now)?;
+            }
+        }
+    }
+
+    // After the container's end: its statistics, then housekeeping (which purges it).
+    let after = monday + Duration::days(8);
+    let jobs = store.list_jobs(
+        &JobFilter {
+            origin: Some(Origin::Container(container)),
+            ..JobFilter::default()
+        },
+        Page::first(100),
+    )?;
+    let statistics = container_statistics(&store.container(container)?, &jobs, after);
+    println!("\nstatus: {:?}", statistics.status);
+    let counts: BTreeMap<_, _> = statistics.counts.iter().filter(|(_, n)| **n > 0).collect();
+    println!("jobs by state: {counts:?}");
+    if let Some(runtime) = statistics.total_runtime {
+        println!("total runtime: {} hours", runtime.duration.num_hours());
+    }
+    let chores = housekeeping(after, &store.housekeeping_snapshot()?, &settings);
+    store.apply(&chores.changes)?;
+    println!("housekeeping a day after the end: {:?}", chores.summary);
+    Ok(())
+}
+
+/// An agent that downloads, executes and succeeds, reporting each step a minute apart.
+fn run_agent(
+    store: &MemoryStore,
+    computer: oco_core::model::ComputerId,
+    job: JobId,
+    start: DateTime<Utc>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let steps = [
+        (ReportedState::Downloading, None, "downloading"),
+        (ReportedState::Executing, None, "installing"),
+        (ReportedState::Succeeded, Some(0), "done"),
+    ];
+    for (minute, (state, return_code, output)) in (1..).zip(steps) {
+        let snapshot = store.report_snapshot(job)?;
+        let report = AgentReport {
+            job,
+            attempt: snapshot.job.attempt,
+            state,
+            return_code,
+            download_progress: None,
+            output: Some(output.to_owned()),
+        };
+        let outcome = apply_report(
+            &snapshot,
+            computer,
+            &report,
+            start + Duration::minutes(minute),
+        )?;
+        store.apply(&outcome.changes)?;
+    }
+    let job = store.job(job)?;
+    println!(
+        "    job {} is {:?} (return code {:?})",
+        job.id, job.state, job.return_code
+    );
+    Ok(())
+}
+
+fn new_computer(hostname: &str) -> Result<NewComputer, Box<dyn std::error::Error>> {
+    Ok(NewComputer {
+        hostname: Name::new("hostname", hostname)?,
+        os: "Windows".into(),
+        os_version: "11".into(),
+        architecture: "x64".into(),
+        macs: vec!["aa:bb:cc:dd:ee:01".parse()?],
+    })
+}
+
+fn seven_zip(family: FamilyId) -> Result<Package, Box<dyn std::error::Error>> {
+    Ok(Package {
+        id: PackageId(0),
+        family,
+        version: Name::new("version", "24.08")?,
+        install: Procedure {
+            command: "msiexec /i 7z2408-x64.msi /qn".into(),
+            success_codes: "0, 3010".parse::<SuccessCodes>()?,
+            post_action: PostAction::None,
+        },
+        uninstall: Procedure {
+            command: "msiexec /x 7z2408-x64.msi /qn".into(),
+            success_codes: SuccessCodes::zero(),
+            post_action: PostAction::None,
+        },
+        has_payload: true,
+        download_for_uninstall: false,
+        upgrade_behavior: UpgradeBehavior::ImplicitRemove,
+        compatibility: Compatibility {
+            os: vec!["Windows".into()],
+            ..Compatibility::default()
+        },
+        dependencies: vec![],
+    })
+}
