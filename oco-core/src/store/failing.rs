@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    NewComputer, Page, PlannerSnapshot, ReportSnapshot, Store, StoreError, StoreResult,
+    NewComputer, Page, PlannerSnapshot, ReportSnapshot, ServerState, Store, StoreError,
+    StoreResult,
 };
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
@@ -145,6 +146,12 @@ impl<S: Store> Store for FailingStore<S> {
     }
     fn set_credentials(&self, id: ComputerId, credentials: &AgentCredentials) -> StoreResult<()> {
         self.call(|s| s.set_credentials(id, credentials))
+    }
+    fn server_state(&self) -> StoreResult<ServerState> {
+        self.call(|s| s.server_state())
+    }
+    fn set_server_state(&self, state: &ServerState) -> StoreResult<()> {
+        self.call(|s| s.set_server_state(state))
     }
     fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {
         self.call(|s| s.create_family(name))

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{
     AgentCredentials, Applied, Change, ChangeSet, ContainerJobs, DeploySnapshot, FailedJob,
     HousekeepingSnapshot, JobFilter, NewComputer, OriginInfo, Page, PlannerSnapshot,
-    ReportSnapshot, Store, StoreError, StoreResult,
+    ReportSnapshot, ServerState, Store, StoreError, StoreResult,
 };
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
@@ -37,6 +37,7 @@ struct State {
     last_ids: LastIds,
     computers: BTreeMap<ComputerId, Computer>,
     credentials: BTreeMap<ComputerId, AgentCredentials>,
+    server: ServerState,
     families: BTreeMap<FamilyId, PackageFamily>,
     packages: BTreeMap<PackageId, Package>,
     computer_groups: BTreeMap<ComputerGroupId, (ComputerGroup, Vec<ComputerId>)>,
@@ -434,6 +435,15 @@ impl Store for MemoryStore {
         let mut state = self.lock();
         state.computer(id)?;
         state.credentials.insert(id, credentials.clone());
+        Ok(())
+    }
+
+    fn server_state(&self) -> StoreResult<ServerState> {
+        Ok(self.lock().server.clone())
+    }
+
+    fn set_server_state(&self, server: &ServerState) -> StoreResult<()> {
+        self.lock().server = server.clone();
         Ok(())
     }
 

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, PlannerSnapshot,
-    ReportSnapshot, StoreError,
+    ReportSnapshot, ServerState, StoreError,
 };
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
@@ -86,6 +86,10 @@ pub trait Store: Send + Sync {
     fn credentials(&self, id: ComputerId) -> StoreResult<AgentCredentials>;
     /// Replaces the computer's agent credentials.
     fn set_credentials(&self, id: ComputerId, credentials: &AgentCredentials) -> StoreResult<()>;
+    /// The server-wide state (all `None` in a new store).
+    fn server_state(&self) -> StoreResult<ServerState>;
+    /// Replaces the server-wide state.
+    fn set_server_state(&self, state: &ServerState) -> StoreResult<()>;
 
     // Packages.
 

@@ -102,6 +102,16 @@ pub struct ContainerJobs {
     pub jobs: Vec<Job>,
 }
 
+/// Server-wide secrets and counters the server keeps (see the server docs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerState {
+    /// The last `result.timestamp` the server sent; its responses' timestamps strictly increase
+    /// over its whole life, restarts included.
+    pub last_response_timestamp: Option<f64>,
+    /// A hash of the admin API token (never the token itself).
+    pub admin_token_hash: Option<String>,
+}
+
 /// The agent credentials the server keeps per computer (see the server docs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentCredentials {

@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::{
-    AgentCredentials, Change, ChangeSet, JobFilter, NewComputer, OriginInfo, Page, Store,
-    StoreError,
+    AgentCredentials, Change, ChangeSet, JobFilter, NewComputer, OriginInfo, Page, ServerState,
+    Store, StoreError,
 };
 use crate::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerId, ContainerId, DeliveryPolicy,
@@ -48,6 +48,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         hostnames_are_unique_ignoring_case,
     ),
     ("credentials_round_trip", credentials_round_trip),
+    ("server_state_round_trip", server_state_round_trip),
     ("families_and_packages", families_and_packages),
     ("computer_groups", computer_groups),
     ("package_groups", package_groups),
@@ -421,6 +422,24 @@ pub fn hostnames_are_unique_ignoring_case(make: MakeStore<'_>) {
     store.update_computer(&recased).unwrap();
     assert_eq!(store.computer(first.id).unwrap().hostname.as_str(), "pc1");
     assert_eq!(store.list_computers(Page::first(10)).unwrap().len(), 2);
+}
+
+/// The server-wide state is all `None` at first and round-trips.
+pub fn server_state_round_trip(make: MakeStore<'_>) {
+    let store = make();
+    assert_eq!(store.server_state().unwrap(), ServerState::default());
+    let state = ServerState {
+        last_response_timestamp: Some(1_700_000_001.25),
+        admin_token_hash: Some("sha256:0123abcd".into()),
+    };
+    store.set_server_state(&state).unwrap();
+    assert_eq!(store.server_state().unwrap(), state);
+    let later = ServerState {
+        last_response_timestamp: Some(1_700_000_002.5),
+        ..state
+    };
+    store.set_server_state(&later).unwrap();
+    assert_eq!(store.server_state().unwrap(), later);
 }
 
 /// Credentials are all `None` at first and round-trip.
