@@ -258,8 +258,10 @@ fn housekeep_container(
     jobs.sort_by_key(|job| job.id);
 
     if purge_due(now, container, &entry.jobs, settings) {
-        run.changes
-            .push(Change::DeleteContainer { id: container.id });
+        run.changes.push(Change::DeleteContainer {
+            id: container.id,
+            jobs: jobs.iter().map(|job| (job.id, job.revision)).collect(),
+        });
         run.summary.purged += 1;
         return;
     }
@@ -354,10 +356,10 @@ fn housekeep_container(
         });
     }
     if wake_due {
-        let mut sent = container.clone();
-        sent.wol.sent_at = Some(now);
-        run.changes
-            .push(Change::UpdateContainer { container: sent });
+        run.changes.push(Change::MarkWolSent {
+            container: container.id,
+            at: now,
+        });
     }
 }
 

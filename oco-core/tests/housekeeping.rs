@@ -147,18 +147,19 @@ fn deleted_containers(run: &Housekeeping) -> Vec<ContainerId> {
         .changes
         .iter()
         .filter_map(|change| match change {
-            Change::DeleteContainer { id } => Some(*id),
+            Change::DeleteContainer { id, .. } => Some(*id),
             _ => None,
         })
         .collect()
 }
 
-fn updated_containers(run: &Housekeeping) -> Vec<&JobContainer> {
+/// Containers whose wake packets the run marks as sent, with the time.
+fn marked_sent(run: &Housekeeping) -> Vec<(ContainerId, DateTime<Utc>)> {
     run.changes
         .changes
         .iter()
         .filter_map(|change| match change {
-            Change::UpdateContainer { container } => Some(container),
+            Change::MarkWolSent { container, at } => Some((*container, *at)),
             _ => None,
         })
         .collect()
@@ -299,10 +300,17 @@ fn a_succeeded_container_is_purged_more_than_4_hours_after_its_last_job() {
 
     assert!(just_before.changes.is_empty());
     assert!(exactly.changes.is_empty());
-    assert_eq!(
-        just_after.changes.changes,
-        [Change::DeleteContainer { id: ContainerId(1) }]
-    );
+    let [Change::DeleteContainer { id, jobs }] = just_after.changes.changes.as_slice() else {
+        panic!("one container deletion expected: {:?}", just_after.changes);
+    };
+    assert_eq!(*id, ContainerId(1));
+    // The deletion names every job of the container at the revision read.
+    let expected: Vec<_> = snapshot.containers[0]
+        .jobs
+        .iter()
+        .map(|j| (j.id, j.revision))
+        .collect();
+    assert_eq!(jobs, &expected);
     assert_eq!(just_after.summary.purged, 1);
 }
 
@@ -435,11 +443,12 @@ fn one_wake_effect_with_each_mac_once_for_computers_with_pending_jobs() {
             ],
         }]
     );
-    let mut sent = wol_container(1, false);
-    sent.wol.sent_at = Some(now);
     assert_eq!(
         woken.changes.changes,
-        [Change::UpdateContainer { container: sent }]
+        [Change::MarkWolSent {
+            container: ContainerId(1),
+            at: now
+        }]
     );
     assert_eq!(woken.summary.wakes, 1);
     assert_eq!(woken.summary.shutdown_marks, 0);
@@ -471,13 +480,7 @@ fn no_wake_for_disabled_or_not_yet_started_or_already_sent_containers() {
             macs: vec![mac("00:00:00:00:00:01")],
         }]
     );
-    assert_eq!(
-        updated_containers(&at_start)
-            .iter()
-            .map(|c| (c.id, c.wol.sent_at))
-            .collect::<Vec<_>>(),
-        [(ContainerId(2), Some(t(5)))]
-    );
+    assert_eq!(marked_sent(&at_start), [(ContainerId(2), t(5))]);
 }
 
 #[test]
@@ -494,7 +497,7 @@ fn a_container_with_nothing_to_wake_is_still_marked_sent() {
 
     assert!(woken.effects.is_empty());
     assert!(updated_jobs(&woken).is_empty());
-    assert_eq!(updated_containers(&woken)[0].wol.sent_at, Some(t(2)));
+    assert_eq!(marked_sent(&woken), [(ContainerId(1), t(2))]);
     assert_eq!(woken.summary.wakes, 0);
 }
 
@@ -557,7 +560,7 @@ fn offline_computers_get_a_shutdown_mark_on_their_last_pending_job_in_delivery_o
     // Job updates come before the container's update.
     assert!(matches!(
         woken.changes.changes.last(),
-        Some(Change::UpdateContainer { .. })
+        Some(Change::MarkWolSent { .. })
     ));
 }
 
@@ -655,7 +658,7 @@ fn changes_come_in_container_then_job_order_whatever_the_snapshot_order() {
         .changes
         .iter()
         .map(|change| match change {
-            Change::DeleteContainer { id } => format!("delete {id}"),
+            Change::DeleteContainer { id, .. } => format!("delete {id}"),
             Change::UpdateJob { job, .. } => format!("job {}", job.id),
             other => panic!("unexpected {other:?}"),
         })

@@ -234,8 +234,10 @@ fn build(
                     Some(r) => Revision(r.0 + 3),
                     None => Revision(1),
                 };
-                let mut job =
-                    testkit::job(Origin::Container(w.container), computers[0], packages[0], 1);
+                // An update keeps the job's identity (origin, computer, package, kind).
+                let mut job = w.store.job(id).unwrap_or_else(|_| {
+                    testkit::job(Origin::Container(w.container), computers[0], packages[0], 1)
+                });
                 job.id = id;
                 job.output = output.clone();
                 set.push(Change::UpdateJob { expected, job });

@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
@@ -50,10 +51,21 @@ pub enum Change {
         /// The container as it should be.
         container: JobContainer,
     },
-    /// Deletes a container and its jobs (purge).
+    /// Deletes a container and its jobs (purge), if its jobs are still exactly `jobs` at those
+    /// revisions (a job renewed or added since the decision is a conflict).
     DeleteContainer {
         /// Which.
         id: ContainerId,
+        /// Every job of the container with the revision it was read at.
+        jobs: Vec<(JobId, Revision)>,
+    },
+    /// Records that a container's wake packets were sent at `at`; a conflict if they already were
+    /// (two housekeeping runs racing). Unlike `UpdateContainer` it cannot undo an edit made since.
+    MarkWolSent {
+        /// Which.
+        container: ContainerId,
+        /// When the packets were sent.
+        at: DateTime<Utc>,
     },
     /// Inserts a job into an existing origin; the store assigns the id and sets revision 1.
     InsertJob {

@@ -226,8 +226,12 @@ impl State {
         id
     }
 
+    /// A job that is gone (deleted since the change was computed) is a failed precondition like a
+    /// moved revision: the caller reloads and recomputes (and a report then finds the tombstone).
     fn check_job_revision(&self, id: JobId, expected: Revision) -> StoreResult<()> {
-        let stored = self.jobs.get(&id).ok_or_else(|| not_found("job", id))?;
+        let stored = self.jobs.get(&id).ok_or_else(|| StoreError::Conflict {
+            what: format!("job {id} no longer exists"),
+        })?;
         if stored.revision != expected {
             return Err(StoreError::Conflict {
                 what: format!(
@@ -265,11 +269,35 @@ impl State {
                     .ok_or_else(|| not_found("container", container.id))?;
                 *stored = container.clone();
             }
-            Change::DeleteContainer { id } => {
+            Change::MarkWolSent { container, at } => {
+                let stored = self
+                    .containers
+                    .get_mut(container)
+                    .ok_or_else(|| not_found("container", container))?;
+                if let Some(sent) = stored.wol.sent_at {
+                    return Err(StoreError::Conflict {
+                        what: format!("wake packets of container {container} were sent at {sent}"),
+                    });
+                }
+                stored.wol.sent_at = Some(*at);
+            }
+            Change::DeleteContainer { id, jobs } => {
+                let origin = Origin::Container(*id);
+                let stored: BTreeMap<JobId, Revision> = self
+                    .jobs
+                    .values()
+                    .filter(|job| job.origin == origin)
+                    .map(|job| (job.id, job.revision))
+                    .collect();
+                let expected: BTreeMap<JobId, Revision> = jobs.iter().copied().collect();
+                if stored != expected {
+                    return Err(StoreError::Conflict {
+                        what: format!("the jobs of container {id} changed since they were read"),
+                    });
+                }
                 if self.containers.remove(id).is_none() {
                     return Err(not_found("container", id));
                 }
-                let origin = Origin::Container(*id);
                 self.jobs.retain(|_, job| job.origin != origin);
                 self.tombstones.retain(|_, job| job.origin != origin);
             }
@@ -280,6 +308,15 @@ impl State {
             Change::UpdateJob { expected, job } => {
                 self.check_job_revision(job.id, *expected)?;
                 self.check_job_refs(job)?;
+                let stored = &self.jobs[&job.id];
+                if (stored.origin, stored.computer, stored.package, stored.kind)
+                    != (job.origin, job.computer, job.package, job.kind)
+                {
+                    return Err(invalid(format!(
+                        "job {} cannot change its origin, computer, package or kind",
+                        job.id
+                    )));
+                }
                 let mut job = job.clone();
                 job.revision = expected.next();
                 self.jobs.insert(job.id, job);

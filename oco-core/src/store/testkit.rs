@@ -48,6 +48,15 @@ pub const CHECKS: &[(&str, Check)] = &[
         hostnames_are_unique_ignoring_case,
     ),
     ("credentials_round_trip", credentials_round_trip),
+    (
+        "delete_container_is_compare_and_set",
+        delete_container_is_compare_and_set,
+    ),
+    ("mark_wol_sent_once", mark_wol_sent_once),
+    (
+        "update_job_keeps_its_identity",
+        update_job_keeps_its_identity,
+    ),
     ("server_state_round_trip", server_state_round_trip),
     ("families_and_packages", families_and_packages),
     ("computer_groups", computer_groups),
@@ -747,7 +756,6 @@ pub fn containers_and_jobs_round_trip(make: MakeStore<'_>) {
     assert_eq!(stored, expected, "origin and revision are the store's");
 
     let mut edited = stored.clone();
-    edited.kind = JobKind::Uninstall;
     edited.snapshot = crate::model::JobSnapshot::of(&f.packages[0], JobKind::Uninstall);
     edited.sequence = 4;
     edited.state = JobState::Failed;
@@ -1011,7 +1019,7 @@ pub fn delete_job_keeps_a_tombstone(make: MakeStore<'_>) {
                 expected: Revision(1),
             }],
         }),
-        "NotFound",
+        "Conflict",
         "deleting a deleted job",
     );
 }
@@ -1060,7 +1068,6 @@ pub fn failing_change_set_changes_nothing(make: MakeStore<'_>) {
                     job: Some(jobs[0]),
                 },
             },
-            Change::DeleteContainer { id: cid },
             Change::ExpectAssignments {
                 computer: pc,
                 expected: Revision(0),
@@ -1321,12 +1328,12 @@ pub fn invalid_references(make: MakeStore<'_>) {
             "Invalid",
         ),
         (
-            "UpdateJob of a missing job",
+            "UpdateJob of a missing job (deleted since it was read: reload)",
             Change::UpdateJob {
                 expected: Revision(1),
                 job: ghost_job.clone(),
             },
-            "NotFound",
+            "Conflict",
         ),
         (
             "DeleteJob of a missing job",
@@ -1334,7 +1341,7 @@ pub fn invalid_references(make: MakeStore<'_>) {
                 id: ghost_job.id,
                 expected: Revision(1),
             },
-            "NotFound",
+            "Conflict",
         ),
         (
             "UpdateContainer of a missing container",
@@ -1347,6 +1354,7 @@ pub fn invalid_references(make: MakeStore<'_>) {
             "DeleteContainer of a missing container",
             Change::DeleteContainer {
                 id: ghost_container.id,
+                jobs: vec![],
             },
             "NotFound",
         ),
@@ -1881,13 +1889,128 @@ pub fn housekeeping_snapshot_contents(make: MakeStore<'_>) {
     }
 }
 
+/// Deleting a container is compare-and-set on its jobs: a job changed or added since they were
+/// read makes it a conflict that deletes nothing.
+pub fn delete_container_is_compare_and_set(make: MakeStore<'_>) {
+    let store = make();
+    let w = world(store.as_ref());
+    let read: Vec<(JobId, Revision)> = w
+        .container_jobs
+        .iter()
+        .map(|id| (*id, store.job(*id).unwrap().revision))
+        .collect();
+    let mut renewed = store.job(w.container_jobs[0]).unwrap();
+    renewed.attempt += 1;
+    apply(
+        store.as_ref(),
+        vec![Change::UpdateJob {
+            expected: renewed.revision,
+            job: renewed,
+        }],
+    );
+    let before = dump(store.as_ref());
+    assert_err(
+        store.apply(&ChangeSet {
+            changes: vec![Change::DeleteContainer {
+                id: w.container,
+                jobs: read.clone(),
+            }],
+        }),
+        "Conflict",
+        "deleting a container whose job changed since it was read",
+    );
+    assert_err(
+        store.apply(&ChangeSet {
+            changes: vec![Change::DeleteContainer {
+                id: w.container,
+                jobs: read[1..].to_vec(),
+            }],
+        }),
+        "Conflict",
+        "deleting a container naming only some of its jobs",
+    );
+    assert_eq!(
+        dump(store.as_ref()),
+        before,
+        "a conflicting delete changes nothing"
+    );
+}
+
+/// Marking wake packets sent sets the time once; a second mark is a conflict.
+pub fn mark_wol_sent_once(make: MakeStore<'_>) {
+    let store = make();
+    let w = world(store.as_ref());
+    let mut unsent = store.container(w.container).unwrap();
+    unsent.wol.sent_at = None;
+    apply(
+        store.as_ref(),
+        vec![Change::UpdateContainer { container: unsent }],
+    );
+    apply(
+        store.as_ref(),
+        vec![Change::MarkWolSent {
+            container: w.container,
+            at: at(5),
+        }],
+    );
+    assert_eq!(
+        store.container(w.container).unwrap().wol.sent_at,
+        Some(at(5))
+    );
+    assert_err(
+        store.apply(&ChangeSet {
+            changes: vec![Change::MarkWolSent {
+                container: w.container,
+                at: at(6),
+            }],
+        }),
+        "Conflict",
+        "marking wake packets sent twice",
+    );
+    assert_eq!(
+        store.container(w.container).unwrap().wol.sent_at,
+        Some(at(5))
+    );
+}
+
+/// A job update cannot move a job to another origin, computer, package or kind.
+pub fn update_job_keeps_its_identity(make: MakeStore<'_>) {
+    let store = make();
+    let w = world(store.as_ref());
+    let job = store.job(w.container_jobs[0]).unwrap();
+    let mut moved = job.clone();
+    moved.kind = match job.kind {
+        crate::model::JobKind::Install => crate::model::JobKind::Uninstall,
+        crate::model::JobKind::Uninstall => crate::model::JobKind::Install,
+    };
+    assert_err(
+        store.apply(&ChangeSet {
+            changes: vec![Change::UpdateJob {
+                expected: job.revision,
+                job: moved,
+            }],
+        }),
+        "Invalid",
+        "changing a job's kind",
+    );
+    assert_eq!(store.job(job.id).unwrap(), job);
+}
+
 /// Deleting a container deletes its jobs and leaves other origins' jobs.
 pub fn delete_container_removes_its_jobs(make: MakeStore<'_>) {
     let store = make();
     let w = world(store.as_ref());
+    let jobs = w
+        .container_jobs
+        .iter()
+        .map(|id| (*id, store.job(*id).unwrap().revision))
+        .collect();
     apply(
         store.as_ref(),
-        vec![Change::DeleteContainer { id: w.container }],
+        vec![Change::DeleteContainer {
+            id: w.container,
+            jobs,
+        }],
     );
     assert_err(
         store.container(w.container),
