@@ -278,13 +278,13 @@ pub fn deploy(
             }
             if !package.compatibility.allows(computer) {
                 let mut job = Job::new(origin, computer.id, package, JobKind::Install, next());
-                finish(&mut job, JobState::Incompatible, now);
+                job.finalize_by_server(JobState::Incompatible, None, now);
                 jobs.push(job);
                 continue;
             }
             if installed_in_family(true) && !request.force_reinstall {
                 let mut job = Job::new(origin, computer.id, package, JobKind::Install, next());
-                finish(&mut job, JobState::AlreadyInstalled, now);
+                job.finalize_by_server(JobState::AlreadyInstalled, None, now);
                 jobs.push(job);
                 continue;
             }
@@ -508,11 +508,6 @@ fn unsent(wol: WolSettings) -> WolSettings {
         sent_at: None,
         ..wol
     }
-}
-
-fn finish(job: &mut Job, state: JobState, now: DateTime<Utc>) {
-    job.state = state;
-    job.finished = Some(now);
 }
 
 fn create_container(container: JobContainer, jobs: Vec<Job>) -> Result<ChangeSet, DeployError> {

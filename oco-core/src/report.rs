@@ -249,20 +249,15 @@ impl fmt::Display for IgnoredReport {
                 f,
                 "report for an attempt never handed out (the job is at attempt {current})"
             ),
-            IgnoredReport::Backward { state } => write!(
-                f,
-                "report would move the job backward (it is {})",
-                state_name(*state)
-            ),
-            IgnoredReport::AlreadyFinal { state } => write!(
-                f,
-                "the job was already finalised by the agent ({})",
-                state_name(*state)
-            ),
+            IgnoredReport::Backward { state } => {
+                write!(f, "report would move the job backward (it is {state})")
+            }
+            IgnoredReport::AlreadyFinal { state } => {
+                write!(f, "the job was already finalised by the agent ({state})")
+            }
             IgnoredReport::ServerFinal { state } => write!(
                 f,
-                "the job was finalised by the server ({}) and the report is not a success",
-                state_name(*state)
+                "the job was finalised by the server ({state}) and the report is not a success"
             ),
             IgnoredReport::DeletedJob => {
                 f.write_str("the job was deleted and the report is not a success")
@@ -521,10 +516,7 @@ fn cascade(snapshot: &ReportSnapshot, now: DateTime<Utc>) -> Vec<Change> {
         .into_iter()
         .map(|other| {
             let mut new = other.clone();
-            new.state = JobState::Failed;
-            new.return_code = Some(-8888);
-            new.message = Some(MessageCode::AbortedAfterFailed);
-            new.finished = Some(now);
+            new.finalize_by_server(JobState::Failed, Some(MessageCode::AbortedAfterFailed), now);
             update(other, new)
         })
         .collect()
@@ -591,18 +583,5 @@ fn assemble(
         changes: ChangeSet { changes },
         disposition: Disposition::Applied,
         reevaluate,
-    }
-}
-
-fn state_name(state: JobState) -> &'static str {
-    match state {
-        JobState::Waiting => "waiting",
-        JobState::Downloading => "downloading",
-        JobState::Executing => "executing",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Expired => "expired",
-        JobState::Incompatible => "incompatible",
-        JobState::AlreadyInstalled => "already installed",
     }
 }

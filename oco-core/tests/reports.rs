@@ -750,7 +750,7 @@ fn ignored_reasons_render_for_the_log() {
             IgnoredReport::ServerFinal {
                 state: JobState::AlreadyInstalled,
             },
-            "the job was finalised by the server (already installed) and the report is not a success",
+            "the job was finalised by the server (already-installed) and the report is not a success",
         ),
         (
             IgnoredReport::DeletedJob,
