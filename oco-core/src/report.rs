@@ -234,6 +234,9 @@ pub enum IgnoredReport {
     },
     /// A report other than an accepted success on a deleted job (a tombstone).
     DeletedJob,
+    /// An accepted success on a deleted job whose assignment already records it (the assignment
+    /// of the job's package names the job): a repeated report.
+    DeletedJobRecorded,
 }
 
 impl fmt::Display for IgnoredReport {
@@ -262,6 +265,9 @@ impl fmt::Display for IgnoredReport {
             IgnoredReport::DeletedJob => {
                 f.write_str("the job was deleted and the report is not a success")
             }
+            IgnoredReport::DeletedJobRecorded => {
+                f.write_str("the job was deleted and its success is already recorded")
+            }
         }
     }
 }
@@ -273,7 +279,13 @@ impl fmt::Display for IgnoredReport {
 ///   attempt never handed out, so nothing the agent could have run);
 /// - on a tombstone (`snapshot.deleted`), an accepted success runs assignment bookkeeping only
 ///   (the job is not written); anything else, and any report when the tombstone was already
-///   finalised by an agent, is ignored;
+///   finalised by an agent, is ignored ([`IgnoredReport::DeletedJob`]). A success is also ignored
+///   when `snapshot.family_assignments` already holds the assignment (computer, package) with
+///   `job == Some(job id)` ([`IgnoredReport::DeletedJobRecorded`]): a tombstone is never written,
+///   so the assignment is the only trace of an earlier success, and a repeated report must not
+///   move `installed_at` or run the implicit removal again. The remaining edge: once an
+///   uninstall (or another version's implicit removal) has removed that assignment, a repeated
+///   success on the tombstone finds no trace and adds the assignment again;
 /// - a Downloading/Executing report moves a pending job forward; a same-state repeat updates
 ///   progress, output and `last_report` (and is written even if progress and output did not
 ///   change, so `last_report` tracks the agent's liveness); a backward report is ignored;
@@ -472,6 +484,16 @@ fn tombstone(snapshot: &ReportSnapshot, report: &AgentReport, now: DateTime<Utc>
     let agent_final = job.state.is_final() && !job.finalized_by_server();
     if agent_final || verdict(job, report).state != JobState::Succeeded {
         return ReportOutcome::ignored(IgnoredReport::DeletedJob);
+    }
+    // The tombstone is never written, so its assignment is the only sign that this success was
+    // already recorded.
+    let recorded = snapshot.family_assignments.iter().any(|assignment| {
+        assignment.computer == job.computer
+            && assignment.package == job.package
+            && assignment.job == Some(job.id)
+    });
+    if recorded {
+        return ReportOutcome::ignored(IgnoredReport::DeletedJobRecorded);
     }
     assemble(snapshot, None, Vec::new(), assignments(snapshot, now))
 }

@@ -629,6 +629,43 @@ fn tombstone_success_records_the_assignment_only() {
 }
 
 #[test]
+fn tombstone_success_repeated_is_ignored() {
+    let job = job(42, 1, JobState::Executing);
+    let tombstone = ReportSnapshot {
+        deleted: true,
+        ..snapshot(job.clone())
+    };
+    let success = report(&job, ReportedState::Succeeded);
+    let first = apply(&tombstone, &success, 1);
+    assert_eq!(first.disposition, Disposition::Applied);
+
+    // The store applied the upsert: the assignment now names the job.
+    let recorded = Assignment {
+        job: Some(job.id),
+        ..installed(PACKAGE.0)
+    };
+    let after = ReportSnapshot {
+        family_assignments: vec![installed(8), recorded],
+        ..tombstone.clone()
+    };
+    ignored(
+        &apply(&after, &success, 5),
+        IgnoredReport::DeletedJobRecorded,
+    );
+
+    // An assignment of the package made by another job is not this job's record.
+    let by_other_job = ReportSnapshot {
+        family_assignments: vec![Assignment {
+            job: Some(JobId(41)),
+            ..installed(PACKAGE.0)
+        }],
+        ..tombstone
+    };
+    let outcome = apply(&by_other_job, &success, 5);
+    assert_eq!(outcome.disposition, Disposition::Applied);
+}
+
+#[test]
 fn tombstone_anything_else_is_ignored() {
     let job = job(42, 1, JobState::Executing);
     let tombstone = ReportSnapshot {
@@ -755,6 +792,10 @@ fn ignored_reasons_render_for_the_log() {
         (
             IgnoredReport::DeletedJob,
             "the job was deleted and the report is not a success",
+        ),
+        (
+            IgnoredReport::DeletedJobRecorded,
+            "the job was deleted and its success is already recorded",
         ),
     ];
     for (reason, text) in cases {
