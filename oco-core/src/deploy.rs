@@ -110,11 +110,12 @@ pub struct Renewal {
     /// The jobs renewed (for a new container: the old jobs that got a fresh copy), in the order
     /// their changes come.
     pub renewed: Vec<JobId>,
-    /// Failed-like install jobs whose package is no longer compatible with the computer; left as
-    /// they are.
+    /// Jobs left as they are because of incompatibility: jobs already Incompatible (they stay
+    /// Incompatible), and failed-like install jobs whose package is no longer compatible with the
+    /// computer.
     pub incompatible: Vec<JobId>,
-    /// Jobs not renewed for another reason: not Failed or Expired, of another origin (into a
-    /// container), or whose package or computer is no longer known.
+    /// Jobs not renewed for another reason: not Failed, Expired or Incompatible, of another
+    /// origin (into a container), or failed-like with a package or computer no longer known.
     pub skipped: Vec<JobId>,
 }
 
@@ -393,10 +394,11 @@ pub fn uninstall(
 ///
 /// A renewed job is Waiting again with its report data cleared (return code, output, message,
 /// progress, timestamps, last report, Wake-on-LAN shutdown mark), `attempt + 1`, and its snapshot
-/// re-taken from the current package. Install jobs whose package is no longer compatible with the
-/// computer are left as they are and listed in `incompatible` (uninstall jobs are not checked:
-/// the package is installed). Other jobs, and jobs whose package or computer is not in the maps,
-/// are listed in `skipped`. Results keep the order of `jobs`.
+/// re-taken from the current package. Jobs already Incompatible stay Incompatible and are listed
+/// in `incompatible`, as are failed-like install jobs whose package is no longer compatible with
+/// the computer, which are left as they are (uninstall jobs are not checked: the package is
+/// installed). Other jobs, and failed-like jobs whose package or computer is not in the maps, are
+/// listed in `skipped`. Results keep the order of `jobs`.
 pub fn renew_in_place(
     jobs: &[Job],
     packages: &BTreeMap<PackageId, Package>,
@@ -541,6 +543,11 @@ fn classify<'a>(
     computers: &BTreeMap<ComputerId, Computer>,
     renewal: &mut Renewal,
 ) -> Option<&'a Package> {
+    // Reported as incompatible whatever became of its package or computer: it stays so.
+    if job.state == JobState::Incompatible {
+        renewal.incompatible.push(job.id);
+        return None;
+    }
     let (Some(package), Some(computer)) =
         (packages.get(&job.package), computers.get(&job.computer))
     else {

@@ -594,8 +594,12 @@ fn renew_in_place_resets_the_job_and_retakes_the_snapshot() {
     ];
     let renewal = renew_in_place(&jobs, &packages, &snapshot.computers);
     assert_eq!(renewal.renewed, [JobId(1), JobId(2)]);
-    assert_eq!(renewal.incompatible, [JobId(4)], "Tool is Windows only");
-    assert_eq!(renewal.skipped, [JobId(3), JobId(5)]);
+    assert_eq!(
+        renewal.incompatible,
+        [JobId(4), JobId(5)],
+        "4: Tool is Windows only; 5: stays Incompatible"
+    );
+    assert_eq!(renewal.skipped, [JobId(3)]);
 
     let [Change::UpdateJob { expected, job }, Change::UpdateJob { .. }] =
         renewal.changes.changes.as_slice()
@@ -652,6 +656,7 @@ fn renew_into_container_copies_the_policy_and_renumbers_per_computer() {
         old_job(4, 1, 104, JobState::Succeeded, 1),
         old_job(5, 3, 401, JobState::Expired, 1),
         other_origin,
+        old_job(7, 1, 301, JobState::Incompatible, 4),
     ];
     let old = old_container(Some(now() + Duration::days(1)));
     let renewal = renew_into_container(
@@ -664,7 +669,7 @@ fn renew_into_container_copies_the_policy_and_renumbers_per_computer() {
     )
     .unwrap();
     assert_eq!(renewal.renewed, [JobId(3), JobId(2), JobId(1)]);
-    assert_eq!(renewal.incompatible, [JobId(5)]);
+    assert_eq!(renewal.incompatible, [JobId(5), JobId(7)]);
     assert_eq!(renewal.skipped, [JobId(4), JobId(6)]);
 
     let (container, new_jobs) = created(&renewal.changes);
