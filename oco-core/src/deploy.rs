@@ -219,10 +219,11 @@ impl std::error::Error for DeployError {}
 /// reached only as a dependency is *auto-added*.
 ///
 /// Jobs come per target computer, in target order, each computer's numbered from 1 (every job
-/// created takes the next number). For each package, in order:
+/// created takes the next number). For each package, in order, the first that applies:
+/// - a package incompatible with the computer gets an Incompatible job (finished `now`), an
+///   auto-added dependency included (even one installed in some version of its family);
 /// - an auto-added dependency already installed on the computer in any version of its family
-///   gets no job (even if it is no longer compatible: it is there);
-/// - a package incompatible with the computer gets an Incompatible job (finished `now`);
+///   gets no job;
 /// - a package assigned to the computer gets an AlreadyInstalled job (finished `now`), unless
 ///   `force_reinstall`;
 /// - otherwise, for an explicit-uninstall package, an uninstall job for each *other* installed
@@ -274,13 +275,13 @@ pub fn deploy(
                     }
                 })
             };
-            if !explicit.contains(&package.id) && installed_in_family(false) {
-                continue;
-            }
             if !package.compatibility.allows(computer) {
                 let mut job = Job::new(origin, computer.id, package, JobKind::Install, next());
                 job.finalize_by_server(JobState::Incompatible, None, now);
                 jobs.push(job);
+                continue;
+            }
+            if !explicit.contains(&package.id) && installed_in_family(false) {
                 continue;
             }
             if installed_in_family(true) && !request.force_reinstall {

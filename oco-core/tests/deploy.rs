@@ -401,6 +401,26 @@ fn auto_added_dependency_installed_in_any_version_gets_no_job() {
 }
 
 #[test]
+fn an_incompatible_auto_added_dependency_gets_an_incompatible_job_even_if_installed() {
+    // Linux computer 3 has Tool 401 (Windows only), an auto-added dependency of Suite 501: the
+    // spec checks incompatibility first for every package.
+    let mut snapshot = fixture();
+    snapshot
+        .assignments
+        .insert(ComputerId(3), vec![assignment(3, 401, 1)]);
+    let changes = deploy(&request(&[3], &[501]), &snapshot, now()).unwrap();
+    assert_eq!(
+        rows(created(&changes).1),
+        [
+            (3, 301, Install, Waiting, 1),
+            (3, 201, Install, Waiting, 2),
+            (3, 401, Install, Incompatible, 3),
+            (3, 501, Install, Waiting, 4),
+        ]
+    );
+}
+
+#[test]
 fn force_reinstall_installs_again_without_uninstalling_the_same_version() {
     let mut req = request(&[1], &[101]);
     req.force_reinstall = true;
