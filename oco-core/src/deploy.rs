@@ -40,6 +40,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::model::resolve::{resolve_computer_group, resolve_package_group};
 use crate::model::{
@@ -51,7 +52,7 @@ use crate::store::{Change, ChangeSet, DeploySnapshot};
 
 /// What an administrator asks to deploy: a new container with these settings, for these
 /// computers and packages.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeployRequest {
     /// The container's name.
     pub name: Name,
@@ -82,7 +83,7 @@ pub struct DeployRequest {
 
 /// What an administrator asks to uninstall: a new container with these settings, with one
 /// uninstall job per assignment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UninstallRequest {
     /// The container's name.
     pub name: Name,
@@ -103,7 +104,7 @@ pub struct UninstallRequest {
 }
 
 /// The outcome of renewing failed-like jobs.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Renewal {
     /// What to write: job updates (in place) or one new container (into a container).
     pub changes: ChangeSet,
@@ -120,7 +121,8 @@ pub struct Renewal {
 }
 
 /// What kind of thing an unknown id was meant to name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Entity {
     /// A computer.
     Computer,

@@ -47,6 +47,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Assignment, ComputerId, Job, JobId, JobKind, JobState, MessageCode, SequenceMode,
@@ -58,7 +59,7 @@ use crate::store::{Change, ChangeSet, ReportSnapshot};
 ///
 /// The server parses the wire id `"<id>.<attempt>"` into `job` and `attempt` (attempt 1 when the
 /// id has no suffix) and the state code with [`ReportedState::from_wire_code`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentReport {
     /// The reported job.
     pub job: JobId,
@@ -75,7 +76,8 @@ pub struct AgentReport {
 }
 
 /// The states an agent may report, with OCO's wire codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ReportedState {
     /// Download started or progressed (1).
     Downloading,
@@ -183,7 +185,7 @@ impl std::error::Error for ReportError {}
 /// sequence mode in `(sequence, id)` order, then the assignment writes (deletes by package id,
 /// then the upsert). Every `UpdateJob` expects the revision in the snapshot. An ignored report has
 /// no changes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportOutcome {
     /// The writes to apply atomically.
     pub changes: ChangeSet,
@@ -195,7 +197,8 @@ pub struct ReportOutcome {
 }
 
 /// Whether a report was applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Disposition {
     /// The report changed the job or the assignments (see [`ReportOutcome::changes`]).
     Applied,
@@ -204,7 +207,8 @@ pub enum Disposition {
 }
 
 /// Why a report was ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "reason")]
 pub enum IgnoredReport {
     /// The report is for an earlier attempt of a renewed job.
     EarlierAttempt {

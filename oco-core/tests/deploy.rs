@@ -11,7 +11,7 @@ use oco_core::chrono;
 use oco_core::chrono_tz::UTC;
 use oco_core::deploy::{
     deploy, renew_in_place, renew_into_container, uninstall, DeployError, DeployRequest, Entity,
-    UninstallRequest,
+    Renewal, UninstallRequest,
 };
 use oco_core::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId,
@@ -737,6 +737,41 @@ fn renew_into_container_copies_the_policy_and_renumbers_per_computer() {
     )
     .unwrap_err();
     assert_eq!(err, DeployError::NoJobs);
+}
+
+#[test]
+fn requests_and_renewals_round_trip_through_serde() {
+    let deploy_request = request(&[1, 2], &[101]);
+    let json = serde_json::to_string(&deploy_request).unwrap();
+    assert_eq!(
+        serde_json::from_str::<DeployRequest>(&json).unwrap(),
+        deploy_request
+    );
+
+    let remove = uninstall_request(&[(1, 101), (2, 102)]);
+    let json = serde_json::to_string(&remove).unwrap();
+    assert_eq!(
+        serde_json::from_str::<UninstallRequest>(&json).unwrap(),
+        remove
+    );
+
+    let snapshot = fixture();
+    let jobs = [
+        old_job(1, 2, 101, JobState::Failed, 1),
+        old_job(4, 3, 401, JobState::Failed, 1),
+    ];
+    let renewal = renew_in_place(&jobs, &snapshot.packages, &snapshot.computers);
+    let json = serde_json::to_string(&renewal).unwrap();
+    assert_eq!(serde_json::from_str::<Renewal>(&json).unwrap(), renewal);
+
+    assert_eq!(
+        serde_json::to_string(&Entity::ComputerGroup).unwrap(),
+        r#""computer-group""#
+    );
+    assert_eq!(
+        serde_json::from_str::<Entity>(r#""package-group""#).unwrap(),
+        Entity::PackageGroup
+    );
 }
 
 proptest! {

@@ -761,6 +761,63 @@ fn wire_codes() {
 }
 
 #[test]
+fn reports_and_outcomes_round_trip_through_serde() {
+    let job = job(42, 1, JobState::Executing);
+    let mut success = with_code(report(&job, ReportedState::Succeeded), Some(3010));
+    success.output = Some("done".into());
+    let json = serde_json::to_value(&success).unwrap();
+    assert_eq!(json["state"], "succeeded");
+    assert_eq!(
+        serde_json::from_value::<AgentReport>(json).unwrap(),
+        success
+    );
+
+    let applied = apply(&snapshot(job.clone()), &success, 1);
+    let json = serde_json::to_value(&applied).unwrap();
+    assert_eq!(json["disposition"], "applied");
+    assert_eq!(
+        serde_json::from_value::<ReportOutcome>(json).unwrap(),
+        applied
+    );
+
+    for (disposition, json) in [
+        (
+            Disposition::Ignored(IgnoredReport::EarlierAttempt { current: 2 }),
+            r#"{"ignored":{"reason":"earlier-attempt","current":2}}"#,
+        ),
+        (
+            Disposition::Ignored(IgnoredReport::ServerFinal {
+                state: JobState::AlreadyInstalled,
+            }),
+            r#"{"ignored":{"reason":"server-final","state":"already-installed"}}"#,
+        ),
+        (
+            Disposition::Ignored(IgnoredReport::DeletedJobRecorded),
+            r#"{"ignored":{"reason":"deleted-job-recorded"}}"#,
+        ),
+    ] {
+        assert_eq!(serde_json::to_string(&disposition).unwrap(), json);
+        assert_eq!(
+            serde_json::from_str::<Disposition>(json).unwrap(),
+            disposition
+        );
+    }
+    for state in [
+        ReportedState::Downloading,
+        ReportedState::Executing,
+        ReportedState::Succeeded,
+        ReportedState::Failed,
+    ] {
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<ReportedState>(&json).unwrap(), state);
+    }
+    assert_eq!(
+        serde_json::to_string(&ReportedState::Downloading).unwrap(),
+        r#""downloading""#
+    );
+}
+
+#[test]
 fn ignored_reasons_render_for_the_log() {
     let cases = [
         (
