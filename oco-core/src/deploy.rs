@@ -12,19 +12,21 @@
 //!
 //! use oco_core::chrono::{TimeZone, Utc};
 //! use oco_core::chrono_tz::UTC;
-//! use oco_core::deploy::{deploy, DeployError, DeployRequest};
+//! use oco_core::deploy::{deploy, ContainerSettings, DeployError, DeployRequest};
 //! use oco_core::model::{DeliveryPolicy, Name, Schedule, WolSettings};
 //! use oco_core::store::DeploySnapshot;
 //!
 //! let now = Utc.with_ymd_and_hms(2026, 1, 5, 8, 0, 0).unwrap();
 //! let request = DeployRequest {
-//!     name: Name::new("name", "Nothing")?,
-//!     notes: String::new(),
-//!     enabled: true,
-//!     schedule: Schedule::new(now, None)?,
-//!     policy: DeliveryPolicy::new(UTC),
-//!     wol: WolSettings::default(),
-//!     self_service: false,
+//!     container: ContainerSettings {
+//!         name: Name::new("name", "Nothing")?,
+//!         notes: String::new(),
+//!         enabled: true,
+//!         schedule: Schedule::new(now, None)?,
+//!         policy: DeliveryPolicy::new(UTC),
+//!         wol: WolSettings::default(),
+//!         self_service: false,
+//!     },
 //!     computers: vec![],
 //!     computer_groups: vec![],
 //!     packages: vec![],
@@ -50,10 +52,10 @@ use crate::model::{
 };
 use crate::store::{Change, ChangeSet, DeploySnapshot};
 
-/// What an administrator asks to deploy: a new container with these settings, for these
-/// computers and packages.
+/// The settings of a new container, as an administrator gives them for a deploy or an
+/// uninstall.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeployRequest {
+pub struct ContainerSettings {
     /// The container's name.
     pub name: Name,
     /// The container's notes.
@@ -68,6 +70,14 @@ pub struct DeployRequest {
     pub wol: WolSettings,
     /// Created from the self-service portal.
     pub self_service: bool,
+}
+
+/// What an administrator asks to deploy: a new container with these settings, for these
+/// computers and packages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployRequest {
+    /// The new container's settings.
+    pub container: ContainerSettings,
     /// Target computers, in order.
     pub computers: Vec<ComputerId>,
     /// Target computer groups; their members (subgroups included) follow `computers`.
@@ -85,20 +95,8 @@ pub struct DeployRequest {
 /// uninstall job per assignment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UninstallRequest {
-    /// The container's name.
-    pub name: Name,
-    /// The container's notes.
-    pub notes: String,
-    /// Whether the container's jobs may be delivered.
-    pub enabled: bool,
-    /// When the jobs may start, and until when.
-    pub schedule: Schedule,
-    /// How the jobs are delivered.
-    pub policy: DeliveryPolicy,
-    /// Wake-on-LAN (its `sent_at` is ignored: a new container has sent nothing).
-    pub wol: WolSettings,
-    /// Created from the self-service portal.
-    pub self_service: bool,
+    /// The new container's settings.
+    pub container: ContainerSettings,
     /// The (computer, package) assignments to uninstall, in order.
     pub assignments: Vec<(ComputerId, PackageId)>,
 }
@@ -312,20 +310,7 @@ pub fn deploy(
             ));
         }
     }
-    create_container(
-        JobContainer {
-            id: ContainerId(0),
-            name: request.name.clone(),
-            notes: request.notes.clone(),
-            enabled: request.enabled,
-            schedule: request.schedule,
-            policy: request.policy.clone(),
-            wol: unsent(request.wol),
-            self_service: request.self_service,
-            created_at: now,
-        },
-        jobs,
-    )
+    create_container(new_container(request.container.clone(), now), jobs)
 }
 
 /// Creates a container with one uninstall job per assignment in `request`, as one
@@ -376,20 +361,7 @@ pub fn uninstall(
             *sequence,
         ));
     }
-    create_container(
-        JobContainer {
-            id: ContainerId(0),
-            name: request.name.clone(),
-            notes: request.notes.clone(),
-            enabled: request.enabled,
-            schedule: request.schedule,
-            policy: request.policy.clone(),
-            wol: unsent(request.wol),
-            self_service: request.self_service,
-            created_at: now,
-        },
-        jobs,
-    )
+    create_container(new_container(request.container.clone(), now), jobs)
 }
 
 /// Renews failed-like (Failed or Expired) jobs where they are: one [`Change::UpdateJob`] per
@@ -483,20 +455,16 @@ pub fn renew_into_container(
     // Invariant: `end`, if any, is after `now`, which is all `Schedule::new` checks.
     #[allow(clippy::expect_used)]
     let schedule = Schedule::new(now, end).expect("end was filtered to be after now");
-    renewal.changes = create_container(
-        JobContainer {
-            id: ContainerId(0),
-            name,
-            notes: old.notes.clone(),
-            enabled: old.enabled,
-            schedule,
-            policy: old.policy.clone(),
-            wol: unsent(old.wol),
-            self_service: old.self_service,
-            created_at: now,
-        },
-        new_jobs,
-    )?;
+    let settings = ContainerSettings {
+        name,
+        notes: old.notes.clone(),
+        enabled: old.enabled,
+        schedule,
+        policy: old.policy.clone(),
+        wol: old.wol,
+        self_service: old.self_service,
+    };
+    renewal.changes = create_container(new_container(settings, now), new_jobs)?;
     Ok(renewal)
 }
 
@@ -508,10 +476,31 @@ fn unknown(what: Entity, id: i64) -> DeployError {
     DeployError::Unknown { what, id }
 }
 
-fn unsent(wol: WolSettings) -> WolSettings {
-    WolSettings {
-        sent_at: None,
-        ..wol
+/// The new container `settings` describe, created `now`, with a placeholder id and nothing sent
+/// by Wake-on-LAN yet.
+fn new_container(settings: ContainerSettings, now: DateTime<Utc>) -> JobContainer {
+    let ContainerSettings {
+        name,
+        notes,
+        enabled,
+        schedule,
+        policy,
+        wol,
+        self_service,
+    } = settings;
+    JobContainer {
+        id: ContainerId(0),
+        name,
+        notes,
+        enabled,
+        schedule,
+        policy,
+        wol: WolSettings {
+            sent_at: None,
+            ..wol
+        },
+        self_service,
+        created_at: now,
     }
 }
 

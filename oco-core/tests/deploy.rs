@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono;
 use oco_core::chrono_tz::UTC;
 use oco_core::deploy::{
-    deploy, renew_in_place, renew_into_container, uninstall, DeployError, DeployRequest, Entity,
-    Renewal, UninstallRequest,
+    deploy, renew_in_place, renew_into_container, uninstall, ContainerSettings, DeployError,
+    DeployRequest, Entity, Renewal, UninstallRequest,
 };
 use oco_core::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId,
@@ -170,17 +170,19 @@ fn fixture() -> DeploySnapshot {
 
 fn request(computers: &[i64], packages: &[i64]) -> DeployRequest {
     DeployRequest {
-        name: name("Roll-out"),
-        notes: "notes".into(),
-        enabled: true,
-        schedule: Schedule::new(now(), Some(now() + Duration::days(7))).unwrap(),
-        policy: DeliveryPolicy::new(UTC),
-        wol: WolSettings {
-            wake: true,
-            shutdown_after: false,
-            sent_at: Some(now()),
+        container: ContainerSettings {
+            name: name("Roll-out"),
+            notes: "notes".into(),
+            enabled: true,
+            schedule: Schedule::new(now(), Some(now() + Duration::days(7))).unwrap(),
+            policy: DeliveryPolicy::new(UTC),
+            wol: WolSettings {
+                wake: true,
+                shutdown_after: false,
+                sent_at: Some(now()),
+            },
+            self_service: false,
         },
-        self_service: false,
         computers: computers.iter().copied().map(ComputerId).collect(),
         computer_groups: vec![],
         packages: packages.iter().copied().map(PackageId).collect(),
@@ -517,13 +519,15 @@ fn nothing_to_do_is_an_error_not_an_empty_container() {
 
 fn uninstall_request(pairs: &[(i64, i64)]) -> UninstallRequest {
     UninstallRequest {
-        name: name("Remove"),
-        notes: String::new(),
-        enabled: true,
-        schedule: Schedule::new(now(), None).unwrap(),
-        policy: DeliveryPolicy::new(UTC),
-        wol: WolSettings::default(),
-        self_service: true,
+        container: ContainerSettings {
+            name: name("Remove"),
+            notes: String::new(),
+            enabled: true,
+            schedule: Schedule::new(now(), None).unwrap(),
+            policy: DeliveryPolicy::new(UTC),
+            wol: WolSettings::default(),
+            self_service: true,
+        },
         assignments: pairs
             .iter()
             .map(|&(c, p)| (ComputerId(c), PackageId(p)))
@@ -551,6 +555,40 @@ fn uninstall_numbers_each_computers_jobs_in_the_given_order() {
         ]
     );
     assert_eq!(jobs[0].snapshot.procedure.command, "uninstall 101");
+}
+
+#[test]
+fn deploy_and_uninstall_build_the_same_container_from_the_same_settings() {
+    let settings = request(&[1], &[104]).container;
+    let deployed = deploy(&request(&[1], &[104]), &fixture(), now()).unwrap();
+    let removed = uninstall(
+        &UninstallRequest {
+            container: settings.clone(),
+            assignments: vec![(ComputerId(1), PackageId(101))],
+        },
+        &fixture(),
+        now(),
+    )
+    .unwrap();
+    let (container, _) = created(&deployed);
+    assert_eq!(container, created(&removed).0);
+    assert_eq!(
+        *container,
+        JobContainer {
+            id: ContainerId(0),
+            name: settings.name,
+            notes: settings.notes,
+            enabled: settings.enabled,
+            schedule: settings.schedule,
+            policy: settings.policy,
+            wol: WolSettings {
+                sent_at: None,
+                ..settings.wol
+            },
+            self_service: settings.self_service,
+            created_at: now(),
+        }
+    );
 }
 
 #[test]
