@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono_tz::Europe::Berlin;
-use oco_core::deploy::{deploy, DeployRequest};
+use oco_core::deploy::{deploy, ContainerSettings, DeployRequest};
 use oco_core::housekeeping::{container_statistics, housekeeping};
 use oco_core::model::{
     Compatibility, DeliveryPolicy, FamilyId, JobId, Name, Origin, Package, PackageId, PostAction,
@@ -43,13 +43,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     policy.ip_ranges = "10.0.0.0/8, !10.66.0.0/16".parse()?;
     policy.time_frames = "MON-FRI 18:00-23:00".parse()?;
     let request = DeployRequest {
-        name: Name::new("name", "7-Zip roll-out")?,
-        notes: String::new(),
-        enabled: true,
-        schedule: Schedule::new(monday, Some(monday + Duration::days(7)))?,
-        policy,
-        wol: WolSettings::default(),
-        self_service: false,
+        container: ContainerSettings {
+            name: Name::new("name", "7-Zip roll-out")?,
+            notes: String::new(),
+            enabled: true,
+            schedule: Schedule::new(monday, Some(monday + Duration::days(7)))?,
+            policy,
+            wol: WolSettings::default(),
+            self_service: false,
+        },
         computers: vec![pc1.id, pc2.id],
         computer_groups: vec![],
         packages: vec![package.id],

@@ -12,19 +12,21 @@
 //!
 //! use oco_core::chrono::{TimeZone, Utc};
 //! use oco_core::chrono_tz::UTC;
-//! use oco_core::deploy::{deploy, DeployError, DeployRequest};
+//! use oco_core::deploy::{deploy, ContainerSettings, DeployError, DeployRequest};
 //! use oco_core::model::{DeliveryPolicy, Name, Schedule, WolSettings};
 //! use oco_core::store::DeploySnapshot;
 //!
 //! let now = Utc.with_ymd_and_hms(2026, 1, 5, 8, 0, 0).unwrap();
 //! let request = DeployRequest {
-//!     name: Name::new("name", "Nothing")?,
-//!     notes: String::new(),
-//!     enabled: true,
-//!     schedule: Schedule::new(now, None)?,
-//!     policy: DeliveryPolicy::new(UTC),
-//!     wol: WolSettings::default(),
-//!     self_service: false,
+//!     container: ContainerSettings {
+//!         name: Name::new("name", "Nothing")?,
+//!         notes: String::new(),
+//!         enabled: true,
+//!         schedule: Schedule::new(now, None)?,
+//!         policy: DeliveryPolicy::new(UTC),
+//!         wol: WolSettings::default(),
+//!         self_service: false,
+//!     },
 //!     computers: vec![],
 //!     computer_groups: vec![],
 //!     packages: vec![],
@@ -40,6 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::model::resolve::{resolve_computer_group, resolve_package_group};
 use crate::model::{
@@ -49,10 +52,10 @@ use crate::model::{
 };
 use crate::store::{Change, ChangeSet, DeploySnapshot};
 
-/// What an administrator asks to deploy: a new container with these settings, for these
-/// computers and packages.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeployRequest {
+/// The settings of a new container, as an administrator gives them for a deploy or an
+/// uninstall.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSettings {
     /// The container's name.
     pub name: Name,
     /// The container's notes.
@@ -67,6 +70,14 @@ pub struct DeployRequest {
     pub wol: WolSettings,
     /// Created from the self-service portal.
     pub self_service: bool,
+}
+
+/// What an administrator asks to deploy: a new container with these settings, for these
+/// computers and packages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployRequest {
+    /// The new container's settings.
+    pub container: ContainerSettings,
     /// Target computers, in order.
     pub computers: Vec<ComputerId>,
     /// Target computer groups; their members (subgroups included) follow `computers`.
@@ -82,44 +93,34 @@ pub struct DeployRequest {
 
 /// What an administrator asks to uninstall: a new container with these settings, with one
 /// uninstall job per assignment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UninstallRequest {
-    /// The container's name.
-    pub name: Name,
-    /// The container's notes.
-    pub notes: String,
-    /// Whether the container's jobs may be delivered.
-    pub enabled: bool,
-    /// When the jobs may start, and until when.
-    pub schedule: Schedule,
-    /// How the jobs are delivered.
-    pub policy: DeliveryPolicy,
-    /// Wake-on-LAN (its `sent_at` is ignored: a new container has sent nothing).
-    pub wol: WolSettings,
-    /// Created from the self-service portal.
-    pub self_service: bool,
+    /// The new container's settings.
+    pub container: ContainerSettings,
     /// The (computer, package) assignments to uninstall, in order.
     pub assignments: Vec<(ComputerId, PackageId)>,
 }
 
 /// The outcome of renewing failed-like jobs.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Renewal {
     /// What to write: job updates (in place) or one new container (into a container).
     pub changes: ChangeSet,
     /// The jobs renewed (for a new container: the old jobs that got a fresh copy), in the order
     /// their changes come.
     pub renewed: Vec<JobId>,
-    /// Failed-like install jobs whose package is no longer compatible with the computer; left as
-    /// they are.
+    /// Jobs left as they are because of incompatibility: jobs already Incompatible (they stay
+    /// Incompatible), and failed-like install jobs whose package is no longer compatible with the
+    /// computer.
     pub incompatible: Vec<JobId>,
-    /// Jobs not renewed for another reason: not Failed or Expired, of another origin (into a
-    /// container), or whose package or computer is no longer known.
+    /// Jobs not renewed for another reason: not Failed, Expired or Incompatible, of another
+    /// origin (into a container), or failed-like with a package or computer no longer known.
     pub skipped: Vec<JobId>,
 }
 
 /// What kind of thing an unknown id was meant to name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Entity {
     /// A computer.
     Computer,
@@ -218,10 +219,11 @@ impl std::error::Error for DeployError {}
 /// reached only as a dependency is *auto-added*.
 ///
 /// Jobs come per target computer, in target order, each computer's numbered from 1 (every job
-/// created takes the next number). For each package, in order:
+/// created takes the next number). For each package, in order, the first that applies:
+/// - a package incompatible with the computer gets an Incompatible job (finished `now`), an
+///   auto-added dependency included (even one installed in some version of its family);
 /// - an auto-added dependency already installed on the computer in any version of its family
-///   gets no job (even if it is no longer compatible: it is there);
-/// - a package incompatible with the computer gets an Incompatible job (finished `now`);
+///   gets no job;
 /// - a package assigned to the computer gets an AlreadyInstalled job (finished `now`), unless
 ///   `force_reinstall`;
 /// - otherwise, for an explicit-uninstall package, an uninstall job for each *other* installed
@@ -273,18 +275,18 @@ pub fn deploy(
                     }
                 })
             };
-            if !explicit.contains(&package.id) && installed_in_family(false) {
-                continue;
-            }
             if !package.compatibility.allows(computer) {
                 let mut job = Job::new(origin, computer.id, package, JobKind::Install, next());
-                finish(&mut job, JobState::Incompatible, now);
+                job.finalize_by_server(JobState::Incompatible, None, now);
                 jobs.push(job);
+                continue;
+            }
+            if !explicit.contains(&package.id) && installed_in_family(false) {
                 continue;
             }
             if installed_in_family(true) && !request.force_reinstall {
                 let mut job = Job::new(origin, computer.id, package, JobKind::Install, next());
-                finish(&mut job, JobState::AlreadyInstalled, now);
+                job.finalize_by_server(JobState::AlreadyInstalled, None, now);
                 jobs.push(job);
                 continue;
             }
@@ -308,20 +310,7 @@ pub fn deploy(
             ));
         }
     }
-    create_container(
-        JobContainer {
-            id: ContainerId(0),
-            name: request.name.clone(),
-            notes: request.notes.clone(),
-            enabled: request.enabled,
-            schedule: request.schedule,
-            policy: request.policy.clone(),
-            wol: unsent(request.wol),
-            self_service: request.self_service,
-            created_at: now,
-        },
-        jobs,
-    )
+    create_container(new_container(request.container.clone(), now), jobs)
 }
 
 /// Creates a container with one uninstall job per assignment in `request`, as one
@@ -372,20 +361,7 @@ pub fn uninstall(
             *sequence,
         ));
     }
-    create_container(
-        JobContainer {
-            id: ContainerId(0),
-            name: request.name.clone(),
-            notes: request.notes.clone(),
-            enabled: request.enabled,
-            schedule: request.schedule,
-            policy: request.policy.clone(),
-            wol: unsent(request.wol),
-            self_service: request.self_service,
-            created_at: now,
-        },
-        jobs,
-    )
+    create_container(new_container(request.container.clone(), now), jobs)
 }
 
 /// Renews failed-like (Failed or Expired) jobs where they are: one [`Change::UpdateJob`] per
@@ -393,10 +369,11 @@ pub fn uninstall(
 ///
 /// A renewed job is Waiting again with its report data cleared (return code, output, message,
 /// progress, timestamps, last report, Wake-on-LAN shutdown mark), `attempt + 1`, and its snapshot
-/// re-taken from the current package. Install jobs whose package is no longer compatible with the
-/// computer are left as they are and listed in `incompatible` (uninstall jobs are not checked:
-/// the package is installed). Other jobs, and jobs whose package or computer is not in the maps,
-/// are listed in `skipped`. Results keep the order of `jobs`.
+/// re-taken from the current package. Jobs already Incompatible stay Incompatible and are listed
+/// in `incompatible`, as are failed-like install jobs whose package is no longer compatible with
+/// the computer, which are left as they are (uninstall jobs are not checked: the package is
+/// installed). Other jobs, and failed-like jobs whose package or computer is not in the maps, are
+/// listed in `skipped`. Results keep the order of `jobs`.
 pub fn renew_in_place(
     jobs: &[Job],
     packages: &BTreeMap<PackageId, Package>,
@@ -478,20 +455,16 @@ pub fn renew_into_container(
     // Invariant: `end`, if any, is after `now`, which is all `Schedule::new` checks.
     #[allow(clippy::expect_used)]
     let schedule = Schedule::new(now, end).expect("end was filtered to be after now");
-    renewal.changes = create_container(
-        JobContainer {
-            id: ContainerId(0),
-            name,
-            notes: old.notes.clone(),
-            enabled: old.enabled,
-            schedule,
-            policy: old.policy.clone(),
-            wol: unsent(old.wol),
-            self_service: old.self_service,
-            created_at: now,
-        },
-        new_jobs,
-    )?;
+    let settings = ContainerSettings {
+        name,
+        notes: old.notes.clone(),
+        enabled: old.enabled,
+        schedule,
+        policy: old.policy.clone(),
+        wol: old.wol,
+        self_service: old.self_service,
+    };
+    renewal.changes = create_container(new_container(settings, now), new_jobs)?;
     Ok(renewal)
 }
 
@@ -503,16 +476,32 @@ fn unknown(what: Entity, id: i64) -> DeployError {
     DeployError::Unknown { what, id }
 }
 
-fn unsent(wol: WolSettings) -> WolSettings {
-    WolSettings {
-        sent_at: None,
-        ..wol
+/// The new container `settings` describe, created `now`, with a placeholder id and nothing sent
+/// by Wake-on-LAN yet.
+fn new_container(settings: ContainerSettings, now: DateTime<Utc>) -> JobContainer {
+    let ContainerSettings {
+        name,
+        notes,
+        enabled,
+        schedule,
+        policy,
+        wol,
+        self_service,
+    } = settings;
+    JobContainer {
+        id: ContainerId(0),
+        name,
+        notes,
+        enabled,
+        schedule,
+        policy,
+        wol: WolSettings {
+            sent_at: None,
+            ..wol
+        },
+        self_service,
+        created_at: now,
     }
-}
-
-fn finish(job: &mut Job, state: JobState, now: DateTime<Utc>) {
-    job.state = state;
-    job.finished = Some(now);
 }
 
 fn create_container(container: JobContainer, jobs: Vec<Job>) -> Result<ChangeSet, DeployError> {
@@ -546,6 +535,11 @@ fn classify<'a>(
     computers: &BTreeMap<ComputerId, Computer>,
     renewal: &mut Renewal,
 ) -> Option<&'a Package> {
+    // Reported as incompatible whatever became of its package or computer: it stays so.
+    if job.state == JobState::Incompatible {
+        renewal.incompatible.push(job.id);
+        return None;
+    }
     let (Some(package), Some(computer)) =
         (packages.get(&job.package), computers.get(&job.computer))
     else {

@@ -51,7 +51,7 @@
 use std::cmp::Reverse;
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::model::{DeliveryPolicy, Job, JobId, Origin, PostAction, SequenceMode, WolShutdown};
@@ -146,7 +146,8 @@ pub enum HoldReason {
 /// Wake-on-LAN shutdown marks are settled for every pending job that has one: a poll within
 /// `settings.wol_shutdown_expiry` of the wake packets confirms that the computer came up through
 /// Wake-on-LAN (the job carries a shutdown); a first poll after that window means someone switched
-/// it on by hand (the mark is cleared and the job carries its own post action).
+/// it on by hand (the mark is cleared and the job carries its own post action). A window too long
+/// to represent never ends.
 pub fn plan<'a>(
     snapshot: &'a PlannerSnapshot,
     now: DateTime<Utc>,
@@ -341,7 +342,13 @@ fn settle_wol_mark(
         None => false,
         Some(WolShutdown::Confirmed) => true,
         Some(WolShutdown::Pending { since }) => {
-            let woken = now <= since + settings.wol_shutdown_expiry;
+            let expiry = settings.wol_shutdown_expiry;
+            // A window ending past the last representable time has not ended (one starting
+            // before the first has).
+            let woken = match since.checked_add_signed(expiry) {
+                Some(end) => now <= end,
+                None => expiry > TimeDelta::zero(),
+            };
             let mut updated = job.clone();
             updated.wol_shutdown = woken.then_some(WolShutdown::Confirmed);
             changes.push(Change::UpdateJob {

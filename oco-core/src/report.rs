@@ -47,6 +47,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Assignment, ComputerId, Job, JobId, JobKind, JobState, MessageCode, SequenceMode,
@@ -58,7 +59,7 @@ use crate::store::{Change, ChangeSet, ReportSnapshot};
 ///
 /// The server parses the wire id `"<id>.<attempt>"` into `job` and `attempt` (attempt 1 when the
 /// id has no suffix) and the state code with [`ReportedState::from_wire_code`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentReport {
     /// The reported job.
     pub job: JobId,
@@ -75,7 +76,8 @@ pub struct AgentReport {
 }
 
 /// The states an agent may report, with OCO's wire codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ReportedState {
     /// Download started or progressed (1).
     Downloading,
@@ -183,7 +185,7 @@ impl std::error::Error for ReportError {}
 /// sequence mode in `(sequence, id)` order, then the assignment writes (deletes by package id,
 /// then the upsert). Every `UpdateJob` expects the revision in the snapshot. An ignored report has
 /// no changes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportOutcome {
     /// The writes to apply atomically.
     pub changes: ChangeSet,
@@ -195,7 +197,8 @@ pub struct ReportOutcome {
 }
 
 /// Whether a report was applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Disposition {
     /// The report changed the job or the assignments (see [`ReportOutcome::changes`]).
     Applied,
@@ -204,7 +207,8 @@ pub enum Disposition {
 }
 
 /// Why a report was ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "reason")]
 pub enum IgnoredReport {
     /// The report is for an earlier attempt of a renewed job.
     EarlierAttempt {
@@ -234,6 +238,9 @@ pub enum IgnoredReport {
     },
     /// A report other than an accepted success on a deleted job (a tombstone).
     DeletedJob,
+    /// An accepted success on a deleted job whose assignment already records it (the assignment
+    /// of the job's package names the job): a repeated report.
+    DeletedJobRecorded,
 }
 
 impl fmt::Display for IgnoredReport {
@@ -249,23 +256,21 @@ impl fmt::Display for IgnoredReport {
                 f,
                 "report for an attempt never handed out (the job is at attempt {current})"
             ),
-            IgnoredReport::Backward { state } => write!(
-                f,
-                "report would move the job backward (it is {})",
-                state_name(*state)
-            ),
-            IgnoredReport::AlreadyFinal { state } => write!(
-                f,
-                "the job was already finalised by the agent ({})",
-                state_name(*state)
-            ),
+            IgnoredReport::Backward { state } => {
+                write!(f, "report would move the job backward (it is {state})")
+            }
+            IgnoredReport::AlreadyFinal { state } => {
+                write!(f, "the job was already finalised by the agent ({state})")
+            }
             IgnoredReport::ServerFinal { state } => write!(
                 f,
-                "the job was finalised by the server ({}) and the report is not a success",
-                state_name(*state)
+                "the job was finalised by the server ({state}) and the report is not a success"
             ),
             IgnoredReport::DeletedJob => {
                 f.write_str("the job was deleted and the report is not a success")
+            }
+            IgnoredReport::DeletedJobRecorded => {
+                f.write_str("the job was deleted and its success is already recorded")
             }
         }
     }
@@ -278,7 +283,13 @@ impl fmt::Display for IgnoredReport {
 ///   attempt never handed out, so nothing the agent could have run);
 /// - on a tombstone (`snapshot.deleted`), an accepted success runs assignment bookkeeping only
 ///   (the job is not written); anything else, and any report when the tombstone was already
-///   finalised by an agent, is ignored;
+///   finalised by an agent, is ignored ([`IgnoredReport::DeletedJob`]). A success is also ignored
+///   when `snapshot.family_assignments` already holds the assignment (computer, package) with
+///   `job == Some(job id)` ([`IgnoredReport::DeletedJobRecorded`]): a tombstone is never written,
+///   so the assignment is the only trace of an earlier success, and a repeated report must not
+///   move `installed_at` or run the implicit removal again. The remaining edge: once an
+///   uninstall (or another version's implicit removal) has removed that assignment, a repeated
+///   success on the tombstone finds no trace and adds the assignment again;
 /// - a Downloading/Executing report moves a pending job forward; a same-state repeat updates
 ///   progress, output and `last_report` (and is written even if progress and output did not
 ///   change, so `last_report` tracks the agent's liveness); a backward report is ignored;
@@ -478,6 +489,16 @@ fn tombstone(snapshot: &ReportSnapshot, report: &AgentReport, now: DateTime<Utc>
     if agent_final || verdict(job, report).state != JobState::Succeeded {
         return ReportOutcome::ignored(IgnoredReport::DeletedJob);
     }
+    // The tombstone is never written, so its assignment is the only sign that this success was
+    // already recorded.
+    let recorded = snapshot.family_assignments.iter().any(|assignment| {
+        assignment.computer == job.computer
+            && assignment.package == job.package
+            && assignment.job == Some(job.id)
+    });
+    if recorded {
+        return ReportOutcome::ignored(IgnoredReport::DeletedJobRecorded);
+    }
     assemble(snapshot, None, Vec::new(), assignments(snapshot, now))
 }
 
@@ -521,10 +542,7 @@ fn cascade(snapshot: &ReportSnapshot, now: DateTime<Utc>) -> Vec<Change> {
         .into_iter()
         .map(|other| {
             let mut new = other.clone();
-            new.state = JobState::Failed;
-            new.return_code = Some(-8888);
-            new.message = Some(MessageCode::AbortedAfterFailed);
-            new.finished = Some(now);
+            new.finalize_by_server(JobState::Failed, Some(MessageCode::AbortedAfterFailed), now);
             update(other, new)
         })
         .collect()
@@ -591,18 +609,5 @@ fn assemble(
         changes: ChangeSet { changes },
         disposition: Disposition::Applied,
         reevaluate,
-    }
-}
-
-fn state_name(state: JobState) -> &'static str {
-    match state {
-        JobState::Waiting => "waiting",
-        JobState::Downloading => "downloading",
-        JobState::Executing => "executing",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Expired => "expired",
-        JobState::Incompatible => "incompatible",
-        JobState::AlreadyInstalled => "already installed",
     }
 }

@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono;
 use oco_core::chrono_tz::UTC;
 use oco_core::deploy::{
-    deploy, renew_in_place, renew_into_container, uninstall, DeployError, DeployRequest, Entity,
-    UninstallRequest,
+    deploy, renew_in_place, renew_into_container, uninstall, ContainerSettings, DeployError,
+    DeployRequest, Entity, Renewal, UninstallRequest,
 };
 use oco_core::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId,
@@ -170,17 +170,19 @@ fn fixture() -> DeploySnapshot {
 
 fn request(computers: &[i64], packages: &[i64]) -> DeployRequest {
     DeployRequest {
-        name: name("Roll-out"),
-        notes: "notes".into(),
-        enabled: true,
-        schedule: Schedule::new(now(), Some(now() + Duration::days(7))).unwrap(),
-        policy: DeliveryPolicy::new(UTC),
-        wol: WolSettings {
-            wake: true,
-            shutdown_after: false,
-            sent_at: Some(now()),
+        container: ContainerSettings {
+            name: name("Roll-out"),
+            notes: "notes".into(),
+            enabled: true,
+            schedule: Schedule::new(now(), Some(now() + Duration::days(7))).unwrap(),
+            policy: DeliveryPolicy::new(UTC),
+            wol: WolSettings {
+                wake: true,
+                shutdown_after: false,
+                sent_at: Some(now()),
+            },
+            self_service: false,
         },
-        self_service: false,
         computers: computers.iter().copied().map(ComputerId).collect(),
         computer_groups: vec![],
         packages: packages.iter().copied().map(PackageId).collect(),
@@ -401,6 +403,26 @@ fn auto_added_dependency_installed_in_any_version_gets_no_job() {
 }
 
 #[test]
+fn an_incompatible_auto_added_dependency_gets_an_incompatible_job_even_if_installed() {
+    // Linux computer 3 has Tool 401 (Windows only), an auto-added dependency of Suite 501: the
+    // spec checks incompatibility first for every package.
+    let mut snapshot = fixture();
+    snapshot
+        .assignments
+        .insert(ComputerId(3), vec![assignment(3, 401, 1)]);
+    let changes = deploy(&request(&[3], &[501]), &snapshot, now()).unwrap();
+    assert_eq!(
+        rows(created(&changes).1),
+        [
+            (3, 301, Install, Waiting, 1),
+            (3, 201, Install, Waiting, 2),
+            (3, 401, Install, Incompatible, 3),
+            (3, 501, Install, Waiting, 4),
+        ]
+    );
+}
+
+#[test]
 fn force_reinstall_installs_again_without_uninstalling_the_same_version() {
     let mut req = request(&[1], &[101]);
     req.force_reinstall = true;
@@ -497,13 +519,15 @@ fn nothing_to_do_is_an_error_not_an_empty_container() {
 
 fn uninstall_request(pairs: &[(i64, i64)]) -> UninstallRequest {
     UninstallRequest {
-        name: name("Remove"),
-        notes: String::new(),
-        enabled: true,
-        schedule: Schedule::new(now(), None).unwrap(),
-        policy: DeliveryPolicy::new(UTC),
-        wol: WolSettings::default(),
-        self_service: true,
+        container: ContainerSettings {
+            name: name("Remove"),
+            notes: String::new(),
+            enabled: true,
+            schedule: Schedule::new(now(), None).unwrap(),
+            policy: DeliveryPolicy::new(UTC),
+            wol: WolSettings::default(),
+            self_service: true,
+        },
         assignments: pairs
             .iter()
             .map(|&(c, p)| (ComputerId(c), PackageId(p)))
@@ -531,6 +555,40 @@ fn uninstall_numbers_each_computers_jobs_in_the_given_order() {
         ]
     );
     assert_eq!(jobs[0].snapshot.procedure.command, "uninstall 101");
+}
+
+#[test]
+fn deploy_and_uninstall_build_the_same_container_from_the_same_settings() {
+    let settings = request(&[1], &[104]).container;
+    let deployed = deploy(&request(&[1], &[104]), &fixture(), now()).unwrap();
+    let removed = uninstall(
+        &UninstallRequest {
+            container: settings.clone(),
+            assignments: vec![(ComputerId(1), PackageId(101))],
+        },
+        &fixture(),
+        now(),
+    )
+    .unwrap();
+    let (container, _) = created(&deployed);
+    assert_eq!(container, created(&removed).0);
+    assert_eq!(
+        *container,
+        JobContainer {
+            id: ContainerId(0),
+            name: settings.name,
+            notes: settings.notes,
+            enabled: settings.enabled,
+            schedule: settings.schedule,
+            policy: settings.policy,
+            wol: WolSettings {
+                sent_at: None,
+                ..settings.wol
+            },
+            self_service: settings.self_service,
+            created_at: now(),
+        }
+    );
 }
 
 #[test]
@@ -594,8 +652,12 @@ fn renew_in_place_resets_the_job_and_retakes_the_snapshot() {
     ];
     let renewal = renew_in_place(&jobs, &packages, &snapshot.computers);
     assert_eq!(renewal.renewed, [JobId(1), JobId(2)]);
-    assert_eq!(renewal.incompatible, [JobId(4)], "Tool is Windows only");
-    assert_eq!(renewal.skipped, [JobId(3), JobId(5)]);
+    assert_eq!(
+        renewal.incompatible,
+        [JobId(4), JobId(5)],
+        "4: Tool is Windows only; 5: stays Incompatible"
+    );
+    assert_eq!(renewal.skipped, [JobId(3)]);
 
     let [Change::UpdateJob { expected, job }, Change::UpdateJob { .. }] =
         renewal.changes.changes.as_slice()
@@ -652,6 +714,7 @@ fn renew_into_container_copies_the_policy_and_renumbers_per_computer() {
         old_job(4, 1, 104, JobState::Succeeded, 1),
         old_job(5, 3, 401, JobState::Expired, 1),
         other_origin,
+        old_job(7, 1, 301, JobState::Incompatible, 4),
     ];
     let old = old_container(Some(now() + Duration::days(1)));
     let renewal = renew_into_container(
@@ -664,7 +727,7 @@ fn renew_into_container_copies_the_policy_and_renumbers_per_computer() {
     )
     .unwrap();
     assert_eq!(renewal.renewed, [JobId(3), JobId(2), JobId(1)]);
-    assert_eq!(renewal.incompatible, [JobId(5)]);
+    assert_eq!(renewal.incompatible, [JobId(5), JobId(7)]);
     assert_eq!(renewal.skipped, [JobId(4), JobId(6)]);
 
     let (container, new_jobs) = created(&renewal.changes);
@@ -712,6 +775,41 @@ fn renew_into_container_copies_the_policy_and_renumbers_per_computer() {
     )
     .unwrap_err();
     assert_eq!(err, DeployError::NoJobs);
+}
+
+#[test]
+fn requests_and_renewals_round_trip_through_serde() {
+    let deploy_request = request(&[1, 2], &[101]);
+    let json = serde_json::to_string(&deploy_request).unwrap();
+    assert_eq!(
+        serde_json::from_str::<DeployRequest>(&json).unwrap(),
+        deploy_request
+    );
+
+    let remove = uninstall_request(&[(1, 101), (2, 102)]);
+    let json = serde_json::to_string(&remove).unwrap();
+    assert_eq!(
+        serde_json::from_str::<UninstallRequest>(&json).unwrap(),
+        remove
+    );
+
+    let snapshot = fixture();
+    let jobs = [
+        old_job(1, 2, 101, JobState::Failed, 1),
+        old_job(4, 3, 401, JobState::Failed, 1),
+    ];
+    let renewal = renew_in_place(&jobs, &snapshot.packages, &snapshot.computers);
+    let json = serde_json::to_string(&renewal).unwrap();
+    assert_eq!(serde_json::from_str::<Renewal>(&json).unwrap(), renewal);
+
+    assert_eq!(
+        serde_json::to_string(&Entity::ComputerGroup).unwrap(),
+        r#""computer-group""#
+    );
+    assert_eq!(
+        serde_json::from_str::<Entity>(r#""package-group""#).unwrap(),
+        Entity::PackageGroup
+    );
 }
 
 proptest! {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
+use oco_core::chrono::{DateTime, Duration, TimeDelta, TimeZone, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::model::*;
 use oco_core::plan::{plan, HoldReason, PostActionOrder};
@@ -412,6 +412,37 @@ fn wol_shutdown_is_confirmed_inside_the_window_and_cleared_after_it() {
         Some(PostAction::Shutdown)
     );
     assert!(confirmed.changes.is_empty());
+}
+
+#[test]
+fn a_wol_shutdown_window_too_long_to_represent_never_ends() {
+    let mut world = World::new();
+    world.origin(container(1), info(container(1), policy(0), 10));
+    world.job_with(container(1), 1, JobState::Waiting, PostAction::ExitAgent);
+    let since = now() - Duration::seconds(200);
+    world.snapshot.jobs[0].wol_shutdown = Some(WolShutdown::Pending { since });
+    let settings = Settings {
+        wol_shutdown_expiry: TimeDelta::MAX,
+        ..Settings::default()
+    };
+
+    // `since + TimeDelta::MAX` overflows: the window has not ended.
+    let woken = plan(&world.snapshot, now(), addr(), &settings);
+    assert_eq!(
+        woken.deliver[0].post_action.map(|p| p.action),
+        Some(PostAction::Shutdown)
+    );
+
+    // A window ending before the first representable time has ended.
+    let settings = Settings {
+        wol_shutdown_expiry: TimeDelta::MIN,
+        ..Settings::default()
+    };
+    let by_hand = plan(&world.snapshot, now(), addr(), &settings);
+    assert_eq!(
+        by_hand.deliver[0].post_action.map(|p| p.action),
+        Some(PostAction::ExitAgent)
+    );
 }
 
 #[test]

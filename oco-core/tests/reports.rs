@@ -629,6 +629,43 @@ fn tombstone_success_records_the_assignment_only() {
 }
 
 #[test]
+fn tombstone_success_repeated_is_ignored() {
+    let job = job(42, 1, JobState::Executing);
+    let tombstone = ReportSnapshot {
+        deleted: true,
+        ..snapshot(job.clone())
+    };
+    let success = report(&job, ReportedState::Succeeded);
+    let first = apply(&tombstone, &success, 1);
+    assert_eq!(first.disposition, Disposition::Applied);
+
+    // The store applied the upsert: the assignment now names the job.
+    let recorded = Assignment {
+        job: Some(job.id),
+        ..installed(PACKAGE.0)
+    };
+    let after = ReportSnapshot {
+        family_assignments: vec![installed(8), recorded],
+        ..tombstone.clone()
+    };
+    ignored(
+        &apply(&after, &success, 5),
+        IgnoredReport::DeletedJobRecorded,
+    );
+
+    // An assignment of the package made by another job is not this job's record.
+    let by_other_job = ReportSnapshot {
+        family_assignments: vec![Assignment {
+            job: Some(JobId(41)),
+            ..installed(PACKAGE.0)
+        }],
+        ..tombstone
+    };
+    let outcome = apply(&by_other_job, &success, 5);
+    assert_eq!(outcome.disposition, Disposition::Applied);
+}
+
+#[test]
 fn tombstone_anything_else_is_ignored() {
     let job = job(42, 1, JobState::Executing);
     let tombstone = ReportSnapshot {
@@ -724,6 +761,63 @@ fn wire_codes() {
 }
 
 #[test]
+fn reports_and_outcomes_round_trip_through_serde() {
+    let job = job(42, 1, JobState::Executing);
+    let mut success = with_code(report(&job, ReportedState::Succeeded), Some(3010));
+    success.output = Some("done".into());
+    let json = serde_json::to_value(&success).unwrap();
+    assert_eq!(json["state"], "succeeded");
+    assert_eq!(
+        serde_json::from_value::<AgentReport>(json).unwrap(),
+        success
+    );
+
+    let applied = apply(&snapshot(job.clone()), &success, 1);
+    let json = serde_json::to_value(&applied).unwrap();
+    assert_eq!(json["disposition"], "applied");
+    assert_eq!(
+        serde_json::from_value::<ReportOutcome>(json).unwrap(),
+        applied
+    );
+
+    for (disposition, json) in [
+        (
+            Disposition::Ignored(IgnoredReport::EarlierAttempt { current: 2 }),
+            r#"{"ignored":{"reason":"earlier-attempt","current":2}}"#,
+        ),
+        (
+            Disposition::Ignored(IgnoredReport::ServerFinal {
+                state: JobState::AlreadyInstalled,
+            }),
+            r#"{"ignored":{"reason":"server-final","state":"already-installed"}}"#,
+        ),
+        (
+            Disposition::Ignored(IgnoredReport::DeletedJobRecorded),
+            r#"{"ignored":{"reason":"deleted-job-recorded"}}"#,
+        ),
+    ] {
+        assert_eq!(serde_json::to_string(&disposition).unwrap(), json);
+        assert_eq!(
+            serde_json::from_str::<Disposition>(json).unwrap(),
+            disposition
+        );
+    }
+    for state in [
+        ReportedState::Downloading,
+        ReportedState::Executing,
+        ReportedState::Succeeded,
+        ReportedState::Failed,
+    ] {
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<ReportedState>(&json).unwrap(), state);
+    }
+    assert_eq!(
+        serde_json::to_string(&ReportedState::Downloading).unwrap(),
+        r#""downloading""#
+    );
+}
+
+#[test]
 fn ignored_reasons_render_for_the_log() {
     let cases = [
         (
@@ -750,11 +844,15 @@ fn ignored_reasons_render_for_the_log() {
             IgnoredReport::ServerFinal {
                 state: JobState::AlreadyInstalled,
             },
-            "the job was finalised by the server (already installed) and the report is not a success",
+            "the job was finalised by the server (already-installed) and the report is not a success",
         ),
         (
             IgnoredReport::DeletedJob,
             "the job was deleted and the report is not a success",
+        ),
+        (
+            IgnoredReport::DeletedJobRecorded,
+            "the job was deleted and its success is already recorded",
         ),
     ];
     for (reason, text) in cases {

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono_tz::Tz;
-use oco_core::deploy::{deploy, renew_in_place, DeployRequest};
+use oco_core::deploy::{deploy, renew_in_place, ContainerSettings, DeployRequest};
 use oco_core::housekeeping::{
     container_statistics, housekeeping, ContainerStatistics, ContainerStatus, Effect, Housekeeping,
     Runtime,
@@ -76,13 +76,15 @@ fn request(
     packages: &[&Package],
 ) -> DeployRequest {
     DeployRequest {
-        name: name(title),
-        notes: String::new(),
-        enabled: true,
-        schedule: Schedule::new(start, None).unwrap(),
-        policy: DeliveryPolicy::new(Tz::UTC),
-        wol: WolSettings::default(),
-        self_service: false,
+        container: ContainerSettings {
+            name: name(title),
+            notes: String::new(),
+            enabled: true,
+            schedule: Schedule::new(start, None).unwrap(),
+            policy: DeliveryPolicy::new(Tz::UTC),
+            wol: WolSettings::default(),
+            self_service: false,
+        },
         computers: computers.to_vec(),
         computer_groups: Vec::new(),
         packages: packages.iter().map(|p| p.id).collect(),
@@ -279,7 +281,7 @@ fn higher_priority_first_then_equal_priority_containers_as_blocks_oldest_first()
     let (_, older) = fleet.deploy(&request("Older", at(0), &[pc], &[&a1, &a2]), at(0));
     let (_, newer) = fleet.deploy(&request("Newer", at(0), &[pc], &[&b1, &b2]), at(1));
     let mut urgent = request("Urgent", at(0), &[pc], &[&c1, &c2]);
-    urgent.policy.priority = Priority::new(10).unwrap();
+    urgent.container.policy.priority = Priority::new(10).unwrap();
     let (_, urgent) = fleet.deploy(&urgent, at(2));
 
     let poll = fleet.poll(pc, at(3));
@@ -314,7 +316,7 @@ fn abort_after_failed_aborts_only_the_failing_computers_later_jobs() {
     let suite = fleet.family("Suite");
     let [p1, p2, p3] = ["1", "2", "3"].map(|v| fleet.package(package(suite, v)));
     let mut rollout = request("Rollout", at(0), &[pc_a, pc_b], &[&p1, &p2, &p3]);
-    rollout.policy.sequence_mode = SequenceMode::AbortAfterFailed;
+    rollout.container.policy.sequence_mode = SequenceMode::AbortAfterFailed;
     let (_, jobs) = fleet.deploy(&rollout, at(0));
     let (a, b) = jobs.split_at(3);
     assert_eq!(fleet.poll(pc_a, at(1)).ids(), a);
@@ -554,7 +556,7 @@ fn wake_on_lan_marks_offline_computers_and_the_first_poll_settles_the_mark() {
     fleet.assign(w, &first, at(-100));
     fleet.assign(w, &last, at(-100));
     let mut night = request("Night", at(0), &[x, y, z, w], &[&first, &last]);
-    night.wol = WolSettings {
+    night.container.wol = WolSettings {
         wake: true,
         shutdown_after: true,
         sent_at: None,
@@ -646,7 +648,7 @@ fn ended_container_expires_waiting_jobs_lets_running_ones_finish_then_is_purged(
     let app = fleet.family("App");
     let [p1, p2] = ["1", "2"].map(|v| fleet.package(package(app, v)));
     let mut window = request("Window", at(0), &[pc], &[&p1, &p2]);
-    window.schedule = Schedule::new(at(0), Some(at(60))).unwrap();
+    window.container.schedule = Schedule::new(at(0), Some(at(60))).unwrap();
     let (container, jobs) = fleet.deploy(&window, at(0));
     let (running, waiting) = (jobs[0], jobs[1]);
     assert_eq!(fleet.poll(pc, at(10)).ids(), jobs);

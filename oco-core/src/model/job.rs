@@ -87,17 +87,42 @@ impl Job {
         }
     }
 
+    /// Finalises the job as the server does, without an agent report: sets `state`, `message`
+    /// and `finished = Some(now)`; a Failed job also gets return code -8888.
+    ///
+    /// The server finalises a job in these ways only: Failed with
+    /// [`MessageCode::AbortedAfterFailed`] (sequence mode abort-after-failed), Expired (with
+    /// [`MessageCode::Expired`] or [`MessageCode::ExpiredStale`]), Incompatible or
+    /// AlreadyInstalled (no message). Afterwards [`finalized_by_server`](Job::finalized_by_server)
+    /// is true, so a late success report is still recorded. The agent's output is kept. Meant for
+    /// pending jobs and jobs being created; it does not check the current state.
+    ///
+    /// # Panics
+    ///
+    /// If `(state, message)` is not one of those finalisations (a pending state, Succeeded, or
+    /// Failed without [`MessageCode::AbortedAfterFailed`]): a caller bug.
+    pub fn finalize_by_server(
+        &mut self,
+        state: JobState,
+        message: Option<MessageCode>,
+        now: DateTime<Utc>,
+    ) {
+        assert!(
+            is_server_final(state, message),
+            "{state} with message {message:?} is not a server finalisation"
+        );
+        self.state = state;
+        self.message = message;
+        if state == JobState::Failed {
+            self.return_code = Some(-8888);
+        }
+        self.finished = Some(now);
+    }
+
     /// Whether the job was finalised by the server (aborted by sequence mode, expired, or created
     /// or marked Incompatible/AlreadyInstalled) rather than by an agent report.
     pub fn finalized_by_server(&self) -> bool {
-        match self.state {
-            JobState::Expired | JobState::Incompatible | JobState::AlreadyInstalled => true,
-            JobState::Failed => self.message == Some(MessageCode::AbortedAfterFailed),
-            JobState::Waiting
-            | JobState::Downloading
-            | JobState::Executing
-            | JobState::Succeeded => false,
-        }
+        is_server_final(self.state, self.message)
     }
 
     /// The wire id the agent sees and echoes: the id on the first attempt, `"<id>.<attempt>"`
@@ -107,6 +132,17 @@ impl Job {
             self.id.to_string()
         } else {
             format!("{}.{}", self.id, self.attempt)
+        }
+    }
+}
+
+/// Whether a job in `state` with `message` was finalised by the server.
+fn is_server_final(state: JobState, message: Option<MessageCode>) -> bool {
+    match state {
+        JobState::Expired | JobState::Incompatible | JobState::AlreadyInstalled => true,
+        JobState::Failed => message == Some(MessageCode::AbortedAfterFailed),
+        JobState::Waiting | JobState::Downloading | JobState::Executing | JobState::Succeeded => {
+            false
         }
     }
 }
@@ -250,6 +286,22 @@ impl JobState {
     }
 }
 
+impl fmt::Display for JobState {
+    /// The state's name in kebab-case, as serde writes it (`"already-installed"`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobState::Waiting => "waiting",
+            JobState::Downloading => "downloading",
+            JobState::Executing => "executing",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Expired => "expired",
+            JobState::Incompatible => "incompatible",
+            JobState::AlreadyInstalled => "already-installed",
+        })
+    }
+}
+
 /// Why the server changed a job: a code, rendered to text where it is displayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -276,6 +328,13 @@ impl MessageCode {
     }
 }
 
+impl fmt::Display for MessageCode {
+    /// The code as [`as_str`](MessageCode::as_str) gives it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Wake-on-LAN shutdown mark on a computer's last pending job of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "mark")]
@@ -288,4 +347,108 @@ pub enum WolShutdown {
     },
     /// The computer came up through Wake-on-LAN: the job carries a shutdown.
     Confirmed,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::model::{Compatibility, FamilyId, Name, PackageId, Procedure, UpgradeBehavior};
+
+    fn waiting_job() -> Job {
+        let package = Package {
+            id: PackageId(7),
+            family: FamilyId(1),
+            version: Name::new("version", "1.0").unwrap(),
+            install: Procedure::default(),
+            uninstall: Procedure::default(),
+            has_payload: false,
+            download_for_uninstall: false,
+            upgrade_behavior: UpgradeBehavior::KeepOthers,
+            compatibility: Compatibility::default(),
+            dependencies: vec![],
+        };
+        Job::new(
+            Origin::Container(ContainerId(1)),
+            ComputerId(3),
+            &package,
+            JobKind::Install,
+            1,
+        )
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn every_server_finalisation_is_recognised_as_one() {
+        for (state, message) in [
+            (JobState::Failed, Some(MessageCode::AbortedAfterFailed)),
+            (JobState::Expired, Some(MessageCode::Expired)),
+            (JobState::Expired, Some(MessageCode::ExpiredStale)),
+            (JobState::Incompatible, None),
+            (JobState::AlreadyInstalled, None),
+        ] {
+            let mut job = waiting_job();
+            job.output = "kept".into();
+            job.finalize_by_server(state, message, now());
+            assert_eq!((job.state, job.message), (state, message));
+            assert_eq!(job.finished, Some(now()), "{state}");
+            assert_eq!(job.output, "kept", "{state}");
+            assert!(job.finalized_by_server(), "{state}");
+        }
+    }
+
+    #[test]
+    fn an_abort_fails_with_minus_8888() {
+        let mut job = waiting_job();
+        job.finalize_by_server(
+            JobState::Failed,
+            Some(MessageCode::AbortedAfterFailed),
+            now(),
+        );
+        assert_eq!(job.return_code, Some(-8888));
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "failed with message Some(ReturnCodeRejected) is not a server finalisation"
+    )]
+    fn a_failure_the_server_cannot_make_is_refused() {
+        waiting_job().finalize_by_server(
+            JobState::Failed,
+            Some(MessageCode::ReturnCodeRejected),
+            now(),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "succeeded with message None is not a server finalisation")]
+    fn a_success_is_not_a_server_finalisation() {
+        waiting_job().finalize_by_server(JobState::Succeeded, None, now());
+    }
+
+    #[test]
+    fn job_state_display_is_the_serde_name() {
+        for state in JobState::ALL {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{state}\""));
+        }
+        assert_eq!(JobState::AlreadyInstalled.to_string(), "already-installed");
+    }
+
+    #[test]
+    fn message_code_display_is_as_str_and_the_serde_name() {
+        for code in [
+            MessageCode::AbortedAfterFailed,
+            MessageCode::Expired,
+            MessageCode::ExpiredStale,
+            MessageCode::ReturnCodeRejected,
+        ] {
+            assert_eq!(code.to_string(), code.as_str());
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{code}\""));
+        }
+    }
 }
