@@ -48,7 +48,7 @@ use crate::model::resolve::{resolve_computer_group, resolve_package_group};
 use crate::model::{
     Assignment, Computer, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy, FamilyId, Job,
     JobContainer, JobId, JobKind, JobSnapshot, JobState, Name, Origin, Package, PackageGroupId,
-    PackageId, Schedule, UpgradeBehavior, WolSettings,
+    PackageId, Schedule, ServerFinal, UpgradeBehavior, WolSettings,
 };
 use crate::store::{Change, ChangeSet, DeploySnapshot};
 
@@ -277,7 +277,7 @@ pub fn deploy(
             };
             if !package.compatibility.allows(computer) {
                 let mut job = Job::new(origin, computer.id, package, JobKind::Install, next());
-                job.finalize_by_server(JobState::Incompatible, None, now);
+                job.finalize_by_server(ServerFinal::Incompatible, now);
                 jobs.push(job);
                 continue;
             }
@@ -286,7 +286,7 @@ pub fn deploy(
             }
             if installed_in_family(true) && !request.force_reinstall {
                 let mut job = Job::new(origin, computer.id, package, JobKind::Install, next());
-                job.finalize_by_server(JobState::AlreadyInstalled, None, now);
+                job.finalize_by_server(ServerFinal::AlreadyInstalled, now);
                 jobs.push(job);
                 continue;
             }

@@ -27,8 +27,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Computer, ComputerId, ContainerId, Job, JobContainer, JobState, MacAddress, MessageCode,
-    PostAction, WolShutdown,
+    Computer, ComputerId, ContainerId, Job, JobContainer, JobState, MacAddress, PostAction,
+    ServerFinal, WolShutdown,
 };
 use crate::store::{Change, ChangeSet, ContainerJobs, HousekeepingSnapshot};
 use crate::Settings;
@@ -275,21 +275,19 @@ fn housekeep_container(
         .filter(|_| container.schedule.has_ended(now))
     {
         for (index, job) in jobs.iter().enumerate() {
-            let message = match job.state {
-                JobState::Waiting => MessageCode::Expired,
+            let how = match job.state {
+                JobState::Waiting => ServerFinal::Expired,
                 JobState::Downloading | JobState::Executing
                     if is_stale(job, end, now, settings) =>
                 {
-                    MessageCode::ExpiredStale
+                    ServerFinal::ExpiredStale
                 }
                 _ => continue,
             };
             let mut expired = (*job).clone();
-            expired.state = JobState::Expired;
-            expired.finished = Some(now);
-            expired.message = Some(message);
-            match message {
-                MessageCode::ExpiredStale => run.summary.expired_stale += 1,
+            expired.finalize_by_server(how, now);
+            match how {
+                ServerFinal::ExpiredStale => run.summary.expired_stale += 1,
                 _ => run.summary.expired += 1,
             }
             updated.insert(index, expired);

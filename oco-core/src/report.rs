@@ -50,7 +50,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Assignment, ComputerId, Job, JobId, JobKind, JobState, MessageCode, SequenceMode,
+    Assignment, ComputerId, Job, JobId, JobKind, JobState, MessageCode, SequenceMode, ServerFinal,
     UpgradeBehavior,
 };
 use crate::store::{Change, ChangeSet, ReportSnapshot};
@@ -542,7 +542,7 @@ fn cascade(snapshot: &ReportSnapshot, now: DateTime<Utc>) -> Vec<Change> {
         .into_iter()
         .map(|other| {
             let mut new = other.clone();
-            new.finalize_by_server(JobState::Failed, Some(MessageCode::AbortedAfterFailed), now);
+            new.finalize_by_server(ServerFinal::AbortedAfterFailed, now);
             update(other, new)
         })
         .collect()

@@ -87,33 +87,15 @@ impl Job {
         }
     }
 
-    /// Finalises the job as the server does, without an agent report: sets `state`, `message`
-    /// and `finished = Some(now)`; a Failed job also gets return code -8888.
-    ///
-    /// The server finalises a job in these ways only: Failed with
-    /// [`MessageCode::AbortedAfterFailed`] (sequence mode abort-after-failed), Expired (with
-    /// [`MessageCode::Expired`] or [`MessageCode::ExpiredStale`]), Incompatible or
-    /// AlreadyInstalled (no message). Afterwards [`finalized_by_server`](Job::finalized_by_server)
-    /// is true, so a late success report is still recorded. The agent's output is kept. Meant for
-    /// pending jobs and jobs being created; it does not check the current state.
-    ///
-    /// # Panics
-    ///
-    /// If `(state, message)` is not one of those finalisations (a pending state, Succeeded, or
-    /// Failed without [`MessageCode::AbortedAfterFailed`]): a caller bug.
-    pub fn finalize_by_server(
-        &mut self,
-        state: JobState,
-        message: Option<MessageCode>,
-        now: DateTime<Utc>,
-    ) {
-        assert!(
-            is_server_final(state, message),
-            "{state} with message {message:?} is not a server finalisation"
-        );
+    /// Finalises the job as the server does, without an agent report: sets the state and
+    /// message of `how`, `finished = Some(now)`, and return code -8888 for an abort. The agent's
+    /// output is kept. Afterwards [`finalized_by_server`](Job::finalized_by_server) is true, so a
+    /// late success report is still recorded.
+    pub fn finalize_by_server(&mut self, how: ServerFinal, now: DateTime<Utc>) {
+        let (state, message) = how.state_and_message();
         self.state = state;
         self.message = message;
-        if state == JobState::Failed {
+        if how == ServerFinal::AbortedAfterFailed {
             self.return_code = Some(-8888);
         }
         self.finished = Some(now);
@@ -162,6 +144,37 @@ impl fmt::Display for Origin {
         match self {
             Origin::Container(id) => write!(f, "container {id}"),
             Origin::Rule(id) => write!(f, "rule {id}"),
+        }
+    }
+}
+
+/// The ways the server finalises a job without an agent report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerFinal {
+    /// Failed with -8888: an earlier job of the computer in the origin failed (sequence mode).
+    AbortedAfterFailed,
+    /// Expired: the container ended before the job started.
+    Expired,
+    /// Expired: the container ended and the running job had no report for too long.
+    ExpiredStale,
+    /// Incompatible: the package does not fit the computer.
+    Incompatible,
+    /// AlreadyInstalled: nothing to do.
+    AlreadyInstalled,
+}
+
+impl ServerFinal {
+    /// The state and message a job finalised this way has.
+    pub fn state_and_message(self) -> (JobState, Option<MessageCode>) {
+        match self {
+            ServerFinal::AbortedAfterFailed => {
+                (JobState::Failed, Some(MessageCode::AbortedAfterFailed))
+            }
+            ServerFinal::Expired => (JobState::Expired, Some(MessageCode::Expired)),
+            ServerFinal::ExpiredStale => (JobState::Expired, Some(MessageCode::ExpiredStale)),
+            ServerFinal::Incompatible => (JobState::Incompatible, None),
+            ServerFinal::AlreadyInstalled => (JobState::AlreadyInstalled, None),
         }
     }
 }
@@ -384,50 +397,39 @@ mod tests {
 
     #[test]
     fn every_server_finalisation_is_recognised_as_one() {
-        for (state, message) in [
-            (JobState::Failed, Some(MessageCode::AbortedAfterFailed)),
-            (JobState::Expired, Some(MessageCode::Expired)),
-            (JobState::Expired, Some(MessageCode::ExpiredStale)),
-            (JobState::Incompatible, None),
-            (JobState::AlreadyInstalled, None),
+        for how in [
+            ServerFinal::AbortedAfterFailed,
+            ServerFinal::Expired,
+            ServerFinal::ExpiredStale,
+            ServerFinal::Incompatible,
+            ServerFinal::AlreadyInstalled,
         ] {
             let mut job = waiting_job();
             job.output = "kept".into();
-            job.finalize_by_server(state, message, now());
-            assert_eq!((job.state, job.message), (state, message));
-            assert_eq!(job.finished, Some(now()), "{state}");
-            assert_eq!(job.output, "kept", "{state}");
-            assert!(job.finalized_by_server(), "{state}");
+            job.finalize_by_server(how, now());
+            assert_eq!((job.state, job.message), how.state_and_message());
+            assert_eq!(job.finished, Some(now()), "{how:?}");
+            assert_eq!(job.output, "kept", "{how:?}");
+            assert!(job.finalized_by_server(), "{how:?}");
         }
     }
 
     #[test]
     fn an_abort_fails_with_minus_8888() {
         let mut job = waiting_job();
-        job.finalize_by_server(
-            JobState::Failed,
-            Some(MessageCode::AbortedAfterFailed),
-            now(),
-        );
+        job.finalize_by_server(ServerFinal::AbortedAfterFailed, now());
         assert_eq!(job.return_code, Some(-8888));
+        assert_eq!(job.state, JobState::Failed);
     }
 
     #[test]
-    #[should_panic(
-        expected = "failed with message Some(ReturnCodeRejected) is not a server finalisation"
-    )]
-    fn a_failure_the_server_cannot_make_is_refused() {
-        waiting_job().finalize_by_server(
-            JobState::Failed,
-            Some(MessageCode::ReturnCodeRejected),
-            now(),
-        );
-    }
-
-    #[test]
-    #[should_panic(expected = "succeeded with message None is not a server finalisation")]
-    fn a_success_is_not_a_server_finalisation() {
-        waiting_job().finalize_by_server(JobState::Succeeded, None, now());
+    fn an_agent_failure_is_not_a_server_finalisation() {
+        let mut job = waiting_job();
+        job.state = JobState::Failed;
+        job.message = Some(MessageCode::ReturnCodeRejected);
+        assert!(!job.finalized_by_server());
+        job.message = None;
+        assert!(!job.finalized_by_server());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub use ids::{
     ComputerGroupId, ComputerId, ContainerId, FamilyId, JobId, PackageGroupId, PackageId, Revision,
     RuleId,
 };
-pub use job::{Job, JobKind, JobSnapshot, JobState, MessageCode, Origin, WolShutdown};
+pub use job::{Job, JobKind, JobSnapshot, JobState, MessageCode, Origin, ServerFinal, WolShutdown};
 pub use package::{
     Compatibility, Package, PackageFamily, PostAction, Procedure, SuccessCodes, UpgradeBehavior,
 };
