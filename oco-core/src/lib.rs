@@ -9,6 +9,7 @@
 //! - [`report`]: the job state machine and what an agent report changes.
 //! - [`deploy`]: containers and jobs from targets and packages; uninstall; renew.
 //! - [`housekeeping`]: expiry, purge, Wake-on-LAN; container statistics.
+//! - [`rules`]: deployment rules' jobs by diffing, conflicts, and what re-evaluates them.
 //! - [`store`]: the storage port ([`store::Store`]), change sets, snapshots, an in-memory store.
 //!
 //! The public API uses [`chrono`] 0.4, [`chrono_tz`] 0.10 and [`ipnet`] 2; all are re-exported so embedders
@@ -43,6 +44,7 @@ pub mod housekeeping;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod rules;
 mod settings;
 pub mod store;
 

@@ -602,7 +602,16 @@ fn assemble(
         });
         reevaluate.push(computer);
     }
-    changes.extend(new.map(|new| update(&snapshot.job, new)));
+    if let Some(new) = new {
+        // A rule no longer wants an orphaned job: at its final report it goes, leaving its final
+        // state in the tombstone.
+        let delete = (snapshot.job.orphaned && new.state.is_final()).then(|| Change::DeleteJob {
+            id: snapshot.job.id,
+            expected: snapshot.job.revision.next(),
+        });
+        changes.push(update(&snapshot.job, new));
+        changes.extend(delete);
+    }
     changes.extend(cascade);
     changes.extend(assignments);
     ReportOutcome {

@@ -48,6 +48,9 @@ pub struct Job {
     pub last_report: Option<DateTime<Utc>>,
     /// Wake-on-LAN shutdown mark (see the housekeeping docs).
     pub wol_shutdown: Option<WolShutdown>,
+    /// A rule no longer wants this running job: it is deleted when its final report arrives.
+    #[serde(default)]
+    pub orphaned: bool,
     /// 1, plus one at each renew; reports for earlier attempts are ignored.
     pub attempt: u32,
     /// Bumped by the store at every change; the compare-and-set key.
@@ -82,6 +85,7 @@ impl Job {
             finished: None,
             last_report: None,
             wol_shutdown: None,
+            orphaned: false,
             attempt: 1,
             revision: Revision::default(),
         }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    NewComputer, Page, PlannerSnapshot, ReportSnapshot, ServerState, Store, StoreError,
-    StoreResult,
+    NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState, Store,
+    StoreError, StoreResult,
 };
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
@@ -146,6 +146,12 @@ impl<S: Store> Store for FailingStore<S> {
     }
     fn set_credentials(&self, id: ComputerId, credentials: &AgentCredentials) -> StoreResult<()> {
         self.call(|s| s.set_credentials(id, credentials))
+    }
+    fn rule_snapshot(&self) -> StoreResult<RuleSnapshot> {
+        self.call(|s| s.rule_snapshot())
+    }
+    fn delete_rule(&self, id: RuleId) -> StoreResult<()> {
+        self.call(|s| s.delete_rule(id))
     }
     fn server_state(&self) -> StoreResult<ServerState> {
         self.call(|s| s.server_state())

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{
     AgentCredentials, Applied, Change, ChangeSet, ContainerJobs, DeploySnapshot, FailedJob,
     HousekeepingSnapshot, JobFilter, NewComputer, OriginInfo, Page, PlannerSnapshot,
-    ReportSnapshot, ServerState, Store, StoreError, StoreResult,
+    ReportSnapshot, RuleSnapshot, ServerState, Store, StoreError, StoreResult,
 };
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
@@ -303,6 +303,20 @@ impl State {
             }
             Change::InsertJob { job } => {
                 self.check_job_refs(job)?;
+                if matches!(job.origin, Origin::Rule(_))
+                    && self.jobs.values().any(|other| {
+                        (other.origin, other.computer, other.package, other.kind)
+                            == (job.origin, job.computer, job.package, job.kind)
+                    })
+                {
+                    return Err(StoreError::Duplicate {
+                        what: "rule job",
+                        key: format!(
+                            "{} computer {} package {} {:?}",
+                            job.origin, job.computer, job.package, job.kind
+                        ),
+                    });
+                }
                 applied.jobs.push(self.insert_job(job.clone()));
             }
             Change::UpdateJob { expected, job } => {
@@ -390,6 +404,42 @@ impl State {
             current = parents(group);
         }
         false
+    }
+}
+
+impl State {
+    fn deploy_snapshot(&self) -> DeploySnapshot {
+        let state = self;
+        DeploySnapshot {
+            computers: state.computers.clone(),
+            computer_groups: state
+                .computer_groups
+                .values()
+                .map(|(g, _)| g.clone())
+                .collect(),
+            computer_group_members: state
+                .computer_groups
+                .iter()
+                .map(|(id, (_, members))| (*id, members.clone()))
+                .collect(),
+            packages: state.packages.clone(),
+            package_groups: state
+                .package_groups
+                .values()
+                .map(|(g, _)| g.clone())
+                .collect(),
+            package_group_members: state
+                .package_groups
+                .iter()
+                .map(|(id, (_, members))| (*id, members.clone()))
+                .collect(),
+            assignments: state
+                .assignments
+                .keys()
+                .map(|computer| (*computer, state.assignments_of(*computer)))
+                .filter(|(_, list)| !list.is_empty())
+                .collect(),
+        }
     }
 }
 
@@ -846,37 +896,38 @@ impl Store for MemoryStore {
     }
 
     fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot> {
+        Ok(self.lock().deploy_snapshot())
+    }
+
+    fn rule_snapshot(&self) -> StoreResult<RuleSnapshot> {
         let state = self.lock();
-        Ok(DeploySnapshot {
-            computers: state.computers.clone(),
-            computer_groups: state
-                .computer_groups
+        Ok(RuleSnapshot {
+            deploy: state.deploy_snapshot(),
+            rules: state.rules.values().cloned().collect(),
+            assignment_revisions: state.assignment_revisions.clone(),
+            jobs: state
+                .jobs
                 .values()
-                .map(|(g, _)| g.clone())
-                .collect(),
-            computer_group_members: state
-                .computer_groups
-                .iter()
-                .map(|(id, (_, members))| (*id, members.clone()))
-                .collect(),
-            packages: state.packages.clone(),
-            package_groups: state
-                .package_groups
-                .values()
-                .map(|(g, _)| g.clone())
-                .collect(),
-            package_group_members: state
-                .package_groups
-                .iter()
-                .map(|(id, (_, members))| (*id, members.clone()))
-                .collect(),
-            assignments: state
-                .assignments
-                .keys()
-                .map(|computer| (*computer, state.assignments_of(*computer)))
-                .filter(|(_, list)| !list.is_empty())
+                .filter(|job| matches!(job.origin, Origin::Rule(_)))
+                .cloned()
                 .collect(),
         })
+    }
+
+    fn delete_rule(&self, id: RuleId) -> StoreResult<()> {
+        let mut state = self.lock();
+        if !state.rules.contains_key(&id) {
+            return Err(not_found("rule", id));
+        }
+        let origin = Origin::Rule(id);
+        if let Some(job) = state.jobs.values().find(|job| job.origin == origin) {
+            return Err(StoreError::Conflict {
+                what: format!("rule {id} still has job {} (retire its jobs first)", job.id),
+            });
+        }
+        state.rules.remove(&id);
+        state.tombstones.retain(|_, job| job.origin != origin);
+        Ok(())
     }
 
     fn housekeeping_snapshot(&self) -> StoreResult<HousekeepingSnapshot> {

@@ -22,5 +22,5 @@ pub use memory::MemoryStore;
 pub use port::{JobFilter, NewComputer, Page, Store, StoreResult};
 pub use snapshot::{
     AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot, OriginInfo,
-    PlannerSnapshot, ReportSnapshot, ServerState,
+    PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState,
 };

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, PlannerSnapshot,
-    ReportSnapshot, ServerState, StoreError,
+    ReportSnapshot, RuleSnapshot, ServerState, StoreError,
 };
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
@@ -181,6 +181,11 @@ pub trait Store: Send + Sync {
     fn report_snapshot(&self, job: JobId) -> StoreResult<ReportSnapshot>;
     /// What deploying needs.
     fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot>;
+    /// What rule evaluation needs.
+    fn rule_snapshot(&self) -> StoreResult<RuleSnapshot>;
+    /// Deletes a rule that has no jobs left ([`StoreError::Conflict`] while it has: retire them
+    /// first, running ones go at their final report).
+    fn delete_rule(&self, id: RuleId) -> StoreResult<()>;
     /// What housekeeping needs.
     fn housekeeping_snapshot(&self) -> StoreResult<HousekeepingSnapshot>;
 

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, DeliveryPolicy, Job,
-    JobContainer, JobId, Origin, Package, PackageGroup, PackageGroupId, PackageId, Revision,
-    Schedule, SequenceMode,
+    Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, DeliveryPolicy,
+    DeploymentRule, Job, JobContainer, JobId, Origin, Package, PackageGroup, PackageGroupId,
+    PackageId, Revision, Schedule, SequenceMode,
 };
 
 /// Everything the planner needs for one computer's poll, from one consistent state.
@@ -123,4 +123,18 @@ pub struct AgentCredentials {
     pub server_key: Option<String>,
     /// The agent's timestamp of its last accepted hello (the replay guard).
     pub last_hello: Option<f64>,
+}
+
+/// What rule evaluation needs: groups, computers, packages and assignments (as for deploy), every
+/// rule, each computer's assignment revision, and every job of every rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleSnapshot {
+    /// Computers, groups, packages and assignments.
+    pub deploy: DeploySnapshot,
+    /// Every rule, enabled or not.
+    pub rules: Vec<DeploymentRule>,
+    /// Each computer's assignment revision (absent: 0).
+    pub assignment_revisions: BTreeMap<ComputerId, Revision>,
+    /// Every job of every rule.
+    pub jobs: Vec<Job>,
 }

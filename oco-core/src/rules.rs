@@ -1,0 +1,842 @@
+//! Deployment rules: jobs as the difference between what a rule wants and what exists.
+//!
+//! A rule says "every computer in computer group G should have every package in package group
+//! P". [`evaluate`] computes the rule's *desired* jobs for the computers and families in a
+//! [`Scope`], merges them with the rule's existing jobs by the merge table of the docs, and returns
+//! the difference as a [`RuleDiff`]; applying it and evaluating again gives an empty diff.
+//!
+//! Two versions of one family desired as installed on one computer (by this rule or together with
+//! other enabled rules' [`Claims`]), either with an upgrade behaviour that removes other versions,
+//! would uninstall and reinstall each other forever (OCO documents this loop). Here no job of that
+//! family is created or reset on that computer, and the diff reports a
+//! [`Conflict::FamilyVersions`].
+//!
+//! [`RuleWorld`] holds what evaluation reads, resolved from a store's [`RuleSnapshot`]; the
+//! trigger table that says which events re-evaluate which rules, for what scope, is
+//! [`scopes_for`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::resolve::{resolve_computer_group, resolve_package_group};
+use crate::model::{
+    Assignment, Computer, ComputerId, DeploymentRule, FamilyId, Job, JobId, JobKind, JobSnapshot,
+    JobState, Origin, Package, PackageId, Revision, RuleId, ServerFinal, UpgradeBehavior,
+};
+use crate::store::{Change, ChangeSet, RuleSnapshot};
+
+/// Which part of a rule to evaluate: computers and package families, `None` meaning all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    /// Only these computers (`None`: every member of the rule's computer group).
+    pub computers: Option<BTreeSet<ComputerId>>,
+    /// Only jobs of packages of these families (`None`: every family).
+    pub families: Option<BTreeSet<FamilyId>>,
+}
+
+impl Scope {
+    /// The whole rule.
+    pub fn full() -> Self {
+        Scope::default()
+    }
+
+    /// Some computers, every family.
+    pub fn computers(computers: impl IntoIterator<Item = ComputerId>) -> Self {
+        Scope {
+            computers: Some(computers.into_iter().collect()),
+            families: None,
+        }
+    }
+
+    /// Every computer, some families.
+    pub fn families(families: impl IntoIterator<Item = FamilyId>) -> Self {
+        Scope {
+            computers: None,
+            families: Some(families.into_iter().collect()),
+        }
+    }
+
+    /// Whether the scope covers the whole rule.
+    pub fn is_full(&self) -> bool {
+        self.computers.is_none() && self.families.is_none()
+    }
+
+    /// Whether `computer` is in scope.
+    pub fn has_computer(&self, computer: ComputerId) -> bool {
+        self.computers
+            .as_ref()
+            .is_none_or(|set| set.contains(&computer))
+    }
+
+    /// Whether `family` is in scope.
+    pub fn has_family(&self, family: FamilyId) -> bool {
+        self.families
+            .as_ref()
+            .is_none_or(|set| set.contains(&family))
+    }
+
+    /// The union of two scopes.
+    pub fn union(&self, other: &Scope) -> Scope {
+        fn merge<T: Ord + Clone>(
+            a: &Option<BTreeSet<T>>,
+            b: &Option<BTreeSet<T>>,
+        ) -> Option<BTreeSet<T>> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.union(b).cloned().collect()),
+                _ => None,
+            }
+        }
+        Scope {
+            computers: merge(&self.computers, &other.computers),
+            families: merge(&self.families, &other.families),
+        }
+    }
+}
+
+/// A job update computed from a revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobUpdate {
+    /// The revision the update was computed from.
+    pub expected: Revision,
+    /// The job as it should be.
+    pub job: Job,
+}
+
+/// What evaluating a rule decided: the writes that make its jobs what it wants, and the conflicts
+/// it found. [`RuleDiff::into_change_set`] turns it into one atomic change set whose preconditions
+/// are the job revisions and the assignment revisions it was computed from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleDiff {
+    /// The rule.
+    pub rule: RuleId,
+    /// New jobs (ids assigned by the store).
+    pub insert: Vec<Job>,
+    /// Jobs changed: state, snapshot or sequence.
+    pub update: Vec<JobUpdate>,
+    /// Jobs no longer wanted and not running: deleted (the store keeps a tombstone).
+    pub delete: Vec<(JobId, Revision)>,
+    /// Running jobs no longer wanted: marked orphaned, deleted at their final report.
+    pub orphan: Vec<JobUpdate>,
+    /// Conflicts and missing dependencies found.
+    pub conflicts: Vec<Conflict>,
+    /// The assignment revision of each computer evaluated.
+    pub assignments_read: Vec<(ComputerId, Revision)>,
+}
+
+impl RuleDiff {
+    /// Whether nothing is to be written (conflicts may still be reported).
+    pub fn is_empty(&self) -> bool {
+        self.insert.is_empty()
+            && self.update.is_empty()
+            && self.delete.is_empty()
+            && self.orphan.is_empty()
+    }
+
+    /// The change set that applies the diff: assignment preconditions first, then deletes,
+    /// updates, orphan marks and inserts. An empty diff gives an empty change set.
+    pub fn into_change_set(self) -> ChangeSet {
+        let mut changes = ChangeSet::default();
+        if self.is_empty() {
+            return changes;
+        }
+        for (computer, expected) in self.assignments_read {
+            changes.push(Change::ExpectAssignments { computer, expected });
+        }
+        for (id, expected) in self.delete {
+            changes.push(Change::DeleteJob { id, expected });
+        }
+        for JobUpdate { expected, job } in self.update.into_iter().chain(self.orphan) {
+            changes.push(Change::UpdateJob { expected, job });
+        }
+        for job in self.insert {
+            changes.push(Change::InsertJob { job });
+        }
+        changes
+    }
+}
+
+/// A problem evaluation found.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "conflict")]
+pub enum Conflict {
+    /// Two or more versions of one family are desired as installed on one computer, and one of
+    /// them removes other versions: no job of that family is created or reset there.
+    FamilyVersions {
+        /// The computer.
+        computer: ComputerId,
+        /// The family.
+        family: FamilyId,
+        /// The versions desired, by id.
+        packages: Vec<PackageId>,
+        /// The enabled rules (and the evaluated one) desiring them, by id.
+        rules: Vec<RuleId>,
+    },
+    /// A package needs a package that is neither in the rule's package group nor installed on the
+    /// computer (informational: the job is still created; rules do not expand dependencies).
+    MissingDependency {
+        /// The computer.
+        computer: ComputerId,
+        /// The package with the dependency.
+        package: PackageId,
+        /// The missing dependency.
+        dependency: PackageId,
+    },
+}
+
+/// For each computer, the packages other enabled rules desire as installed there, with the rule.
+pub type Claims = BTreeMap<ComputerId, Vec<(RuleId, PackageId)>>;
+
+/// What rule evaluation reads, with groups resolved: every rule with its members (hostname order)
+/// and packages (group order), the computers and packages they name, assignments with revisions,
+/// and the rules' existing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct RuleWorld {
+    /// Rules by id, resolved.
+    pub rules: BTreeMap<RuleId, ResolvedRule>,
+    /// Computers by id.
+    pub computers: BTreeMap<ComputerId, Computer>,
+    /// Packages by id (every package of a rule, and every assigned package).
+    pub packages: BTreeMap<PackageId, Package>,
+    /// Each computer's assignments (oldest first) and assignment revision.
+    pub assignments: BTreeMap<ComputerId, (Vec<Assignment>, Revision)>,
+    /// Each rule's existing jobs.
+    pub jobs: BTreeMap<RuleId, Vec<Job>>,
+}
+
+/// A rule with its groups resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedRule {
+    /// The rule.
+    pub rule: DeploymentRule,
+    /// The members of its computer group, subgroups included, by hostname.
+    pub computers: Vec<ComputerId>,
+    /// The packages of its package group, subgroups included, in resolved order.
+    pub packages: Vec<PackageId>,
+}
+
+impl RuleWorld {
+    /// Resolves a store's snapshot.
+    pub fn from_snapshot(snapshot: &RuleSnapshot) -> Self {
+        let groups = &snapshot.deploy;
+        let rules = snapshot
+            .rules
+            .iter()
+            .map(|rule| {
+                let computers = resolve_computer_group(
+                    rule.computer_group,
+                    &groups.computer_groups,
+                    &groups.computer_group_members,
+                    &groups.computers,
+                );
+                let packages = resolve_package_group(
+                    rule.package_group,
+                    &groups.package_groups,
+                    &groups.package_group_members,
+                );
+                (
+                    rule.id,
+                    ResolvedRule {
+                        rule: rule.clone(),
+                        computers,
+                        packages,
+                    },
+                )
+            })
+            .collect();
+        let assignments = groups
+            .computers
+            .keys()
+            .map(|&computer| {
+                let list = groups
+                    .assignments
+                    .get(&computer)
+                    .cloned()
+                    .unwrap_or_default();
+                let revision = snapshot
+                    .assignment_revisions
+                    .get(&computer)
+                    .copied()
+                    .unwrap_or_default();
+                (computer, (list, revision))
+            })
+            .collect();
+        let mut jobs: BTreeMap<RuleId, Vec<Job>> = BTreeMap::new();
+        for job in &snapshot.jobs {
+            if let Origin::Rule(rule) = job.origin {
+                jobs.entry(rule).or_default().push(job.clone());
+            }
+        }
+        RuleWorld {
+            rules,
+            computers: groups.computers.clone(),
+            packages: groups.packages.clone(),
+            assignments,
+            jobs,
+        }
+    }
+
+    /// The claims of every enabled rule other than `except` on `computers`.
+    pub fn claims(&self, except: RuleId, computers: impl Fn(ComputerId) -> bool) -> Claims {
+        let mut claims = Claims::new();
+        for (&id, resolved) in &self.rules {
+            if id == except || !resolved.rule.enabled {
+                continue;
+            }
+            for &computer in resolved.computers.iter().filter(|&&c| computers(c)) {
+                let Some(pc) = self.computers.get(&computer) else {
+                    continue;
+                };
+                let packages = resolved
+                    .packages
+                    .iter()
+                    .filter_map(|p| self.packages.get(p));
+                for package in desired_installs(pc, packages) {
+                    claims.entry(computer).or_default().push((id, package));
+                }
+            }
+        }
+        claims
+    }
+
+    /// Evaluates rule `rule` for `scope` at `now`. A rule that no longer exists is retired: its
+    /// jobs in scope are deleted or orphaned.
+    pub fn evaluate(&self, rule: RuleId, scope: &Scope, now: DateTime<Utc>) -> RuleDiff {
+        let existing = self.jobs.get(&rule).map_or(&[][..], Vec::as_slice);
+        let Some(resolved) = self.rules.get(&rule) else {
+            let in_scope: Vec<Job> = existing
+                .iter()
+                .filter(|job| scope.has_computer(job.computer))
+                .cloned()
+                .collect();
+            return retire(rule, &in_scope);
+        };
+        let claims = self.claims(rule, |computer| scope.has_computer(computer));
+        evaluate(
+            &RuleInputs {
+                rule: &resolved.rule,
+                computers: &resolved.computers,
+                packages: &resolved.packages,
+                world: self,
+                claims: &claims,
+                existing,
+            },
+            scope,
+            now,
+        )
+    }
+}
+
+/// What [`evaluate`] reads for one rule.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleInputs<'a> {
+    /// The rule.
+    pub rule: &'a DeploymentRule,
+    /// Its computers, by hostname.
+    pub computers: &'a [ComputerId],
+    /// Its packages, in resolved group order.
+    pub packages: &'a [PackageId],
+    /// Computers, packages and assignments.
+    pub world: &'a RuleWorld,
+    /// Other enabled rules' claims on the computers in scope.
+    pub claims: &'a Claims,
+    /// The rule's existing jobs.
+    pub existing: &'a [Job],
+}
+
+/// The packages of `packages` a rule desires as installed on `computer` (its compatible ones):
+/// what the rule claims there for conflict detection.
+pub fn desired_installs<'a>(
+    computer: &Computer,
+    packages: impl IntoIterator<Item = &'a Package>,
+) -> Vec<PackageId> {
+    packages
+        .into_iter()
+        .filter(|package| package.compatibility.allows(computer))
+        .map(|package| package.id)
+        .collect()
+}
+
+/// Evaluates one rule for `scope`: desired jobs merged with existing ones.
+///
+/// Desired jobs, per computer of the rule (in scope) with a sequence counter from 1, for each
+/// package in group order: not compatible → an Incompatible install job; assigned → an
+/// AlreadyInstalled install job; else, with explicit-uninstall, a Waiting uninstall job for every
+/// other assigned version of the family (oldest first), then a Waiting install job. Families in
+/// conflict on a computer get no jobs there. The merge with existing jobs (key: computer,
+/// package, kind) follows the table of the docs: running jobs are never changed (orphaned when no
+/// longer desired), and the sequence of every other job is refreshed.
+pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> RuleDiff {
+    let world = inputs.world;
+    let rule_id = inputs.rule.id;
+    let in_group: BTreeSet<PackageId> = inputs.packages.iter().copied().collect();
+    let mut diff = RuleDiff {
+        rule: rule_id,
+        insert: Vec::new(),
+        update: Vec::new(),
+        delete: Vec::new(),
+        orphan: Vec::new(),
+        conflicts: Vec::new(),
+        assignments_read: Vec::new(),
+    };
+
+    // Existing jobs in scope, by key.
+    let mut existing: BTreeMap<(ComputerId, PackageId, JobKind), &Job> = BTreeMap::new();
+    for job in inputs.existing {
+        let family = world.packages.get(&job.package).map(|p| p.family);
+        if scope.has_computer(job.computer) && family.is_none_or(|f| scope.has_family(f)) {
+            existing.insert((job.computer, job.package, job.kind), job);
+        }
+    }
+
+    for &computer_id in inputs.computers.iter().filter(|&&c| scope.has_computer(c)) {
+        let Some(computer) = world.computers.get(&computer_id) else {
+            continue;
+        };
+        let (assignments, revision) = world
+            .assignments
+            .get(&computer_id)
+            .map_or((&[][..], Revision::default()), |(list, revision)| {
+                (list.as_slice(), *revision)
+            });
+        diff.assignments_read.push((computer_id, revision));
+
+        let mut desired = desired_jobs(computer, inputs.packages, assignments, world);
+        let conflicted = family_conflicts(rule_id, computer, &desired, inputs.claims, world);
+        for (family, conflict) in conflicted {
+            desired.retain(|d| d.family != family);
+            diff.conflicts.push(conflict);
+        }
+        for d in desired
+            .iter()
+            .filter(|d| d.kind == JobKind::Install && d.state == JobState::Waiting)
+        {
+            let Some(package) = world.packages.get(&d.package) else {
+                continue;
+            };
+            for &dependency in &package.dependencies {
+                let installed = assignments.iter().any(|a| a.package == dependency);
+                if !in_group.contains(&dependency) && !installed {
+                    diff.conflicts.push(Conflict::MissingDependency {
+                        computer: computer_id,
+                        package: d.package,
+                        dependency,
+                    });
+                }
+            }
+        }
+
+        // Sequences count every desired job of the computer, in scope or not.
+        for (sequence, d) in (1..).zip(desired.iter()) {
+            if !scope.has_family(d.family) {
+                continue;
+            }
+            let key = (computer_id, d.package, d.kind);
+            let Some(package) = world.packages.get(&d.package) else {
+                continue;
+            };
+            match existing.remove(&key) {
+                None => diff
+                    .insert
+                    .push(new_job(rule_id, computer_id, package, d, sequence, now)),
+                Some(job) => merge(job, package, d, sequence, now, &mut diff),
+            }
+        }
+    }
+
+    // Whatever existing job in scope is left is no longer desired.
+    for job in existing.into_values() {
+        if job.state.is_running() {
+            if !job.orphaned {
+                let mut orphan = job.clone();
+                orphan.orphaned = true;
+                diff.orphan.push(JobUpdate {
+                    expected: job.revision,
+                    job: orphan,
+                });
+            }
+        } else {
+            diff.delete.push((job.id, job.revision));
+        }
+    }
+    diff.conflicts.sort();
+    diff.conflicts.dedup();
+    diff
+}
+
+/// A desired job, before numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Desired {
+    package: PackageId,
+    family: FamilyId,
+    kind: JobKind,
+    /// Waiting, Incompatible or AlreadyInstalled.
+    state: JobState,
+}
+
+fn desired_jobs(
+    computer: &Computer,
+    packages: &[PackageId],
+    assignments: &[Assignment],
+    world: &RuleWorld,
+) -> Vec<Desired> {
+    let mut desired: Vec<Desired> = Vec::new();
+    let mut seen: BTreeSet<(PackageId, JobKind)> = BTreeSet::new();
+    let mut push = |d: Desired, desired: &mut Vec<Desired>| {
+        if seen.insert((d.package, d.kind)) {
+            desired.push(d);
+        }
+    };
+    for package in packages.iter().filter_map(|id| world.packages.get(id)) {
+        let install = |state| Desired {
+            package: package.id,
+            family: package.family,
+            kind: JobKind::Install,
+            state,
+        };
+        if !package.compatibility.allows(computer) {
+            push(install(JobState::Incompatible), &mut desired);
+        } else if assignments.iter().any(|a| a.package == package.id) {
+            push(install(JobState::AlreadyInstalled), &mut desired);
+        } else {
+            if package.upgrade_behavior == UpgradeBehavior::ExplicitUninstall {
+                // `assignments` are oldest first.
+                for other in assignments
+                    .iter()
+                    .filter_map(|a| world.packages.get(&a.package))
+                    .filter(|other| other.family == package.family && other.id != package.id)
+                {
+                    push(
+                        Desired {
+                            package: other.id,
+                            family: other.family,
+                            kind: JobKind::Uninstall,
+                            state: JobState::Waiting,
+                        },
+                        &mut desired,
+                    );
+                }
+            }
+            push(install(JobState::Waiting), &mut desired);
+        }
+    }
+    desired
+}
+
+/// The families in conflict on `computer`, with the conflict to report.
+fn family_conflicts(
+    rule: RuleId,
+    computer: &Computer,
+    desired: &[Desired],
+    claims: &Claims,
+    world: &RuleWorld,
+) -> Vec<(FamilyId, Conflict)> {
+    // Family → package → rules desiring it installed.
+    let mut wanted: BTreeMap<FamilyId, BTreeMap<PackageId, BTreeSet<RuleId>>> = BTreeMap::new();
+    for d in desired.iter().filter(|d| {
+        d.kind == JobKind::Install
+            && matches!(d.state, JobState::Waiting | JobState::AlreadyInstalled)
+    }) {
+        wanted
+            .entry(d.family)
+            .or_default()
+            .entry(d.package)
+            .or_default()
+            .insert(rule);
+    }
+    let ours: BTreeSet<FamilyId> = wanted.keys().copied().collect();
+    for &(other_rule, package) in claims.get(&computer.id).map_or(&[][..], Vec::as_slice) {
+        let Some(package) = world.packages.get(&package) else {
+            continue;
+        };
+        if ours.contains(&package.family) {
+            wanted
+                .entry(package.family)
+                .or_default()
+                .entry(package.id)
+                .or_default()
+                .insert(other_rule);
+        }
+    }
+    wanted
+        .into_iter()
+        .filter(|(_, versions)| {
+            versions.len() > 1
+                && versions.keys().any(|id| {
+                    world
+                        .packages
+                        .get(id)
+                        .is_some_and(|p| p.upgrade_behavior.removes_others())
+                })
+        })
+        .map(|(family, versions)| {
+            let rules: BTreeSet<RuleId> = versions.values().flatten().copied().collect();
+            (
+                family,
+                Conflict::FamilyVersions {
+                    computer: computer.id,
+                    family,
+                    packages: versions.keys().copied().collect(),
+                    rules: rules.into_iter().collect(),
+                },
+            )
+        })
+        .collect()
+}
+
+fn new_job(
+    rule: RuleId,
+    computer: ComputerId,
+    package: &Package,
+    desired: &Desired,
+    sequence: u32,
+    now: DateTime<Utc>,
+) -> Job {
+    let mut job = Job::new(
+        Origin::Rule(rule),
+        computer,
+        package,
+        desired.kind,
+        sequence,
+    );
+    match desired.state {
+        JobState::Incompatible => job.finalize_by_server(ServerFinal::Incompatible, now),
+        JobState::AlreadyInstalled => job.finalize_by_server(ServerFinal::AlreadyInstalled, now),
+        _ => {}
+    }
+    job
+}
+
+/// Merges an existing job with what is desired for its key, by the merge table.
+fn merge(
+    job: &Job,
+    package: &Package,
+    desired: &Desired,
+    sequence: u32,
+    now: DateTime<Utc>,
+    diff: &mut RuleDiff,
+) {
+    if job.state.is_running() {
+        // Never changed in any way; only a leftover orphan mark is taken back.
+        if job.orphaned {
+            let mut kept = job.clone();
+            kept.orphaned = false;
+            diff.update.push(JobUpdate {
+                expected: job.revision,
+                job: kept,
+            });
+        }
+        return;
+    }
+    let mut next = job.clone();
+    next.sequence = sequence;
+    match (job.state, desired.state) {
+        // Refresh the snapshot of a Waiting job.
+        (JobState::Waiting, JobState::Waiting) => {
+            next.snapshot = JobSnapshot::of(package, job.kind);
+        }
+        // Re-install, or a package that became compatible or is no longer installed.
+        (
+            JobState::Succeeded | JobState::Incompatible | JobState::AlreadyInstalled,
+            JobState::Waiting,
+        ) => reset(&mut next, package),
+        (
+            JobState::Waiting | JobState::Succeeded | JobState::Failed | JobState::Expired,
+            JobState::Incompatible,
+        ) => {
+            next.finalize_by_server(ServerFinal::Incompatible, now);
+        }
+        (JobState::Waiting | JobState::Failed | JobState::Expired, JobState::AlreadyInstalled) => {
+            next.finalize_by_server(ServerFinal::AlreadyInstalled, now);
+        }
+        // Everything else is kept: Failed/Expired wait for an administrator's renew; Succeeded,
+        // Incompatible and AlreadyInstalled stay as they are.
+        _ => {}
+    }
+    if next != *job {
+        diff.update.push(JobUpdate {
+            expected: job.revision,
+            job: next,
+        });
+    }
+}
+
+/// Resets a finished job to Waiting for another run, with a fresh snapshot and the next attempt
+/// (so late reports for the earlier run are told apart).
+fn reset(job: &mut Job, package: &Package) {
+    job.state = JobState::Waiting;
+    job.snapshot = JobSnapshot::of(package, job.kind);
+    job.download_progress = None;
+    job.return_code = None;
+    job.output.clear();
+    job.message = None;
+    job.download_started = None;
+    job.execution_started = None;
+    job.finished = None;
+    job.last_report = None;
+    job.wol_shutdown = None;
+    job.orphaned = false;
+    job.attempt = job.attempt.saturating_add(1);
+}
+
+/// The diff that retires a rule being deleted: its jobs that are not running are deleted, its
+/// running ones orphaned (deleted at their final report). The rule itself can go once it has no
+/// jobs left.
+pub fn retire(rule: RuleId, jobs: &[Job]) -> RuleDiff {
+    let mut diff = RuleDiff {
+        rule,
+        insert: Vec::new(),
+        update: Vec::new(),
+        delete: Vec::new(),
+        orphan: Vec::new(),
+        conflicts: Vec::new(),
+        assignments_read: Vec::new(),
+    };
+    for job in jobs.iter().filter(|job| job.origin == Origin::Rule(rule)) {
+        if job.state.is_running() {
+            if !job.orphaned {
+                let mut orphan = job.clone();
+                orphan.orphaned = true;
+                diff.orphan.push(JobUpdate {
+                    expected: job.revision,
+                    job: orphan,
+                });
+            }
+        } else {
+            diff.delete.push((job.id, job.revision));
+        }
+    }
+    diff
+}
+
+/// A change that may call for rule re-evaluation (the trigger table of the docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "event")]
+pub enum RuleEvent {
+    /// An assignment of the computer was added or removed (by an agent report or by hand).
+    AssignmentsChanged {
+        /// The computer.
+        computer: ComputerId,
+    },
+    /// The computer's os, os version or architecture changed.
+    ComputerChanged {
+        /// The computer.
+        computer: ComputerId,
+    },
+    /// The computer was deleted (its jobs are deleted, running ones orphaned).
+    ComputerDeleted {
+        /// The computer.
+        computer: ComputerId,
+    },
+    /// Computers joined or left a computer group, or a computer group was moved, created or
+    /// deleted.
+    ComputerGroupsChanged,
+    /// Packages joined, left or were reordered in a package group, or a package group was moved.
+    PackageGroupsChanged,
+    /// A package was edited (procedure, codes, compatibility, payload, upgrade behaviour).
+    PackageEdited {
+        /// The package.
+        package: PackageId,
+    },
+    /// A rule was created, edited, enabled, disabled or deleted.
+    RuleChanged {
+        /// The rule.
+        rule: RuleId,
+    },
+}
+
+/// Which rules to re-evaluate after `event`, and for what scope, given the world before and
+/// after the change.
+///
+/// - A change on one computer (assignments, os or architecture, deletion) re-evaluates every
+///   rule that has (or had) the computer, for that computer: its own jobs and, through claims,
+///   conflicts with other rules there.
+/// - Structural changes (groups, packages, rules) compare the two worlds: a rule whose fields,
+///   package list or packages changed is re-evaluated fully; a rule whose members changed, for the
+///   computers that joined or left. Every computer touched so is also re-evaluated by every
+///   other rule that has it, since claims there may have appeared or vanished.
+///
+/// Scopes never narrow to families: a package's position shifts the sequence numbers of the jobs
+/// after it, so the rest of the computer's jobs are refreshed too.
+pub fn scopes_for(
+    event: &RuleEvent,
+    before: &RuleWorld,
+    after: &RuleWorld,
+) -> BTreeMap<RuleId, Scope> {
+    let mut full: BTreeSet<RuleId> = BTreeSet::new();
+    let mut touched: BTreeMap<RuleId, BTreeSet<ComputerId>> = BTreeMap::new();
+    let mut touched_computers: BTreeSet<ComputerId> = BTreeSet::new();
+
+    match event {
+        RuleEvent::AssignmentsChanged { computer }
+        | RuleEvent::ComputerChanged { computer }
+        | RuleEvent::ComputerDeleted { computer } => {
+            touched_computers.insert(*computer);
+        }
+        RuleEvent::ComputerGroupsChanged
+        | RuleEvent::PackageGroupsChanged
+        | RuleEvent::PackageEdited { .. }
+        | RuleEvent::RuleChanged { .. } => {
+            let ids: BTreeSet<RuleId> = before
+                .rules
+                .keys()
+                .chain(after.rules.keys())
+                .copied()
+                .collect();
+            for id in ids {
+                let (old, new) = (before.rules.get(&id), after.rules.get(&id));
+                let members = |rule: Option<&ResolvedRule>| -> BTreeSet<ComputerId> {
+                    rule.map(|r| r.computers.iter().copied().collect())
+                        .unwrap_or_default()
+                };
+                let (old_members, new_members) = (members(old), members(new));
+                let packages_changed = |r: &ResolvedRule| {
+                    r.packages
+                        .iter()
+                        .any(|p| before.packages.get(p) != after.packages.get(p))
+                };
+                let definition_changed = match (old, new) {
+                    (Some(old), Some(new)) => {
+                        old.rule != new.rule
+                            || old.packages != new.packages
+                            || packages_changed(new)
+                    }
+                    _ => true,
+                };
+                if definition_changed {
+                    full.insert(id);
+                    touched_computers.extend(old_members.union(&new_members).copied());
+                } else {
+                    let moved: BTreeSet<ComputerId> = old_members
+                        .symmetric_difference(&new_members)
+                        .copied()
+                        .collect();
+                    touched_computers.extend(moved.iter().copied());
+                    touched.entry(id).or_default().extend(moved);
+                }
+            }
+        }
+    }
+
+    // Every rule having a touched computer re-evaluates it.
+    for world in [before, after] {
+        for (&id, rule) in &world.rules {
+            let mine = rule
+                .computers
+                .iter()
+                .filter(|c| touched_computers.contains(c));
+            touched.entry(id).or_default().extend(mine);
+        }
+    }
+    let mut scopes: BTreeMap<RuleId, Scope> = BTreeMap::new();
+    for id in full {
+        scopes.insert(id, Scope::full());
+    }
+    for (id, computers) in touched {
+        if !computers.is_empty() && !scopes.contains_key(&id) {
+            scopes.insert(id, Scope::computers(computers));
+        }
+    }
+    scopes
+}
