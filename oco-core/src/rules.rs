@@ -328,6 +328,80 @@ impl RuleWorld {
     }
 }
 
+impl RuleWorld {
+    /// Every family-version conflict among the enabled rules of this world, on every computer,
+    /// sorted. The server builds the world as it would be after creating or enabling a rule, or
+    /// adding a package to a group, and refuses the change when this lists a conflict the current
+    /// world does not have.
+    pub fn conflicts(&self) -> Vec<Conflict> {
+        let mut wanted: BTreeMap<ComputerId, Vec<(RuleId, PackageId)>> = BTreeMap::new();
+        for (&id, resolved) in self.rules.iter().filter(|(_, r)| r.rule.enabled) {
+            for computer in resolved
+                .computers
+                .iter()
+                .filter_map(|c| self.computers.get(c))
+            {
+                let packages = resolved
+                    .packages
+                    .iter()
+                    .filter_map(|p| self.packages.get(p));
+                for package in desired_installs(computer, packages) {
+                    wanted.entry(computer.id).or_default().push((id, package));
+                }
+            }
+        }
+        let mut conflicts = Vec::new();
+        for (computer, claims) in wanted {
+            let mut families: BTreeMap<FamilyId, BTreeMap<PackageId, BTreeSet<RuleId>>> =
+                BTreeMap::new();
+            for (rule, package) in claims {
+                if let Some(p) = self.packages.get(&package) {
+                    families
+                        .entry(p.family)
+                        .or_default()
+                        .entry(package)
+                        .or_default()
+                        .insert(rule);
+                }
+            }
+            for (family, versions) in families {
+                if let Some(conflict) = version_conflict(computer, family, &versions, self) {
+                    conflicts.push(conflict);
+                }
+            }
+        }
+        conflicts
+    }
+}
+
+/// The conflict of `versions` of `family` desired on `computer`, if there are several and one of
+/// them removes the others.
+fn version_conflict(
+    computer: ComputerId,
+    family: FamilyId,
+    versions: &BTreeMap<PackageId, BTreeSet<RuleId>>,
+    world: &RuleWorld,
+) -> Option<Conflict> {
+    let removing = versions.keys().any(|id| {
+        world
+            .packages
+            .get(id)
+            .is_some_and(|p| p.upgrade_behavior.removes_others())
+    });
+    (versions.len() > 1 && removing).then(|| Conflict::FamilyVersions {
+        computer,
+        family,
+        packages: versions.keys().copied().collect(),
+        rules: versions
+            .values()
+            .flatten()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    })
+}
+
 /// What [`evaluate`] reads for one rule.
 #[derive(Debug, Clone, Copy)]
 pub struct RuleInputs<'a> {
@@ -561,26 +635,8 @@ fn family_conflicts(
     }
     wanted
         .into_iter()
-        .filter(|(_, versions)| {
-            versions.len() > 1
-                && versions.keys().any(|id| {
-                    world
-                        .packages
-                        .get(id)
-                        .is_some_and(|p| p.upgrade_behavior.removes_others())
-                })
-        })
-        .map(|(family, versions)| {
-            let rules: BTreeSet<RuleId> = versions.values().flatten().copied().collect();
-            (
-                family,
-                Conflict::FamilyVersions {
-                    computer: computer.id,
-                    family,
-                    packages: versions.keys().copied().collect(),
-                    rules: rules.into_iter().collect(),
-                },
-            )
+        .filter_map(|(family, versions)| {
+            version_conflict(computer.id, family, &versions, world).map(|c| (family, c))
         })
         .collect()
 }
