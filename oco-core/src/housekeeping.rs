@@ -71,6 +71,8 @@ pub struct Summary {
     pub wakes: usize,
     /// Jobs given a Wake-on-LAN shutdown mark.
     pub shutdown_marks: usize,
+    /// Whether tombstones of deleted jobs older than the longest purge age were purged.
+    pub tombstones_purged: bool,
 }
 
 /// Decides expiry, purge and Wake-on-LAN for the containers in `snapshot` at `now`.
@@ -117,6 +119,17 @@ pub fn housekeeping(
     containers.sort_by_key(|entry| entry.container.id);
     for entry in containers {
         housekeep_container(now, entry, &snapshot.computers, settings, &mut run);
+    }
+    // Tombstones let a late report record an installation; after the longest purge age no
+    // report is expected any more.
+    let cutoff = now.checked_sub_signed(settings.purge_failed_after);
+    if let (Some(oldest), Some(cutoff)) = (snapshot.oldest_tombstone, cutoff) {
+        if oldest < cutoff {
+            run.changes.push(Change::PurgeTombstones {
+                deleted_before: cutoff,
+            });
+            run.summary.tombstones_purged = true;
+        }
     }
     run
 }

@@ -370,6 +370,7 @@ pub fn apply_report(
             new.finished = Some(now);
             take_details(&mut new, report, now);
             Ok(assemble(
+                now,
                 snapshot,
                 Some(new),
                 Vec::new(),
@@ -474,10 +475,14 @@ fn finalise(snapshot: &ReportSnapshot, report: &AgentReport, now: DateTime<Utc>)
     new.finished = Some(now);
     take_details(&mut new, report, now);
     match verdict.state {
-        JobState::Succeeded => {
-            assemble(snapshot, Some(new), Vec::new(), assignments(snapshot, now))
-        }
-        _ => assemble(snapshot, Some(new), cascade(snapshot, now), Vec::new()),
+        JobState::Succeeded => assemble(
+            now,
+            snapshot,
+            Some(new),
+            Vec::new(),
+            assignments(snapshot, now),
+        ),
+        _ => assemble(now, snapshot, Some(new), cascade(snapshot, now), Vec::new()),
     }
 }
 
@@ -499,7 +504,7 @@ fn tombstone(snapshot: &ReportSnapshot, report: &AgentReport, now: DateTime<Utc>
     if recorded {
         return ReportOutcome::ignored(IgnoredReport::DeletedJobRecorded);
     }
-    assemble(snapshot, None, Vec::new(), assignments(snapshot, now))
+    assemble(now, snapshot, None, Vec::new(), assignments(snapshot, now))
 }
 
 /// Copies progress and output from the report, when given, and notes the report.
@@ -587,6 +592,7 @@ fn assignments(snapshot: &ReportSnapshot, now: DateTime<Utc>) -> Vec<Change> {
 
 /// Puts an applied outcome together in the documented order.
 fn assemble(
+    now: DateTime<Utc>,
     snapshot: &ReportSnapshot,
     new: Option<Job>,
     cascade: Vec<Change>,
@@ -608,6 +614,7 @@ fn assemble(
         let delete = (snapshot.job.orphaned && new.state.is_final()).then(|| Change::DeleteJob {
             id: snapshot.job.id,
             expected: snapshot.job.revision.next(),
+            at: now,
         });
         changes.push(update(&snapshot.job, new));
         changes.extend(delete);

@@ -111,6 +111,8 @@ pub struct JobUpdate {
 pub struct RuleDiff {
     /// The rule.
     pub rule: RuleId,
+    /// When the evaluation ran (deleted jobs' tombstones are dated by it).
+    pub at: DateTime<Utc>,
     /// New jobs (ids assigned by the store).
     pub insert: Vec<Job>,
     /// Jobs changed: state, snapshot or sequence.
@@ -145,7 +147,11 @@ impl RuleDiff {
             changes.push(Change::ExpectAssignments { computer, expected });
         }
         for (id, expected) in self.delete {
-            changes.push(Change::DeleteJob { id, expected });
+            changes.push(Change::DeleteJob {
+                id,
+                expected,
+                at: self.at,
+            });
         }
         for JobUpdate { expected, job } in self.update.into_iter().chain(self.orphan) {
             changes.push(Change::UpdateJob { expected, job });
@@ -310,7 +316,7 @@ impl RuleWorld {
                 .filter(|job| scope.has_computer(job.computer))
                 .cloned()
                 .collect();
-            return retire(rule, &in_scope);
+            return retire(rule, &in_scope, now);
         };
         let claims = self.claims(rule, |computer| scope.has_computer(computer));
         evaluate(
@@ -447,6 +453,7 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
     let in_group: BTreeSet<PackageId> = inputs.packages.iter().copied().collect();
     let mut diff = RuleDiff {
         rule: rule_id,
+        at: now,
         insert: Vec::new(),
         update: Vec::new(),
         delete: Vec::new(),
@@ -739,9 +746,10 @@ fn reset(job: &mut Job, package: &Package) {
 /// The diff that retires a rule being deleted: its jobs that are not running are deleted, its
 /// running ones orphaned (deleted at their final report). The rule itself can go once it has no
 /// jobs left.
-pub fn retire(rule: RuleId, jobs: &[Job]) -> RuleDiff {
+pub fn retire(rule: RuleId, jobs: &[Job], now: DateTime<Utc>) -> RuleDiff {
     let mut diff = RuleDiff {
         rule,
+        at: now,
         insert: Vec::new(),
         update: Vec::new(),
         delete: Vec::new(),

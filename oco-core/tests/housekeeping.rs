@@ -123,6 +123,7 @@ fn snapshot(
             .map(|(container, jobs)| ContainerJobs { container, jobs })
             .collect(),
         computers: computers.into_iter().map(|c| (c.id, c)).collect(),
+        oldest_tombstone: None,
     }
 }
 
@@ -955,4 +956,24 @@ proptest! {
             prop_assert!(macs.windows(2).all(|pair| pair[0] < pair[1]));
         }
     }
+}
+
+#[test]
+fn tombstones_older_than_the_longest_purge_age_are_purged() {
+    let mut snapshot = snapshot(vec![], vec![]);
+    let now = t(0) + Duration::days(10);
+    snapshot.oldest_tombstone = Some(now - Duration::days(2) + secs(1));
+    let young = run(now, &snapshot);
+    assert!(young.changes.is_empty(), "{:?}", young.changes);
+    assert!(!young.summary.tombstones_purged);
+
+    snapshot.oldest_tombstone = Some(now - Duration::days(2) - secs(1));
+    let old = run(now, &snapshot);
+    assert_eq!(
+        old.changes.changes,
+        [Change::PurgeTombstones {
+            deleted_before: now - Duration::days(2)
+        }]
+    );
+    assert!(old.summary.tombstones_purged);
 }

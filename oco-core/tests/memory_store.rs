@@ -256,7 +256,11 @@ fn build(
                     Some(r) => Revision(r.0 + 3),
                     None => Revision(1),
                 };
-                set.push(Change::DeleteJob { id, expected });
+                set.push(Change::DeleteJob {
+                    id,
+                    expected,
+                    at: testkit::at(40),
+                });
                 if let Some(m) = next.as_mut() {
                     if current.is_some() && !wrong {
                         m.jobs.remove(&id);

@@ -993,3 +993,51 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn final_report_on_an_orphan_deletes_it_after_recording_the_final_state() {
+    let mut orphan = job(42, 1, JobState::Executing);
+    orphan.orphaned = true;
+    let outcome = apply(
+        &snapshot(orphan.clone()),
+        &with_code(report(&orphan, ReportedState::Succeeded), Some(0)),
+        30,
+    );
+    assert_eq!(outcome.disposition, Disposition::Applied);
+    let updated = updated_jobs(&outcome.changes.changes);
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0].state, JobState::Succeeded);
+    let deletes: Vec<_> = outcome
+        .changes
+        .changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::DeleteJob {
+                id,
+                expected,
+                at: when,
+            } => Some((*id, *expected, *when)),
+            _ => None,
+        })
+        .collect();
+    // Deleted from the revision the final update leaves behind.
+    assert_eq!(deletes, [(orphan.id, orphan.revision.next(), at(30))]);
+    // The success still records the installation.
+    assert!(outcome
+        .changes
+        .changes
+        .iter()
+        .any(|change| matches!(change, Change::UpsertAssignment { .. })));
+
+    // Progress on an orphan changes it as usual but does not delete it.
+    let progress = apply(
+        &snapshot(orphan.clone()),
+        &report(&orphan, ReportedState::Executing),
+        31,
+    );
+    assert!(!progress
+        .changes
+        .changes
+        .iter()
+        .any(|change| matches!(change, Change::DeleteJob { .. })));
+}

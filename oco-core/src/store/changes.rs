@@ -86,6 +86,13 @@ pub enum Change {
         id: JobId,
         /// The revision the change was computed from.
         expected: Revision,
+        /// When it was deleted (the tombstone's age, for purging it).
+        at: DateTime<Utc>,
+    },
+    /// Forgets the tombstones of jobs deleted before `deleted_before` (housekeeping).
+    PurgeTombstones {
+        /// The cut-off.
+        deleted_before: DateTime<Utc>,
     },
     /// Records that a package is installed on a computer (replacing an existing record), and bumps
     /// the computer's assignment revision.

@@ -47,7 +47,8 @@ struct State {
     containers: BTreeMap<ContainerId, JobContainer>,
     rules: BTreeMap<RuleId, DeploymentRule>,
     jobs: BTreeMap<JobId, Job>,
-    tombstones: BTreeMap<JobId, Job>,
+    /// Deleted jobs with when they were deleted.
+    tombstones: BTreeMap<JobId, (Job, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -299,7 +300,7 @@ impl State {
                     return Err(not_found("container", id));
                 }
                 self.jobs.retain(|_, job| job.origin != origin);
-                self.tombstones.retain(|_, job| job.origin != origin);
+                self.tombstones.retain(|_, (job, _)| job.origin != origin);
             }
             Change::InsertJob { job } => {
                 self.check_job_refs(job)?;
@@ -335,10 +336,13 @@ impl State {
                 job.revision = expected.next();
                 self.jobs.insert(job.id, job);
             }
-            Change::DeleteJob { id, expected } => {
+            Change::PurgeTombstones { deleted_before } => {
+                self.tombstones.retain(|_, (_, at)| *at >= *deleted_before);
+            }
+            Change::DeleteJob { id, expected, at } => {
                 self.check_job_revision(*id, *expected)?;
                 if let Some(job) = self.jobs.remove(id) {
-                    self.tombstones.insert(*id, job);
+                    self.tombstones.insert(*id, (job, *at));
                 }
             }
             Change::UpsertAssignment { assignment } => {
@@ -477,7 +481,7 @@ impl Store for MemoryStore {
         state.assignments.remove(&id);
         state.assignment_revisions.remove(&id);
         state.jobs.retain(|_, job| job.computer != id);
-        state.tombstones.retain(|_, job| job.computer != id);
+        state.tombstones.retain(|_, (job, _)| job.computer != id);
         for (_, members) in state.computer_groups.values_mut() {
             members.retain(|member| *member != id);
         }
@@ -863,7 +867,10 @@ impl Store for MemoryStore {
 
     fn report_snapshot(&self, id: JobId) -> StoreResult<ReportSnapshot> {
         let state = self.lock();
-        let (job, deleted) = match (state.jobs.get(&id), state.tombstones.get(&id)) {
+        let (job, deleted) = match (
+            state.jobs.get(&id),
+            state.tombstones.get(&id).map(|(job, _)| job),
+        ) {
             (Some(job), _) => (job.clone(), false),
             (None, Some(tombstone)) => (tombstone.clone(), true),
             (None, None) => return Err(not_found("job", id)),
@@ -926,7 +933,7 @@ impl Store for MemoryStore {
             });
         }
         state.rules.remove(&id);
-        state.tombstones.retain(|_, job| job.origin != origin);
+        state.tombstones.retain(|_, (job, _)| job.origin != origin);
         Ok(())
     }
 
@@ -956,6 +963,7 @@ impl Store for MemoryStore {
             })
             .collect();
         Ok(HousekeepingSnapshot {
+            oldest_tombstone: state.tombstones.values().map(|(_, at)| *at).min(),
             containers,
             computers,
         })

@@ -91,6 +91,9 @@ pub struct HousekeepingSnapshot {
     pub containers: Vec<ContainerJobs>,
     /// The computers of those jobs, for last-seen times and MAC addresses.
     pub computers: BTreeMap<ComputerId, Computer>,
+    /// When the oldest tombstone of a deleted job was deleted, if there is one.
+    #[serde(default)]
+    pub oldest_tombstone: Option<DateTime<Utc>>,
 }
 
 /// A container with all its jobs.

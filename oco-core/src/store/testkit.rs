@@ -53,6 +53,11 @@ pub const CHECKS: &[(&str, Check)] = &[
         delete_container_is_compare_and_set,
     ),
     ("mark_wol_sent_once", mark_wol_sent_once),
+    ("tombstones_are_purged_by_age", tombstones_are_purged_by_age),
+    (
+        "rule_snapshot_and_delete_rule",
+        rule_snapshot_and_delete_rule,
+    ),
     (
         "update_job_keeps_its_identity",
         update_job_keeps_its_identity,
@@ -913,6 +918,7 @@ pub fn update_job_is_compare_and_set(make: MakeStore<'_>) {
             changes: vec![Change::DeleteJob {
                 id: jobs[0],
                 expected: read.revision,
+                at: at(40),
             }],
         }),
         "Conflict",
@@ -986,6 +992,7 @@ pub fn delete_job_keeps_a_tombstone(make: MakeStore<'_>) {
         vec![Change::DeleteJob {
             id: ids[0],
             expected: Revision(1),
+            at: at(40),
         }],
     );
     assert_err(store.job(ids[0]), "NotFound", "a deleted job");
@@ -1017,6 +1024,7 @@ pub fn delete_job_keeps_a_tombstone(make: MakeStore<'_>) {
             changes: vec![Change::DeleteJob {
                 id: ids[0],
                 expected: Revision(1),
+                at: at(40),
             }],
         }),
         "Conflict",
@@ -1340,6 +1348,7 @@ pub fn invalid_references(make: MakeStore<'_>) {
             Change::DeleteJob {
                 id: ghost_job.id,
                 expected: Revision(1),
+                at: at(40),
             },
             "Conflict",
         ),
@@ -1994,6 +2003,98 @@ pub fn update_job_keeps_its_identity(make: MakeStore<'_>) {
         "changing a job's kind",
     );
     assert_eq!(store.job(job.id).unwrap(), job);
+}
+
+/// Tombstones are dated, reported to housekeeping by their oldest date, and purged by a cut-off.
+pub fn tombstones_are_purged_by_age(make: MakeStore<'_>) {
+    let store = make();
+    let w = world(store.as_ref());
+    assert_eq!(
+        store.housekeeping_snapshot().unwrap().oldest_tombstone,
+        None
+    );
+    let [first, second] = [w.rule_jobs[0], w.rule_jobs[1]];
+    for (id, minute) in [(first, 40), (second, 50)] {
+        let revision = store.job(id).unwrap().revision;
+        apply(
+            store.as_ref(),
+            vec![Change::DeleteJob {
+                id,
+                expected: revision,
+                at: at(minute),
+            }],
+        );
+    }
+    assert_eq!(
+        store.housekeeping_snapshot().unwrap().oldest_tombstone,
+        Some(at(40))
+    );
+    apply(
+        store.as_ref(),
+        vec![Change::PurgeTombstones {
+            deleted_before: at(45),
+        }],
+    );
+    assert_err(
+        store.report_snapshot(first),
+        "NotFound",
+        "a purged tombstone",
+    );
+    assert!(store.report_snapshot(second).unwrap().deleted);
+    assert_eq!(
+        store.housekeeping_snapshot().unwrap().oldest_tombstone,
+        Some(at(50))
+    );
+}
+
+/// Rules: the snapshot has every rule and rule job; a rule with jobs cannot be deleted; a second
+/// job with the same (rule, computer, package, kind) is a duplicate.
+pub fn rule_snapshot_and_delete_rule(make: MakeStore<'_>) {
+    let store = make();
+    let w = world(store.as_ref());
+    let snapshot = store.rule_snapshot().unwrap();
+    assert_eq!(snapshot.rules.len(), 1);
+    let mut ids: Vec<JobId> = snapshot.jobs.iter().map(|j| j.id).collect();
+    ids.sort();
+    let mut expected = w.rule_jobs.clone();
+    expected.sort();
+    assert_eq!(ids, expected, "the rule snapshot has every rule job");
+    assert!(snapshot
+        .jobs
+        .iter()
+        .all(|j| j.origin == Origin::Rule(w.rule)));
+
+    let twin = store.job(w.rule_jobs[0]).unwrap();
+    assert_err(
+        store.apply(&ChangeSet {
+            changes: vec![Change::InsertJob { job: twin }],
+        }),
+        "Duplicate",
+        "a second job with the same rule, computer, package and kind",
+    );
+    assert_err(
+        store.delete_rule(w.rule),
+        "Conflict",
+        "deleting a rule that still has jobs",
+    );
+    for id in &w.rule_jobs {
+        let revision = store.job(*id).unwrap().revision;
+        apply(
+            store.as_ref(),
+            vec![Change::DeleteJob {
+                id: *id,
+                expected: revision,
+                at: at(60),
+            }],
+        );
+    }
+    store.delete_rule(w.rule).unwrap();
+    assert_err(store.rule(w.rule), "NotFound", "a deleted rule");
+    assert_err(
+        store.delete_rule(w.rule),
+        "NotFound",
+        "deleting a deleted rule",
+    );
 }
 
 /// Deleting a container deletes its jobs and leaves other origins' jobs.
