@@ -50,8 +50,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Assignment, ComputerId, Job, JobId, JobKind, JobState, MessageCode, SequenceMode, ServerFinal,
-    UpgradeBehavior,
+    Assignment, ComputerId, Job, JobId, JobKind, JobState, MessageCode, Origin, SequenceMode,
+    ServerFinal, UpgradeBehavior,
 };
 use crate::store::{Change, ChangeSet, ReportSnapshot};
 
@@ -191,8 +191,10 @@ pub struct ReportOutcome {
     pub changes: ChangeSet,
     /// Whether the report was applied, or why not.
     pub disposition: Disposition,
-    /// Computers whose assignments changed: rules must be re-evaluated for them after the
-    /// change set is applied. Empty or the job's computer.
+    /// Computers for which rules must be re-evaluated after the change set is applied (with
+    /// [`RuleEvent::AssignmentsChanged`](crate::rules::RuleEvent::AssignmentsChanged)): the job's
+    /// computer when its assignments changed, or when a rule's job stopped running (changes
+    /// left alone while it ran catch up). Empty or the job's computer.
     pub reevaluate: Vec<ComputerId>,
 }
 
@@ -607,6 +609,16 @@ fn assemble(
             expected: snapshot.assignment_revision,
         });
         reevaluate.push(computer);
+    }
+    if let Some(new) = &new {
+        // A rule job that stops running may be behind its rule (a sequence or compatibility
+        // change while it ran was left alone): re-evaluate the computer.
+        let rule_job_done = matches!(snapshot.job.origin, Origin::Rule(_))
+            && snapshot.job.state.is_running()
+            && new.state.is_final();
+        if rule_job_done && !reevaluate.contains(&computer) {
+            reevaluate.push(computer);
+        }
     }
     if let Some(new) = new {
         // A rule no longer wants an orphaned job: at its final report it goes, leaving its final

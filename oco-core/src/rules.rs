@@ -855,10 +855,15 @@ pub fn scopes_for(
                         .unwrap_or_default()
                 };
                 let (old_members, new_members) = (members(old), members(new));
+                let edited = |p: &PackageId| before.packages.get(p) != after.packages.get(p);
+                // Its packages, and the packages its jobs snapshot (uninstall jobs of other
+                // versions are of packages outside the group).
                 let packages_changed = |r: &ResolvedRule| {
-                    r.packages
-                        .iter()
-                        .any(|p| before.packages.get(p) != after.packages.get(p))
+                    r.packages.iter().any(edited)
+                        || after
+                            .jobs
+                            .get(&id)
+                            .is_some_and(|jobs| jobs.iter().any(|job| edited(&job.package)))
                 };
                 let definition_changed = match (old, new) {
                     (Some(old), Some(new)) => {

@@ -49,6 +49,9 @@ struct State {
     jobs: BTreeMap<JobId, Job>,
     /// Deleted jobs with when they were deleted.
     tombstones: BTreeMap<JobId, (Job, DateTime<Utc>)>,
+    /// Rules deleted while they still had jobs: gone from rule snapshots and listings, removed
+    /// with their last job.
+    deleting: BTreeSet<RuleId>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -342,7 +345,11 @@ impl State {
             Change::DeleteJob { id, expected, at } => {
                 self.check_job_revision(*id, *expected)?;
                 if let Some(job) = self.jobs.remove(id) {
+                    let origin = job.origin;
                     self.tombstones.insert(*id, (job, *at));
+                    if let Origin::Rule(rule) = origin {
+                        self.remove_rule_if_deleted_and_empty(rule);
+                    }
                 }
             }
             Change::UpsertAssignment { assignment } => {
@@ -412,6 +419,16 @@ impl State {
 }
 
 impl State {
+    /// Removes a rule being deleted once it has no job left.
+    fn remove_rule_if_deleted_and_empty(&mut self, rule: RuleId) {
+        let origin = Origin::Rule(rule);
+        if self.deleting.contains(&rule) && !self.jobs.values().any(|job| job.origin == origin) {
+            self.deleting.remove(&rule);
+            self.rules.remove(&rule);
+            self.tombstones.retain(|_, (job, _)| job.origin != origin);
+        }
+    }
+
     fn deploy_snapshot(&self) -> DeploySnapshot {
         let state = self;
         DeploySnapshot {
@@ -482,6 +499,9 @@ impl Store for MemoryStore {
         state.assignment_revisions.remove(&id);
         state.jobs.retain(|_, job| job.computer != id);
         state.tombstones.retain(|_, (job, _)| job.computer != id);
+        for rule in state.deleting.clone() {
+            state.remove_rule_if_deleted_and_empty(rule);
+        }
         for (_, members) in state.computer_groups.values_mut() {
             members.retain(|member| *member != id);
         }
@@ -782,7 +802,14 @@ impl Store for MemoryStore {
     }
 
     fn list_rules(&self, page: Page) -> StoreResult<Vec<DeploymentRule>> {
-        Ok(page_of(&self.lock().rules, page, |id| id.0))
+        let state = self.lock();
+        let listed: BTreeMap<RuleId, DeploymentRule> = state
+            .rules
+            .iter()
+            .filter(|(id, _)| !state.deleting.contains(id))
+            .map(|(id, rule)| (*id, rule.clone()))
+            .collect();
+        Ok(page_of(&listed, page, |id| id.0))
     }
 
     fn job(&self, id: JobId) -> StoreResult<Job> {
@@ -910,7 +937,12 @@ impl Store for MemoryStore {
         let state = self.lock();
         Ok(RuleSnapshot {
             deploy: state.deploy_snapshot(),
-            rules: state.rules.values().cloned().collect(),
+            rules: state
+                .rules
+                .values()
+                .filter(|rule| !state.deleting.contains(&rule.id))
+                .cloned()
+                .collect(),
             assignment_revisions: state.assignment_revisions.clone(),
             jobs: state
                 .jobs
@@ -926,14 +958,8 @@ impl Store for MemoryStore {
         if !state.rules.contains_key(&id) {
             return Err(not_found("rule", id));
         }
-        let origin = Origin::Rule(id);
-        if let Some(job) = state.jobs.values().find(|job| job.origin == origin) {
-            return Err(StoreError::Conflict {
-                what: format!("rule {id} still has job {} (retire its jobs first)", job.id),
-            });
-        }
-        state.rules.remove(&id);
-        state.tombstones.retain(|_, (job, _)| job.origin != origin);
+        state.deleting.insert(id);
+        state.remove_rule_if_deleted_and_empty(id);
         Ok(())
     }
 

@@ -183,8 +183,10 @@ pub trait Store: Send + Sync {
     fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot>;
     /// What rule evaluation needs.
     fn rule_snapshot(&self) -> StoreResult<RuleSnapshot>;
-    /// Deletes a rule that has no jobs left ([`StoreError::Conflict`] while it has: retire them
-    /// first, running ones go at their final report).
+    /// Deletes a rule: at once if it has no jobs; otherwise it leaves [`Store::rule_snapshot`] and
+    /// [`Store::list_rules`] now (so rule evaluation retires its jobs instead of recreating them)
+    /// and is removed with its last job (running ones go at their final report). [`Store::rule`]
+    /// and the planner still see it until then.
     fn delete_rule(&self, id: RuleId) -> StoreResult<()>;
     /// What housekeeping needs.
     fn housekeeping_snapshot(&self) -> StoreResult<HousekeepingSnapshot>;

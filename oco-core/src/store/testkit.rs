@@ -2047,8 +2047,9 @@ pub fn tombstones_are_purged_by_age(make: MakeStore<'_>) {
     );
 }
 
-/// Rules: the snapshot has every rule and rule job; a rule with jobs cannot be deleted; a second
-/// job with the same (rule, computer, package, kind) is a duplicate.
+/// Rules: the snapshot has every rule and rule job; a second job with the same (rule, computer,
+/// package, kind) is a duplicate; a deleted rule leaves rule snapshots at once and goes with its
+/// last job.
 pub fn rule_snapshot_and_delete_rule(make: MakeStore<'_>) {
     let store = make();
     let w = world(store.as_ref());
@@ -2072,12 +2073,17 @@ pub fn rule_snapshot_and_delete_rule(make: MakeStore<'_>) {
         "Duplicate",
         "a second job with the same rule, computer, package and kind",
     );
-    assert_err(
-        store.delete_rule(w.rule),
-        "Conflict",
-        "deleting a rule that still has jobs",
-    );
+    // Deleting a rule with jobs hides it from rule evaluation and listings at once; it goes
+    // with its last job.
+    store.delete_rule(w.rule).unwrap();
+    assert!(store.rule_snapshot().unwrap().rules.is_empty());
+    assert!(store.list_rules(Page::first(10)).unwrap().is_empty());
     for id in &w.rule_jobs {
+        assert_eq!(
+            store.rule(w.rule).unwrap().id,
+            w.rule,
+            "kept while it has jobs"
+        );
         let revision = store.job(*id).unwrap().revision;
         apply(
             store.as_ref(),
@@ -2088,8 +2094,11 @@ pub fn rule_snapshot_and_delete_rule(make: MakeStore<'_>) {
             }],
         );
     }
-    store.delete_rule(w.rule).unwrap();
-    assert_err(store.rule(w.rule), "NotFound", "a deleted rule");
+    assert_err(
+        store.rule(w.rule),
+        "NotFound",
+        "a deleted rule after its last job",
+    );
     assert_err(
         store.delete_rule(w.rule),
         "NotFound",
