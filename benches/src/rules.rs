@@ -167,12 +167,17 @@ pub fn join_one_worlds(case: RuleCase) -> (RuleWorld, RuleWorld) {
 pub fn apply_inserts(world: &mut RuleWorld, diff: RuleDiff) {
     assert!(diff.update.is_empty() && diff.delete.is_empty() && diff.orphan.is_empty());
     let jobs = world.jobs.entry(diff.rule).or_default();
-    let mut next = jobs.iter().map(|job| job.id.0).max().unwrap_or(0);
+    let mut next = jobs
+        .values()
+        .flatten()
+        .map(|job| job.id.0)
+        .max()
+        .unwrap_or(0);
     for mut job in diff.insert {
         next += 1;
         job.id = JobId(next);
         job.revision = Revision(1);
-        jobs.push(job);
+        jobs.entry(job.computer).or_default().push(job);
     }
 }
 
@@ -226,7 +231,7 @@ pub fn hashset_diff(world: &RuleWorld, rule: RuleId, now: DateTime<Utc>) -> Naiv
         .jobs
         .get(&rule)
         .into_iter()
-        .flatten()
+        .flat_map(|by_computer| by_computer.values().flatten())
         .map(|job| ((job.computer, job.package, job.kind), job))
         .collect();
 
@@ -288,7 +293,8 @@ pub fn hashset_diff(world: &RuleWorld, rule: RuleId, now: DateTime<Utc>) -> Naiv
 }
 
 /// The id of the `n`th computer (from 1).
-fn computer_id(n: usize) -> ComputerId {
+/// The id of generated computer number `n` (`lg-0000n`).
+pub fn computer_id(n: usize) -> ComputerId {
     ComputerId(i64::try_from(n).unwrap())
 }
 
@@ -389,9 +395,15 @@ mod tests {
     #[test]
     fn one_joining_computer_is_evaluated_alone_and_matches_the_full_evaluation() {
         let (before, after) = join_one_worlds(SMALL);
-        let scopes = scopes_for(&RuleEvent::ComputerGroupsChanged, &before, &after);
         let joined = computer_id(SMALL.computers + 1);
+        // Told which computer joined, and comparing the worlds: the same scope.
+        let told = RuleEvent::ComputerGroupsChanged {
+            computers: Some(vec![joined]),
+        };
+        let compared = RuleEvent::ComputerGroupsChanged { computers: None };
+        let scopes = scopes_for(&told, &before, &after);
         assert_eq!(scopes, BTreeMap::from([(RULE, Scope::computers([joined]))]));
+        assert_eq!(scopes_for(&compared, &before, &after), scopes);
         let incremental = after.evaluate(RULE, &scopes[&RULE], rules_now());
         let full = after.evaluate(RULE, &Scope::full(), rules_now());
         assert_eq!(incremental.insert.len(), 20);

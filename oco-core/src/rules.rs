@@ -207,8 +207,8 @@ pub struct RuleWorld {
     pub packages: BTreeMap<PackageId, Package>,
     /// Each computer's assignments (oldest first) and assignment revision.
     pub assignments: BTreeMap<ComputerId, (Vec<Assignment>, Revision)>,
-    /// Each rule's existing jobs.
-    pub jobs: BTreeMap<RuleId, Vec<Job>>,
+    /// Each rule's existing jobs, by computer.
+    pub jobs: BTreeMap<RuleId, BTreeMap<ComputerId, Vec<Job>>>,
 }
 
 /// A rule with its groups resolved.
@@ -268,10 +268,14 @@ impl RuleWorld {
                 (computer, (list, revision))
             })
             .collect();
-        let mut jobs: BTreeMap<RuleId, Vec<Job>> = BTreeMap::new();
+        let mut jobs: BTreeMap<RuleId, BTreeMap<ComputerId, Vec<Job>>> = BTreeMap::new();
         for job in &snapshot.jobs {
             if let Origin::Rule(rule) = job.origin {
-                jobs.entry(rule).or_default().push(job.clone());
+                jobs.entry(rule)
+                    .or_default()
+                    .entry(job.computer)
+                    .or_default()
+                    .push(job.clone());
             }
         }
         RuleWorld {
@@ -309,13 +313,10 @@ impl RuleWorld {
     /// Evaluates rule `rule` for `scope` at `now`. A rule that no longer exists is retired: its
     /// jobs in scope are deleted or orphaned.
     pub fn evaluate(&self, rule: RuleId, scope: &Scope, now: DateTime<Utc>) -> RuleDiff {
-        let existing = self.jobs.get(&rule).map_or(&[][..], Vec::as_slice);
+        let no_jobs = BTreeMap::new();
+        let existing = self.jobs.get(&rule).unwrap_or(&no_jobs);
         let Some(resolved) = self.rules.get(&rule) else {
-            let in_scope: Vec<Job> = existing
-                .iter()
-                .filter(|job| scope.has_computer(job.computer))
-                .cloned()
-                .collect();
+            let in_scope: Vec<Job> = jobs_in_scope(existing, scope).cloned().collect();
             return retire(rule, &in_scope, now);
         };
         let claims = self.claims(rule, |computer| scope.has_computer(computer));
@@ -421,8 +422,8 @@ pub struct RuleInputs<'a> {
     pub world: &'a RuleWorld,
     /// Other enabled rules' claims on the computers in scope.
     pub claims: &'a Claims,
-    /// The rule's existing jobs.
-    pub existing: &'a [Job],
+    /// The rule's existing jobs, by computer.
+    pub existing: &'a BTreeMap<ComputerId, Vec<Job>>,
 }
 
 /// The packages of `packages` a rule desires as installed on `computer` (its compatible ones):
@@ -464,14 +465,14 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
 
     // Existing jobs in scope, by key.
     let mut existing: BTreeMap<(ComputerId, PackageId, JobKind), &Job> = BTreeMap::new();
-    for job in inputs.existing {
+    for job in jobs_in_scope(inputs.existing, scope) {
         let family = world.packages.get(&job.package).map(|p| p.family);
         if scope.has_computer(job.computer) && family.is_none_or(|f| scope.has_family(f)) {
             existing.insert((job.computer, job.package, job.kind), job);
         }
     }
 
-    for &computer_id in inputs.computers.iter().filter(|&&c| scope.has_computer(c)) {
+    for computer_id in computers_in_scope(inputs.computers, scope) {
         let Some(computer) = world.computers.get(&computer_id) else {
             continue;
         };
@@ -544,6 +545,43 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
     diff.conflicts.sort();
     diff.conflicts.dedup();
     diff
+}
+
+/// The rule's computers in `scope`, in the rule's order. A small scope is looked up in the
+/// rule's list rather than the list filtered by the scope (one computer joining a group of
+/// thousands).
+fn computers_in_scope(computers: &[ComputerId], scope: &Scope) -> Vec<ComputerId> {
+    match &scope.computers {
+        Some(set) if set.len().saturating_mul(64) < computers.len() => {
+            let mut found: Vec<(usize, ComputerId)> = set
+                .iter()
+                .filter_map(|c| computers.iter().position(|m| m == c).map(|i| (i, *c)))
+                .collect();
+            found.sort_unstable();
+            found.into_iter().map(|(_, c)| c).collect()
+        }
+        _ => computers
+            .iter()
+            .copied()
+            .filter(|&c| scope.has_computer(c))
+            .collect(),
+    }
+}
+
+/// The jobs of the computers in `scope` (families are filtered by the caller).
+fn jobs_in_scope<'a>(
+    jobs: &'a BTreeMap<ComputerId, Vec<Job>>,
+    scope: &'a Scope,
+) -> Box<dyn Iterator<Item = &'a Job> + 'a> {
+    match &scope.computers {
+        None => Box::new(jobs.values().flatten()),
+        Some(computers) => Box::new(
+            computers
+                .iter()
+                .filter_map(|computer| jobs.get(computer))
+                .flatten(),
+        ),
+    }
 }
 
 /// A desired job, before numbering.
@@ -795,7 +833,12 @@ pub enum RuleEvent {
     },
     /// Computers joined or left a computer group, or a computer group was moved, created or
     /// deleted.
-    ComputerGroupsChanged,
+    ComputerGroupsChanged {
+        /// The computers concerned, when the caller knows them (those that joined or left; the
+        /// members of a moved group): only they are re-evaluated, without comparing the worlds.
+        /// `None` compares every rule's members before and after.
+        computers: Option<Vec<ComputerId>>,
+    },
     /// Packages joined, left or were reordered in a package group, or a package group was moved.
     PackageGroupsChanged,
     /// A package was edited (procedure, codes, compatibility, payload, upgrade behaviour).
@@ -838,7 +881,12 @@ pub fn scopes_for(
         | RuleEvent::ComputerDeleted { computer } => {
             touched_computers.insert(*computer);
         }
-        RuleEvent::ComputerGroupsChanged
+        RuleEvent::ComputerGroupsChanged {
+            computers: Some(computers),
+        } => {
+            touched_computers.extend(computers.iter().copied());
+        }
+        RuleEvent::ComputerGroupsChanged { computers: None }
         | RuleEvent::PackageGroupsChanged
         | RuleEvent::PackageEdited { .. }
         | RuleEvent::RuleChanged { .. } => {
@@ -856,14 +904,14 @@ pub fn scopes_for(
                 };
                 let (old_members, new_members) = (members(old), members(new));
                 let edited = |p: &PackageId| before.packages.get(p) != after.packages.get(p);
-                // Its packages, and the packages its jobs snapshot (uninstall jobs of other
-                // versions are of packages outside the group).
+                // Its packages, and for an edited package the packages its jobs snapshot
+                // (uninstall jobs of other versions are of packages outside the group).
                 let packages_changed = |r: &ResolvedRule| {
                     r.packages.iter().any(edited)
-                        || after
-                            .jobs
-                            .get(&id)
-                            .is_some_and(|jobs| jobs.iter().any(|job| edited(&job.package)))
+                        || matches!(event, RuleEvent::PackageEdited { package }
+                        if edited(package) && after.jobs.get(&id).is_some_and(|jobs| {
+                            jobs.values().flatten().any(|job| job.package == *package)
+                        }))
                 };
                 let definition_changed = match (old, new) {
                     (Some(old), Some(new)) => {
@@ -889,12 +937,13 @@ pub fn scopes_for(
     }
 
     // Every rule having a touched computer re-evaluates it.
+    let scope = Scope {
+        computers: Some(touched_computers),
+        families: None,
+    };
     for world in [before, after] {
         for (&id, rule) in &world.rules {
-            let mine = rule
-                .computers
-                .iter()
-                .filter(|c| touched_computers.contains(c));
+            let mine = computers_in_scope(&rule.computers, &scope);
             touched.entry(id).or_default().extend(mine);
         }
     }

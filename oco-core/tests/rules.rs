@@ -1624,9 +1624,11 @@ fn trigger_computer_joins_and_leaves_a_group() {
         .store
         .set_computer_group_members(n.parent, &[pc1, pc3])
         .unwrap();
-    let scopes = n
-        .fleet
-        .incremental(&RuleEvent::ComputerGroupsChanged, &before, at(1));
+    let scopes = n.fleet.incremental(
+        &RuleEvent::ComputerGroupsChanged { computers: None },
+        &before,
+        at(1),
+    );
     assert!(covers(&scopes, n.rule_p, &[pc3]), "{scopes:?}");
     assert!(!scopes[&n.rule_p].has_computer(pc1), "{scopes:?}");
     assert_eq!(n.computers_with_jobs(n.rule_p), vec![pc1, pc2, pc3]);
@@ -1638,9 +1640,11 @@ fn trigger_computer_joins_and_leaves_a_group() {
         .store
         .set_computer_group_members(n.parent, &[pc1])
         .unwrap();
-    let scopes = n
-        .fleet
-        .incremental(&RuleEvent::ComputerGroupsChanged, &before, at(3));
+    let scopes = n.fleet.incremental(
+        &RuleEvent::ComputerGroupsChanged { computers: None },
+        &before,
+        at(3),
+    );
     assert!(covers(&scopes, n.rule_p, &[pc3]), "{scopes:?}");
     assert_eq!(n.computers_with_jobs(n.rule_p), vec![pc1, pc2]);
     assert_eq!(n.computers_with_jobs(n.rule_o), vec![pc3]);
@@ -1657,9 +1661,11 @@ fn trigger_computer_joins_a_subgroup_of_the_rules_group() {
         .store
         .set_computer_group_members(n.child, &[pc2, pc3])
         .unwrap();
-    let scopes = n
-        .fleet
-        .incremental(&RuleEvent::ComputerGroupsChanged, &before, at(1));
+    let scopes = n.fleet.incremental(
+        &RuleEvent::ComputerGroupsChanged { computers: None },
+        &before,
+        at(1),
+    );
 
     assert!(covers(&scopes, n.rule_p, &[pc3]), "{scopes:?}");
     assert!(covers(&scopes, n.rule_c, &[pc3]), "{scopes:?}");
@@ -1678,9 +1684,11 @@ fn trigger_group_moved_under_another_parent() {
         .store
         .set_computer_group_parent(n.child, Some(n.other))
         .unwrap();
-    let scopes = n
-        .fleet
-        .incremental(&RuleEvent::ComputerGroupsChanged, &before, at(1));
+    let scopes = n.fleet.incremental(
+        &RuleEvent::ComputerGroupsChanged { computers: None },
+        &before,
+        at(1),
+    );
 
     assert!(
         covers(&scopes, n.rule_p, &[pc2]),
@@ -2474,7 +2482,7 @@ mod properties {
                         .store
                         .set_computer_group_members(self.computer_groups[*g], &members)
                         .unwrap();
-                    RuleEvent::ComputerGroupsChanged
+                    RuleEvent::ComputerGroupsChanged { computers: None }
                 }
                 Event::MoveChildGroup(under_g0) => {
                     let parent = under_g0.then_some(self.computer_groups[0]);
@@ -2482,7 +2490,7 @@ mod properties {
                         .store
                         .set_computer_group_parent(self.computer_groups[1], parent)
                         .unwrap();
-                    RuleEvent::ComputerGroupsChanged
+                    RuleEvent::ComputerGroupsChanged { computers: None }
                 }
                 Event::PackageMembers(g, indexes) => {
                     let members: Vec<PackageId> =
