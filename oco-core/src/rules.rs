@@ -463,16 +463,22 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
         assignments_read: Vec::new(),
     };
 
-    // Existing jobs in scope, by key.
-    let mut existing: BTreeMap<(ComputerId, PackageId, JobKind), &Job> = BTreeMap::new();
-    for job in jobs_in_scope(inputs.existing, scope) {
+    let in_family_scope = |job: &Job| {
         let family = world.packages.get(&job.package).map(|p| p.family);
-        if scope.has_computer(job.computer) && family.is_none_or(|f| scope.has_family(f)) {
-            existing.insert((job.computer, job.package, job.kind), job);
+        family.is_none_or(|f| scope.has_family(f))
+    };
+    let members = computers_in_scope(inputs.computers, scope);
+
+    // Computers in scope that have jobs but are no longer members: nothing is desired there.
+    let member_set: BTreeSet<ComputerId> = members.iter().copied().collect();
+    let mut leftover: Vec<&Job> = Vec::new();
+    for job in jobs_in_scope(inputs.existing, scope) {
+        if !member_set.contains(&job.computer) && in_family_scope(job) {
+            leftover.push(job);
         }
     }
 
-    for computer_id in computers_in_scope(inputs.computers, scope) {
+    for computer_id in members {
         let Some(computer) = world.computers.get(&computer_id) else {
             continue;
         };
@@ -509,26 +515,52 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
             }
         }
 
+        // This computer's existing jobs in scope, by (package, kind).
+        let mut existing: Vec<(PackageId, JobKind, &Job)> = inputs
+            .existing
+            .get(&computer_id)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter(|job| in_family_scope(job))
+            .map(|job| (job.package, job.kind, job))
+            .collect();
+        existing.sort_unstable_by_key(|&(package, kind, job)| (package, kind, job.id));
+        let mut matched = vec![false; existing.len()];
+
         // Sequences count every desired job of the computer, in scope or not.
         for (sequence, d) in (1..).zip(desired.iter()) {
             if !scope.has_family(d.family) {
                 continue;
             }
-            let key = (computer_id, d.package, d.kind);
             let Some(package) = world.packages.get(&d.package) else {
                 continue;
             };
-            match existing.remove(&key) {
+            let found = existing
+                .binary_search_by(|&(p, k, _)| (p, k).cmp(&(d.package, d.kind)))
+                .ok()
+                .filter(|&i| !matched[i]);
+            match found {
                 None => diff
                     .insert
                     .push(new_job(rule_id, computer_id, package, d, sequence, now)),
-                Some(job) => merge(job, package, d, sequence, now, &mut diff),
+                Some(i) => {
+                    matched[i] = true;
+                    merge(existing[i].2, package, d, sequence, now, &mut diff);
+                }
             }
         }
+        leftover.extend(
+            existing
+                .iter()
+                .zip(&matched)
+                .filter(|(_, &m)| !m)
+                .map(|(&(_, _, job), _)| job),
+        );
     }
 
     // Whatever existing job in scope is left is no longer desired.
-    for job in existing.into_values() {
+    leftover.sort_unstable_by_key(|job| job.id);
+    for job in leftover {
         if job.state.is_running() {
             if !job.orphaned {
                 let mut orphan = job.clone();
@@ -730,6 +762,9 @@ fn merge(
         }
         return;
     }
+    if job.sequence == sequence && merge_keeps(job, package, desired.state) {
+        return;
+    }
     let mut next = job.clone();
     next.sequence = sequence;
     match (job.state, desired.state) {
@@ -760,6 +795,26 @@ fn merge(
             expected: job.revision,
             job: next,
         });
+    }
+}
+
+/// Whether the merge table leaves `job` as it is (its sequence aside), decided without copying it:
+/// the common case of a rule that is up to date.
+fn merge_keeps(job: &Job, package: &Package, desired: JobState) -> bool {
+    match (job.state, desired) {
+        (JobState::Waiting, JobState::Waiting) => job.snapshot.is_current(package, job.kind),
+        (
+            JobState::Succeeded | JobState::Incompatible | JobState::AlreadyInstalled,
+            JobState::Waiting,
+        ) => false,
+        (
+            JobState::Waiting | JobState::Succeeded | JobState::Failed | JobState::Expired,
+            JobState::Incompatible,
+        ) => false,
+        (JobState::Waiting | JobState::Failed | JobState::Expired, JobState::AlreadyInstalled) => {
+            false
+        }
+        _ => true,
     }
 }
 

@@ -208,17 +208,31 @@ pub struct JobSnapshot {
 impl JobSnapshot {
     /// The snapshot of `package` for a job of `kind`.
     pub fn of(package: &Package, kind: JobKind) -> Self {
-        let (procedure, download) = match kind {
+        let (procedure, download) = Self::source(package, kind);
+        JobSnapshot {
+            procedure: procedure.clone(),
+            download,
+            upgrade_behavior: package.upgrade_behavior,
+        }
+    }
+
+    /// Whether this is what [`JobSnapshot::of`] would take from `package` now (without copying
+    /// anything).
+    pub fn is_current(&self, package: &Package, kind: JobKind) -> bool {
+        let (procedure, download) = Self::source(package, kind);
+        self.procedure == *procedure
+            && self.download == download
+            && self.upgrade_behavior == package.upgrade_behavior
+    }
+
+    /// The procedure and download flag of `package` for a job of `kind`.
+    fn source(package: &Package, kind: JobKind) -> (&Procedure, bool) {
+        match kind {
             JobKind::Install => (&package.install, package.has_payload),
             JobKind::Uninstall => (
                 &package.uninstall,
                 package.has_payload && package.download_for_uninstall,
             ),
-        };
-        JobSnapshot {
-            procedure: procedure.clone(),
-            download,
-            upgrade_behavior: package.upgrade_behavior,
         }
     }
 }
