@@ -468,6 +468,7 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
         family.is_none_or(|f| scope.has_family(f))
     };
     let members = computers_in_scope(inputs.computers, scope);
+    let facts = RuleFacts::new(inputs.packages, world);
 
     // Computers in scope that have jobs but are no longer members: nothing is desired there.
     let member_set: BTreeSet<ComputerId> = members.iter().copied().collect();
@@ -490,20 +491,23 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
             });
         diff.assignments_read.push((computer_id, revision));
 
-        let mut desired = desired_jobs(computer, inputs.packages, assignments, world);
-        let conflicted = family_conflicts(rule_id, computer, &desired, inputs.claims, world);
-        for (family, conflict) in conflicted {
-            desired.retain(|d| d.family != family);
-            diff.conflicts.push(conflict);
+        let mut desired = desired_jobs(computer, &facts, assignments, world);
+        let claimed = inputs
+            .claims
+            .get(&computer_id)
+            .is_some_and(|c| !c.is_empty());
+        if claimed || !facts.distinct_families {
+            let conflicted = family_conflicts(rule_id, computer, &desired, inputs.claims, world);
+            for (family, conflict) in conflicted {
+                desired.retain(|d| d.family != family);
+                diff.conflicts.push(conflict);
+            }
         }
         for d in desired
             .iter()
             .filter(|d| d.kind == JobKind::Install && d.state == JobState::Waiting)
         {
-            let Some(package) = world.packages.get(&d.package) else {
-                continue;
-            };
-            for &dependency in &package.dependencies {
+            for &dependency in &d.source.dependencies {
                 let installed = assignments.iter().any(|a| a.package == dependency);
                 if !in_group.contains(&dependency) && !installed {
                     diff.conflicts.push(Conflict::MissingDependency {
@@ -532,9 +536,7 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
             if !scope.has_family(d.family) {
                 continue;
             }
-            let Some(package) = world.packages.get(&d.package) else {
-                continue;
-            };
+            let package = d.source;
             let found = existing
                 .binary_search_by(|&(p, k, _)| (p, k).cmp(&(d.package, d.kind)))
                 .ok()
@@ -618,33 +620,64 @@ fn jobs_in_scope<'a>(
 
 /// A desired job, before numbering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Desired {
+struct Desired<'a> {
     package: PackageId,
     family: FamilyId,
     kind: JobKind,
     /// Waiting, Incompatible or AlreadyInstalled.
     state: JobState,
+    source: &'a Package,
 }
 
-fn desired_jobs(
+/// What [`evaluate`] works out once per rule rather than once per computer.
+struct RuleFacts<'a> {
+    /// The rule's packages, in order.
+    packages: Vec<&'a Package>,
+    /// Whether no two of them share a family (then only other rules' claims can conflict).
+    distinct_families: bool,
+    /// Whether one has explicit-uninstall (then desired jobs can repeat and are de-duplicated).
+    explicit_uninstall: bool,
+}
+
+impl<'a> RuleFacts<'a> {
+    fn new(packages: &[PackageId], world: &'a RuleWorld) -> Self {
+        let packages: Vec<&Package> = packages
+            .iter()
+            .filter_map(|id| world.packages.get(id))
+            .collect();
+        let families: BTreeSet<FamilyId> = packages.iter().map(|p| p.family).collect();
+        RuleFacts {
+            distinct_families: families.len() == packages.len(),
+            explicit_uninstall: packages
+                .iter()
+                .any(|p| p.upgrade_behavior == UpgradeBehavior::ExplicitUninstall),
+            packages,
+        }
+    }
+}
+
+fn desired_jobs<'a>(
     computer: &Computer,
-    packages: &[PackageId],
+    facts: &RuleFacts<'a>,
     assignments: &[Assignment],
-    world: &RuleWorld,
-) -> Vec<Desired> {
-    let mut desired: Vec<Desired> = Vec::new();
+    world: &'a RuleWorld,
+) -> Vec<Desired<'a>> {
+    let mut desired: Vec<Desired> = Vec::with_capacity(facts.packages.len());
     let mut seen: BTreeSet<(PackageId, JobKind)> = BTreeSet::new();
-    let mut push = |d: Desired, desired: &mut Vec<Desired>| {
-        if seen.insert((d.package, d.kind)) {
+    // Without explicit uninstall every desired job is a distinct package's install.
+    let dedupe = facts.explicit_uninstall;
+    let mut push = |d: Desired<'a>, desired: &mut Vec<Desired<'a>>| {
+        if !dedupe || seen.insert((d.package, d.kind)) {
             desired.push(d);
         }
     };
-    for package in packages.iter().filter_map(|id| world.packages.get(id)) {
+    for &package in &facts.packages {
         let install = |state| Desired {
             package: package.id,
             family: package.family,
             kind: JobKind::Install,
             state,
+            source: package,
         };
         if !package.compatibility.allows(computer) {
             push(install(JobState::Incompatible), &mut desired);
@@ -664,6 +697,7 @@ fn desired_jobs(
                             family: other.family,
                             kind: JobKind::Uninstall,
                             state: JobState::Waiting,
+                            source: other,
                         },
                         &mut desired,
                     );
