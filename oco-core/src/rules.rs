@@ -128,6 +128,34 @@ pub struct RuleDiff {
 }
 
 impl RuleDiff {
+    /// A diff of `rule` at `at` that changes nothing.
+    pub fn empty(rule: RuleId, at: DateTime<Utc>) -> Self {
+        RuleDiff {
+            rule,
+            at,
+            insert: Vec::new(),
+            update: Vec::new(),
+            delete: Vec::new(),
+            orphan: Vec::new(),
+            conflicts: Vec::new(),
+            assignments_read: Vec::new(),
+        }
+    }
+
+    /// Records that an existing job is no longer wanted: deleted, or orphaned if it runs (once).
+    fn unwant(&mut self, job: &Job) {
+        if !job.state.is_running() {
+            self.delete.push((job.id, job.revision));
+        } else if !job.orphaned {
+            let mut orphan = job.clone();
+            orphan.orphaned = true;
+            self.orphan.push(JobUpdate {
+                expected: job.revision,
+                job: orphan,
+            });
+        }
+    }
+
     /// Whether nothing is to be written (conflicts may still be reported).
     pub fn is_empty(&self) -> bool {
         self.insert.is_empty()
@@ -452,16 +480,7 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
     let world = inputs.world;
     let rule_id = inputs.rule.id;
     let in_group: BTreeSet<PackageId> = inputs.packages.iter().copied().collect();
-    let mut diff = RuleDiff {
-        rule: rule_id,
-        at: now,
-        insert: Vec::new(),
-        update: Vec::new(),
-        delete: Vec::new(),
-        orphan: Vec::new(),
-        conflicts: Vec::new(),
-        assignments_read: Vec::new(),
-    };
+    let mut diff = RuleDiff::empty(rule_id, now);
 
     let in_family_scope = |job: &Job| {
         let family = world.packages.get(&job.package).map(|p| p.family);
@@ -563,18 +582,7 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
     // Whatever existing job in scope is left is no longer desired.
     leftover.sort_unstable_by_key(|job| job.id);
     for job in leftover {
-        if job.state.is_running() {
-            if !job.orphaned {
-                let mut orphan = job.clone();
-                orphan.orphaned = true;
-                diff.orphan.push(JobUpdate {
-                    expected: job.revision,
-                    job: orphan,
-                });
-            }
-        } else {
-            diff.delete.push((job.id, job.revision));
-        }
+        diff.unwant(job);
     }
     diff.conflicts.sort();
     diff.conflicts.dedup();
@@ -874,29 +882,9 @@ fn reset(job: &mut Job, package: &Package) {
 /// running ones orphaned (deleted at their final report). The rule itself can go once it has no
 /// jobs left.
 pub fn retire(rule: RuleId, jobs: &[Job], now: DateTime<Utc>) -> RuleDiff {
-    let mut diff = RuleDiff {
-        rule,
-        at: now,
-        insert: Vec::new(),
-        update: Vec::new(),
-        delete: Vec::new(),
-        orphan: Vec::new(),
-        conflicts: Vec::new(),
-        assignments_read: Vec::new(),
-    };
+    let mut diff = RuleDiff::empty(rule, now);
     for job in jobs.iter().filter(|job| job.origin == Origin::Rule(rule)) {
-        if job.state.is_running() {
-            if !job.orphaned {
-                let mut orphan = job.clone();
-                orphan.orphaned = true;
-                diff.orphan.push(JobUpdate {
-                    expected: job.revision,
-                    job: orphan,
-                });
-            }
-        } else {
-            diff.delete.push((job.id, job.revision));
-        }
+        diff.unwant(job);
     }
     diff
 }
