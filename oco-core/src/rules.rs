@@ -14,6 +14,52 @@
 //! [`RuleWorld`] holds what evaluation reads, resolved from a store's [`RuleSnapshot`]; the
 //! trigger table that says which events re-evaluate which rules, for what scope, is
 //! [`scopes_for`].
+//!
+//! # Examples
+//!
+//! ```
+//! # use oco_core::chrono::{TimeZone, Utc};
+//! # use oco_core::model::*;
+//! # use oco_core::rules::{RuleWorld, Scope};
+//! # use oco_core::store::{MemoryStore, NewComputer, Store};
+//! # let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+//! # let name = |text: &str| Name::new("name", text).unwrap();
+//! # let store = MemoryStore::new();
+//! # let pc = store.create_computer(NewComputer { hostname: name("pc1"), os: "Linux".into(),
+//! #     os_version: String::new(), architecture: String::new(), macs: vec![] })?;
+//! # let family = store.create_family(name("editor"))?;
+//! # let package = |version: &str, upgrade| Package { id: PackageId(0), family: family.id,
+//! #     version: name(version), install: Procedure::default(), uninstall: Procedure::default(),
+//! #     has_payload: false, download_for_uninstall: false, upgrade_behavior: upgrade,
+//! #     compatibility: Compatibility::default(), dependencies: vec![] };
+//! let v1 = store.create_package(package("1", UpgradeBehavior::ImplicitRemove))?;
+//! let v2 = store.create_package(package("2", UpgradeBehavior::ImplicitRemove))?;
+//! let computers = store.create_computer_group(name("office"), None)?;
+//! store.set_computer_group_members(computers.id, &[pc.id])?;
+//! let packages = store.create_package_group(name("editor"), None)?;
+//! store.set_package_group_members(packages.id, &[v1.id])?;
+//! let rule = store.create_rule(DeploymentRule {
+//!     id: RuleId(0), name: name("editor for the office"), notes: String::new(), enabled: true,
+//!     computer_group: computers.id, package_group: packages.id,
+//!     policy: DeliveryPolicy::new(oco_core::chrono_tz::Tz::UTC), created_at: now,
+//! })?;
+//!
+//! // The rule wants v1 on pc1: one job to insert; applied, the rule is up to date.
+//! let world = RuleWorld::from_snapshot(&store.rule_snapshot()?);
+//! let diff = world.evaluate(rule.id, &Scope::full(), now);
+//! assert_eq!(diff.insert.len(), 1);
+//! store.apply(&diff.into_change_set())?;
+//! let world = RuleWorld::from_snapshot(&store.rule_snapshot()?);
+//! assert!(world.evaluate(rule.id, &Scope::full(), now).is_empty());
+//!
+//! // v1 and v2 in one group would remove each other forever: a conflict, and no jobs.
+//! store.set_package_group_members(packages.id, &[v1.id, v2.id])?;
+//! let world = RuleWorld::from_snapshot(&store.rule_snapshot()?);
+//! assert_eq!(world.conflicts().len(), 1);
+//! let diff = world.evaluate(rule.id, &Scope::full(), now);
+//! assert!(diff.insert.is_empty() && diff.delete.len() == 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
