@@ -166,18 +166,27 @@ pub fn join_one_worlds(case: RuleCase) -> (RuleWorld, RuleWorld) {
 /// If the diff updates, deletes or orphans anything (the fixed first evaluations only insert).
 pub fn apply_inserts(world: &mut RuleWorld, diff: RuleDiff) {
     assert!(diff.update.is_empty() && diff.delete.is_empty() && diff.orphan.is_empty());
-    let jobs = world.jobs.entry(diff.rule).or_default();
-    let mut next = jobs
-        .values()
-        .flatten()
+    let (rule, at) = (diff.rule, diff.at);
+    let mut next = world
+        .jobs
+        .get(&rule)
+        .into_iter()
+        .flat_map(|jobs| jobs.values().flatten())
         .map(|job| job.id.0)
         .max()
         .unwrap_or(0);
-    for mut job in diff.insert {
+    for new in diff.insert {
+        let mut job = new.to_job(rule, &world.packages[&new.package], at);
         next += 1;
         job.id = JobId(next);
         job.revision = Revision(1);
-        jobs.entry(job.computer).or_default().push(job);
+        world
+            .jobs
+            .entry(rule)
+            .or_default()
+            .entry(job.computer)
+            .or_default()
+            .push(job);
     }
 }
 
@@ -355,6 +364,14 @@ mod tests {
         )
     }
 
+    /// The diff's compact inserts as the jobs a store would write.
+    fn full_jobs(world: &RuleWorld, diff: &RuleDiff) -> Vec<Job> {
+        diff.insert
+            .iter()
+            .map(|new| new.to_job(diff.rule, &world.packages[&new.package], diff.at))
+            .collect()
+    }
+
     #[test]
     fn first_evaluation_inserts_every_pair_and_the_baseline_agrees() {
         let world = first_world(SMALL);
@@ -368,7 +385,11 @@ mod tests {
             .count();
         assert!((1_600..=2_400).contains(&installed), "{installed} assigned");
         let naive = hashset_diff(&world, RULE, rules_now());
-        assert_eq!(naive.insert, diff.insert, "same jobs, same order");
+        assert_eq!(
+            naive.insert,
+            full_jobs(&world, &diff),
+            "same jobs, same order"
+        );
         assert!(naive.update.is_empty() && naive.delete.is_empty());
     }
 
@@ -387,7 +408,7 @@ mod tests {
         let diff = world.evaluate(RULE, &Scope::full(), rules_now());
         assert_eq!(counts(&diff), (10 * 20, 0, 10 * 20, 0));
         let naive = hashset_diff(&world, RULE, rules_now());
-        assert_eq!(naive.insert, diff.insert);
+        assert_eq!(naive.insert, full_jobs(&world, &diff));
         assert_eq!(naive.delete, diff.delete);
         assert!(naive.update.is_empty());
     }

@@ -141,6 +141,43 @@ impl Scope {
     }
 }
 
+/// A job a rule evaluation wants created, in compact form (a million of them fit in 24 MB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// The computer.
+    pub computer: ComputerId,
+    /// The package.
+    pub package: PackageId,
+    /// Install or uninstall.
+    pub kind: JobKind,
+    /// Its sequence among the computer's jobs of the rule.
+    pub sequence: u32,
+    /// Waiting, or Incompatible or AlreadyInstalled (finalised by the server).
+    pub state: JobState,
+}
+
+impl NewJob {
+    /// The full job of `rule`, with the snapshot of `package` (the job's package) and, for
+    /// Incompatible and AlreadyInstalled, `finished = at`.
+    pub fn to_job(&self, rule: RuleId, package: &Package, at: DateTime<Utc>) -> Job {
+        let mut job = Job::new(
+            Origin::Rule(rule),
+            self.computer,
+            package,
+            self.kind,
+            self.sequence,
+        );
+        match self.state {
+            JobState::Incompatible => job.finalize_by_server(ServerFinal::Incompatible, at),
+            JobState::AlreadyInstalled => {
+                job.finalize_by_server(ServerFinal::AlreadyInstalled, at);
+            }
+            _ => {}
+        }
+        job
+    }
+}
+
 /// A job update computed from a revision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobUpdate {
@@ -159,8 +196,8 @@ pub struct RuleDiff {
     pub rule: RuleId,
     /// When the evaluation ran (deleted jobs' tombstones are dated by it).
     pub at: DateTime<Utc>,
-    /// New jobs (ids assigned by the store).
-    pub insert: Vec<Job>,
+    /// New jobs, compact: the store takes their snapshots from the packages as it writes them.
+    pub insert: Vec<NewJob>,
     /// Jobs changed: state, snapshot or sequence.
     pub update: Vec<JobUpdate>,
     /// Jobs no longer wanted and not running: deleted (the store keeps a tombstone).
@@ -230,8 +267,12 @@ impl RuleDiff {
         for JobUpdate { expected, job } in self.update.into_iter().chain(self.orphan) {
             changes.push(Change::UpdateJob { expected, job });
         }
-        for job in self.insert {
-            changes.push(Change::InsertJob { job });
+        if !self.insert.is_empty() {
+            changes.push(Change::InsertRuleJobs {
+                rule: self.rule,
+                at: self.at,
+                jobs: self.insert,
+            });
         }
         changes
     }
@@ -534,6 +575,7 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
     };
     let members = computers_in_scope(inputs.computers, scope);
     let facts = RuleFacts::new(inputs.packages, world);
+    let mut compatibility: BTreeMap<(&str, &str, &str), Vec<bool>> = BTreeMap::new();
 
     // Computers in scope that have jobs but are no longer members: nothing is desired there.
     let member_set: BTreeSet<ComputerId> = members.iter().copied().collect();
@@ -556,7 +598,20 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
             });
         diff.assignments_read.push((computer_id, revision));
 
-        let mut desired = desired_jobs(computer, &facts, assignments, world);
+        // Compatibility depends only on the computer's platform: worked out once per platform.
+        let platform = (
+            computer.os.trim(),
+            computer.os_version.trim(),
+            computer.architecture.trim(),
+        );
+        let compatible = compatibility.entry(platform).or_insert_with(|| {
+            facts
+                .packages
+                .iter()
+                .map(|p| p.compatibility.allows(computer))
+                .collect()
+        });
+        let mut desired = desired_jobs(&facts, compatible, assignments, world);
         let claimed = inputs
             .claims
             .get(&computer_id)
@@ -607,9 +662,13 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
                 .ok()
                 .filter(|&i| !matched[i]);
             match found {
-                None => diff
-                    .insert
-                    .push(new_job(rule_id, computer_id, package, d, sequence, now)),
+                None => diff.insert.push(NewJob {
+                    computer: computer_id,
+                    package: package.id,
+                    kind: d.kind,
+                    sequence,
+                    state: d.state,
+                }),
                 Some(i) => {
                     matched[i] = true;
                     merge(existing[i].2, package, d, sequence, now, &mut diff);
@@ -710,12 +769,16 @@ impl<'a> RuleFacts<'a> {
     }
 }
 
+/// The rule's desired jobs on one computer; `compatible[i]` says whether the rule's `i`-th
+/// package fits the computer.
 fn desired_jobs<'a>(
-    computer: &Computer,
     facts: &RuleFacts<'a>,
+    compatible: &[bool],
     assignments: &[Assignment],
     world: &'a RuleWorld,
 ) -> Vec<Desired<'a>> {
+    let mut assigned: Vec<PackageId> = assignments.iter().map(|a| a.package).collect();
+    assigned.sort_unstable();
     let mut desired: Vec<Desired> = Vec::with_capacity(facts.packages.len());
     let mut seen: BTreeSet<(PackageId, JobKind)> = BTreeSet::new();
     // Without explicit uninstall every desired job is a distinct package's install.
@@ -725,7 +788,7 @@ fn desired_jobs<'a>(
             desired.push(d);
         }
     };
-    for &package in &facts.packages {
+    for (&package, &fits) in facts.packages.iter().zip(compatible) {
         let install = |state| Desired {
             package: package.id,
             family: package.family,
@@ -733,9 +796,9 @@ fn desired_jobs<'a>(
             state,
             source: package,
         };
-        if !package.compatibility.allows(computer) {
+        if !fits {
             push(install(JobState::Incompatible), &mut desired);
-        } else if assignments.iter().any(|a| a.package == package.id) {
+        } else if assigned.binary_search(&package.id).is_ok() {
             push(install(JobState::AlreadyInstalled), &mut desired);
         } else {
             if package.upgrade_behavior == UpgradeBehavior::ExplicitUninstall {
@@ -804,29 +867,6 @@ fn family_conflicts(
             version_conflict(computer.id, family, &versions, world).map(|c| (family, c))
         })
         .collect()
-}
-
-fn new_job(
-    rule: RuleId,
-    computer: ComputerId,
-    package: &Package,
-    desired: &Desired,
-    sequence: u32,
-    now: DateTime<Utc>,
-) -> Job {
-    let mut job = Job::new(
-        Origin::Rule(rule),
-        computer,
-        package,
-        desired.kind,
-        sequence,
-    );
-    match desired.state {
-        JobState::Incompatible => job.finalize_by_server(ServerFinal::Incompatible, now),
-        JobState::AlreadyInstalled => job.finalize_by_server(ServerFinal::AlreadyInstalled, now),
-        _ => {}
-    }
-    job
 }
 
 /// Merges an existing job with what is desired for its key, by the merge table.

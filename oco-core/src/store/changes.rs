@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Assignment, ComputerId, ContainerId, Job, JobContainer, JobId, PackageId, Revision,
+    Assignment, ComputerId, ContainerId, Job, JobContainer, JobId, PackageId, Revision, RuleId,
 };
 
 /// Writes the core decided on, applied by a store atomically: all of them or none.
@@ -71,6 +71,17 @@ pub enum Change {
     InsertJob {
         /// The job (its id is ignored).
         job: Job,
+    },
+    /// Inserts a rule's new jobs from their compact form, taking each job's snapshot from its
+    /// package as it writes it (as [`NewJob::to_job`](crate::rules::NewJob::to_job) does); ids
+    /// assigned by the store, revision 1.
+    InsertRuleJobs {
+        /// The rule.
+        rule: RuleId,
+        /// When the evaluation ran (the finish time of Incompatible and AlreadyInstalled jobs).
+        at: DateTime<Utc>,
+        /// The jobs.
+        jobs: Vec<crate::rules::NewJob>,
     },
     /// Replaces a job, if its stored revision is still `expected`; the store bumps the revision.
     UpdateJob {

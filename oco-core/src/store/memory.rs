@@ -232,6 +232,28 @@ impl State {
 
     /// A job that is gone (deleted since the change was computed) is a failed precondition like a
     /// moved revision: the caller reloads and recomputes (and a report then finds the tombstone).
+    /// Inserts a job after checking its references and, for a rule's job, that the rule has no
+    /// job with the same computer, package and kind.
+    fn insert_checked(&mut self, job: Job, applied: &mut Applied) -> StoreResult<()> {
+        self.check_job_refs(&job)?;
+        if matches!(job.origin, Origin::Rule(_))
+            && self.jobs.values().any(|other| {
+                (other.origin, other.computer, other.package, other.kind)
+                    == (job.origin, job.computer, job.package, job.kind)
+            })
+        {
+            return Err(StoreError::Duplicate {
+                what: "rule job",
+                key: format!(
+                    "{} computer {} package {} {:?}",
+                    job.origin, job.computer, job.package, job.kind
+                ),
+            });
+        }
+        applied.jobs.push(self.insert_job(job));
+        Ok(())
+    }
+
     fn check_job_revision(&self, id: JobId, expected: Revision) -> StoreResult<()> {
         let stored = self.jobs.get(&id).ok_or_else(|| StoreError::Conflict {
             what: format!("job {id} no longer exists"),
@@ -306,22 +328,17 @@ impl State {
                 self.tombstones.retain(|_, (job, _)| job.origin != origin);
             }
             Change::InsertJob { job } => {
-                self.check_job_refs(job)?;
-                if matches!(job.origin, Origin::Rule(_))
-                    && self.jobs.values().any(|other| {
-                        (other.origin, other.computer, other.package, other.kind)
-                            == (job.origin, job.computer, job.package, job.kind)
-                    })
-                {
-                    return Err(StoreError::Duplicate {
-                        what: "rule job",
-                        key: format!(
-                            "{} computer {} package {} {:?}",
-                            job.origin, job.computer, job.package, job.kind
-                        ),
-                    });
+                self.insert_checked(job.clone(), applied)?;
+            }
+            Change::InsertRuleJobs { rule, at, jobs } => {
+                for new in jobs {
+                    let package = self
+                        .packages
+                        .get(&new.package)
+                        .ok_or_else(|| invalid(format!("unknown package {}", new.package)))?;
+                    let job = new.to_job(*rule, package, *at);
+                    self.insert_checked(job, applied)?;
                 }
-                applied.jobs.push(self.insert_job(job.clone()));
             }
             Change::UpdateJob { expected, job } => {
                 self.check_job_revision(job.id, *expected)?;
