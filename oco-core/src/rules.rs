@@ -570,8 +570,11 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
     let mut diff = RuleDiff::empty(rule_id, now);
 
     let in_family_scope = |job: &Job| {
-        let family = world.packages.get(&job.package).map(|p| p.family);
-        family.is_none_or(|f| scope.has_family(f))
+        scope.families.is_none()
+            || world
+                .packages
+                .get(&job.package)
+                .is_none_or(|p| scope.has_family(p.family))
     };
     let members = computers_in_scope(inputs.computers, scope);
     let facts = RuleFacts::new(inputs.packages, world);
@@ -580,9 +583,9 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
     // Computers in scope that have jobs but are no longer members: nothing is desired there.
     let member_set: BTreeSet<ComputerId> = members.iter().copied().collect();
     let mut leftover: Vec<&Job> = Vec::new();
-    for job in jobs_in_scope(inputs.existing, scope) {
-        if !member_set.contains(&job.computer) && in_family_scope(job) {
-            leftover.push(job);
+    for (computer, jobs) in jobs_by_computer_in_scope(inputs.existing, scope) {
+        if !member_set.contains(computer) {
+            leftover.extend(jobs.iter().filter(|job| in_family_scope(job)));
         }
     }
 
@@ -715,20 +718,28 @@ fn computers_in_scope(computers: &[ComputerId], scope: &Scope) -> Vec<ComputerId
     }
 }
 
+/// The computers in `scope` that have jobs, with their jobs (families are filtered by the
+/// caller).
+fn jobs_by_computer_in_scope<'a>(
+    jobs: &'a BTreeMap<ComputerId, Vec<Job>>,
+    scope: &'a Scope,
+) -> Box<dyn Iterator<Item = (&'a ComputerId, &'a Vec<Job>)> + 'a> {
+    match &scope.computers {
+        None => Box::new(jobs.iter()),
+        Some(computers) => Box::new(
+            computers
+                .iter()
+                .filter_map(|computer| jobs.get_key_value(computer)),
+        ),
+    }
+}
+
 /// The jobs of the computers in `scope` (families are filtered by the caller).
 fn jobs_in_scope<'a>(
     jobs: &'a BTreeMap<ComputerId, Vec<Job>>,
     scope: &'a Scope,
-) -> Box<dyn Iterator<Item = &'a Job> + 'a> {
-    match &scope.computers {
-        None => Box::new(jobs.values().flatten()),
-        Some(computers) => Box::new(
-            computers
-                .iter()
-                .filter_map(|computer| jobs.get(computer))
-                .flatten(),
-        ),
-    }
+) -> impl Iterator<Item = &'a Job> + 'a {
+    jobs_by_computer_in_scope(jobs, scope).flat_map(|(_, jobs)| jobs)
 }
 
 /// A desired job, before numbering.
