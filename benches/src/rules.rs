@@ -188,6 +188,12 @@ pub fn apply_inserts(world: &mut RuleWorld, diff: RuleDiff) {
             .or_default()
             .push(job);
     }
+    // As `RuleWorld::from_snapshot` leaves them: each computer's jobs by (package, kind, id).
+    for by_computer in world.jobs.values_mut() {
+        for list in by_computer.values_mut() {
+            list.sort_unstable_by_key(|job| (job.package, job.kind, job.id));
+        }
+    }
 }
 
 /// What the naive baseline decided.

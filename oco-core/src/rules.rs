@@ -322,7 +322,9 @@ pub struct RuleWorld {
     pub packages: BTreeMap<PackageId, Package>,
     /// Each computer's assignments (oldest first) and assignment revision.
     pub assignments: BTreeMap<ComputerId, (Vec<Assignment>, Revision)>,
-    /// Each rule's existing jobs, by computer.
+    /// Each rule's existing jobs, by computer. Evaluation is fastest when each computer's jobs
+    /// are sorted by (package, kind, id), as [`RuleWorld::from_snapshot`] leaves them; otherwise
+    /// it sorts a copy.
     pub jobs: BTreeMap<RuleId, BTreeMap<ComputerId, Vec<Job>>>,
 }
 
@@ -391,6 +393,11 @@ impl RuleWorld {
                     .entry(job.computer)
                     .or_default()
                     .push(job.clone());
+            }
+        }
+        for by_computer in jobs.values_mut() {
+            for list in by_computer.values_mut() {
+                list.sort_unstable_by_key(|job| (job.package, job.kind, job.id));
             }
         }
         RuleWorld {
@@ -589,6 +596,12 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
         }
     }
 
+    // Buffers reused from computer to computer.
+    let mut desired: Vec<Desired<'_>> = Vec::new();
+    let mut assigned: Vec<PackageId> = Vec::new();
+    let mut existing: Vec<&Job> = Vec::new();
+    let mut matched: Vec<bool> = Vec::new();
+
     for computer_id in members {
         let Some(computer) = world.computers.get(&computer_id) else {
             continue;
@@ -614,7 +627,17 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
                 .map(|p| p.compatibility.allows(computer))
                 .collect()
         });
-        let mut desired = desired_jobs(&facts, compatible, assignments, world);
+        assigned.clear();
+        assigned.extend(assignments.iter().map(|a| a.package));
+        assigned.sort_unstable();
+        desired_jobs(
+            &facts,
+            compatible,
+            assignments,
+            &assigned,
+            world,
+            &mut desired,
+        );
         let claimed = inputs
             .claims
             .get(&computer_id)
@@ -643,16 +666,21 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
         }
 
         // This computer's existing jobs in scope, by (package, kind).
-        let mut existing: Vec<(PackageId, JobKind, &Job)> = inputs
-            .existing
-            .get(&computer_id)
-            .map_or(&[][..], Vec::as_slice)
-            .iter()
-            .filter(|job| in_family_scope(job))
-            .map(|job| (job.package, job.kind, job))
-            .collect();
-        existing.sort_unstable_by_key(|&(package, kind, job)| (package, kind, job.id));
-        let mut matched = vec![false; existing.len()];
+        let key = |job: &&Job| (job.package, job.kind, job.id);
+        existing.clear();
+        existing.extend(
+            inputs
+                .existing
+                .get(&computer_id)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .filter(|job| in_family_scope(job)),
+        );
+        if !existing.is_sorted_by_key(key) {
+            existing.sort_unstable_by_key(key);
+        }
+        matched.clear();
+        matched.resize(existing.len(), false);
 
         // Sequences count every desired job of the computer, in scope or not.
         for (sequence, d) in (1..).zip(desired.iter()) {
@@ -661,7 +689,7 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
             }
             let package = d.source;
             let found = existing
-                .binary_search_by(|&(p, k, _)| (p, k).cmp(&(d.package, d.kind)))
+                .binary_search_by(|job| (job.package, job.kind).cmp(&(d.package, d.kind)))
                 .ok()
                 .filter(|&i| !matched[i]);
             match found {
@@ -674,7 +702,7 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
                 }),
                 Some(i) => {
                     matched[i] = true;
-                    merge(existing[i].2, package, d, sequence, now, &mut diff);
+                    merge(existing[i], package, d, sequence, now, &mut diff);
                 }
             }
         }
@@ -683,7 +711,7 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
                 .iter()
                 .zip(&matched)
                 .filter(|(_, &m)| !m)
-                .map(|(&(_, _, job), _)| job),
+                .map(|(&job, _)| job),
         );
     }
 
@@ -786,11 +814,11 @@ fn desired_jobs<'a>(
     facts: &RuleFacts<'a>,
     compatible: &[bool],
     assignments: &[Assignment],
+    assigned: &[PackageId],
     world: &'a RuleWorld,
-) -> Vec<Desired<'a>> {
-    let mut assigned: Vec<PackageId> = assignments.iter().map(|a| a.package).collect();
-    assigned.sort_unstable();
-    let mut desired: Vec<Desired> = Vec::with_capacity(facts.packages.len());
+    desired: &mut Vec<Desired<'a>>,
+) {
+    desired.clear();
     let mut seen: BTreeSet<(PackageId, JobKind)> = BTreeSet::new();
     // Without explicit uninstall every desired job is a distinct package's install.
     let dedupe = facts.explicit_uninstall;
@@ -808,9 +836,9 @@ fn desired_jobs<'a>(
             source: package,
         };
         if !fits {
-            push(install(JobState::Incompatible), &mut desired);
+            push(install(JobState::Incompatible), desired);
         } else if assigned.binary_search(&package.id).is_ok() {
-            push(install(JobState::AlreadyInstalled), &mut desired);
+            push(install(JobState::AlreadyInstalled), desired);
         } else {
             if package.upgrade_behavior == UpgradeBehavior::ExplicitUninstall {
                 // `assignments` are oldest first.
@@ -827,14 +855,13 @@ fn desired_jobs<'a>(
                             state: JobState::Waiting,
                             source: other,
                         },
-                        &mut desired,
+                        desired,
                     );
                 }
             }
-            push(install(JobState::Waiting), &mut desired);
+            push(install(JobState::Waiting), desired);
         }
     }
-    desired
 }
 
 /// The families in conflict on `computer`, with the conflict to report.
