@@ -596,6 +596,13 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
         }
     }
 
+    // A first evaluation inserts a job per member and package: reserve once instead of growing
+    // a vector of millions step by step.
+    if inputs.existing.is_empty() {
+        diff.insert
+            .reserve(members.len().saturating_mul(facts.packages.len()));
+    }
+
     // Buffers reused from computer to computer.
     let mut desired: Vec<Desired<'_>> = Vec::new();
     let mut assigned: Vec<PackageId> = Vec::new();
