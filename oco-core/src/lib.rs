@@ -47,6 +47,7 @@ pub mod report;
 pub mod rules;
 mod settings;
 pub mod store;
+mod text_serde;
 
 pub use settings::Settings;
 
