@@ -81,10 +81,10 @@ pub struct Summary {
 /// the snapshot; the result depends on nothing else than the arguments.
 ///
 /// - **Expiry**, for a container that has ended ([`Schedule::has_ended`]): each Waiting job
-///   becomes Expired with [`MessageCode::Expired`](crate::model::MessageCode::Expired) and `finished = now`. A Downloading or
+///   becomes Expired with [`MessageCode::Expired`] and `finished = now`. A Downloading or
 ///   Executing job is left to finish unless `now >= max(end, last_report) +
 ///   settings.stale_running_after` (a job never reported counts from the end); then it becomes
-///   Expired with [`MessageCode::ExpiredStale`](crate::model::MessageCode::ExpiredStale), `finished = now`, its output kept. Disabled
+///   Expired with [`MessageCode::ExpiredStale`], `finished = now`, its output kept. Disabled
 ///   containers expire too.
 /// - **Purge**: a container without pending jobs *in the snapshot* is deleted when
 ///   `now - last finished > purge_succeeded_after` (status succeeded) or `purge_failed_after`
@@ -105,6 +105,8 @@ pub struct Summary {
 /// pending jobs are changed, each at most once.
 ///
 /// [`Schedule::has_ended`]: crate::model::Schedule::has_ended
+/// [`MessageCode::Expired`]: crate::model::MessageCode::Expired
+/// [`MessageCode::ExpiredStale`]: crate::model::MessageCode::ExpiredStale
 pub fn housekeeping(
     now: DateTime<Utc>,
     snapshot: &HousekeepingSnapshot,

@@ -242,13 +242,7 @@ impl State {
                     == (job.origin, job.computer, job.package, job.kind)
             })
         {
-            return Err(StoreError::Duplicate {
-                what: "rule job",
-                key: format!(
-                    "{} computer {} package {} {:?}",
-                    job.origin, job.computer, job.package, job.kind
-                ),
-            });
+            return Err(duplicate_rule_job(&job));
         }
         applied.jobs.push(self.insert_job(job));
         Ok(())
@@ -331,13 +325,25 @@ impl State {
                 self.insert_checked(job.clone(), applied)?;
             }
             Change::InsertRuleJobs { rule, at, jobs } => {
+                // The rule's keys are collected once, not searched for every new job.
+                let origin = Origin::Rule(*rule);
+                let mut keys: BTreeSet<(ComputerId, PackageId, crate::model::JobKind)> = self
+                    .jobs
+                    .values()
+                    .filter(|job| job.origin == origin)
+                    .map(|job| (job.computer, job.package, job.kind))
+                    .collect();
                 for new in jobs {
                     let package = self
                         .packages
                         .get(&new.package)
                         .ok_or_else(|| invalid(format!("unknown package {}", new.package)))?;
                     let job = new.to_job(*rule, package, *at);
-                    self.insert_checked(job, applied)?;
+                    self.check_job_refs(&job)?;
+                    if !keys.insert((job.computer, job.package, job.kind)) {
+                        return Err(duplicate_rule_job(&job));
+                    }
+                    applied.jobs.push(self.insert_job(job));
                 }
             }
             Change::UpdateJob { expected, job } => {
@@ -433,9 +439,7 @@ impl State {
         }
         false
     }
-}
 
-impl State {
     /// Removes a rule being deleted once it has no job left.
     fn remove_rule_if_deleted_and_empty(&mut self, rule: RuleId) {
         let origin = Origin::Rule(rule);
@@ -1029,5 +1033,15 @@ fn missing_origin(job: &Job) -> StoreError {
         what: "job",
         id: job.id.to_string(),
         reason: format!("its origin {} does not exist", job.origin),
+    }
+}
+
+fn duplicate_rule_job(job: &Job) -> StoreError {
+    StoreError::Duplicate {
+        what: "rule job",
+        key: format!(
+            "{} computer {} package {} {:?}",
+            job.origin, job.computer, job.package, job.kind
+        ),
     }
 }
