@@ -115,13 +115,12 @@ pub fn first_world(case: RuleCase) -> RuleWorld {
         computers: (1..=case.computers).map(computer_id).collect(),
         packages: packages.keys().copied().collect(),
     };
-    RuleWorld {
-        rules: BTreeMap::from([(RULE, rule)]),
-        computers,
-        packages,
-        assignments,
-        jobs: BTreeMap::new(),
-    }
+    let mut world = RuleWorld::default();
+    world.rules = BTreeMap::from([(RULE, rule)]);
+    world.computers = computers;
+    world.packages = packages;
+    world.assignments = assignments;
+    world
 }
 
 /// `world` after its first evaluation was applied: every desired job exists (ids from 1,
@@ -167,33 +166,21 @@ pub fn join_one_worlds(case: RuleCase) -> (RuleWorld, RuleWorld) {
 pub fn apply_inserts(world: &mut RuleWorld, diff: RuleDiff) {
     assert!(diff.update.is_empty() && diff.delete.is_empty() && diff.orphan.is_empty());
     let (rule, at) = (diff.rule, diff.at);
-    let mut next = world
-        .jobs
-        .get(&rule)
-        .into_iter()
-        .flat_map(|jobs| jobs.values().flatten())
-        .map(|job| job.id.0)
-        .max()
-        .unwrap_or(0);
-    for new in diff.insert {
+    let mut jobs: Vec<Job> = world
+        .rules
+        .keys()
+        .flat_map(|&rule| world.jobs(rule).all())
+        .cloned()
+        .collect();
+    let mut next = jobs.iter().map(|job| job.id.0).max().unwrap_or(0);
+    for new in &diff.insert {
         let mut job = new.to_job(rule, &world.packages[&new.package], at);
         next += 1;
         job.id = JobId(next);
         job.revision = Revision(1);
-        world
-            .jobs
-            .entry(rule)
-            .or_default()
-            .entry(job.computer)
-            .or_default()
-            .push(job);
+        jobs.push(job);
     }
-    // As `RuleWorld::from_snapshot` leaves them: each computer's jobs by (package, kind, id).
-    for by_computer in world.jobs.values_mut() {
-        for list in by_computer.values_mut() {
-            list.sort_unstable_by_key(|job| (job.package, job.kind, job.id));
-        }
-    }
+    world.set_jobs(jobs);
 }
 
 /// What the naive baseline decided.
@@ -243,10 +230,9 @@ pub fn hashset_diff(world: &RuleWorld, rule: RuleId, now: DateTime<Utc>) -> Naiv
         }
     }
     let existing: HashMap<Key, &Job> = world
-        .jobs
-        .get(&rule)
-        .into_iter()
-        .flat_map(|by_computer| by_computer.values().flatten())
+        .jobs(rule)
+        .all()
+        .iter()
         .map(|job| ((job.computer, job.package, job.kind), job))
         .collect();
 

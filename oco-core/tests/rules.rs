@@ -2646,4 +2646,54 @@ mod properties {
             check_incremental(&setup, &events)?;
         }
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Matching tries the job after the last one matched first, which is right when the
+        /// group lists packages in id order; any other order must match the same jobs.
+        #[test]
+        fn any_package_order_settles_and_reordering_only_renumbers(
+            order in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(),
+            reorder in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(),
+            installed in 0..6usize,
+        ) {
+            let fleet = Fleet::new();
+            let pcs = [fleet.computer("pc1", "Windows"), fleet.computer("pc2", "Windows")];
+            let packages: Vec<PackageId> = (0..6)
+                .map(|i| {
+                    let family = fleet.family(&format!("family {i}"));
+                    fleet.package(family, "1", UpgradeBehavior::KeepOthers).id
+                })
+                .collect();
+            let in_order = |order: &[usize]| order.iter().map(|&i| packages[i]).collect::<Vec<_>>();
+            let computers = fleet.computer_group("all", None, &pcs);
+            let group = fleet.package_group("set", None, &in_order(&order));
+            let rule = fleet.rule("r", computers, group, true);
+            fleet.assign(pcs[0], packages[installed], at(0));
+
+            let first = fleet.evaluate(rule, &Scope::full(), at(1));
+            prop_assert_eq!(first.insert.len(), 12);
+            for job in &first.insert {
+                prop_assert_eq!(in_order(&order)[job.sequence as usize - 1], job.package);
+            }
+            fleet.assert_settled(at(2));
+
+            fleet.store.set_package_group_members(group, &in_order(&reorder)).unwrap();
+            let second = fleet.evaluate(rule, &Scope::full(), at(3));
+            prop_assert!(second.insert.is_empty() && second.delete.is_empty(), "{:?}", second);
+            fleet.assert_settled(at(4));
+            let jobs = fleet.jobs(rule);
+            prop_assert_eq!(jobs.len(), 12);
+            for job in jobs {
+                prop_assert_eq!(in_order(&reorder)[job.sequence as usize - 1], job.package);
+                let expected = if job.computer == pcs[0] && job.package == packages[installed] {
+                    JobState::AlreadyInstalled
+                } else {
+                    JobState::Waiting
+                };
+                prop_assert_eq!(job.state, expected);
+            }
+        }
+    }
 }

@@ -25,12 +25,7 @@ fn main() -> Result<()> {
         "steady" => steady_world(CASE_10K_X_100),
         other => return Err(format!("unknown case {other:?}: first or steady").into()),
     };
-    let jobs: usize = world
-        .jobs
-        .values()
-        .flatten()
-        .map(|(_, jobs)| jobs.len())
-        .sum();
+    let jobs = world.jobs(RULE).len();
     let built = status()?;
     println!("case: {case}, 10,000 × 100, {jobs} existing jobs");
     println!(

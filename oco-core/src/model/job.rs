@@ -195,7 +195,7 @@ pub enum JobKind {
 
 /// What the agent runs, copied from the package when the job is created or renewed, so that
 /// editing a package does not change jobs already handed out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct JobSnapshot {
     /// The install or uninstall procedure, by the job's kind.
     pub procedure: Procedure,

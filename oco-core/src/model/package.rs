@@ -42,7 +42,7 @@ pub struct Package {
 }
 
 /// A command with the return codes that count as success and what to do after it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Procedure {
     /// The command line the agent runs.
     pub command: String,

@@ -81,7 +81,7 @@ pub enum Change {
         /// When the evaluation ran (the finish time of Incompatible and AlreadyInstalled jobs).
         at: DateTime<Utc>,
         /// The jobs.
-        jobs: Vec<crate::rules::NewJob>,
+        jobs: crate::rules::NewJobs,
     },
     /// Replaces a job, if its stored revision is still `expected`; the store bumps the revision.
     UpdateJob {

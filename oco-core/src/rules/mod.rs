@@ -1,7 +1,7 @@
 //! Deployment rules: jobs as the difference between what a rule wants and what exists.
 //!
 //! A rule says "every computer in computer group G should have every package in package group
-//! P". [`evaluate`] computes the rule's *desired* jobs for the computers and families in a
+//! P". [`RuleWorld::evaluate`] computes the rule's *desired* jobs for the computers and families in a
 //! [`Scope`], merges them with the rule's existing jobs by the merge table of the docs, and returns
 //! the difference as a [`RuleDiff`]; applying it and evaluating again gives an empty diff.
 //!
@@ -61,6 +61,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod existing;
+mod new_jobs;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
@@ -72,6 +75,10 @@ use crate::model::{
     JobState, Origin, Package, PackageId, Revision, RuleId, ServerFinal, UpgradeBehavior,
 };
 use crate::store::{Change, ChangeSet, RuleSnapshot};
+
+pub use existing::RuleJobs;
+use existing::{Key, Snapshots};
+pub use new_jobs::{Iter as NewJobsIter, NewJob, NewJobs};
 
 /// Which part of a rule to evaluate: computers and package families, `None` meaning all.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,21 +148,6 @@ impl Scope {
     }
 }
 
-/// A job a rule evaluation wants created, in compact form (a million of them fit in 24 MB).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewJob {
-    /// The computer.
-    pub computer: ComputerId,
-    /// The package.
-    pub package: PackageId,
-    /// Install or uninstall.
-    pub kind: JobKind,
-    /// Its sequence among the computer's jobs of the rule.
-    pub sequence: u32,
-    /// Waiting, or Incompatible or AlreadyInstalled (finalised by the server).
-    pub state: JobState,
-}
-
 impl NewJob {
     /// The full job of `rule`, with the snapshot of `package` (the job's package) and, for
     /// Incompatible and AlreadyInstalled, `finished = at`.
@@ -197,7 +189,7 @@ pub struct RuleDiff {
     /// When the evaluation ran (deleted jobs' tombstones are dated by it).
     pub at: DateTime<Utc>,
     /// New jobs, compact: the store takes their snapshots from the packages as it writes them.
-    pub insert: Vec<NewJob>,
+    pub insert: NewJobs,
     /// Jobs changed: state, snapshot or sequence.
     pub update: Vec<JobUpdate>,
     /// Jobs no longer wanted and not running: deleted (the store keeps a tombstone).
@@ -216,7 +208,7 @@ impl RuleDiff {
         RuleDiff {
             rule,
             at,
-            insert: Vec::new(),
+            insert: NewJobs::new(),
             update: Vec::new(),
             delete: Vec::new(),
             orphan: Vec::new(),
@@ -311,7 +303,7 @@ pub type Claims = BTreeMap<ComputerId, Vec<(RuleId, PackageId)>>;
 
 /// What rule evaluation reads, with groups resolved: every rule with its members (hostname order)
 /// and packages (group order), the computers and packages they name, assignments with revisions,
-/// and the rules' existing jobs.
+/// and the rules' existing jobs ([`RuleWorld::set_jobs`]).
 #[derive(Debug, Clone, Default)]
 pub struct RuleWorld {
     /// Rules by id, resolved.
@@ -322,10 +314,10 @@ pub struct RuleWorld {
     pub packages: BTreeMap<PackageId, Package>,
     /// Each computer's assignments (oldest first) and assignment revision.
     pub assignments: BTreeMap<ComputerId, (Vec<Assignment>, Revision)>,
-    /// Each rule's existing jobs, by computer. Evaluation is fastest when each computer's jobs
-    /// are sorted by (package, kind, id), as [`RuleWorld::from_snapshot`] leaves them; otherwise
-    /// it sorts a copy.
-    pub jobs: BTreeMap<RuleId, BTreeMap<ComputerId, Vec<Job>>>,
+    /// Each rule's existing jobs.
+    jobs: BTreeMap<RuleId, RuleJobs>,
+    /// The distinct snapshots of those jobs.
+    snapshots: Snapshots,
 }
 
 /// A rule with its groups resolved.
@@ -385,28 +377,42 @@ impl RuleWorld {
                 (computer, (list, revision))
             })
             .collect();
-        let mut jobs: BTreeMap<RuleId, BTreeMap<ComputerId, Vec<Job>>> = BTreeMap::new();
-        for job in &snapshot.jobs {
-            if let Origin::Rule(rule) = job.origin {
-                jobs.entry(rule)
-                    .or_default()
-                    .entry(job.computer)
-                    .or_default()
-                    .push(job.clone());
-            }
-        }
-        for by_computer in jobs.values_mut() {
-            for list in by_computer.values_mut() {
-                list.sort_unstable_by_key(|job| (job.package, job.kind, job.id));
-            }
-        }
-        RuleWorld {
+        let mut world = RuleWorld {
             rules,
             computers: groups.computers.clone(),
             packages: groups.packages.clone(),
             assignments,
-            jobs,
+            ..RuleWorld::default()
+        };
+        world.set_jobs(
+            snapshot
+                .jobs
+                .iter()
+                .filter(|job| matches!(job.origin, Origin::Rule(_)))
+                .cloned(),
+        );
+        world
+    }
+
+    /// Replaces the rules' existing jobs with `jobs` (jobs of containers are left out).
+    pub fn set_jobs(&mut self, jobs: impl IntoIterator<Item = Job>) {
+        let mut by_rule: BTreeMap<RuleId, Vec<Job>> = BTreeMap::new();
+        for job in jobs {
+            if let Origin::Rule(rule) = job.origin {
+                by_rule.entry(rule).or_default().push(job);
+            }
         }
+        self.snapshots = Snapshots::default();
+        self.jobs = by_rule
+            .into_iter()
+            .map(|(rule, jobs)| (rule, RuleJobs::new(jobs, &mut self.snapshots)))
+            .collect();
+    }
+
+    /// The existing jobs of `rule` (none for a rule without jobs).
+    pub fn jobs(&self, rule: RuleId) -> &RuleJobs {
+        static NONE: RuleJobs = RuleJobs::EMPTY;
+        self.jobs.get(&rule).unwrap_or(&NONE)
     }
 
     /// The claims of every enabled rule other than `except` on `computers`.
@@ -435,8 +441,7 @@ impl RuleWorld {
     /// Evaluates rule `rule` for `scope` at `now`. A rule that no longer exists is retired: its
     /// jobs in scope are deleted or orphaned.
     pub fn evaluate(&self, rule: RuleId, scope: &Scope, now: DateTime<Utc>) -> RuleDiff {
-        let no_jobs = BTreeMap::new();
-        let existing = self.jobs.get(&rule).unwrap_or(&no_jobs);
+        let existing = self.jobs(rule);
         let Some(resolved) = self.rules.get(&rule) else {
             let in_scope: Vec<Job> = jobs_in_scope(existing, scope).cloned().collect();
             return retire(rule, &in_scope, now);
@@ -449,7 +454,6 @@ impl RuleWorld {
                 packages: &resolved.packages,
                 world: self,
                 claims: &claims,
-                existing,
             },
             scope,
             now,
@@ -533,19 +537,17 @@ fn version_conflict(
 
 /// What [`evaluate`] reads for one rule.
 #[derive(Debug, Clone, Copy)]
-pub struct RuleInputs<'a> {
+struct RuleInputs<'a> {
     /// The rule.
-    pub rule: &'a DeploymentRule,
+    rule: &'a DeploymentRule,
     /// Its computers, by hostname.
-    pub computers: &'a [ComputerId],
+    computers: &'a [ComputerId],
     /// Its packages, in resolved group order.
-    pub packages: &'a [PackageId],
-    /// Computers, packages and assignments.
-    pub world: &'a RuleWorld,
+    packages: &'a [PackageId],
+    /// Computers, packages, assignments and existing jobs.
+    world: &'a RuleWorld,
     /// Other enabled rules' claims on the computers in scope.
-    pub claims: &'a Claims,
-    /// The rule's existing jobs, by computer.
-    pub existing: &'a BTreeMap<ComputerId, Vec<Job>>,
+    claims: &'a Claims,
 }
 
 /// The packages of `packages` a rule desires as installed on `computer` (its compatible ones):
@@ -570,17 +572,18 @@ pub fn desired_installs<'a>(
 /// conflict on a computer get no jobs there. The merge with existing jobs (key: computer,
 /// package, kind) follows the table of the docs: running jobs are never changed (orphaned when no
 /// longer desired), and the sequence of every other job is refreshed.
-pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> RuleDiff {
+fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> RuleDiff {
     let world = inputs.world;
+    let existing = world.jobs(inputs.rule.id);
     let rule_id = inputs.rule.id;
     let in_group: BTreeSet<PackageId> = inputs.packages.iter().copied().collect();
     let mut diff = RuleDiff::empty(rule_id, now);
 
-    let in_family_scope = |job: &Job| {
+    let in_family_scope = |package: PackageId| {
         scope.families.is_none()
             || world
                 .packages
-                .get(&job.package)
+                .get(&package)
                 .is_none_or(|p| scope.has_family(p.family))
     };
     let members = computers_in_scope(inputs.computers, scope);
@@ -590,23 +593,28 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
     // Computers in scope that have jobs but are no longer members: nothing is desired there.
     let member_set: BTreeSet<ComputerId> = members.iter().copied().collect();
     let mut leftover: Vec<&Job> = Vec::new();
-    for (computer, jobs) in jobs_by_computer_in_scope(inputs.existing, scope) {
-        if !member_set.contains(computer) {
-            leftover.extend(jobs.iter().filter(|job| in_family_scope(job)));
+    for computer in computers_with_jobs_in_scope(existing, scope) {
+        if !member_set.contains(&computer) {
+            let (jobs, keys) = existing.keyed_on(computer);
+            leftover.extend(
+                jobs.iter()
+                    .zip(keys)
+                    .filter(|(_, key)| in_family_scope(key.package))
+                    .map(|(job, _)| job),
+            );
         }
     }
 
     // A first evaluation inserts a job per member and package: reserve once instead of growing
     // a vector of millions step by step.
-    if inputs.existing.is_empty() {
+    if existing.is_empty() {
         diff.insert
             .reserve(members.len().saturating_mul(facts.packages.len()));
     }
 
     // Buffers reused from computer to computer.
     let mut desired: Vec<Desired<'_>> = Vec::new();
-    let mut assigned: Vec<PackageId> = Vec::new();
-    let mut existing: Vec<&Job> = Vec::new();
+    let mut installed: Vec<bool> = Vec::new();
     let mut matched: Vec<bool> = Vec::new();
 
     for computer_id in members {
@@ -634,14 +642,12 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
                 .map(|p| p.compatibility.allows(computer))
                 .collect()
         });
-        assigned.clear();
-        assigned.extend(assignments.iter().map(|a| a.package));
-        assigned.sort_unstable();
+        facts.mark_installed(assignments, &mut installed);
         desired_jobs(
             &facts,
             compatible,
             assignments,
-            &assigned,
+            &installed,
             world,
             &mut desired,
         );
@@ -672,22 +678,12 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
             }
         }
 
-        // This computer's existing jobs in scope, by (package, kind).
-        let key = |job: &&Job| (job.package, job.kind, job.id);
-        existing.clear();
-        existing.extend(
-            inputs
-                .existing
-                .get(&computer_id)
-                .map_or(&[][..], Vec::as_slice)
-                .iter()
-                .filter(|job| in_family_scope(job)),
-        );
-        if !existing.is_sorted_by_key(key) {
-            existing.sort_unstable_by_key(key);
-        }
+        // This computer's existing jobs, by (package, kind, id). A desired job in family scope
+        // only matches jobs of its package, in scope too.
+        let (jobs, keys) = existing.keyed_on(computer_id);
         matched.clear();
-        matched.resize(existing.len(), false);
+        matched.resize(keys.len(), false);
+        let mut next = 0;
 
         // Sequences count every desired job of the computer, in scope or not.
         for (sequence, d) in (1..).zip(desired.iter()) {
@@ -695,10 +691,17 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
                 continue;
             }
             let package = d.source;
-            let found = existing
-                .binary_search_by(|job| (job.package, job.kind).cmp(&(d.package, d.kind)))
-                .ok()
-                .filter(|&i| !matched[i]);
+            // Package groups usually list packages in the order they were created, so the job
+            // after the last one matched is tried first: then matching is a merge, not a search.
+            let wanted = (d.package, d.kind);
+            let found = match keys.get(next) {
+                Some(key) if (key.package, key.kind) == wanted && !matched[next] => Some(next),
+                _ => keys
+                    .binary_search_by(|key| (key.package, key.kind).cmp(&wanted))
+                    .ok()
+                    .filter(|&i| !matched[i]),
+            };
+            next = found.map_or(next, |i| i + 1);
             match found {
                 None => diff.insert.push(NewJob {
                     computer: computer_id,
@@ -709,16 +712,16 @@ pub fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> R
                 }),
                 Some(i) => {
                     matched[i] = true;
-                    merge(existing[i], package, d, sequence, now, &mut diff);
+                    merge(&jobs[i], keys[i], package, d, sequence, now, &mut diff);
                 }
             }
         }
         leftover.extend(
-            existing
-                .iter()
+            jobs.iter()
+                .zip(keys)
                 .zip(&matched)
-                .filter(|(_, &m)| !m)
-                .map(|(&job, _)| job),
+                .filter(|((_, key), &m)| !m && in_family_scope(key.package))
+                .map(|((job, _), _)| job),
         );
     }
 
@@ -753,28 +756,25 @@ fn computers_in_scope(computers: &[ComputerId], scope: &Scope) -> Vec<ComputerId
     }
 }
 
-/// The computers in `scope` that have jobs, with their jobs (families are filtered by the
-/// caller).
-fn jobs_by_computer_in_scope<'a>(
-    jobs: &'a BTreeMap<ComputerId, Vec<Job>>,
+/// The computers in `scope` that have jobs.
+fn computers_with_jobs_in_scope<'a>(
+    jobs: &'a RuleJobs,
     scope: &'a Scope,
-) -> Box<dyn Iterator<Item = (&'a ComputerId, &'a Vec<Job>)> + 'a> {
+) -> Box<dyn Iterator<Item = ComputerId> + 'a> {
     match &scope.computers {
-        None => Box::new(jobs.iter()),
+        None => Box::new(jobs.computers()),
         Some(computers) => Box::new(
             computers
                 .iter()
-                .filter_map(|computer| jobs.get_key_value(computer)),
+                .copied()
+                .filter(|&computer| !jobs.on(computer).is_empty()),
         ),
     }
 }
 
 /// The jobs of the computers in `scope` (families are filtered by the caller).
-fn jobs_in_scope<'a>(
-    jobs: &'a BTreeMap<ComputerId, Vec<Job>>,
-    scope: &'a Scope,
-) -> impl Iterator<Item = &'a Job> + 'a {
-    jobs_by_computer_in_scope(jobs, scope).flat_map(|(_, jobs)| jobs)
+fn jobs_in_scope<'a>(jobs: &'a RuleJobs, scope: &'a Scope) -> impl Iterator<Item = &'a Job> + 'a {
+    computers_with_jobs_in_scope(jobs, scope).flat_map(|computer| jobs.on(computer))
 }
 
 /// A desired job, before numbering.
@@ -786,12 +786,18 @@ struct Desired<'a> {
     /// Waiting, Incompatible or AlreadyInstalled.
     state: JobState,
     source: &'a Package,
+    /// The number of the snapshot a job would take from `source` now, if an existing job has it.
+    snapshot: Option<u32>,
 }
 
 /// What [`evaluate`] works out once per rule rather than once per computer.
 struct RuleFacts<'a> {
     /// The rule's packages, in order.
     packages: Vec<&'a Package>,
+    /// The number of each package's current install snapshot, if an existing job has it.
+    install_snapshots: Vec<Option<u32>>,
+    /// Each package with its index in `packages`, by id.
+    by_id: Vec<(PackageId, usize)>,
     /// Whether no two of them share a family (then only other rules' claims can conflict).
     distinct_families: bool,
     /// Whether one has explicit-uninstall (then desired jobs can repeat and are de-duplicated).
@@ -805,7 +811,18 @@ impl<'a> RuleFacts<'a> {
             .filter_map(|id| world.packages.get(id))
             .collect();
         let families: BTreeSet<FamilyId> = packages.iter().map(|p| p.family).collect();
+        let mut by_id: Vec<(PackageId, usize)> = packages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i))
+            .collect();
+        by_id.sort_unstable();
         RuleFacts {
+            by_id,
+            install_snapshots: packages
+                .iter()
+                .map(|p| world.snapshots.current(p, JobKind::Install))
+                .collect(),
             distinct_families: families.len() == packages.len(),
             explicit_uninstall: packages
                 .iter()
@@ -815,13 +832,33 @@ impl<'a> RuleFacts<'a> {
     }
 }
 
-/// The rule's desired jobs on one computer; `compatible[i]` says whether the rule's `i`-th
-/// package fits the computer.
+impl RuleFacts<'_> {
+    /// Sets `installed[i]` to whether the rule's `i`-th package is among `assignments`: one
+    /// search per assignment rather than one per package.
+    fn mark_installed(&self, assignments: &[Assignment], installed: &mut Vec<bool>) {
+        installed.clear();
+        installed.resize(self.packages.len(), false);
+        for assignment in assignments {
+            let start = self
+                .by_id
+                .partition_point(|&(id, _)| id < assignment.package);
+            for &(_, i) in self.by_id[start..]
+                .iter()
+                .take_while(|&&(id, _)| id == assignment.package)
+            {
+                installed[i] = true;
+            }
+        }
+    }
+}
+
+/// The rule's desired jobs on one computer; `compatible[i]` and `installed[i]` say whether the
+/// rule's `i`-th package fits the computer and is installed there.
 fn desired_jobs<'a>(
     facts: &RuleFacts<'a>,
     compatible: &[bool],
     assignments: &[Assignment],
-    assigned: &[PackageId],
+    installed: &[bool],
     world: &'a RuleWorld,
     desired: &mut Vec<Desired<'a>>,
 ) {
@@ -834,17 +871,24 @@ fn desired_jobs<'a>(
             desired.push(d);
         }
     };
-    for (&package, &fits) in facts.packages.iter().zip(compatible) {
+    for (((&package, &fits), &snapshot), &installed) in facts
+        .packages
+        .iter()
+        .zip(compatible)
+        .zip(&facts.install_snapshots)
+        .zip(installed)
+    {
         let install = |state| Desired {
             package: package.id,
             family: package.family,
             kind: JobKind::Install,
             state,
             source: package,
+            snapshot,
         };
         if !fits {
             push(install(JobState::Incompatible), desired);
-        } else if assigned.binary_search(&package.id).is_ok() {
+        } else if installed {
             push(install(JobState::AlreadyInstalled), desired);
         } else {
             if package.upgrade_behavior == UpgradeBehavior::ExplicitUninstall {
@@ -861,6 +905,7 @@ fn desired_jobs<'a>(
                             kind: JobKind::Uninstall,
                             state: JobState::Waiting,
                             source: other,
+                            snapshot: world.snapshots.current(other, JobKind::Uninstall),
                         },
                         desired,
                     );
@@ -914,18 +959,20 @@ fn family_conflicts(
         .collect()
 }
 
-/// Merges an existing job with what is desired for its key, by the merge table.
+/// Merges an existing job (`key` is its compact form) with what is desired for its key, by the
+/// merge table.
 fn merge(
     job: &Job,
+    key: Key,
     package: &Package,
     desired: &Desired,
     sequence: u32,
     now: DateTime<Utc>,
     diff: &mut RuleDiff,
 ) {
-    if job.state.is_running() {
+    if key.state.is_running() {
         // Never changed in any way; only a leftover orphan mark is taken back.
-        if job.orphaned {
+        if key.orphaned {
             let mut kept = job.clone();
             kept.orphaned = false;
             diff.update.push(JobUpdate {
@@ -935,7 +982,7 @@ fn merge(
         }
         return;
     }
-    if job.sequence == sequence && merge_keeps(job, package, desired.state) {
+    if key.sequence == sequence && merge_keeps(key, desired) {
         return;
     }
     let mut next = job.clone();
@@ -971,11 +1018,11 @@ fn merge(
     }
 }
 
-/// Whether the merge table leaves `job` as it is (its sequence aside), decided without copying it:
-/// the common case of a rule that is up to date.
-fn merge_keeps(job: &Job, package: &Package, desired: JobState) -> bool {
-    match (job.state, desired) {
-        (JobState::Waiting, JobState::Waiting) => job.snapshot.is_current(package, job.kind),
+/// Whether the merge table leaves the job of `key` as it is (its sequence aside), decided from
+/// the key alone: the common case of a rule that is up to date.
+fn merge_keeps(key: Key, desired: &Desired) -> bool {
+    match (key.state, desired.state) {
+        (JobState::Waiting, JobState::Waiting) => desired.snapshot == Some(key.snapshot),
         (
             JobState::Succeeded | JobState::Incompatible | JobState::AlreadyInstalled,
             JobState::Waiting,
@@ -1117,9 +1164,7 @@ pub fn scopes_for(
                 let packages_changed = |r: &ResolvedRule| {
                     r.packages.iter().any(edited)
                         || matches!(event, RuleEvent::PackageEdited { package }
-                        if edited(package) && after.jobs.get(&id).is_some_and(|jobs| {
-                            jobs.values().flatten().any(|job| job.package == *package)
-                        }))
+                        if edited(package) && after.jobs(id).has_package(*package))
                 };
                 let definition_changed = match (old, new) {
                     (Some(old), Some(new)) => {
