@@ -52,6 +52,9 @@ pub(crate) struct Key {
     pub(crate) orphaned: bool,
 }
 
+// The module's point: a key is a tenth of a job.
+const _: () = assert!(std::mem::size_of::<Key>() == 24);
+
 /// A rule's existing jobs, sorted by (computer, package, kind, id), with a compact key per job
 /// for evaluation. Built by [`RuleWorld::set_jobs`](super::RuleWorld::set_jobs).
 #[derive(Debug, Clone, Default)]

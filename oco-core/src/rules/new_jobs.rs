@@ -29,6 +29,8 @@ struct Entry {
     state: JobState,
 }
 
+const _: () = assert!(std::mem::size_of::<Entry>() == 16);
+
 /// New jobs in the order they were pushed, stored by computer: each computer once, then
 /// 16 bytes a job, so that the ten million jobs of a first evaluation of 50,000 computers × 200
 /// packages take 160 MB.
