@@ -62,7 +62,7 @@ mod read;
 mod schema;
 mod write;
 
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -79,7 +79,7 @@ use oco_core::store::{
     NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState, Store,
     StoreError, StoreResult,
 };
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 pub use schema::SCHEMA_VERSION;
 
@@ -229,38 +229,27 @@ impl SqliteStore {
         }
     }
 
-    /// The writer connection, outside any transaction.
+    /// The writer connection.
     fn writer(&self) -> MutexGuard<'_, Connection> {
         // A panic while the lock was held can only have left an open transaction behind (every
-        // write is one transaction): roll it back rather than poisoning the store for good.
-        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        conn
+        // use is one transaction), which the next transaction rolls back: nothing half-written
+        // can be committed, so the poison is not reported.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` in one read transaction, on a reader connection if there are any.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = match &self.readers {
+        let conn = match &self.readers {
             Some(pool) => ReadConn::Pooled(pool, Some(pool.take())),
             None => ReadConn::Writer(self.writer()),
         };
-        let tx = conn.transaction().map_err(backend)?;
-        let value = f(&tx)?;
-        tx.commit().map_err(backend)?;
-        Ok(value)
+        transaction(&conn, "BEGIN", f)
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if `f` succeeds.
     fn write<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let value = f(&tx)?;
-        tx.commit().map_err(backend)?;
-        Ok(value)
+        let conn = self.writer();
+        transaction(&conn, "BEGIN IMMEDIATE", f)
     }
 
     /// The statement to fail in the next change-set transaction, if any.
@@ -318,16 +307,6 @@ impl Deref for ReadConn<'_> {
     }
 }
 
-impl DerefMut for ReadConn<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        match self {
-            ReadConn::Pooled(_, Some(conn)) => conn,
-            ReadConn::Pooled(_, None) => unreachable!("a pooled connection is only taken on drop"),
-            ReadConn::Writer(conn) => conn,
-        }
-    }
-}
-
 impl Drop for ReadConn<'_> {
     fn drop(&mut self) {
         if let ReadConn::Pooled(pool, conn) = self {
@@ -336,6 +315,33 @@ impl Drop for ReadConn<'_> {
             }
         }
     }
+}
+
+/// Runs `f` between `begin` and `COMMIT`, rolling back if `f` or the commit fails. The three
+/// statements are prepared once per connection.
+fn transaction<T>(
+    conn: &Connection,
+    begin: &str,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let run = |sql: &str| -> StoreResult<()> {
+        conn.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map(drop)
+            .map_err(backend)
+    };
+    // A transaction left open by a panic in an earlier call.
+    if !conn.is_autocommit() {
+        run("ROLLBACK")?;
+    }
+    run(begin)?;
+    let result = f(conn).and_then(|value| run("COMMIT").map(|()| value));
+    if result.is_err() && !conn.is_autocommit() {
+        // The error to report is the first one; a failed rollback leaves the transaction to
+        // the next call, which rolls it back before anything else.
+        let _ = run("ROLLBACK");
+    }
+    result
 }
 
 /// Per-connection settings.
