@@ -106,10 +106,10 @@ impl TextEnum for MessageCode {
     ];
 }
 
-/// The text of [`WolShutdown::Pending`](oco_core::model::WolShutdown::Pending) (its time is
+/// The text of [`WolShutdown::Pending`] (its time is
 /// another column).
 pub(crate) const WOL_PENDING: &str = "pending";
-/// The text of [`WolShutdown::Confirmed`](oco_core::model::WolShutdown::Confirmed).
+/// The text of [`WolShutdown::Confirmed`].
 pub(crate) const WOL_CONFIRMED: &str = "confirmed";
 
 /// An instant as stored: nanoseconds since the Unix epoch.
@@ -205,7 +205,7 @@ pub(crate) fn compatibility(c: &Compatibility) -> [String; 3] {
     ]
 }
 
-/// The policy columns, in the order of [`POLICY_COLUMNS`].
+/// The policy columns, in the order of [`policy_columns`].
 pub(crate) struct PolicyColumns {
     pub(crate) priority: i64,
     pub(crate) sequence_mode: &'static str,
