@@ -1,0 +1,324 @@
+//! Schema versions: a new file gets the schema at `SCHEMA_VERSION`, recorded in the database; a
+//! newer schema is refused with an error naming both versions and the file is left untouched; an
+//! older database (an empty file, or one built by running only the first migrations' SQL) is
+//! migrated with its data, atomically.
+
+// Tests report failures by panicking: unwrap and expect are their assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use oco_core::model::{ComputerId, MacAddress};
+use oco_core::store::testkit::{at, name, new_computer};
+use oco_core::store::{Page, Store, StoreError};
+use oco_store_sqlite::{Options, SqliteStore, Synchronous, SCHEMA_VERSION};
+use rusqlite::Connection;
+
+use common::raw_dump;
+
+/// The migration scripts in order, as shipped in `migrations/`.
+fn migration_scripts() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect()
+}
+
+fn user_version(path: &Path) -> u32 {
+    let conn = Connection::open(path).unwrap();
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// The schema as SQLite records it: every object's type, name and SQL.
+fn schema(path: &Path) -> Vec<(String, String, Option<String>)> {
+    let conn = Connection::open(path).unwrap();
+    let mut statement = conn
+        .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+        .unwrap();
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A database at `version` built with a raw connection, running only the first migrations.
+fn database_at(path: &Path, version: usize) {
+    let scripts = migration_scripts();
+    let conn = Connection::open(path).unwrap();
+    for script in &scripts[..version] {
+        conn.execute_batch(script).unwrap();
+    }
+    conn.execute_batch(&format!("PRAGMA user_version = {version}"))
+        .unwrap();
+}
+
+#[test]
+fn the_migration_scripts_are_the_schema_versions() {
+    assert_eq!(
+        migration_scripts().len(),
+        usize::try_from(SCHEMA_VERSION).unwrap(),
+        "one script per schema version"
+    );
+}
+
+#[test]
+fn a_new_file_gets_the_current_schema_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let computer = store.create_computer(new_computer("pc1")).unwrap();
+    drop(store);
+
+    assert_eq!(user_version(&path), SCHEMA_VERSION, "recorded in the file");
+    let conn = Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    drop(conn);
+    // Exactly the schema the migration scripts describe.
+    let scripted = dir.path().join("scripted.sqlite");
+    database_at(&scripted, migration_scripts().len());
+    assert_eq!(schema(&path), schema(&scripted));
+
+    let before = schema(&path);
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(reopened.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(reopened.computer(computer.id).unwrap(), computer);
+    drop(reopened);
+    assert_eq!(schema(&path), before, "reopening changes no schema");
+}
+
+#[test]
+fn an_empty_file_is_a_version_0_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.sqlite");
+    std::fs::write(&path, b"").unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    store.create_computer(new_computer("pc1")).unwrap();
+}
+
+#[test]
+fn every_option_opens_and_migrates() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, synchronous) in [Synchronous::Normal, Synchronous::Full]
+        .into_iter()
+        .enumerate()
+    {
+        for readers in [0, 1, 3] {
+            let path = dir.path().join(format!("options-{i}-{readers}.sqlite"));
+            let options = Options {
+                synchronous,
+                readers,
+                ..Options::default()
+            };
+            let store = SqliteStore::open_with(&path, &options).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            let pc = store.create_computer(new_computer("pc1")).unwrap();
+            assert_eq!(store.computer(pc.id).unwrap(), pc, "{options:?}");
+        }
+    }
+    let memory = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(memory.schema_version().unwrap(), SCHEMA_VERSION);
+}
+
+/// Panics unless `result` refuses a newer schema, naming both versions.
+fn assert_refused_as_newer(result: Result<SqliteStore, StoreError>) {
+    let newer = SCHEMA_VERSION + 1;
+    match result {
+        Err(error @ StoreError::Invalid { .. }) => {
+            let message = error.to_string();
+            assert!(
+                message.contains(&newer.to_string())
+                    && message.contains(&SCHEMA_VERSION.to_string()),
+                "the message names neither version {newer} nor {SCHEMA_VERSION}: {message}"
+            );
+        }
+        Err(other) => panic!("a newer schema gave {other:?}, not Invalid"),
+        Ok(_) => panic!("a database of schema version {newer} was opened"),
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_the_file_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("newer.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    store.create_computer(new_computer("pc1")).unwrap();
+    drop(store);
+    // The last connection to close checkpoints the WAL into the file.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1))
+        .unwrap();
+    drop(conn);
+    let bytes = std::fs::read(&path).unwrap();
+    let dump = raw_dump(&path);
+
+    assert_refused_as_newer(SqliteStore::open(&path));
+    assert_refused_as_newer(SqliteStore::open_with(
+        &path,
+        &Options {
+            readers: 0,
+            ..Options::default()
+        },
+    ));
+
+    assert_eq!(user_version(&path), SCHEMA_VERSION + 1);
+    assert_eq!(raw_dump(&path), dump);
+    assert!(
+        std::fs::read(&path).unwrap() == bytes,
+        "the refused database file was modified"
+    );
+}
+
+#[test]
+fn a_newer_schema_in_rollback_journal_mode_is_left_in_that_mode() {
+    // A database written by a newer release that chose another journal mode: refusing it must
+    // not convert it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("newer-journal.sqlite");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE future (x INTEGER); INSERT INTO future VALUES (42);
+         PRAGMA user_version = {};",
+        SCHEMA_VERSION + 1
+    ))
+    .unwrap();
+    drop(conn);
+    let bytes = std::fs::read(&path).unwrap();
+
+    assert_refused_as_newer(SqliteStore::open(&path));
+
+    let conn = Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    drop(conn);
+    assert_eq!(
+        mode, "delete",
+        "the refused database was switched to another journal mode"
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == bytes,
+        "the refused database file was modified"
+    );
+}
+
+#[test]
+fn every_older_version_is_migrated_to_the_current_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let current = dir.path().join("current.sqlite");
+    database_at(&current, migration_scripts().len());
+    for version in 0..migration_scripts().len() {
+        let path = dir.path().join(format!("v{version}.sqlite"));
+        database_at(&path, version);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        drop(store);
+        assert_eq!(
+            user_version(&path),
+            SCHEMA_VERSION,
+            "from version {version}"
+        );
+        assert_eq!(schema(&path), schema(&current), "from version {version}");
+    }
+}
+
+#[test]
+fn data_written_at_schema_version_1_survives_migration() {
+    // Schema version 1 is fixed forever (migrations are append-only), so rows written with its
+    // SQL stay valid input for every later version.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.sqlite");
+    database_at(&path, 1);
+    let seen = at(3_600);
+    let nanos = seen.timestamp_nanos_opt().unwrap();
+    let conn = Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO computers (id, hostname, hostname_key, os, os_version, architecture, macs,
+             last_seen, assignment_revision)
+         VALUES (7, 'PC-Seven', 'pc-seven', 'Windows', '11', 'x86_64',
+             'aa:bb:cc:dd:ee:01, aa:bb:cc:dd:ee:02', ?1, 3)",
+        [nanos],
+    )
+    .unwrap();
+    conn.execute("INSERT INTO families (id, name) VALUES (2, 'app')", [])
+        .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let computer = store.computer(ComputerId(7)).unwrap();
+    assert_eq!(computer.hostname, name("PC-Seven"));
+    assert_eq!(
+        (
+            computer.os.as_str(),
+            computer.os_version.as_str(),
+            computer.architecture.as_str()
+        ),
+        ("Windows", "11", "x86_64")
+    );
+    let macs: Vec<MacAddress> = vec![
+        "aa:bb:cc:dd:ee:01".parse().unwrap(),
+        "aa:bb:cc:dd:ee:02".parse().unwrap(),
+    ];
+    assert_eq!(computer.macs, macs);
+    assert_eq!(computer.last_seen, Some(seen));
+    assert_eq!(store.assignments(ComputerId(7)).unwrap().1 .0, 3);
+    assert_eq!(
+        store
+            .computer_by_hostname("pc-SEVEN")
+            .unwrap()
+            .map(|c| c.id),
+        Some(ComputerId(7))
+    );
+    assert_eq!(
+        store.list_families(Page::first(10)).unwrap()[0].name,
+        name("app")
+    );
+    // New ids continue after the migrated ones.
+    let next = store.create_computer(new_computer("pc8")).unwrap();
+    assert!(next.id > ComputerId(7));
+}
+
+#[test]
+fn a_failing_migration_changes_nothing() {
+    // A version-0 file that already has a table the first migration creates: the migration
+    // fails, and no part of it stays behind.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clash.sqlite");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE jobs (unrelated TEXT); INSERT INTO jobs VALUES ('kept');")
+        .unwrap();
+    drop(conn);
+    let before = raw_dump(&path);
+    let schema_before = schema(&path);
+
+    let result = SqliteStore::open(&path);
+    assert!(
+        matches!(result, Err(StoreError::Backend(_))),
+        "opening a clashing version-0 file gave {:?}",
+        result.as_ref().map(|_| ())
+    );
+
+    assert_eq!(user_version(&path), 0);
+    assert_eq!(
+        schema(&path),
+        schema_before,
+        "a half-run migration left objects behind"
+    );
+    assert_eq!(raw_dump(&path), before);
+}
