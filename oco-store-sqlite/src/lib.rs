@@ -154,6 +154,9 @@ impl SqliteStore {
         let path = path.as_ref();
         let mut writer = Connection::open(path).map_err(backend)?;
         configure(&writer, options)?;
+        // A database this code cannot use is refused before anything (journal mode included) is
+        // changed in the file.
+        schema::refuse_newer(&writer)?;
         // WAL is a property of the file: set once, by the writer.
         let mode: String = writer
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))

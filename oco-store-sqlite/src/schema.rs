@@ -24,6 +24,19 @@ pub(crate) fn version(conn: &Connection) -> StoreResult<u32> {
     })
 }
 
+/// Refuses a database whose schema is newer than this code's, without writing anything.
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming both versions.
+pub(crate) fn refuse_newer(conn: &Connection) -> StoreResult<()> {
+    let current = version(conn)?;
+    if current > SCHEMA_VERSION {
+        return Err(newer_schema(current));
+    }
+    Ok(())
+}
+
 /// Brings the database to [`SCHEMA_VERSION`] in one transaction: every missing migration, or none.
 ///
 /// # Errors
