@@ -115,7 +115,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(runtime) = statistics.total_runtime {
         println!("total runtime: {} hours", runtime.duration.num_hours());
     }
-    let chores = housekeeping(after, &store.housekeeping_snapshot()?, &settings);
+    let chores = housekeeping(after, &store.housekeeping_snapshot(after)?, &settings);
     store.apply(&chores.changes)?;
     println!("housekeeping a day after the end: {:?}", chores.summary);
     Ok(())

@@ -94,7 +94,7 @@ fn failing_store_fails_every_method_when_chosen() {
         }),
         ("deploy_snapshot", |s| s.deploy_snapshot().is_err()),
         ("housekeeping_snapshot", |s| {
-            s.housekeeping_snapshot().is_err()
+            s.housekeeping_snapshot(DateTime::UNIX_EPOCH).is_err()
         }),
         ("apply", |s| s.apply(&ChangeSet::default()).is_err()),
         ("computer_groups", |s| s.computer_groups().is_err()),

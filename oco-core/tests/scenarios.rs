@@ -227,7 +227,7 @@ impl<S: Store> Fleet<S> {
 
     /// A housekeeping run at `now`; its changes are applied.
     fn housekeep(&self, now: DateTime<Utc>) -> Housekeeping {
-        let snapshot = self.store.housekeeping_snapshot().unwrap();
+        let snapshot = self.store.housekeeping_snapshot(now).unwrap();
         let run = housekeeping(now, &snapshot, &self.settings);
         self.store.apply(&run.changes).unwrap();
         run

@@ -556,8 +556,8 @@ impl Store for SqliteStore {
         self.write(|c| write::delete_rule(c, id))
     }
 
-    fn housekeeping_snapshot(&self) -> StoreResult<HousekeepingSnapshot> {
-        self.read(read::housekeeping_snapshot)
+    fn housekeeping_snapshot(&self, now: DateTime<Utc>) -> StoreResult<HousekeepingSnapshot> {
+        self.read(|conn| read::housekeeping_snapshot(conn, now))
     }
 
     fn apply(&self, changes: &ChangeSet) -> StoreResult<Applied> {
@@ -773,7 +773,9 @@ mod tests {
             vec![sound, other_pc]
         );
         // Housekeeping leaves the unreadable container out; reports still read its sequence mode.
-        let housekeeping = store.housekeeping_snapshot().unwrap();
+        let housekeeping = store
+            .housekeeping_snapshot(DateTime::<Utc>::MAX_UTC)
+            .unwrap();
         assert!(housekeeping
             .containers
             .iter()
@@ -788,6 +790,25 @@ mod tests {
             .find(|j| j.origin == Origin::Container(broken))
             .unwrap();
         assert!(store.report_snapshot(job.id).is_ok());
+    }
+
+    #[test]
+    fn housekeeping_reads_no_jobs_of_containers_still_running() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let f = fixture(&store);
+        // Pending jobs, ends at at(86_400), wake packets already sent.
+        let running = container_with_job(&store, f.computers[0].id, &f.packages[0]);
+        let has = |now| {
+            store
+                .housekeeping_snapshot(now)
+                .unwrap()
+                .containers
+                .iter()
+                .any(|c| c.container.id == running)
+        };
+        assert!(!has(testkit::at(10)));
+        assert!(!has(testkit::at(86_399)));
+        assert!(has(testkit::at(86_400)));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use oco_core::chrono::{DateTime, Utc};
 use oco_core::model::resolve::resolve_package_group;
 use oco_core::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
@@ -914,23 +915,33 @@ pub(crate) fn rule_snapshot_for(
     })
 }
 
-pub(crate) fn housekeeping_snapshot(conn: &Connection) -> StoreResult<HousekeepingSnapshot> {
+pub(crate) fn housekeeping_snapshot(
+    conn: &Connection,
+    now: DateTime<Utc>,
+) -> StoreResult<HousekeepingSnapshot> {
     let snapshots = Snapshots::new(conn);
-    // Containers that may need something: without pending jobs (purge), with an end (expiry: the
-    // store does not know the time), or with wake packets not yet sent. A container that does not
-    // decode is left out: housekeeping then leaves it alone, and its getter reports it.
+    // Instants outside the stored range compare as the range's ends.
+    let now_nanos = encode::time(now).unwrap_or(if now.timestamp() > 0 {
+        i64::MAX
+    } else {
+        i64::MIN
+    });
+    // Containers that may need something at `now`: ended (expiry), wake packets due, or without
+    // pending jobs (purge). A container that does not decode is left out: housekeeping then
+    // leaves it alone, and its getter reports it.
     let candidates = rows(
         conn,
         concat!(
             "SELECT ",
             container_columns!(),
-            " FROM containers c WHERE c.schedule_end IS NOT NULL \
-               OR (c.wol_wake <> 0 AND c.wol_sent_at IS NULL) \
+            " FROM containers c WHERE c.schedule_end <= ?1 \
+               OR (c.wol_wake <> 0 AND c.wol_sent_at IS NULL AND c.enabled <> 0 \
+                   AND c.schedule_start <= ?1) \
                OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.container_id = c.id \
                               AND j.state IN ('waiting', 'downloading', 'executing')) \
              ORDER BY c.id"
         ),
-        [],
+        [now_nanos],
         |row| match container_row(row) {
             Ok(container) => Ok(Some(container)),
             Err(StoreError::Corrupt { .. }) => Ok(None),

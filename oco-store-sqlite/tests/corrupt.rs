@@ -161,7 +161,10 @@ fn check_corrupt_container(column: &str, garbage: &str) {
         Ok(_) | Err(StoreError::Corrupt { .. }) => {}
         Err(other) => panic!("report snapshot of a corrupt container's job: {other:?}"),
     }
-    match s.store.housekeeping_snapshot() {
+    match s
+        .store
+        .housekeeping_snapshot(oco_core::chrono::DateTime::UNIX_EPOCH)
+    {
         Ok(_) | Err(StoreError::Corrupt { .. }) => {}
         Err(other) => panic!("housekeeping with a corrupt container: {other:?}"),
     }

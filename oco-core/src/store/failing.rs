@@ -267,8 +267,8 @@ impl<S: Store> Store for FailingStore<S> {
     fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot> {
         self.call(|s| s.deploy_snapshot())
     }
-    fn housekeeping_snapshot(&self) -> StoreResult<HousekeepingSnapshot> {
-        self.call(|s| s.housekeeping_snapshot())
+    fn housekeeping_snapshot(&self, now: DateTime<Utc>) -> StoreResult<HousekeepingSnapshot> {
+        self.call(|s| s.housekeeping_snapshot(now))
     }
     fn apply(&self, changes: &ChangeSet) -> StoreResult<Applied> {
         self.call(|s| s.apply(changes))

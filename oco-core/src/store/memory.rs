@@ -984,7 +984,8 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn housekeeping_snapshot(&self) -> StoreResult<HousekeepingSnapshot> {
+    // Every container: the in-memory store has no index to leave any out by.
+    fn housekeeping_snapshot(&self, _now: DateTime<Utc>) -> StoreResult<HousekeepingSnapshot> {
         let state = self.lock();
         let mut computers = BTreeMap::new();
         let containers = state

@@ -204,8 +204,10 @@ pub trait Store: Send + Sync {
     /// and is removed with its last job (running ones go at their final report). [`Store::rule`]
     /// and the planner still see it until then.
     fn delete_rule(&self, id: RuleId) -> StoreResult<()>;
-    /// What housekeeping needs.
-    fn housekeeping_snapshot(&self) -> StoreResult<HousekeepingSnapshot>;
+    /// What housekeeping needs at `now`: at least every container that may need something then
+    /// (ended at `now`, wake packets due, or no pending jobs), with all its jobs; a store may
+    /// leave out the others, so that a run does not read the jobs of containers still running.
+    fn housekeeping_snapshot(&self, now: DateTime<Utc>) -> StoreResult<HousekeepingSnapshot>;
 
     // Writes.
 

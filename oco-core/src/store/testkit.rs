@@ -101,6 +101,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         housekeeping_snapshot_contents,
     ),
     (
+        "housekeeping_snapshot_has_what_may_need_something",
+        housekeeping_snapshot_has_what_may_need_something,
+    ),
+    (
         "delete_container_removes_its_jobs",
         delete_container_removes_its_jobs,
     ),
@@ -1859,6 +1863,50 @@ pub fn deploy_snapshot_contents(make: MakeStore<'_>) {
     assert!(s.assignments.get(&pc2).is_none_or(|a| a.is_empty()));
 }
 
+/// Housekeeping at `now` sees every container with pending jobs that has ended by then or whose
+/// wake packets are due, with all its jobs.
+pub fn housekeeping_snapshot_has_what_may_need_something(make: MakeStore<'_>) {
+    let store = make();
+    let f = fixture(store.as_ref());
+    let pending = || {
+        vec![job(
+            Origin::Container(ContainerId(0)),
+            f.computers[0].id,
+            &f.packages[0],
+            1,
+        )]
+    };
+    let create = |container: JobContainer| {
+        apply(
+            store.as_ref(),
+            vec![Change::CreateContainer {
+                container,
+                jobs: pending(),
+            }],
+        )
+        .containers[0]
+    };
+    // Ends at at(86_400) (see `container`), wake packets already sent.
+    let ending = create(container("ending"));
+    let mut waking = container("waking");
+    waking.schedule = Schedule::new(at(100), None).unwrap();
+    waking.wol.sent_at = None;
+    let waking = create(waking);
+
+    let has = |now, id| {
+        let snapshot = store.housekeeping_snapshot(now).unwrap();
+        snapshot
+            .containers
+            .iter()
+            .find(|c| c.container.id == id)
+            .map(|c| c.jobs.len())
+    };
+    assert_eq!(has(at(86_400), ending), Some(1), "ended at now");
+    assert_eq!(has(at(90_000), ending), Some(1), "ended before now");
+    assert_eq!(has(at(100), waking), Some(1), "wake packets due at now");
+    assert_eq!(has(at(200), waking), Some(1), "wake packets overdue");
+}
+
 /// Housekeeping sees a container whose jobs are all final, with all its jobs and their
 /// computers.
 pub fn housekeeping_snapshot_contents(make: MakeStore<'_>) {
@@ -1877,7 +1925,7 @@ pub fn housekeeping_snapshot_contents(make: MakeStore<'_>) {
             done(f.computers[1].id, &f.packages[0], JobState::Failed),
         ],
     );
-    let s = store.housekeeping_snapshot().unwrap();
+    let s = store.housekeeping_snapshot(at(0)).unwrap();
     let entry = s
         .containers
         .iter()
@@ -2014,7 +2062,7 @@ pub fn tombstones_are_purged_by_age(make: MakeStore<'_>) {
     let store = make();
     let w = world(store.as_ref());
     assert_eq!(
-        store.housekeeping_snapshot().unwrap().oldest_tombstone,
+        store.housekeeping_snapshot(at(0)).unwrap().oldest_tombstone,
         None
     );
     let [first, second] = [w.rule_jobs[0], w.rule_jobs[1]];
@@ -2030,7 +2078,7 @@ pub fn tombstones_are_purged_by_age(make: MakeStore<'_>) {
         );
     }
     assert_eq!(
-        store.housekeeping_snapshot().unwrap().oldest_tombstone,
+        store.housekeeping_snapshot(at(0)).unwrap().oldest_tombstone,
         Some(at(40))
     );
     apply(
@@ -2046,7 +2094,7 @@ pub fn tombstones_are_purged_by_age(make: MakeStore<'_>) {
     );
     assert!(store.report_snapshot(second).unwrap().deleted);
     assert_eq!(
-        store.housekeeping_snapshot().unwrap().oldest_tombstone,
+        store.housekeeping_snapshot(at(0)).unwrap().oldest_tombstone,
         Some(at(50))
     );
 }
@@ -2142,7 +2190,7 @@ pub fn delete_container_removes_its_jobs(make: MakeStore<'_>) {
         .collect();
     assert_eq!(left, w.rule_jobs);
     assert!(store
-        .housekeeping_snapshot()
+        .housekeeping_snapshot(at(0))
         .unwrap()
         .containers
         .iter()
