@@ -150,6 +150,9 @@ impl<S: Store> Store for FailingStore<S> {
     fn rule_snapshot(&self) -> StoreResult<RuleSnapshot> {
         self.call(|s| s.rule_snapshot())
     }
+    fn rule_snapshot_for(&self, computers: &[ComputerId]) -> StoreResult<RuleSnapshot> {
+        self.call(|s| s.rule_snapshot_for(computers))
+    }
     fn delete_rule(&self, id: RuleId) -> StoreResult<()> {
         self.call(|s| s.delete_rule(id))
     }

@@ -183,6 +183,22 @@ pub trait Store: Send + Sync {
     fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot>;
     /// What rule evaluation needs.
     fn rule_snapshot(&self) -> StoreResult<RuleSnapshot>;
+    /// The rule snapshot restricted to `computers`: every rule (as [`Store::rule_snapshot`]),
+    /// every group with its direct members filtered to those computers (package groups
+    /// complete), those computers, the packages of every rule's package group (with their
+    /// dependencies) and of those computers' assignments, those computers' assignments and
+    /// assignment revisions, and the rules' jobs on those computers. Evaluating any rule with
+    /// [`Scope::computers(computers)`](crate::rules::Scope::computers) on
+    /// [`RuleWorld::from_snapshot`](crate::rules::RuleWorld::from_snapshot) of it gives the same
+    /// diff as on the full snapshot.
+    ///
+    /// The provided implementation filters [`Store::rule_snapshot`] (correct, but it reads
+    /// everything); a store with indexes overrides it, so that re-evaluating the rules of one
+    /// computer that joined a group reads only what concerns that computer. Unknown computers
+    /// are left out.
+    fn rule_snapshot_for(&self, computers: &[ComputerId]) -> StoreResult<RuleSnapshot> {
+        Ok(restrict_rule_snapshot(self.rule_snapshot()?, computers))
+    }
     /// Deletes a rule: at once if it has no jobs; otherwise it leaves [`Store::rule_snapshot`] and
     /// [`Store::list_rules`] now (so rule evaluation retires its jobs instead of recreating them)
     /// and is removed with its last job (running ones go at their final report). [`Store::rule`]
@@ -199,4 +215,82 @@ pub trait Store: Send + Sync {
     /// Applies several change sets in one commit, each atomically on its own: a failing one
     /// changes nothing and does not affect the others. One result per change set, in order.
     fn apply_many(&self, sets: &[ChangeSet]) -> Vec<StoreResult<Applied>>;
+}
+
+/// `snapshot` restricted to `computers`, as [`Store::rule_snapshot_for`] describes it.
+fn restrict_rule_snapshot(snapshot: RuleSnapshot, computers: &[ComputerId]) -> RuleSnapshot {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use crate::model::resolve::resolve_package_group;
+
+    let RuleSnapshot {
+        deploy,
+        rules,
+        assignment_revisions,
+        jobs,
+    } = snapshot;
+    let wanted: BTreeSet<ComputerId> = computers.iter().copied().collect();
+    let assignments: BTreeMap<ComputerId, Vec<Assignment>> = deploy
+        .assignments
+        .into_iter()
+        .filter(|(computer, _)| wanted.contains(computer))
+        .collect();
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .filter(|job| wanted.contains(&job.computer) && matches!(job.origin, Origin::Rule(_)))
+        .collect();
+    // Packages: every rule's (with dependencies, transitively), the assigned ones, and those of
+    // the jobs kept.
+    let mut packages = BTreeSet::new();
+    let mut todo: Vec<PackageId> = rules
+        .iter()
+        .flat_map(|rule| {
+            resolve_package_group(
+                rule.package_group,
+                &deploy.package_groups,
+                &deploy.package_group_members,
+            )
+        })
+        .chain(assignments.values().flatten().map(|a| a.package))
+        .chain(jobs.iter().map(|job| job.package))
+        .collect();
+    while let Some(id) = todo.pop() {
+        if packages.insert(id) {
+            if let Some(package) = deploy.packages.get(&id) {
+                todo.extend(package.dependencies.iter().copied());
+            }
+        }
+    }
+    RuleSnapshot {
+        deploy: super::DeploySnapshot {
+            computers: deploy
+                .computers
+                .into_iter()
+                .filter(|(id, _)| wanted.contains(id))
+                .collect(),
+            computer_groups: deploy.computer_groups,
+            computer_group_members: deploy
+                .computer_group_members
+                .into_iter()
+                .map(|(group, members)| {
+                    let members = members.into_iter().filter(|m| wanted.contains(m));
+                    (group, members.collect())
+                })
+                .collect(),
+            packages: deploy
+                .packages
+                .into_iter()
+                .filter(|(id, _)| packages.contains(id))
+                .collect(),
+            package_groups: deploy.package_groups,
+            package_group_members: deploy.package_group_members,
+            assignments,
+        },
+        rules,
+        assignment_revisions: assignment_revisions
+            .into_iter()
+            .filter(|(computer, _)| wanted.contains(computer))
+            .collect(),
+        jobs,
+    }
 }

@@ -1,0 +1,977 @@
+//! Reads: getters, listings and the core's snapshots, each run inside one read transaction by
+//! the caller.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use oco_core::model::resolve::resolve_package_group;
+use oco_core::model::{
+    Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
+    FamilyId, Job, JobContainer, JobId, Origin, Package, PackageFamily, PackageGroup,
+    PackageGroupId, PackageId, Revision, RuleId, SequenceMode,
+};
+use oco_core::store::{
+    AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot, JobFilter,
+    OriginInfo, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState, StoreError,
+    StoreResult,
+};
+use rusqlite::{params, Connection, OptionalExtension, Params, Row};
+
+use crate::backend;
+use crate::encode::{
+    self, assignment_row, computer_columns, computer_row, container_columns, container_row,
+    corrupt, from_revision, from_time, get, job_columns, job_row, package_columns, package_row,
+    parse_column, parse_policy, rule_columns, rule_row,
+};
+
+/// `FROM` of a job read: the job joined with its snapshot.
+macro_rules! from_jobs {
+    () => {
+        " FROM jobs j JOIN job_snapshots s ON s.id = j.snapshot_id "
+    };
+}
+
+pub(crate) fn not_found(what: &'static str, id: impl ToString) -> StoreError {
+    StoreError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+/// The rows of a prepared query, each decoded by `decode`.
+pub(crate) fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = statement.query(params).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
+/// The first row of a prepared query, decoded, if any.
+pub(crate) fn row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let mut statement = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = statement.query(params).map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => decode(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Column 0 as an `i64`.
+pub(crate) fn int(row: &Row<'_>) -> StoreResult<i64> {
+    row.get(0).map_err(backend)
+}
+
+/// A page's bounds as SQL parameters: the id to start after and the limit.
+fn bounds(page: Page) -> (i64, i64) {
+    (
+        page.after.unwrap_or(i64::MIN),
+        i64::try_from(page.limit).unwrap_or(i64::MAX),
+    )
+}
+
+pub(crate) fn computer_exists(conn: &Connection, id: ComputerId) -> StoreResult<bool> {
+    Ok(row(conn, "SELECT 1 FROM computers WHERE id = ?1", [id.0], int)?.is_some())
+}
+
+pub(crate) fn computer(conn: &Connection, id: ComputerId) -> StoreResult<Computer> {
+    row(
+        conn,
+        concat!(
+            "SELECT ",
+            computer_columns!(),
+            " FROM computers c WHERE c.id = ?1"
+        ),
+        [id.0],
+        computer_row,
+    )?
+    .ok_or_else(|| not_found("computer", id))
+}
+
+pub(crate) fn computer_by_hostname(
+    conn: &Connection,
+    hostname: &str,
+) -> StoreResult<Option<Computer>> {
+    let key = hostname.trim().to_lowercase();
+    row(
+        conn,
+        concat!(
+            "SELECT ",
+            computer_columns!(),
+            " FROM computers c WHERE c.hostname_key = ?1"
+        ),
+        [key],
+        computer_row,
+    )
+}
+
+pub(crate) fn list_computers(conn: &Connection, page: Page) -> StoreResult<Vec<Computer>> {
+    let (after, limit) = bounds(page);
+    rows(
+        conn,
+        concat!(
+            "SELECT ",
+            computer_columns!(),
+            " FROM computers c WHERE c.id > ?1 ORDER BY c.id LIMIT ?2"
+        ),
+        params![after, limit],
+        computer_row,
+    )
+}
+
+pub(crate) fn credentials(conn: &Connection, id: ComputerId) -> StoreResult<AgentCredentials> {
+    if !computer_exists(conn, id)? {
+        return Err(not_found("computer", id));
+    }
+    let stored = row(
+        conn,
+        "SELECT agent_key, previous_agent_key, server_key, last_hello FROM credentials \
+         WHERE computer_id = ?1",
+        [id.0],
+        |row| {
+            let decode = || -> Result<AgentCredentials, String> {
+                Ok(AgentCredentials {
+                    agent_key: get(row, 0, "agent_key")?,
+                    previous_agent_key: get(row, 1, "previous_agent_key")?,
+                    server_key: get(row, 2, "server_key")?,
+                    last_hello: get(row, 3, "last_hello")?,
+                })
+            };
+            decode().map_err(|reason| corrupt("credentials of computer", id.0, reason))
+        },
+    )?;
+    Ok(stored.unwrap_or_default())
+}
+
+pub(crate) fn server_state(conn: &Connection) -> StoreResult<ServerState> {
+    let stored = row(
+        conn,
+        "SELECT last_response_timestamp, admin_token_hash FROM server_state WHERE id = 1",
+        [],
+        |row| {
+            let decode = || -> Result<ServerState, String> {
+                Ok(ServerState {
+                    last_response_timestamp: get(row, 0, "last_response_timestamp")?,
+                    admin_token_hash: get(row, 1, "admin_token_hash")?,
+                })
+            };
+            decode().map_err(|reason| corrupt("server state", 1, reason))
+        },
+    )?;
+    Ok(stored.unwrap_or_default())
+}
+
+fn family_row(row: &Row<'_>) -> StoreResult<PackageFamily> {
+    let id: i64 = row.get(0).map_err(backend)?;
+    let name =
+        encode::name(row, 1, "name").map_err(|reason| corrupt("package family", id, reason))?;
+    Ok(PackageFamily {
+        id: FamilyId(id),
+        name,
+    })
+}
+
+pub(crate) fn family(conn: &Connection, id: FamilyId) -> StoreResult<PackageFamily> {
+    row(
+        conn,
+        "SELECT id, name FROM families WHERE id = ?1",
+        [id.0],
+        family_row,
+    )?
+    .ok_or_else(|| not_found("package family", id))
+}
+
+pub(crate) fn list_families(conn: &Connection, page: Page) -> StoreResult<Vec<PackageFamily>> {
+    let (after, limit) = bounds(page);
+    rows(
+        conn,
+        "SELECT id, name FROM families WHERE id > ?1 ORDER BY id LIMIT ?2",
+        params![after, limit],
+        family_row,
+    )
+}
+
+pub(crate) fn package(conn: &Connection, id: PackageId) -> StoreResult<Package> {
+    row(
+        conn,
+        concat!(
+            "SELECT ",
+            package_columns!(),
+            " FROM packages WHERE id = ?1"
+        ),
+        [id.0],
+        package_row,
+    )?
+    .ok_or_else(|| not_found("package", id))
+}
+
+pub(crate) fn list_packages(conn: &Connection, page: Page) -> StoreResult<Vec<Package>> {
+    let (after, limit) = bounds(page);
+    rows(
+        conn,
+        concat!(
+            "SELECT ",
+            package_columns!(),
+            " FROM packages WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ),
+        params![after, limit],
+        package_row,
+    )
+}
+
+fn computer_group_row(row: &Row<'_>) -> StoreResult<ComputerGroup> {
+    let id: i64 = row.get(0).map_err(backend)?;
+    let decode = || -> Result<ComputerGroup, String> {
+        Ok(ComputerGroup {
+            id: ComputerGroupId(id),
+            name: encode::name(row, 1, "name")?,
+            parent: get::<Option<i64>>(row, 2, "parent_id")?.map(ComputerGroupId),
+        })
+    };
+    decode().map_err(|reason| corrupt("computer group", id, reason))
+}
+
+fn package_group_row(row: &Row<'_>) -> StoreResult<PackageGroup> {
+    let id: i64 = row.get(0).map_err(backend)?;
+    let decode = || -> Result<PackageGroup, String> {
+        Ok(PackageGroup {
+            id: PackageGroupId(id),
+            name: encode::name(row, 1, "name")?,
+            parent: get::<Option<i64>>(row, 2, "parent_id")?.map(PackageGroupId),
+        })
+    };
+    decode().map_err(|reason| corrupt("package group", id, reason))
+}
+
+fn pair(row: &Row<'_>) -> StoreResult<(i64, i64)> {
+    Ok((row.get(0).map_err(backend)?, row.get(1).map_err(backend)?))
+}
+
+/// Every computer group with its direct members (by computer id), by group id; with `only`,
+/// the members are filtered to those computers.
+fn computer_groups_filtered(
+    conn: &Connection,
+    only: Option<&BTreeSet<ComputerId>>,
+) -> StoreResult<Vec<(ComputerGroup, Vec<ComputerId>)>> {
+    let groups = rows(
+        conn,
+        "SELECT id, name, parent_id FROM computer_groups ORDER BY id",
+        [],
+        computer_group_row,
+    )?;
+    let mut members: BTreeMap<ComputerGroupId, Vec<ComputerId>> = BTreeMap::new();
+    match only {
+        None => {
+            for (group, computer) in rows(
+                conn,
+                "SELECT group_id, computer_id FROM computer_group_members \
+                 ORDER BY group_id, computer_id",
+                [],
+                pair,
+            )? {
+                members
+                    .entry(ComputerGroupId(group))
+                    .or_default()
+                    .push(ComputerId(computer));
+            }
+        }
+        Some(computers) => {
+            for computer in computers {
+                for group in rows(
+                    conn,
+                    "SELECT group_id FROM computer_group_members WHERE computer_id = ?1",
+                    [computer.0],
+                    int,
+                )? {
+                    members
+                        .entry(ComputerGroupId(group))
+                        .or_default()
+                        .push(*computer);
+                }
+            }
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|group| {
+            let list = members.remove(&group.id).unwrap_or_default();
+            (group, list)
+        })
+        .collect())
+}
+
+pub(crate) fn computer_groups(
+    conn: &Connection,
+) -> StoreResult<Vec<(ComputerGroup, Vec<ComputerId>)>> {
+    computer_groups_filtered(conn, None)
+}
+
+pub(crate) fn package_groups(
+    conn: &Connection,
+) -> StoreResult<Vec<(PackageGroup, Vec<PackageId>)>> {
+    let groups = rows(
+        conn,
+        "SELECT id, name, parent_id FROM package_groups ORDER BY id",
+        [],
+        package_group_row,
+    )?;
+    let mut members: BTreeMap<PackageGroupId, Vec<PackageId>> = BTreeMap::new();
+    for (group, package) in rows(
+        conn,
+        "SELECT group_id, package_id FROM package_group_members ORDER BY group_id, position",
+        [],
+        pair,
+    )? {
+        members
+            .entry(PackageGroupId(group))
+            .or_default()
+            .push(PackageId(package));
+    }
+    Ok(groups
+        .into_iter()
+        .map(|group| {
+            let list = members.remove(&group.id).unwrap_or_default();
+            (group, list)
+        })
+        .collect())
+}
+
+/// A computer's assignments, oldest first (then by package id).
+fn assignments_of(conn: &Connection, computer: ComputerId) -> StoreResult<Vec<Assignment>> {
+    rows(
+        conn,
+        "SELECT computer_id, package_id, installed_at, job_id FROM assignments \
+         WHERE computer_id = ?1 ORDER BY installed_at, package_id",
+        [computer.0],
+        assignment_row,
+    )
+}
+
+/// A computer's assignment revision, if the computer exists.
+pub(crate) fn assignment_revision(
+    conn: &Connection,
+    computer: ComputerId,
+) -> StoreResult<Option<Revision>> {
+    row(
+        conn,
+        "SELECT assignment_revision FROM computers WHERE id = ?1",
+        [computer.0],
+        |row| from_revision(int(row)?).map_err(|reason| corrupt("computer", computer.0, reason)),
+    )
+}
+
+pub(crate) fn assignments(
+    conn: &Connection,
+    computer: ComputerId,
+) -> StoreResult<(Vec<Assignment>, Revision)> {
+    let revision =
+        assignment_revision(conn, computer)?.ok_or_else(|| not_found("computer", computer))?;
+    Ok((assignments_of(conn, computer)?, revision))
+}
+
+pub(crate) fn container(conn: &Connection, id: ContainerId) -> StoreResult<JobContainer> {
+    row(
+        conn,
+        concat!(
+            "SELECT ",
+            container_columns!(),
+            " FROM containers WHERE id = ?1"
+        ),
+        [id.0],
+        container_row,
+    )?
+    .ok_or_else(|| not_found("container", id))
+}
+
+pub(crate) fn list_containers(conn: &Connection, page: Page) -> StoreResult<Vec<JobContainer>> {
+    let (after, limit) = bounds(page);
+    rows(
+        conn,
+        concat!(
+            "SELECT ",
+            container_columns!(),
+            " FROM containers WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ),
+        params![after, limit],
+        container_row,
+    )
+}
+
+pub(crate) fn rule(conn: &Connection, id: RuleId) -> StoreResult<DeploymentRule> {
+    row(
+        conn,
+        concat!("SELECT ", rule_columns!(), " FROM rules WHERE id = ?1"),
+        [id.0],
+        rule_row,
+    )?
+    .ok_or_else(|| not_found("rule", id))
+}
+
+pub(crate) fn list_rules(conn: &Connection, page: Page) -> StoreResult<Vec<DeploymentRule>> {
+    let (after, limit) = bounds(page);
+    rows(
+        conn,
+        concat!(
+            "SELECT ",
+            rule_columns!(),
+            " FROM rules WHERE id > ?1 AND deleting = 0 ORDER BY id LIMIT ?2"
+        ),
+        params![after, limit],
+        rule_row,
+    )
+}
+
+/// Every rule that is not being deleted, by id.
+fn live_rules(conn: &Connection) -> StoreResult<Vec<DeploymentRule>> {
+    rows(
+        conn,
+        concat!(
+            "SELECT ",
+            rule_columns!(),
+            " FROM rules WHERE deleting = 0 ORDER BY id"
+        ),
+        [],
+        rule_row,
+    )
+}
+
+pub(crate) fn job(conn: &Connection, id: JobId) -> StoreResult<Job> {
+    row(
+        conn,
+        concat!("SELECT ", job_columns!(), from_jobs!(), "WHERE j.id = ?1"),
+        [id.0],
+        job_row,
+    )?
+    .ok_or_else(|| not_found("job", id))
+}
+
+pub(crate) fn list_jobs(
+    conn: &Connection,
+    filter: &JobFilter,
+    page: Page,
+) -> StoreResult<Vec<Job>> {
+    let (after, limit) = bounds(page);
+    let mut sql = String::from(concat!(
+        "SELECT ",
+        job_columns!(),
+        from_jobs!(),
+        "WHERE j.id > ?1"
+    ));
+    let mut values: Vec<rusqlite::types::Value> = vec![after.into(), limit.into()];
+    let mut condition = |column: &str, value: rusqlite::types::Value| {
+        values.push(value);
+        sql.push_str(&format!(" AND j.{column} = ?{}", values.len()));
+    };
+    match filter.origin {
+        Some(Origin::Container(id)) => condition("container_id", id.0.into()),
+        Some(Origin::Rule(id)) => condition("rule_id", id.0.into()),
+        None => {}
+    }
+    if let Some(computer) = filter.computer {
+        condition("computer_id", computer.0.into());
+    }
+    if let Some(package) = filter.package {
+        condition("package_id", package.0.into());
+    }
+    if let Some(state) = filter.state {
+        condition("state", encode::TextEnum::text(state).to_owned().into());
+    }
+    sql.push_str(" ORDER BY j.id LIMIT ?2");
+    rows(conn, &sql, rusqlite::params_from_iter(values), job_row)
+}
+
+/// An origin's fields as the planner reads them; a row that does not decode gives `Err` in the
+/// policy (and no schedule if that is what does not decode).
+fn origin_info(conn: &Connection, origin: Origin) -> StoreResult<Option<OriginInfo>> {
+    match origin {
+        Origin::Container(id) => row(
+            conn,
+            concat!(
+                "SELECT enabled, created_at, schedule_start, schedule_end, ",
+                encode::policy_columns!(),
+                " FROM containers WHERE id = ?1"
+            ),
+            [id.0],
+            |row| Ok(planner_origin(row, true, "container", id.0)),
+        ),
+        Origin::Rule(id) => row(
+            conn,
+            concat!(
+                "SELECT enabled, created_at, NULL, NULL, ",
+                encode::policy_columns!(),
+                " FROM rules WHERE id = ?1"
+            ),
+            [id.0],
+            |row| Ok(planner_origin(row, false, "rule", id.0)),
+        ),
+    }
+}
+
+fn planner_origin(row: &Row<'_>, container: bool, what: &str, id: i64) -> OriginInfo {
+    let enabled = get::<bool>(row, 0, "enabled");
+    let created_at = get::<i64>(row, 1, "created_at").map(from_time);
+    let schedule = if container {
+        encode::schedule(row, 2).map(Some)
+    } else {
+        Ok(None)
+    };
+    let policy = parse_policy(row, 4);
+    // Whatever does not decode holds the origin's jobs, with the first reason.
+    let problem = [
+        enabled.as_ref().err(),
+        created_at.as_ref().err(),
+        schedule.as_ref().err(),
+        policy.as_ref().err(),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .map(|reason| format!("stored {what} {id} is corrupt: {reason}"));
+    OriginInfo {
+        enabled: enabled.unwrap_or(false),
+        created_at: created_at.unwrap_or_default(),
+        schedule: schedule.ok().flatten(),
+        policy: match problem {
+            Some(reason) => Err(reason),
+            None => policy,
+        },
+        failed: Vec::new(),
+    }
+}
+
+pub(crate) fn planner_snapshot(
+    conn: &Connection,
+    computer_id: ComputerId,
+) -> StoreResult<PlannerSnapshot> {
+    let computer = computer(conn, computer_id)?;
+    let mut jobs = rows(
+        conn,
+        concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs j INDEXED BY jobs_by_computer JOIN job_snapshots s ON s.id = j.snapshot_id \
+             WHERE j.computer_id = ?1 AND j.state IN (",
+            "'waiting', 'downloading', 'executing'",
+            ")"
+        ),
+        [computer_id.0],
+        job_row,
+    )?;
+    jobs.sort_unstable_by_key(|job| job.id);
+    let mut origins = BTreeMap::new();
+    for job in &jobs {
+        if origins.contains_key(&job.origin) {
+            continue;
+        }
+        let info = origin_info(conn, job.origin)?.ok_or_else(|| missing_origin(job))?;
+        origins.insert(job.origin, info);
+    }
+    if !origins.is_empty() {
+        for (id, container, rule, sequence) in rows(
+            conn,
+            "SELECT id, container_id, rule_id, sequence FROM jobs \
+             WHERE computer_id = ?1 AND state = 'failed'",
+            [computer_id.0],
+            |row| {
+                let id: i64 = int(row)?;
+                let decode = || -> Result<(i64, Option<i64>, Option<i64>, u32), String> {
+                    Ok((
+                        id,
+                        get(row, 1, "container_id")?,
+                        get(row, 2, "rule_id")?,
+                        encode::narrow("sequence", get(row, 3, "sequence")?)?,
+                    ))
+                };
+                decode().map_err(|reason| corrupt("job", id, reason))
+            },
+        )? {
+            let origin = match (container, rule) {
+                (Some(c), _) => Origin::Container(ContainerId(c)),
+                (None, Some(r)) => Origin::Rule(RuleId(r)),
+                (None, None) => continue,
+            };
+            if let Some(info) = origins.get_mut(&origin) {
+                info.failed.push(FailedJob {
+                    id: JobId(id),
+                    sequence,
+                });
+            }
+        }
+        for info in origins.values_mut() {
+            info.failed.sort_by_key(|f| (f.sequence, f.id));
+        }
+    }
+    Ok(PlannerSnapshot {
+        computer,
+        jobs,
+        origins,
+    })
+}
+
+/// A job whose origin is gone: impossible while foreign keys hold, reported rather than
+/// panicked on.
+fn missing_origin(job: &Job) -> StoreError {
+    StoreError::Corrupt {
+        what: "job",
+        id: job.id.to_string(),
+        reason: format!("its origin {} does not exist", job.origin),
+    }
+}
+
+pub(crate) fn report_snapshot(conn: &Connection, id: JobId) -> StoreResult<ReportSnapshot> {
+    let (job, deleted) = match row(
+        conn,
+        concat!("SELECT ", job_columns!(), from_jobs!(), "WHERE j.id = ?1"),
+        [id.0],
+        job_row,
+    )? {
+        Some(job) => (job, false),
+        None => {
+            let tombstone = row(
+                conn,
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM tombstones j JOIN job_snapshots s ON s.id = j.snapshot_id \
+                     WHERE j.id = ?1"
+                ),
+                [id.0],
+                job_row,
+            )?;
+            (tombstone.ok_or_else(|| not_found("job", id))?, true)
+        }
+    };
+    let (mode_sql, origin_sql, origin_id) = match job.origin {
+        Origin::Container(c) => (
+            "SELECT sequence_mode FROM containers WHERE id = ?1",
+            concat!(
+                "SELECT ",
+                job_columns!(),
+                from_jobs!(),
+                "WHERE j.computer_id = ?1 AND j.container_id = ?2 AND j.id <> ?3 ORDER BY j.id"
+            ),
+            c.0,
+        ),
+        Origin::Rule(r) => (
+            "SELECT sequence_mode FROM rules WHERE id = ?1",
+            concat!(
+                "SELECT ",
+                job_columns!(),
+                from_jobs!(),
+                "WHERE j.computer_id = ?1 AND j.rule_id = ?2 AND j.id <> ?3 ORDER BY j.id"
+            ),
+            r.0,
+        ),
+    };
+    let what = match job.origin {
+        Origin::Container(_) => "container",
+        Origin::Rule(_) => "rule",
+    };
+    let sequence_mode: SequenceMode = row(conn, mode_sql, [origin_id], |row| {
+        let text: String = row.get(0).map_err(backend)?;
+        parse_column("sequence_mode", &text).map_err(|reason| corrupt(what, origin_id, reason))
+    })?
+    .ok_or_else(|| missing_origin(&job))?;
+    let origin_jobs = rows(
+        conn,
+        origin_sql,
+        params![job.computer.0, origin_id, job.id.0],
+        job_row,
+    )?;
+    let family_assignments = rows(
+        conn,
+        "SELECT a.computer_id, a.package_id, a.installed_at, a.job_id FROM assignments a \
+         JOIN packages p ON p.id = a.package_id \
+         WHERE a.computer_id = ?1 \
+           AND p.family_id = (SELECT family_id FROM packages WHERE id = ?2) \
+         ORDER BY a.installed_at, a.package_id",
+        params![job.computer.0, job.package.0],
+        assignment_row,
+    )?;
+    let assignment_revision = assignment_revision(conn, job.computer)?.unwrap_or_default();
+    Ok(ReportSnapshot {
+        job,
+        deleted,
+        sequence_mode,
+        origin_jobs,
+        family_assignments,
+        assignment_revision,
+    })
+}
+
+/// The deploy snapshot: everything, or with `only` the computers, memberships and assignments of
+/// those computers (the packages are the caller's to filter).
+fn deploy_snapshot_of(
+    conn: &Connection,
+    only: Option<&BTreeSet<ComputerId>>,
+) -> StoreResult<DeploySnapshot> {
+    let mut snapshot = DeploySnapshot::default();
+    match only {
+        None => {
+            for computer in rows(
+                conn,
+                concat!(
+                    "SELECT ",
+                    computer_columns!(),
+                    " FROM computers c ORDER BY c.id"
+                ),
+                [],
+                computer_row,
+            )? {
+                snapshot.computers.insert(computer.id, computer);
+            }
+            for assignment in rows(
+                conn,
+                "SELECT computer_id, package_id, installed_at, job_id FROM assignments \
+                 ORDER BY computer_id, installed_at, package_id",
+                [],
+                assignment_row,
+            )? {
+                snapshot
+                    .assignments
+                    .entry(assignment.computer)
+                    .or_default()
+                    .push(assignment);
+            }
+        }
+        Some(computers) => {
+            for &id in computers {
+                let Some(computer) = row(
+                    conn,
+                    concat!(
+                        "SELECT ",
+                        computer_columns!(),
+                        " FROM computers c WHERE c.id = ?1"
+                    ),
+                    [id.0],
+                    computer_row,
+                )?
+                else {
+                    continue;
+                };
+                snapshot.computers.insert(id, computer);
+                let list = assignments_of(conn, id)?;
+                if !list.is_empty() {
+                    snapshot.assignments.insert(id, list);
+                }
+            }
+        }
+    }
+    for (group, members) in computer_groups_filtered(conn, only)? {
+        snapshot.computer_group_members.insert(group.id, members);
+        snapshot.computer_groups.push(group);
+    }
+    for (group, members) in package_groups(conn)? {
+        snapshot.package_group_members.insert(group.id, members);
+        snapshot.package_groups.push(group);
+    }
+    if only.is_none() {
+        for package in rows(
+            conn,
+            concat!("SELECT ", package_columns!(), " FROM packages ORDER BY id"),
+            [],
+            package_row,
+        )? {
+            snapshot.packages.insert(package.id, package);
+        }
+    }
+    Ok(snapshot)
+}
+
+pub(crate) fn deploy_snapshot(conn: &Connection) -> StoreResult<DeploySnapshot> {
+    deploy_snapshot_of(conn, None)
+}
+
+/// Each computer's assignment revision, where it is not 0.
+fn assignment_revisions(
+    conn: &Connection,
+    only: Option<&BTreeSet<ComputerId>>,
+) -> StoreResult<BTreeMap<ComputerId, Revision>> {
+    let decode = |row: &Row<'_>| -> StoreResult<(ComputerId, Revision)> {
+        let (id, revision) = pair(row)?;
+        let revision = from_revision(revision).map_err(|reason| corrupt("computer", id, reason))?;
+        Ok((ComputerId(id), revision))
+    };
+    let list = match only {
+        None => rows(
+            conn,
+            "SELECT id, assignment_revision FROM computers WHERE assignment_revision <> 0",
+            [],
+            decode,
+        )?,
+        Some(computers) => {
+            let mut list = Vec::new();
+            for computer in computers {
+                list.extend(row(
+                    conn,
+                    "SELECT id, assignment_revision FROM computers \
+                     WHERE id = ?1 AND assignment_revision <> 0",
+                    [computer.0],
+                    decode,
+                )?);
+            }
+            list
+        }
+    };
+    Ok(list.into_iter().collect())
+}
+
+pub(crate) fn rule_snapshot(conn: &Connection) -> StoreResult<RuleSnapshot> {
+    Ok(RuleSnapshot {
+        deploy: deploy_snapshot_of(conn, None)?,
+        rules: live_rules(conn)?,
+        assignment_revisions: assignment_revisions(conn, None)?,
+        jobs: rows(
+            conn,
+            concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM jobs j INDEXED BY jobs_by_rule JOIN job_snapshots s \
+                 ON s.id = j.snapshot_id WHERE j.rule_id IS NOT NULL \
+                 ORDER BY j.rule_id, j.computer_id, j.package_id, j.kind"
+            ),
+            [],
+            job_row,
+        )?,
+    })
+}
+
+pub(crate) fn rule_snapshot_for(
+    conn: &Connection,
+    computers: &[ComputerId],
+) -> StoreResult<RuleSnapshot> {
+    let wanted: BTreeSet<ComputerId> = computers.iter().copied().collect();
+    let mut deploy = deploy_snapshot_of(conn, Some(&wanted))?;
+    let rules = live_rules(conn)?;
+    let mut jobs = Vec::new();
+    for computer in deploy.computers.keys() {
+        jobs.extend(rows(
+            conn,
+            concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM jobs j INDEXED BY jobs_by_computer JOIN job_snapshots s \
+                 ON s.id = j.snapshot_id WHERE j.computer_id = ?1 AND j.rule_id IS NOT NULL \
+                 ORDER BY j.rule_id, j.package_id, j.kind"
+            ),
+            [computer.0],
+            job_row,
+        )?);
+    }
+    // Packages: every rule's (with their dependencies), the assigned ones and the jobs' ones.
+    let mut todo: Vec<PackageId> = rules
+        .iter()
+        .flat_map(|rule| {
+            resolve_package_group(
+                rule.package_group,
+                &deploy.package_groups,
+                &deploy.package_group_members,
+            )
+        })
+        .chain(deploy.assignments.values().flatten().map(|a| a.package))
+        .chain(jobs.iter().map(|job| job.package))
+        .collect();
+    while let Some(id) = todo.pop() {
+        if deploy.packages.contains_key(&id) {
+            continue;
+        }
+        if let Some(package) = row(
+            conn,
+            concat!(
+                "SELECT ",
+                package_columns!(),
+                " FROM packages WHERE id = ?1"
+            ),
+            [id.0],
+            package_row,
+        )? {
+            todo.extend(package.dependencies.iter().copied());
+            deploy.packages.insert(id, package);
+        }
+    }
+    Ok(RuleSnapshot {
+        deploy,
+        rules,
+        assignment_revisions: assignment_revisions(conn, Some(&wanted))?,
+        jobs,
+    })
+}
+
+pub(crate) fn housekeeping_snapshot(conn: &Connection) -> StoreResult<HousekeepingSnapshot> {
+    // Containers that may need something: without pending jobs (purge), with an end (expiry: the
+    // store does not know the time), or with wake packets not yet sent. A container that does not
+    // decode is left out: housekeeping then leaves it alone, and its getter reports it.
+    let candidates = rows(
+        conn,
+        concat!(
+            "SELECT ",
+            container_columns!(),
+            " FROM containers c WHERE c.schedule_end IS NOT NULL \
+               OR (c.wol_wake <> 0 AND c.wol_sent_at IS NULL) \
+               OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.container_id = c.id \
+                              AND j.state IN ('waiting', 'downloading', 'executing')) \
+             ORDER BY c.id"
+        ),
+        [],
+        |row| match container_row(row) {
+            Ok(container) => Ok(Some(container)),
+            Err(StoreError::Corrupt { .. }) => Ok(None),
+            Err(error) => Err(error),
+        },
+    )?;
+    let mut snapshot = HousekeepingSnapshot::default();
+    let mut computers = BTreeSet::new();
+    for container in candidates.into_iter().flatten() {
+        let jobs = match rows(
+            conn,
+            concat!(
+                "SELECT ",
+                job_columns!(),
+                from_jobs!(),
+                "WHERE j.container_id = ?1 ORDER BY j.id"
+            ),
+            [container.id.0],
+            job_row,
+        ) {
+            Ok(jobs) => jobs,
+            Err(StoreError::Corrupt { .. }) => continue,
+            Err(error) => return Err(error),
+        };
+        computers.extend(jobs.iter().map(|job| job.computer));
+        snapshot.containers.push(ContainerJobs { container, jobs });
+    }
+    for id in computers {
+        if let Some(computer) = row(
+            conn,
+            concat!(
+                "SELECT ",
+                computer_columns!(),
+                " FROM computers c WHERE c.id = ?1"
+            ),
+            [id.0],
+            computer_row,
+        )? {
+            snapshot.computers.insert(id, computer);
+        }
+    }
+    snapshot.oldest_tombstone = conn
+        .query_row("SELECT min(deleted_at) FROM tombstones", [], |row| {
+            row.get::<_, Option<i64>>(0)
+        })
+        .optional()
+        .map_err(backend)?
+        .flatten()
+        .map(from_time);
+    Ok(snapshot)
+}

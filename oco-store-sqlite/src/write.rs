@@ -1,0 +1,1188 @@
+//! Writes: the administrative setters, and change sets ([`ChangeWriter`]). Each runs inside one
+//! `BEGIN IMMEDIATE` transaction opened by the caller, which commits it only on success.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use oco_core::chrono::{DateTime, Utc};
+use oco_core::model::{
+    Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule, FamilyId,
+    Job, JobContainer, JobId, JobKind, JobSnapshot, Name, Origin, Package, PackageFamily,
+    PackageGroup, PackageGroupId, PackageId, Revision, RuleId, WolShutdown,
+};
+use oco_core::store::{
+    AgentCredentials, Applied, Change, ChangeSet, NewComputer, ServerState, StoreError, StoreResult,
+};
+use rusqlite::{params, Connection, ErrorCode, Params};
+
+use crate::backend;
+use crate::encode::{
+    self, compatibility, from_revision, macs, opt_time, policy, revision, time, TextEnum,
+    WOL_CONFIRMED, WOL_PENDING,
+};
+use crate::read::{self, computer_exists, int, not_found, row};
+
+const SQLITE_CONSTRAINT_FOREIGNKEY: i32 = 787;
+const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
+
+fn invalid(reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        reason: reason.into(),
+    }
+}
+
+fn conflict(what: impl Into<String>) -> StoreError {
+    StoreError::Conflict { what: what.into() }
+}
+
+/// The extended result code of a failed constraint, if `error` is one.
+fn constraint(error: &rusqlite::Error) -> Option<i32> {
+    match error {
+        rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation => {
+            Some(e.extended_code)
+        }
+        _ => None,
+    }
+}
+
+fn execute(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<usize> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute(params))
+        .map_err(backend)
+}
+
+fn exists(conn: &Connection, sql: &str, id: i64) -> StoreResult<bool> {
+    Ok(row(conn, sql, [id], int)?.is_some())
+}
+
+// Computers.
+
+pub(crate) fn create_computer(conn: &Connection, computer: NewComputer) -> StoreResult<Computer> {
+    check_hostname(conn, &computer.hostname, None)?;
+    execute(
+        conn,
+        "INSERT INTO computers (hostname, hostname_key, os, os_version, architecture, macs) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            computer.hostname.as_str(),
+            computer.hostname.as_str().to_lowercase(),
+            computer.os,
+            computer.os_version,
+            computer.architecture,
+            macs(&computer.macs),
+        ],
+    )?;
+    Ok(Computer {
+        id: ComputerId(conn.last_insert_rowid()),
+        hostname: computer.hostname,
+        os: computer.os,
+        os_version: computer.os_version,
+        architecture: computer.architecture,
+        macs: computer.macs,
+        last_seen: None,
+    })
+}
+
+fn check_hostname(
+    conn: &Connection,
+    hostname: &Name,
+    except: Option<ComputerId>,
+) -> StoreResult<()> {
+    let taken = row(
+        conn,
+        "SELECT id FROM computers WHERE hostname_key = ?1",
+        [hostname.as_str().to_lowercase()],
+        int,
+    )?;
+    match taken {
+        Some(id) if Some(ComputerId(id)) != except => Err(StoreError::Duplicate {
+            what: "hostname",
+            key: hostname.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn update_computer(conn: &Connection, computer: &Computer) -> StoreResult<()> {
+    if !computer_exists(conn, computer.id)? {
+        return Err(not_found("computer", computer.id));
+    }
+    check_hostname(conn, &computer.hostname, Some(computer.id))?;
+    execute(
+        conn,
+        "UPDATE computers SET hostname = ?2, hostname_key = ?3, os = ?4, os_version = ?5, \
+         architecture = ?6, macs = ?7, last_seen = ?8 WHERE id = ?1",
+        params![
+            computer.id.0,
+            computer.hostname.as_str(),
+            computer.hostname.as_str().to_lowercase(),
+            computer.os,
+            computer.os_version,
+            computer.architecture,
+            macs(&computer.macs),
+            opt_time(computer.last_seen)?,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn delete_computer(conn: &Connection, id: ComputerId) -> StoreResult<()> {
+    if !computer_exists(conn, id)? {
+        return Err(not_found("computer", id));
+    }
+    for sql in [
+        "DELETE FROM credentials WHERE computer_id = ?1",
+        "DELETE FROM assignments WHERE computer_id = ?1",
+        "DELETE FROM computer_group_members WHERE computer_id = ?1",
+        "DELETE FROM jobs WHERE computer_id = ?1",
+        "DELETE FROM tombstones WHERE computer_id = ?1",
+        "DELETE FROM computers WHERE id = ?1",
+    ] {
+        execute(conn, sql, [id.0])?;
+    }
+    // Rules being deleted may have lost their last job.
+    for rule in read::rows(conn, "SELECT id FROM rules WHERE deleting <> 0", [], int)? {
+        remove_rule_if_deleted_and_empty(conn, RuleId(rule))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn set_last_seen(
+    conn: &Connection,
+    id: ComputerId,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let changed = execute(
+        conn,
+        "UPDATE computers SET last_seen = ?2 WHERE id = ?1",
+        params![id.0, time(at)?],
+    )?;
+    if changed == 0 {
+        return Err(not_found("computer", id));
+    }
+    Ok(())
+}
+
+pub(crate) fn set_credentials(
+    conn: &Connection,
+    id: ComputerId,
+    credentials: &AgentCredentials,
+) -> StoreResult<()> {
+    if !computer_exists(conn, id)? {
+        return Err(not_found("computer", id));
+    }
+    execute(
+        conn,
+        "INSERT INTO credentials (computer_id, agent_key, previous_agent_key, server_key, \
+         last_hello) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (computer_id) DO UPDATE SET agent_key = excluded.agent_key, \
+         previous_agent_key = excluded.previous_agent_key, server_key = excluded.server_key, \
+         last_hello = excluded.last_hello",
+        params![
+            id.0,
+            credentials.agent_key,
+            credentials.previous_agent_key,
+            credentials.server_key,
+            credentials.last_hello,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn set_server_state(conn: &Connection, state: &ServerState) -> StoreResult<()> {
+    execute(
+        conn,
+        "INSERT INTO server_state (id, last_response_timestamp, admin_token_hash) \
+         VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET \
+         last_response_timestamp = excluded.last_response_timestamp, \
+         admin_token_hash = excluded.admin_token_hash",
+        params![state.last_response_timestamp, state.admin_token_hash],
+    )?;
+    Ok(())
+}
+
+// Packages.
+
+pub(crate) fn create_family(conn: &Connection, name: Name) -> StoreResult<PackageFamily> {
+    let taken = row(
+        conn,
+        "SELECT id FROM families WHERE name = ?1",
+        [name.as_str()],
+        int,
+    )?;
+    if taken.is_some() {
+        return Err(StoreError::Duplicate {
+            what: "package family",
+            key: name.to_string(),
+        });
+    }
+    execute(
+        conn,
+        "INSERT INTO families (name) VALUES (?1)",
+        [name.as_str()],
+    )?;
+    Ok(PackageFamily {
+        id: FamilyId(conn.last_insert_rowid()),
+        name,
+    })
+}
+
+fn check_package(
+    conn: &Connection,
+    package: &Package,
+    except: Option<PackageId>,
+) -> StoreResult<()> {
+    if !exists(
+        conn,
+        "SELECT 1 FROM families WHERE id = ?1",
+        package.family.0,
+    )? {
+        return Err(invalid(format!(
+            "unknown package family {}",
+            package.family
+        )));
+    }
+    for dependency in &package.dependencies {
+        if Some(*dependency) == except
+            || !exists(conn, "SELECT 1 FROM packages WHERE id = ?1", dependency.0)?
+        {
+            return Err(invalid(format!("unknown dependency package {dependency}")));
+        }
+    }
+    let taken = row(
+        conn,
+        "SELECT id FROM packages WHERE family_id = ?1 AND version = ?2",
+        params![package.family.0, package.version.as_str()],
+        int,
+    )?;
+    if taken.is_some_and(|id| Some(PackageId(id)) != except) {
+        return Err(StoreError::Duplicate {
+            what: "package version",
+            key: format!("{}/{}", package.family, package.version),
+        });
+    }
+    Ok(())
+}
+
+/// The package's columns after the id, in the order of the insert and update below.
+macro_rules! package_params {
+    ($p:expr, $compat:expr $(, $extra:expr)*) => {
+        params![
+            $p.family.0,
+            $p.version.as_str(),
+            $p.install.command,
+            $p.install.success_codes.to_string(),
+            $p.install.post_action.text(),
+            $p.uninstall.command,
+            $p.uninstall.success_codes.to_string(),
+            $p.uninstall.post_action.text(),
+            $p.has_payload,
+            $p.download_for_uninstall,
+            $p.upgrade_behavior.text(),
+            $compat[0],
+            $compat[1],
+            $compat[2],
+            encode::ids(&$p.dependencies),
+            $($extra,)*
+        ]
+    };
+}
+
+pub(crate) fn create_package(conn: &Connection, mut package: Package) -> StoreResult<Package> {
+    check_package(conn, &package, None)?;
+    let compat = compatibility(&package.compatibility);
+    execute(
+        conn,
+        "INSERT INTO packages (family_id, version, install_command, install_success_codes, \
+         install_post_action, uninstall_command, uninstall_success_codes, uninstall_post_action, \
+         has_payload, download_for_uninstall, upgrade_behavior, compatible_os, \
+         compatible_os_versions, compatible_architectures, dependencies) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        package_params!(package, compat),
+    )?;
+    package.id = PackageId(conn.last_insert_rowid());
+    Ok(package)
+}
+
+pub(crate) fn update_package(conn: &Connection, package: &Package) -> StoreResult<()> {
+    if !exists(conn, "SELECT 1 FROM packages WHERE id = ?1", package.id.0)? {
+        return Err(not_found("package", package.id));
+    }
+    check_package(conn, package, Some(package.id))?;
+    let compat = compatibility(&package.compatibility);
+    execute(
+        conn,
+        "UPDATE packages SET family_id = ?1, version = ?2, install_command = ?3, \
+         install_success_codes = ?4, install_post_action = ?5, uninstall_command = ?6, \
+         uninstall_success_codes = ?7, uninstall_post_action = ?8, has_payload = ?9, \
+         download_for_uninstall = ?10, upgrade_behavior = ?11, compatible_os = ?12, \
+         compatible_os_versions = ?13, compatible_architectures = ?14, dependencies = ?15 \
+         WHERE id = ?16",
+        package_params!(package, compat, package.id.0),
+    )?;
+    Ok(())
+}
+
+// Groups.
+
+/// The two group tables (computer or package), for the code they share.
+#[derive(Clone, Copy)]
+struct GroupTable {
+    what: &'static str,
+    exists: &'static str,
+    parent_of: &'static str,
+    insert: &'static str,
+    set_parent: &'static str,
+}
+
+const COMPUTER_GROUPS: GroupTable = GroupTable {
+    what: "computer group",
+    exists: "SELECT 1 FROM computer_groups WHERE id = ?1",
+    parent_of: "SELECT parent_id FROM computer_groups WHERE id = ?1",
+    insert: "INSERT INTO computer_groups (name, parent_id) VALUES (?1, ?2)",
+    set_parent: "UPDATE computer_groups SET parent_id = ?2 WHERE id = ?1",
+};
+
+const PACKAGE_GROUPS: GroupTable = GroupTable {
+    what: "package group",
+    exists: "SELECT 1 FROM package_groups WHERE id = ?1",
+    parent_of: "SELECT parent_id FROM package_groups WHERE id = ?1",
+    insert: "INSERT INTO package_groups (name, parent_id) VALUES (?1, ?2)",
+    set_parent: "UPDATE package_groups SET parent_id = ?2 WHERE id = ?1",
+};
+
+impl GroupTable {
+    fn create(self, conn: &Connection, name: &Name, parent: Option<i64>) -> StoreResult<i64> {
+        if let Some(parent) = parent {
+            if !exists(conn, self.exists, parent)? {
+                return Err(invalid(format!("unknown parent {} {parent}", self.what)));
+            }
+        }
+        execute(conn, self.insert, params![name.as_str(), parent])?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn set_parent(self, conn: &Connection, id: i64, parent: Option<i64>) -> StoreResult<()> {
+        if !exists(conn, self.exists, id)? {
+            return Err(not_found(self.what, id));
+        }
+        if let Some(parent) = parent {
+            if !exists(conn, self.exists, parent)? {
+                return Err(invalid(format!("unknown parent {} {parent}", self.what)));
+            }
+            // Walk up from the new parent; reaching `id` means a cycle. Bounded by the visited
+            // set in case the stored hierarchy were already cyclic.
+            let mut seen = BTreeSet::new();
+            let mut current = Some(parent);
+            while let Some(group) = current {
+                if group == id || !seen.insert(group) {
+                    return Err(invalid(format!(
+                        "{} {parent} is {id} or one of its subgroups: a cycle",
+                        self.what
+                    )));
+                }
+                current = row(conn, self.parent_of, [group], |row| {
+                    row.get::<_, Option<i64>>(0).map_err(backend)
+                })?
+                .flatten();
+            }
+        }
+        execute(conn, self.set_parent, params![id, parent])?;
+        Ok(())
+    }
+}
+
+pub(crate) fn create_computer_group(
+    conn: &Connection,
+    name: Name,
+    parent: Option<ComputerGroupId>,
+) -> StoreResult<ComputerGroup> {
+    let id = COMPUTER_GROUPS.create(conn, &name, parent.map(|p| p.0))?;
+    Ok(ComputerGroup {
+        id: ComputerGroupId(id),
+        name,
+        parent,
+    })
+}
+
+pub(crate) fn set_computer_group_parent(
+    conn: &Connection,
+    id: ComputerGroupId,
+    parent: Option<ComputerGroupId>,
+) -> StoreResult<()> {
+    COMPUTER_GROUPS.set_parent(conn, id.0, parent.map(|p| p.0))
+}
+
+pub(crate) fn set_computer_group_members(
+    conn: &Connection,
+    id: ComputerGroupId,
+    members: &[ComputerId],
+) -> StoreResult<()> {
+    if !exists(conn, COMPUTER_GROUPS.exists, id.0)? {
+        return Err(not_found("computer group", id));
+    }
+    let members: BTreeSet<ComputerId> = members.iter().copied().collect();
+    for member in &members {
+        if !computer_exists(conn, *member)? {
+            return Err(invalid(format!("unknown computer {member}")));
+        }
+    }
+    execute(
+        conn,
+        "DELETE FROM computer_group_members WHERE group_id = ?1",
+        [id.0],
+    )?;
+    for member in members {
+        execute(
+            conn,
+            "INSERT INTO computer_group_members (group_id, computer_id) VALUES (?1, ?2)",
+            [id.0, member.0],
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn create_package_group(
+    conn: &Connection,
+    name: Name,
+    parent: Option<PackageGroupId>,
+) -> StoreResult<PackageGroup> {
+    let id = PACKAGE_GROUPS.create(conn, &name, parent.map(|p| p.0))?;
+    Ok(PackageGroup {
+        id: PackageGroupId(id),
+        name,
+        parent,
+    })
+}
+
+pub(crate) fn set_package_group_parent(
+    conn: &Connection,
+    id: PackageGroupId,
+    parent: Option<PackageGroupId>,
+) -> StoreResult<()> {
+    PACKAGE_GROUPS.set_parent(conn, id.0, parent.map(|p| p.0))
+}
+
+pub(crate) fn set_package_group_members(
+    conn: &Connection,
+    id: PackageGroupId,
+    members: &[PackageId],
+) -> StoreResult<()> {
+    if !exists(conn, PACKAGE_GROUPS.exists, id.0)? {
+        return Err(not_found("package group", id));
+    }
+    for member in members {
+        if !exists(conn, "SELECT 1 FROM packages WHERE id = ?1", member.0)? {
+            return Err(invalid(format!("unknown package {member}")));
+        }
+    }
+    execute(
+        conn,
+        "DELETE FROM package_group_members WHERE group_id = ?1",
+        [id.0],
+    )?;
+    // Ordered; a package listed twice keeps its first position.
+    let mut seen = BTreeSet::new();
+    for (position, member) in members.iter().filter(|m| seen.insert(**m)).enumerate() {
+        let position = i64::try_from(position).map_err(|_| invalid("too many members"))?;
+        execute(
+            conn,
+            "INSERT INTO package_group_members (group_id, position, package_id) \
+             VALUES (?1, ?2, ?3)",
+            [id.0, position, member.0],
+        )?;
+    }
+    Ok(())
+}
+
+// Rules.
+
+fn check_rule_groups(conn: &Connection, rule: &DeploymentRule) -> StoreResult<()> {
+    if !exists(conn, COMPUTER_GROUPS.exists, rule.computer_group.0)? {
+        return Err(invalid(format!(
+            "unknown computer group {}",
+            rule.computer_group
+        )));
+    }
+    if !exists(conn, PACKAGE_GROUPS.exists, rule.package_group.0)? {
+        return Err(invalid(format!(
+            "unknown package group {}",
+            rule.package_group
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn create_rule(
+    conn: &Connection,
+    mut rule: DeploymentRule,
+) -> StoreResult<DeploymentRule> {
+    check_rule_groups(conn, &rule)?;
+    let p = policy(&rule.policy);
+    execute(
+        conn,
+        "INSERT INTO rules (name, notes, enabled, computer_group_id, package_group_id, priority, \
+         sequence_mode, ip_ranges, time_frames, time_zone, post_action_timeout, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            rule.name.as_str(),
+            rule.notes,
+            rule.enabled,
+            rule.computer_group.0,
+            rule.package_group.0,
+            p.priority,
+            p.sequence_mode,
+            p.ip_ranges,
+            p.time_frames,
+            p.time_zone,
+            p.post_action_timeout,
+            time(rule.created_at)?,
+        ],
+    )?;
+    rule.id = RuleId(conn.last_insert_rowid());
+    Ok(rule)
+}
+
+pub(crate) fn update_rule(conn: &Connection, rule: &DeploymentRule) -> StoreResult<()> {
+    if !exists(conn, "SELECT 1 FROM rules WHERE id = ?1", rule.id.0)? {
+        return Err(not_found("rule", rule.id));
+    }
+    check_rule_groups(conn, rule)?;
+    let p = policy(&rule.policy);
+    execute(
+        conn,
+        "UPDATE rules SET name = ?2, notes = ?3, enabled = ?4, computer_group_id = ?5, \
+         package_group_id = ?6, priority = ?7, sequence_mode = ?8, ip_ranges = ?9, \
+         time_frames = ?10, time_zone = ?11, post_action_timeout = ?12, created_at = ?13 \
+         WHERE id = ?1",
+        params![
+            rule.id.0,
+            rule.name.as_str(),
+            rule.notes,
+            rule.enabled,
+            rule.computer_group.0,
+            rule.package_group.0,
+            p.priority,
+            p.sequence_mode,
+            p.ip_ranges,
+            p.time_frames,
+            p.time_zone,
+            p.post_action_timeout,
+            time(rule.created_at)?,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn delete_rule(conn: &Connection, id: RuleId) -> StoreResult<()> {
+    let changed = execute(conn, "UPDATE rules SET deleting = 1 WHERE id = ?1", [id.0])?;
+    if changed == 0 {
+        return Err(not_found("rule", id));
+    }
+    remove_rule_if_deleted_and_empty(conn, id)?;
+    Ok(())
+}
+
+/// Removes a rule being deleted once it has no job left (with its tombstones). Whether it was
+/// removed.
+fn remove_rule_if_deleted_and_empty(conn: &Connection, rule: RuleId) -> StoreResult<bool> {
+    let removed = execute(
+        conn,
+        "DELETE FROM rules WHERE id = ?1 AND deleting <> 0 \
+         AND NOT EXISTS (SELECT 1 FROM jobs WHERE rule_id = ?1)",
+        [rule.0],
+    )?;
+    if removed > 0 {
+        execute(conn, "DELETE FROM tombstones WHERE rule_id = ?1", [rule.0])?;
+    }
+    Ok(removed > 0)
+}
+
+// Change sets.
+
+/// Applies change sets inside the caller's transaction, counting statements for fault
+/// injection and remembering the ids of job snapshots written or found.
+pub(crate) struct ChangeWriter<'c> {
+    conn: &'c Connection,
+    /// The statement to fail (fault injection), counted from 1.
+    fail_at: Option<u64>,
+    executed: Cell<u64>,
+    /// Ids of job snapshots, by value. Forgotten when a member of a batch is rolled back (the
+    /// ids it inserted are gone).
+    snapshots: RefCell<HashMap<JobSnapshot, i64>>,
+}
+
+/// A statement that failed: SQLite's error (to inspect), or an injected failure.
+enum Failed {
+    Sqlite(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl From<Failed> for StoreError {
+    fn from(failed: Failed) -> Self {
+        match failed {
+            Failed::Sqlite(error) => backend(error),
+            Failed::Store(error) => error,
+        }
+    }
+}
+
+const JOB_INSERT: &str = "INSERT INTO jobs (container_id, rule_id, computer_id, package_id, kind, \
+     snapshot_id, sequence, state, download_progress, return_code, output, message, \
+     download_started, execution_started, finished, last_report, wol_shutdown, \
+     wol_shutdown_since, orphaned, attempt, revision) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+     ?19, ?20, 1)";
+
+/// The columns shared by jobs and tombstones.
+macro_rules! job_table_columns {
+    () => {
+        "id, container_id, rule_id, computer_id, package_id, kind, snapshot_id, sequence, state, \
+         download_progress, return_code, output, message, download_started, execution_started, \
+         finished, last_report, wol_shutdown, wol_shutdown_since, orphaned, attempt, revision"
+    };
+}
+
+impl<'c> ChangeWriter<'c> {
+    pub(crate) fn new(conn: &'c Connection, fail_at: Option<u64>) -> Self {
+        ChangeWriter {
+            conn,
+            fail_at,
+            executed: Cell::new(0),
+            snapshots: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Applies one change set. On an error the caller rolls the transaction (or savepoint) back.
+    pub(crate) fn apply(&self, set: &ChangeSet) -> StoreResult<Applied> {
+        let mut applied = Applied::default();
+        for change in &set.changes {
+            self.change(change, &mut applied)?;
+        }
+        Ok(applied)
+    }
+
+    /// Applies each set in a savepoint of its own. `Err` if the transaction can no longer be
+    /// trusted (a rollback to a savepoint failed): the caller must roll it back whole.
+    pub(crate) fn apply_many(&self, sets: &[ChangeSet]) -> StoreResult<Vec<StoreResult<Applied>>> {
+        let mut results = Vec::with_capacity(sets.len());
+        for set in sets {
+            if let Err(error) = self.exec("SAVEPOINT change_set", []) {
+                results.push(Err(error.into()));
+                continue;
+            }
+            let result = self.apply(set);
+            let result = match result {
+                Ok(applied) => match self.exec("RELEASE change_set", []) {
+                    Ok(_) => Ok(applied),
+                    Err(error) => {
+                        self.undo_member()?;
+                        Err(error.into())
+                    }
+                },
+                Err(error) => {
+                    self.undo_member()?;
+                    Err(error)
+                }
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    /// Rolls the current member of a batch back (not counted as a statement).
+    fn undo_member(&self) -> StoreResult<()> {
+        self.snapshots.borrow_mut().clear();
+        self.conn
+            .execute_batch("ROLLBACK TO change_set; RELEASE change_set")
+            .map_err(backend)
+    }
+
+    /// Counts a statement; fails it if it is the one to fail.
+    fn tick(&self) -> Result<(), Failed> {
+        let n = self.executed.get() + 1;
+        self.executed.set(n);
+        if self.fail_at == Some(n) {
+            return Err(Failed::Store(StoreError::Backend(
+                format!("injected failure of statement {n} of the transaction").into(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Executes a statement, counted.
+    fn exec(&self, sql: &str, params: impl Params) -> Result<usize, Failed> {
+        self.tick()?;
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(params))
+            .map_err(Failed::Sqlite)
+    }
+
+    /// The first row of a query, counted.
+    fn query<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        decode: impl Fn(&rusqlite::Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        self.tick()?;
+        row(self.conn, sql, params, decode)
+    }
+
+    fn change(&self, change: &Change, applied: &mut Applied) -> StoreResult<()> {
+        match change {
+            Change::CreateContainer { container, jobs } => {
+                let id = self.insert_container(container)?;
+                applied.containers.push(id);
+                applied.jobs.reserve(jobs.len());
+                for job in jobs {
+                    let mut job = job.clone();
+                    job.origin = Origin::Container(id);
+                    let snapshot = self.snapshot_id(&job.snapshot)?;
+                    applied.jobs.push(self.insert_job(&job, snapshot)?);
+                }
+            }
+            Change::UpdateContainer { container } => self.update_container(container)?,
+            Change::MarkWolSent { container, at } => {
+                let sent = self.query(
+                    "SELECT wol_sent_at FROM containers WHERE id = ?1",
+                    [container.0],
+                    |row| row.get::<_, Option<i64>>(0).map_err(backend),
+                )?;
+                match sent {
+                    None => return Err(not_found("container", container)),
+                    Some(Some(sent)) => {
+                        return Err(conflict(format!(
+                            "wake packets of container {container} were sent at {}",
+                            encode::from_time(sent)
+                        )))
+                    }
+                    Some(None) => {}
+                }
+                self.exec(
+                    "UPDATE containers SET wol_sent_at = ?2 WHERE id = ?1",
+                    params![container.0, time(*at)?],
+                )?;
+            }
+            Change::DeleteContainer { id, jobs } => self.delete_container(*id, jobs)?,
+            Change::InsertJob { job } => {
+                let snapshot = self.snapshot_id(&job.snapshot)?;
+                applied.jobs.push(self.insert_job(job, snapshot)?);
+            }
+            Change::InsertRuleJobs { rule, at, jobs } => {
+                let mut packages: HashMap<PackageId, Package> = HashMap::new();
+                let mut snapshots: HashMap<(PackageId, JobKind), i64> = HashMap::new();
+                applied.jobs.reserve(jobs.len());
+                for new in jobs {
+                    if !packages.contains_key(&new.package) {
+                        let package = self
+                            .query(
+                                concat!(
+                                    "SELECT ",
+                                    encode::package_columns!(),
+                                    " FROM packages WHERE id = ?1"
+                                ),
+                                [new.package.0],
+                                encode::package_row,
+                            )?
+                            .ok_or_else(|| invalid(format!("unknown package {}", new.package)))?;
+                        packages.insert(new.package, package);
+                    }
+                    let Some(package) = packages.get(&new.package) else {
+                        continue;
+                    };
+                    let job = new.to_job(*rule, package, *at);
+                    let snapshot = match snapshots.get(&(new.package, new.kind)) {
+                        Some(id) => *id,
+                        None => {
+                            let id = self.snapshot_id(&job.snapshot)?;
+                            snapshots.insert((new.package, new.kind), id);
+                            id
+                        }
+                    };
+                    applied.jobs.push(self.insert_job(&job, snapshot)?);
+                }
+            }
+            Change::UpdateJob { expected, job } => self.update_job(*expected, job)?,
+            Change::DeleteJob { id, expected, at } => self.delete_job(*id, *expected, *at)?,
+            Change::PurgeTombstones { deleted_before } => {
+                self.exec(
+                    "DELETE FROM tombstones WHERE deleted_at < ?1",
+                    [time(*deleted_before)?],
+                )?;
+            }
+            Change::UpsertAssignment { assignment } => {
+                let inserted = self.exec(
+                    "INSERT INTO assignments (computer_id, package_id, installed_at, job_id) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (computer_id, package_id) DO UPDATE \
+                     SET installed_at = excluded.installed_at, job_id = excluded.job_id",
+                    params![
+                        assignment.computer.0,
+                        assignment.package.0,
+                        time(assignment.installed_at)?,
+                        assignment.job.map(|j| j.0),
+                    ],
+                );
+                match inserted {
+                    Err(Failed::Sqlite(e))
+                        if constraint(&e) == Some(SQLITE_CONSTRAINT_FOREIGNKEY) =>
+                    {
+                        if !computer_exists(self.conn, assignment.computer)? {
+                            return Err(invalid(format!(
+                                "unknown computer {}",
+                                assignment.computer
+                            )));
+                        }
+                        return Err(invalid(format!("unknown package {}", assignment.package)));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+                self.bump_assignments(assignment.computer)?;
+            }
+            Change::DeleteAssignment { computer, package } => {
+                let removed = self.exec(
+                    "DELETE FROM assignments WHERE computer_id = ?1 AND package_id = ?2",
+                    [computer.0, package.0],
+                )?;
+                if removed > 0 {
+                    self.bump_assignments(*computer)?;
+                } else if !computer_exists(self.conn, *computer)? {
+                    return Err(invalid(format!("unknown computer {computer}")));
+                }
+            }
+            Change::ExpectAssignments { computer, expected } => {
+                self.tick()?;
+                let revision = read::assignment_revision(self.conn, *computer)?
+                    .ok_or_else(|| not_found("computer", computer))?;
+                if revision != *expected {
+                    return Err(conflict(format!(
+                        "assignments of computer {computer} are at revision {revision}, not \
+                         {expected}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn bump_assignments(&self, computer: ComputerId) -> StoreResult<()> {
+        self.exec(
+            "UPDATE computers SET assignment_revision = assignment_revision + 1 WHERE id = ?1",
+            [computer.0],
+        )?;
+        Ok(())
+    }
+
+    fn insert_container(&self, c: &JobContainer) -> StoreResult<ContainerId> {
+        let p = policy(&c.policy);
+        self.exec(
+            "INSERT INTO containers (name, notes, enabled, schedule_start, schedule_end, \
+             priority, sequence_mode, ip_ranges, time_frames, time_zone, post_action_timeout, \
+             wol_wake, wol_shutdown_after, wol_sent_at, self_service, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                c.name.as_str(),
+                c.notes,
+                c.enabled,
+                time(c.schedule.start())?,
+                opt_time(c.schedule.end())?,
+                p.priority,
+                p.sequence_mode,
+                p.ip_ranges,
+                p.time_frames,
+                p.time_zone,
+                p.post_action_timeout,
+                c.wol.wake,
+                c.wol.shutdown_after,
+                opt_time(c.wol.sent_at)?,
+                c.self_service,
+                time(c.created_at)?,
+            ],
+        )?;
+        Ok(ContainerId(self.conn.last_insert_rowid()))
+    }
+
+    fn update_container(&self, c: &JobContainer) -> StoreResult<()> {
+        let p = policy(&c.policy);
+        let changed = self.exec(
+            "UPDATE containers SET name = ?2, notes = ?3, enabled = ?4, schedule_start = ?5, \
+             schedule_end = ?6, priority = ?7, sequence_mode = ?8, ip_ranges = ?9, \
+             time_frames = ?10, time_zone = ?11, post_action_timeout = ?12, wol_wake = ?13, \
+             wol_shutdown_after = ?14, wol_sent_at = ?15, self_service = ?16, created_at = ?17 \
+             WHERE id = ?1",
+            params![
+                c.id.0,
+                c.name.as_str(),
+                c.notes,
+                c.enabled,
+                time(c.schedule.start())?,
+                opt_time(c.schedule.end())?,
+                p.priority,
+                p.sequence_mode,
+                p.ip_ranges,
+                p.time_frames,
+                p.time_zone,
+                p.post_action_timeout,
+                c.wol.wake,
+                c.wol.shutdown_after,
+                opt_time(c.wol.sent_at)?,
+                c.self_service,
+                time(c.created_at)?,
+            ],
+        )?;
+        if changed == 0 {
+            return Err(not_found("container", c.id));
+        }
+        Ok(())
+    }
+
+    fn delete_container(&self, id: ContainerId, jobs: &[(JobId, Revision)]) -> StoreResult<()> {
+        self.tick()?;
+        let stored: BTreeMap<JobId, Revision> = read::rows(
+            self.conn,
+            "SELECT id, revision FROM jobs WHERE container_id = ?1",
+            [id.0],
+            |row| {
+                let job: i64 = int(row)?;
+                let revision: i64 = row.get(1).map_err(backend)?;
+                let revision = from_revision(revision)
+                    .map_err(|reason| encode::corrupt("job", job, reason))?;
+                Ok((JobId(job), revision))
+            },
+        )?
+        .into_iter()
+        .collect();
+        let expected: BTreeMap<JobId, Revision> = jobs.iter().copied().collect();
+        if stored != expected {
+            return Err(conflict(format!(
+                "the jobs of container {id} changed since they were read"
+            )));
+        }
+        self.exec("DELETE FROM jobs WHERE container_id = ?1", [id.0])?;
+        self.exec("DELETE FROM tombstones WHERE container_id = ?1", [id.0])?;
+        let removed = self.exec("DELETE FROM containers WHERE id = ?1", [id.0])?;
+        if removed == 0 {
+            return Err(not_found("container", id));
+        }
+        Ok(())
+    }
+
+    /// The id of a stored job snapshot equal to `snapshot`, stored now if there is none.
+    fn snapshot_id(&self, snapshot: &JobSnapshot) -> StoreResult<i64> {
+        if let Some(id) = self.snapshots.borrow().get(snapshot) {
+            return Ok(*id);
+        }
+        let procedure = &snapshot.procedure;
+        let codes = procedure.success_codes.to_string();
+        let values = params![
+            procedure.command,
+            codes,
+            procedure.post_action.text(),
+            snapshot.download,
+            snapshot.upgrade_behavior.text(),
+        ];
+        let found = self.query(
+            "SELECT id FROM job_snapshots WHERE command = ?1 AND success_codes = ?2 \
+             AND post_action = ?3 AND download = ?4 AND upgrade_behavior = ?5",
+            values,
+            int,
+        )?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                self.exec(
+                    "INSERT INTO job_snapshots (command, success_codes, post_action, download, \
+                     upgrade_behavior) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    values,
+                )?;
+                self.conn.last_insert_rowid()
+            }
+        };
+        self.snapshots.borrow_mut().insert(snapshot.clone(), id);
+        Ok(id)
+    }
+
+    /// Inserts `job` (its id and revision ignored) with the stored snapshot `snapshot`.
+    fn insert_job(&self, job: &Job, snapshot: i64) -> StoreResult<JobId> {
+        let (container, rule) = origin_columns(job.origin);
+        let (wol, since) = wol_columns(job.wol_shutdown)?;
+        let inserted = self.exec(
+            JOB_INSERT,
+            params![
+                container,
+                rule,
+                job.computer.0,
+                job.package.0,
+                job.kind.text(),
+                snapshot,
+                job.sequence,
+                job.state.text(),
+                job.download_progress,
+                job.return_code,
+                job.output,
+                job.message.map(TextEnum::text),
+                opt_time(job.download_started)?,
+                opt_time(job.execution_started)?,
+                opt_time(job.finished)?,
+                opt_time(job.last_report)?,
+                wol,
+                since,
+                job.orphaned,
+                job.attempt,
+            ],
+        );
+        match inserted {
+            Ok(_) => Ok(JobId(self.conn.last_insert_rowid())),
+            Err(Failed::Sqlite(e)) => match constraint(&e) {
+                Some(SQLITE_CONSTRAINT_FOREIGNKEY) => Err(self.unknown_reference(job)?),
+                Some(SQLITE_CONSTRAINT_UNIQUE) => Err(StoreError::Duplicate {
+                    what: "rule job",
+                    key: format!(
+                        "{} computer {} package {} {}",
+                        job.origin,
+                        job.computer,
+                        job.package,
+                        job.kind.text()
+                    ),
+                }),
+                _ => Err(backend(e)),
+            },
+            Err(failed) => Err(failed.into()),
+        }
+    }
+
+    /// Which reference of `job` is unknown (after a foreign key failed).
+    fn unknown_reference(&self, job: &Job) -> StoreResult<StoreError> {
+        let origin_exists = match job.origin {
+            Origin::Container(id) => {
+                exists(self.conn, "SELECT 1 FROM containers WHERE id = ?1", id.0)?
+            }
+            Origin::Rule(id) => exists(self.conn, "SELECT 1 FROM rules WHERE id = ?1", id.0)?,
+        };
+        Ok(if !origin_exists {
+            invalid(format!("unknown origin {}", job.origin))
+        } else if !computer_exists(self.conn, job.computer)? {
+            invalid(format!("unknown computer {}", job.computer))
+        } else {
+            invalid(format!("unknown package {}", job.package))
+        })
+    }
+
+    fn update_job(&self, expected: Revision, job: &Job) -> StoreResult<()> {
+        let snapshot = self.snapshot_id(&job.snapshot)?;
+        let (container, rule) = origin_columns(job.origin);
+        let (wol, since) = wol_columns(job.wol_shutdown)?;
+        let changed = self.exec(
+            "UPDATE jobs SET snapshot_id = ?3, sequence = ?4, state = ?5, \
+             download_progress = ?6, return_code = ?7, output = ?8, message = ?9, \
+             download_started = ?10, execution_started = ?11, finished = ?12, last_report = ?13, \
+             wol_shutdown = ?14, wol_shutdown_since = ?15, orphaned = ?16, attempt = ?17, \
+             revision = revision + 1 \
+             WHERE id = ?1 AND revision = ?2 AND container_id IS ?18 AND rule_id IS ?19 \
+             AND computer_id = ?20 AND package_id = ?21 AND kind = ?22",
+            params![
+                job.id.0,
+                revision(expected)?,
+                snapshot,
+                job.sequence,
+                job.state.text(),
+                job.download_progress,
+                job.return_code,
+                job.output,
+                job.message.map(TextEnum::text),
+                opt_time(job.download_started)?,
+                opt_time(job.execution_started)?,
+                opt_time(job.finished)?,
+                opt_time(job.last_report)?,
+                wol,
+                since,
+                job.orphaned,
+                job.attempt,
+                container,
+                rule,
+                job.computer.0,
+                job.package.0,
+                job.kind.text(),
+            ],
+        )?;
+        if changed == 1 {
+            return Ok(());
+        }
+        // Why not: gone, moved on, or an attempt to change the job's identity.
+        self.check_revision(job.id, expected)?;
+        Err(invalid(format!(
+            "job {} cannot change its origin, computer, package or kind",
+            job.id
+        )))
+    }
+
+    /// A conflict if job `id` is gone or not at `expected`.
+    fn check_revision(&self, id: JobId, expected: Revision) -> StoreResult<()> {
+        let stored = row(
+            self.conn,
+            "SELECT revision FROM jobs WHERE id = ?1",
+            [id.0],
+            int,
+        )?
+        .ok_or_else(|| conflict(format!("job {id} no longer exists")))?;
+        let stored =
+            from_revision(stored).map_err(|reason| encode::corrupt("job", id.0, reason))?;
+        if stored != expected {
+            return Err(conflict(format!(
+                "job {id} is at revision {stored}, not {expected}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn delete_job(&self, id: JobId, expected: Revision, at: DateTime<Utc>) -> StoreResult<()> {
+        self.tick()?;
+        let rule = {
+            let mut statement = self
+                .conn
+                .prepare_cached(concat!(
+                    "INSERT OR REPLACE INTO tombstones (",
+                    job_table_columns!(),
+                    ", deleted_at) SELECT ",
+                    job_table_columns!(),
+                    ", ?3 FROM jobs WHERE id = ?1 AND revision = ?2 RETURNING rule_id"
+                ))
+                .map_err(backend)?;
+            let mut rows = statement
+                .query(params![id.0, revision(expected)?, time(at)?])
+                .map_err(backend)?;
+            match rows.next().map_err(backend)? {
+                Some(row) => Some(row.get::<_, Option<i64>>(0).map_err(backend)?),
+                None => None,
+            }
+        };
+        let Some(rule) = rule else {
+            self.check_revision(id, expected)?;
+            return Err(conflict(format!("job {id} could not be deleted")));
+        };
+        self.exec("DELETE FROM jobs WHERE id = ?1", [id.0])?;
+        if let Some(rule) = rule {
+            self.tick()?;
+            remove_rule_if_deleted_and_empty(self.conn, RuleId(rule))?;
+        }
+        Ok(())
+    }
+}
+
+fn origin_columns(origin: Origin) -> (Option<i64>, Option<i64>) {
+    match origin {
+        Origin::Container(id) => (Some(id.0), None),
+        Origin::Rule(id) => (None, Some(id.0)),
+    }
+}
+
+fn wol_columns(mark: Option<WolShutdown>) -> StoreResult<(Option<&'static str>, Option<i64>)> {
+    Ok(match mark {
+        None => (None, None),
+        Some(WolShutdown::Confirmed) => (Some(WOL_CONFIRMED), None),
+        Some(WolShutdown::Pending { since }) => (Some(WOL_PENDING), Some(time(since)?)),
+    })
+}
