@@ -4,6 +4,8 @@
 //! Decoders return `Result<_, String>` with a reason naming the column; the caller wraps it into
 //! [`StoreError::Corrupt`] with the row's kind and id ([`corrupt`]).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use oco_core::chrono::{DateTime, Utc};
@@ -18,7 +20,7 @@ use oco_core::model::{
 };
 use oco_core::store::{StoreError, StoreResult};
 use rusqlite::types::FromSql;
-use rusqlite::Row;
+use rusqlite::{Connection, Row};
 
 /// An enum stored as text: every variant with its text, which is its serde name.
 pub(crate) trait TextEnum: Sized + Copy + PartialEq + 'static {
@@ -104,10 +106,10 @@ impl TextEnum for MessageCode {
     ];
 }
 
-/// The text of [`WolShutdown::Pending`](oco_core::model::WolShutdown::Pending) (its time is
+/// The text of [`WolShutdown::Pending`] (its time is
 /// another column).
 pub(crate) const WOL_PENDING: &str = "pending";
-/// The text of [`WolShutdown::Confirmed`](oco_core::model::WolShutdown::Confirmed).
+/// The text of [`WolShutdown::Confirmed`].
 pub(crate) const WOL_CONFIRMED: &str = "confirmed";
 
 /// An instant as stored: nanoseconds since the Unix epoch.
@@ -203,7 +205,7 @@ pub(crate) fn compatibility(c: &Compatibility) -> [String; 3] {
     ]
 }
 
-/// The policy columns, in the order of [`POLICY_COLUMNS`].
+/// The policy columns, in the order of [`policy_columns`].
 pub(crate) struct PolicyColumns {
     pub(crate) priority: i64,
     pub(crate) sequence_mode: &'static str,
@@ -443,22 +445,76 @@ pub(crate) fn rule_row(row: &Row<'_>) -> StoreResult<DeploymentRule> {
     decode().map_err(|reason| corrupt("rule", id, reason))
 }
 
-/// The selected columns of a job (alias `j`, of `jobs` or `tombstones`) joined with its
-/// snapshot (alias `s`).
+/// The selected columns of a job (alias `j`, of `jobs` or `tombstones`); the snapshot is its id,
+/// read through [`Snapshots`].
 macro_rules! job_columns {
     () => {
-        "j.id, j.container_id, j.rule_id, j.computer_id, j.package_id, j.kind, s.command, \
-         s.success_codes, s.post_action, s.download, s.upgrade_behavior, j.sequence, j.state, \
-         j.download_progress, j.return_code, j.output, j.message, j.download_started, \
-         j.execution_started, j.finished, j.last_report, j.wol_shutdown, j.wol_shutdown_since, \
-         j.orphaned, j.attempt, j.revision"
+        "j.id, j.container_id, j.rule_id, j.computer_id, j.package_id, j.kind, j.snapshot_id, \
+         j.sequence, j.state, j.download_progress, j.return_code, j.output, j.message, \
+         j.download_started, j.execution_started, j.finished, j.last_report, j.wol_shutdown, \
+         j.wol_shutdown_since, j.orphaned, j.attempt, j.revision"
     };
 }
 pub(crate) use job_columns;
 
-/// A job from the columns of [`job_columns`].
-pub(crate) fn job_row(row: &Row<'_>) -> StoreResult<Job> {
+/// The job snapshots one read has decoded, by id: jobs of one package share a stored snapshot,
+/// so it is read and parsed once per read rather than once per job (and the jobs are read
+/// without a join).
+pub(crate) struct Snapshots<'c> {
+    conn: &'c Connection,
+    decoded: RefCell<HashMap<i64, Result<JobSnapshot, String>>>,
+}
+
+impl<'c> Snapshots<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        Snapshots {
+            conn,
+            decoded: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The stored snapshot `id`, or why it does not decode.
+    fn get(&self, id: i64) -> StoreResult<Result<JobSnapshot, String>> {
+        if let Some(found) = self.decoded.borrow().get(&id) {
+            return Ok(found.clone());
+        }
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT command, success_codes, post_action, download, upgrade_behavior \
+                 FROM job_snapshots WHERE id = ?1",
+            )
+            .map_err(crate::backend)?;
+        let mut rows = statement.query([id]).map_err(crate::backend)?;
+        let decoded = match rows.next().map_err(crate::backend)? {
+            None => Err(format!("snapshot_id: snapshot {id} does not exist")),
+            Some(row) => snapshot_row(row).map_err(|e| format!("snapshot {id}: {e}")),
+        };
+        self.decoded.borrow_mut().insert(id, decoded.clone());
+        Ok(decoded)
+    }
+}
+
+fn snapshot_row(row: &Row<'_>) -> Result<JobSnapshot, String> {
+    Ok(JobSnapshot {
+        procedure: Procedure {
+            command: get(row, 0, "command")?,
+            success_codes: parse_codes("success_codes", &get::<String>(row, 1, "success_codes")?)?,
+            post_action: parse_column("post_action", &get::<String>(row, 2, "post_action")?)?,
+        },
+        download: get(row, 3, "download")?,
+        upgrade_behavior: parse_column(
+            "upgrade_behavior",
+            &get::<String>(row, 4, "upgrade_behavior")?,
+        )?,
+    })
+}
+
+/// A job from the columns of [`job_columns`], its snapshot from `snapshots`.
+pub(crate) fn job_row(row: &Row<'_>, snapshots: &Snapshots<'_>) -> StoreResult<Job> {
     let id: i64 = row.get(0).map_err(crate::backend)?;
+    let snapshot_id: i64 = row.get(6).map_err(crate::backend)?;
+    let snapshot = snapshots.get(snapshot_id)?;
     let decode = || -> Result<Job, String> {
         let origin = match (
             get::<Option<i64>>(row, 1, "container_id")?,
@@ -471,11 +527,11 @@ pub(crate) fn job_row(row: &Row<'_>) -> StoreResult<Job> {
         let opt_time = |index, column| -> Result<Option<DateTime<Utc>>, String> {
             Ok(get::<Option<i64>>(row, index, column)?.map(from_time))
         };
-        let wol_shutdown = match get::<Option<String>>(row, 21, "wol_shutdown")?.as_deref() {
+        let wol_shutdown = match get::<Option<String>>(row, 17, "wol_shutdown")?.as_deref() {
             None => None,
             Some(WOL_CONFIRMED) => Some(WolShutdown::Confirmed),
             Some(WOL_PENDING) => Some(WolShutdown::Pending {
-                since: opt_time(22, "wol_shutdown_since")?
+                since: opt_time(18, "wol_shutdown_since")?
                     .ok_or("wol_shutdown_since: missing for a pending mark")?,
             }),
             Some(other) => return Err(format!("wol_shutdown: `{other}` is not a mark")),
@@ -486,42 +542,25 @@ pub(crate) fn job_row(row: &Row<'_>) -> StoreResult<Job> {
             computer: ComputerId(get(row, 3, "computer_id")?),
             package: PackageId(get(row, 4, "package_id")?),
             kind: parse_column("kind", &get::<String>(row, 5, "kind")?)?,
-            snapshot: JobSnapshot {
-                procedure: Procedure {
-                    command: get(row, 6, "command")?,
-                    success_codes: parse_codes(
-                        "success_codes",
-                        &get::<String>(row, 7, "success_codes")?,
-                    )?,
-                    post_action: parse_column(
-                        "post_action",
-                        &get::<String>(row, 8, "post_action")?,
-                    )?,
-                },
-                download: get(row, 9, "download")?,
-                upgrade_behavior: parse_column(
-                    "upgrade_behavior",
-                    &get::<String>(row, 10, "upgrade_behavior")?,
-                )?,
-            },
-            sequence: narrow("sequence", get(row, 11, "sequence")?)?,
-            state: parse_column("state", &get::<String>(row, 12, "state")?)?,
-            download_progress: get::<Option<i64>>(row, 13, "download_progress")?
+            snapshot: snapshot?,
+            sequence: narrow("sequence", get(row, 7, "sequence")?)?,
+            state: parse_column("state", &get::<String>(row, 8, "state")?)?,
+            download_progress: get::<Option<i64>>(row, 9, "download_progress")?
                 .map(|p| narrow("download_progress", p))
                 .transpose()?,
-            return_code: get(row, 14, "return_code")?,
-            output: get(row, 15, "output")?,
-            message: get::<Option<String>>(row, 16, "message")?
+            return_code: get(row, 10, "return_code")?,
+            output: get(row, 11, "output")?,
+            message: get::<Option<String>>(row, 12, "message")?
                 .map(|m| parse_column("message", &m))
                 .transpose()?,
-            download_started: opt_time(17, "download_started")?,
-            execution_started: opt_time(18, "execution_started")?,
-            finished: opt_time(19, "finished")?,
-            last_report: opt_time(20, "last_report")?,
+            download_started: opt_time(13, "download_started")?,
+            execution_started: opt_time(14, "execution_started")?,
+            finished: opt_time(15, "finished")?,
+            last_report: opt_time(16, "last_report")?,
             wol_shutdown,
-            orphaned: get(row, 23, "orphaned")?,
-            attempt: narrow("attempt", get(row, 24, "attempt")?)?,
-            revision: from_revision(get(row, 25, "revision")?)?,
+            orphaned: get(row, 19, "orphaned")?,
+            attempt: narrow("attempt", get(row, 20, "attempt")?)?,
+            revision: from_revision(get(row, 21, "revision")?)?,
         })
     };
     decode().map_err(|reason| corrupt("job", id, reason))

@@ -62,7 +62,7 @@ mod read;
 mod schema;
 mod write;
 
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -79,7 +79,7 @@ use oco_core::store::{
     NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState, Store,
     StoreError, StoreResult,
 };
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 pub use schema::SCHEMA_VERSION;
 
@@ -229,38 +229,27 @@ impl SqliteStore {
         }
     }
 
-    /// The writer connection, outside any transaction.
+    /// The writer connection.
     fn writer(&self) -> MutexGuard<'_, Connection> {
         // A panic while the lock was held can only have left an open transaction behind (every
-        // write is one transaction): roll it back rather than poisoning the store for good.
-        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        conn
+        // use is one transaction), which the next transaction rolls back: nothing half-written
+        // can be committed, so the poison is not reported.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` in one read transaction, on a reader connection if there are any.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = match &self.readers {
+        let conn = match &self.readers {
             Some(pool) => ReadConn::Pooled(pool, Some(pool.take())),
             None => ReadConn::Writer(self.writer()),
         };
-        let tx = conn.transaction().map_err(backend)?;
-        let value = f(&tx)?;
-        tx.commit().map_err(backend)?;
-        Ok(value)
+        transaction(&conn, "BEGIN", f)
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if `f` succeeds.
     fn write<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let value = f(&tx)?;
-        tx.commit().map_err(backend)?;
-        Ok(value)
+        let conn = self.writer();
+        transaction(&conn, "BEGIN IMMEDIATE", f)
     }
 
     /// The statement to fail in the next change-set transaction, if any.
@@ -318,16 +307,6 @@ impl Deref for ReadConn<'_> {
     }
 }
 
-impl DerefMut for ReadConn<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        match self {
-            ReadConn::Pooled(_, Some(conn)) => conn,
-            ReadConn::Pooled(_, None) => unreachable!("a pooled connection is only taken on drop"),
-            ReadConn::Writer(conn) => conn,
-        }
-    }
-}
-
 impl Drop for ReadConn<'_> {
     fn drop(&mut self) {
         if let ReadConn::Pooled(pool, conn) = self {
@@ -336,6 +315,33 @@ impl Drop for ReadConn<'_> {
             }
         }
     }
+}
+
+/// Runs `f` between `begin` and `COMMIT`, rolling back if `f` or the commit fails. The three
+/// statements are prepared once per connection.
+fn transaction<T>(
+    conn: &Connection,
+    begin: &str,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let run = |sql: &str| -> StoreResult<()> {
+        conn.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map(drop)
+            .map_err(backend)
+    };
+    // A transaction left open by a panic in an earlier call.
+    if !conn.is_autocommit() {
+        run("ROLLBACK")?;
+    }
+    run(begin)?;
+    let result = f(conn).and_then(|value| run("COMMIT").map(|()| value));
+    if result.is_err() && !conn.is_autocommit() {
+        // The error to report is the first one; a failed rollback leaves the transaction to
+        // the next call, which rolls it back before anything else.
+        let _ = run("ROLLBACK");
+    }
+    result
 }
 
 /// Per-connection settings.
@@ -576,5 +582,354 @@ impl Store for SqliteStore {
                     .collect()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oco_core::model::{ContainerId, Job, JobKind, Origin};
+    use oco_core::store::testkit::{self, at, fixture, new_computer};
+    use oco_core::store::{Change, ChangeSet};
+
+    use super::*;
+
+    fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oco.db");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_new_database_gets_the_current_schema() {
+        let (_dir, path) = temp_db();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        drop(store);
+        // Opening again migrates nothing.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let memory = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(memory.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_naming_both_versions() {
+        let (_dir, path) = temp_db();
+        drop(SqliteStore::open(&path).unwrap());
+        let newer = SCHEMA_VERSION + 1;
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!("PRAGMA user_version = {newer}"))
+            .unwrap();
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid: the database has schema version {newer}, newer than version \
+                 {SCHEMA_VERSION} that this oco-store-sqlite knows: open it with a newer release"
+            )
+        );
+    }
+
+    #[test]
+    fn options_are_applied() {
+        let (_dir, path) = temp_db();
+        let options = Options {
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_millis(250),
+            readers: 0,
+        };
+        let store = SqliteStore::open_with(&path, &options).unwrap();
+        let conn = store.writer();
+        let read = |pragma: &str| -> i64 {
+            conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(read("synchronous"), 2, "FULL");
+        assert_eq!(read("foreign_keys"), 1);
+        assert_eq!(read("busy_timeout"), 250);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(conn);
+        // Reads go through the writer without readers.
+        assert!(store.list_computers(Page::first(1)).unwrap().is_empty());
+        assert_eq!(Options::default().synchronous, Synchronous::Normal);
+    }
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn the_store_is_send_and_sync() {
+        assert_send_sync::<SqliteStore>();
+    }
+
+    /// A container with one Waiting job on `computer`.
+    fn container_with_job(
+        store: &SqliteStore,
+        computer: ComputerId,
+        package: &Package,
+    ) -> ContainerId {
+        let job = Job::new(
+            Origin::Container(ContainerId(0)),
+            computer,
+            package,
+            JobKind::Install,
+            1,
+        );
+        testkit::create_container(store, "c", vec![job]).0
+    }
+
+    #[test]
+    fn a_constraint_edited_by_hand_is_corrupt_for_its_row_only() {
+        let (_dir, path) = temp_db();
+        let store = SqliteStore::open(&path).unwrap();
+        let f = fixture(&store);
+        let pc = f.computers[0].id;
+        let broken = container_with_job(&store, pc, &f.packages[0]);
+        let sound = container_with_job(&store, pc, &f.packages[1]);
+        let other_pc = container_with_job(&store, f.computers[1].id, &f.packages[0]);
+        let cg = store
+            .create_computer_group(testkit::name("cg"), None)
+            .unwrap();
+        let pg = store
+            .create_package_group(testkit::name("pg"), None)
+            .unwrap();
+        let rule = store.create_rule(testkit::rule("r", cg.id, pg.id)).unwrap();
+        testkit::apply(
+            &store,
+            vec![Change::InsertJob {
+                job: Job::new(Origin::Rule(rule.id), pc, &f.other, JobKind::Install, 1),
+            }],
+        );
+
+        let hand = Connection::open(&path).unwrap();
+        hand.execute(
+            "UPDATE containers SET ip_ranges = '10.0.0.0/33, ???' WHERE id = ?1",
+            [broken.0],
+        )
+        .unwrap();
+        hand.execute(
+            "UPDATE rules SET time_zone = 'Mars/Olympus' WHERE id = ?1",
+            [rule.id.0],
+        )
+        .unwrap();
+
+        match store.container(broken) {
+            Err(StoreError::Corrupt { what, id, reason }) => {
+                assert_eq!(
+                    (what, id.as_str()),
+                    ("container", broken.to_string().as_str())
+                );
+                assert!(
+                    reason.starts_with("ip_ranges `10.0.0.0/33, ???`: "),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        match store.rule(rule.id) {
+            Err(StoreError::Corrupt { what, reason, .. }) => {
+                assert_eq!(what, "rule");
+                assert_eq!(reason, "time_zone: `Mars/Olympus` is not an IANA time zone");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(store.container(sound).is_ok());
+
+        // The planner holds the broken origins' jobs and delivers the others.
+        let snapshot = store.planner_snapshot(pc).unwrap();
+        assert_eq!(snapshot.jobs.len(), 3);
+        let policy = &snapshot.origins[&Origin::Container(broken)].policy;
+        let reason = policy.as_ref().unwrap_err();
+        assert!(
+            reason.starts_with(&format!("stored container {broken} is corrupt: ip_ranges")),
+            "{reason}"
+        );
+        assert!(snapshot.origins[&Origin::Rule(rule.id)].policy.is_err());
+        let origin = &snapshot.origins[&Origin::Container(sound)];
+        assert_eq!(origin.policy.as_ref().unwrap(), &testkit::policy());
+        assert_eq!(origin.schedule, Some(testkit::container("c").schedule));
+        // Another computer's snapshot is untouched.
+        let other = store.planner_snapshot(f.computers[1].id).unwrap();
+        assert!(other.origins[&Origin::Container(other_pc)].policy.is_ok());
+
+        // A listing page with the row fails naming it; the next page reads.
+        let err = store.list_containers(Page::first(10)).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        let after = store
+            .list_containers(Page {
+                after: Some(broken.0),
+                limit: 10,
+            })
+            .unwrap();
+        assert_eq!(
+            after.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![sound, other_pc]
+        );
+        // Housekeeping leaves the unreadable container out; reports still read its sequence mode.
+        let housekeeping = store.housekeeping_snapshot().unwrap();
+        assert!(housekeeping
+            .containers
+            .iter()
+            .all(|c| c.container.id != broken));
+        assert!(housekeeping
+            .containers
+            .iter()
+            .any(|c| c.container.id == sound));
+        let job = snapshot
+            .jobs
+            .iter()
+            .find(|j| j.origin == Origin::Container(broken))
+            .unwrap();
+        assert!(store.report_snapshot(job.id).is_ok());
+    }
+
+    #[test]
+    fn a_corrupt_job_row_is_reported_for_that_job() {
+        let (_dir, path) = temp_db();
+        let store = SqliteStore::open(&path).unwrap();
+        let f = fixture(&store);
+        let c = container_with_job(&store, f.computers[0].id, &f.packages[0]);
+        let job = store
+            .list_jobs(&oco_core::store::JobFilter::default(), Page::first(1))
+            .unwrap()[0]
+            .clone();
+        let hand = Connection::open(&path).unwrap();
+        hand.execute(
+            "UPDATE jobs SET kind = 'reinstall' WHERE id = ?1",
+            [job.id.0],
+        )
+        .unwrap();
+        match store.job(job.id) {
+            Err(StoreError::Corrupt { what, id, reason }) => {
+                assert_eq!((what, id), ("job", job.id.to_string()));
+                assert_eq!(reason, "kind: `reinstall` is not a job kind");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(store.container(c).is_ok());
+        assert!(store.planner_snapshot(f.computers[1].id).is_ok());
+    }
+
+    #[test]
+    fn instants_beyond_the_stored_range_are_invalid() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let pc = store.create_computer(new_computer("pc1")).unwrap();
+        let far = DateTime::from_timestamp(400_000_000_000, 0).unwrap();
+        let err = store.set_last_seen(pc.id, far).unwrap_err();
+        assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+        assert_eq!(store.computer(pc.id).unwrap().last_seen, None);
+        store.set_last_seen(pc.id, at(1)).unwrap();
+    }
+
+    #[test]
+    fn jobs_share_stored_snapshots() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let f = fixture(&store);
+        for _ in 0..3 {
+            container_with_job(&store, f.computers[0].id, &f.packages[0]);
+        }
+        let conn = store.writer();
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM job_snapshots", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn apply_many_commits_once_with_each_set_atomic() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let f = fixture(&store);
+        let sets = vec![
+            ChangeSet {
+                changes: vec![Change::CreateContainer {
+                    container: testkit::container("a"),
+                    jobs: vec![],
+                }],
+            },
+            ChangeSet {
+                changes: vec![
+                    Change::CreateContainer {
+                        container: testkit::container("b"),
+                        jobs: vec![],
+                    },
+                    Change::ExpectAssignments {
+                        computer: f.computers[0].id,
+                        expected: Revision(5),
+                    },
+                ],
+            },
+        ];
+        let results = store.apply_many(&sets);
+        assert!(results[0].is_ok());
+        assert!(matches!(results[1], Err(StoreError::Conflict { .. })));
+        let names: Vec<String> = store
+            .list_containers(Page::first(10))
+            .unwrap()
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect();
+        assert_eq!(names, vec!["a"]);
+    }
+
+    #[cfg(feature = "fault-injection")]
+    #[test]
+    fn a_failed_statement_rolls_the_whole_set_back() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let f = fixture(&store);
+        let c = container_with_job(&store, f.computers[0].id, &f.packages[0]);
+        let job = store
+            .list_jobs(&oco_core::store::JobFilter::default(), Page::first(1))
+            .unwrap()[0]
+            .clone();
+        let mut done = job.clone();
+        done.state = oco_core::model::JobState::Succeeded;
+        let set = ChangeSet {
+            changes: vec![
+                Change::UpdateJob {
+                    expected: job.revision,
+                    job: done,
+                },
+                Change::UpsertAssignment {
+                    assignment: Assignment {
+                        computer: job.computer,
+                        package: job.package,
+                        installed_at: at(3),
+                        job: Some(job.id),
+                    },
+                },
+                Change::InsertJob {
+                    job: Job::new(
+                        Origin::Container(c),
+                        f.computers[1].id,
+                        &f.other,
+                        JobKind::Install,
+                        1,
+                    ),
+                },
+            ],
+        };
+        let before = testkit::dump(&store);
+        let mut n = 1;
+        loop {
+            store.fail_nth_statement(Some(n));
+            match store.apply(&set) {
+                Err(StoreError::Backend(_)) => {
+                    assert_eq!(testkit::dump(&store), before, "statement {n} failed");
+                    n += 1;
+                }
+                Ok(_) => break,
+                Err(other) => panic!("statement {n}: {other:?}"),
+            }
+        }
+        assert!(n > 4, "the set runs several statements, got {n}");
+        store.fail_nth_statement(None);
+        assert_eq!(
+            store.job(job.id).unwrap().state,
+            oco_core::model::JobState::Succeeded
+        );
     }
 }

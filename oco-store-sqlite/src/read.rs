@@ -20,13 +20,13 @@ use crate::backend;
 use crate::encode::{
     self, assignment_row, computer_columns, computer_row, container_columns, container_row,
     corrupt, from_revision, from_time, get, job_columns, job_row, package_columns, package_row,
-    parse_column, parse_policy, rule_columns, rule_row,
+    parse_column, parse_policy, rule_columns, rule_row, Snapshots,
 };
 
-/// `FROM` of a job read: the job joined with its snapshot.
+/// `FROM` of a job read (its snapshot is read through [`Snapshots`]).
 macro_rules! from_jobs {
     () => {
-        " FROM jobs j JOIN job_snapshots s ON s.id = j.snapshot_id "
+        " FROM jobs j "
     };
 }
 
@@ -447,11 +447,12 @@ fn live_rules(conn: &Connection) -> StoreResult<Vec<DeploymentRule>> {
 }
 
 pub(crate) fn job(conn: &Connection, id: JobId) -> StoreResult<Job> {
+    let snapshots = Snapshots::new(conn);
     row(
         conn,
         concat!("SELECT ", job_columns!(), from_jobs!(), "WHERE j.id = ?1"),
         [id.0],
-        job_row,
+        |row| job_row(row, &snapshots),
     )?
     .ok_or_else(|| not_found("job", id))
 }
@@ -461,6 +462,7 @@ pub(crate) fn list_jobs(
     filter: &JobFilter,
     page: Page,
 ) -> StoreResult<Vec<Job>> {
+    let snapshots = Snapshots::new(conn);
     let (after, limit) = bounds(page);
     let mut sql = String::from(concat!(
         "SELECT ",
@@ -488,7 +490,9 @@ pub(crate) fn list_jobs(
         condition("state", encode::TextEnum::text(state).to_owned().into());
     }
     sql.push_str(" ORDER BY j.id LIMIT ?2");
-    rows(conn, &sql, rusqlite::params_from_iter(values), job_row)
+    rows(conn, &sql, rusqlite::params_from_iter(values), |row| {
+        job_row(row, &snapshots)
+    })
 }
 
 /// An origin's fields as the planner reads them; a row that does not decode gives `Err` in the
@@ -554,19 +558,20 @@ pub(crate) fn planner_snapshot(
     conn: &Connection,
     computer_id: ComputerId,
 ) -> StoreResult<PlannerSnapshot> {
+    let snapshots = Snapshots::new(conn);
     let computer = computer(conn, computer_id)?;
     let mut jobs = rows(
         conn,
         concat!(
             "SELECT ",
             job_columns!(),
-            " FROM jobs j INDEXED BY jobs_by_computer JOIN job_snapshots s ON s.id = j.snapshot_id \
+            " FROM jobs j INDEXED BY jobs_by_computer \
              WHERE j.computer_id = ?1 AND j.state IN (",
             "'waiting', 'downloading', 'executing'",
             ")"
         ),
         [computer_id.0],
-        job_row,
+        |row| job_row(row, &snapshots),
     )?;
     jobs.sort_unstable_by_key(|job| job.id);
     let mut origins = BTreeMap::new();
@@ -630,11 +635,12 @@ fn missing_origin(job: &Job) -> StoreError {
 }
 
 pub(crate) fn report_snapshot(conn: &Connection, id: JobId) -> StoreResult<ReportSnapshot> {
+    let snapshots = Snapshots::new(conn);
     let (job, deleted) = match row(
         conn,
         concat!("SELECT ", job_columns!(), from_jobs!(), "WHERE j.id = ?1"),
         [id.0],
-        job_row,
+        |row| job_row(row, &snapshots),
     )? {
         Some(job) => (job, false),
         None => {
@@ -643,11 +649,11 @@ pub(crate) fn report_snapshot(conn: &Connection, id: JobId) -> StoreResult<Repor
                 concat!(
                     "SELECT ",
                     job_columns!(),
-                    " FROM tombstones j JOIN job_snapshots s ON s.id = j.snapshot_id \
+                    " FROM tombstones j \
                      WHERE j.id = ?1"
                 ),
                 [id.0],
-                job_row,
+                |row| job_row(row, &snapshots),
             )?;
             (tombstone.ok_or_else(|| not_found("job", id))?, true)
         }
@@ -687,7 +693,7 @@ pub(crate) fn report_snapshot(conn: &Connection, id: JobId) -> StoreResult<Repor
         conn,
         origin_sql,
         params![job.computer.0, origin_id, job.id.0],
-        job_row,
+        |row| job_row(row, &snapshots),
     )?;
     let family_assignments = rows(
         conn,
@@ -828,6 +834,7 @@ fn assignment_revisions(
 }
 
 pub(crate) fn rule_snapshot(conn: &Connection) -> StoreResult<RuleSnapshot> {
+    let snapshots = Snapshots::new(conn);
     Ok(RuleSnapshot {
         deploy: deploy_snapshot_of(conn, None)?,
         rules: live_rules(conn)?,
@@ -837,12 +844,11 @@ pub(crate) fn rule_snapshot(conn: &Connection) -> StoreResult<RuleSnapshot> {
             concat!(
                 "SELECT ",
                 job_columns!(),
-                " FROM jobs j INDEXED BY jobs_by_rule JOIN job_snapshots s \
-                 ON s.id = j.snapshot_id WHERE j.rule_id IS NOT NULL \
+                " FROM jobs j INDEXED BY jobs_by_rule WHERE j.rule_id IS NOT NULL \
                  ORDER BY j.rule_id, j.computer_id, j.package_id, j.kind"
             ),
             [],
-            job_row,
+            |row| job_row(row, &snapshots),
         )?,
     })
 }
@@ -851,6 +857,7 @@ pub(crate) fn rule_snapshot_for(
     conn: &Connection,
     computers: &[ComputerId],
 ) -> StoreResult<RuleSnapshot> {
+    let snapshots = Snapshots::new(conn);
     let wanted: BTreeSet<ComputerId> = computers.iter().copied().collect();
     let mut deploy = deploy_snapshot_of(conn, Some(&wanted))?;
     let rules = live_rules(conn)?;
@@ -861,12 +868,11 @@ pub(crate) fn rule_snapshot_for(
             concat!(
                 "SELECT ",
                 job_columns!(),
-                " FROM jobs j INDEXED BY jobs_by_computer JOIN job_snapshots s \
-                 ON s.id = j.snapshot_id WHERE j.computer_id = ?1 AND j.rule_id IS NOT NULL \
+                " FROM jobs j INDEXED BY jobs_by_computer WHERE j.computer_id = ?1 AND j.rule_id IS NOT NULL \
                  ORDER BY j.rule_id, j.package_id, j.kind"
             ),
             [computer.0],
-            job_row,
+            |row| job_row(row, &snapshots),
         )?);
     }
     // Packages: every rule's (with their dependencies), the assigned ones and the jobs' ones.
@@ -909,6 +915,7 @@ pub(crate) fn rule_snapshot_for(
 }
 
 pub(crate) fn housekeeping_snapshot(conn: &Connection) -> StoreResult<HousekeepingSnapshot> {
+    let snapshots = Snapshots::new(conn);
     // Containers that may need something: without pending jobs (purge), with an end (expiry: the
     // store does not know the time), or with wake packets not yet sent. A container that does not
     // decode is left out: housekeeping then leaves it alone, and its getter reports it.
@@ -942,7 +949,7 @@ pub(crate) fn housekeeping_snapshot(conn: &Connection) -> StoreResult<Housekeepi
                 "WHERE j.container_id = ?1 ORDER BY j.id"
             ),
             [container.id.0],
-            job_row,
+            |row| job_row(row, &snapshots),
         ) {
             Ok(jobs) => jobs,
             Err(StoreError::Corrupt { .. }) => continue,

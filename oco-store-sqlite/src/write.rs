@@ -2,6 +2,7 @@
 //! `BEGIN IMMEDIATE` transaction opened by the caller, which commits it only on success.
 
 use std::cell::{Cell, RefCell};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use oco_core::chrono::{DateTime, Utc};
@@ -775,22 +776,24 @@ impl<'c> ChangeWriter<'c> {
                 let mut snapshots: HashMap<(PackageId, JobKind), i64> = HashMap::new();
                 applied.jobs.reserve(jobs.len());
                 for new in jobs {
-                    if !packages.contains_key(&new.package) {
-                        let package = self
-                            .query(
-                                concat!(
-                                    "SELECT ",
-                                    encode::package_columns!(),
-                                    " FROM packages WHERE id = ?1"
-                                ),
-                                [new.package.0],
-                                encode::package_row,
-                            )?
-                            .ok_or_else(|| invalid(format!("unknown package {}", new.package)))?;
-                        packages.insert(new.package, package);
-                    }
-                    let Some(package) = packages.get(&new.package) else {
-                        continue;
+                    let package = match packages.entry(new.package) {
+                        Entry::Occupied(entry) => entry.into_mut(),
+                        Entry::Vacant(entry) => {
+                            let package = self
+                                .query(
+                                    concat!(
+                                        "SELECT ",
+                                        encode::package_columns!(),
+                                        " FROM packages WHERE id = ?1"
+                                    ),
+                                    [new.package.0],
+                                    encode::package_row,
+                                )?
+                                .ok_or_else(|| {
+                                    invalid(format!("unknown package {}", new.package))
+                                })?;
+                            entry.insert(package)
+                        }
                     };
                     let job = new.to_job(*rule, package, *at);
                     let snapshot = match snapshots.get(&(new.package, new.kind)) {

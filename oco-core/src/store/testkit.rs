@@ -108,6 +108,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         "delete_computer_removes_what_is_its",
         delete_computer_removes_what_is_its,
     ),
+    (
+        "rule_snapshot_for_evaluates_as_the_full_one",
+        rule_snapshot_for_evaluates_as_the_full_one,
+    ),
 ];
 
 /// Runs every check in [`CHECKS`], each on a fresh store from `make`.
@@ -2221,4 +2225,141 @@ pub fn delete_computer_removes_what_is_its(make: MakeStore<'_>) {
         .contains_key(&pc1));
     assert!(store.computer_by_hostname("PC1").unwrap().is_none());
     store.create_computer(new_computer("pc1")).unwrap();
+}
+
+/// A rule snapshot restricted to some computers has only what concerns them, and evaluating any
+/// rule for those computers on it gives the same diff as on the full snapshot (other rules'
+/// claims, assignments, dependencies and the jobs of a rule being deleted included).
+pub fn rule_snapshot_for_evaluates_as_the_full_one(make: MakeStore<'_>) {
+    use crate::rules::{RuleWorld, Scope};
+
+    let store = make();
+    let f = fixture(store.as_ref());
+    let [pc1, pc2] = [f.computers[0].id, f.computers[1].id];
+    let pc3 = store.create_computer(new_computer("pc3")).unwrap().id;
+    let pc4 = store.create_computer(new_computer("pc4")).unwrap().id;
+    let all = store.create_computer_group(name("all"), None).unwrap();
+    let sub = store
+        .create_computer_group(name("sub"), Some(all.id))
+        .unwrap();
+    let some = store.create_computer_group(name("some"), None).unwrap();
+    store
+        .set_computer_group_members(all.id, &[pc1, pc2])
+        .unwrap();
+    store.set_computer_group_members(sub.id, &[pc3]).unwrap();
+    store
+        .set_computer_group_members(some.id, &[pc2, pc3])
+        .unwrap();
+    // v2 depends on v1; both remove other versions, so rules wanting both conflict.
+    let [v1, v2] = [f.packages[0].id, f.packages[1].id];
+    let newest = store.create_package_group(name("newest"), None).unwrap();
+    let extra = store
+        .create_package_group(name("extra"), Some(newest.id))
+        .unwrap();
+    store.set_package_group_members(newest.id, &[v2]).unwrap();
+    store
+        .set_package_group_members(extra.id, &[f.other.id])
+        .unwrap();
+    let oldest = store.create_package_group(name("oldest"), None).unwrap();
+    store.set_package_group_members(oldest.id, &[v1]).unwrap();
+    let enabled = |title: &str, cg, pg| DeploymentRule {
+        enabled: true,
+        ..rule(title, cg, pg)
+    };
+    let a = store
+        .create_rule(enabled("a", all.id, newest.id))
+        .unwrap()
+        .id;
+    let b = store
+        .create_rule(enabled("b", some.id, oldest.id))
+        .unwrap()
+        .id;
+    let c = store
+        .create_rule(enabled("c", some.id, extra.id))
+        .unwrap()
+        .id;
+    apply(
+        store.as_ref(),
+        vec![Change::UpsertAssignment {
+            assignment: Assignment {
+                computer: pc3,
+                package: v1,
+                installed_at: at(1),
+                job: None,
+            },
+        }],
+    );
+    // Every rule evaluated and applied, then the world changes under them.
+    for rule in [a, b, c] {
+        let world = RuleWorld::from_snapshot(&store.rule_snapshot().unwrap());
+        let diff = world.evaluate(rule, &Scope::full(), at(10));
+        store.apply(&diff.into_change_set()).unwrap();
+    }
+    assert!(
+        !store.rule_snapshot().unwrap().jobs.is_empty(),
+        "the rules have jobs"
+    );
+    store
+        .set_computer_group_members(all.id, &[pc1, pc4])
+        .unwrap();
+    store.delete_rule(c).unwrap();
+    apply(
+        store.as_ref(),
+        vec![Change::UpsertAssignment {
+            assignment: Assignment {
+                computer: pc1,
+                package: f.other.id,
+                installed_at: at(2),
+                job: None,
+            },
+        }],
+    );
+
+    for computers in [
+        vec![pc1],
+        vec![pc2],
+        vec![pc3],
+        vec![pc4],
+        vec![pc1, pc3, pc4],
+        vec![],
+    ] {
+        let scoped = store.rule_snapshot_for(&computers).unwrap();
+        assert!(
+            scoped
+                .deploy
+                .computers
+                .keys()
+                .all(|id| computers.contains(id)),
+            "only the computers asked for: {computers:?}"
+        );
+        assert!(scoped
+            .jobs
+            .iter()
+            .all(|job| computers.contains(&job.computer)));
+        assert!(scoped
+            .deploy
+            .computer_group_members
+            .values()
+            .flatten()
+            .all(|id| computers.contains(id)));
+        assert_eq!(scoped.rules, store.rule_snapshot().unwrap().rules);
+        let full = RuleWorld::from_snapshot(&store.rule_snapshot().unwrap());
+        let scoped = RuleWorld::from_snapshot(&scoped);
+        let scope = Scope::computers(computers.iter().copied());
+        let mut changed = false;
+        for rule in [a, b, c] {
+            let expected = full.evaluate(rule, &scope, at(20));
+            changed |= !expected.is_empty();
+            assert_eq!(
+                scoped.evaluate(rule, &scope, at(20)),
+                expected,
+                "rule {rule} on {computers:?}"
+            );
+        }
+        assert_eq!(
+            changed,
+            !computers.is_empty(),
+            "the check evaluates something on {computers:?}"
+        );
+    }
 }
