@@ -36,6 +36,7 @@ use oco_core::constraint::{IpEntry, IpRanges, TimeFrames};
 
 pub mod planner;
 pub mod rules;
+pub mod sqlite;
 
 /// The seed of every generated input.
 pub const SEED: u64 = 0x000C_0BE7_C4E5_u64;
