@@ -331,16 +331,14 @@ pub(crate) use package_columns;
 pub(crate) fn package_row(row: &Row<'_>) -> StoreResult<Package> {
     let id: i64 = row.get(0).map_err(crate::backend)?;
     let decode = || -> Result<Package, String> {
-        let procedure = |first: usize, prefix: &str| -> Result<Procedure, String> {
-            Ok(Procedure {
-                command: get(row, first, &format!("{prefix}_command"))?,
-                success_codes: parse_codes(
-                    &format!("{prefix}_success_codes"),
-                    &get::<String>(row, first + 1, "success_codes")?,
-                )?,
+        // Column names as literals: a rule snapshot decodes every package of every rule.
+        let procedure = |first: usize, [command, codes, post_action]: [&str; 3]| {
+            Ok::<_, String>(Procedure {
+                command: get(row, first, command)?,
+                success_codes: parse_codes(codes, &get::<String>(row, first + 1, codes)?)?,
                 post_action: parse_column(
-                    &format!("{prefix}_post_action"),
-                    &get::<String>(row, first + 2, "post_action")?,
+                    post_action,
+                    &get::<String>(row, first + 2, post_action)?,
                 )?,
             })
         };
@@ -348,8 +346,22 @@ pub(crate) fn package_row(row: &Row<'_>) -> StoreResult<Package> {
             id: PackageId(id),
             family: FamilyId(get(row, 1, "family_id")?),
             version: name(row, 2, "version")?,
-            install: procedure(3, "install")?,
-            uninstall: procedure(6, "uninstall")?,
+            install: procedure(
+                3,
+                [
+                    "install_command",
+                    "install_success_codes",
+                    "install_post_action",
+                ],
+            )?,
+            uninstall: procedure(
+                6,
+                [
+                    "uninstall_command",
+                    "uninstall_success_codes",
+                    "uninstall_post_action",
+                ],
+            )?,
             has_payload: get(row, 9, "has_payload")?,
             download_for_uninstall: get(row, 10, "download_for_uninstall")?,
             upgrade_behavior: parse_column(

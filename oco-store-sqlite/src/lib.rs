@@ -79,6 +79,7 @@ use oco_core::store::{
     NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState, Store,
     StoreError, StoreResult,
 };
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 pub use schema::SCHEMA_VERSION;
@@ -358,6 +359,12 @@ fn configure(conn: &Connection, options: &Options) -> StoreResult<()> {
     ))
     .map_err(backend)?;
     conn.busy_timeout(options.busy_timeout).map_err(backend)?;
+    // The bundled SQLite has STAT4, under which a cached statement whose bindings are cleared
+    // (rusqlite does, when it goes back to the cache) is prepared again at its next use. The
+    // query-planner stability guarantee keeps the plan, and our statements do not depend on the
+    // values bound.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }

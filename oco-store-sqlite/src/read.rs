@@ -666,7 +666,9 @@ pub(crate) fn report_snapshot(conn: &Connection, id: JobId) -> StoreResult<Repor
                 "SELECT ",
                 job_columns!(),
                 from_jobs!(),
-                "WHERE j.computer_id = ?1 AND j.container_id = ?2 AND j.id <> ?3 ORDER BY j.id"
+                // `+` keeps SQLite off `jobs_by_container`: a container may have a million
+                // jobs, the computer has a few.
+                "WHERE j.computer_id = ?1 AND +j.container_id = ?2 AND j.id <> ?3 ORDER BY j.id"
             ),
             c.0,
         ),
