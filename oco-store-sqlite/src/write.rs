@@ -856,6 +856,51 @@ impl<'c> ChangeWriter<'c> {
                     return Err(invalid(format!("unknown computer {computer}")));
                 }
             }
+            Change::SetCredentials {
+                computer,
+                expected,
+                credentials,
+            } => {
+                self.tick()?;
+                if read::credentials(self.conn, *computer)? != *expected {
+                    return Err(conflict(format!(
+                        "credentials of computer {computer} changed since read"
+                    )));
+                }
+                self.exec(
+                    "INSERT INTO credentials (computer_id, agent_key, previous_agent_key, \
+                     server_key, last_hello) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (computer_id) DO UPDATE SET agent_key = excluded.agent_key, \
+                     previous_agent_key = excluded.previous_agent_key, \
+                     server_key = excluded.server_key, last_hello = excluded.last_hello",
+                    params![
+                        computer.0,
+                        credentials.agent_key,
+                        credentials.previous_agent_key,
+                        credentials.server_key,
+                        credentials.last_hello,
+                    ],
+                )?;
+            }
+            Change::SetLastSeen { computer, at } => {
+                let changed = self.exec(
+                    "UPDATE computers SET last_seen = max(coalesce(last_seen, ?2), ?2) \
+                     WHERE id = ?1",
+                    params![computer.0, time(*at)?],
+                )?;
+                if changed == 0 {
+                    return Err(not_found("computer", computer));
+                }
+            }
+            Change::SetServerState { state } => {
+                self.exec(
+                    "INSERT INTO server_state (id, last_response_timestamp, admin_token_hash) \
+                     VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET \
+                     last_response_timestamp = excluded.last_response_timestamp, \
+                     admin_token_hash = excluded.admin_token_hash",
+                    params![state.last_response_timestamp, state.admin_token_hash],
+                )?;
+            }
             Change::ExpectAssignments { computer, expected } => {
                 self.tick()?;
                 let revision = read::assignment_revision(self.conn, *computer)?

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{AgentCredentials, ServerState};
 use crate::model::{
     Assignment, ComputerId, ContainerId, Job, JobContainer, JobId, PackageId, Revision, RuleId,
 };
@@ -118,6 +119,30 @@ pub enum Change {
         computer: ComputerId,
         /// The package.
         package: PackageId,
+    },
+    /// Replaces a computer's agent credentials, if they are still `expected` (two hellos of one
+    /// computer racing, or a key change since they were read, is a conflict): how the server
+    /// makes a hello's timestamp and keys durable in a group commit.
+    SetCredentials {
+        /// The computer.
+        computer: ComputerId,
+        /// The credentials the change was computed from.
+        expected: AgentCredentials,
+        /// The credentials as they should be.
+        credentials: AgentCredentials,
+    },
+    /// Records that the computer's agent was seen at `at`; an earlier time than the stored one
+    /// is ignored (the server coalesces these and may flush them out of order).
+    SetLastSeen {
+        /// The computer.
+        computer: ComputerId,
+        /// When its agent was seen.
+        at: DateTime<Utc>,
+    },
+    /// Replaces the server-wide state.
+    SetServerState {
+        /// The state as it should be.
+        state: ServerState,
     },
     /// A precondition only: the computer's assignment revision must still be `expected`.
     ExpectAssignments {

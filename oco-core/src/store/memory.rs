@@ -400,6 +400,28 @@ impl State {
                     self.bump_assignments(*computer);
                 }
             }
+            Change::SetCredentials {
+                computer,
+                expected,
+                credentials,
+            } => {
+                self.computer(*computer)?;
+                let stored = self.credentials.get(computer).cloned().unwrap_or_default();
+                if stored != *expected {
+                    return Err(StoreError::Conflict {
+                        what: format!("credentials of computer {computer} changed since read"),
+                    });
+                }
+                self.credentials.insert(*computer, credentials.clone());
+            }
+            Change::SetLastSeen { computer, at } => {
+                let stored = self
+                    .computers
+                    .get_mut(computer)
+                    .ok_or_else(|| not_found("computer", *computer))?;
+                stored.last_seen = stored.last_seen.max(Some(*at));
+            }
+            Change::SetServerState { state } => self.server = state.clone(),
             Change::ExpectAssignments { computer, expected } => {
                 self.computer(*computer)?;
                 let revision = self.assignment_revision(*computer);

@@ -48,6 +48,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         hostnames_are_unique_ignoring_case,
     ),
     ("credentials_round_trip", credentials_round_trip),
+    ("agent_state_in_change_sets", agent_state_in_change_sets),
     (
         "delete_container_is_compare_and_set",
         delete_container_is_compare_and_set,
@@ -491,6 +492,98 @@ pub fn credentials_round_trip(make: MakeStore<'_>) {
         "NotFound",
         "set_credentials of a missing computer",
     );
+}
+
+/// Credentials, last-seen times and the server state written in change sets: credentials are
+/// compare-and-set, a last-seen time never moves back, and a failing change leaves the rest of
+/// the set unwritten.
+pub fn agent_state_in_change_sets(make: MakeStore<'_>) {
+    let store = make();
+    let pc = store.create_computer(new_computer("pc1")).unwrap();
+    let hello = |last_hello: f64| AgentCredentials {
+        agent_key: Some("agent".into()),
+        previous_agent_key: None,
+        server_key: Some("server".into()),
+        last_hello: Some(last_hello),
+    };
+    let state = ServerState {
+        last_response_timestamp: Some(1_700_000_010.5),
+        admin_token_hash: Some("hash".into()),
+    };
+    apply(
+        store.as_ref(),
+        vec![
+            Change::SetCredentials {
+                computer: pc.id,
+                expected: AgentCredentials::default(),
+                credentials: hello(1_700_000_000.5),
+            },
+            Change::SetLastSeen {
+                computer: pc.id,
+                at: at(10),
+            },
+            Change::SetServerState {
+                state: state.clone(),
+            },
+        ],
+    );
+    assert_eq!(store.credentials(pc.id).unwrap(), hello(1_700_000_000.5));
+    assert_eq!(store.computer(pc.id).unwrap().last_seen, Some(at(10)));
+    assert_eq!(store.server_state().unwrap(), state);
+
+    // A second hello computed from the credentials before the first: a conflict, and the
+    // last-seen time and server state of its set are not written.
+    let stale = store.apply(&ChangeSet {
+        changes: vec![
+            Change::SetLastSeen {
+                computer: pc.id,
+                at: at(20),
+            },
+            Change::SetServerState {
+                state: ServerState::default(),
+            },
+            Change::SetCredentials {
+                computer: pc.id,
+                expected: AgentCredentials::default(),
+                credentials: hello(1_700_000_000.75),
+            },
+        ],
+    });
+    assert_err(stale, "Conflict", "credentials changed since read");
+    assert_eq!(store.credentials(pc.id).unwrap(), hello(1_700_000_000.5));
+    assert_eq!(store.computer(pc.id).unwrap().last_seen, Some(at(10)));
+    assert_eq!(store.server_state().unwrap(), state);
+
+    // An earlier last-seen time (flushed out of order) leaves the later one.
+    apply(
+        store.as_ref(),
+        vec![Change::SetLastSeen {
+            computer: pc.id,
+            at: at(5),
+        }],
+    );
+    assert_eq!(store.computer(pc.id).unwrap().last_seen, Some(at(10)));
+
+    let missing = ComputerId(pc.id.0 + 100);
+    for change in [
+        Change::SetLastSeen {
+            computer: missing,
+            at: at(30),
+        },
+        Change::SetCredentials {
+            computer: missing,
+            expected: AgentCredentials::default(),
+            credentials: hello(1.0),
+        },
+    ] {
+        assert_err(
+            store.apply(&ChangeSet {
+                changes: vec![change],
+            }),
+            "NotFound",
+            "agent state of a missing computer",
+        );
+    }
 }
 
 /// Families and packages: every field round-trips; names and versions are unique; references
