@@ -1,0 +1,166 @@
+//! What every request handler shares.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oco_core::chrono_tz::Tz;
+use oco_core::ipnet::IpNet;
+use oco_core::store::Store;
+use oco_core::Settings;
+
+use crate::agent_api::AgentState;
+use crate::clock::Clock;
+use crate::commit::Committer;
+use crate::housekeeping::HousekeepingStatus;
+
+/// The server's shared state: the store, the clock, the group committer, options and secrets.
+/// Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    committer: Committer,
+    settings: Settings,
+    options: ServerOptions,
+    secrets: Secrets,
+    agent: AgentState,
+    housekeeping: HousekeepingStatus,
+}
+
+/// How the server behaves, as its options say.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The agent API's path (`/api-agent.php`).
+    pub agent_path: String,
+    /// Proxies whose `X-Forwarded-For` header names the agent's address.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The zone of new delivery policies when a request names none.
+    pub time_zone: Tz,
+    /// Whether unknown computers may register with the registration key.
+    pub self_registration: bool,
+    /// Where package payloads (zip archives) are kept, one file per package.
+    pub payload_dir: PathBuf,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            agent_path: "/api-agent.php".into(),
+            trusted_proxies: Vec::new(),
+            time_zone: Tz::UTC,
+            self_registration: false,
+            payload_dir: PathBuf::from("payloads"),
+        }
+    }
+}
+
+/// The secrets requests are checked against. `Debug` shows none of them.
+#[derive(Clone)]
+pub struct Secrets {
+    /// The admin API's bearer token.
+    pub admin_token: String,
+    /// The global agent key: signs a computer's requests until it has its own.
+    pub agent_key: String,
+    /// The key unknown computers sign their first hello with to register (self-registration).
+    pub registration_key: Option<String>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secrets")
+            .field("admin_token", &"<redacted>")
+            .field("agent_key", &"<redacted>")
+            .field(
+                "registration_key",
+                &self.registration_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl AppState {
+    /// The state of a server on `store`, reading time from `clock`; starts the group committer.
+    ///
+    /// # Errors
+    ///
+    /// If the committing thread cannot be started.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        options: ServerOptions,
+        secrets: Secrets,
+    ) -> std::io::Result<AppState> {
+        let committer = Committer::start(store.clone())?;
+        Ok(AppState(Arc::new(Shared {
+            store,
+            clock,
+            committer,
+            settings,
+            options,
+            secrets,
+            agent: AgentState::default(),
+            housekeeping: HousekeepingStatus::default(),
+        })))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.0.clock.as_ref()
+    }
+
+    /// The group committer (writes that must be durable before a reply).
+    pub fn committer(&self) -> &Committer {
+        &self.0.committer
+    }
+
+    /// The core's settings (expiry, purge and offline ages).
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ServerOptions {
+        &self.0.options
+    }
+
+    /// The secrets.
+    pub fn secrets(&self) -> &Secrets {
+        &self.0.secrets
+    }
+
+    /// Where the payload archive of `package` is kept (whether or not it exists).
+    pub fn payload_path(&self, package: oco_core::model::PackageId) -> PathBuf {
+        self.0
+            .options
+            .payload_dir
+            .join(format!("{}.zip", package.0))
+    }
+
+    /// The agent API's own state (response timestamps, coalesced last-seen times).
+    pub fn agent(&self) -> &AgentState {
+        &self.0.agent
+    }
+
+    /// What the last housekeeping runs did.
+    pub fn housekeeping(&self) -> &HousekeepingStatus {
+        &self.0.housekeeping
+    }
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("options", &self.0.options)
+            .field("secrets", &self.0.secrets)
+            .finish_non_exhaustive()
+    }
+}
