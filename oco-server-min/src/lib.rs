@@ -8,8 +8,10 @@ pub mod admin_api;
 pub mod agent_api;
 pub mod clock;
 pub mod commit;
+pub mod config;
 pub mod housekeeping;
 pub mod rules;
+pub mod secrets;
 pub mod state;
 
 use axum::extract::DefaultBodyLimit;

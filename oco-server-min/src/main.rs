@@ -1,11 +1,291 @@
 //! `oco-server-min`: parses the options, opens the store and serves (see the crate docs).
+//!
+//! Start-up: options ([`config`]), logging, the data directory, the secrets file ([`secrets`]),
+//! the SQLite store. Then it serves [`oco_server_min::app`] with the housekeeping task and the
+//! periodic flush of the agent API's coalesced state beside it, until SIGINT or SIGTERM: then
+//! in-flight requests finish, the background tasks stop, the agent state is flushed a last time
+//! and the store is closed, and the process exits with status 0.
 
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oco_core::store::StoreError;
+use oco_core::Settings;
+use oco_server_min::clock::SystemClock;
+use oco_server_min::config::{self, Config};
+use oco_server_min::housekeeping::{self, HousekeepingOptions};
+use oco_server_min::secrets::{self, Outcome, SecretsError};
+use oco_server_min::AppState;
+use oco_store_sqlite::SqliteStore;
+use tokio::sync::watch;
+
+/// How often the agent API's coalesced state (last-seen times, the timestamp high-water mark) is
+/// written.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a stopped server waits for the last users of the store to let go of it.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
-    eprintln!(
-        "oco-server-min {}: the server's binary is being wired up (see README.md).",
-        env!("CARGO_PKG_VERSION")
+    // Exits with status 2 on a usage error and 0 after --help or --version.
+    let matches = config::command().get_matches();
+    let config = match config::load(&matches) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("oco-server-min: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = init_logging(&config) {
+        eprintln!("oco-server-min: {error}");
+        return ExitCode::from(2);
+    }
+    match start(&config).and_then(|(state, store)| serve(&config, state, store)) {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why the server could not start or stopped early.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error("log filter: {0}")]
+    LogFilter(#[from] tracing_subscriber::filter::ParseError),
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error("database {}: {source}", path.display())]
+    Store { path: PathBuf, source: StoreError },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn init_logging(config: &Config) -> Result<(), Error> {
+    let filter = config.log_filter(std::env::var("RUST_LOG").ok());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    Ok(())
+}
+
+/// Prepares the data directory, the secrets and the store.
+fn start(config: &Config) -> Result<(AppState, Arc<SqliteStore>), Error> {
+    for dir in [config.data_dir.clone(), config.payload_dir()] {
+        std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir { path: dir, source })?;
+    }
+
+    let secrets_path = config.secrets_path();
+    let (stored, outcome) = secrets::load_or_create(&secrets_path)?;
+    match outcome {
+        Outcome::Created => tracing::info!(
+            "created the admin token, the global agent key and the registration key in {}",
+            secrets_path.display()
+        ),
+        Outcome::Read => {}
+        Outcome::Completed(keys) => tracing::warn!(
+            "{} lacked {}: generated and added",
+            secrets_path.display(),
+            keys.join(", ")
+        ),
+    }
+    if secrets::readable_by_others(&secrets_path)? {
+        tracing::warn!(
+            "{} can be read by other users; `chmod 600` it",
+            secrets_path.display()
+        );
+    }
+    tracing::info!(
+        "admin token and global agent key: see {}",
+        secrets_path.display()
     );
-    ExitCode::from(2)
+    if config.self_registration {
+        tracing::info!(
+            "self-registration is on: unknown agents may register with the registration key in {}",
+            secrets_path.display()
+        );
+    }
+
+    let database = config.database_path();
+    let store = SqliteStore::open_with(&database, &config.store_options()).map_err(|source| {
+        Error::Store {
+            path: database.clone(),
+            source,
+        }
+    })?;
+    tracing::info!(
+        "database {} (synchronous = {:?})",
+        database.display(),
+        config.synchronous
+    );
+    let store = Arc::new(store);
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        Settings::default(),
+        config.server_options(),
+        stored.for_server(config.self_registration),
+    )?;
+    Ok((state, store))
+}
+
+/// Serves until a signal, then stops in order and closes the store.
+fn serve(config: &Config, state: AppState, store: Arc<SqliteStore>) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve_until_signal(config, state))?;
+    // Every task is done; the runtime's blocking threads may still hold the store a moment.
+    runtime.shutdown_timeout(CLOSE_TIMEOUT);
+    close(store);
+    Ok(())
+}
+
+async fn serve_until_signal(config: &Config, state: AppState) -> Result<(), Error> {
+    // Signal handlers first: a signal that arrives once the server is announced must stop it
+    // gracefully, not kill it.
+    let stop_signal = shutdown_signal()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        "listening on http://{addr} (agent API at {}, admin API under /api/v1)",
+        config.agent_path
+    );
+
+    let (stop, stopped) = watch::channel(false);
+    let housekeeping = tokio::spawn(housekeeping::run_periodically(
+        state.clone(),
+        HousekeepingOptions {
+            interval: config.housekeeping_interval,
+            wol_targets: config.wol_targets.clone(),
+        },
+        stopped.clone(),
+    ));
+    let flusher = tokio::spawn(flush_periodically(state.clone(), stopped));
+
+    let app = oco_server_min::app(state.clone());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop_signal)
+    .await?;
+
+    tracing::info!("stopping: requests are done; stopping housekeeping");
+    // The receivers may be gone already if a task ended; there is then nothing to stop.
+    let _ = stop.send(true);
+    for task in [housekeeping, flusher] {
+        if let Err(error) = task.await {
+            tracing::error!("a background task failed: {error}");
+        }
+    }
+    flush_agent_state(&state).await;
+    Ok(())
+}
+
+/// Resolves at the first SIGINT or SIGTERM. The handlers are installed when this is called.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            tracing::info!("{name}: stopping gracefully");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            // Without a handler the process would simply die; a failure to install it is rare
+            // enough to treat as the signal itself.
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("interrupted: stopping gracefully");
+        })
+    }
+}
+
+/// Flushes the agent API's state every [`FLUSH_INTERVAL`] until `stop` turns true.
+async fn flush_periodically(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(FLUSH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: nothing to write yet.
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            biased;
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
+            _ = ticks.tick() => flush_agent_state(&state).await,
+        }
+    }
+}
+
+/// Writes the agent API's coalesced last-seen times and response-timestamp high-water mark.
+async fn flush_agent_state(state: &AppState) {
+    // MERGE(server-agent): the one call site of the agent API's flush. Once
+    // `oco_server_min::agent_api::flush` exists, this body becomes that call (logging its error).
+    let _ = state;
+}
+
+/// Drops the store once nothing else holds it, so that SQLite closes its connections and
+/// checkpoints the write-ahead log.
+fn close(store: Arc<SqliteStore>) {
+    let mut store = store;
+    let mut waited = Duration::ZERO;
+    loop {
+        match Arc::try_unwrap(store) {
+            Ok(store) => {
+                drop(store);
+                tracing::info!("database closed");
+                return;
+            }
+            // The group committer's thread lets go when its queue closes, just after the last
+            // `AppState` is dropped.
+            Err(shared) if waited < CLOSE_TIMEOUT => {
+                store = shared;
+                std::thread::sleep(Duration::from_millis(10));
+                waited += Duration::from_millis(10);
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the database is still in use after {CLOSE_TIMEOUT:?}; exiting without closing it (it stays consistent)"
+                );
+                return;
+            }
+        }
+    }
 }

@@ -1,0 +1,727 @@
+//! The server's configuration: command-line options, `OCO_<NAME>` environment variables and an
+//! optional TOML file, resolved into one [`Config`].
+//!
+//! Each option comes from the first of these that gives it: the command line, its environment
+//! variable, a key of the file named by `--config`, the default. The file's keys are the options'
+//! long names (`listen`, `data-dir`, `wol-target`, …); a repeatable option is an array, and a
+//! key the server does not know is an error naming it.
+//!
+//! [`resolve`] is a pure function of the parsed arguments and the file's text; [`load`] reads the
+//! file. `main.rs` calls [`command`], then [`load`].
+//!
+//! ```
+//! use oco_server_min::config;
+//!
+//! let matches = config::command().try_get_matches_from(["oco-server-min", "--listen", "0.0.0.0:80"])?;
+//! let file = r#"
+//!     listen = "127.0.0.1:9000"
+//!     wol-target = ["192.168.1.255:9", "10.0.0.255:7"]
+//! "#;
+//! let config = config::resolve(&matches, Some(("oco.toml".as_ref(), file)))?;
+//! assert_eq!(config.listen.to_string(), "0.0.0.0:80"); // the command line wins
+//! assert_eq!(config.wol_targets.len(), 2); // the file beats the default
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use oco_core::chrono_tz::Tz;
+use oco_core::ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::ServerOptions;
+
+/// The database file's name in the data directory.
+pub const DATABASE_FILE: &str = "oco.db";
+/// The secrets file's name in the data directory.
+pub const SECRETS_FILE: &str = "oco-secrets.toml";
+/// The payload directory's name in the data directory.
+pub const PAYLOAD_DIR: &str = "payloads";
+
+/// The server's resolved configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Holds the database, the secrets file and the payloads.
+    pub data_dir: PathBuf,
+    /// The agent API's path.
+    pub agent_path: String,
+    /// The default time zone of new delivery policies.
+    pub time_zone: Tz,
+    /// Proxies whose `X-Forwarded-For` header is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Where Wake-on-LAN magic packets are sent.
+    pub wol_targets: Vec<SocketAddr>,
+    /// How often housekeeping runs.
+    pub housekeeping_interval: Duration,
+    /// Whether unknown computers may register with the registration key.
+    pub self_registration: bool,
+    /// When a commit reaches the disk.
+    pub synchronous: Synchronous,
+    /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
+    pub log: Option<String>,
+}
+
+/// When a commit reaches the disk (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Synchronous {
+    /// Commits survive a crash of the server; the last few may be lost on power loss.
+    #[default]
+    Normal,
+    /// Every commit is flushed to the disk before the reply: survives power loss, slower.
+    Full,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` cannot be read.
+    #[error("cannot read the configuration file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not TOML, has a key the server does not know, or a value of the wrong type.
+    #[error("configuration file {}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message (it names an unknown key and where it is).
+        message: String,
+    },
+    /// A value in the file does not parse.
+    #[error("configuration file {}: `{key}`: {message}", path.display())]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// Why its value is invalid.
+        message: String,
+    },
+    /// The arguments do not fit the options (normally caught by clap already).
+    #[error("{0}")]
+    Arguments(#[from] clap::Error),
+}
+
+impl Config {
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE)
+    }
+
+    /// The secrets file.
+    pub fn secrets_path(&self) -> PathBuf {
+        self.data_dir.join(SECRETS_FILE)
+    }
+
+    /// The directory of package payloads.
+    pub fn payload_dir(&self) -> PathBuf {
+        self.data_dir.join(PAYLOAD_DIR)
+    }
+
+    /// What the request handlers need of this configuration.
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            agent_path: self.agent_path.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+            time_zone: self.time_zone,
+            self_registration: self.self_registration,
+            payload_dir: self.payload_dir(),
+        }
+    }
+
+    /// How the SQLite store is opened.
+    pub fn store_options(&self) -> oco_store_sqlite::Options {
+        oco_store_sqlite::Options {
+            synchronous: match self.synchronous {
+                Synchronous::Normal => oco_store_sqlite::Synchronous::Normal,
+                Synchronous::Full => oco_store_sqlite::Synchronous::Full,
+            },
+            ..oco_store_sqlite::Options::default()
+        }
+    }
+
+    /// The log filter: the option's if one was given, else `rust_log` (the `RUST_LOG` variable)
+    /// if set, else `info`.
+    pub fn log_filter(&self, rust_log: Option<String>) -> String {
+        self.log
+            .clone()
+            .or(rust_log.filter(|filter| !filter.trim().is_empty()))
+            .unwrap_or_else(|| "info".into())
+    }
+}
+
+/// The command line: every option, with its environment variable, default and help.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Resolves `matches` (from [`command`]) and the configuration file they name, reading it.
+///
+/// # Errors
+///
+/// When the file cannot be read, or as [`resolve`].
+pub fn load(matches: &ArgMatches) -> Result<Config, ConfigError> {
+    let path = matches.get_one::<PathBuf>("config").cloned();
+    let text = match &path {
+        Some(path) => Some(
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    resolve(matches, path.as_deref().zip(text.as_deref()))
+}
+
+/// The configuration from parsed arguments (command line and environment, as clap read them)
+/// and the configuration file's `(path, text)` if there is one: for each option the command line,
+/// then the environment, then the file, then the default.
+///
+/// # Errors
+///
+/// When the file is not TOML, has an unknown key (the error names it) or an invalid value.
+pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Config, ConfigError> {
+    let cli = Cli::from_arg_matches(matches)?;
+    let (path, file) = match file {
+        Some((path, text)) => (path.to_path_buf(), parse_file(path, text)?),
+        None => (PathBuf::new(), FileConfig::default()),
+    };
+    // A value the command line or the environment gave beats the file; a default does not.
+    let given = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    let value = |key: &'static str, message: String| ConfigError::Value {
+        path: path.clone(),
+        key,
+        message,
+    };
+    macro_rules! pick {
+        ($id:literal, $key:literal, $cli:expr, $file:expr, $parse:expr) => {
+            match $file {
+                Some(text) if !given($id) => {
+                    $parse(&text).map_err(|message| value($key, message))?
+                }
+                _ => $cli,
+            }
+        };
+    }
+    fn list<T>(items: &[String], parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+        items.iter().map(|item| parse(item)).collect()
+    }
+    let trusted_proxies = match file.trusted_proxy {
+        Some(items) if !given("trusted_proxy") => {
+            list(&items, parse_net).map_err(|message| value("trusted-proxy", message))?
+        }
+        _ => cli.trusted_proxy,
+    };
+    let wol_targets = match file.wol_target {
+        Some(items) if !given("wol_target") => {
+            list(&items, parse_socket_addr).map_err(|message| value("wol-target", message))?
+        }
+        _ => cli.wol_target,
+    };
+    let housekeeping_interval = match file.housekeeping_interval {
+        Some(secs) if !given("housekeeping_interval") => {
+            check_interval(secs).map_err(|message| value("housekeeping-interval", message))?
+        }
+        _ => cli.housekeeping_interval,
+    };
+    let self_registration = match file.self_registration {
+        Some(on) if !given("self_registration") => on,
+        _ => cli.self_registration,
+    };
+    let synchronous = match file.synchronous {
+        Some(mode) if !given("synchronous") => mode,
+        _ => cli.synchronous,
+    };
+    Ok(Config {
+        listen: pick!(
+            "listen",
+            "listen",
+            cli.listen,
+            file.listen,
+            parse_socket_addr
+        ),
+        data_dir: match file.data_dir {
+            Some(dir) if !given("data_dir") => dir,
+            _ => cli.data_dir,
+        },
+        agent_path: pick!(
+            "agent_path",
+            "agent-path",
+            cli.agent_path,
+            file.agent_path,
+            parse_agent_path
+        ),
+        time_zone: pick!(
+            "time_zone",
+            "time-zone",
+            cli.time_zone,
+            file.time_zone,
+            parse_time_zone
+        ),
+        trusted_proxies,
+        wol_targets,
+        housekeeping_interval: Duration::from_secs(housekeeping_interval),
+        self_registration,
+        synchronous,
+        log: match file.log {
+            Some(filter) if !given("log") => Some(filter),
+            _ => cli.log,
+        },
+    })
+}
+
+/// A thin server for OCO agents and administrators.
+///
+/// Serves the OCO agent protocol and an admin API under /api/v1 over an embedded SQLite
+/// database. On first start it creates the database and a secrets file (the admin token, the
+/// global agent key and the registration key) in the data directory and prints where it is.
+///
+/// Every option can also be given as an environment variable (shown with each option) or as a
+/// key of the TOML file named by --config, using the option's long name (`wol-target = ["..."]`).
+/// The command line beats the environment, which beats the file, which beats the default.
+#[derive(Debug, Parser)]
+#[command(name = "oco-server-min", version, max_term_width = 100)]
+struct Cli {
+    /// TOML file of options, keyed by their long names.
+    #[arg(long, env = "OCO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Address and port the HTTP server listens on.
+    #[arg(long, env = "OCO_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_socket_addr)]
+    listen: SocketAddr,
+
+    /// Directory of the database (oco.db), the secrets file (oco-secrets.toml) and package
+    /// payloads (payloads/); created if missing.
+    #[arg(long, env = "OCO_DATA_DIR", value_name = "DIR", default_value = ".")]
+    data_dir: PathBuf,
+
+    /// Path of the agent API (the agents' `api-url` ends with it).
+    #[arg(long, env = "OCO_AGENT_PATH", value_name = "PATH", default_value = "/api-agent.php", value_parser = parse_agent_path)]
+    agent_path: String,
+
+    /// Time zone of new delivery policies that name none (IANA name, e.g. Europe/Berlin).
+    #[arg(long, env = "OCO_TIME_ZONE", value_name = "ZONE", default_value = "UTC", value_parser = parse_time_zone)]
+    time_zone: Tz,
+
+    /// Proxy (address or CIDR range) whose X-Forwarded-For header names the agent's address;
+    /// repeatable, comma-separated in the environment.
+    #[arg(long, env = "OCO_TRUSTED_PROXY", value_name = "CIDR", value_delimiter = ',', value_parser = parse_net)]
+    trusted_proxy: Vec<IpNet>,
+
+    /// Where Wake-on-LAN magic packets go (a broadcast address and port); repeatable,
+    /// comma-separated in the environment.
+    #[arg(long, env = "OCO_WOL_TARGET", value_name = "ADDR:PORT", value_delimiter = ',', default_value = "255.255.255.255:9", value_parser = parse_socket_addr)]
+    wol_target: Vec<SocketAddr>,
+
+    /// Seconds between housekeeping runs (expiry, purge, Wake-on-LAN).
+    #[arg(long, env = "OCO_HOUSEKEEPING_INTERVAL", value_name = "SECS", default_value = "60", value_parser = parse_interval)]
+    housekeeping_interval: u64,
+
+    /// Let unknown computers register with the registration key from the secrets file.
+    #[arg(long, env = "OCO_SELF_REGISTRATION", value_parser = clap::builder::BoolishValueParser::new())]
+    self_registration: bool,
+
+    /// Durability: `normal` survives a crash of the server, `full` also a power loss (an fsync
+    /// per commit).
+    #[arg(
+        long,
+        env = "OCO_SYNCHRONOUS",
+        value_name = "MODE",
+        default_value = "normal"
+    )]
+    synchronous: Synchronous,
+
+    /// Log filter (tracing's EnvFilter syntax, e.g. `info,oco_server_min=debug`); without it,
+    /// RUST_LOG, else `info`.
+    #[arg(long, env = "OCO_LOG", value_name = "FILTER")]
+    log: Option<String>,
+}
+
+/// The configuration file's keys: the options' long names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    agent_path: Option<String>,
+    time_zone: Option<String>,
+    trusted_proxy: Option<Vec<String>>,
+    wol_target: Option<Vec<String>>,
+    housekeeping_interval: Option<u64>,
+    self_registration: Option<bool>,
+    synchronous: Option<Synchronous>,
+    log: Option<String>,
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|error| ConfigError::File {
+        path: path.to_path_buf(),
+        message: error.to_string().trim_end().to_string(),
+    })
+}
+
+fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!("`{text}` is not an address and port (`192.0.2.1:8080`, `[::1]:8080`)")
+    })
+}
+
+fn parse_agent_path(text: &str) -> Result<String, String> {
+    if text.starts_with('/') && !text.contains(['?', '#', ' ']) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` is not a path (it starts with `/`, without query or spaces)"
+        ))
+    }
+}
+
+fn parse_time_zone(text: &str) -> Result<Tz, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not an IANA time zone (e.g. `UTC`, `Europe/Berlin`)"))
+}
+
+/// A CIDR range, or a bare address meaning that one host.
+fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    let net = text
+        .parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or CIDR range (`10.0.0.0/8`, `::1`)"))?;
+    // As in IP constraints: host bits below the prefix are a mistake, not a range.
+    if net.trunc() != net {
+        return Err(format!(
+            "`{text}`: host bits are set below the prefix length; did you mean `{}`?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+fn parse_interval(text: &str) -> Result<u64, String> {
+    let secs = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of seconds"))?;
+    check_interval(secs)
+}
+
+fn check_interval(secs: u64) -> Result<u64, String> {
+    // An upper bound keeps `Duration` arithmetic in tokio's timers far from overflow.
+    if (1..=86_400 * 365).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!(
+            "{secs} is not between 1 and 31536000 seconds (a year)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(args: &[&str]) -> ArgMatches {
+        let mut all = vec!["oco-server-min"];
+        all.extend_from_slice(args);
+        command().try_get_matches_from(all).unwrap()
+    }
+
+    /// The command with each of `vars`' options reading its environment variable, named
+    /// uniquely for the test so that tests running in parallel never share one.
+    fn matches_with_env(args: &[&str], vars: &[(&str, &'static str, &str)]) -> ArgMatches {
+        let mut command = command();
+        for (id, name, value) in vars {
+            std::env::set_var(name, value);
+            command = command.mut_arg(*id, |arg| arg.env(*name));
+        }
+        let mut all = vec!["oco-server-min"];
+        all.extend_from_slice(args);
+        command.try_get_matches_from(all).unwrap()
+    }
+
+    fn file(text: &str) -> Option<(&'static Path, &str)> {
+        Some((Path::new("oco.toml"), text))
+    }
+
+    #[test]
+    fn defaults() {
+        let config = resolve(&matches(&[]), None).unwrap();
+        assert_eq!(
+            config,
+            Config {
+                listen: "127.0.0.1:8080".parse().unwrap(),
+                data_dir: PathBuf::from("."),
+                agent_path: "/api-agent.php".into(),
+                time_zone: Tz::UTC,
+                trusted_proxies: vec![],
+                wol_targets: vec!["255.255.255.255:9".parse().unwrap()],
+                housekeeping_interval: Duration::from_secs(60),
+                self_registration: false,
+                synchronous: Synchronous::Normal,
+                log: None,
+            }
+        );
+        assert_eq!(config.database_path(), Path::new("./oco.db"));
+        assert_eq!(config.secrets_path(), Path::new("./oco-secrets.toml"));
+        assert_eq!(config.server_options().payload_dir, Path::new("./payloads"));
+        assert_eq!(
+            config.store_options().synchronous,
+            oco_store_sqlite::Synchronous::Normal
+        );
+    }
+
+    #[test]
+    fn the_file_beats_the_defaults() {
+        let text = r#"
+            listen = "0.0.0.0:9000"
+            data-dir = "/var/lib/oco"
+            agent-path = "/oco/api-agent.php"
+            time-zone = "Europe/Berlin"
+            trusted-proxy = ["10.0.0.1", "192.168.0.0/16"]
+            wol-target = ["192.168.1.255:9", "10.1.255.255:7"]
+            housekeeping-interval = 30
+            self-registration = true
+            synchronous = "full"
+            log = "debug"
+        "#;
+        let config = resolve(&matches(&[]), file(text)).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(config.data_dir, Path::new("/var/lib/oco"));
+        assert_eq!(config.agent_path, "/oco/api-agent.php");
+        assert_eq!(config.time_zone, Tz::Europe__Berlin);
+        assert_eq!(
+            config.trusted_proxies,
+            vec![
+                "10.0.0.1/32".parse::<IpNet>().unwrap(),
+                "192.168.0.0/16".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            config.wol_targets,
+            vec![
+                "192.168.1.255:9".parse::<SocketAddr>().unwrap(),
+                "10.1.255.255:7".parse().unwrap()
+            ]
+        );
+        assert_eq!(config.housekeeping_interval, Duration::from_secs(30));
+        assert!(config.self_registration);
+        assert_eq!(config.synchronous, Synchronous::Full);
+        assert_eq!(config.log.as_deref(), Some("debug"));
+        assert_eq!(
+            config.store_options().synchronous,
+            oco_store_sqlite::Synchronous::Full
+        );
+    }
+
+    #[test]
+    fn the_environment_beats_the_file() {
+        let text = r#"
+            listen = "0.0.0.0:9000"
+            wol-target = ["192.168.1.255:9"]
+            self-registration = true
+            time-zone = "Europe/Berlin"
+        "#;
+        let matches = matches_with_env(
+            &[],
+            &[
+                ("listen", "OCO_TEST_ENV_BEATS_FILE_LISTEN", "127.0.0.1:7000"),
+                (
+                    "wol_target",
+                    "OCO_TEST_ENV_BEATS_FILE_WOL",
+                    "10.0.0.255:9,10.1.0.255:9",
+                ),
+                (
+                    "self_registration",
+                    "OCO_TEST_ENV_BEATS_FILE_SELF_REG",
+                    "no",
+                ),
+            ],
+        );
+        let config = resolve(&matches, file(text)).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(
+            config.wol_targets,
+            vec![
+                "10.0.0.255:9".parse::<SocketAddr>().unwrap(),
+                "10.1.0.255:9".parse().unwrap()
+            ]
+        );
+        assert!(!config.self_registration);
+        // Not in the environment: the file's.
+        assert_eq!(config.time_zone, Tz::Europe__Berlin);
+    }
+
+    #[test]
+    fn the_command_line_beats_the_environment() {
+        let matches = matches_with_env(
+            &["--listen", "127.0.0.1:6000", "--housekeeping-interval", "5"],
+            &[
+                ("listen", "OCO_TEST_CLI_BEATS_ENV_LISTEN", "127.0.0.1:7000"),
+                ("housekeeping_interval", "OCO_TEST_CLI_BEATS_ENV_HK", "10"),
+                ("agent_path", "OCO_TEST_CLI_BEATS_ENV_PATH", "/agent"),
+            ],
+        );
+        let config = resolve(&matches, file("listen = \"0.0.0.0:1\"")).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:6000".parse().unwrap());
+        assert_eq!(config.housekeeping_interval, Duration::from_secs(5));
+        assert_eq!(config.agent_path, "/agent");
+    }
+
+    #[test]
+    fn repeatable_options_accumulate_and_replace_the_file() {
+        let matches = matches(&[
+            "--wol-target",
+            "192.168.1.255:9",
+            "--wol-target",
+            "[ff02::1]:9",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "::1",
+        ]);
+        let config = resolve(&matches, file("wol-target = [\"10.9.9.255:9\"]")).unwrap();
+        assert_eq!(
+            config.wol_targets,
+            vec![
+                "192.168.1.255:9".parse::<SocketAddr>().unwrap(),
+                "[ff02::1]:9".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            config.trusted_proxies,
+            vec![
+                "10.0.0.0/8".parse::<IpNet>().unwrap(),
+                "::1/128".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_named() {
+        let err = resolve(
+            &matches(&[]),
+            file("listen = \"0.0.0.0:1\"\nwol-targets = []\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("configuration file oco.toml: "), "{err}");
+        assert!(err.contains("unknown field `wol-targets`"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_in_the_file_name_their_key() {
+        let cases = [
+            (
+                "time-zone = \"Mars/Olympus\"",
+                "configuration file oco.toml: `time-zone`: `Mars/Olympus` is not an IANA time zone (e.g. `UTC`, `Europe/Berlin`)",
+            ),
+            (
+                "wol-target = [\"255.255.255.255\"]",
+                "configuration file oco.toml: `wol-target`: `255.255.255.255` is not an address and port (`192.0.2.1:8080`, `[::1]:8080`)",
+            ),
+            (
+                "trusted-proxy = [\"10.0.0.1/24\"]",
+                "configuration file oco.toml: `trusted-proxy`: `10.0.0.1/24`: host bits are set below the prefix length; did you mean `10.0.0.0/24`?",
+            ),
+            (
+                "housekeeping-interval = 0",
+                "configuration file oco.toml: `housekeeping-interval`: 0 is not between 1 and 31536000 seconds (a year)",
+            ),
+            (
+                "agent-path = \"api-agent.php\"",
+                "configuration file oco.toml: `agent-path`: `api-agent.php` is not a path (it starts with `/`, without query or spaces)",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = resolve(&matches(&[]), file(text)).unwrap_err();
+            assert_eq!(err.to_string(), expected);
+        }
+        let err = resolve(&matches(&[]), file("synchronous = \"sometimes\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `sometimes`"), "{err}");
+    }
+
+    #[test]
+    fn an_invalid_time_zone_is_an_error() {
+        let err = command()
+            .try_get_matches_from(["oco-server-min", "--time-zone", "Europe/Bärlin"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let text = err.to_string();
+        assert!(
+            text.contains("`Europe/Bärlin` is not an IANA time zone"),
+            "{text}"
+        );
+        assert!(text.contains("--time-zone"), "{text}");
+    }
+
+    #[test]
+    fn invalid_command_line_values_are_errors() {
+        for args in [
+            ["--listen", "localhost"],
+            ["--housekeeping-interval", "0"],
+            ["--synchronous", "off"],
+            ["--trusted-proxy", "10.0.0.0/33"],
+        ] {
+            let mut all = vec!["oco-server-min"];
+            all.extend_from_slice(&args);
+            assert!(command().try_get_matches_from(all).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn help_has_a_line_per_option() {
+        let help = command().render_long_help().to_string();
+        for option in [
+            "--config",
+            "--listen",
+            "--data-dir",
+            "--agent-path",
+            "--time-zone",
+            "--trusted-proxy",
+            "--wol-target",
+            "--housekeeping-interval",
+            "--self-registration",
+            "--synchronous",
+            "--log",
+        ] {
+            assert!(help.contains(option), "{option} missing from\n{help}");
+        }
+        assert!(help.contains("[env: OCO_LISTEN="), "{help}");
+    }
+
+    #[test]
+    fn the_log_filter_falls_back_to_rust_log_then_info() {
+        let mut config = resolve(&matches(&[]), None).unwrap();
+        assert_eq!(config.log_filter(None), "info");
+        assert_eq!(config.log_filter(Some("warn".into())), "warn");
+        config.log = Some("debug".into());
+        assert_eq!(config.log_filter(Some("warn".into())), "debug");
+    }
+
+    #[test]
+    fn no_file_is_fine_and_an_empty_file_changes_nothing() {
+        let plain = resolve(&matches(&[]), None).unwrap();
+        assert_eq!(resolve(&matches(&[]), file("")).unwrap(), plain);
+    }
+}
