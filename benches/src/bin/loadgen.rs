@@ -40,7 +40,7 @@ use oco_benches::SHORT_IP_LIST;
 use oco_core::constraint::{IpRanges, TimeFrames};
 use oco_core::model::Schedule;
 use oco_core::store::{AgentCredentials, Change, ChangeSet, Page, Store};
-use oco_store_sqlite::SqliteStore;
+use oco_store_sqlite::{Options, SqliteStore};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -194,7 +194,13 @@ fn seed_data_dir(dir: &Path, small: bool) -> Result<()> {
     }
     let case = if small { SEED_TEST } else { SEED_1M };
     let started = instant_now();
-    let store = SqliteStore::open(&path)?;
+    // One connection, the writer: closing it checkpoints the write-ahead log into the file, so
+    // the server starts on a settled database.
+    let options = Options {
+        readers: 0,
+        ..Options::default()
+    };
+    let store = SqliteStore::open_with(&path, &options)?;
     let seeded = seed(&store, case)?;
     let opened = open_polled_containers(&store)?;
     for &id in &seeded.computers {
