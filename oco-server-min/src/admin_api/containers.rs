@@ -170,15 +170,21 @@ struct Renewed {
     container: Option<ContainerId>,
 }
 
-/// Applies a change set creating one container and answers with it.
+/// Applies a change set creating one container and answers with it (built from the change set:
+/// nothing is read after the write, so a failed read cannot turn a done write into an error).
 fn create(store: &dyn Store, changes: &ChangeSet) -> ApiResult<(StatusCode, Json<Created>)> {
     let applied = store.apply(changes)?;
-    let id = applied
-        .containers
-        .first()
-        .copied()
-        .ok_or_else(|| ApiError::internal("deploy", &"the store created no container"))?;
-    let container = store.container(id)?;
+    let created = changes.changes.iter().find_map(|change| match change {
+        Change::CreateContainer { container, .. } => Some(container.clone()),
+        _ => None,
+    });
+    let (Some(mut container), Some(&id)) = (created, applied.containers.first()) else {
+        return Err(ApiError::internal(
+            "deploy",
+            &"the change set created no container",
+        ));
+    };
+    container.id = id;
     Ok((
         StatusCode::CREATED,
         Json(Created {

@@ -199,7 +199,10 @@ async fn set_computer_group_parent(
             |()| event.clone(),
             |()| store.set_computer_group_parent(id, old.parent),
         )?;
-        Ok(Json(computer_group_view(store, id)?))
+        Ok(Json(GroupView {
+            parent: input.parent,
+            ..old
+        }))
     })
     .await
 }
@@ -235,7 +238,11 @@ async fn set_computer_group_members(
             |()| event.clone(),
             |()| store.set_computer_group_members(id, &old.members),
         )?;
-        Ok(Json(computer_group_view(store, id)?))
+        // As the store keeps them: each once, by id.
+        Ok(Json(GroupView {
+            members: will.into_iter().collect(),
+            ..old
+        }))
     })
     .await
 }
@@ -329,7 +336,10 @@ async fn set_package_group_parent(
             |()| RuleEvent::PackageGroupsChanged,
             |()| store.set_package_group_parent(id, old.parent),
         )?;
-        Ok(Json(package_group_view(store, id)?))
+        Ok(Json(GroupView {
+            parent: input.parent,
+            ..old
+        }))
     })
     .await
 }
@@ -373,7 +383,10 @@ async fn set_package_group_members(
             |()| RuleEvent::PackageGroupsChanged,
             |()| store.set_package_group_members(id, &old.members),
         )?;
-        Ok(Json(package_group_view(store, id)?))
+        Ok(Json(GroupView {
+            members: input.members,
+            ..old
+        }))
     })
     .await
 }
