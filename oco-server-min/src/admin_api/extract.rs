@@ -125,7 +125,7 @@ pub struct Paged<T> {
 }
 
 impl<T> Paged<T> {
-    /// The page of `limit` items out of `items` (read with [`PageQuery::probe`]), `id` giving
+    /// The page of `limit` items out of `items` (read with one item more than `limit`), `id` giving
     /// each item's id.
     pub fn of(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> Self {
         let more = items.len() > limit;

@@ -1,11 +1,11 @@
 //! The admin API under `/api/v1`: JSON over HTTP, bearer-token authenticated.
 //!
 //! One file per resource. Every handler decodes, reads the clock once, runs its store calls and
-//! core calls off the async threads ([`blocking`]) and encodes. Errors are [`ApiError`]s:
+//! core calls off the async threads (`blocking`) and encodes. Errors are [`ApiError`]s:
 //! `{"error": {"code", "message", "field", …}}` with 400 (invalid input), 401, 404, 409 or 500.
 //!
 //! A change of administrative data that concerns deployment rules reads the rule world before
-//! it, writes, and re-evaluates the rules it concerns ([`change_with_rules`]); if the
+//! it, writes, and re-evaluates the rules it concerns (`change_with_rules`); if the
 //! re-evaluation fails, the write is undone, so that an error leaves the data as it was.
 
 mod assignments;
