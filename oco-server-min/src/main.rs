@@ -282,9 +282,10 @@ async fn flush_periodically(state: AppState, mut stop: watch::Receiver<bool>) {
 
 /// Writes the agent API's coalesced last-seen times and response-timestamp high-water mark.
 async fn flush_agent_state(state: &AppState) {
-    // MERGE(server-agent): the one call site of the agent API's flush. Once
-    // `oco_server_min::agent_api::flush` exists, this body becomes that call (logging its error).
-    let _ = state;
+    // The times not written stay pending for the next flush.
+    if let Err(error) = oco_server_min::agent_api::flush(state).await {
+        tracing::error!("writing the agents' last-seen times: {error}");
+    }
 }
 
 /// Drops the store once nothing else holds it, so that SQLite closes its connections and

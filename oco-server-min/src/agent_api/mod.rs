@@ -1,15 +1,793 @@
-//! The OCO agent's wire protocol (see the server docs and the protocol reference).
+//! The OCO agent's wire protocol: one endpoint, JSON-RPC bodies routed on their `method`.
+//!
+//! Every request is signed by the agent (HMAC-SHA256 of the exact body, see [`signature`]); every
+//! JSON reply carries a strictly increasing `result.timestamp` and is signed with the computer's
+//! server key. The methods:
+//!
+//! - `oco.agent.hello`: the key exchange (trust on first use), the replay guard (the agent's
+//!   timestamp must exceed the last hello's, made durable with the reply's other writes before
+//!   the reply), and the jobs the planner hands out.
+//! - `oco.agent.update_job_state`: the core's report handling, committed before the reply
+//!   (recomputed and retried when it loses a compare-and-set race); rules are re-evaluated
+//!   afterwards for the computers the outcome names.
+//! - `oco.agent.download` (a GET with a body): the package's payload, for a computer with a
+//!   pending job of that package.
+//! - `oco.agent.update`, `oco.agent.events`, `oco.agent.passwords`: answered minimally.
+//!
+//! Errors are plain text: 400 for a bad request, 401 for authentication, 413 for a body over
+//! [`BODY_LIMIT`](crate::BODY_LIMIT), 500 (logged) for a store failure, which writes nothing.
+//!
+//! Last-seen times are kept in memory and written by [`flush`], which the server calls every few
+//! seconds and at shutdown.
 
+pub mod client;
+mod keys;
+pub mod signature;
+mod timestamp;
+mod wire;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, ExtensionRejection};
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use axum::Router;
+use oco_core::chrono::{DateTime, Utc};
+use oco_core::ipnet::IpNet;
+use oco_core::model::{Computer, ComputerId, JobState, Name, PackageId};
+use oco_core::plan::plan;
+use oco_core::report::{
+    apply_report, AgentReport, Disposition, IgnoredReport, ReportError, ReportOutcome,
+    ReportedState,
+};
+use oco_core::rules::RuleEvent;
+use oco_core::store::{
+    AgentCredentials, Change, ChangeSet, NewComputer, PlannerSnapshot, ReportSnapshot, StoreError,
+    StoreResult,
+};
+use serde::Serialize;
+use tracing::Instrument;
 
 use crate::AppState;
+use keys::{decide_hello, HelloGrant, HelloRefusal};
+use timestamp::ResponseClock;
+use wire::{Head, HelloParams, NoParams, Reply, ReportReplyParams, ReportRequest, SoftwareJob};
 
-/// The agent API's own state.
+/// How many times a write that lost a compare-and-set race is recomputed from a fresh read
+/// before the request fails.
+const ATTEMPTS: usize = 8;
+
+/// The agent API's own state: reply timestamps and last-seen times waiting for [`flush`].
 #[derive(Debug, Default)]
-pub struct AgentState {}
+pub struct AgentState {
+    timestamps: ResponseClock,
+    last_seen: Mutex<HashMap<ComputerId, DateTime<Utc>>>,
+}
 
-/// The agent endpoint, at `path`.
+impl AgentState {
+    /// Notes that `computer`'s agent was seen at `at` (written at the next [`flush`]).
+    fn saw(&self, computer: ComputerId, at: DateTime<Utc>) {
+        let mut pending = self.pending();
+        let seen = pending.entry(computer).or_insert(at);
+        *seen = (*seen).max(at);
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<ComputerId, DateTime<Utc>>> {
+        self.last_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The agent endpoint at `path`: POST, and GET with a body (downloads), routed on the body's
+/// `method`.
 pub fn router(path: &str) -> Router<AppState> {
-    let _ = path;
-    Router::new()
+    Router::new().route(path, post(endpoint).get(endpoint))
+}
+
+/// Writes the last-seen times noted since the last call (one commit), and renews the reply
+/// timestamp reservation if it is half used.
+///
+/// The server calls this every few seconds and once at shutdown, after the last request; a
+/// last-seen time is lost only if the process dies between two calls. Safe to call concurrently
+/// with requests and with itself. Computers deleted meanwhile are skipped.
+///
+/// # Errors
+///
+/// The store's; the times not written are kept for the next call.
+pub async fn flush(state: &AppState) -> StoreResult<()> {
+    let agent = state.agent();
+    let pending: Vec<(ComputerId, DateTime<Utc>)> = agent.pending().drain().collect();
+    if !pending.is_empty() {
+        let set = ChangeSet {
+            changes: pending
+                .iter()
+                .map(|&(computer, at)| Change::SetLastSeen { computer, at })
+                .collect(),
+        };
+        match state.committer().commit(set).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => {
+                // A computer was deleted since it was seen: write the others one by one.
+                for (computer, at) in pending.iter().copied() {
+                    let one = ChangeSet {
+                        changes: vec![Change::SetLastSeen { computer, at }],
+                    };
+                    match state.committer().commit(one).await {
+                        Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                        Err(error) => {
+                            requeue(state, &pending);
+                            return Err(error);
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                requeue(state, &pending);
+                return Err(error);
+            }
+        }
+    }
+    let now = timestamp::epoch_seconds(state.clock().now());
+    agent.timestamps.reserve(state, now).await
+}
+
+fn requeue(state: &AppState, pending: &[(ComputerId, DateTime<Utc>)]) {
+    for &(computer, at) in pending {
+        state.agent().saw(computer, at);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The endpoint.
+
+/// A refused or failed request: plain text with its status.
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("Request body too large: the limit is {} bytes", crate::BODY_LIMIT)]
+    TooLarge,
+    #[error("Internal server error")]
+    Store(#[from] StoreError),
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Store(error) => tracing::error!(%error, "agent request failed"),
+            ApiError::Internal(error) => tracing::error!(%error, "agent request failed"),
+            refused => {
+                tracing::warn!(status = status.as_u16(), reason = %refused, "agent request refused")
+            }
+        }
+        let mut response = (status, self.to_string()).into_response();
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
+    }
+}
+
+/// Whatever a request needs besides its body.
+struct Request<'a> {
+    state: &'a AppState,
+    body: &'a Bytes,
+    signature: &'a str,
+    head: Head<'a>,
+    now: DateTime<Utc>,
+}
+
+async fn endpoint(
+    State(state): State<AppState>,
+    peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let span = tracing::debug_span!(
+        "agent",
+        method = tracing::field::Empty,
+        hostname = tracing::field::Empty
+    );
+    async move {
+        match handle(&state, peer, &headers, body).await {
+            Ok(response) => {
+                tracing::debug!(
+                    status = response.status().as_u16(),
+                    "agent request answered"
+                );
+                response
+            }
+            Err(error) => error.into_response(),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handle(
+    state: &AppState,
+    peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    if headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes) != Some(b"application/json") {
+        return Err(ApiError::BadRequest("Content type mismatch".into()));
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadRequest(format!("Could not read the request body: {rejection}"))
+        }
+    })?;
+    let head: Head<'_> = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::BadRequest(format!("Invalid request: {error}")))?;
+    let span = tracing::Span::current();
+    span.record("method", &*head.method);
+    span.record("hostname", &*head.params.hostname);
+    let signature = headers
+        .get(signature::AGENT_SIGNATURE)
+        .and_then(|value| value.to_str().ok())
+        .ok_or(ApiError::Unauthorized("Missing signature"))?;
+    let ConnectInfo(peer) = peer.map_err(|rejection| {
+        ApiError::Internal(format!("the peer address is unknown: {rejection}"))
+    })?;
+    let request = Request {
+        state,
+        body: &body,
+        signature,
+        now: state.clock().now(),
+        head,
+    };
+    match &*request.head.method {
+        "oco.agent.hello" => {
+            let addr = agent_address(peer, headers, &state.options().trusted_proxies)?;
+            hello(&request, addr).await
+        }
+        "oco.agent.update_job_state" => update_job_state(&request).await,
+        "oco.agent.download" => download(&request).await,
+        "oco.agent.update" | "oco.agent.events" | "oco.agent.passwords" => {
+            let (_, credentials) = authenticate(&request).await?;
+            reply(&request, NoParams {}, credentials.server_key.as_deref()).await
+        }
+        other => Err(ApiError::BadRequest(format!("Unknown method `{other}`"))),
+    }
+}
+
+/// The agent's address for IP constraints: the TCP peer, or, when the peer is a trusted proxy,
+/// the right-most `X-Forwarded-For` entry that is not a trusted proxy itself.
+fn agent_address(
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+) -> Result<IpAddr, ApiError> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = peer.ip().to_canonical();
+    if !is_trusted(&peer) {
+        return Ok(peer);
+    }
+    let mut entries = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("Invalid X-Forwarded-For header".into()))?;
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let ip: IpAddr = entry.parse().map_err(|_| {
+                ApiError::BadRequest(format!("Invalid X-Forwarded-For entry `{entry}`"))
+            })?;
+            entries.push(ip.to_canonical());
+        }
+    }
+    Ok(entries
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(entries.first())
+        .copied()
+        .unwrap_or(peer))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hello.
+
+/// What a hello found in the store.
+// One per request, moved once: boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum HelloRead {
+    /// No computer has this hostname.
+    Unknown,
+    Refused(HelloRefusal),
+    Granted {
+        computer: Computer,
+        stored: AgentCredentials,
+        grant: HelloGrant,
+        snapshot: PlannerSnapshot,
+    },
+}
+
+async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError> {
+    let state = request.state;
+    let hostname = request.head.params.hostname.to_string();
+    let timestamp = request.head.params.timestamp;
+    // The computer this request registered, whose first hello may be signed with the
+    // registration key.
+    let mut registered: Option<ComputerId> = None;
+    for _ in 0..ATTEMPTS {
+        let read = {
+            let store = state.store().clone();
+            let hostname = hostname.clone();
+            let body = request.body.clone();
+            let signature = request.signature.to_owned();
+            let global = state.secrets().agent_key.clone();
+            let registration = state.secrets().registration_key.clone();
+            blocking(
+                move || -> StoreResult<Result<HelloRead, getrandom::Error>> {
+                    let Some(computer) = store.computer_by_hostname(&hostname)? else {
+                        return Ok(Ok(HelloRead::Unknown));
+                    };
+                    let stored = store.credentials(computer.id)?;
+                    let mut first_contact = vec![global.as_str()];
+                    if registered == Some(computer.id) {
+                        first_contact.extend(registration.as_deref());
+                    }
+                    let verifies = |key: &str| signature::verify(key, &body, &signature);
+                    let grant = match decide_hello(
+                        &stored,
+                        verifies,
+                        &first_contact,
+                        timestamp,
+                        keys::new_key,
+                    ) {
+                        Ok(Ok(grant)) => grant,
+                        Ok(Err(refusal)) => return Ok(Ok(HelloRead::Refused(refusal))),
+                        Err(error) => return Ok(Err(error)),
+                    };
+                    let snapshot = store.planner_snapshot(computer.id)?;
+                    Ok(Ok(HelloRead::Granted {
+                        computer,
+                        stored,
+                        grant,
+                        snapshot,
+                    }))
+                },
+            )
+            .await?
+            .map_err(|error| ApiError::Internal(format!("no random keys: {error}")))?
+        };
+        let (computer, stored, grant, snapshot) = match read {
+            HelloRead::Unknown => {
+                registered = Some(register(request, &hostname).await?);
+                continue;
+            }
+            HelloRead::Refused(HelloRefusal::Signature) => {
+                return Err(ApiError::Unauthorized("Invalid signature"))
+            }
+            HelloRead::Refused(HelloRefusal::TimestampTooOld) => {
+                return Err(ApiError::Unauthorized("Agent timestamp too old"))
+            }
+            HelloRead::Granted {
+                computer,
+                stored,
+                grant,
+                snapshot,
+            } => (computer, stored, grant, snapshot),
+        };
+        let plan = plan(&snapshot, request.now, addr, state.settings());
+        let mut set = ChangeSet::default();
+        set.push(Change::SetCredentials {
+            computer: computer.id,
+            expected: stored,
+            credentials: grant.credentials.clone(),
+        });
+        set.extend(plan.changes.clone());
+        let issued = state.agent().timestamps.next(state, request.now).await?;
+        match state.committer().commit(set).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict { what }) => {
+                tracing::debug!(%what, "hello lost a race; reading again");
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        }
+        state.agent().saw(computer.id, request.now);
+        tracing::debug!(
+            jobs = plan.deliver.len(),
+            held = plan.held.len(),
+            keys_sent = grant.send_agent_key.is_some(),
+            "hello"
+        );
+        let params = HelloParams {
+            server_key: grant.send_server_key.as_deref(),
+            agent_key: grant.send_agent_key.as_deref(),
+            update: 0,
+            software_jobs: plan.deliver.iter().map(SoftwareJob::of).collect(),
+        };
+        return signed_json(
+            &Reply::new(params, issued),
+            grant.credentials.server_key.as_deref(),
+        );
+    }
+    Err(ApiError::Internal(format!(
+        "hello of {hostname} lost {ATTEMPTS} races in a row"
+    )))
+}
+
+/// Registers an unknown computer that signed its hello with the registration key (when
+/// self-registration is on), and returns its id.
+async fn register(request: &Request<'_>, hostname: &str) -> Result<ComputerId, ApiError> {
+    let state = request.state;
+    let key = match &state.secrets().registration_key {
+        Some(key) if state.options().self_registration => key,
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "Client self-registration is disabled",
+            ))
+        }
+    };
+    if !signature::verify(key, request.body, request.signature) {
+        return Err(ApiError::Unauthorized("Invalid signature"));
+    }
+    let name = Name::new("hostname", hostname)
+        .map_err(|error| ApiError::BadRequest(format!("Invalid hostname: {error}")))?;
+    let store = state.store().clone();
+    let hostname = hostname.to_owned();
+    let created = blocking(move || {
+        match store.create_computer(NewComputer {
+            hostname: name,
+            os: String::new(),
+            os_version: String::new(),
+            architecture: String::new(),
+            macs: Vec::new(),
+        }) {
+            Ok(computer) => Ok(computer.id),
+            // Registered by a concurrent hello meanwhile.
+            Err(StoreError::Duplicate { .. }) => store
+                .computer_by_hostname(&hostname)?
+                .map(|computer| computer.id)
+                .ok_or_else(|| StoreError::Conflict {
+                    what: format!("computer {hostname} registered and deleted at once"),
+                }),
+            Err(error) => Err(error),
+        }
+    })
+    .await?;
+    tracing::info!(computer = %created, "computer registered itself");
+    Ok(created)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Other methods.
+
+/// Authenticates a request other than a hello: signed with the computer's own key, with a
+/// timestamp not older than the last hello's. The first such request also ends the grace period
+/// of the previous key.
+async fn authenticate(request: &Request<'_>) -> Result<(Computer, AgentCredentials), ApiError> {
+    let state = request.state;
+    let store = state.store().clone();
+    let hostname = request.head.params.hostname.to_string();
+    let (computer, credentials) = blocking(move || {
+        let Some(computer) = store.computer_by_hostname(&hostname)? else {
+            return Ok(None);
+        };
+        let credentials = store.credentials(computer.id)?;
+        Ok(Some((computer, credentials)))
+    })
+    .await?
+    .ok_or(ApiError::Unauthorized("Unknown computer"))?;
+    let signed = credentials
+        .agent_key
+        .as_deref()
+        .is_some_and(|key| signature::verify(key, request.body, request.signature));
+    if !signed {
+        return Err(ApiError::Unauthorized("Invalid signature"));
+    }
+    if credentials
+        .last_hello
+        .is_some_and(|last| request.head.params.timestamp < last)
+    {
+        return Err(ApiError::Unauthorized("Agent timestamp too old"));
+    }
+    if credentials.previous_agent_key.is_some() {
+        let mut confirmed = credentials.clone();
+        confirmed.previous_agent_key = None;
+        let set = ChangeSet {
+            changes: vec![Change::SetCredentials {
+                computer: computer.id,
+                expected: credentials.clone(),
+                credentials: confirmed,
+            }],
+        };
+        match state.committer().commit(set).await {
+            // A concurrent hello changed them: the next request tries again.
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    state.agent().saw(computer.id, request.now);
+    Ok((computer, credentials))
+}
+
+async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
+    let state = request.state;
+    let parsed: ReportRequest = serde_json::from_slice(request.body)
+        .map_err(|error| ApiError::BadRequest(format!("Invalid job report: {error}")))?;
+    let data = parsed.params.data;
+    let (computer, credentials) = authenticate(request).await?;
+    let (job, attempt) = data
+        .job_id
+        .parse()
+        .ok_or_else(|| ApiError::BadRequest(format!("Unknown job {}", data.job_id)))?;
+    let reported = ReportedState::from_wire_code(data.state)
+        .map_err(|error| ApiError::BadRequest(format!("Invalid job report: {error}")))?;
+    let download_progress = data
+        .download_progress
+        .map(|progress| {
+            u8::try_from(progress)
+                .ok()
+                .filter(|p| *p <= 101)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "Invalid job report: download-progress {progress} is not 0 to 101"
+                    ))
+                })
+        })
+        .transpose()?;
+    let report = AgentReport {
+        job,
+        attempt,
+        state: reported,
+        return_code: data.return_code,
+        download_progress,
+        output: data.message,
+    };
+    for _ in 0..ATTEMPTS {
+        let store = state.store().clone();
+        let snapshot = match blocking(move || store.report_snapshot(job)).await {
+            Ok(snapshot) => snapshot,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(ApiError::BadRequest(format!("Unknown job {}", data.job_id)))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let outcome = match apply_report(&snapshot, computer.id, &report, request.now) {
+            Ok(outcome) => outcome,
+            Err(ReportError::ForeignJob { .. }) => {
+                return Err(ApiError::Unauthorized("Job of another computer"))
+            }
+            Err(error @ ReportError::JobMismatch { .. }) => {
+                return Err(ApiError::Internal(error.to_string()))
+            }
+        };
+        let issued = state.agent().timestamps.next(state, request.now).await?;
+        if !outcome.changes.is_empty() {
+            match state.committer().commit(outcome.changes.clone()).await {
+                Ok(_) => {}
+                Err(StoreError::Conflict { what }) => {
+                    tracing::debug!(%what, "report lost a race; reading again");
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        match outcome.disposition {
+            Disposition::Applied => {
+                tracing::debug!(%job, state = %reported.wire_code(), "report applied")
+            }
+            Disposition::Ignored(reason) => tracing::debug!(%job, %reason, "report ignored"),
+        }
+        if !outcome.reevaluate.is_empty() {
+            spawn_reevaluation(state, outcome.reevaluate.clone(), request.now);
+        }
+        let params = ReportReplyParams {
+            job_succeeded: job_succeeded(&snapshot, &outcome),
+        };
+        return signed_json(
+            &Reply::new(params, issued),
+            credentials.server_key.as_deref(),
+        );
+    }
+    Err(ApiError::Internal(format!(
+        "report on job {job} lost {ATTEMPTS} races in a row"
+    )))
+}
+
+/// Whether the job stands Succeeded after the report: its written state, a success recorded on a
+/// deleted job, or, for an ignored report, the stored state.
+fn job_succeeded(snapshot: &ReportSnapshot, outcome: &ReportOutcome) -> bool {
+    let written = outcome
+        .changes
+        .changes
+        .iter()
+        .find_map(|change| match change {
+            Change::UpdateJob { job, .. } if job.id == snapshot.job.id => Some(job.state),
+            _ => None,
+        });
+    match (written, outcome.disposition) {
+        (Some(state), _) => state == JobState::Succeeded,
+        // An accepted success on a deleted job writes assignments only.
+        (None, Disposition::Applied)
+        | (None, Disposition::Ignored(IgnoredReport::DeletedJobRecorded)) => true,
+        (None, Disposition::Ignored(_)) => snapshot.job.state == JobState::Succeeded,
+    }
+}
+
+/// Re-evaluates the rules of `computers` in the background (their assignments changed, or a
+/// rule's job stopped running).
+fn spawn_reevaluation(state: &AppState, computers: Vec<ComputerId>, now: DateTime<Utc>) {
+    let store = state.store().clone();
+    tokio::task::spawn_blocking(move || {
+        for computer in computers {
+            let event = RuleEvent::AssignmentsChanged { computer };
+            let result = crate::rules::world_for(store.as_ref(), &event)
+                .and_then(|before| crate::rules::reevaluate(store.as_ref(), &event, &before, now));
+            match result {
+                Ok(diffs) => tracing::debug!(%computer, rules = diffs.len(), "rules re-evaluated"),
+                Err(error) => {
+                    tracing::error!(%computer, %error, "re-evaluating rules after a report failed");
+                }
+            }
+        }
+    });
+}
+
+async fn download(request: &Request<'_>) -> Result<Response, ApiError> {
+    let state = request.state;
+    let package = request
+        .head
+        .params
+        .package_id
+        .map(PackageId)
+        .ok_or_else(|| {
+            ApiError::BadRequest("Invalid request: missing field `package-id`".into())
+        })?;
+    let (computer, _) = authenticate(request).await?;
+    let store = state.store().clone();
+    let pending = blocking(move || {
+        let snapshot = store.planner_snapshot(computer.id)?;
+        Ok(snapshot
+            .jobs
+            .iter()
+            .any(|job| job.package == package && job.state.is_pending()))
+    })
+    .await?;
+    if !pending {
+        return Err(ApiError::BadRequest(format!(
+            "No pending job for package {package}"
+        )));
+    }
+    let path = state.payload_path(package);
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::BadRequest(format!(
+                "No payload for package {package}"
+            )))
+        }
+        Err(error) => {
+            return Err(ApiError::Internal(format!(
+                "reading {}: {error}",
+                path.display()
+            )))
+        }
+    };
+    tracing::debug!(%package, bytes = bytes.len(), "payload sent");
+    let length = bytes.len();
+    let mut response = Response::new(Body::from(bytes));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    if let Ok(value) = HeaderValue::try_from(format!("attachment; filename=\"{}.zip\"", package.0))
+    {
+        headers.insert(CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// A minimal reply to an authenticated request.
+async fn reply<P: Serialize>(
+    request: &Request<'_>,
+    params: P,
+    server_key: Option<&str>,
+) -> Result<Response, ApiError> {
+    let issued = request
+        .state
+        .agent()
+        .timestamps
+        .next(request.state, request.now)
+        .await?;
+    signed_json(&Reply::new(params, issued), server_key)
+}
+
+/// `value` as a JSON response, signed with `server_key` over the exact bytes sent.
+fn signed_json<T: Serialize>(value: &T, server_key: Option<&str>) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(value)
+        .map_err(|error| ApiError::Internal(format!("encoding a reply: {error}")))?;
+    let signature = server_key.map(|key| signature::sign(key, &body));
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(signature) = signature {
+        let value = HeaderValue::try_from(signature)
+            .map_err(|error| ApiError::Internal(format!("signature header: {error}")))?;
+        headers.insert(signature::SERVER_SIGNATURE, value);
+    }
+    Ok(response)
+}
+
+/// Runs blocking store calls off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|error| StoreError::Backend(Box::new(error)))?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
+    use super::*;
+
+    fn headers(forwarded: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in forwarded {
+            headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_is_read_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let from = |peer: &str, forwarded: &[&str]| {
+            agent_address(peer.parse().unwrap(), &headers(forwarded), &trusted)
+                .map_err(|e| e.to_string())
+        };
+        let ip = |text: &str| Ok(text.parse::<IpAddr>().unwrap());
+        assert_eq!(from("192.0.2.1:1", &["198.51.100.7"]), ip("192.0.2.1"));
+        assert_eq!(from("10.0.0.1:1", &["198.51.100.7"]), ip("198.51.100.7"));
+        assert_eq!(
+            from("10.0.0.1:1", &["203.0.113.9, 198.51.100.7, 10.0.0.2"]),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            from("10.0.0.1:1", &["203.0.113.9", "10.0.0.3"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(from("10.0.0.1:1", &["10.0.0.3"]), ip("10.0.0.3"));
+        assert_eq!(from("10.0.0.1:1", &[]), ip("10.0.0.1"));
+        assert_eq!(from("[::ffff:10.0.0.1]:1", &["192.0.2.5"]), ip("192.0.2.5"));
+        assert!(from("10.0.0.1:1", &["not-an-address"]).is_err());
+    }
 }

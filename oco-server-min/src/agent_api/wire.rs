@@ -1,0 +1,237 @@
+//! The JSON the agent sends and the server replies, as types.
+
+use std::borrow::Cow;
+
+use oco_core::model::{Job, JobId, Origin, PostAction, SequenceMode};
+use oco_core::plan::Delivery;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// What every request carries: the method and who sends it. Other fields (`data`, `uid`,
+/// `jsonrpc`, `id`) are skipped without being built.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Head<'a> {
+    #[serde(borrow)]
+    pub(crate) method: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) params: HeadParams<'a>,
+}
+
+/// The parameters every request carries, and the download's package.
+#[derive(Debug, Deserialize)]
+pub(crate) struct HeadParams<'a> {
+    #[serde(borrow)]
+    pub(crate) hostname: Cow<'a, str>,
+    pub(crate) timestamp: f64,
+    #[serde(rename = "package-id", default)]
+    pub(crate) package_id: Option<i64>,
+}
+
+/// An `oco.agent.update_job_state` request's report.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReportRequest {
+    pub(crate) params: ReportParams,
+}
+
+/// Its parameters.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReportParams {
+    pub(crate) data: ReportData,
+}
+
+/// One job's state, as the agent reports it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReportData {
+    #[serde(rename = "job-id")]
+    pub(crate) job_id: WireJobId,
+    pub(crate) state: i64,
+    #[serde(rename = "return-code", default)]
+    pub(crate) return_code: Option<i64>,
+    #[serde(rename = "download-progress", default)]
+    pub(crate) download_progress: Option<i64>,
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+}
+
+/// A job id as the agent echoes it: a number, or a string (`"<id>.<attempt>"` after a renew).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum WireJobId {
+    Number(i64),
+    Text(String),
+}
+
+impl WireJobId {
+    /// The job and attempt it names, if it is one of ours.
+    pub(crate) fn parse(&self) -> Option<(JobId, u32)> {
+        match self {
+            WireJobId::Number(id) => Some((JobId(*id), 1)),
+            WireJobId::Text(text) => match text.split_once('.') {
+                None => Some((JobId(text.parse().ok()?), 1)),
+                Some((id, attempt)) => {
+                    let attempt: u32 = attempt.parse().ok()?;
+                    // "<id>.1" is never handed out; accept it as attempt 1 all the same.
+                    (attempt >= 1).then_some((JobId(id.parse().ok()?), attempt))
+                }
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for WireJobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireJobId::Number(id) => write!(f, "{id}"),
+            WireJobId::Text(text) => write!(f, "{text:?}"),
+        }
+    }
+}
+
+/// `{"id":1,"error":null,"result":{"success":true,"params":P,"timestamp":F}}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Reply<P> {
+    id: u8,
+    error: Option<()>,
+    result: ReplyResult<P>,
+}
+
+#[derive(Debug, Serialize)]
+struct ReplyResult<P> {
+    success: bool,
+    params: P,
+    timestamp: f64,
+}
+
+impl<P: Serialize> Reply<P> {
+    /// A successful reply with `params`, stamped `timestamp`.
+    pub(crate) fn new(params: P, timestamp: f64) -> Self {
+        Reply {
+            id: 1,
+            error: None,
+            result: ReplyResult {
+                success: true,
+                params,
+                timestamp,
+            },
+        }
+    }
+}
+
+/// An empty `params` object (never a list: the agent indexes into it).
+#[derive(Debug, Serialize)]
+pub(crate) struct NoParams {}
+
+/// The hello reply's parameters. Keys are left out unless sent (a `null` server key corrupts a new
+/// agent's configuration); `update-passwords` and `events` are left out so that the agent makes
+/// no extra calls.
+#[derive(Debug, Serialize)]
+pub(crate) struct HelloParams<'a> {
+    #[serde(rename = "server-key", skip_serializing_if = "Option::is_none")]
+    pub(crate) server_key: Option<&'a str>,
+    #[serde(rename = "agent-key", skip_serializing_if = "Option::is_none")]
+    pub(crate) agent_key: Option<&'a str>,
+    pub(crate) update: u8,
+    #[serde(rename = "software-jobs")]
+    pub(crate) software_jobs: Vec<SoftwareJob<'a>>,
+}
+
+/// A job as the agent runs it.
+#[derive(Debug, Serialize)]
+pub(crate) struct SoftwareJob<'a> {
+    #[serde(serialize_with = "wire_id")]
+    id: &'a Job,
+    #[serde(rename = "container-id", serialize_with = "wire_origin")]
+    container_id: Origin,
+    #[serde(rename = "package-id")]
+    package_id: i64,
+    download: bool,
+    procedure: &'a str,
+    #[serde(rename = "sequence-mode")]
+    sequence_mode: u8,
+    restart: Option<u32>,
+    shutdown: Option<u32>,
+    exit: Option<u32>,
+}
+
+impl<'a> SoftwareJob<'a> {
+    /// The wire form of a delivered job. The post action is the planner's (already `None` when
+    /// the policy disables post actions); its minutes go into the one field it names, the other
+    /// two stay `null` (`0` or `false` would trigger them).
+    pub(crate) fn of(delivery: &Delivery<'a>) -> Self {
+        let job = delivery.job;
+        let (mut restart, mut shutdown, mut exit) = (None, None, None);
+        if let Some(order) = delivery.post_action {
+            let minutes = Some(order.timeout_minutes);
+            match order.action {
+                PostAction::None => {}
+                PostAction::Restart => restart = minutes,
+                PostAction::Shutdown => shutdown = minutes,
+                PostAction::ExitAgent => exit = minutes,
+            }
+        }
+        SoftwareJob {
+            id: job,
+            container_id: job.origin,
+            package_id: job.package.0,
+            download: job.snapshot.download,
+            procedure: &job.snapshot.procedure.command,
+            sequence_mode: match delivery.sequence_mode {
+                SequenceMode::IgnoreFailed => 0,
+                SequenceMode::AbortAfterFailed => 1,
+            },
+            restart,
+            shutdown,
+            exit,
+        }
+    }
+}
+
+/// The job's wire id: a number on the first attempt, else the string [`Job::wire_id`] gives.
+fn wire_id<S: Serializer>(job: &&Job, serializer: S) -> Result<S::Ok, S::Error> {
+    let text = job.wire_id();
+    match text.parse::<i64>() {
+        Ok(number) => serializer.serialize_i64(number),
+        Err(_) => serializer.serialize_str(&text),
+    }
+}
+
+/// A container's integer id, or `"deployment_rule::<id>"` for a rule.
+fn wire_origin<S: Serializer>(origin: &Origin, serializer: S) -> Result<S::Ok, S::Error> {
+    match origin {
+        Origin::Container(id) => serializer.serialize_i64(id.0),
+        Origin::Rule(id) => serializer.collect_str(&format_args!("deployment_rule::{}", id.0)),
+    }
+}
+
+/// The report reply's parameters.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReportReplyParams {
+    #[serde(rename = "job-succeeded")]
+    pub(crate) job_succeeded: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
+    use super::*;
+
+    #[test]
+    fn wire_job_ids() {
+        let parse = |json: &str| serde_json::from_str::<WireJobId>(json).unwrap().parse();
+        assert_eq!(parse("41"), Some((JobId(41), 1)));
+        assert_eq!(parse("\"41\""), Some((JobId(41), 1)));
+        assert_eq!(parse("\"41.3\""), Some((JobId(41), 3)));
+        assert_eq!(parse("\"41.0\""), None);
+        assert_eq!(parse("\"dynamic-3\""), None);
+        assert_eq!(parse("\"41.x\""), None);
+    }
+
+    #[test]
+    fn reply_shape() {
+        let reply = Reply::new(NoParams {}, 1_700_000_001.25);
+        assert_eq!(
+            serde_json::to_string(&reply).unwrap(),
+            r#"{"id":1,"error":null,"result":{"success":true,"params":{},"timestamp":1700000001.25}}"#
+        );
+    }
+}
