@@ -110,6 +110,20 @@ impl Server {
         (status, log + &stdout)
     }
 
+    /// Waits until the log has `count` lines containing `text`.
+    fn wait_for_log(&self, text: &str, count: usize) {
+        for _ in 0..500 {
+            if self.log.lock().unwrap().matches(text).count() >= count {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "no {count} × `{text}` in the log after 10 s:\n{}",
+            self.log.lock().unwrap()
+        );
+    }
+
     fn stop(self) -> (ExitStatus, String) {
         self.stop_with("-TERM")
     }
@@ -394,15 +408,11 @@ fn options_from_environment_and_file() {
             ("OCO_LOG", "info"),
         ],
     );
-    // Housekeeping runs at once and then every second.
-    thread::sleep(Duration::from_millis(1_500));
+    // Housekeeping runs at once and then every second (the file's interval).
+    server.wait_for_log("housekeeping run", 2);
     let (status, log) = server.stop_with("-INT");
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(data.join("oco-secrets.toml").exists(), "{log}");
-    assert!(
-        log.matches("housekeeping run").count() >= 2,
-        "housekeeping did not run on its interval:\n{log}"
-    );
 }
 
 // The full cycle through the admin API and the agent API.
