@@ -26,7 +26,7 @@ pub const BODY_LIMIT: usize = 64 * 1024 * 1024;
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(agent_api::router(&state.options().agent_path))
-        .nest("/api/v1", admin_api::router())
+        .nest("/api/v1", admin_api::router(&state))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -6,6 +6,7 @@
 //! in-flight requests finish, the background tasks stop, the agent state is flushed a last time
 //! and the store is closed, and the process exits with status 0.
 
+use std::future::IntoFuture;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +27,9 @@ use tokio::sync::watch;
 /// How often the agent API's coalesced state (last-seen times, the timestamp high-water mark) is
 /// written.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long in-flight requests (a large payload download, say) may take after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
 /// How long a stopped server waits for the last users of the store to let go of it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -189,15 +193,37 @@ async fn serve_until_signal(config: &Config, state: AppState) -> Result<(), Erro
     ));
     let flusher = tokio::spawn(flush_periodically(state.clone(), stopped));
 
+    let (signalled, mut signal_seen) = watch::channel(false);
+    let stop_signal = async move {
+        stop_signal.await;
+        // The receiver lives until the end of this function.
+        let _ = signalled.send(true);
+    };
     let app = oco_server_min::app(state.clone());
-    axum::serve(
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop_signal)
-    .await?;
+    .into_future();
+    let grace_over = async {
+        if signal_seen.wait_for(|seen| *seen).await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        biased;
+        served = server => {
+            served?;
+            tracing::info!("stopping: requests are done; stopping housekeeping");
+        }
+        () = grace_over => tracing::warn!(
+            "stopping: requests still running after {SHUTDOWN_GRACE:?} are cut off"
+        ),
+    }
 
-    tracing::info!("stopping: requests are done; stopping housekeeping");
     // The receivers may be gone already if a task ended; there is then nothing to stop.
     let _ = stop.send(true);
     for task in [housekeeping, flusher] {
@@ -256,8 +282,9 @@ async fn flush_periodically(state: AppState, mut stop: watch::Receiver<bool>) {
 
 /// Writes the agent API's coalesced last-seen times and response-timestamp high-water mark.
 async fn flush_agent_state(state: &AppState) {
+    // The times not written stay pending for the next flush.
     if let Err(error) = oco_server_min::agent_api::flush(state).await {
-        tracing::error!("flushing the agent state failed: {error}");
+        tracing::error!("writing the agents' last-seen times: {error}");
     }
 }
 

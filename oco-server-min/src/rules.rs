@@ -32,7 +32,7 @@ pub fn world_for(store: &dyn Store, event: &RuleEvent) -> StoreResult<RuleWorld>
 ///
 /// # Errors
 ///
-/// The store's; [`StoreError::Conflict`] if a diff lost its race [`ATTEMPTS`] times.
+/// The store's; [`StoreError::Conflict`] if a diff lost its race `ATTEMPTS` (5) times.
 pub fn reevaluate(
     store: &dyn Store,
     event: &RuleEvent,

@@ -1,10 +1,162 @@
-//! The admin API under `/api/v1`.
+//! The admin API under `/api/v1`: JSON over HTTP, bearer-token authenticated.
+//!
+//! One file per resource. Every handler decodes, reads the clock once, runs its store calls and
+//! core calls off the async threads (`blocking`) and encodes. Errors are [`ApiError`]s:
+//! `{"error": {"code", "message", "field", …}}` with 400 (invalid input), 401, 404, 409 or 500.
+//!
+//! A change of administrative data that concerns deployment rules reads the rule world before
+//! it, writes, and re-evaluates the rules it concerns (`change_with_rules`); if the
+//! re-evaluation fails, the write is undone, so that an error leaves the data as it was.
 
+mod assignments;
+mod computers;
+mod containers;
+mod error;
+mod extract;
+mod groups;
+mod housekeeping;
+mod jobs;
+mod packages;
+mod policy;
+mod rules;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::Router;
+use oco_core::chrono::{DateTime, Utc};
+use oco_core::model::RuleId;
+use oco_core::rules::{RuleDiff, RuleEvent, RuleWorld, Scope};
+use oco_core::store::{Store, StoreResult};
+use sha2::{Digest, Sha256};
 
 use crate::AppState;
 
-/// The admin routes, relative to `/api/v1`.
-pub fn router() -> Router<AppState> {
+pub use error::{ApiError, ApiResult};
+pub use extract::{Paged, DEFAULT_LIMIT, MAX_LIMIT};
+
+/// The admin routes, relative to `/api/v1`, behind the admin token of `state`.
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
+        .merge(computers::routes())
+        .merge(groups::routes())
+        .merge(packages::routes())
+        .merge(assignments::routes())
+        .merge(containers::routes())
+        .merge(rules::routes())
+        .merge(jobs::routes())
+        .merge(housekeeping::routes())
+        .fallback(|| async { ApiError::not_found("no such admin API route") })
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+}
+
+/// Refuses requests without the admin token (401).
+async fn authenticate(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if same_secret(token, &state.secrets().admin_token) => {
+            Ok(next.run(request).await)
+        }
+        _ => Err(ApiError::unauthorized()),
+    }
+}
+
+/// Compares two secrets in time independent of where they differ: both are hashed first, so
+/// neither a differing byte's position nor the length shows in the timing.
+fn same_secret(presented: &str, expected: &str) -> bool {
+    if expected.is_empty() {
+        return false;
+    }
+    let (a, b) = (
+        Sha256::digest(presented.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Runs `work` (store calls, core calls) on the blocking thread pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ApiError::internal("blocking task", &error))?
+}
+
+/// Writes a change of administrative data, then re-evaluates the rules `event` concerns, `before`
+/// being the rule world read before the write (`crate::rules::world_for`).
+///
+/// If the re-evaluation fails, `undo` puts the data back and every rule concerned is evaluated
+/// in full again on the restored data (a diff applied before the failure is so reverted), and the
+/// error is returned. Returns what `write` returned and the diffs applied.
+///
+/// # Errors
+///
+/// The write's, or the store's from the re-evaluation.
+fn change_with_rules<T>(
+    store: &dyn Store,
+    before: &RuleWorld,
+    now: DateTime<Utc>,
+    write: impl FnOnce() -> ApiResult<T>,
+    event: impl FnOnce(&T) -> RuleEvent,
+    undo: impl FnOnce(&T) -> StoreResult<()>,
+) -> ApiResult<(T, Vec<RuleDiff>)> {
+    let value = write()?;
+    let event = event(&value);
+    match crate::rules::reevaluate(store, &event, before, now) {
+        Ok(diffs) => Ok((value, diffs)),
+        Err(error) => {
+            tracing::warn!("admin API: re-evaluating rules after {event:?} failed: {error}");
+            match undo(&value) {
+                Ok(()) => repair(store, before, &event, now),
+                Err(undo_error) => {
+                    tracing::error!(
+                        "admin API: undoing a change after {event:?} failed: {undo_error}"
+                    );
+                }
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// After an undone change: evaluates every rule of `before` and of the store now, and the rule
+/// `event` names, in full, and applies each diff that changes something. Failures are logged.
+fn repair(store: &dyn Store, before: &RuleWorld, event: &RuleEvent, now: DateTime<Utc>) {
+    let result = store.rule_snapshot().and_then(|snapshot| {
+        let world = RuleWorld::from_snapshot(&snapshot);
+        let mut ids: Vec<RuleId> = before
+            .rules
+            .keys()
+            .chain(world.rules.keys())
+            .copied()
+            .collect();
+        if let RuleEvent::RuleChanged { rule } = event {
+            ids.push(*rule);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for rule in ids {
+            let diff = world.evaluate(rule, &Scope::full(), now);
+            if !diff.is_empty() {
+                store.apply(&diff.into_change_set())?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
+        tracing::error!("admin API: re-evaluating rules after an undone change failed: {error}");
+    }
 }

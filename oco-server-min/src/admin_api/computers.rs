@@ -1,0 +1,166 @@
+//! Computers: create, get, list, update, delete.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use oco_core::model::{Computer, ComputerId, MacAddress, Name};
+use oco_core::rules::{RuleEvent, RuleWorld};
+use oco_core::store::NewComputer;
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::{blocking, change_with_rules};
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/computers", get(list).post(create))
+        .route("/computers/{id}", get(one).patch(update).delete(remove))
+}
+
+/// A computer to create.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateComputer {
+    hostname: String,
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    os_version: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    macs: Vec<String>,
+}
+
+/// Fields to change; absent ones stay.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateComputer {
+    hostname: Option<String>,
+    os: Option<String>,
+    os_version: Option<String>,
+    architecture: Option<String>,
+    macs: Option<Vec<String>>,
+}
+
+fn parse_macs(macs: &[String]) -> Result<Vec<MacAddress>, ApiError> {
+    macs.iter()
+        .enumerate()
+        .map(|(i, text)| {
+            text.parse::<MacAddress>()
+                .map_err(|error| ApiError::invalid(format!("macs[{i}]"), error.reason))
+        })
+        .collect()
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Body(input): Body<CreateComputer>,
+) -> ApiResult<(StatusCode, Json<Computer>)> {
+    let new = NewComputer {
+        hostname: Name::new("hostname", &input.hostname)?,
+        os: input.os,
+        os_version: input.os_version,
+        architecture: input.architecture,
+        macs: parse_macs(&input.macs)?,
+    };
+    let now = state.clock().now();
+    blocking(move || {
+        let store = state.store().as_ref();
+        // A new computer is in no group yet, so no rule had it before.
+        let (computer, _) = change_with_rules(
+            store,
+            &RuleWorld::default(),
+            now,
+            || Ok(store.create_computer(new)?),
+            |computer| RuleEvent::ComputerChanged {
+                computer: computer.id,
+            },
+            |computer| store.delete_computer(computer.id),
+        )?;
+        Ok((StatusCode::CREATED, Json(computer)))
+    })
+    .await
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Paged<Computer>>> {
+    let page = query.probe()?;
+    let limit = query.limit()?;
+    blocking(move || {
+        let items = state.store().list_computers(page)?;
+        Ok(Json(Paged::of(items, limit, |c| c.id.0)))
+    })
+    .await
+}
+
+async fn one(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Computer>> {
+    blocking(move || Ok(Json(state.store().computer(ComputerId(id))?))).await
+}
+
+async fn update(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    Body(input): Body<UpdateComputer>,
+) -> ApiResult<Json<Computer>> {
+    let hostname = input
+        .hostname
+        .as_deref()
+        .map(|text| Name::new("hostname", text))
+        .transpose()?;
+    let macs = input.macs.as_deref().map(parse_macs).transpose()?;
+    let now = state.clock().now();
+    blocking(move || {
+        let store = state.store().as_ref();
+        let id = ComputerId(id);
+        let old = store.computer(id)?;
+        let mut new = old.clone();
+        if let Some(hostname) = hostname {
+            new.hostname = hostname;
+        }
+        if let Some(macs) = macs {
+            new.macs = macs;
+        }
+        new.os = input.os.unwrap_or(new.os);
+        new.os_version = input.os_version.unwrap_or(new.os_version);
+        new.architecture = input.architecture.unwrap_or(new.architecture);
+        let event = RuleEvent::ComputerChanged { computer: id };
+        let before = crate::rules::world_for(store, &event)?;
+        change_with_rules(
+            store,
+            &before,
+            now,
+            || Ok(store.update_computer(&new)?),
+            |()| event.clone(),
+            |()| store.update_computer(&old),
+        )?;
+        Ok(Json(new))
+    })
+    .await
+}
+
+async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+    let now = state.clock().now();
+    blocking(move || {
+        let store = state.store().as_ref();
+        let id = ComputerId(id);
+        store.computer(id)?;
+        let event = RuleEvent::ComputerDeleted { computer: id };
+        let before = crate::rules::world_for(store, &event)?;
+        store.delete_computer(id)?;
+        // The store deleted the computer's jobs with it; this settles the other rules' claims.
+        // A deleted computer cannot be restored: a failure here is reported, and the next change
+        // of those rules evaluates them again.
+        crate::rules::reevaluate(store, &event, &before, now)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}

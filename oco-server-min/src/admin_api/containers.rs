@@ -1,0 +1,489 @@
+//! Job containers: deploy, uninstall, list, get, edit, enable/disable, renew, delete, statistics.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use oco_core::chrono::{DateTime, Utc};
+use oco_core::chrono_tz::Tz;
+use oco_core::deploy::{self, ContainerSettings, DeployRequest, Renewal, UninstallRequest};
+use oco_core::housekeeping::{container_statistics, ContainerStatistics};
+use oco_core::model::{
+    Computer, ComputerGroupId, ComputerId, ContainerId, Job, JobContainer, JobId, Name, Origin,
+    Package, PackageGroupId, PackageId, Schedule, WolSettings,
+};
+use oco_core::store::{Change, ChangeSet, JobFilter, Page, Store};
+use serde::{Deserialize, Serialize};
+
+use super::blocking;
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::policy::{nullable, PolicyInput};
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/containers", get(list))
+        .route("/containers/deploy", post(deploy_container))
+        .route("/containers/uninstall", post(uninstall_container))
+        .route("/containers/{id}", get(one).patch(edit).delete(remove))
+        .route("/containers/{id}/enable", post(enable))
+        .route("/containers/{id}/disable", post(disable))
+        .route("/containers/{id}/renew", post(renew))
+        .route("/containers/{id}/statistics", get(statistics))
+}
+
+/// A new container's settings in a request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsInput {
+    name: String,
+    #[serde(default)]
+    notes: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    /// Absent: now.
+    #[serde(default)]
+    start: Option<DateTime<Utc>>,
+    #[serde(default)]
+    end: Option<DateTime<Utc>>,
+    /// Absent: the defaults, in the server's zone.
+    #[serde(default)]
+    policy: Option<PolicyInput>,
+    #[serde(default)]
+    wol: WolInput,
+    #[serde(default)]
+    self_service: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Wake-on-LAN settings in a request.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WolInput {
+    #[serde(default)]
+    wake: bool,
+    #[serde(default)]
+    shutdown_after: bool,
+}
+
+impl SettingsInput {
+    fn into_settings(self, zone: Tz, now: DateTime<Utc>) -> ApiResult<ContainerSettings> {
+        let policy = match self.policy {
+            Some(policy) => policy.into_policy(zone, "container.policy")?,
+            None => oco_core::model::DeliveryPolicy::new(zone),
+        };
+        Ok(ContainerSettings {
+            name: Name::new("container.name", &self.name)?,
+            notes: self.notes,
+            enabled: self.enabled,
+            schedule: Schedule::new(self.start.unwrap_or(now), self.end)
+                .map_err(|e| e.within("container"))?,
+            policy,
+            wol: WolSettings {
+                wake: self.wol.wake,
+                shutdown_after: self.wol.shutdown_after,
+                sent_at: None,
+            },
+            self_service: self.self_service,
+        })
+    }
+}
+
+/// A deploy: a new container for these computers and packages.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployInput {
+    container: SettingsInput,
+    #[serde(default)]
+    computers: Vec<ComputerId>,
+    #[serde(default)]
+    computer_groups: Vec<ComputerGroupId>,
+    #[serde(default)]
+    packages: Vec<PackageId>,
+    #[serde(default)]
+    package_groups: Vec<PackageGroupId>,
+    #[serde(default)]
+    force_reinstall: bool,
+}
+
+/// An uninstall: a new container with one uninstall job per assignment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UninstallInput {
+    container: SettingsInput,
+    assignments: Vec<AssignmentRef>,
+}
+
+/// A (computer, package) pair.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentRef {
+    computer: ComputerId,
+    package: PackageId,
+}
+
+/// A created container and its jobs.
+#[derive(Debug, Serialize)]
+struct Created {
+    container: JobContainer,
+    jobs: Vec<JobId>,
+}
+
+/// Fields to change; absent ones stay. `end: null` removes the end; a policy is replaced whole.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditInput {
+    name: Option<String>,
+    notes: Option<String>,
+    enabled: Option<bool>,
+    start: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "nullable")]
+    end: Option<Option<DateTime<Utc>>>,
+    policy: Option<PolicyInput>,
+    wol: Option<WolInput>,
+}
+
+/// Which failed-like jobs to renew (absent: all of the container's), and how: in place, or
+/// `into` a new container with that name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewInput {
+    #[serde(default)]
+    jobs: Option<Vec<JobId>>,
+    #[serde(default)]
+    into: Option<String>,
+}
+
+/// What a renew did.
+#[derive(Debug, Serialize)]
+struct Renewed {
+    renewed: Vec<JobId>,
+    incompatible: Vec<JobId>,
+    skipped: Vec<JobId>,
+    /// The new container, when renewed into one.
+    container: Option<ContainerId>,
+}
+
+/// Applies a change set creating one container and answers with it (built from the change set:
+/// nothing is read after the write, so a failed read cannot turn a done write into an error).
+fn create(store: &dyn Store, changes: &ChangeSet) -> ApiResult<(StatusCode, Json<Created>)> {
+    let applied = store.apply(changes)?;
+    let created = changes.changes.iter().find_map(|change| match change {
+        Change::CreateContainer { container, .. } => Some(container.clone()),
+        _ => None,
+    });
+    let (Some(mut container), Some(&id)) = (created, applied.containers.first()) else {
+        return Err(ApiError::internal(
+            "deploy",
+            &"the change set created no container",
+        ));
+    };
+    container.id = id;
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            container,
+            jobs: applied.jobs,
+        }),
+    ))
+}
+
+async fn deploy_container(
+    State(state): State<AppState>,
+    Body(input): Body<DeployInput>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let now = state.clock().now();
+    let request = DeployRequest {
+        container: input
+            .container
+            .into_settings(state.options().time_zone, now)?,
+        computers: input.computers,
+        computer_groups: input.computer_groups,
+        packages: input.packages,
+        package_groups: input.package_groups,
+        force_reinstall: input.force_reinstall,
+    };
+    blocking(move || {
+        let store = state.store().as_ref();
+        let snapshot = store.deploy_snapshot()?;
+        let changes = deploy::deploy(&request, &snapshot, now)?;
+        create(store, &changes)
+    })
+    .await
+}
+
+async fn uninstall_container(
+    State(state): State<AppState>,
+    Body(input): Body<UninstallInput>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let now = state.clock().now();
+    let request = UninstallRequest {
+        container: input
+            .container
+            .into_settings(state.options().time_zone, now)?,
+        assignments: input
+            .assignments
+            .iter()
+            .map(|a| (a.computer, a.package))
+            .collect(),
+    };
+    blocking(move || {
+        let store = state.store().as_ref();
+        let snapshot = store.deploy_snapshot()?;
+        let changes = deploy::uninstall(&request, &snapshot, now)?;
+        create(store, &changes)
+    })
+    .await
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Paged<JobContainer>>> {
+    let (page, limit) = (query.probe()?, query.limit()?);
+    blocking(move || {
+        let items = state.store().list_containers(page)?;
+        Ok(Json(Paged::of(items, limit, |c| c.id.0)))
+    })
+    .await
+}
+
+async fn one(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<JobContainer>> {
+    blocking(move || Ok(Json(state.store().container(ContainerId(id))?))).await
+}
+
+/// Replaces a container's fields with `edit` applied to them.
+fn update(
+    store: &dyn Store,
+    id: ContainerId,
+    edit: impl FnOnce(&mut JobContainer) -> ApiResult<()>,
+) -> ApiResult<Json<JobContainer>> {
+    let mut container = store.container(id)?;
+    edit(&mut container)?;
+    store.apply(&ChangeSet {
+        changes: vec![Change::UpdateContainer {
+            container: container.clone(),
+        }],
+    })?;
+    Ok(Json(container))
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    Body(input): Body<EditInput>,
+) -> ApiResult<Json<JobContainer>> {
+    let name = input
+        .name
+        .as_deref()
+        .map(|text| Name::new("name", text))
+        .transpose()?;
+    blocking(move || {
+        update(state.store().as_ref(), ContainerId(id), |container| {
+            let zone = container.policy.time_zone;
+            if let Some(policy) = input.policy {
+                container.policy = policy.into_policy(zone, "policy")?;
+            }
+            container.schedule = Schedule::new(
+                input.start.unwrap_or(container.schedule.start()),
+                input.end.unwrap_or(container.schedule.end()),
+            )?;
+            if let Some(name) = name {
+                container.name = name;
+            }
+            if let Some(notes) = input.notes {
+                container.notes = notes;
+            }
+            if let Some(enabled) = input.enabled {
+                container.enabled = enabled;
+            }
+            if let Some(wol) = input.wol {
+                container.wol.wake = wol.wake;
+                container.wol.shutdown_after = wol.shutdown_after;
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<JobContainer>> {
+    set_enabled(state, id, true).await
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<JobContainer>> {
+    set_enabled(state, id, false).await
+}
+
+async fn set_enabled(state: AppState, id: i64, enabled: bool) -> ApiResult<Json<JobContainer>> {
+    blocking(move || {
+        update(state.store().as_ref(), ContainerId(id), |container| {
+            container.enabled = enabled;
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Every job matching `filter`, by id.
+pub(super) fn all_jobs(store: &dyn Store, filter: &JobFilter) -> ApiResult<Vec<Job>> {
+    const CHUNK: usize = 10_000;
+    let mut jobs = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_jobs(
+            filter,
+            Page {
+                after,
+                limit: CHUNK,
+            },
+        )?;
+        let full = page.len() == CHUNK;
+        after = page.last().map(|job| job.id.0);
+        jobs.extend(page);
+        if !full {
+            return Ok(jobs);
+        }
+    }
+}
+
+/// The jobs of `origin` that `wanted` names (all when `None`); 404 naming `jobs` for an id that
+/// is not one of them.
+pub(super) fn chosen_jobs(
+    store: &dyn Store,
+    origin: Origin,
+    wanted: Option<&[JobId]>,
+) -> ApiResult<Vec<Job>> {
+    let jobs = all_jobs(
+        store,
+        &JobFilter {
+            origin: Some(origin),
+            ..JobFilter::default()
+        },
+    )?;
+    let Some(wanted) = wanted else {
+        return Ok(jobs);
+    };
+    if let Some(missing) = wanted.iter().find(|id| !jobs.iter().any(|j| j.id == **id)) {
+        return Err(
+            ApiError::not_found(format!("job {missing} is not a job of {origin}"))
+                .with_field("jobs"),
+        );
+    }
+    Ok(jobs
+        .into_iter()
+        .filter(|j| wanted.contains(&j.id))
+        .collect())
+}
+
+/// The current packages and computers of `jobs`, for renewing them.
+pub(super) fn renew_inputs(
+    store: &dyn Store,
+    jobs: &[Job],
+) -> ApiResult<(BTreeMap<PackageId, Package>, BTreeMap<ComputerId, Computer>)> {
+    let mut packages = BTreeMap::new();
+    let mut computers = BTreeMap::new();
+    for job in jobs {
+        if let std::collections::btree_map::Entry::Vacant(entry) = packages.entry(job.package) {
+            entry.insert(store.package(job.package)?);
+        }
+        if let std::collections::btree_map::Entry::Vacant(entry) = computers.entry(job.computer) {
+            entry.insert(store.computer(job.computer)?);
+        }
+    }
+    Ok((packages, computers))
+}
+
+/// Applies a renewal (if it writes anything) and describes it.
+pub(super) fn apply_renewal(
+    store: &dyn Store,
+    renewal: Renewal,
+) -> ApiResult<(Renewal, Option<ContainerId>)> {
+    let container = if renewal.changes.is_empty() {
+        None
+    } else {
+        store.apply(&renewal.changes)?.containers.first().copied()
+    };
+    Ok((renewal, container))
+}
+
+async fn renew(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    Body(input): Body<RenewInput>,
+) -> ApiResult<Json<Renewed>> {
+    let name = input
+        .into
+        .as_deref()
+        .map(|text| Name::new("into", text))
+        .transpose()?;
+    let now = state.clock().now();
+    blocking(move || {
+        let store = state.store().as_ref();
+        let id = ContainerId(id);
+        let container = store.container(id)?;
+        let jobs = chosen_jobs(store, Origin::Container(id), input.jobs.as_deref())?;
+        let (packages, computers) = renew_inputs(store, &jobs)?;
+        let renewal = match name {
+            Some(name) => {
+                deploy::renew_into_container(&container, &jobs, &packages, &computers, name, now)?
+            }
+            None => deploy::renew_in_place(&jobs, &packages, &computers),
+        };
+        let (renewal, container) = apply_renewal(store, renewal)?;
+        Ok(Json(Renewed {
+            renewed: renewal.renewed,
+            incompatible: renewal.incompatible,
+            skipped: renewal.skipped,
+            container,
+        }))
+    })
+    .await
+}
+
+async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+    blocking(move || {
+        let store = state.store().as_ref();
+        let id = ContainerId(id);
+        store.container(id)?;
+        let jobs = chosen_jobs(store, Origin::Container(id), None)?;
+        store.apply(&ChangeSet {
+            changes: vec![Change::DeleteContainer {
+                id,
+                jobs: jobs.iter().map(|job| (job.id, job.revision)).collect(),
+            }],
+        })?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn statistics(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<ContainerStatistics>> {
+    let now = state.clock().now();
+    blocking(move || {
+        let store = state.store().as_ref();
+        let id = ContainerId(id);
+        let container = store.container(id)?;
+        let jobs = chosen_jobs(store, Origin::Container(id), None)?;
+        Ok(Json(container_statistics(&container, &jobs, now)))
+    })
+    .await
+}

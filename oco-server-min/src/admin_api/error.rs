@@ -1,0 +1,198 @@
+//! The admin API's errors: one JSON shape, a status per kind of mistake.
+
+use std::ops::Range;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use oco_core::constraint::ParseError;
+use oco_core::deploy::{DeployError, Entity};
+use oco_core::model::InvalidField;
+use oco_core::rules::Conflict;
+use oco_core::store::StoreError;
+use serde::Serialize;
+
+/// An error answered as `{"error": {"code", "message", "field"?, "position"?, "rendered"?,
+/// "conflicts"?}}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Box<ErrorBody>,
+}
+
+/// The `error` object of an error response.
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<Position>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rendered: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conflicts: Option<Vec<Conflict>>,
+}
+
+/// A byte span of the field's text.
+#[derive(Debug, Serialize)]
+struct Position {
+    start: usize,
+    end: usize,
+}
+
+/// The result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: Box::new(ErrorBody {
+                code,
+                message: message.into(),
+                field: None,
+                position: None,
+                rendered: None,
+                conflicts: None,
+            }),
+        }
+    }
+
+    /// The same error, naming `field`.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.body.field = Some(field.into());
+        self
+    }
+
+    /// 400: invalid input, naming the field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid", message).with_field(field)
+    }
+
+    /// 400: a body or query that does not decode (serde's message, with the path).
+    pub fn malformed(field: Option<String>, message: impl Into<String>) -> Self {
+        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "malformed", message);
+        error.body.field = field.filter(|path| !path.is_empty() && path != ".");
+        error
+    }
+
+    /// 400: a constraint that does not parse, with the span and the caret rendering.
+    pub fn constraint(field: impl Into<String>, input: &str, error: &ParseError) -> Self {
+        let span: Range<usize> = error.span();
+        let mut api = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-constraint",
+            error.to_string(),
+        )
+        .with_field(field);
+        api.body.position = Some(Position {
+            start: span.start,
+            end: span.end,
+        });
+        api.body.rendered = Some(error.render(input));
+        api
+    }
+
+    /// 404: an unknown id.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", message)
+    }
+
+    /// 409: the change would make versions of one family remove each other forever.
+    pub fn family_conflicts(conflicts: Vec<Conflict>) -> Self {
+        let mut error = ApiError::new(
+            StatusCode::CONFLICT,
+            "family-conflict",
+            "the change would make rules install two versions of one package family that remove \
+             each other; see `conflicts` (a rule being created appears as rule 0)",
+        );
+        error.body.conflicts = Some(conflicts);
+        error
+    }
+
+    /// 401: no admin token, or a wrong one.
+    pub fn unauthorized() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid admin token is required: `Authorization: Bearer <token>`",
+        )
+    }
+
+    /// 500: logged here; the client learns only that the server failed.
+    pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!("admin API: {context}: {error}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed; nothing was changed (see the server log)",
+        )
+    }
+
+    /// The status answered.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::NotFound { .. } => ApiError::not_found(error.to_string()),
+            StoreError::Conflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{error}; the data changed meanwhile, try again"),
+            ),
+            StoreError::Duplicate { what, .. } => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate", error.to_string())
+                    .with_field(*what)
+            }
+            StoreError::Invalid { reason } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid", reason.clone())
+            }
+            _ => ApiError::internal("store", &error),
+        }
+    }
+}
+
+impl From<InvalidField> for ApiError {
+    fn from(error: InvalidField) -> Self {
+        ApiError::invalid(error.field, error.reason)
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(error: DeployError) -> Self {
+        let message = error.to_string();
+        match error {
+            DeployError::Unknown { what, .. } => {
+                ApiError::not_found(message).with_field(match what {
+                    Entity::Computer => "computers",
+                    Entity::ComputerGroup => "computer_groups",
+                    Entity::Package => "packages",
+                    Entity::PackageGroup => "package_groups",
+                })
+            }
+            DeployError::DependencyCycle { .. } | DeployError::ConflictingVersions { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message).with_field("packages")
+            }
+            DeployError::NotAssigned { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "not-assigned", message)
+                    .with_field("assignments")
+            }
+            DeployError::NoJobs => ApiError::new(StatusCode::BAD_REQUEST, "no-jobs", message),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Envelope {
+            error: Box<ErrorBody>,
+        }
+        (self.status, axum::Json(Envelope { error: self.body })).into_response()
+    }
+}

@@ -1,0 +1,425 @@
+//! Deployment rules: create, list, get, edit, enable/disable, evaluate on demand, renew, delete,
+//! statistics.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use oco_core::chrono::{DateTime, Utc};
+use oco_core::housekeeping::{statistics as job_statistics, ContainerStatistics};
+use oco_core::model::{
+    ComputerGroupId, DeploymentRule, JobId, Name, Origin, PackageGroupId, RuleId,
+};
+use oco_core::rules::{Conflict, RuleDiff, RuleEvent, RuleWorld, Scope};
+use oco_core::store::{RuleSnapshot, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::containers::{apply_renewal, chosen_jobs, renew_inputs};
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::policy::PolicyInput;
+use super::{blocking, change_with_rules};
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/rules", get(list).post(create))
+        .route("/rules/{id}", get(one).patch(edit).delete(remove))
+        .route("/rules/{id}/enable", post(enable))
+        .route("/rules/{id}/disable", post(disable))
+        .route("/rules/{id}/evaluate", post(evaluate))
+        .route("/rules/{id}/renew", post(renew))
+        .route("/rules/{id}/statistics", get(statistics))
+}
+
+/// 409 with the family-version conflicts the world of `after` has and `before` has not.
+///
+/// # Errors
+///
+/// [`ApiError::family_conflicts`] when there are any.
+pub(super) fn refuse_new_conflicts(before: &RuleWorld, after: &RuleSnapshot) -> ApiResult<()> {
+    let current: BTreeSet<Conflict> = before.conflicts().into_iter().collect();
+    let new: Vec<Conflict> = RuleWorld::from_snapshot(after)
+        .conflicts()
+        .into_iter()
+        .filter(|conflict| !current.contains(conflict))
+        .collect();
+    if new.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::family_conflicts(new))
+    }
+}
+
+/// A rule to create.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRule {
+    name: String,
+    #[serde(default)]
+    notes: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    computer_group: ComputerGroupId,
+    package_group: PackageGroupId,
+    /// Absent: the defaults, in the server's zone.
+    #[serde(default)]
+    policy: Option<PolicyInput>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Fields to change; absent ones stay (a policy is replaced whole).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditRule {
+    name: Option<String>,
+    notes: Option<String>,
+    enabled: Option<bool>,
+    computer_group: Option<ComputerGroupId>,
+    package_group: Option<PackageGroupId>,
+    policy: Option<PolicyInput>,
+}
+
+/// Which failed-like jobs of the rule to renew in place (absent: all).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewInput {
+    #[serde(default)]
+    jobs: Option<Vec<JobId>>,
+}
+
+/// What one rule evaluation wrote and found.
+#[derive(Debug, Serialize)]
+struct Evaluation {
+    rule: RuleId,
+    inserted: usize,
+    updated: usize,
+    deleted: usize,
+    orphaned: usize,
+    conflicts: Vec<Conflict>,
+}
+
+impl From<&RuleDiff> for Evaluation {
+    fn from(diff: &RuleDiff) -> Self {
+        Evaluation {
+            rule: diff.rule,
+            inserted: diff.insert.len(),
+            updated: diff.update.len(),
+            deleted: diff.delete.len(),
+            orphaned: diff.orphan.len(),
+            conflicts: diff.conflicts.clone(),
+        }
+    }
+}
+
+/// A rule and what re-evaluating the rules after its change did.
+#[derive(Debug, Serialize)]
+struct Changed {
+    rule: DeploymentRule,
+    evaluations: Vec<Evaluation>,
+}
+
+/// A rule's statistics, as a container's (never `scheduled`), with its conflicts.
+#[derive(Debug, Serialize)]
+struct RuleStatistics {
+    #[serde(flatten)]
+    statistics: ContainerStatistics,
+    conflicts: Vec<Conflict>,
+}
+
+/// 404 naming the field for a group the snapshot does not know.
+fn check_groups(snapshot: &RuleSnapshot, rule: &DeploymentRule) -> ApiResult<()> {
+    let deploy = &snapshot.deploy;
+    if !deploy
+        .computer_groups
+        .iter()
+        .any(|g| g.id == rule.computer_group)
+    {
+        return Err(ApiError::not_found(format!(
+            "computer group {} not found",
+            rule.computer_group
+        ))
+        .with_field("computer_group"));
+    }
+    if !deploy
+        .package_groups
+        .iter()
+        .any(|g| g.id == rule.package_group)
+    {
+        return Err(
+            ApiError::not_found(format!("package group {} not found", rule.package_group))
+                .with_field("package_group"),
+        );
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Body(input): Body<CreateRule>,
+) -> ApiResult<(StatusCode, Json<Changed>)> {
+    let now = state.clock().now();
+    let zone = state.options().time_zone;
+    let rule = DeploymentRule {
+        // The store assigns the id; conflicts name the new rule as rule 0.
+        id: RuleId(0),
+        name: Name::new("name", &input.name)?,
+        notes: input.notes,
+        enabled: input.enabled,
+        computer_group: input.computer_group,
+        package_group: input.package_group,
+        policy: match input.policy {
+            Some(policy) => policy.into_policy(zone, "policy")?,
+            None => oco_core::model::DeliveryPolicy::new(zone),
+        },
+        created_at: now,
+    };
+    blocking(move || {
+        let store = state.store().as_ref();
+        let snapshot = store.rule_snapshot()?;
+        check_groups(&snapshot, &rule)?;
+        let before = RuleWorld::from_snapshot(&snapshot);
+        let mut after = snapshot;
+        after.rules.push(rule.clone());
+        refuse_new_conflicts(&before, &after)?;
+        let (rule, diffs) = change_with_rules(
+            store,
+            &before,
+            now,
+            || Ok(store.create_rule(rule)?),
+            |rule| RuleEvent::RuleChanged { rule: rule.id },
+            |rule| store.delete_rule(rule.id),
+        )?;
+        Ok((
+            StatusCode::CREATED,
+            Json(Changed {
+                rule,
+                evaluations: diffs.iter().map(Evaluation::from).collect(),
+            }),
+        ))
+    })
+    .await
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Paged<DeploymentRule>>> {
+    let (page, limit) = (query.probe()?, query.limit()?);
+    blocking(move || {
+        let items = state.store().list_rules(page)?;
+        Ok(Json(Paged::of(items, limit, |r| r.id.0)))
+    })
+    .await
+}
+
+async fn one(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<DeploymentRule>> {
+    blocking(move || Ok(Json(state.store().rule(RuleId(id))?))).await
+}
+
+/// Replaces rule `id` with `edit` applied to it, refusing new family conflicts, and
+/// re-evaluates.
+fn update(
+    store: &dyn Store,
+    id: RuleId,
+    now: DateTime<Utc>,
+    edit: impl FnOnce(&mut DeploymentRule) -> ApiResult<()>,
+) -> ApiResult<Json<Changed>> {
+    let old = store.rule(id)?;
+    let mut new = old.clone();
+    edit(&mut new)?;
+    let snapshot = store.rule_snapshot()?;
+    check_groups(&snapshot, &new)?;
+    let before = RuleWorld::from_snapshot(&snapshot);
+    let mut after = snapshot;
+    match after.rules.iter_mut().find(|rule| rule.id == id) {
+        Some(rule) => *rule = new.clone(),
+        // Being deleted: it no longer takes part in evaluation.
+        None => return Err(ApiError::not_found(format!("rule {id} is being deleted"))),
+    }
+    refuse_new_conflicts(&before, &after)?;
+    let ((), diffs) = change_with_rules(
+        store,
+        &before,
+        now,
+        || Ok(store.update_rule(&new)?),
+        |()| RuleEvent::RuleChanged { rule: id },
+        |()| store.update_rule(&old),
+    )?;
+    Ok(Json(Changed {
+        rule: new,
+        evaluations: diffs.iter().map(Evaluation::from).collect(),
+    }))
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    Body(input): Body<EditRule>,
+) -> ApiResult<Json<Changed>> {
+    let now = state.clock().now();
+    let name = input
+        .name
+        .as_deref()
+        .map(|text| Name::new("name", text))
+        .transpose()?;
+    blocking(move || {
+        update(state.store().as_ref(), RuleId(id), now, |rule| {
+            if let Some(policy) = input.policy {
+                rule.policy = policy.into_policy(rule.policy.time_zone, "policy")?;
+            }
+            if let Some(name) = name {
+                rule.name = name;
+            }
+            if let Some(notes) = input.notes {
+                rule.notes = notes;
+            }
+            if let Some(enabled) = input.enabled {
+                rule.enabled = enabled;
+            }
+            if let Some(group) = input.computer_group {
+                rule.computer_group = group;
+            }
+            if let Some(group) = input.package_group {
+                rule.package_group = group;
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Changed>> {
+    set_enabled(state, id, true).await
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Changed>> {
+    set_enabled(state, id, false).await
+}
+
+async fn set_enabled(state: AppState, id: i64, enabled: bool) -> ApiResult<Json<Changed>> {
+    let now = state.clock().now();
+    blocking(move || {
+        update(state.store().as_ref(), RuleId(id), now, |rule| {
+            rule.enabled = enabled;
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// How many times an on-demand evaluation is recomputed after losing a race.
+const ATTEMPTS: usize = 5;
+
+/// Evaluates rule `id` in full on a fresh snapshot and applies the diff, recomputing it if it
+/// lost a race with an agent report.
+fn evaluate_fully(store: &dyn Store, id: RuleId, now: DateTime<Utc>) -> ApiResult<RuleDiff> {
+    let mut attempt = 1;
+    loop {
+        let world = RuleWorld::from_snapshot(&store.rule_snapshot()?);
+        let diff = world.evaluate(id, &Scope::full(), now);
+        if diff.is_empty() {
+            return Ok(diff);
+        }
+        match store.apply(&diff.clone().into_change_set()) {
+            Ok(_) => return Ok(diff),
+            Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => attempt += 1,
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+async fn evaluate(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Changed>> {
+    let now = state.clock().now();
+    blocking(move || {
+        let store = state.store().as_ref();
+        let id = RuleId(id);
+        let rule = store.rule(id)?;
+        let diff = evaluate_fully(store, id, now)?;
+        Ok(Json(Changed {
+            rule,
+            evaluations: vec![Evaluation::from(&diff)],
+        }))
+    })
+    .await
+}
+
+async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+    let now = state.clock().now();
+    blocking(move || {
+        let store = state.store().as_ref();
+        let id = RuleId(id);
+        store.rule(id)?;
+        let event = RuleEvent::RuleChanged { rule: id };
+        let before = crate::rules::world_for(store, &event)?;
+        let deleting_already = !before.rules.contains_key(&id);
+        store.delete_rule(id)?;
+        // Retires its jobs (running ones are orphaned) and settles other rules' claims. A delete
+        // cannot be undone; after a failure, deleting again finishes the retirement.
+        crate::rules::reevaluate(store, &event, &before, now)?;
+        if deleting_already {
+            evaluate_fully(store, id, now)?;
+        }
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn renew(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    Body(input): Body<RenewInput>,
+) -> ApiResult<Json<serde_json::Value>> {
+    blocking(move || {
+        let store = state.store().as_ref();
+        let id = RuleId(id);
+        store.rule(id)?;
+        let jobs = chosen_jobs(store, Origin::Rule(id), input.jobs.as_deref())?;
+        let (packages, computers) = renew_inputs(store, &jobs)?;
+        let renewal = oco_core::deploy::renew_in_place(&jobs, &packages, &computers);
+        let (renewal, _) = apply_renewal(store, renewal)?;
+        Ok(Json(serde_json::json!({
+            "renewed": renewal.renewed,
+            "incompatible": renewal.incompatible,
+            "skipped": renewal.skipped,
+        })))
+    })
+    .await
+}
+
+async fn statistics(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<RuleStatistics>> {
+    let now = state.clock().now();
+    blocking(move || {
+        let store = state.store().as_ref();
+        let id = RuleId(id);
+        let rule = store.rule(id)?;
+        let jobs = chosen_jobs(store, Origin::Rule(id), None)?;
+        let world = RuleWorld::from_snapshot(&store.rule_snapshot()?);
+        let conflicts = world.evaluate(id, &Scope::full(), now).conflicts;
+        Ok(Json(RuleStatistics {
+            statistics: job_statistics(&jobs, None, rule.created_at, now),
+            conflicts,
+        }))
+    })
+    .await
+}
