@@ -3,6 +3,49 @@
 //! Every decision is a call into [`oco_core`]; a handler decodes, reads the clock once, loads a
 //! snapshot, calls the core, applies the change set and encodes. [`app`] is the whole HTTP
 //! surface, for tests to drive in-process; `main.rs` parses options, opens the store and serves.
+//!
+//! # Examples
+//!
+//! The server on an in-memory store with a fixed clock, driven in-process:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use axum::body::Body;
+//! use axum::http::{Request, StatusCode};
+//! use oco_core::chrono::{TimeZone, Utc};
+//! use oco_core::store::{MemoryStore, Store};
+//! use oco_server_min::clock::FixedClock;
+//! use oco_server_min::{app, AppState, Secrets, ServerOptions};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(MemoryStore::new());
+//! let clock = FixedClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap());
+//! let secrets = Secrets {
+//!     admin_token: "admin-token".into(),
+//!     agent_key: "global-agent-key".into(),
+//!     registration_key: None,
+//! };
+//! let state = AppState::new(
+//!     store.clone(),
+//!     Arc::new(clock),
+//!     Default::default(),
+//!     ServerOptions::default(),
+//!     secrets,
+//! )?;
+//!
+//! let request = Request::post("/api/v1/computers")
+//!     .header("authorization", "Bearer admin-token")
+//!     .header("content-type", "application/json")
+//!     .body(Body::from(r#"{"hostname": "pc1"}"#))?;
+//! let response = app(state).oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::CREATED);
+//! assert!(store.computer_by_hostname("PC1")?.is_some());
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod admin_api;
 pub mod agent_api;

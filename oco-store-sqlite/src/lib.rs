@@ -120,9 +120,11 @@ pub enum Synchronous {
 /// See the crate docs for the connection model, durability and how corrupt rows are reported.
 #[derive(Debug)]
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    // Fields drop in order: the readers first, so that the writer, closing last, checkpoints
+    // and removes the WAL file (a read-only connection cannot).
     /// `None`: reads use the writer connection.
     readers: Option<Pool>,
+    writer: Mutex<Connection>,
     #[cfg(feature = "fault-injection")]
     fail_nth: Mutex<Option<u64>>,
 }
@@ -797,6 +799,17 @@ mod tests {
             .find(|j| j.origin == Origin::Container(broken))
             .unwrap();
         assert!(store.report_snapshot(job.id).is_ok());
+    }
+
+    #[test]
+    fn closing_a_file_store_removes_its_write_ahead_log() {
+        let (_dir, path) = temp_db();
+        let store = SqliteStore::open(&path).unwrap();
+        fixture(&store);
+        let wal = path.with_extension("db-wal");
+        assert!(wal.exists(), "{} exists while open", wal.display());
+        drop(store);
+        assert!(!wal.exists(), "{} is removed at close", wal.display());
     }
 
     #[test]
