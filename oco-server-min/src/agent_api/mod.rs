@@ -350,10 +350,11 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             read(
                 state,
                 move || -> StoreResult<Result<HelloRead, getrandom::Error>> {
-                    let Some(computer) = store.computer_by_hostname(&hostname)? else {
+                    // One read for all; the snapshot is wasted on a refused hello only.
+                    let Some((computer, stored, snapshot)) = store.hello_snapshot(&hostname)?
+                    else {
                         return Ok(Ok(HelloRead::Unknown));
                     };
-                    let stored = store.credentials(computer.id)?;
                     let mut first_contact = vec![global.as_str()];
                     if registered == Some(computer.id) {
                         first_contact.extend(registration.as_deref());
@@ -370,7 +371,6 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                         Ok(Err(refusal)) => return Ok(Ok(HelloRead::Refused(refusal))),
                         Err(error) => return Ok(Err(error)),
                     };
-                    let snapshot = store.planner_snapshot(computer.id)?;
                     Ok(Ok(HelloRead::Granted {
                         computer,
                         stored,
