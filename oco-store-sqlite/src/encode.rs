@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::thread::LocalKey;
 
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::chrono_tz::Tz;
@@ -246,10 +247,12 @@ pub(crate) fn parse_policy(row: &Row<'_>, first: usize) -> Result<DeliveryPolicy
     Ok(DeliveryPolicy {
         priority: Priority::new(priority).map_err(|e| e.to_string())?,
         sequence_mode: parse_column("sequence_mode", &sequence_mode)?,
-        ip_ranges: IpRanges::from_str(&ip_ranges)
-            .map_err(|e| format!("ip_ranges `{ip_ranges}`: {e}"))?,
-        time_frames: TimeFrames::from_str(&time_frames)
-            .map_err(|e| format!("time_frames `{time_frames}`: {e}"))?,
+        ip_ranges: memo(&IP_RANGES, &ip_ranges, |text| {
+            IpRanges::from_str(text).map_err(|e| format!("ip_ranges `{text}`: {e}"))
+        })?,
+        time_frames: memo(&TIME_FRAMES, &time_frames, |text| {
+            TimeFrames::from_str(text).map_err(|e| format!("time_frames `{text}`: {e}"))
+        })?,
         time_zone: Tz::from_str(&time_zone)
             .map_err(|_| format!("time_zone: `{time_zone}` is not an IANA time zone"))?,
         post_action_timeout: timeout
@@ -267,7 +270,43 @@ pub(crate) fn parse_column<T: TextEnum>(column: &str, text: &str) -> Result<T, S
 
 /// Stored success codes.
 pub(crate) fn parse_codes(column: &str, text: &str) -> Result<SuccessCodes, String> {
-    text.parse().map_err(|e| format!("{column} `{text}`: {e}"))
+    memo(&SUCCESS_CODES, text, |text| {
+        text.parse().map_err(|e| format!("{column} `{text}`: {e}"))
+    })
+}
+
+/// At most this many parsed texts are kept per kind and thread (then they are all dropped).
+const MEMO_CAPACITY: usize = 256;
+
+/// Texts parsed before, with their values, per thread.
+type Memo<T> = LocalKey<RefCell<HashMap<String, T>>>;
+
+thread_local! {
+    static IP_RANGES: RefCell<HashMap<String, IpRanges>> = RefCell::new(HashMap::new());
+    static TIME_FRAMES: RefCell<HashMap<String, TimeFrames>> = RefCell::new(HashMap::new());
+    static SUCCESS_CODES: RefCell<HashMap<String, SuccessCodes>> = RefCell::new(HashMap::new());
+}
+
+/// `parse(text)`, remembered per thread: the planner snapshot reads the same few policies and
+/// success codes on every poll. A value depends on the text alone, so a remembered one is never
+/// stale, whatever changed in the database; text that does not parse is not remembered.
+fn memo<T: Clone + 'static>(
+    cache: &'static Memo<T>,
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    if let Some(found) = cache.with(|cache| cache.borrow().get(text).cloned()) {
+        return Ok(found);
+    }
+    let value = parse(text)?;
+    cache.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= MEMO_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(text.to_owned(), value.clone());
+    });
+    Ok(value)
 }
 
 /// Column `index` (named `column`) of `row`, or why it does not have the expected type.

@@ -409,6 +409,13 @@ impl Store for SqliteStore {
         self.read(|c| read::credentials(c, id))
     }
 
+    fn hello_snapshot(
+        &self,
+        hostname: &str,
+    ) -> StoreResult<Option<(Computer, AgentCredentials, PlannerSnapshot)>> {
+        self.read(|c| read::hello_snapshot(c, hostname))
+    }
+
     fn set_credentials(&self, id: ComputerId, credentials: &AgentCredentials) -> StoreResult<()> {
         self.write(|c| write::set_credentials(c, id, credentials))
     }

@@ -135,6 +135,11 @@ pub(crate) fn credentials(conn: &Connection, id: ComputerId) -> StoreResult<Agen
     if !computer_exists(conn, id)? {
         return Err(not_found("computer", id));
     }
+    credentials_of(conn, id)
+}
+
+/// The credentials of computer `id`, known to exist.
+fn credentials_of(conn: &Connection, id: ComputerId) -> StoreResult<AgentCredentials> {
     let stored = row(
         conn,
         "SELECT agent_key, previous_agent_key, server_key, last_hello FROM credentials \
@@ -555,12 +560,31 @@ fn planner_origin(row: &Row<'_>, container: bool, what: &str, id: i64) -> Origin
     }
 }
 
+/// A hello's three reads in one transaction (the computer is read once).
+pub(crate) fn hello_snapshot(
+    conn: &Connection,
+    hostname: &str,
+) -> StoreResult<Option<(Computer, AgentCredentials, PlannerSnapshot)>> {
+    let Some(computer) = computer_by_hostname(conn, hostname)? else {
+        return Ok(None);
+    };
+    let credentials = credentials_of(conn, computer.id)?;
+    let snapshot = planner_snapshot_of(conn, computer.clone())?;
+    Ok(Some((computer, credentials, snapshot)))
+}
+
 pub(crate) fn planner_snapshot(
     conn: &Connection,
     computer_id: ComputerId,
 ) -> StoreResult<PlannerSnapshot> {
-    let snapshots = Snapshots::new(conn);
     let computer = computer(conn, computer_id)?;
+    planner_snapshot_of(conn, computer)
+}
+
+/// The planner snapshot of `computer`, read in this transaction.
+fn planner_snapshot_of(conn: &Connection, computer: Computer) -> StoreResult<PlannerSnapshot> {
+    let snapshots = Snapshots::new(conn);
+    let computer_id = computer.id;
     let mut jobs = rows(
         conn,
         concat!(

@@ -179,6 +179,22 @@ pub trait Store: Send + Sync {
     fn planner_snapshot(&self, computer: ComputerId) -> StoreResult<PlannerSnapshot>;
     /// What handling a report on `job` needs (a tombstone if the job was deleted).
     fn report_snapshot(&self, job: JobId) -> StoreResult<ReportSnapshot>;
+    /// What an agent's hello reads, in one go: the computer named `hostname` (as
+    /// [`computer_by_hostname`](Store::computer_by_hostname)), its
+    /// [`credentials`](Store::credentials) and its
+    /// [`planner_snapshot`](Store::planner_snapshot); `None` if no computer has the hostname.
+    /// Equal to the three calls; a store may read them in one transaction.
+    fn hello_snapshot(
+        &self,
+        hostname: &str,
+    ) -> StoreResult<Option<(Computer, AgentCredentials, PlannerSnapshot)>> {
+        let Some(computer) = self.computer_by_hostname(hostname)? else {
+            return Ok(None);
+        };
+        let credentials = self.credentials(computer.id)?;
+        let snapshot = self.planner_snapshot(computer.id)?;
+        Ok(Some((computer, credentials, snapshot)))
+    }
     /// What deploying needs.
     fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot>;
     /// What rule evaluation needs.

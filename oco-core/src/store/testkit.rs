@@ -1827,6 +1827,19 @@ pub fn planner_snapshot_contents(make: MakeStore<'_>) {
     let pc3 = store.create_computer(new_computer("pc3")).unwrap();
     let snapshot = store.planner_snapshot(pc3.id).unwrap();
     assert!(snapshot.jobs.is_empty() && snapshot.origins.is_empty());
+    // The hello snapshot equals its three reads, for any hostname's spelling.
+    for hostname in ["pc1", "PC2", " pc3 ", "nobody"] {
+        let expected = store.computer_by_hostname(hostname).unwrap().map(|c| {
+            let credentials = store.credentials(c.id).unwrap();
+            let snapshot = store.planner_snapshot(c.id).unwrap();
+            (c, credentials, snapshot)
+        });
+        assert_eq!(
+            store.hello_snapshot(hostname).unwrap(),
+            expected,
+            "hello snapshot of {hostname:?}"
+        );
+    }
     assert_err(
         store.planner_snapshot(ComputerId(pc3.id.0 + 100)),
         "NotFound",

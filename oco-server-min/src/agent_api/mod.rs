@@ -28,6 +28,7 @@ mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use axum::body::{Body, Bytes};
@@ -68,6 +69,8 @@ const ATTEMPTS: usize = 8;
 pub struct AgentState {
     timestamps: ResponseClock,
     last_seen: Mutex<HashMap<ComputerId, DateTime<Utc>>>,
+    /// Reads running inline on an async worker now (see [`read`]).
+    inline_reads: AtomicUsize,
 }
 
 impl AgentState {
@@ -344,12 +347,14 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             let signature = request.signature.to_owned();
             let global = state.secrets().agent_key.clone();
             let registration = state.secrets().registration_key.clone();
-            blocking(
+            read(
+                state,
                 move || -> StoreResult<Result<HelloRead, getrandom::Error>> {
-                    let Some(computer) = store.computer_by_hostname(&hostname)? else {
+                    // One read for all; the snapshot is wasted on a refused hello only.
+                    let Some((computer, stored, snapshot)) = store.hello_snapshot(&hostname)?
+                    else {
                         return Ok(Ok(HelloRead::Unknown));
                     };
-                    let stored = store.credentials(computer.id)?;
                     let mut first_contact = vec![global.as_str()];
                     if registered == Some(computer.id) {
                         first_contact.extend(registration.as_deref());
@@ -366,7 +371,6 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                         Ok(Err(refusal)) => return Ok(Ok(HelloRead::Refused(refusal))),
                         Err(error) => return Ok(Err(error)),
                     };
-                    let snapshot = store.planner_snapshot(computer.id)?;
                     Ok(Ok(HelloRead::Granted {
                         computer,
                         stored,
@@ -489,15 +493,32 @@ async fn authenticate(request: &Request<'_>) -> Result<(Computer, AgentCredentia
     let state = request.state;
     let store = state.store().clone();
     let hostname = request.head.params.hostname.to_string();
-    let (computer, credentials) = blocking(move || {
-        let Some(computer) = store.computer_by_hostname(&hostname)? else {
-            return Ok(None);
-        };
-        let credentials = store.credentials(computer.id)?;
-        Ok(Some((computer, credentials)))
+    let found = read(state, move || {
+        computer_and_credentials(store.as_ref(), &hostname)
     })
-    .await?
-    .ok_or(ApiError::Unauthorized("Unknown computer"))?;
+    .await?;
+    check_signed(request, found).await
+}
+
+/// The computer named `hostname` and its credentials, if there is one.
+fn computer_and_credentials(
+    store: &dyn oco_core::store::Store,
+    hostname: &str,
+) -> StoreResult<Option<(Computer, AgentCredentials)>> {
+    let Some(computer) = store.computer_by_hostname(hostname)? else {
+        return Ok(None);
+    };
+    let credentials = store.credentials(computer.id)?;
+    Ok(Some((computer, credentials)))
+}
+
+/// The checks of [`authenticate`] on what it read (`None`: no such computer).
+async fn check_signed(
+    request: &Request<'_>,
+    found: Option<(Computer, AgentCredentials)>,
+) -> Result<(Computer, AgentCredentials), ApiError> {
+    let state = request.state;
+    let (computer, credentials) = found.ok_or(ApiError::Unauthorized("Unknown computer"))?;
     let signed = credentials
         .agent_key
         .as_deref()
@@ -536,11 +557,27 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
     let parsed: ReportRequest = serde_json::from_slice(request.body)
         .map_err(|error| ApiError::BadRequest(format!("Invalid job report: {error}")))?;
     let data = parsed.params.data;
-    let (computer, credentials) = authenticate(request).await?;
-    let (job, attempt) = data
-        .job_id
-        .parse()
-        .ok_or_else(|| ApiError::BadRequest(format!("Unknown job {}", data.job_id)))?;
+    let parsed_job = data.job_id.parse();
+    // One read for the authentication and the job's report snapshot, which is read only if the
+    // job id parses; its outcome is looked at after the authentication, as if read after it.
+    let (found, first_snapshot) = {
+        let store = state.store().clone();
+        let hostname = request.head.params.hostname.to_string();
+        let job = parsed_job.map(|(job, _)| job);
+        read(state, move || {
+            let found = computer_and_credentials(store.as_ref(), &hostname)?;
+            let snapshot = match (&found, job) {
+                (Some(_), Some(job)) => Some(store.report_snapshot(job)),
+                _ => None,
+            };
+            Ok((found, snapshot))
+        })
+        .await?
+    };
+    let (computer, credentials) = check_signed(request, found).await?;
+    let mut first_snapshot = first_snapshot;
+    let (job, attempt) =
+        parsed_job.ok_or_else(|| ApiError::BadRequest(format!("Unknown job {}", data.job_id)))?;
     let reported = ReportedState::from_wire_code(data.state)
         .map_err(|error| ApiError::BadRequest(format!("Invalid job report: {error}")))?;
     let download_progress = data
@@ -565,8 +602,14 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
         output: data.message,
     };
     for _ in 0..ATTEMPTS {
-        let store = state.store().clone();
-        let snapshot = match blocking(move || store.report_snapshot(job)).await {
+        let read_snapshot = match first_snapshot.take() {
+            Some(snapshot) => snapshot,
+            None => {
+                let store = state.store().clone();
+                read(state, move || Ok(store.report_snapshot(job))).await?
+            }
+        };
+        let snapshot = match read_snapshot {
             Ok(snapshot) => snapshot,
             Err(StoreError::NotFound { .. }) => {
                 return Err(ApiError::BadRequest(format!("Unknown job {}", data.job_id)))
@@ -742,6 +785,33 @@ fn signed_json<T: Serialize>(value: &T, server_key: Option<&str>) -> Result<Resp
         headers.insert(signature::SERVER_SIGNATURE, value);
     }
     Ok(response)
+}
+
+/// At most this many store reads run inline on the async workers at once; more wait on the
+/// blocking pool. Bounds how many workers a slow read can hold up.
+const INLINE_READS: usize = 2;
+
+/// Runs a short store read of the request path: inline on the async worker when fewer than
+/// [`INLINE_READS`] do so already, else on the blocking pool. A read takes tens of
+/// microseconds; handing it to a pool thread and back costs as much CPU again in context
+/// switches.
+async fn read<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce() -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    let inline = &state.agent().inline_reads;
+    if inline.fetch_add(1, Ordering::Acquire) < INLINE_READS {
+        struct Slot<'a>(&'a AtomicUsize);
+        impl Drop for Slot<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Release);
+            }
+        }
+        let _slot = Slot(inline);
+        return f();
+    }
+    inline.fetch_sub(1, Ordering::Release);
+    blocking(f).await
 }
 
 /// Runs blocking store calls off the async threads.
