@@ -64,7 +64,8 @@ mod write;
 
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
 use std::time::Duration;
 
 pub use oco_core;
@@ -120,13 +121,62 @@ pub enum Synchronous {
 /// See the crate docs for the connection model, durability and how corrupt rows are reported.
 #[derive(Debug)]
 pub struct SqliteStore {
-    // Fields drop in order: the readers first, so that the writer, closing last, checkpoints
-    // and removes the WAL file (a read-only connection cannot).
+    // Fields drop in order: the readers and the checkpointer first, so that the writer, closing
+    // last, checkpoints and removes the WAL file (a read-only connection cannot).
     /// `None`: reads use the writer connection.
     readers: Option<Pool>,
+    /// `None` in memory (no WAL).
+    _checkpointer: Option<Checkpointer>,
     writer: Mutex<Connection>,
     #[cfg(feature = "fault-injection")]
     fail_nth: Mutex<Option<u64>>,
+}
+
+/// Copies the WAL back into the database from a thread of its own, every [`CHECKPOINT_EVERY`],
+/// instead of in the commit that crosses SQLite's threshold: that commit, and every request of
+/// its group, would wait for it (the tail of the server's reply latencies).
+#[derive(Debug)]
+struct Checkpointer {
+    /// Dropping it stops the thread.
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+/// How often the checkpointer runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+impl Checkpointer {
+    fn start(path: &Path, options: &Options) -> StoreResult<Checkpointer> {
+        let conn = Connection::open(path).map_err(backend)?;
+        configure(&conn, options)?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("oco-checkpoint".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    // PASSIVE copies what it can without waiting for readers or the writer; what
+                    // it could not copy waits for the next round. An error is retried then too.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .map_err(|error| StoreError::Backend(Box::new(error)))?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            // The thread only checkpoints; a panic there has nothing to report at close.
+            let _ = thread.join();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -174,6 +224,10 @@ impl SqliteStore {
             ));
         }
         schema::migrate(&mut writer)?;
+        let checkpointer = Checkpointer::start(path, options)?;
+        writer
+            .execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(backend)?;
         let readers = if options.readers == 0 {
             None
         } else {
@@ -191,7 +245,7 @@ impl SqliteStore {
                 returned: Condvar::new(),
             })
         };
-        Ok(SqliteStore::new(writer, readers))
+        Ok(SqliteStore::new(writer, readers, Some(checkpointer)))
     }
 
     /// A new, private in-memory database with one connection for everything.
@@ -203,7 +257,7 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().map_err(backend)?;
         configure(&conn, &Options::default())?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore::new(conn, None))
+        Ok(SqliteStore::new(conn, None, None))
     }
 
     /// The schema version recorded in the database.
@@ -226,10 +280,11 @@ impl SqliteStore {
         *self.fail_nth.lock().unwrap_or_else(PoisonError::into_inner) = n;
     }
 
-    fn new(writer: Connection, readers: Option<Pool>) -> Self {
+    fn new(writer: Connection, readers: Option<Pool>, checkpointer: Option<Checkpointer>) -> Self {
         SqliteStore {
             writer: Mutex::new(writer),
             readers,
+            _checkpointer: checkpointer,
             #[cfg(feature = "fault-injection")]
             fail_nth: Mutex::new(None),
         }
@@ -806,6 +861,32 @@ mod tests {
             .find(|j| j.origin == Origin::Container(broken))
             .unwrap();
         assert!(store.report_snapshot(job.id).is_ok());
+    }
+
+    #[test]
+    fn the_write_ahead_log_is_checkpointed_in_the_background() {
+        let (_dir, path) = temp_db();
+        let store = SqliteStore::open(&path).unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        // Commits go to the WAL; the database file grows only when a checkpoint copies them.
+        std::thread::sleep(CHECKPOINT_EVERY * 3);
+        let before = size();
+        for n in 0..200 {
+            store
+                .create_computer(testkit::new_computer(&format!("pc{n}")))
+                .unwrap();
+        }
+        // Up to 5 s for a round to run on a busy machine.
+        for _ in 0..50 {
+            if size() > before {
+                break;
+            }
+            std::thread::sleep(CHECKPOINT_EVERY);
+        }
+        assert!(
+            size() > before,
+            "the database file stayed at {before} bytes"
+        );
     }
 
     #[test]
