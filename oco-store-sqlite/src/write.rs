@@ -148,6 +148,21 @@ pub(crate) fn delete_computer(conn: &Connection, id: ComputerId) -> StoreResult<
     Ok(())
 }
 
+/// Writes a computer's credentials (parameters: computer, agent key, previous agent key, server
+/// key, last hello), by the setter and by `Change::SetCredentials`.
+const UPSERT_CREDENTIALS: &str = "INSERT INTO credentials (computer_id, agent_key, \
+     previous_agent_key, server_key, last_hello) VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (computer_id) DO UPDATE SET agent_key = excluded.agent_key, \
+     previous_agent_key = excluded.previous_agent_key, server_key = excluded.server_key, \
+     last_hello = excluded.last_hello";
+
+/// Writes the server state (parameters: last response timestamp, admin token hash), by the
+/// setter and by `Change::SetServerState`.
+const UPSERT_SERVER_STATE: &str = "INSERT INTO server_state (id, last_response_timestamp, \
+     admin_token_hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET \
+     last_response_timestamp = excluded.last_response_timestamp, \
+     admin_token_hash = excluded.admin_token_hash";
+
 pub(crate) fn set_last_seen(
     conn: &Connection,
     id: ComputerId,
@@ -174,11 +189,7 @@ pub(crate) fn set_credentials(
     }
     execute(
         conn,
-        "INSERT INTO credentials (computer_id, agent_key, previous_agent_key, server_key, \
-         last_hello) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT (computer_id) DO UPDATE SET agent_key = excluded.agent_key, \
-         previous_agent_key = excluded.previous_agent_key, server_key = excluded.server_key, \
-         last_hello = excluded.last_hello",
+        UPSERT_CREDENTIALS,
         params![
             id.0,
             credentials.agent_key,
@@ -193,10 +204,7 @@ pub(crate) fn set_credentials(
 pub(crate) fn set_server_state(conn: &Connection, state: &ServerState) -> StoreResult<()> {
     execute(
         conn,
-        "INSERT INTO server_state (id, last_response_timestamp, admin_token_hash) \
-         VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET \
-         last_response_timestamp = excluded.last_response_timestamp, \
-         admin_token_hash = excluded.admin_token_hash",
+        UPSERT_SERVER_STATE,
         params![state.last_response_timestamp, state.admin_token_hash],
     )?;
     Ok(())
@@ -868,11 +876,7 @@ impl<'c> ChangeWriter<'c> {
                     )));
                 }
                 self.exec(
-                    "INSERT INTO credentials (computer_id, agent_key, previous_agent_key, \
-                     server_key, last_hello) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (computer_id) DO UPDATE SET agent_key = excluded.agent_key, \
-                     previous_agent_key = excluded.previous_agent_key, \
-                     server_key = excluded.server_key, last_hello = excluded.last_hello",
+                    UPSERT_CREDENTIALS,
                     params![
                         computer.0,
                         credentials.agent_key,
@@ -894,10 +898,7 @@ impl<'c> ChangeWriter<'c> {
             }
             Change::SetServerState { state } => {
                 self.exec(
-                    "INSERT INTO server_state (id, last_response_timestamp, admin_token_hash) \
-                     VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET \
-                     last_response_timestamp = excluded.last_response_timestamp, \
-                     admin_token_hash = excluded.admin_token_hash",
+                    UPSERT_SERVER_STATE,
                     params![state.last_response_timestamp, state.admin_token_hash],
                 )?;
             }
