@@ -49,6 +49,7 @@
 
 pub mod admin_api;
 pub mod agent_api;
+pub mod cache;
 pub mod clock;
 pub mod commit;
 pub mod config;

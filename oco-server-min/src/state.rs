@@ -10,6 +10,7 @@ use oco_core::store::Store;
 use oco_core::Settings;
 
 use crate::agent_api::AgentState;
+use crate::cache::{self, CachedStore};
 use crate::clock::Clock;
 use crate::commit::Committer;
 use crate::housekeeping::HousekeepingStatus;
@@ -20,6 +21,8 @@ use crate::housekeeping::HousekeepingStatus;
 pub struct AppState(Arc<Shared>);
 
 struct Shared {
+    /// The same store as `store`, with its hello cache.
+    cached: Arc<CachedStore>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     committer: Committer,
@@ -43,6 +46,8 @@ pub struct ServerOptions {
     pub self_registration: bool,
     /// Where package payloads (zip archives) are kept, one file per package.
     pub payload_dir: PathBuf,
+    /// How many computers' hello reads are kept in memory (0: none); see [`crate::cache`].
+    pub hello_cache: usize,
 }
 
 impl Default for ServerOptions {
@@ -53,6 +58,7 @@ impl Default for ServerOptions {
             time_zone: Tz::UTC,
             self_registration: false,
             payload_dir: PathBuf::from("payloads"),
+            hello_cache: cache::DEFAULT_CAPACITY,
         }
     }
 }
@@ -84,6 +90,9 @@ impl fmt::Debug for Secrets {
 impl AppState {
     /// The state of a server on `store`, reading time from `clock`; starts the group committer.
     ///
+    /// The server wraps `store` in a [`CachedStore`] and writes only through it: from here on,
+    /// nothing else may write to `store`.
+    ///
     /// # Errors
     ///
     /// If the committing thread cannot be started.
@@ -94,8 +103,11 @@ impl AppState {
         options: ServerOptions,
         secrets: Secrets,
     ) -> std::io::Result<AppState> {
+        let cached = Arc::new(CachedStore::new(store, options.hello_cache));
+        let store: Arc<dyn Store> = cached.clone();
         let committer = Committer::start(store.clone())?;
         Ok(AppState(Arc::new(Shared {
+            cached,
             store,
             clock,
             committer,
@@ -110,6 +122,11 @@ impl AppState {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.0.store
+    }
+
+    /// The store, as its hello cache (the same store as [`AppState::store`]).
+    pub fn cached_store(&self) -> &Arc<CachedStore> {
+        &self.0.cached
     }
 
     /// The clock.

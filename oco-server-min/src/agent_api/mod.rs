@@ -49,12 +49,13 @@ use oco_core::report::{
 };
 use oco_core::rules::RuleEvent;
 use oco_core::store::{
-    AgentCredentials, Change, ChangeSet, NewComputer, PlannerSnapshot, ReportSnapshot, StoreError,
+    AgentCredentials, Change, ChangeSet, NewComputer, ReportSnapshot, Store, StoreError,
     StoreResult,
 };
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::cache::CachedHello;
 use crate::AppState;
 use keys::{decide_hello, HelloGrant, HelloRefusal};
 use timestamp::ResponseClock;
@@ -325,10 +326,8 @@ enum HelloRead {
     Unknown,
     Refused(HelloRefusal),
     Granted {
-        computer: Computer,
-        stored: AgentCredentials,
+        found: CachedHello,
         grant: HelloGrant,
-        snapshot: PlannerSnapshot,
     },
 }
 
@@ -341,7 +340,7 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
     let mut registered: Option<ComputerId> = None;
     for _ in 0..ATTEMPTS {
         let read = {
-            let store = state.store().clone();
+            let store = state.cached_store().clone();
             let hostname = hostname.clone();
             let body = request.body.clone();
             let signature = request.signature.to_owned();
@@ -351,17 +350,16 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                 state,
                 move || -> StoreResult<Result<HelloRead, getrandom::Error>> {
                     // One read for all; the snapshot is wasted on a refused hello only.
-                    let Some((computer, stored, snapshot)) = store.hello_snapshot(&hostname)?
-                    else {
+                    let Some(found) = store.hello(&hostname)? else {
                         return Ok(Ok(HelloRead::Unknown));
                     };
                     let mut first_contact = vec![global.as_str()];
-                    if registered == Some(computer.id) {
+                    if registered == Some(found.computer().id) {
                         first_contact.extend(registration.as_deref());
                     }
                     let verifies = |key: &str| signature::verify(key, &body, &signature);
                     let grant = match decide_hello(
-                        &stored,
+                        &found.credentials,
                         verifies,
                         &first_contact,
                         timestamp,
@@ -371,18 +369,13 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                         Ok(Err(refusal)) => return Ok(Ok(HelloRead::Refused(refusal))),
                         Err(error) => return Ok(Err(error)),
                     };
-                    Ok(Ok(HelloRead::Granted {
-                        computer,
-                        stored,
-                        grant,
-                        snapshot,
-                    }))
+                    Ok(Ok(HelloRead::Granted { found, grant }))
                 },
             )
             .await?
             .map_err(|error| ApiError::Internal(format!("no random keys: {error}")))?
         };
-        let (computer, stored, grant, snapshot) = match read {
+        let (found, grant) = match read {
             HelloRead::Unknown => {
                 registered = Some(register(request, &hostname).await?);
                 continue;
@@ -393,13 +386,13 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             HelloRead::Refused(HelloRefusal::TimestampTooOld) => {
                 return Err(ApiError::Unauthorized("Agent timestamp too old"))
             }
-            HelloRead::Granted {
-                computer,
-                stored,
-                grant,
-                snapshot,
-            } => (computer, stored, grant, snapshot),
+            HelloRead::Granted { found, grant } => (found, grant),
         };
+        let CachedHello {
+            credentials: stored,
+            snapshot,
+        } = found;
+        let computer = &snapshot.computer;
         let plan = plan(&snapshot, request.now, addr, state.settings());
         let mut set = ChangeSet::default();
         set.push(Change::SetCredentials {
@@ -491,25 +484,10 @@ async fn register(request: &Request<'_>, hostname: &str) -> Result<ComputerId, A
 /// of the previous key.
 async fn authenticate(request: &Request<'_>) -> Result<(Computer, AgentCredentials), ApiError> {
     let state = request.state;
-    let store = state.store().clone();
+    let store = state.cached_store().clone();
     let hostname = request.head.params.hostname.to_string();
-    let found = read(state, move || {
-        computer_and_credentials(store.as_ref(), &hostname)
-    })
-    .await?;
+    let found = read(state, move || store.computer_and_credentials(&hostname)).await?;
     check_signed(request, found).await
-}
-
-/// The computer named `hostname` and its credentials, if there is one.
-fn computer_and_credentials(
-    store: &dyn oco_core::store::Store,
-    hostname: &str,
-) -> StoreResult<Option<(Computer, AgentCredentials)>> {
-    let Some(computer) = store.computer_by_hostname(hostname)? else {
-        return Ok(None);
-    };
-    let credentials = store.credentials(computer.id)?;
-    Ok(Some((computer, credentials)))
 }
 
 /// The checks of [`authenticate`] on what it read (`None`: no such computer).
@@ -561,11 +539,11 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
     // One read for the authentication and the job's report snapshot, which is read only if the
     // job id parses; its outcome is looked at after the authentication, as if read after it.
     let (found, first_snapshot) = {
-        let store = state.store().clone();
+        let store = state.cached_store().clone();
         let hostname = request.head.params.hostname.to_string();
         let job = parsed_job.map(|(job, _)| job);
         read(state, move || {
-            let found = computer_and_credentials(store.as_ref(), &hostname)?;
+            let found = store.computer_and_credentials(&hostname)?;
             let snapshot = match (&found, job) {
                 (Some(_), Some(job)) => Some(store.report_snapshot(job)),
                 _ => None,
