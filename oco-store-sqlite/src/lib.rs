@@ -64,7 +64,7 @@ mod write;
 
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::{mpsc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -127,7 +127,8 @@ pub struct SqliteStore {
     readers: Option<Pool>,
     /// `None` in memory (no WAL).
     _checkpointer: Option<Checkpointer>,
-    writer: Mutex<Connection>,
+    /// Shared with the checkpointer, which pauses writes to restart a long WAL.
+    writer: Arc<Mutex<Connection>>,
     #[cfg(feature = "fault-injection")]
     fail_nth: Mutex<Option<u64>>,
 }
@@ -145,8 +146,23 @@ struct Checkpointer {
 /// How often the checkpointer runs.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
+/// A WAL of at least this many frames (4 KiB pages) is restarted after the round's checkpoint:
+/// 64 MiB (4 MiB in this crate's tests, so that they reach it quickly).
+const RESTART_FRAMES: i64 = if cfg!(test) { 1_024 } else { 16_384 };
+
 impl Checkpointer {
-    fn start(path: &Path, options: &Options) -> StoreResult<Checkpointer> {
+    /// Starts the thread. Each round copies the WAL into the database with a PASSIVE checkpoint,
+    /// which never waits for the writer or the readers. Under a steady stream of commits that is
+    /// not enough: SQLite starts the WAL over only once every frame is copied, and new frames
+    /// arrive while a round copies and syncs, so the WAL would grow without end. So when it has
+    /// reached [`RESTART_FRAMES`], the round then holds `writer` and runs a RESTART checkpoint on
+    /// it, which copies the few frames left and lets the next commit start the WAL over: one
+    /// short pause of the writes, once every few seconds at full load.
+    fn start(
+        path: &Path,
+        options: &Options,
+        writer: Arc<Mutex<Connection>>,
+    ) -> StoreResult<Checkpointer> {
         let conn = Connection::open(path).map_err(backend)?;
         configure(&conn, options)?;
         let (stop, stopped) = mpsc::channel::<()>();
@@ -156,9 +172,14 @@ impl Checkpointer {
                 while let Err(mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
-                    // PASSIVE copies what it can without waiting for readers or the writer; what
-                    // it could not copy waits for the next round. An error is retried then too.
-                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    // An error is retried at the next round.
+                    let Ok(frames) = checkpoint(&conn, "PASSIVE") else {
+                        continue;
+                    };
+                    if frames >= RESTART_FRAMES {
+                        let writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                        let _ = checkpoint(&writer, "RESTART");
+                    }
                 }
             })
             .map_err(|error| StoreError::Backend(Box::new(error)))?;
@@ -167,6 +188,13 @@ impl Checkpointer {
             thread: Some(thread),
         })
     }
+}
+
+/// Runs a checkpoint in `mode` on `conn`; returns the number of frames in the WAL.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        row.get(1)
+    })
 }
 
 impl Drop for Checkpointer {
@@ -224,10 +252,11 @@ impl SqliteStore {
             ));
         }
         schema::migrate(&mut writer)?;
-        let checkpointer = Checkpointer::start(path, options)?;
         writer
             .execute_batch("PRAGMA wal_autocheckpoint = 0")
             .map_err(backend)?;
+        let writer = Arc::new(Mutex::new(writer));
+        let checkpointer = Checkpointer::start(path, options, writer.clone())?;
         let readers = if options.readers == 0 {
             None
         } else {
@@ -257,7 +286,7 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().map_err(backend)?;
         configure(&conn, &Options::default())?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore::new(conn, None, None))
+        Ok(SqliteStore::new(Arc::new(Mutex::new(conn)), None, None))
     }
 
     /// The schema version recorded in the database.
@@ -280,9 +309,13 @@ impl SqliteStore {
         *self.fail_nth.lock().unwrap_or_else(PoisonError::into_inner) = n;
     }
 
-    fn new(writer: Connection, readers: Option<Pool>, checkpointer: Option<Checkpointer>) -> Self {
+    fn new(
+        writer: Arc<Mutex<Connection>>,
+        readers: Option<Pool>,
+        checkpointer: Option<Checkpointer>,
+    ) -> Self {
         SqliteStore {
-            writer: Mutex::new(writer),
+            writer,
             readers,
             _checkpointer: checkpointer,
             #[cfg(feature = "fault-injection")]
@@ -886,6 +919,39 @@ mod tests {
         assert!(
             size() > before,
             "the database file stayed at {before} bytes"
+        );
+    }
+
+    #[test]
+    fn the_write_ahead_log_stays_bounded_under_a_stream_of_commits() {
+        let (_dir, path) = temp_db();
+        let store = SqliteStore::open(&path).unwrap();
+        let wal = path.with_extension("db-wal");
+        let pc = store.create_computer(testkit::new_computer("pc")).unwrap();
+        // Commits back to back for 15 checkpoint rounds (4 MiB of WAL restart it in tests):
+        // without a restart, the passive rounds never catch up with the last frame and the WAL
+        // grows by every commit, to hundreds of MiB.
+        // The bound: what the WAL may hold, plus what one round's commits add (many times the
+        // restart size here, but far below what 15 rounds write).
+        let bound = 64 << 20;
+        let mut largest = 0;
+        // The test bounds its own length by the clock; the store reads none.
+        #[allow(clippy::disallowed_methods)]
+        let started = std::time::Instant::now();
+        for n in 0.. {
+            if started.elapsed() > CHECKPOINT_EVERY * 15 {
+                break;
+            }
+            let mut credentials = store.credentials(pc.id).unwrap();
+            // Every page of the value changes (SQLite skips writing unchanged overflow pages).
+            let fill = char::from(b'a' + u8::try_from(n % 26).unwrap());
+            credentials.server_key = Some(fill.to_string().repeat(8 * 1024));
+            store.set_credentials(pc.id, &credentials).unwrap();
+            largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+        }
+        assert!(
+            largest <= bound,
+            "the WAL reached {largest} bytes, more than {bound}"
         );
     }
 
