@@ -16,7 +16,9 @@
 //!   the OCO agent 1.2.0 sends: Python `json.dumps` formatting, its headers, the
 //!   `x-oco-agent-signature` HMAC, a timestamp that strictly increases per computer (the run's
 //!   start in units of 10⁻⁴ s plus a per-computer counter), and a new connection per request
-//!   unless `--keep-alive`. `report` first sends one hello per computer to learn its job ids, then
+//!   unless `--keep-alive`. Against a server on IPv4 loopback each agent connects from its own
+//!   address (127.0.1.1, 127.0.1.2, …; see [`source_address`]), as real agents come from hosts
+//!   of their own. `report` first sends one hello per computer to learn its job ids, then
 //!   reports Executing (state 2) with output on them in turn, which the server accepts every time.
 //!   Every response must be a 200 with a valid `x-oco-server-signature` (the computer's server
 //!   key) and a `result.timestamp` above the previous one of that computer; anything else is
@@ -28,7 +30,7 @@
 //! cores. By hand: `cargo run --release -p oco-benches --bin loadgen -- --help`.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -43,7 +45,7 @@ use oco_core::store::{AgentCredentials, Change, ChangeSet, Page, Store};
 use oco_store_sqlite::{Options, SqliteStore};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 type HmacSha256 = Hmac<Sha256>;
@@ -520,17 +522,45 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Re
     })
 }
 
-/// Sends `request` on `conn` (connecting first if there is none) and reads the response.
+/// The address agent number `index` connects from: its own loopback address (127.0.1.1,
+/// 127.0.1.2, …) when the server is on IPv4 loopback, else the system's choice.
+///
+/// Real agents each come from a host of their own. From one address, a new connection per
+/// request leaves thousands of the client's sockets in TIME_WAIT, and `connect` then searches the
+/// ephemeral port range for a free port, which stalls the whole generator for milliseconds at a
+/// time: those stalls were most of the hello p99 measured before.
+fn source_address(server: SocketAddr, index: usize) -> Option<IpAddr> {
+    match server.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() => {
+            // 127.0.1.1 … 127.0.1.254, 127.0.2.1 …: neither 0 nor 255 in the last byte.
+            let third = u8::try_from(1 + index / 254).ok()?;
+            let fourth = u8::try_from(1 + index % 254).ok()?;
+            Some(IpAddr::V4(Ipv4Addr::new(127, 0, third, fourth)))
+        }
+        _ => None,
+    }
+}
+
+/// Sends `request` on `conn` (connecting first if there is none, from `source` if given) and
+/// reads the response.
 async fn exchange(
     conn: &mut Option<TcpStream>,
     addr: SocketAddr,
+    source: Option<IpAddr>,
     request: &[u8],
     buf: &mut Vec<u8>,
 ) -> std::io::Result<Response> {
     let stream = match conn {
         Some(stream) => stream,
         None => {
-            let stream = TcpStream::connect(addr).await?;
+            let stream = match source {
+                Some(source) => {
+                    let socket = TcpSocket::new_v4()?;
+                    socket.bind(SocketAddr::new(source, 0))?;
+                    socket.connect(addr).await?
+                }
+                None => TcpStream::connect(addr).await?,
+            };
             // As urllib3 does.
             stream.set_nodelay(true)?;
             conn.insert(stream)
@@ -657,6 +687,8 @@ struct Plan {
 /// One agent's connection and buffers.
 struct Agent {
     plan: Arc<Plan>,
+    /// Where its connections come from (see [`source_address`]).
+    source: Option<IpAddr>,
     conn: Option<TcpStream>,
     body: String,
     request: Vec<u8>,
@@ -664,8 +696,10 @@ struct Agent {
 }
 
 impl Agent {
-    fn new(plan: Arc<Plan>) -> Agent {
+    /// Agent number `index` of the run.
+    fn new(plan: Arc<Plan>, index: usize) -> Agent {
         Agent {
+            source: source_address(plan.target.addr, index),
             plan,
             conn: None,
             body: String::with_capacity(1024),
@@ -722,6 +756,7 @@ impl Agent {
             exchange(
                 &mut self.conn,
                 self.plan.target.addr,
+                self.source,
                 &self.request,
                 &mut self.response,
             ),
@@ -973,10 +1008,10 @@ async fn run(args: RunArgs) -> Result<()> {
     if args.method == Method::Report {
         let started = instant_now();
         let mut tasks = Vec::new();
-        for mut share in shares {
+        for (index, mut share) in shares.into_iter().enumerate() {
             let plan = plan.clone();
             tasks.push(tokio::spawn(async move {
-                let result = Agent::new(plan).learn_jobs(&mut share).await;
+                let result = Agent::new(plan, index).learn_jobs(&mut share).await;
                 result.map(|()| share)
             }));
         }
@@ -998,8 +1033,8 @@ async fn run(args: RunArgs) -> Result<()> {
     );
     let sampler = sample(args.server_pid, window);
     let mut tasks = Vec::new();
-    for share in shares {
-        let agent = Agent::new(plan.clone());
+    for (index, share) in shares.into_iter().enumerate() {
+        let agent = Agent::new(plan.clone(), index);
         tasks.push(tokio::spawn(agent.load(share, args.method, window)));
     }
     let mut tally = Tally::default();
@@ -1101,6 +1136,21 @@ fn report(args: &RunArgs, case: SeedCase, tally: &mut Tally, samples: &Samples) 
 mod tests {
     use super::*;
     use tokio::net::TcpListener;
+
+    #[test]
+    fn each_agent_has_its_own_loopback_address() {
+        let server: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let sources: Vec<IpAddr> = (0..1_000)
+            .map(|i| source_address(server, i).unwrap())
+            .collect();
+        assert_eq!(sources[0], IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1)));
+        assert_eq!(sources[254], IpAddr::V4(Ipv4Addr::new(127, 0, 2, 1)));
+        let distinct: std::collections::BTreeSet<_> = sources.iter().collect();
+        assert_eq!(distinct.len(), sources.len());
+        assert!(sources.iter().all(|ip| ip.is_loopback()));
+        assert_eq!(source_address("[::1]:8080".parse().unwrap(), 3), None);
+        assert_eq!(source_address("192.0.2.7:80".parse().unwrap(), 3), None);
+    }
 
     /// The test vector of the protocol reference (§1.2), request side.
     #[test]
@@ -1330,7 +1380,7 @@ mod tests {
             .map(|(i, name)| Computer::new((i + 1) * 20, name))
             .collect();
         if method == Method::Report {
-            Agent::new(plan.clone())
+            Agent::new(plan.clone(), 0)
                 .learn_jobs(&mut computers)
                 .await
                 .unwrap();
@@ -1338,7 +1388,7 @@ mod tests {
         }
         let start = instant_now();
         let window = (start, start + Duration::from_millis(300));
-        Agent::new(plan).load(computers, method, window).await
+        Agent::new(plan, 1).load(computers, method, window).await
     }
 
     #[tokio::test]
@@ -1365,7 +1415,7 @@ mod tests {
             keep_alive: false,
             base_ticks: epoch_ticks().unwrap(),
         });
-        let mut agent = Agent::new(plan);
+        let mut agent = Agent::new(plan, 0);
         let mut computer = Computer::new(20, "lg-00020".into());
         agent.call(&mut computer, Method::Hello).await.unwrap();
         computer.sent -= 1;
