@@ -18,11 +18,13 @@
 #   DURATION=10 WARMUP=2 bash benches/loadgen.sh --small
 #   KEEP=1 bash benches/loadgen.sh           # keep the data directory and the server log
 #   PERF=1 bash benches/loadgen.sh           # also `perf record -g` the server during each run
+#   SERVER_BIN=/tmp/old/oco-server-min bash benches/loadgen.sh   # measure another build (a baseline)
 #
 # Environment: DURATION (seconds measured, default 60), WARMUP (default 5), CONCURRENCY
 # (default 32), KEEP (keep the temporary directory), PERF (profile the server during each
 # measured window with `perf record -g` and keep the directory: the reports are written next to
-# the server log). Each run prints its figures and a `RESULT` line; the server's CPU time per
+# the server log), SERVER_BIN (the server binary to measure; default: this workspace's release
+# build). Each run prints its figures and a `RESULT` line; the server's CPU time per
 # request comes from /proc/PID/stat over the measured window.
 set -euo pipefail
 
@@ -40,6 +42,7 @@ concurrency=${CONCURRENCY:-32}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet -p oco-server-min -p oco-benches --bins
 bin=${CARGO_TARGET_DIR:-target}/release
+server_bin=${SERVER_BIN:-$bin/oco-server-min}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/oco-loadgen.XXXXXX")
 server_pid=
@@ -61,7 +64,7 @@ echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$bin/loadgen" seed --data-dir "$work/data" "${small[@]}"
 
 # Port 0: the kernel picks a free port, and the server logs the one it got.
-taskset -c 1 "$bin/oco-server-min" --listen 127.0.0.1:0 --data-dir "$work/data" \
+taskset -c 1 "$server_bin" --listen 127.0.0.1:0 --data-dir "$work/data" \
     >"$work/server.log" 2>&1 &
 server_pid=$!
 url=
@@ -72,7 +75,7 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 [[ -n "$url" ]] || { cat "$work/server.log"; echo "the server does not listen" >&2; exit 1; }
-echo "== server pid $server_pid at $url (pinned to core 1); generator pinned to core 0"
+echo "== server $server_bin, pid $server_pid at $url (pinned to core 1); generator pinned to core 0"
 
 results=()
 run() {
