@@ -148,6 +148,13 @@ async fn unknown_ids_are_404() {
         let err = error(&api.get(path).await, StatusCode::NOT_FOUND);
         assert_eq!(err["code"], "not-found", "{path}");
     }
+    for (path, message) in [
+        ("/computer-groups/9", "computer group 9 not found"),
+        ("/package-groups/9", "package group 9 not found"),
+    ] {
+        let err = error(&api.get(path).await, StatusCode::NOT_FOUND);
+        assert_eq!(err["message"], message);
+    }
     error(
         &api.patch("/packages/9", json!({})).await,
         StatusCode::NOT_FOUND,

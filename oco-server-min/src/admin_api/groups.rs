@@ -8,7 +8,8 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use oco_core::model::{ComputerGroupId, ComputerId, Name, PackageGroupId, PackageId};
 use oco_core::rules::{RuleEvent, RuleWorld};
-use oco_core::store::{Store, StoreError};
+use oco_core::store::{Store, StoreError, StoreResult};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
@@ -21,9 +22,9 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/computer-groups",
-            get(list_computer_groups).post(create_computer_group),
+            get(list::<ComputerGroups>).post(create::<ComputerGroups>),
         )
-        .route("/computer-groups/{id}", get(computer_group))
+        .route("/computer-groups/{id}", get(one::<ComputerGroups>))
         .route(
             "/computer-groups/{id}/parent",
             put(set_computer_group_parent),
@@ -34,9 +35,9 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route(
             "/package-groups",
-            get(list_package_groups).post(create_package_group),
+            get(list::<PackageGroups>).post(create::<PackageGroups>),
         )
-        .route("/package-groups/{id}", get(package_group))
+        .route("/package-groups/{id}", get(one::<PackageGroups>))
         .route("/package-groups/{id}/parent", put(set_package_group_parent))
         .route(
             "/package-groups/{id}/members",
@@ -78,32 +79,107 @@ struct SetMembers<M> {
 type ComputerGroupView = GroupView<ComputerGroupId, ComputerId>;
 type PackageGroupView = GroupView<PackageGroupId, PackageId>;
 
-fn computer_group_view(store: &dyn Store, id: ComputerGroupId) -> ApiResult<ComputerGroupView> {
-    store
-        .computer_groups()?
-        .into_iter()
-        .find(|(group, _)| group.id == id)
-        .map(|(group, members)| GroupView {
-            id: group.id,
-            name: group.name,
-            parent: group.parent,
-            members,
-        })
-        .ok_or_else(|| ApiError::not_found(format!("computer group {id} not found")))
+/// What differs between computer groups and package groups where they are handled alike.
+trait Kind: Send + 'static {
+    type Id: Copy + PartialEq + std::fmt::Display + DeserializeOwned + Serialize + Send;
+    type Member: Serialize + Send;
+    /// For messages: `computer group`.
+    const WHAT: &'static str;
+    fn id(raw: i64) -> Self::Id;
+    fn raw(id: Self::Id) -> i64;
+    /// Every group with its direct members.
+    fn all(store: &dyn Store) -> StoreResult<Vec<GroupView<Self::Id, Self::Member>>>;
+    /// Creates a group (without members).
+    fn create(
+        store: &dyn Store,
+        name: Name,
+        parent: Option<Self::Id>,
+    ) -> StoreResult<GroupView<Self::Id, Self::Member>>;
 }
 
-fn package_group_view(store: &dyn Store, id: PackageGroupId) -> ApiResult<PackageGroupView> {
-    store
-        .package_groups()?
-        .into_iter()
-        .find(|(group, _)| group.id == id)
-        .map(|(group, members)| GroupView {
+struct ComputerGroups;
+struct PackageGroups;
+
+impl Kind for ComputerGroups {
+    type Id = ComputerGroupId;
+    type Member = ComputerId;
+    const WHAT: &'static str = "computer group";
+    fn id(raw: i64) -> Self::Id {
+        ComputerGroupId(raw)
+    }
+    fn raw(id: Self::Id) -> i64 {
+        id.0
+    }
+    fn all(store: &dyn Store) -> StoreResult<Vec<ComputerGroupView>> {
+        Ok(store
+            .computer_groups()?
+            .into_iter()
+            .map(|(group, members)| GroupView {
+                id: group.id,
+                name: group.name,
+                parent: group.parent,
+                members,
+            })
+            .collect())
+    }
+    fn create(
+        store: &dyn Store,
+        name: Name,
+        parent: Option<Self::Id>,
+    ) -> StoreResult<ComputerGroupView> {
+        let group = store.create_computer_group(name, parent)?;
+        Ok(GroupView {
             id: group.id,
             name: group.name,
             parent: group.parent,
-            members,
+            members: Vec::new(),
         })
-        .ok_or_else(|| ApiError::not_found(format!("package group {id} not found")))
+    }
+}
+
+impl Kind for PackageGroups {
+    type Id = PackageGroupId;
+    type Member = PackageId;
+    const WHAT: &'static str = "package group";
+    fn id(raw: i64) -> Self::Id {
+        PackageGroupId(raw)
+    }
+    fn raw(id: Self::Id) -> i64 {
+        id.0
+    }
+    fn all(store: &dyn Store) -> StoreResult<Vec<PackageGroupView>> {
+        Ok(store
+            .package_groups()?
+            .into_iter()
+            .map(|(group, members)| GroupView {
+                id: group.id,
+                name: group.name,
+                parent: group.parent,
+                members,
+            })
+            .collect())
+    }
+    fn create(
+        store: &dyn Store,
+        name: Name,
+        parent: Option<Self::Id>,
+    ) -> StoreResult<PackageGroupView> {
+        let group = store.create_package_group(name, parent)?;
+        Ok(GroupView {
+            id: group.id,
+            name: group.name,
+            parent: group.parent,
+            members: Vec::new(),
+        })
+    }
+}
+
+/// One group of kind `K`, or 404.
+fn view<K: Kind>(store: &dyn Store, id: K::Id) -> ApiResult<GroupView<K::Id, K::Member>> {
+    K::all(store)?
+        .into_iter()
+        .find(|group| group.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("{} {id} not found", K::WHAT)))
 }
 
 /// The store's `Invalid` for an unknown parent or a cycle, naming the field.
@@ -114,65 +190,41 @@ fn field_error(field: &'static str) -> impl Fn(StoreError) -> ApiError {
     }
 }
 
-// Computer groups.
+// Both kinds.
 
-async fn create_computer_group(
+async fn create<K: Kind>(
     State(state): State<AppState>,
-    Body(input): Body<CreateGroup<ComputerGroupId>>,
-) -> ApiResult<(StatusCode, Json<ComputerGroupView>)> {
+    Body(input): Body<CreateGroup<K::Id>>,
+) -> ApiResult<(StatusCode, Json<GroupView<K::Id, K::Member>>)> {
     let name = Name::new("name", &input.name)?;
     blocking(move || {
-        // A new group has no members: no rule's computers change.
-        let group = state
-            .store()
-            .create_computer_group(name, input.parent)
-            .map_err(field_error("parent"))?;
-        Ok((
-            StatusCode::CREATED,
-            Json(GroupView {
-                id: group.id,
-                name: group.name,
-                parent: group.parent,
-                members: Vec::new(),
-            }),
-        ))
+        // A new group has no members: no rule's computers or packages change.
+        let group =
+            K::create(state.store().as_ref(), name, input.parent).map_err(field_error("parent"))?;
+        Ok((StatusCode::CREATED, Json(group)))
     })
     .await
 }
 
-async fn list_computer_groups(
+async fn list<K: Kind>(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> ApiResult<Json<Paged<ComputerGroupView>>> {
+) -> ApiResult<Json<Paged<GroupView<K::Id, K::Member>>>> {
     blocking(move || {
-        let items = state
-            .store()
-            .computer_groups()?
-            .into_iter()
-            .map(|(group, members)| GroupView {
-                id: group.id,
-                name: group.name,
-                parent: group.parent,
-                members,
-            })
-            .collect();
-        Ok(Json(Paged::slice(items, &query, |g| g.id.0)?))
+        let items = K::all(state.store().as_ref())?;
+        Ok(Json(Paged::slice(items, &query, |g| K::raw(g.id))?))
     })
     .await
 }
 
-async fn computer_group(
+async fn one<K: Kind>(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<ComputerGroupView>> {
-    blocking(move || {
-        Ok(Json(computer_group_view(
-            state.store().as_ref(),
-            ComputerGroupId(id),
-        )?))
-    })
-    .await
+) -> ApiResult<Json<GroupView<K::Id, K::Member>>> {
+    blocking(move || Ok(Json(view::<K>(state.store().as_ref(), K::id(id))?))).await
 }
+
+// Computer groups.
 
 async fn set_computer_group_parent(
     State(state): State<AppState>,
@@ -183,7 +235,7 @@ async fn set_computer_group_parent(
     blocking(move || {
         let store = state.store().as_ref();
         let id = ComputerGroupId(id);
-        let old = computer_group_view(store, id)?;
+        let old = view::<ComputerGroups>(store, id)?;
         // The members of the moved group join or leave the ancestors' rules: compare every rule.
         let event = RuleEvent::ComputerGroupsChanged { computers: None };
         let before = crate::rules::world_for(store, &event)?;
@@ -216,7 +268,7 @@ async fn set_computer_group_members(
     blocking(move || {
         let store = state.store().as_ref();
         let id = ComputerGroupId(id);
-        let old = computer_group_view(store, id)?;
+        let old = view::<ComputerGroups>(store, id)?;
         let (was, will): (BTreeSet<_>, BTreeSet<_>) = (
             old.members.iter().copied().collect(),
             input.members.iter().copied().collect(),
@@ -249,64 +301,6 @@ async fn set_computer_group_members(
 
 // Package groups.
 
-async fn create_package_group(
-    State(state): State<AppState>,
-    Body(input): Body<CreateGroup<PackageGroupId>>,
-) -> ApiResult<(StatusCode, Json<PackageGroupView>)> {
-    let name = Name::new("name", &input.name)?;
-    blocking(move || {
-        // A new group has no members: no rule's packages change.
-        let group = state
-            .store()
-            .create_package_group(name, input.parent)
-            .map_err(field_error("parent"))?;
-        Ok((
-            StatusCode::CREATED,
-            Json(GroupView {
-                id: group.id,
-                name: group.name,
-                parent: group.parent,
-                members: Vec::new(),
-            }),
-        ))
-    })
-    .await
-}
-
-async fn list_package_groups(
-    State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<PageQuery>,
-) -> ApiResult<Json<Paged<PackageGroupView>>> {
-    blocking(move || {
-        let items = state
-            .store()
-            .package_groups()?
-            .into_iter()
-            .map(|(group, members)| GroupView {
-                id: group.id,
-                name: group.name,
-                parent: group.parent,
-                members,
-            })
-            .collect();
-        Ok(Json(Paged::slice(items, &query, |g| g.id.0)?))
-    })
-    .await
-}
-
-async fn package_group(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<PackageGroupView>> {
-    blocking(move || {
-        Ok(Json(package_group_view(
-            state.store().as_ref(),
-            PackageGroupId(id),
-        )?))
-    })
-    .await
-}
-
 async fn set_package_group_parent(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -316,7 +310,7 @@ async fn set_package_group_parent(
     blocking(move || {
         let store = state.store().as_ref();
         let id = PackageGroupId(id);
-        let old = package_group_view(store, id)?;
+        let old = view::<PackageGroups>(store, id)?;
         let snapshot = store.rule_snapshot()?;
         let before = RuleWorld::from_snapshot(&snapshot);
         let mut after = snapshot;
@@ -353,7 +347,7 @@ async fn set_package_group_members(
     blocking(move || {
         let store = state.store().as_ref();
         let id = PackageGroupId(id);
-        let old = package_group_view(store, id)?;
+        let old = view::<PackageGroups>(store, id)?;
         let snapshot = store.rule_snapshot()?;
         if let Some(unknown) = input
             .members
