@@ -190,12 +190,16 @@ async fn signatures_are_checked() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    // Nothing was stored.
+    // Nothing was stored, and no planner snapshot was read (none is in the hello cache).
     let pc = server.store.computer_by_hostname("pc1").unwrap().unwrap();
     assert_eq!(
         server.store.credentials(pc.id).unwrap(),
         AgentCredentials::default()
     );
+    assert!(server.state.cached_store().is_empty());
+    // A hello that passes reads it.
+    agent.hello().await.unwrap();
+    assert_eq!(server.state.cached_store().len(), 1);
 }
 
 #[tokio::test]

@@ -325,6 +325,8 @@ enum HelloRead {
     /// No computer has this hostname.
     Unknown,
     Refused(HelloRefusal),
+    /// The hostname named another computer, or none, by the time the snapshot was read.
+    Raced,
     Granted {
         found: CachedHello,
         grant: HelloGrant,
@@ -349,17 +351,20 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             read(
                 state,
                 move || -> StoreResult<Result<HelloRead, getrandom::Error>> {
-                    // One read for all; the snapshot is wasted on a refused hello only.
-                    let Some(found) = store.hello(&hostname)? else {
+                    // The checks first, on the computer and its credentials (from the hello
+                    // cache, or a small read): a refused hello never reads a planner snapshot.
+                    let Some((computer, credentials)) =
+                        store.computer_and_credentials(&hostname)?
+                    else {
                         return Ok(Ok(HelloRead::Unknown));
                     };
                     let mut first_contact = vec![global.as_str()];
-                    if registered == Some(found.computer().id) {
+                    if registered == Some(computer.id) {
                         first_contact.extend(registration.as_deref());
                     }
                     let verifies = |key: &str| signature::verify(key, &body, &signature);
                     let grant = match decide_hello(
-                        &found.credentials,
+                        &credentials,
                         verifies,
                         &first_contact,
                         timestamp,
@@ -369,7 +374,21 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                         Ok(Err(refusal)) => return Ok(Ok(HelloRead::Refused(refusal))),
                         Err(error) => return Ok(Err(error)),
                     };
-                    Ok(Ok(HelloRead::Granted { found, grant }))
+                    match store.hello(&hostname)? {
+                        // The credentials the checks passed on are the ones the commit expects:
+                        // if they changed meanwhile, it conflicts and the hello starts over.
+                        Some(found) if found.computer().id == computer.id => {
+                            Ok(Ok(HelloRead::Granted {
+                                found: CachedHello {
+                                    credentials,
+                                    snapshot: found.snapshot,
+                                },
+                                grant,
+                            }))
+                        }
+                        // Renamed or deleted between the two reads.
+                        _ => Ok(Ok(HelloRead::Raced)),
+                    }
                 },
             )
             .await?
@@ -386,6 +405,7 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             HelloRead::Refused(HelloRefusal::TimestampTooOld) => {
                 return Err(ApiError::Unauthorized("Agent timestamp too old"))
             }
+            HelloRead::Raced => continue,
             HelloRead::Granted { found, grant } => (found, grant),
         };
         let CachedHello {
