@@ -7,19 +7,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::model::{
-    Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule, FamilyId,
-    Job, JobContainer, JobId, JobKind, JobSnapshot, Name, Origin, Package, PackageFamily,
-    PackageGroup, PackageGroupId, PackageId, Revision, RuleId, WolShutdown,
+    Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy,
+    DeploymentRule, FamilyId, Job, JobContainer, JobId, JobKind, JobSnapshot, Name, Origin,
+    Package, PackageFamily, PackageGroup, PackageGroupId, PackageId, Revision, RuleId, WolShutdown,
 };
 use oco_core::store::{
     AgentCredentials, Applied, Change, ChangeSet, NewComputer, ServerState, StoreError, StoreResult,
 };
-use rusqlite::{params, Connection, ErrorCode, Params};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, Params};
 
 use crate::backend;
 use crate::encode::{
-    self, compatibility, from_revision, macs, opt_time, policy, revision, time, TextEnum,
-    WOL_CONFIRMED, WOL_PENDING,
+    self, compatibility, from_revision, macs, opt_time, revision, time, TextEnum, WOL_CONFIRMED,
+    WOL_PENDING,
 };
 use crate::read::{self, computer_exists, int, not_found, row};
 
@@ -54,6 +55,53 @@ fn execute(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<usi
 
 fn exists(conn: &Connection, sql: &str, id: i64) -> StoreResult<bool> {
     Ok(row(conn, sql, [id], int)?.is_some())
+}
+
+/// A row's values by column, for an INSERT and an UPDATE by id made from the same list, so that
+/// the two statements cannot drift apart.
+type Columns = Vec<(&'static str, Value)>;
+
+/// `INSERT INTO table (a, b, …) VALUES (?1, ?2, …)` for `columns`.
+fn insert_sql(table: &str, columns: &Columns) -> String {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let places: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        names.join(", "),
+        places.join(", ")
+    )
+}
+
+/// `UPDATE table SET a = ?2, b = ?3, … WHERE id = ?1` for `columns`.
+fn update_sql(table: &str, columns: &Columns) -> String {
+    let sets: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| format!("{name} = ?{}", i + 2))
+        .collect();
+    format!("UPDATE {table} SET {} WHERE id = ?1", sets.join(", "))
+}
+
+/// The values of `columns`, after `id` if given (the parameters of the statements above).
+fn column_params(id: Option<i64>, columns: &Columns) -> impl Params + '_ {
+    params_from_iter(
+        id.map(Value::Integer)
+            .into_iter()
+            .chain(columns.iter().map(|(_, value)| value.clone())),
+    )
+}
+
+/// A delivery policy's columns.
+fn policy_columns(policy: &DeliveryPolicy) -> Columns {
+    let p = encode::policy(policy);
+    vec![
+        ("priority", p.priority.into()),
+        ("sequence_mode", p.sequence_mode.to_owned().into()),
+        ("ip_ranges", p.ip_ranges.into()),
+        ("time_frames", p.time_frames.into()),
+        ("time_zone", p.time_zone.to_owned().into()),
+        ("post_action_timeout", p.post_action_timeout.into()),
+    ]
 }
 
 // Computers.
@@ -527,26 +575,11 @@ pub(crate) fn create_rule(
     mut rule: DeploymentRule,
 ) -> StoreResult<DeploymentRule> {
     check_rule_groups(conn, &rule)?;
-    let p = policy(&rule.policy);
+    let columns = rule_columns(&rule)?;
     execute(
         conn,
-        "INSERT INTO rules (name, notes, enabled, computer_group_id, package_group_id, priority, \
-         sequence_mode, ip_ranges, time_frames, time_zone, post_action_timeout, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            rule.name.as_str(),
-            rule.notes,
-            rule.enabled,
-            rule.computer_group.0,
-            rule.package_group.0,
-            p.priority,
-            p.sequence_mode,
-            p.ip_ranges,
-            p.time_frames,
-            p.time_zone,
-            p.post_action_timeout,
-            time(rule.created_at)?,
-        ],
+        &insert_sql("rules", &columns),
+        column_params(None, &columns),
     )?;
     rule.id = RuleId(conn.last_insert_rowid());
     Ok(rule)
@@ -557,30 +590,45 @@ pub(crate) fn update_rule(conn: &Connection, rule: &DeploymentRule) -> StoreResu
         return Err(not_found("rule", rule.id));
     }
     check_rule_groups(conn, rule)?;
-    let p = policy(&rule.policy);
+    let columns = rule_columns(rule)?;
     execute(
         conn,
-        "UPDATE rules SET name = ?2, notes = ?3, enabled = ?4, computer_group_id = ?5, \
-         package_group_id = ?6, priority = ?7, sequence_mode = ?8, ip_ranges = ?9, \
-         time_frames = ?10, time_zone = ?11, post_action_timeout = ?12, created_at = ?13 \
-         WHERE id = ?1",
-        params![
-            rule.id.0,
-            rule.name.as_str(),
-            rule.notes,
-            rule.enabled,
-            rule.computer_group.0,
-            rule.package_group.0,
-            p.priority,
-            p.sequence_mode,
-            p.ip_ranges,
-            p.time_frames,
-            p.time_zone,
-            p.post_action_timeout,
-            time(rule.created_at)?,
-        ],
+        &update_sql("rules", &columns),
+        column_params(Some(rule.id.0), &columns),
     )?;
     Ok(())
+}
+
+/// A rule's columns (all but its id).
+fn rule_columns(rule: &DeploymentRule) -> StoreResult<Columns> {
+    let mut columns: Columns = vec![
+        ("name", rule.name.as_str().to_owned().into()),
+        ("notes", rule.notes.clone().into()),
+        ("enabled", rule.enabled.into()),
+        ("computer_group_id", rule.computer_group.0.into()),
+        ("package_group_id", rule.package_group.0.into()),
+        ("created_at", time(rule.created_at)?.into()),
+    ];
+    columns.extend(policy_columns(&rule.policy));
+    Ok(columns)
+}
+
+/// A container's columns (all but its id).
+fn container_columns(c: &JobContainer) -> StoreResult<Columns> {
+    let mut columns: Columns = vec![
+        ("name", c.name.as_str().to_owned().into()),
+        ("notes", c.notes.clone().into()),
+        ("enabled", c.enabled.into()),
+        ("schedule_start", time(c.schedule.start())?.into()),
+        ("schedule_end", opt_time(c.schedule.end())?.into()),
+        ("wol_wake", c.wol.wake.into()),
+        ("wol_shutdown_after", c.wol.shutdown_after.into()),
+        ("wol_sent_at", opt_time(c.wol.sent_at)?.into()),
+        ("self_service", c.self_service.into()),
+        ("created_at", time(c.created_at)?.into()),
+    ];
+    columns.extend(policy_columns(&c.policy));
+    Ok(columns)
 }
 
 pub(crate) fn delete_rule(conn: &Connection, id: RuleId) -> StoreResult<()> {
@@ -926,61 +974,19 @@ impl<'c> ChangeWriter<'c> {
     }
 
     fn insert_container(&self, c: &JobContainer) -> StoreResult<ContainerId> {
-        let p = policy(&c.policy);
+        let columns = container_columns(c)?;
         self.exec(
-            "INSERT INTO containers (name, notes, enabled, schedule_start, schedule_end, \
-             priority, sequence_mode, ip_ranges, time_frames, time_zone, post_action_timeout, \
-             wol_wake, wol_shutdown_after, wol_sent_at, self_service, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            params![
-                c.name.as_str(),
-                c.notes,
-                c.enabled,
-                time(c.schedule.start())?,
-                opt_time(c.schedule.end())?,
-                p.priority,
-                p.sequence_mode,
-                p.ip_ranges,
-                p.time_frames,
-                p.time_zone,
-                p.post_action_timeout,
-                c.wol.wake,
-                c.wol.shutdown_after,
-                opt_time(c.wol.sent_at)?,
-                c.self_service,
-                time(c.created_at)?,
-            ],
+            &insert_sql("containers", &columns),
+            column_params(None, &columns),
         )?;
         Ok(ContainerId(self.conn.last_insert_rowid()))
     }
 
     fn update_container(&self, c: &JobContainer) -> StoreResult<()> {
-        let p = policy(&c.policy);
+        let columns = container_columns(c)?;
         let changed = self.exec(
-            "UPDATE containers SET name = ?2, notes = ?3, enabled = ?4, schedule_start = ?5, \
-             schedule_end = ?6, priority = ?7, sequence_mode = ?8, ip_ranges = ?9, \
-             time_frames = ?10, time_zone = ?11, post_action_timeout = ?12, wol_wake = ?13, \
-             wol_shutdown_after = ?14, wol_sent_at = ?15, self_service = ?16, created_at = ?17 \
-             WHERE id = ?1",
-            params![
-                c.id.0,
-                c.name.as_str(),
-                c.notes,
-                c.enabled,
-                time(c.schedule.start())?,
-                opt_time(c.schedule.end())?,
-                p.priority,
-                p.sequence_mode,
-                p.ip_ranges,
-                p.time_frames,
-                p.time_zone,
-                p.post_action_timeout,
-                c.wol.wake,
-                c.wol.shutdown_after,
-                opt_time(c.wol.sent_at)?,
-                c.self_service,
-                time(c.created_at)?,
-            ],
+            &update_sql("containers", &columns),
+            column_params(Some(c.id.0), &columns),
         )?;
         if changed == 0 {
             return Err(not_found("container", c.id));
