@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
-use super::{blocking, change_with_rules};
+use super::{blocking, change_with_rules, list_page};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -90,12 +90,12 @@ async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Paged<Computer>>> {
-    let page = query.probe()?;
-    let limit = query.limit()?;
-    blocking(move || {
-        let items = state.store().list_computers(page)?;
-        Ok(Json(Paged::of(items, limit, |c| c.id.0)))
-    })
+    list_page(
+        state,
+        &query,
+        |store, page| store.list_computers(page),
+        |c| c.id.0,
+    )
     .await
 }
 

@@ -17,10 +17,10 @@ use oco_core::model::{
 use oco_core::store::{Change, ChangeSet, JobFilter, Page, Store};
 use serde::{Deserialize, Serialize};
 
-use super::blocking;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::policy::{nullable, PolicyInput};
+use super::{blocking, list_page};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -246,11 +246,12 @@ async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Paged<JobContainer>>> {
-    let (page, limit) = (query.probe()?, query.limit()?);
-    blocking(move || {
-        let items = state.store().list_containers(page)?;
-        Ok(Json(Paged::of(items, limit, |c| c.id.0)))
-    })
+    list_page(
+        state,
+        &query,
+        |store, page| store.list_containers(page),
+        |c| c.id.0,
+    )
     .await
 }
 

@@ -23,14 +23,15 @@ mod rules;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::Router;
+use axum::{Json, Router};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::model::RuleId;
 use oco_core::rules::{RuleDiff, RuleEvent, RuleWorld, Scope};
-use oco_core::store::{Store, StoreResult};
+use oco_core::store::{Page, Store, StoreResult};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use extract::PageQuery;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{Paged, DEFAULT_LIMIT, MAX_LIMIT};
@@ -93,6 +94,22 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| ApiError::internal("blocking task", &error))?
+}
+
+/// One page of a store listing, as `GET /<resources>` answers it: `list` reads the page the query
+/// asks for with one item more (to know whether there is a next page), `id` gives an item's id.
+async fn list_page<T: Send + 'static>(
+    state: AppState,
+    query: &PageQuery,
+    list: fn(&dyn Store, Page) -> StoreResult<Vec<T>>,
+    id: fn(&T) -> i64,
+) -> ApiResult<Json<Paged<T>>> {
+    let (page, limit) = (query.probe()?, query.limit()?);
+    blocking(move || {
+        let items = list(state.store().as_ref(), page)?;
+        Ok(Json(Paged::of(items, limit, id)))
+    })
+    .await
 }
 
 /// Writes a change of administrative data, then re-evaluates the rules `event` concerns, `before`

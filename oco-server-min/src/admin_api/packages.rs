@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
-use super::{blocking, change_with_rules};
+use super::{blocking, change_with_rules, list_page};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -163,11 +163,12 @@ async fn list_families(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Paged<PackageFamily>>> {
-    let (page, limit) = (query.probe()?, query.limit()?);
-    blocking(move || {
-        let items = state.store().list_families(page)?;
-        Ok(Json(Paged::of(items, limit, |f| f.id.0)))
-    })
+    list_page(
+        state,
+        &query,
+        |store, page| store.list_families(page),
+        |f| f.id.0,
+    )
     .await
 }
 
@@ -213,11 +214,12 @@ async fn list_packages(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Paged<Package>>> {
-    let (page, limit) = (query.probe()?, query.limit()?);
-    blocking(move || {
-        let items = state.store().list_packages(page)?;
-        Ok(Json(Paged::of(items, limit, |p| p.id.0)))
-    })
+    list_page(
+        state,
+        &query,
+        |store, page| store.list_packages(page),
+        |p| p.id.0,
+    )
     .await
 }
 

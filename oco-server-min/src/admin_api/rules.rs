@@ -20,7 +20,7 @@ use super::containers::{apply_renewal, chosen_jobs, renew_inputs};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::policy::PolicyInput;
-use super::{blocking, change_with_rules};
+use super::{blocking, change_with_rules, list_page};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -210,11 +210,12 @@ async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Paged<DeploymentRule>>> {
-    let (page, limit) = (query.probe()?, query.limit()?);
-    blocking(move || {
-        let items = state.store().list_rules(page)?;
-        Ok(Json(Paged::of(items, limit, |r| r.id.0)))
-    })
+    list_page(
+        state,
+        &query,
+        |store, page| store.list_rules(page),
+        |r| r.id.0,
+    )
     .await
 }
 
