@@ -334,14 +334,7 @@ async fn hello_lists_jobs_with_every_field() {
 async fn rule_jobs_carry_the_rule_container_id_and_trigger_re_evaluation() {
     let store = memory();
     let pc = computer(store.as_ref(), "pc1");
-    let app = package(
-        store.as_ref(),
-        "app",
-        "exit 0",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let app = plain_package(store.as_ref(), "app", "exit 0");
     let computers = store
         .create_computer_group(testkit::name("all"), None)
         .unwrap();
@@ -407,14 +400,7 @@ async fn reports_move_jobs_and_answer_job_succeeded() {
     let store = memory();
     let pc = computer(store.as_ref(), "pc1");
     let ok = package(store.as_ref(), "ok", "exit 0", "0", false, PostAction::None);
-    let bad = package(
-        store.as_ref(),
-        "bad",
-        "exit 3",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let bad = plain_package(store.as_ref(), "bad", "exit 3");
     let boom = package(store.as_ref(), "boom", "x", "0", false, PostAction::None);
     let (_, jobs) = container(
         store.as_ref(),
@@ -474,22 +460,8 @@ async fn reports_move_jobs_and_answer_job_succeeded() {
 async fn sequence_mode_abort_fails_the_later_jobs_with_minus_8888() {
     let store = memory();
     let pc = computer(store.as_ref(), "pc1");
-    let first = package(
-        store.as_ref(),
-        "first",
-        "exit 1",
-        "0",
-        false,
-        PostAction::None,
-    );
-    let second = package(
-        store.as_ref(),
-        "second",
-        "exit 0",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let first = plain_package(store.as_ref(), "first", "exit 1");
+    let second = plain_package(store.as_ref(), "second", "exit 0");
     let (_, jobs) = container(
         store.as_ref(),
         "c",
@@ -519,14 +491,7 @@ async fn report_errors() {
     let store = memory();
     let pc1 = computer(store.as_ref(), "pc1");
     let pc2 = computer(store.as_ref(), "pc2");
-    let app = package(
-        store.as_ref(),
-        "app",
-        "exit 0",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let app = plain_package(store.as_ref(), "app", "exit 0");
     let (_, jobs) = container(
         store.as_ref(),
         "c",

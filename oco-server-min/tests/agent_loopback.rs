@@ -29,14 +29,7 @@ async fn a_full_cycle_with_downloads_reports_and_a_sequence_abort() {
         true,
         PostAction::None,
     );
-    let rejected = package(
-        store.as_ref(),
-        "rejected",
-        "exit 3",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let rejected = plain_package(store.as_ref(), "rejected", "exit 3");
     let no_payload = package(
         store.as_ref(),
         "no-payload",
@@ -45,14 +38,7 @@ async fn a_full_cycle_with_downloads_reports_and_a_sequence_abort() {
         true,
         PostAction::None,
     );
-    let chained = package(
-        store.as_ref(),
-        "chained",
-        "exit 0",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let chained = plain_package(store.as_ref(), "chained", "exit 0");
     let (_, plain) = container(
         store.as_ref(),
         "plain",
@@ -102,14 +88,7 @@ async fn a_full_cycle_with_downloads_reports_and_a_sequence_abort() {
 async fn a_stale_state_2_after_the_final_state_changes_nothing() {
     let store = memory();
     let pc = computer(store.as_ref(), "pc1");
-    let app = package(
-        store.as_ref(),
-        "app",
-        "exit 0",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let app = plain_package(store.as_ref(), "app", "exit 0");
     let (_, jobs) = container(
         store.as_ref(),
         "c",
@@ -137,14 +116,7 @@ async fn a_stale_state_2_after_the_final_state_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_at_once() {
     let store = memory();
-    let app = package(
-        store.as_ref(),
-        "app",
-        "exit 0",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let app = plain_package(store.as_ref(), "app", "exit 0");
     let mut all = Vec::new();
     for host in ["pc1", "pc2"] {
         let pc = computer(store.as_ref(), host);
@@ -175,14 +147,7 @@ async fn two_agents_at_once() {
 async fn replays_and_out_of_order_reports() {
     let store = memory();
     let pc = computer(store.as_ref(), "pc1");
-    let app = package(
-        store.as_ref(),
-        "app",
-        "exit 0",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let app = plain_package(store.as_ref(), "app", "exit 0");
     let (_, jobs) = container(
         store.as_ref(),
         "c",
@@ -220,14 +185,7 @@ async fn replays_and_out_of_order_reports() {
 async fn a_lost_key_exchange_reply_does_not_lock_the_agent_out() {
     let store = memory();
     let pc = computer(store.as_ref(), "pc1");
-    let app = package(
-        store.as_ref(),
-        "app",
-        "exit 0",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let app = plain_package(store.as_ref(), "app", "exit 0");
     container(
         store.as_ref(),
         "c",
@@ -250,14 +208,7 @@ async fn refusals() {
     let store = memory();
     let pc1 = computer(store.as_ref(), "pc1");
     let pc2 = computer(store.as_ref(), "pc2");
-    let app = package(
-        store.as_ref(),
-        "app",
-        "exit 0",
-        "0",
-        false,
-        PostAction::None,
-    );
+    let app = plain_package(store.as_ref(), "app", "exit 0");
     let (_, jobs) = container(
         store.as_ref(),
         "c",

@@ -124,6 +124,11 @@ pub fn computer(store: &dyn Store, hostname: &str) -> Computer {
         .unwrap()
 }
 
+/// A package running `command`, whose only success code is 0, without payload or post action.
+pub fn plain_package(store: &dyn Store, family: &str, command: &str) -> Package {
+    package(store, family, command, "0", false, PostAction::None)
+}
+
 /// A package whose install procedure is `command` with success codes `codes`.
 pub fn package(
     store: &dyn Store,
