@@ -92,6 +92,11 @@ struct Cache {
 }
 
 impl Cache {
+    /// The entry of the computer an agent names `hostname`, if the cache holds it.
+    fn get(&self, hostname: &str) -> Option<&CachedHello> {
+        self.hosts.get(hostname).and_then(|id| self.entries.get(id))
+    }
+
     fn clear(&mut self) {
         self.hosts.clear();
         self.entries.clear();
@@ -134,6 +139,11 @@ impl CachedStore {
         self.len() == 0
     }
 
+    /// What the cache holds for a hello of `hostname`, reading nothing from the store.
+    pub fn cached(&self, hostname: &str) -> Option<CachedHello> {
+        self.cache().get(hostname).cloned()
+    }
+
     /// What a hello of `hostname` reads ([`Store::hello_snapshot`]), from the cache when it
     /// holds it; `None` if no computer has the hostname.
     ///
@@ -143,11 +153,7 @@ impl CachedStore {
     pub fn hello(&self, hostname: &str) -> StoreResult<Option<CachedHello>> {
         let epoch = {
             let cache = self.cache();
-            if let Some(hit) = cache
-                .hosts
-                .get(hostname)
-                .and_then(|id| cache.entries.get(id))
-            {
+            if let Some(hit) = cache.get(hostname) {
                 return Ok(Some(hit.clone()));
             }
             cache.epoch
@@ -181,15 +187,8 @@ impl CachedStore {
         &self,
         hostname: &str,
     ) -> StoreResult<Option<(Computer, AgentCredentials)>> {
-        {
-            let cache = self.cache();
-            if let Some(hit) = cache
-                .hosts
-                .get(hostname)
-                .and_then(|id| cache.entries.get(id))
-            {
-                return Ok(Some((hit.computer().clone(), hit.credentials.clone())));
-            }
+        if let Some(hit) = self.cache().get(hostname) {
+            return Ok(Some((hit.computer().clone(), hit.credentials.clone())));
         }
         let Some(computer) = self.inner.computer_by_hostname(hostname)? else {
             return Ok(None);

@@ -29,7 +29,7 @@ mod wire;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, ExtensionRejection};
@@ -49,13 +49,12 @@ use oco_core::report::{
 };
 use oco_core::rules::RuleEvent;
 use oco_core::store::{
-    AgentCredentials, Change, ChangeSet, NewComputer, ReportSnapshot, Store, StoreError,
-    StoreResult,
+    AgentCredentials, Change, ChangeSet, NewComputer, PlannerSnapshot, ReportSnapshot, Store,
+    StoreError, StoreResult,
 };
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::cache::CachedHello;
 use crate::AppState;
 use keys::{decide_hello, HelloGrant, HelloRefusal};
 use timestamp::ResponseClock;
@@ -328,7 +327,8 @@ enum HelloRead {
     /// The hostname named another computer, or none, by the time the snapshot was read.
     Raced,
     Granted {
-        found: CachedHello,
+        credentials: AgentCredentials,
+        snapshot: Arc<PlannerSnapshot>,
         grant: HelloGrant,
     },
 }
@@ -351,15 +351,18 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             read(
                 state,
                 move || -> StoreResult<Result<HelloRead, getrandom::Error>> {
-                    // The checks first, on the computer and its credentials (from the hello
-                    // cache, or a small read): a refused hello never reads a planner snapshot.
-                    let Some((computer, credentials)) =
-                        store.computer_and_credentials(&hostname)?
-                    else {
-                        return Ok(Ok(HelloRead::Unknown));
+                    // The checks first, on the computer's credentials (from the hello cache,
+                    // with its snapshot, or a small read): a refused hello never reads a
+                    // planner snapshot.
+                    let (id, credentials, cached) = match store.cached(&hostname) {
+                        Some(hit) => (hit.computer().id, hit.credentials, Some(hit.snapshot)),
+                        None => match store.computer_and_credentials(&hostname)? {
+                            Some((computer, credentials)) => (computer.id, credentials, None),
+                            None => return Ok(Ok(HelloRead::Unknown)),
+                        },
                     };
                     let mut first_contact = vec![global.as_str()];
-                    if registered == Some(computer.id) {
+                    if registered == Some(id) {
                         first_contact.extend(registration.as_deref());
                     }
                     let verifies = |key: &str| signature::verify(key, &body, &signature);
@@ -374,27 +377,27 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                         Ok(Err(refusal)) => return Ok(Ok(HelloRead::Refused(refusal))),
                         Err(error) => return Ok(Err(error)),
                     };
-                    match store.hello(&hostname)? {
-                        // The credentials the checks passed on are the ones the commit expects:
-                        // if they changed meanwhile, it conflicts and the hello starts over.
-                        Some(found) if found.computer().id == computer.id => {
-                            Ok(Ok(HelloRead::Granted {
-                                found: CachedHello {
-                                    credentials,
-                                    snapshot: found.snapshot,
-                                },
-                                grant,
-                            }))
-                        }
-                        // Renamed or deleted between the two reads.
-                        _ => Ok(Ok(HelloRead::Raced)),
-                    }
+                    let snapshot = match cached {
+                        Some(snapshot) => snapshot,
+                        None => match store.hello(&hostname)? {
+                            Some(found) if found.computer().id == id => found.snapshot,
+                            // Renamed or deleted between the two reads.
+                            _ => return Ok(Ok(HelloRead::Raced)),
+                        },
+                    };
+                    // The credentials the checks passed on are the ones the commit expects: if
+                    // they changed meanwhile, it conflicts and the hello starts over.
+                    Ok(Ok(HelloRead::Granted {
+                        credentials,
+                        snapshot,
+                        grant,
+                    }))
                 },
             )
             .await?
             .map_err(|error| ApiError::Internal(format!("no random keys: {error}")))?
         };
-        let (found, grant) = match read {
+        let (stored, snapshot, grant) = match read {
             HelloRead::Unknown => {
                 registered = Some(register(request, &hostname).await?);
                 continue;
@@ -406,12 +409,12 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                 return Err(ApiError::Unauthorized("Agent timestamp too old"))
             }
             HelloRead::Raced => continue,
-            HelloRead::Granted { found, grant } => (found, grant),
+            HelloRead::Granted {
+                credentials,
+                snapshot,
+                grant,
+            } => (credentials, snapshot, grant),
         };
-        let CachedHello {
-            credentials: stored,
-            snapshot,
-        } = found;
         let computer = &snapshot.computer;
         let plan = plan(&snapshot, request.now, addr, state.settings());
         let mut set = ChangeSet::default();
