@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use oco_core::model::{ComputerGroupId, ComputerId, Name, PackageGroupId, PackageId};
+use oco_core::model::{
+    ComputerGroup, ComputerGroupId, ComputerId, Name, PackageGroup, PackageGroupId, PackageId,
+};
 use oco_core::rules::{RuleEvent, RuleWorld};
 use oco_core::store::{Store, StoreError, StoreResult};
 use serde::de::DeserializeOwned;
@@ -83,19 +85,20 @@ type PackageGroupView = GroupView<PackageGroupId, PackageId>;
 trait Kind: Send + 'static {
     type Id: Copy + PartialEq + std::fmt::Display + DeserializeOwned + Serialize + Send;
     type Member: Serialize + Send;
+    type Group;
     /// For messages: `computer group`.
     const WHAT: &'static str;
     fn id(raw: i64) -> Self::Id;
     fn raw(id: Self::Id) -> i64;
     /// Every group with its direct members.
-    fn all(store: &dyn Store) -> StoreResult<Vec<GroupView<Self::Id, Self::Member>>>;
-    /// Creates a group (without members).
-    fn create(
-        store: &dyn Store,
-        name: Name,
-        parent: Option<Self::Id>,
-    ) -> StoreResult<GroupView<Self::Id, Self::Member>>;
+    fn groups(store: &dyn Store) -> StoreResult<Listing<Self>>;
+    fn create(store: &dyn Store, name: Name, parent: Option<Self::Id>) -> StoreResult<Self::Group>;
+    /// A group's id, name and parent.
+    fn parts(group: Self::Group) -> (Self::Id, Name, Option<Self::Id>);
 }
+
+/// Every group of a kind with its direct members, as the store lists them.
+type Listing<K> = Vec<(<K as Kind>::Group, Vec<<K as Kind>::Member>)>;
 
 struct ComputerGroups;
 struct PackageGroups;
@@ -103,6 +106,7 @@ struct PackageGroups;
 impl Kind for ComputerGroups {
     type Id = ComputerGroupId;
     type Member = ComputerId;
+    type Group = ComputerGroup;
     const WHAT: &'static str = "computer group";
     fn id(raw: i64) -> Self::Id {
         ComputerGroupId(raw)
@@ -110,36 +114,25 @@ impl Kind for ComputerGroups {
     fn raw(id: Self::Id) -> i64 {
         id.0
     }
-    fn all(store: &dyn Store) -> StoreResult<Vec<ComputerGroupView>> {
-        Ok(store
-            .computer_groups()?
-            .into_iter()
-            .map(|(group, members)| GroupView {
-                id: group.id,
-                name: group.name,
-                parent: group.parent,
-                members,
-            })
-            .collect())
+    fn groups(store: &dyn Store) -> StoreResult<Vec<(ComputerGroup, Vec<ComputerId>)>> {
+        store.computer_groups()
     }
     fn create(
         store: &dyn Store,
         name: Name,
         parent: Option<Self::Id>,
-    ) -> StoreResult<ComputerGroupView> {
-        let group = store.create_computer_group(name, parent)?;
-        Ok(GroupView {
-            id: group.id,
-            name: group.name,
-            parent: group.parent,
-            members: Vec::new(),
-        })
+    ) -> StoreResult<ComputerGroup> {
+        store.create_computer_group(name, parent)
+    }
+    fn parts(group: ComputerGroup) -> (Self::Id, Name, Option<Self::Id>) {
+        (group.id, group.name, group.parent)
     }
 }
 
 impl Kind for PackageGroups {
     type Id = PackageGroupId;
     type Member = PackageId;
+    type Group = PackageGroup;
     const WHAT: &'static str = "package group";
     fn id(raw: i64) -> Self::Id {
         PackageGroupId(raw)
@@ -147,36 +140,43 @@ impl Kind for PackageGroups {
     fn raw(id: Self::Id) -> i64 {
         id.0
     }
-    fn all(store: &dyn Store) -> StoreResult<Vec<PackageGroupView>> {
-        Ok(store
-            .package_groups()?
-            .into_iter()
-            .map(|(group, members)| GroupView {
-                id: group.id,
-                name: group.name,
-                parent: group.parent,
-                members,
-            })
-            .collect())
+    fn groups(store: &dyn Store) -> StoreResult<Vec<(PackageGroup, Vec<PackageId>)>> {
+        store.package_groups()
     }
     fn create(
         store: &dyn Store,
         name: Name,
         parent: Option<Self::Id>,
-    ) -> StoreResult<PackageGroupView> {
-        let group = store.create_package_group(name, parent)?;
-        Ok(GroupView {
-            id: group.id,
-            name: group.name,
-            parent: group.parent,
-            members: Vec::new(),
-        })
+    ) -> StoreResult<PackageGroup> {
+        store.create_package_group(name, parent)
     }
+    fn parts(group: PackageGroup) -> (Self::Id, Name, Option<Self::Id>) {
+        (group.id, group.name, group.parent)
+    }
+}
+
+/// `group` with `members`, as the API shows it.
+fn group_view<K: Kind>(group: K::Group, members: Vec<K::Member>) -> GroupView<K::Id, K::Member> {
+    let (id, name, parent) = K::parts(group);
+    GroupView {
+        id,
+        name,
+        parent,
+        members,
+    }
+}
+
+/// Every group of kind `K`.
+fn all<K: Kind>(store: &dyn Store) -> StoreResult<Vec<GroupView<K::Id, K::Member>>> {
+    Ok(K::groups(store)?
+        .into_iter()
+        .map(|(group, members)| group_view::<K>(group, members))
+        .collect())
 }
 
 /// One group of kind `K`, or 404.
 fn view<K: Kind>(store: &dyn Store, id: K::Id) -> ApiResult<GroupView<K::Id, K::Member>> {
-    K::all(store)?
+    all::<K>(store)?
         .into_iter()
         .find(|group| group.id == id)
         .ok_or_else(|| ApiError::not_found(format!("{} {id} not found", K::WHAT)))
@@ -201,7 +201,10 @@ async fn create<K: Kind>(
         // A new group has no members: no rule's computers or packages change.
         let group =
             K::create(state.store().as_ref(), name, input.parent).map_err(field_error("parent"))?;
-        Ok((StatusCode::CREATED, Json(group)))
+        Ok((
+            StatusCode::CREATED,
+            Json(group_view::<K>(group, Vec::new())),
+        ))
     })
     .await
 }
@@ -211,7 +214,7 @@ async fn list<K: Kind>(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Paged<GroupView<K::Id, K::Member>>>> {
     blocking(move || {
-        let items = K::all(state.store().as_ref())?;
+        let items = all::<K>(state.store().as_ref())?;
         Ok(Json(Paged::slice(items, &query, |g| K::raw(g.id))?))
     })
     .await
