@@ -57,12 +57,13 @@ fn exists(conn: &Connection, sql: &str, id: i64) -> StoreResult<bool> {
     Ok(row(conn, sql, [id], int)?.is_some())
 }
 
-/// A row's values by column, for an INSERT and an UPDATE by id made from the same list, so that
-/// the two statements cannot drift apart.
-type Columns = Vec<(&'static str, Value)>;
+/// A row's values by column name, for an INSERT and an UPDATE by id made from the same list, so
+/// that the two statements cannot drift apart. (The `*_columns!` macros of `encode` are the
+/// SELECT side.)
+type Values = Vec<(&'static str, Value)>;
 
 /// `INSERT INTO table (a, b, …) VALUES (?1, ?2, …)` for `columns`.
-fn insert_sql(table: &str, columns: &Columns) -> String {
+fn insert_sql(table: &str, columns: &Values) -> String {
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let places: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
     format!(
@@ -73,7 +74,7 @@ fn insert_sql(table: &str, columns: &Columns) -> String {
 }
 
 /// `UPDATE table SET a = ?2, b = ?3, … WHERE id = ?1` for `columns`.
-fn update_sql(table: &str, columns: &Columns) -> String {
+fn update_sql(table: &str, columns: &Values) -> String {
     let sets: Vec<String> = columns
         .iter()
         .enumerate()
@@ -83,7 +84,7 @@ fn update_sql(table: &str, columns: &Columns) -> String {
 }
 
 /// The values of `columns`, after `id` if given (the parameters of the statements above).
-fn column_params(id: Option<i64>, columns: &Columns) -> impl Params + '_ {
+fn column_params(id: Option<i64>, columns: &Values) -> impl Params + '_ {
     params_from_iter(
         id.map(Value::Integer)
             .into_iter()
@@ -92,7 +93,7 @@ fn column_params(id: Option<i64>, columns: &Columns) -> impl Params + '_ {
 }
 
 /// A delivery policy's columns.
-fn policy_columns(policy: &DeliveryPolicy) -> Columns {
+fn policy_values(policy: &DeliveryPolicy) -> Values {
     let p = encode::policy(policy);
     vec![
         ("priority", p.priority.into()),
@@ -575,7 +576,7 @@ pub(crate) fn create_rule(
     mut rule: DeploymentRule,
 ) -> StoreResult<DeploymentRule> {
     check_rule_groups(conn, &rule)?;
-    let columns = rule_columns(&rule)?;
+    let columns = rule_values(&rule)?;
     execute(
         conn,
         &insert_sql("rules", &columns),
@@ -590,7 +591,7 @@ pub(crate) fn update_rule(conn: &Connection, rule: &DeploymentRule) -> StoreResu
         return Err(not_found("rule", rule.id));
     }
     check_rule_groups(conn, rule)?;
-    let columns = rule_columns(rule)?;
+    let columns = rule_values(rule)?;
     execute(
         conn,
         &update_sql("rules", &columns),
@@ -600,8 +601,8 @@ pub(crate) fn update_rule(conn: &Connection, rule: &DeploymentRule) -> StoreResu
 }
 
 /// A rule's columns (all but its id).
-fn rule_columns(rule: &DeploymentRule) -> StoreResult<Columns> {
-    let mut columns: Columns = vec![
+fn rule_values(rule: &DeploymentRule) -> StoreResult<Values> {
+    let mut columns: Values = vec![
         ("name", rule.name.as_str().to_owned().into()),
         ("notes", rule.notes.clone().into()),
         ("enabled", rule.enabled.into()),
@@ -609,13 +610,13 @@ fn rule_columns(rule: &DeploymentRule) -> StoreResult<Columns> {
         ("package_group_id", rule.package_group.0.into()),
         ("created_at", time(rule.created_at)?.into()),
     ];
-    columns.extend(policy_columns(&rule.policy));
+    columns.extend(policy_values(&rule.policy));
     Ok(columns)
 }
 
 /// A container's columns (all but its id).
-fn container_columns(c: &JobContainer) -> StoreResult<Columns> {
-    let mut columns: Columns = vec![
+fn container_values(c: &JobContainer) -> StoreResult<Values> {
+    let mut columns: Values = vec![
         ("name", c.name.as_str().to_owned().into()),
         ("notes", c.notes.clone().into()),
         ("enabled", c.enabled.into()),
@@ -627,7 +628,7 @@ fn container_columns(c: &JobContainer) -> StoreResult<Columns> {
         ("self_service", c.self_service.into()),
         ("created_at", time(c.created_at)?.into()),
     ];
-    columns.extend(policy_columns(&c.policy));
+    columns.extend(policy_values(&c.policy));
     Ok(columns)
 }
 
@@ -974,7 +975,7 @@ impl<'c> ChangeWriter<'c> {
     }
 
     fn insert_container(&self, c: &JobContainer) -> StoreResult<ContainerId> {
-        let columns = container_columns(c)?;
+        let columns = container_values(c)?;
         self.exec(
             &insert_sql("containers", &columns),
             column_params(None, &columns),
@@ -983,7 +984,7 @@ impl<'c> ChangeWriter<'c> {
     }
 
     fn update_container(&self, c: &JobContainer) -> StoreResult<()> {
-        let columns = container_columns(c)?;
+        let columns = container_values(c)?;
         let changed = self.exec(
             &update_sql("containers", &columns),
             column_params(Some(c.id.0), &columns),
