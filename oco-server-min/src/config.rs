@@ -65,6 +65,8 @@ pub struct Config {
     pub synchronous: Synchronous,
     /// How many computers' hello reads are kept in memory (0: none).
     pub hello_cache: usize,
+    /// How far ahead of the server clock an agent's timestamp may be.
+    pub max_clock_skew: Duration,
     /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
     pub log: Option<String>,
 }
@@ -139,6 +141,7 @@ impl Config {
             self_registration: self.self_registration,
             payload_dir: self.payload_dir(),
             hello_cache: self.hello_cache,
+            max_clock_skew: self.max_clock_skew,
         }
     }
 
@@ -255,6 +258,12 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         Some(entries) if !given("hello_cache") => entries,
         _ => cli.hello_cache,
     };
+    let max_clock_skew = match file.max_clock_skew {
+        Some(secs) if !given("max_clock_skew") => {
+            check_skew(secs).map_err(|message| value("max-clock-skew", message))?
+        }
+        _ => cli.max_clock_skew,
+    };
     Ok(Config {
         listen: pick!(
             "listen",
@@ -287,6 +296,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         self_registration,
         synchronous,
         hello_cache,
+        max_clock_skew: Duration::from_secs(max_clock_skew),
         log: match file.log {
             Some(filter) if !given("log") => Some(filter),
             _ => cli.log,
@@ -361,6 +371,12 @@ struct Cli {
     #[arg(long, env = "OCO_HELLO_CACHE", value_name = "COMPUTERS", default_value_t = crate::cache::DEFAULT_CAPACITY)]
     hello_cache: usize,
 
+    /// Seconds an agent's timestamp may be ahead of the server clock. A request from further
+    /// ahead is refused (401) and nothing of it is stored: its timestamp would otherwise become
+    /// the computer's replay guard and refuse every later request.
+    #[arg(long, env = "OCO_MAX_CLOCK_SKEW", value_name = "SECS", default_value = "600", value_parser = parse_skew)]
+    max_clock_skew: u64,
+
     /// Log filter (tracing's EnvFilter syntax, e.g. `info,oco_server_min=debug`); without it,
     /// RUST_LOG, else `info`.
     #[arg(long, env = "OCO_LOG", value_name = "FILTER")]
@@ -381,6 +397,7 @@ struct FileConfig {
     self_registration: Option<bool>,
     synchronous: Option<Synchronous>,
     hello_cache: Option<usize>,
+    max_clock_skew: Option<u64>,
     log: Option<String>,
 }
 
@@ -449,6 +466,22 @@ fn check_interval(secs: u64) -> Result<u64, String> {
     }
 }
 
+fn parse_skew(text: &str) -> Result<u64, String> {
+    let secs = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of seconds"))?;
+    check_skew(secs)
+}
+
+fn check_skew(secs: u64) -> Result<u64, String> {
+    if secs <= 86_400 {
+        Ok(secs)
+    } else {
+        Err(format!("{secs} is more than 86400 seconds (a day)"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,6 +525,7 @@ mod tests {
                 self_registration: false,
                 synchronous: Synchronous::Normal,
                 hello_cache: 100_000,
+                max_clock_skew: Duration::from_secs(600),
                 log: None,
             }
         );
@@ -517,6 +551,7 @@ mod tests {
             self-registration = true
             synchronous = "full"
             hello-cache = 0
+            max-clock-skew = 30
             log = "debug"
         "#;
         let config = resolve(&matches(&[]), file(text)).unwrap();
@@ -542,6 +577,10 @@ mod tests {
         assert!(config.self_registration);
         assert_eq!(config.synchronous, Synchronous::Full);
         assert_eq!(config.hello_cache, 0);
+        assert_eq!(
+            config.server_options().max_clock_skew,
+            Duration::from_secs(30)
+        );
         assert_eq!(config.server_options().hello_cache, 0);
         assert_eq!(config.log.as_deref(), Some("debug"));
         assert_eq!(
@@ -666,6 +705,10 @@ mod tests {
                 "configuration file oco.toml: `housekeeping-interval`: 0 is not between 1 and 31536000 seconds (a year)",
             ),
             (
+                "max-clock-skew = 86401",
+                "configuration file oco.toml: `max-clock-skew`: 86401 is more than 86400 seconds (a day)",
+            ),
+            (
                 "agent-path = \"api-agent.php\"",
                 "configuration file oco.toml: `agent-path`: `api-agent.php` is not a path (it starts with `/`, without query or spaces)",
             ),
@@ -701,6 +744,8 @@ mod tests {
             ["--housekeeping-interval", "0"],
             ["--synchronous", "off"],
             ["--trusted-proxy", "10.0.0.0/33"],
+            ["--max-clock-skew", "-1"],
+            ["--max-clock-skew", "86401"],
         ] {
             let mut all = vec!["oco-server-min"];
             all.extend_from_slice(&args);
@@ -722,6 +767,7 @@ mod tests {
             "--housekeeping-interval",
             "--self-registration",
             "--synchronous",
+            "--max-clock-skew",
             "--log",
         ] {
             assert!(help.contains(option), "{option} missing from\n{help}");

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use oco_core::chrono_tz::Tz;
 use oco_core::ipnet::IpNet;
@@ -48,6 +49,9 @@ pub struct ServerOptions {
     pub payload_dir: PathBuf,
     /// How many computers' hello reads are kept in memory (0: none); see [`crate::cache`].
     pub hello_cache: usize,
+    /// How far ahead of the server clock an agent's timestamp may be (600 s by default); see
+    /// [`crate::agent_api`].
+    pub max_clock_skew: Duration,
 }
 
 impl Default for ServerOptions {
@@ -59,6 +63,7 @@ impl Default for ServerOptions {
             self_registration: false,
             payload_dir: PathBuf::from("payloads"),
             hello_cache: cache::DEFAULT_CAPACITY,
+            max_clock_skew: Duration::from_secs(600),
         }
     }
 }

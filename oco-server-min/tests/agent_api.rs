@@ -531,7 +531,7 @@ async fn report_errors() {
         .await;
     assert_eq!(response.status, 400);
     assert!(String::from_utf8_lossy(&response.body).starts_with("Invalid request"));
-    let body = br#"{"jsonrpc": "2.0", "id": 1, "method": "oco.agent.update_job_state", "params": {"uid": "u", "hostname": "pc1", "timestamp": 1795555999.0, "data": {"job-id": 1, "return-code": null, "message": ""}}}"#;
+    let body = br#"{"jsonrpc": "2.0", "id": 1, "method": "oco.agent.update_job_state", "params": {"uid": "u", "hostname": "pc1", "timestamp": 1699996999.0, "data": {"job-id": 1, "return-code": null, "message": ""}}}"#;
     let response = server
         .target()
         .send("POST", body.to_vec(), &agent.agent_key)
@@ -539,7 +539,7 @@ async fn report_errors() {
     assert_eq!(response.status, 400);
     let text = String::from_utf8(response.body).unwrap();
     assert!(text.contains("missing field `state`"), "{text}");
-    let body = br#"{"jsonrpc": "2.0", "id": 1, "method": "oco.agent.hello", "params": {"uid": "u", "timestamp": 1795555999.0}}"#;
+    let body = br#"{"jsonrpc": "2.0", "id": 1, "method": "oco.agent.hello", "params": {"uid": "u", "timestamp": 1699996999.0}}"#;
     let response = server
         .target()
         .send("POST", body.to_vec(), &agent.agent_key)
@@ -722,7 +722,7 @@ async fn reply_timestamps_increase_across_restarts() {
     computer(store.as_ref(), "pc1");
     let mut last = 0.0;
     for _ in 0..3 {
-        // The same fixed time in every process: only the stored reservation keeps order.
+        // The same fixed time in every process: only the stored last reply keeps order.
         let server = Server::new(store.clone());
         let mut agent = TestAgent::new(server.target(), "pc1");
         agent.last_server_timestamp = last;
@@ -730,20 +730,17 @@ async fn reply_timestamps_increase_across_restarts() {
             agent.hello().await.unwrap();
             // A fresh agent each time: start again from the global key.
             let pc = store.computer_by_hostname("pc1").unwrap().unwrap();
+            let credentials = store.credentials(pc.id).unwrap();
             store
-                .set_credentials(pc.id, &AgentCredentials::default())
+                .set_credentials(pc.id, &credentials.reset_to_first_contact())
                 .unwrap();
             agent.agent_key = GLOBAL_KEY.into();
             agent.server_key = None;
         }
         assert!(agent.last_server_timestamp > last);
         last = agent.last_server_timestamp;
-        let reserved = store
-            .server_state()
-            .unwrap()
-            .last_response_timestamp
-            .unwrap();
-        assert!(reserved >= last);
+        let pc = store.computer_by_hostname("pc1").unwrap().unwrap();
+        assert_eq!(store.credentials(pc.id).unwrap().last_reply, Some(last));
     }
 }
 

@@ -425,9 +425,24 @@ struct Agent {
     key: String,
     server_key: Option<String>,
     last_timestamp: f64,
+    /// `result.timestamp` of the last JSON reply, as written in the body.
+    last_reply: String,
 }
 
 impl Agent {
+    /// An agent for `hostname` on the server at `addr`, signing with `key`.
+    fn new(addr: SocketAddr, hostname: &str, key: &str) -> Agent {
+        Agent {
+            addr,
+            path: "/api-agent.php".into(),
+            hostname: hostname.into(),
+            key: key.into(),
+            server_key: None,
+            last_timestamp: 0.0,
+            last_reply: String::new(),
+        }
+    }
+
     fn timestamp(&mut self) -> f64 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -479,6 +494,9 @@ impl Agent {
         }
         let reply = response.json();
         assert!(reply["result"]["timestamp"].is_f64(), "{reply}");
+        let text = response.text();
+        let written = text.rsplit("\"timestamp\":").next().unwrap_or_default();
+        self.last_reply = written.trim_end_matches('}').to_string();
         reply["result"]["params"].clone()
     }
 
@@ -624,14 +642,7 @@ fn full_cycle() {
     assert_eq!(deployed["jobs"].as_array().unwrap().len(), 1);
 
     // The agent's first hello, signed with the global key: new keys and the job.
-    let mut agent = Agent {
-        addr: server.addr,
-        path: "/api-agent.php".into(),
-        hostname: "pc-e2e".into(),
-        key: agent_key.clone(),
-        server_key: None,
-        last_timestamp: 0.0,
-    };
+    let mut agent = Agent::new(server.addr, "pc-e2e", &agent_key);
     let hello = agent.hello();
     assert_eq!(hello["update"], 0);
     assert_ne!(agent.key, agent_key, "a per-computer agent key");
@@ -712,4 +723,64 @@ fn full_cycle() {
         !log.contains(&agent.key),
         "the computer's agent key is in the log"
     );
+}
+
+/// Twenty restarts half a second apart: the first reply after each is within a second of the
+/// wall clock, and the agent's replies keep increasing, also as the agent reads them back from
+/// its timestamp file, which it rewrites without truncating it.
+#[test]
+fn reply_timestamps_stay_on_the_wall_clock_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let start = || Server::start(&["--listen", "127.0.0.1:0", "--data-dir", &data], &[]);
+    let mut server = start();
+    let (admin_token, agent_key, _) = secrets(dir.path());
+    let admin = Admin {
+        addr: server.addr,
+        authorization: format!("Bearer {admin_token}"),
+    };
+    admin.json(
+        "POST",
+        "/computers",
+        Some(json!({"hostname": "pc-clock"})),
+        201,
+    );
+    let mut agent = Agent::new(server.addr, "pc-clock", &agent_key);
+    // The agent's timestamp file: each value written over the previous one, not truncated.
+    let mut file: Vec<u8> = Vec::new();
+    let mut last = 0.0;
+    for restart in 0..20 {
+        if restart > 0 {
+            let (status, log) = server.stop_with("-TERM");
+            assert!(status.success(), "{log}");
+            thread::sleep(Duration::from_millis(500));
+            server = start();
+            agent.addr = server.addr;
+        }
+        agent.hello();
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let sent: f64 = agent.last_reply.parse().unwrap();
+        assert!(sent > last, "restart {restart}: {sent} after {last}");
+        assert!(
+            sent <= wall + 1.0,
+            "restart {restart}: {sent} is {} s ahead of the clock",
+            sent - wall
+        );
+        let written = agent.last_reply.as_bytes();
+        if file.len() < written.len() {
+            file.resize(written.len(), b' ');
+        }
+        file[..written.len()].copy_from_slice(written);
+        let read_back: f64 = std::str::from_utf8(&file).unwrap().trim().parse().unwrap();
+        assert_eq!(
+            read_back, sent,
+            "restart {restart}: the file reads {read_back}"
+        );
+        last = sent;
+    }
+    let (status, log) = server.stop_with("-TERM");
+    assert!(status.success(), "{log}");
 }

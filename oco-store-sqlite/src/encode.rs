@@ -19,7 +19,7 @@ use oco_core::model::{
     Revision, RuleId, Schedule, SequenceMode, SuccessCodes, UpgradeBehavior, WolSettings,
     WolShutdown,
 };
-use oco_core::store::{StoreError, StoreResult};
+use oco_core::store::{AgentContact, AgentCredentials, StoreError, StoreResult};
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Row};
 
@@ -307,6 +307,54 @@ fn memo<T: Clone + 'static>(
         cache.insert(text.to_owned(), value.clone());
     });
     Ok(value)
+}
+
+/// A computer's credentials from a row of `agent_key, previous_agent_key, server_key,
+/// last_hello, last_reply, contact_at, contact_address, agent_version`.
+pub(crate) fn credentials(row: &Row<'_>) -> Result<AgentCredentials, String> {
+    let contact_at: Option<i64> = get(row, 5, "contact_at")?;
+    let contact_address: Option<String> = get(row, 6, "contact_address")?;
+    let last_contact = match (contact_at, contact_address) {
+        (Some(at), Some(address)) => Some(AgentContact {
+            at: from_time(at),
+            address: address
+                .parse()
+                .map_err(|_| format!("contact_address: `{address}` is not an IP address"))?,
+            agent_version: get(row, 7, "agent_version")?,
+        }),
+        (None, None) => None,
+        _ => return Err("contact_at and contact_address: only one of them is set".into()),
+    };
+    Ok(AgentCredentials {
+        agent_key: get(row, 0, "agent_key")?,
+        previous_agent_key: get(row, 1, "previous_agent_key")?,
+        server_key: get(row, 2, "server_key")?,
+        last_hello: get(row, 3, "last_hello")?,
+        last_reply: get(row, 4, "last_reply")?,
+        last_contact,
+    })
+}
+
+/// The parameters of `UPSERT_CREDENTIALS` after the computer: the columns of [`credentials`].
+pub(crate) fn credentials_values(
+    credentials: &AgentCredentials,
+) -> StoreResult<[rusqlite::types::Value; 8]> {
+    use rusqlite::types::Value;
+    let text = |value: &Option<String>| value.clone().map_or(Value::Null, Value::Text);
+    let real = |value: Option<f64>| value.map_or(Value::Null, Value::Real);
+    let contact = credentials.last_contact.as_ref();
+    Ok([
+        text(&credentials.agent_key),
+        text(&credentials.previous_agent_key),
+        text(&credentials.server_key),
+        real(credentials.last_hello),
+        real(credentials.last_reply),
+        opt_time(contact.map(|c| c.at))?.map_or(Value::Null, Value::Integer),
+        contact.map_or(Value::Null, |c| Value::Text(c.address.to_string())),
+        contact
+            .and_then(|c| c.agent_version.clone())
+            .map_or(Value::Null, Value::Text),
+    ])
 }
 
 /// Column `index` (named `column`) of `row`, or why it does not have the expected type.

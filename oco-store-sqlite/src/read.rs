@@ -142,19 +142,12 @@ pub(crate) fn credentials(conn: &Connection, id: ComputerId) -> StoreResult<Agen
 fn credentials_of(conn: &Connection, id: ComputerId) -> StoreResult<AgentCredentials> {
     let stored = row(
         conn,
-        "SELECT agent_key, previous_agent_key, server_key, last_hello FROM credentials \
-         WHERE computer_id = ?1",
+        "SELECT agent_key, previous_agent_key, server_key, last_hello, last_reply, contact_at, \
+         contact_address, agent_version FROM credentials WHERE computer_id = ?1",
         [id.0],
         |row| {
-            let decode = || -> Result<AgentCredentials, String> {
-                Ok(AgentCredentials {
-                    agent_key: get(row, 0, "agent_key")?,
-                    previous_agent_key: get(row, 1, "previous_agent_key")?,
-                    server_key: get(row, 2, "server_key")?,
-                    last_hello: get(row, 3, "last_hello")?,
-                })
-            };
-            decode().map_err(|reason| corrupt("credentials of computer", id.0, reason))
+            encode::credentials(row)
+                .map_err(|reason| corrupt("credentials of computer", id.0, reason))
         },
     )?;
     Ok(stored.unwrap_or_default())
@@ -163,13 +156,12 @@ fn credentials_of(conn: &Connection, id: ComputerId) -> StoreResult<AgentCredent
 pub(crate) fn server_state(conn: &Connection) -> StoreResult<ServerState> {
     let stored = row(
         conn,
-        "SELECT last_response_timestamp, admin_token_hash FROM server_state WHERE id = 1",
+        "SELECT admin_token_hash FROM server_state WHERE id = 1",
         [],
         |row| {
             let decode = || -> Result<ServerState, String> {
                 Ok(ServerState {
-                    last_response_timestamp: get(row, 0, "last_response_timestamp")?,
-                    admin_token_hash: get(row, 1, "admin_token_hash")?,
+                    admin_token_hash: get(row, 0, "admin_token_hash")?,
                 })
             };
             decode().map_err(|reason| corrupt("server state", 1, reason))

@@ -7,7 +7,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::backend;
 
 /// The migrations in order: migration `i` (0-based) brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_agent_replies_and_contact.sql"),
+];
 
 /// The schema version this code writes: the number of migrations.
 // Checked at compile time: a handful of migrations fits in a u32.

@@ -197,20 +197,31 @@ pub(crate) fn delete_computer(conn: &Connection, id: ComputerId) -> StoreResult<
     Ok(())
 }
 
-/// Writes a computer's credentials (parameters: computer, agent key, previous agent key, server
-/// key, last hello), by the setter and by `Change::SetCredentials`.
+/// Writes a computer's credentials (parameters: computer, then `encode::credentials_values`), by
+/// the setter and by `Change::SetCredentials`.
 const UPSERT_CREDENTIALS: &str = "INSERT INTO credentials (computer_id, agent_key, \
-     previous_agent_key, server_key, last_hello) VALUES (?1, ?2, ?3, ?4, ?5) \
+     previous_agent_key, server_key, last_hello, last_reply, contact_at, contact_address, \
+     agent_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
      ON CONFLICT (computer_id) DO UPDATE SET agent_key = excluded.agent_key, \
      previous_agent_key = excluded.previous_agent_key, server_key = excluded.server_key, \
-     last_hello = excluded.last_hello";
+     last_hello = excluded.last_hello, last_reply = excluded.last_reply, \
+     contact_at = excluded.contact_at, contact_address = excluded.contact_address, \
+     agent_version = excluded.agent_version";
 
-/// Writes the server state (parameters: last response timestamp, admin token hash), by the
-/// setter and by `Change::SetServerState`.
-const UPSERT_SERVER_STATE: &str = "INSERT INTO server_state (id, last_response_timestamp, \
-     admin_token_hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET \
-     last_response_timestamp = excluded.last_response_timestamp, \
-     admin_token_hash = excluded.admin_token_hash";
+/// The parameters of [`UPSERT_CREDENTIALS`].
+fn credentials_params(
+    computer: ComputerId,
+    credentials: &AgentCredentials,
+) -> StoreResult<Vec<Value>> {
+    let mut values = vec![Value::Integer(computer.0)];
+    values.extend(encode::credentials_values(credentials)?);
+    Ok(values)
+}
+
+/// Writes the server state (parameter: admin token hash), by the setter and by
+/// `Change::SetServerState`.
+const UPSERT_SERVER_STATE: &str = "INSERT INTO server_state (id, admin_token_hash) \
+     VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET admin_token_hash = excluded.admin_token_hash";
 
 pub(crate) fn set_last_seen(
     conn: &Connection,
@@ -239,23 +250,13 @@ pub(crate) fn set_credentials(
     execute(
         conn,
         UPSERT_CREDENTIALS,
-        params![
-            id.0,
-            credentials.agent_key,
-            credentials.previous_agent_key,
-            credentials.server_key,
-            credentials.last_hello,
-        ],
+        params_from_iter(credentials_params(id, credentials)?),
     )?;
     Ok(())
 }
 
 pub(crate) fn set_server_state(conn: &Connection, state: &ServerState) -> StoreResult<()> {
-    execute(
-        conn,
-        UPSERT_SERVER_STATE,
-        params![state.last_response_timestamp, state.admin_token_hash],
-    )?;
+    execute(conn, UPSERT_SERVER_STATE, [&state.admin_token_hash])?;
     Ok(())
 }
 
@@ -926,13 +927,7 @@ impl<'c> ChangeWriter<'c> {
                 }
                 self.exec(
                     UPSERT_CREDENTIALS,
-                    params![
-                        computer.0,
-                        credentials.agent_key,
-                        credentials.previous_agent_key,
-                        credentials.server_key,
-                        credentials.last_hello,
-                    ],
+                    params_from_iter(credentials_params(*computer, credentials)?),
                 )?;
             }
             Change::SetLastSeen { computer, at } => {
@@ -946,10 +941,7 @@ impl<'c> ChangeWriter<'c> {
                 }
             }
             Change::SetServerState { state } => {
-                self.exec(
-                    UPSERT_SERVER_STATE,
-                    params![state.last_response_timestamp, state.admin_token_hash],
-                )?;
+                self.exec(UPSERT_SERVER_STATE, [&state.admin_token_hash])?;
             }
             Change::ExpectAssignments { computer, expected } => {
                 self.tick()?;

@@ -294,6 +294,39 @@ fn data_written_at_schema_version_1_survives_migration() {
     assert!(next.id > ComputerId(7));
 }
 
+/// Version 2 keeps reply timestamps per agent: every agent that had credentials continues above
+/// the server-wide reservation of version 1, which every reply sent before was below.
+#[test]
+fn the_server_wide_reply_reservation_becomes_each_agents_last_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.sqlite");
+    database_at(&path, 1);
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "INSERT INTO computers (id, hostname, hostname_key, os, os_version, architecture, macs)
+             VALUES (1, 'pc1', 'pc1', '', '', '', ''), (2, 'pc2', 'pc2', '', '', '', '');
+         INSERT INTO credentials (computer_id, agent_key, server_key, last_hello)
+             VALUES (1, 'agent', 'server', 1764849000.5);
+         INSERT INTO server_state (id, last_response_timestamp, admin_token_hash)
+             VALUES (1, 1764849610.25, 'hash');",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    let credentials = store.credentials(ComputerId(1)).unwrap();
+    assert_eq!(credentials.last_reply, Some(1_764_849_610.25));
+    assert_eq!(credentials.last_hello, Some(1_764_849_000.5));
+    assert_eq!(credentials.agent_key.as_deref(), Some("agent"));
+    assert_eq!(credentials.last_contact, None);
+    // A computer that never said hello had no reply: it has no credentials yet.
+    assert_eq!(store.credentials(ComputerId(2)).unwrap().last_reply, None);
+    assert_eq!(
+        store.server_state().unwrap().admin_token_hash.as_deref(),
+        Some("hash")
+    );
+}
+
 #[test]
 fn a_failing_migration_changes_nothing() {
     // A version-0 file that already has a table the first migration creates: the migration

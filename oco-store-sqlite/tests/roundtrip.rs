@@ -25,8 +25,8 @@ use oco_core::model::{
 use oco_core::rules::{NewJob, NewJobs};
 use oco_core::store::testkit::{at, dump, name};
 use oco_core::store::{
-    AgentCredentials, Change, ChangeSet, JobFilter, MemoryStore, NewComputer, Page, ServerState,
-    Store, StoreError,
+    AgentContact, AgentCredentials, Change, ChangeSet, JobFilter, MemoryStore, NewComputer, Page,
+    ServerState, Store, StoreError,
 };
 use oco_store_sqlite::SqliteStore;
 use proptest::prelude::*;
@@ -271,21 +271,42 @@ fn computer() -> impl Strategy<Value = ComputerSpec> {
             prop::option::of(text()),
             prop::option::of(text()),
             prop::option::of(-1e12_f64..1e12),
+            prop::option::of(-1e12_f64..1e12),
+            prop::option::of((
+                instant(),
+                any::<u128>(),
+                any::<bool>(),
+                prop::option::of(text()),
+            )),
         ),
     )
         .prop_map(
-            |(os, os_version, architecture, macs, last_seen, (a, p, s, h))| ComputerSpec {
-                os,
-                os_version,
-                architecture,
-                macs,
-                last_seen,
-                credentials: AgentCredentials {
-                    agent_key: a,
-                    previous_agent_key: p,
-                    server_key: s,
-                    last_hello: h,
-                },
+            |(os, os_version, architecture, macs, last_seen, (a, p, s, h, r, contact))| {
+                ComputerSpec {
+                    os,
+                    os_version,
+                    architecture,
+                    macs,
+                    last_seen,
+                    credentials: AgentCredentials {
+                        agent_key: a,
+                        previous_agent_key: p,
+                        server_key: s,
+                        last_hello: h,
+                        last_reply: r,
+                        last_contact: contact.map(|(at, bits, v6, agent_version)| AgentContact {
+                            at,
+                            address: if v6 {
+                                std::net::IpAddr::V6(bits.into())
+                            } else {
+                                // The low 32 bits, by design.
+                                #[allow(clippy::cast_possible_truncation)]
+                                std::net::IpAddr::V4((bits as u32).into())
+                            },
+                            agent_version,
+                        }),
+                    },
+                }
             },
         )
 }
@@ -488,7 +509,7 @@ fn world() -> impl Strategy<Value = World> {
         ),
         prop::collection::vec(rule(), 0..3),
         prop::collection::vec((0..16_usize, instant()), 0..3),
-        (prop::option::of(-1e12_f64..1e12), prop::option::of(text())),
+        prop::option::of(text()),
     )
         .prop_map(
             |(
@@ -499,7 +520,7 @@ fn world() -> impl Strategy<Value = World> {
                 (computer_group, package_group),
                 rules,
                 deleted,
-                (last_response_timestamp, admin_token_hash),
+                admin_token_hash,
             )| World {
                 computers,
                 families,
@@ -509,10 +530,7 @@ fn world() -> impl Strategy<Value = World> {
                 package_group,
                 rules,
                 deleted,
-                server: ServerState {
-                    last_response_timestamp,
-                    admin_token_hash,
-                },
+                server: ServerState { admin_token_hash },
             },
         )
 }

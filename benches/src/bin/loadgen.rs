@@ -184,7 +184,7 @@ fn seeded_credentials(hostname: &str) -> AgentCredentials {
         agent_key: Some(derive_key("agent", hostname)),
         previous_agent_key: None,
         server_key: Some(derive_key("server", hostname)),
-        last_hello: None,
+        ..AgentCredentials::default()
     }
 }
 

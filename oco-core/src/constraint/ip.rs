@@ -92,6 +92,70 @@ impl IpRanges {
         IpMatcher::new(self.entries.iter().copied())
     }
 
+    /// An address that this list allows (`verdict == true`) or denies (`false`), if there is
+    /// one; `None` means that every address gets the other verdict.
+    ///
+    /// IPv4 addresses are tried before IPv6 ones, and the lowest address of the first stretch of
+    /// the address space with that verdict is returned; IPv4-mapped IPv6 addresses are never
+    /// returned (they are checked as IPv4). Exact, from the same intervals a long list compiles
+    /// to: what an agent at an unknown address would get is the same for every address exactly
+    /// when one of `sample(true)` and `sample(false)` is `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::constraint::IpRanges;
+    ///
+    /// let ranges: IpRanges = "!127.0.0.0/8".parse()?;
+    /// assert_eq!(ranges.sample(false), Some("127.0.0.0".parse()?));
+    /// assert_eq!(ranges.sample(true), Some("0.0.0.0".parse()?));
+    ///
+    /// // Every IPv4 and every IPv6 address: nothing is denied.
+    /// let everything: IpRanges = "0.0.0.0/0, ::/0".parse()?;
+    /// assert_eq!(everything.sample(false), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sample(&self, verdict: bool) -> Option<IpAddr> {
+        let default = self.verdict_when_unmatched();
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for (index, entry) in self.entries.iter().enumerate() {
+            let allows = !entry.negated;
+            match entry.network {
+                IpNet::V4(net) => v4.push(Prefix {
+                    index,
+                    network: u32::from(net.network()),
+                    mask: u32::from(net.netmask()),
+                    verdict: allows,
+                }),
+                IpNet::V6(net) => v6.push(Prefix {
+                    index,
+                    network: u128::from(net.network()),
+                    mask: u128::from(net.netmask()),
+                    verdict: allows,
+                }),
+            }
+        }
+        let (starts, verdicts) = intervals(v4, default);
+        if let Some(i) = verdicts.iter().position(|&v| v == verdict) {
+            return Some(IpAddr::V4(Ipv4Addr::from(starts[i])));
+        }
+        // IPv6, skipping the IPv4-mapped block ::ffff:0:0/96 (those addresses are IPv4).
+        let (mapped_first, mapped_last) = (0xffff_u128 << 32, (0xffff_u128 << 32) | 0xffff_ffff);
+        let (starts, verdicts) = intervals(v6, default);
+        (0..starts.len())
+            .filter(|&i| verdicts[i] == verdict)
+            .find_map(|i| {
+                let first = starts[i];
+                let last = starts.get(i + 1).map_or(u128::MAX, |next| next - 1);
+                if !(mapped_first..=mapped_last).contains(&first) {
+                    Some(first)
+                } else {
+                    (last > mapped_last).then_some(mapped_last + 1)
+                }
+            })
+            .map(|bits| IpAddr::V6(Ipv6Addr::from(bits)))
+    }
+
     fn verdict_when_unmatched(&self) -> bool {
         self.entries.iter().all(|entry| entry.negated)
     }
@@ -584,6 +648,54 @@ mod tests {
             let matcher = ranges.compile();
             for addr in probes(&ranges, &seeds) {
                 prop_assert_eq!(matcher.allows(addr), ranges.allows(addr), "{} for `{}`", addr, ranges);
+            }
+        }
+
+        /// `sample(v)` is an address with verdict `v`, and `None` only when no address has it.
+        /// The verdict is constant between consecutive cut points (an entry's first address,
+        /// the address after its last, the edges of the IPv4-mapped block), so checking every
+        /// cut point checks every address.
+        #[test]
+        fn sample_finds_an_address_of_each_verdict_that_exists(ranges in ranges(12)) {
+            let mapped_first = 0xffff_u128 << 32;
+            let mut cuts = vec![
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::from(mapped_first - 1)),
+                IpAddr::V6(Ipv6Addr::from(mapped_first + (1 << 32))),
+            ];
+            for entry in &ranges.entries {
+                match entry.network {
+                    IpNet::V4(net) => {
+                        cuts.push(IpAddr::V4(net.network()));
+                        if let Some(after) = u32::from(net.broadcast()).checked_add(1) {
+                            cuts.push(IpAddr::V4(after.into()));
+                        }
+                    }
+                    IpNet::V6(net) => {
+                        cuts.push(IpAddr::V6(net.network()));
+                        if let Some(after) = u128::from(net.broadcast()).checked_add(1) {
+                            cuts.push(IpAddr::V6(after.into()));
+                        }
+                    }
+                }
+            }
+            let reachable = |addr: &IpAddr| match addr {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().is_none(),
+                IpAddr::V4(_) => true,
+            };
+            for verdict in [true, false] {
+                match ranges.sample(verdict) {
+                    Some(addr) => {
+                        prop_assert!(reachable(&addr), "{} is IPv4-mapped", addr);
+                        prop_assert_eq!(ranges.allows(addr), verdict, "{} for `{}`", addr, ranges);
+                    }
+                    None => {
+                        for addr in cuts.iter().filter(|addr| reachable(addr)) {
+                            prop_assert_ne!(ranges.allows(*addr), verdict, "{} for `{}`", addr, ranges);
+                        }
+                    }
+                }
             }
         }
 

@@ -21,6 +21,6 @@ pub use failing::{FailingStore, InjectedFailure};
 pub use memory::MemoryStore;
 pub use port::{JobFilter, NewComputer, Page, Store, StoreResult};
 pub use snapshot::{
-    AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot, OriginInfo,
-    PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState,
+    AgentContact, AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot,
+    OriginInfo, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState,
 };

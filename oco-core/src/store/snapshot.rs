@@ -105,27 +105,89 @@ pub struct ContainerJobs {
     pub jobs: Vec<Job>,
 }
 
-/// Server-wide secrets and counters the server keeps (see the server docs).
+/// Server-wide secrets the server keeps (see the server docs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerState {
-    /// The last `result.timestamp` the server sent; its responses' timestamps strictly increase
-    /// over its whole life, restarts included.
-    pub last_response_timestamp: Option<f64>,
     /// A hash of the admin API token (never the token itself).
     pub admin_token_hash: Option<String>,
 }
 
-/// The agent credentials the server keeps per computer (see the server docs).
+/// What the server keeps per computer about its agent: keys, the replay guard, the last reply
+/// timestamp and the last contact (see the server docs).
+///
+/// # Examples
+///
+/// An administrator resets a computer whose agent is locked out; its next hello, signed with the
+/// global key or the key it had, is a first contact again:
+///
+/// ```
+/// use oco_core::store::AgentCredentials;
+///
+/// let locked_out = AgentCredentials {
+///     agent_key: Some("own-key".into()),
+///     server_key: Some("server-key".into()),
+///     last_hello: Some(4_102_444_800.0),
+///     last_reply: Some(1_764_849_600.000_001),
+///     ..AgentCredentials::default()
+/// };
+/// let reset = locked_out.reset_to_first_contact();
+/// assert_eq!(reset.agent_key, None);
+/// assert_eq!(reset.previous_agent_key.as_deref(), Some("own-key"));
+/// assert_eq!(reset.last_hello, None);
+/// // The agent keeps its server key and its last server timestamp, so both stay.
+/// assert_eq!(reset.server_key, locked_out.server_key);
+/// assert_eq!(reset.last_reply, locked_out.last_reply);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentCredentials {
     /// The computer's own agent key; `None` until the first hello (the global key applies).
     pub agent_key: Option<String>,
-    /// The key before the last change, accepted until the new one is used.
+    /// The key before the last change, accepted until the new one is used. Without an own key
+    /// (after [`reset_to_first_contact`](Self::reset_to_first_contact)) it is accepted as a
+    /// first-contact key.
     pub previous_agent_key: Option<String>,
     /// The key the server signs responses with.
     pub server_key: Option<String>,
     /// The agent's timestamp of its last accepted hello (the replay guard).
     pub last_hello: Option<f64>,
+    /// The last `result.timestamp` sent to this computer's agent, stored before the reply was
+    /// sent: every later reply to it is greater, whichever server process sends it.
+    pub last_reply: Option<f64>,
+    /// The agent's last accepted hello: when, from where, with which agent version.
+    pub last_contact: Option<AgentContact>,
+}
+
+impl AgentCredentials {
+    /// The credentials of a computer whose next hello is a first contact again: no own agent key
+    /// and no replay guard. The key it had becomes the previous key, which a computer without
+    /// an own key may sign with, as with the global key; the server key, the last reply
+    /// timestamp and the last contact stay, because the agent keeps its server key and its last
+    /// server timestamp.
+    #[must_use]
+    pub fn reset_to_first_contact(&self) -> AgentCredentials {
+        AgentCredentials {
+            agent_key: None,
+            previous_agent_key: self
+                .agent_key
+                .clone()
+                .or_else(|| self.previous_agent_key.clone()),
+            server_key: self.server_key.clone(),
+            last_hello: None,
+            last_reply: self.last_reply,
+            last_contact: self.last_contact.clone(),
+        }
+    }
+}
+
+/// An agent's last accepted hello, as the server saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentContact {
+    /// When the server accepted it.
+    pub at: DateTime<Utc>,
+    /// The agent's address (the TCP peer, or what a trusted proxy forwarded).
+    pub address: std::net::IpAddr,
+    /// The agent's version, as it reported it (`None` if it did not).
+    pub agent_version: Option<String>,
 }
 
 /// What rule evaluation needs: groups, computers, packages and assignments (as for deploy), every

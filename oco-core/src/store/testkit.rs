@@ -452,14 +452,12 @@ pub fn server_state_round_trip(make: MakeStore<'_>) {
     let store = make();
     assert_eq!(store.server_state().unwrap(), ServerState::default());
     let state = ServerState {
-        last_response_timestamp: Some(1_700_000_001.25),
         admin_token_hash: Some("sha256:0123abcd".into()),
     };
     store.set_server_state(&state).unwrap();
     assert_eq!(store.server_state().unwrap(), state);
     let later = ServerState {
-        last_response_timestamp: Some(1_700_000_002.5),
-        ..state
+        admin_token_hash: Some("sha256:4567cdef".into()),
     };
     store.set_server_state(&later).unwrap();
     assert_eq!(store.server_state().unwrap(), later);
@@ -478,9 +476,25 @@ pub fn credentials_round_trip(make: MakeStore<'_>) {
         previous_agent_key: Some("old key".into()),
         server_key: Some("server key".into()),
         last_hello: Some(1_700_000_123.25),
+        last_reply: Some(1_700_000_124.000_001),
+        last_contact: Some(crate::store::AgentContact {
+            at: at(3),
+            address: "2001:db8::7".parse().unwrap(),
+            agent_version: Some("1.2.0".into()),
+        }),
     };
     store.set_credentials(pc.id, &credentials).unwrap();
     assert_eq!(store.credentials(pc.id).unwrap(), credentials);
+    let unversioned = AgentCredentials {
+        last_contact: Some(crate::store::AgentContact {
+            at: at(4),
+            address: "10.1.2.3".parse().unwrap(),
+            agent_version: None,
+        }),
+        ..credentials.reset_to_first_contact()
+    };
+    store.set_credentials(pc.id, &unversioned).unwrap();
+    assert_eq!(store.credentials(pc.id).unwrap(), unversioned);
     let missing = ComputerId(pc.id.0 + 100);
     assert_err(
         store.credentials(missing),
@@ -505,9 +519,10 @@ pub fn agent_state_in_change_sets(make: MakeStore<'_>) {
         previous_agent_key: None,
         server_key: Some("server".into()),
         last_hello: Some(last_hello),
+        last_reply: Some(last_hello + 0.5),
+        last_contact: None,
     };
     let state = ServerState {
-        last_response_timestamp: Some(1_700_000_010.5),
         admin_token_hash: Some("hash".into()),
     };
     apply(

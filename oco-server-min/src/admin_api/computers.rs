@@ -1,23 +1,42 @@
-//! Computers: create, get, list, update, delete.
+//! Computers: create, get, list, update, delete, and reset an agent to first contact.
+//!
+//! A computer is shown with its agent's last accepted hello (`agent`: when, from which address,
+//! which agent version; `null` before the first), which `explain` also uses as the address.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use oco_core::model::{Computer, ComputerId, MacAddress, Name};
 use oco_core::rules::{RuleEvent, RuleWorld};
-use oco_core::store::NewComputer;
-use serde::Deserialize;
+use oco_core::store::{AgentContact, Change, ChangeSet, NewComputer, Store, StoreError};
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
-use super::{blocking, change_with_rules, list_page};
+use super::{blocking, change_with_rules};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/computers", get(list).post(create))
         .route("/computers/{id}", get(one).patch(update).delete(remove))
+        .route("/computers/{id}/agent/reset", post(reset_agent))
+}
+
+/// A computer as the admin API shows it: its fields and its agent's last contact.
+#[derive(Debug, Serialize)]
+pub(super) struct ComputerView {
+    #[serde(flatten)]
+    computer: Computer,
+    /// The agent's last accepted hello; `null` before the first.
+    agent: Option<AgentContact>,
+}
+
+/// `computer` with its agent's last contact, read from the store.
+fn view(store: &dyn Store, computer: Computer) -> Result<ComputerView, ApiError> {
+    let agent = store.credentials(computer.id)?.last_contact;
+    Ok(ComputerView { computer, agent })
 }
 
 /// A computer to create.
@@ -59,7 +78,7 @@ fn parse_macs(macs: &[String]) -> Result<Vec<MacAddress>, ApiError> {
 async fn create(
     State(state): State<AppState>,
     Body(input): Body<CreateComputer>,
-) -> ApiResult<(StatusCode, Json<Computer>)> {
+) -> ApiResult<(StatusCode, Json<ComputerView>)> {
     let new = NewComputer {
         hostname: Name::new("hostname", &input.hostname)?,
         os: input.os,
@@ -81,7 +100,7 @@ async fn create(
             },
             |computer| store.delete_computer(computer.id),
         )?;
-        Ok((StatusCode::CREATED, Json(computer)))
+        Ok((StatusCode::CREATED, Json(view(store, computer)?)))
     })
     .await
 }
@@ -89,28 +108,36 @@ async fn create(
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> ApiResult<Json<Paged<Computer>>> {
-    list_page(
-        state,
-        &query,
-        |store, page| store.list_computers(page),
-        |c| c.id.0,
-    )
+) -> ApiResult<Json<Paged<ComputerView>>> {
+    let (page, limit) = (query.probe()?, query.limit()?);
+    blocking(move || {
+        let store = state.store().as_ref();
+        let items = store
+            .list_computers(page)?
+            .into_iter()
+            .map(|computer| view(store, computer))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Json(Paged::of(items, limit, |c| c.computer.id.0)))
+    })
     .await
 }
 
 async fn one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Computer>> {
-    blocking(move || Ok(Json(state.store().computer(ComputerId(id))?))).await
+) -> ApiResult<Json<ComputerView>> {
+    blocking(move || {
+        let store = state.store().as_ref();
+        Ok(Json(view(store, store.computer(ComputerId(id))?)?))
+    })
+    .await
 }
 
 async fn update(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     Body(input): Body<UpdateComputer>,
-) -> ApiResult<Json<Computer>> {
+) -> ApiResult<Json<ComputerView>> {
     let hostname = input
         .hostname
         .as_deref()
@@ -142,7 +169,7 @@ async fn update(
             |()| event.clone(),
             |()| store.update_computer(&old),
         )?;
-        Ok(Json(new))
+        Ok(Json(view(store, new)?))
     })
     .await
 }
@@ -161,6 +188,43 @@ async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Api
         // of those rules evaluates them again.
         crate::rules::reevaluate(store, &event, &before, now)?;
         Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// How many times a reset is tried again when the agent's credentials change while it is written.
+const RESET_ATTEMPTS: usize = 8;
+
+/// `POST /computers/{id}/agent/reset`: the computer's next hello is a first contact again (see
+/// [`AgentCredentials::reset_to_first_contact`](oco_core::store::AgentCredentials)): for an
+/// agent locked out by a bad timestamp, or reinstalled with the global key.
+async fn reset_agent(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<ComputerView>> {
+    blocking(move || {
+        let store = state.store().as_ref();
+        let id = ComputerId(id);
+        for _ in 0..RESET_ATTEMPTS {
+            let credentials = store.credentials(id)?;
+            let set = ChangeSet {
+                changes: vec![Change::SetCredentials {
+                    computer: id,
+                    expected: credentials.clone(),
+                    credentials: credentials.reset_to_first_contact(),
+                }],
+            };
+            match store.apply(&set) {
+                // A hello or report of the agent changed them meanwhile: read them again.
+                Err(StoreError::Conflict { .. }) => continue,
+                result => result?,
+            };
+            return Ok(Json(view(store, store.computer(id)?)?));
+        }
+        Err(StoreError::Conflict {
+            what: format!("the agent credentials of computer {id} kept changing"),
+        }
+        .into())
     })
     .await
 }

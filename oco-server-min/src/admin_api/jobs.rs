@@ -1,4 +1,9 @@
 //! Jobs: list with filters and paging, get one, explain why one is held.
+//!
+//! `explain` plans the job's computer at the current time for an address: the one given with
+//! `?address=`, else that of the computer's last accepted hello (the answer says which, as
+//! `address_source`). With neither, it answers `deliverable` or `held` only when every address
+//! gets that answer, and `depends-on-address` otherwise.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -83,22 +88,54 @@ struct ExplainQuery {
     address: Option<IpAddr>,
 }
 
-/// Whether a job would be handed out if its computer's agent polled now.
+/// Whether a job would be handed out if its computer's agent polled now, and from which address
+/// that was decided.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "status")]
 enum Explanation {
     /// It would be handed out.
-    Deliverable { job: JobId, address: Option<IpAddr> },
+    Deliverable {
+        job: JobId,
+        #[serde(flatten)]
+        address: Address,
+    },
     /// It is held, for this reason (the first that applies).
     Held {
         job: JobId,
-        address: Option<IpAddr>,
+        #[serde(flatten)]
+        address: Address,
         reason: HoldReason,
     },
-    /// Its origin's IP ranges decide, and the agent's address was not given (`?address=`).
+    /// No address was given and none is known, and the verdict differs between addresses (the
+    /// origin's IP ranges decide); `?address=` tells.
     DependsOnAddress { job: JobId },
     /// It is not pending: nothing is handed out.
     NotPending { job: JobId, state: JobState },
+}
+
+/// The address a verdict was decided for, and where it came from; both `null` when the verdict
+/// is the same for every address.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Address {
+    address: Option<IpAddr>,
+    address_source: Option<AddressSource>,
+}
+
+/// Where `explain` took the agent's address from.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum AddressSource {
+    /// The request's `?address=`.
+    Query,
+    /// The address of the computer's last accepted hello.
+    LastHello,
+}
+
+/// What the planner decides for one job: handed out, or held for a reason.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    Deliverable,
+    Held(HoldReason),
 }
 
 async fn explain(
@@ -118,28 +155,69 @@ async fn explain(
             }));
         }
         let snapshot = store.planner_snapshot(job.computer)?;
-        // Unknown address: the unspecified one, which only a range decision can tell apart.
-        let address = query.address;
-        let planned = plan(
-            &snapshot,
-            now,
-            address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            state.settings(),
-        );
-        if planned.deliver.iter().any(|d| d.job.id == id) {
-            return Ok(Json(Explanation::Deliverable { job: id, address }));
-        }
-        let reason = planned
-            .held
-            .into_iter()
-            .find(|held| held.job.id == id)
-            .map(|held| held.reason)
-            .ok_or_else(|| {
-                ApiError::internal("explain", &"the planner neither delivered nor held the job")
-            })?;
-        Ok(Json(match (reason, address) {
-            (HoldReason::IpDenied, None) => Explanation::DependsOnAddress { job: id },
-            (reason, address) => Explanation::Held {
+        let verdict = |address: IpAddr| -> ApiResult<Verdict> {
+            let planned = plan(&snapshot, now, address, state.settings());
+            if planned.deliver.iter().any(|d| d.job.id == id) {
+                return Ok(Verdict::Deliverable);
+            }
+            planned
+                .held
+                .into_iter()
+                .find(|held| held.job.id == id)
+                .map(|held| Verdict::Held(held.reason))
+                .ok_or_else(|| {
+                    ApiError::internal("explain", &"the planner neither delivered nor held the job")
+                })
+        };
+        let known = match query.address {
+            Some(address) => Some((address, AddressSource::Query)),
+            None => store
+                .credentials(job.computer)?
+                .last_contact
+                .map(|contact| (contact.address, AddressSource::LastHello)),
+        };
+        let (verdict, address) = match known {
+            Some((address, source)) => (
+                verdict(address)?,
+                Address {
+                    address: Some(address),
+                    address_source: Some(source),
+                },
+            ),
+            None => {
+                // Only the origin's IP ranges tell addresses apart: one address they allow and
+                // one they deny (where such exist) cover every address.
+                let samples: Vec<IpAddr> = match snapshot
+                    .origins
+                    .get(&job.origin)
+                    .and_then(|origin| origin.policy.as_ref().ok())
+                {
+                    Some(policy) => [true, false]
+                        .into_iter()
+                        .filter_map(|allowed| policy.ip_ranges.sample(allowed))
+                        .collect(),
+                    // Missing or corrupt: held whatever the address.
+                    None => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+                };
+                let verdicts = samples
+                    .into_iter()
+                    .map(verdict)
+                    .collect::<ApiResult<Vec<_>>>()?;
+                match verdicts.split_first() {
+                    Some((first, rest)) if rest.iter().all(|other| other == first) => (
+                        first.clone(),
+                        Address {
+                            address: None,
+                            address_source: None,
+                        },
+                    ),
+                    _ => return Ok(Json(Explanation::DependsOnAddress { job: id })),
+                }
+            }
+        };
+        Ok(Json(match verdict {
+            Verdict::Deliverable => Explanation::Deliverable { job: id, address },
+            Verdict::Held(reason) => Explanation::Held {
                 job: id,
                 address,
                 reason,

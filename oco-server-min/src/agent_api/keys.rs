@@ -57,9 +57,10 @@ pub(crate) struct HelloGrant {
 /// - Signed with the computer's own key: accepted; the previous key is forgotten (the new key is
 ///   in use); a server key is created (and sent) only if there is none.
 /// - Signed with the previous key (a lost reply to the key exchange): the same keys are sent again.
-/// - No own key and signed with a first-contact key: a new agent key (and a server key unless one
-///   exists) is created and sent; the first-contact key becomes the previous key, so the exchange
-///   can be repeated until the new key is used.
+/// - No own key and signed with a first-contact key, or with the previous key (a computer an
+///   administrator reset to first contact keeps the key it had): a new agent key (and a server
+///   key unless one exists) is created and sent; the key used becomes the previous key, so the
+///   exchange can be repeated until the new key is used.
 ///
 /// In every case the agent's `timestamp` must be strictly greater than the stored last hello.
 pub(crate) fn decide_hello<E>(
@@ -105,7 +106,11 @@ pub(crate) fn decide_hello<E>(
         }
     } else if let (None, Some(used)) = (
         stored.agent_key.as_deref(),
-        first_contact.iter().find(|key| verifies(key)),
+        first_contact
+            .iter()
+            .copied()
+            .chain(stored.previous_agent_key.as_deref())
+            .find(|key| verifies(key)),
     ) {
         let agent_key = new_key()?;
         let server_key = match &stored.server_key {
@@ -115,9 +120,9 @@ pub(crate) fn decide_hello<E>(
         HelloGrant {
             credentials: AgentCredentials {
                 agent_key: Some(agent_key.clone()),
-                previous_agent_key: Some((*used).to_owned()),
+                previous_agent_key: Some(used.to_owned()),
                 server_key: Some(server_key.clone()),
-                last_hello: stored.last_hello,
+                ..stored.clone()
             },
             send_agent_key: Some(agent_key),
             send_server_key: Some(server_key),
@@ -176,8 +181,35 @@ mod tests {
                 previous_agent_key: Some("global".into()),
                 server_key: Some("key2".into()),
                 last_hello: Some(10.0),
+                ..AgentCredentials::default()
             }
         );
+    }
+
+    #[test]
+    fn a_reset_computer_accepts_the_global_key_or_the_key_it_had() {
+        let locked_out = AgentCredentials {
+            agent_key: Some("own".into()),
+            server_key: Some("server".into()),
+            last_hello: Some(4_102_444_800.0),
+            last_reply: Some(100.5),
+            ..AgentCredentials::default()
+        };
+        let reset = locked_out.reset_to_first_contact();
+        for key in ["own", "global"] {
+            let grant = decide_hello(&reset, signed_with(key), &["global"], 10.0, counter())
+                .unwrap()
+                .unwrap();
+            assert_eq!(grant.send_agent_key.as_deref(), Some("key1"), "{key}");
+            // The agent keeps the server key it has, so the server keeps it too.
+            assert_eq!(grant.send_server_key.as_deref(), Some("server"), "{key}");
+            assert_eq!(grant.credentials.previous_agent_key.as_deref(), Some(key));
+            assert_eq!(grant.credentials.last_hello, Some(10.0));
+            assert_eq!(grant.credentials.last_reply, Some(100.5));
+        }
+        let refused =
+            decide_hello(&reset, signed_with("other"), &["global"], 10.0, counter()).unwrap();
+        assert_eq!(refused, Err(HelloRefusal::Signature));
     }
 
     #[test]
@@ -187,6 +219,7 @@ mod tests {
             previous_agent_key: Some("global".into()),
             server_key: Some("server".into()),
             last_hello: Some(10.0),
+            ..AgentCredentials::default()
         };
         let again = decide_hello(&stored, signed_with("global"), &["global"], 11.0, counter())
             .unwrap()
@@ -226,6 +259,7 @@ mod tests {
             previous_agent_key: None,
             server_key: Some("server".into()),
             last_hello: Some(10.0),
+            ..AgentCredentials::default()
         };
         for timestamp in [9.0, 10.0] {
             let decision =

@@ -1,12 +1,17 @@
 //! The OCO agent's wire protocol: one endpoint, JSON-RPC bodies routed on their `method`.
 //!
-//! Every request is signed by the agent (HMAC-SHA256 of the exact body, see [`signature`]); every
-//! JSON reply carries a strictly increasing `result.timestamp` and is signed with the computer's
-//! server key. The methods:
+//! Every request is signed by the agent (HMAC-SHA256 of the exact body, see [`signature`]) and
+//! carries the agent's clock, which may be at most
+//! [`ServerOptions::max_clock_skew`](crate::ServerOptions::max_clock_skew) ahead of the server's
+//! (nothing of a request from further ahead is stored: one such timestamp would otherwise
+//! become the replay guard and lock the agent out). Every JSON reply carries a `result.timestamp`
+//! that strictly increases for each agent (stored per computer before the reply, see
+//! `timestamp.rs`) and is signed with the computer's server key. The methods:
 //!
 //! - `oco.agent.hello`: the key exchange (trust on first use), the replay guard (the agent's
 //!   timestamp must exceed the last hello's, made durable with the reply's other writes before
-//!   the reply), and the jobs the planner hands out.
+//!   the reply), the agent's last contact (time, address, version), and the jobs the planner
+//!   hands out.
 //! - `oco.agent.update_job_state`: the core's report handling, committed before the reply
 //!   (recomputed and retried when it loses a compare-and-set race); rules are re-evaluated
 //!   afterwards for the computers the outcome names.
@@ -49,25 +54,23 @@ use oco_core::report::{
 };
 use oco_core::rules::RuleEvent;
 use oco_core::store::{
-    AgentCredentials, Change, ChangeSet, NewComputer, PlannerSnapshot, ReportSnapshot, Store,
-    StoreError, StoreResult,
+    AgentContact, AgentCredentials, Change, ChangeSet, NewComputer, PlannerSnapshot,
+    ReportSnapshot, Store, StoreError, StoreResult,
 };
 use serde::Serialize;
 use tracing::Instrument;
 
 use crate::AppState;
 use keys::{decide_hello, HelloGrant, HelloRefusal};
-use timestamp::ResponseClock;
 use wire::{Head, HelloParams, NoParams, Reply, ReportReplyParams, ReportRequest, SoftwareJob};
 
 /// How many times a write that lost a compare-and-set race is recomputed from a fresh read
 /// before the request fails.
 const ATTEMPTS: usize = 8;
 
-/// The agent API's own state: reply timestamps and last-seen times waiting for [`flush`].
+/// The agent API's own state: last-seen times waiting for [`flush`].
 #[derive(Debug, Default)]
 pub struct AgentState {
-    timestamps: ResponseClock,
     last_seen: Mutex<HashMap<ComputerId, DateTime<Utc>>>,
     /// Reads running inline on an async worker now (see [`read`]).
     inline_reads: AtomicUsize,
@@ -94,8 +97,7 @@ pub fn router(path: &str) -> Router<AppState> {
     Router::new().route(path, post(endpoint).get(endpoint))
 }
 
-/// Writes the last-seen times noted since the last call (one commit), and renews the reply
-/// timestamp reservation if it is half used.
+/// Writes the last-seen times noted since the last call (one commit).
 ///
 /// The server calls this every few seconds and once at shutdown, after the last request; a
 /// last-seen time is lost only if the process dies between two calls. Safe to call concurrently
@@ -137,8 +139,7 @@ pub async fn flush(state: &AppState) -> StoreResult<()> {
             }
         }
     }
-    let now = timestamp::epoch_seconds(state.clock().now());
-    agent.timestamps.reserve(state, now).await
+    Ok(())
 }
 
 fn requeue(state: &AppState, pending: &[(ComputerId, DateTime<Utc>)]) {
@@ -157,6 +158,11 @@ enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(&'static str),
+    #[error(
+        "Agent timestamp too far ahead: more than {limit} s ahead of the server clock \
+         (check the agent's clock)"
+    )]
+    AheadOfClock { limit: u64 },
     #[error("Request body too large: the limit is {} bytes", crate::BODY_LIMIT)]
     TooLarge,
     #[error("Internal server error")]
@@ -169,7 +175,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::AheadOfClock { .. } => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -259,11 +265,20 @@ async fn handle(
     let ConnectInfo(peer) = peer.map_err(|rejection| {
         ApiError::Internal(format!("the peer address is unknown: {rejection}"))
     })?;
+    let now = state.clock().now();
+    let limit = state.options().max_clock_skew;
+    let ahead = head.params.timestamp - timestamp::epoch_seconds(now);
+    // NaN is refused too (serde_json reads none, but nothing here should depend on that).
+    if ahead.is_nan() || ahead > limit.as_secs_f64() {
+        return Err(ApiError::AheadOfClock {
+            limit: limit.as_secs(),
+        });
+    }
     let request = Request {
         state,
         body: &body,
         signature,
-        now: state.clock().now(),
+        now,
         head,
     };
     match &*request.head.method {
@@ -274,8 +289,7 @@ async fn handle(
         "oco.agent.update_job_state" => update_job_state(&request).await,
         "oco.agent.download" => download(&request).await,
         "oco.agent.update" | "oco.agent.events" | "oco.agent.passwords" => {
-            let (_, credentials) = authenticate(&request).await?;
-            reply(&request, NoParams {}, credentials.server_key.as_deref()).await
+            minimal_reply(&request).await
         }
         other => Err(ApiError::BadRequest(format!("Unknown method `{other}`"))),
     }
@@ -337,6 +351,13 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
     let state = request.state;
     let hostname = request.head.params.hostname.to_string();
     let timestamp = request.head.params.timestamp;
+    let agent_version = request
+        .head
+        .params
+        .data
+        .agent_version
+        .as_deref()
+        .map(printable_version);
     // The computer this request registered, whose first hello may be signed with the
     // registration key.
     let mut registered: Option<ComputerId> = None;
@@ -417,14 +438,23 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
         };
         let computer = &snapshot.computer;
         let plan = plan(&snapshot, request.now, addr, state.settings());
+        let issued = timestamp::next_reply(request.now, stored.last_reply);
+        let credentials = AgentCredentials {
+            last_reply: Some(issued),
+            last_contact: Some(AgentContact {
+                at: request.now,
+                address: addr,
+                agent_version: agent_version.clone(),
+            }),
+            ..grant.credentials.clone()
+        };
         let mut set = ChangeSet::default();
         set.push(Change::SetCredentials {
             computer: computer.id,
             expected: stored,
-            credentials: grant.credentials.clone(),
+            credentials,
         });
         set.extend(plan.changes.clone());
-        let issued = state.agent().timestamps.next(state, request.now).await?;
         match state.committer().commit(set).await {
             Ok(_) => {}
             Err(StoreError::Conflict { what }) => {
@@ -503,22 +533,21 @@ async fn register(request: &Request<'_>, hostname: &str) -> Result<ComputerId, A
 // Other methods.
 
 /// Authenticates a request other than a hello: signed with the computer's own key, with a
-/// timestamp not older than the last hello's. The first such request also ends the grace period
-/// of the previous key.
+/// timestamp not older than the last hello's. Returns the computer and the credentials read,
+/// which the request's write expects (see [`signed_request_write`]).
 async fn authenticate(request: &Request<'_>) -> Result<(Computer, AgentCredentials), ApiError> {
     let state = request.state;
     let store = state.cached_store().clone();
     let hostname = request.head.params.hostname.to_string();
     let found = read(state, move || store.computer_and_credentials(&hostname)).await?;
-    check_signed(request, found).await
+    check_signed(request, found)
 }
 
 /// The checks of [`authenticate`] on what it read (`None`: no such computer).
-async fn check_signed(
+fn check_signed(
     request: &Request<'_>,
     found: Option<(Computer, AgentCredentials)>,
 ) -> Result<(Computer, AgentCredentials), ApiError> {
-    let state = request.state;
     let (computer, credentials) = found.ok_or(ApiError::Unauthorized("Unknown computer"))?;
     let signed = credentials
         .agent_key
@@ -533,24 +562,60 @@ async fn check_signed(
     {
         return Err(ApiError::Unauthorized("Agent timestamp too old"));
     }
-    if credentials.previous_agent_key.is_some() {
-        let mut confirmed = credentials.clone();
-        confirmed.previous_agent_key = None;
+    request.state.agent().saw(computer.id, request.now);
+    Ok((computer, credentials))
+}
+
+/// The write after an authenticated request other than a hello: `last_reply` becomes the
+/// computer's last reply timestamp (a JSON reply's, or the stored one for a download, which
+/// sends none), and, the request being signed with the computer's own key, the previous key's
+/// grace period ends. Compare-and-set against `credentials` as read: a concurrent request of the
+/// same agent makes it conflict, and the request is computed again.
+fn signed_request_write(
+    computer: ComputerId,
+    credentials: &AgentCredentials,
+    last_reply: Option<f64>,
+) -> Change {
+    Change::SetCredentials {
+        computer,
+        expected: credentials.clone(),
+        credentials: AgentCredentials {
+            previous_agent_key: None,
+            last_reply,
+            ..credentials.clone()
+        },
+    }
+}
+
+/// The minimal reply of `oco.agent.update`, `events` and `passwords`.
+async fn minimal_reply(request: &Request<'_>) -> Result<Response, ApiError> {
+    for _ in 0..ATTEMPTS {
+        let (computer, credentials) = authenticate(request).await?;
+        let issued = timestamp::next_reply(request.now, credentials.last_reply);
         let set = ChangeSet {
-            changes: vec![Change::SetCredentials {
-                computer: computer.id,
-                expected: credentials.clone(),
-                credentials: confirmed,
-            }],
+            changes: vec![signed_request_write(
+                computer.id,
+                &credentials,
+                Some(issued),
+            )],
         };
-        match state.committer().commit(set).await {
-            // A concurrent hello changed them: the next request tries again.
-            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+        match request.state.committer().commit(set).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict { what }) => {
+                tracing::debug!(%what, "reply lost a race; reading again");
+                continue;
+            }
             Err(error) => return Err(error.into()),
         }
+        return signed_json(
+            &Reply::new(NoParams {}, issued),
+            credentials.server_key.as_deref(),
+        );
     }
-    state.agent().saw(computer.id, request.now);
-    Ok((computer, credentials))
+    Err(ApiError::Internal(format!(
+        "{} lost {ATTEMPTS} races in a row",
+        request.head.method
+    )))
 }
 
 async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
@@ -561,7 +626,7 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
     let parsed_job = data.job_id.parse();
     // One read for the authentication and the job's report snapshot, which is read only if the
     // job id parses; its outcome is looked at after the authentication, as if read after it.
-    let (found, first_snapshot) = {
+    let read_both = || {
         let store = state.cached_store().clone();
         let hostname = request.head.params.hostname.to_string();
         let job = parsed_job.map(|(job, _)| job);
@@ -573,10 +638,9 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
             };
             Ok((found, snapshot))
         })
-        .await?
     };
-    let (computer, credentials) = check_signed(request, found).await?;
-    let mut first_snapshot = first_snapshot;
+    let (found, mut snapshot) = read_both().await?;
+    let (mut computer, mut credentials) = check_signed(request, found)?;
     let (job, attempt) =
         parsed_job.ok_or_else(|| ApiError::BadRequest(format!("Unknown job {}", data.job_id)))?;
     let reported = ReportedState::from_wire_code(data.state)
@@ -602,20 +666,18 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
         download_progress,
         output: data.message,
     };
-    for _ in 0..ATTEMPTS {
-        let read_snapshot = match first_snapshot.take() {
-            Some(snapshot) => snapshot,
-            None => {
-                let store = state.store().clone();
-                read(state, move || Ok(store.report_snapshot(job))).await?
-            }
-        };
-        let snapshot = match read_snapshot {
-            Ok(snapshot) => snapshot,
-            Err(StoreError::NotFound { .. }) => {
+    for round in 0..ATTEMPTS {
+        if round > 0 {
+            let (found, again) = read_both().await?;
+            (computer, credentials) = check_signed(request, found)?;
+            snapshot = again;
+        }
+        let snapshot = match snapshot.take() {
+            Some(Ok(snapshot)) => snapshot,
+            Some(Err(StoreError::NotFound { .. })) | None => {
                 return Err(ApiError::BadRequest(format!("Unknown job {}", data.job_id)))
             }
-            Err(error) => return Err(error.into()),
+            Some(Err(error)) => return Err(error.into()),
         };
         let outcome = match apply_report(&snapshot, computer.id, &report, request.now) {
             Ok(outcome) => outcome,
@@ -626,16 +688,20 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
                 return Err(ApiError::Internal(error.to_string()))
             }
         };
-        let issued = state.agent().timestamps.next(state, request.now).await?;
-        if !outcome.changes.is_empty() {
-            match state.committer().commit(outcome.changes.clone()).await {
-                Ok(_) => {}
-                Err(StoreError::Conflict { what }) => {
-                    tracing::debug!(%what, "report lost a race; reading again");
-                    continue;
-                }
-                Err(error) => return Err(error.into()),
+        let issued = timestamp::next_reply(request.now, credentials.last_reply);
+        let mut set = outcome.changes.clone();
+        set.push(signed_request_write(
+            computer.id,
+            &credentials,
+            Some(issued),
+        ));
+        match state.committer().commit(set).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict { what }) => {
+                tracing::debug!(%what, "report lost a race; reading again");
+                continue;
             }
+            Err(error) => return Err(error.into()),
         }
         match outcome.disposition {
             Disposition::Applied => {
@@ -708,7 +774,22 @@ async fn download(request: &Request<'_>) -> Result<Response, ApiError> {
         .ok_or_else(|| {
             ApiError::BadRequest("Invalid request: missing field `package-id`".into())
         })?;
-    let (computer, _) = authenticate(request).await?;
+    let (computer, credentials) = authenticate(request).await?;
+    if credentials.previous_agent_key.is_some() {
+        // Signed with the computer's own key: the previous key's grace period ends.
+        let confirm = signed_request_write(computer.id, &credentials, credentials.last_reply);
+        match state
+            .committer()
+            .commit(ChangeSet {
+                changes: vec![confirm],
+            })
+            .await
+        {
+            // A concurrent request changed them: the next request tries again.
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
     let store = state.store().clone();
     let pending = blocking(move || {
         let snapshot = store.planner_snapshot(computer.id)?;
@@ -757,19 +838,16 @@ async fn download(request: &Request<'_>) -> Result<Response, ApiError> {
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-/// A minimal reply to an authenticated request.
-async fn reply<P: Serialize>(
-    request: &Request<'_>,
-    params: P,
-    server_key: Option<&str>,
-) -> Result<Response, ApiError> {
-    let issued = request
-        .state
-        .agent()
-        .timestamps
-        .next(request.state, request.now)
-        .await?;
-    signed_json(&Reply::new(params, issued), server_key)
+/// The longest agent version kept, in characters; the OCO agent sends a few (`1.2.0`).
+const MAX_AGENT_VERSION: usize = 64;
+
+/// An agent's version as kept: control characters dropped, at most [`MAX_AGENT_VERSION`]
+/// characters (the rest is cut off: the version is shown, never compared).
+fn printable_version(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_AGENT_VERSION)
+        .collect()
 }
 
 /// `value` as a JSON response, signed with `server_key` over the exact bytes sent.

@@ -1,152 +1,113 @@
-//! `result.timestamp`: strictly increasing over the server's whole life, restarts included.
+//! `result.timestamp`: each agent's replies strictly increase, across restarts and whichever
+//! server process answers.
 //!
-//! Each reply gets `max(now, last + ε)` with ε = 1 µs: above the spacing of `f64` values near
-//! today's epoch seconds (about 0.24 µs), so each step is a distinct, larger value, and small
-//! enough that 10,000 replies a second move the timestamps 10 ms a second ahead of the clock at
-//! most (they fall back to the clock when the load drops).
+//! A reply to a computer's agent gets [`next_reply`]`(now, last)`, where `last` is the computer's
+//! [`AgentCredentials::last_reply`](oco_core::store::AgentCredentials::last_reply). The new value
+//! is written, compare-and-set with the rest of the computer's credentials, in the commit that
+//! precedes the reply, so a reply is never sent before its timestamp is durable, and two
+//! replies to one agent (two processes, or a hello racing a report) cannot get the same value:
+//! the second commit conflicts and is computed again.
 //!
-//! Restarts: before a timestamp is sent, a *reservation* at least as large is durable in the
-//! store (`ServerState::last_response_timestamp`). A reservation reaches [`RESERVE`] seconds
-//! beyond the timestamps issued when it is written; it is renewed in the background once half
-//! of it is used, and a reply that would pass it waits for the renewal. After a restart the
-//! first timestamp continues from `max(now, stored reservation)`, so it is greater than any
-//! timestamp sent before, at the price of running at most [`RESERVE`] seconds ahead of the
-//! clock for a while after a restart.
-
-use std::sync::Mutex;
+//! The agent compares replies only with the last one it accepted, so nothing needs to increase
+//! across agents: a timestamp is the wall clock unless that agent's last reply is ahead of it.
+//!
+//! Every timestamp is a whole number of microseconds whose last digit is not 0, so its shortest
+//! decimal form (what `serde_json` writes and what the agent writes back to its timestamp file)
+//! always has exactly six decimals. The agent rewrites that file without truncating it: a shorter
+//! form would leave digits of the previous one behind, and a fresh agent process would read a
+//! larger value than the server sent and refuse the next replies.
 
 use oco_core::chrono::{DateTime, Utc};
-use oco_core::store::{Change, ChangeSet, StoreError};
 
-use crate::AppState;
-
-/// The step between two timestamps issued within the same microsecond.
-pub(crate) const EPSILON: f64 = 1e-6;
-
-/// How far (seconds) a reservation reaches beyond the timestamps issued when it is written.
-pub(crate) const RESERVE: f64 = 10.0;
-
-/// The timestamps issued and reserved so far.
-#[derive(Debug)]
-pub(crate) struct ResponseClock {
-    issued: Mutex<Issued>,
-    /// Serialises reservations, so that concurrent requests past the reservation share one write.
-    renewing: tokio::sync::Mutex<()>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Issued {
-    /// The last timestamp issued (`-inf` before the first).
-    last: f64,
-    /// The durable reservation; `None` until the stored one has been read.
-    reserved: Option<f64>,
-    /// Whether a background renewal is under way.
-    renewing: bool,
-}
-
-impl Default for ResponseClock {
-    fn default() -> Self {
-        ResponseClock {
-            issued: Mutex::new(Issued {
-                last: f64::NEG_INFINITY,
-                reserved: None,
-                renewing: false,
-            }),
-            renewing: tokio::sync::Mutex::new(()),
-        }
+/// The timestamp of the next reply to an agent whose last reply was `last`, at `now`: the first
+/// microsecond at or after `max(now, last + 1 µs)` whose last digit is not 0.
+pub(crate) fn next_reply(now: DateTime<Utc>, last: Option<f64>) -> f64 {
+    let after_last = last.map_or(i64::MIN, |last| micros(last).saturating_add(1));
+    let mut micros = now.timestamp_micros().max(after_last);
+    if micros % 10 == 0 {
+        micros += 1;
     }
+    // Exact: timestamps of this era are far below 2^53 microseconds.
+    #[allow(clippy::cast_precision_loss)]
+    let seconds = micros as f64 / 1e6;
+    seconds
 }
 
 /// Seconds since the epoch, with fractions.
 pub(crate) fn epoch_seconds(at: DateTime<Utc>) -> f64 {
-    // Lossless enough: f64 holds microseconds exactly for the next few centuries.
-    at.timestamp_micros() as f64 / 1e6
+    // Exact: f64 holds microseconds exactly for the next few centuries.
+    #[allow(clippy::cast_precision_loss)]
+    let seconds = at.timestamp_micros() as f64 / 1e6;
+    seconds
 }
 
-impl ResponseClock {
-    /// The next reply timestamp at `now`, greater than every timestamp issued before (in this
-    /// process and, through the store, in earlier ones).
-    ///
-    /// # Errors
-    ///
-    /// The store's, when a reservation had to be written first and could not be.
-    pub(crate) async fn next(
-        &self,
-        state: &AppState,
-        now: DateTime<Utc>,
-    ) -> Result<f64, StoreError> {
-        let now = epoch_seconds(now);
-        loop {
-            let (issued, renew) = {
-                let mut guard = self.lock();
-                let candidate = f64::max(now, guard.last + EPSILON);
-                match guard.reserved {
-                    Some(reserved) if candidate <= reserved => {
-                        guard.last = candidate;
-                        let renew = !guard.renewing && candidate > reserved - RESERVE / 2.0;
-                        guard.renewing |= renew;
-                        (Some(candidate), renew)
-                    }
-                    _ => (None, false),
-                }
-            };
-            if renew {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let clock = &state.agent().timestamps;
-                    if let Err(error) = clock.reserve(&state, now).await {
-                        tracing::warn!(%error, "renewing the reply timestamp reservation failed");
-                    }
-                    clock.lock().renewing = false;
-                });
-            }
-            if let Some(issued) = issued {
-                return Ok(issued);
-            }
-            self.reserve(state, now).await?;
-        }
+/// A stored timestamp in whole microseconds (saturating: a corrupt value cannot overflow).
+fn micros(seconds: f64) -> i64 {
+    // `as` saturates, and NaN becomes 0; stored timestamps are finite and in range.
+    #[allow(clippy::cast_possible_truncation)]
+    let micros = (seconds * 1e6).round() as i64;
+    micros
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
+    use oco_core::chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What the agent writes to its timestamp file: Python's `str(float)`, the shortest form
+    /// that reads back as the same float, which is also what `serde_json` writes.
+    fn agent_text(timestamp: f64) -> String {
+        serde_json::to_string(&timestamp).unwrap()
     }
 
-    /// Makes sure the durable reservation reaches [`RESERVE`] seconds beyond `max(now, last)`,
-    /// unless more than half of that is already reserved. Reads the stored reservation first if
-    /// it has not been read yet.
-    ///
-    /// # Errors
-    ///
-    /// The store's.
-    pub(crate) async fn reserve(&self, state: &AppState, now: f64) -> Result<(), StoreError> {
-        let _one_at_a_time = self.renewing.lock().await;
-        let snapshot = *self.lock();
-        let base = f64::max(now, snapshot.last);
-        if snapshot
-            .reserved
-            .is_some_and(|reserved| reserved >= base + RESERVE / 2.0)
-        {
-            return Ok(());
-        }
-        let store = state.store().clone();
-        let mut server_state = super::blocking(move || store.server_state()).await?;
-        let stored = server_state
-            .last_response_timestamp
-            .unwrap_or(f64::NEG_INFINITY);
-        let base = f64::max(base, stored);
-        let target = base + RESERVE;
-        server_state.last_response_timestamp = Some(target);
-        let mut set = ChangeSet::default();
-        set.push(Change::SetServerState {
-            state: server_state,
-        });
-        state.committer().commit(set).await?;
-        let mut guard = self.lock();
-        // Everything issued before a restart is at most the stored reservation.
-        guard.last = f64::max(guard.last, stored);
-        guard.reserved = Some(guard.reserved.map_or(target, |r| f64::max(r, target)));
-        Ok(())
+    #[test]
+    fn the_wall_clock_unless_the_last_reply_is_ahead() {
+        let now = Utc.timestamp_opt(1_764_849_600, 123_456_000).unwrap();
+        assert_eq!(next_reply(now, None), 1_764_849_600.123_456);
+        assert_eq!(
+            next_reply(now, Some(1_764_849_000.5)),
+            1_764_849_600.123_456
+        );
+        assert_eq!(
+            next_reply(now, Some(1_764_849_600.123_456)),
+            1_764_849_600.123_457
+        );
+        assert_eq!(
+            next_reply(now, Some(1_764_849_700.000_008)),
+            1_764_849_700.000_009
+        );
+        // A last digit of 0 is skipped.
+        assert_eq!(
+            next_reply(now, Some(1_764_849_700.000_009)),
+            1_764_849_700.000_011
+        );
+        let round = Utc.timestamp_opt(1_764_849_600, 0).unwrap();
+        assert_eq!(next_reply(round, None), 1_764_849_600.000_001);
+        assert_eq!(agent_text(next_reply(round, None)), "1764849600.000001");
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Issued> {
-        self.issued
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    proptest! {
+        /// For all clocks and last replies: the next reply is greater than the last one, at
+        /// least the clock, and written with exactly six decimals.
+        #[test]
+        fn replies_increase_and_keep_one_width(
+            now_micros in 1_000_000_000_000_000_i64..4_000_000_000_000_000,
+            last_micros in proptest::option::of(1_000_000_000_000_000_i64..4_000_000_000_000_000),
+        ) {
+            let now = DateTime::from_timestamp_micros(now_micros).unwrap();
+            #[allow(clippy::cast_precision_loss)]
+            let last = last_micros.map(|m| m as f64 / 1e6);
+            let next = next_reply(now, last);
+            prop_assert!(last.is_none_or(|last| next > last));
+            prop_assert!(next >= epoch_seconds(now));
+            let text = agent_text(next);
+            prop_assert_eq!(text.len(), 17, "{}", text);
+            prop_assert_eq!(text.find('.'), Some(10), "{}", text);
+            prop_assert_eq!(text.parse::<f64>().unwrap(), next);
+        }
     }
 }

@@ -1,12 +1,15 @@
 //! The JSON the agent sends and the server replies, as types.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use oco_core::model::{Job, JobId, Origin, PostAction, SequenceMode};
 use oco_core::plan::Delivery;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// What every request carries: the method and who sends it. Other fields (`data`, `uid`,
+/// What every request carries: the method, who sends it and (a hello) the agent's version. Other
+/// fields (the rest of `data`, `uid`,
 /// `jsonrpc`, `id`) are skipped without being built.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Head<'a> {
@@ -24,6 +27,106 @@ pub(crate) struct HeadParams<'a> {
     pub(crate) timestamp: f64,
     #[serde(rename = "package-id", default)]
     pub(crate) package_id: Option<i64>,
+    #[serde(borrow, default)]
+    pub(crate) data: HeadData<'a>,
+}
+
+/// What every request's `params.data` says that the server keeps: the agent's version (a hello
+/// sends it). Everything else in `data`, a report's output included, is skipped without being
+/// built, and a `data` that is not an object, or a version that is not a string, says nothing.
+#[derive(Debug, Default)]
+pub(crate) struct HeadData<'a> {
+    pub(crate) agent_version: Option<Cow<'a, str>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for HeadData<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Lenient::deserialize(deserializer)? {
+            Lenient::Object { agent_version } => HeadData { agent_version },
+            Lenient::Text(_) | Lenient::Other => HeadData::default(),
+        })
+    }
+}
+
+/// Any JSON value, of which only what [`HeadData`] needs is built: a string, or an object's
+/// `agent_version` string.
+enum Lenient<'a> {
+    Text(Cow<'a, str>),
+    Object { agent_version: Option<Cow<'a, str>> },
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Lenient<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(LenientVisitor)
+    }
+}
+
+struct LenientVisitor;
+
+impl<'de> Visitor<'de> for LenientVisitor {
+    type Value = Lenient<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Lenient::Text(Cow::Borrowed(text)))
+    }
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Lenient::Text(Cow::Owned(text.to_owned())))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut agent_version = None;
+        while let Some(IsAgentVersion(wanted)) = map.next_key()? {
+            if wanted {
+                if let Lenient::Text(text) = map.next_value()? {
+                    agent_version = Some(text);
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Lenient::Object { agent_version })
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Lenient::Other)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+}
+
+/// A map key: whether it is `agent_version` (compared without allocating).
+struct IsAgentVersion(bool);
+
+impl<'de> Deserialize<'de> for IsAgentVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl Visitor<'_> for Visit {
+            type Value = IsAgentVersion;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(IsAgentVersion(key == "agent_version"))
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
 }
 
 /// An `oco.agent.update_job_state` request's report.
