@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The server load benchmark of shared/PERFORMANCE.md (the server rows), end to end:
+# The server load benchmark of benches/PERFORMANCE.md (the server rows), end to end:
 #
 #   1. builds the release binaries (oco-server-min, and loadgen of oco-benches);
 #   2. seeds a temporary data directory with the fixed seed (`loadgen seed`: 20,000 computers,

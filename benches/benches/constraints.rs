@@ -1,4 +1,4 @@
-//! The constraint rows of `shared/PERFORMANCE.md`: each group measures an `oco-core` function
+//! The constraint rows of `benches/PERFORMANCE.md`: each group measures an `oco-core` function
 //! beside its baseline, on the fixed inputs of `oco_benches`, so the ratio comes from one run.
 //!
 //! Every iteration takes the next input of a fixed set (rotating) and asserts its answer against

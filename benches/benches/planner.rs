@@ -1,4 +1,4 @@
-//! The planner row of `shared/PERFORMANCE.md`: `plan` for one computer with 50 pending jobs over
+//! The planner row of `benches/PERFORMANCE.md`: `plan` for one computer with 50 pending jobs over
 //! 10 origins, with no holds and with 5 origins held by time frames, beside a naive planner that
 //! checks every job on its own and sorts all candidates, in the same group.
 //!

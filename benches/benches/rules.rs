@@ -1,4 +1,4 @@
-//! The rule rows of `shared/PERFORMANCE.md`: full evaluation of one rule over 10,000 computers ×
+//! The rule rows of `benches/PERFORMANCE.md`: full evaluation of one rule over 10,000 computers ×
 //! 100 packages (first evaluation and steady state) and 50,000 × 200 (first evaluation), beside a
 //! naive hash-set diff in the same group; and the incremental evaluation of one computer joining
 //! the 100-package rule's group (`scopes_for`, then `evaluate` for that scope), beside a full

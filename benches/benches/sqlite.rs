@@ -1,4 +1,4 @@
-//! The SQLite rows of `shared/PERFORMANCE.md`, on a file database in a temporary directory
+//! The SQLite rows of `benches/PERFORMANCE.md`, on a file database in a temporary directory
 //! holding the fixed seed of `oco_benches::sqlite` (20,000 computers, 1,000,000 jobs: 1,000
 //! polled computers with 20 Waiting jobs in 4 containers, and a rule over 9,800 computers × 100
 //! packages with every job existing):

@@ -1,5 +1,5 @@
 //! Fixed, deterministic inputs for the `oco-core` benchmarks, and the naive baselines they are
-//! measured against (see `shared/PERFORMANCE.md`).
+//! measured against (see `benches/PERFORMANCE.md`).
 //!
 //! Every input comes from a hand-written [`SplitMix64`] with a fixed seed, so figures stay
 //! comparable from run to run and machine to machine.

@@ -1,4 +1,4 @@
-//! The fixed seed of the SQLite rows of `shared/PERFORMANCE.md`, written through the [`Store`]
+//! The fixed seed of the SQLite rows of `benches/PERFORMANCE.md`, written through the [`Store`]
 //! trait, so that the same seed fills a SQLite file and a [`MemoryStore`](oco_core::store::MemoryStore).
 //!
 //! The full seed ([`SEED_1M`]) is 20,000 computers `lg-00001`…`lg-20000` (Windows 11 x64) and

@@ -38,9 +38,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("no such time")?
         .to_utc();
 
-    // A container for both computers: office network only, weekday evenings in Berlin.
+    // A container for both computers: the office network except its lab (the first matching
+    // entry decides, so the exception comes first), weekday evenings in Berlin.
     let mut policy = DeliveryPolicy::new(Berlin);
-    policy.ip_ranges = "10.0.0.0/8, !10.66.0.0/16".parse()?;
+    policy.ip_ranges = "!10.66.0.0/16, 10.0.0.0/8".parse()?;
+    assert!(
+        !policy.ip_ranges.allows("10.66.1.1".parse()?),
+        "the lab gets nothing"
+    );
+    assert!(
+        policy.ip_ranges.allows("10.1.2.3".parse()?),
+        "the office does"
+    );
     policy.time_frames = "MON-FRI 18:00-23:00".parse()?;
     let request = DeployRequest {
         container: ContainerSettings {

@@ -22,8 +22,10 @@
 //! use oco_core::chrono::{TimeZone, Utc};
 //! use oco_core::chrono_tz::Europe::Berlin;
 //!
-//! let ranges: IpRanges = "10.0.0.0/8, !10.66.0.0/16".parse()?;
+//! // The office network except the lab: the first matching entry decides, so the lab comes first.
+//! let ranges: IpRanges = "!10.66.0.0/16, 10.0.0.0/8".parse()?;
 //! let frames: TimeFrames = "MON-FRI 18:00-06:00, SAT-SUN".parse()?;
+//! assert!(!ranges.allows("10.66.1.1".parse()?));
 //!
 //! let agent = "10.1.2.3".parse()?;
 //! let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap(); // a Tuesday, 13:00 in Berlin

@@ -6,7 +6,7 @@
 //!
 //! ```toml
 //! admin-token = "…"        # Authorization: Bearer <admin-token>
-//! agent-key = "…"          # [server] agent-key in oco-agent.ini
+//! agent-key = "…"          # [agent] agent-key in oco-agent.ini
 //! registration-key = "…"   # only with --self-registration
 //! ```
 //!
@@ -103,7 +103,7 @@ impl StoredSecrets {
              \n\
              # The admin API's bearer token: `Authorization: Bearer <admin-token>`.\n\
              admin-token = \"{}\"\n\
-             # The global agent key: `agent-key` in the [server] section of a new agent's oco-agent.ini.\n\
+             # The global agent key: `agent-key` in the [agent] section of a new agent's oco-agent.ini.\n\
              agent-key = \"{}\"\n\
              # Signs the first hello of unknown computers (only with --self-registration).\n\
              registration-key = \"{}\"\n",
@@ -285,6 +285,12 @@ mod tests {
         }
         assert_ne!(created.agent_key, created.registration_key);
         assert!(!readable_by_others(&path).unwrap());
+        // The agent reads its key from the [agent] section of its ini ([server] has the URL).
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("`agent-key` in the [agent] section of a new agent's oco-agent.ini"),
+            "{text}"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -1,4 +1,4 @@
-//! The server load generator of `shared/PERFORMANCE.md` (the server rows): simulated OCO agents
+//! The server load generator of `benches/PERFORMANCE.md` (the server rows): simulated OCO agents
 //! that poll `oco-server-min` with signed `oco.agent.hello` calls, or send
 //! `oco.agent.update_job_state` progress reports, and measure what the server sustains.
 //!

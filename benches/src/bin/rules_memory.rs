@@ -1,5 +1,5 @@
 //! Peak extra memory of one full rule evaluation on the fixed 10,000 × 100 world
-//! (`shared/PERFORMANCE.md`: the process's maximum RSS minus the RSS after building the input).
+//! (`benches/PERFORMANCE.md`: the process's maximum RSS minus the RSS after building the input).
 //!
 //! Builds the input, prints its RSS, resets the kernel's peak-RSS mark (`/proc/self/clear_refs`,
 //! so that transient peaks while building do not count), evaluates once with the diff kept
