@@ -90,7 +90,8 @@ pub struct Summary {
 ///   `now - last finished > purge_succeeded_after` (status succeeded) or `purge_failed_after`
 ///   (status failed), the status as in [`statistics`]. Without any finish time the age counts
 ///   from `max(start, created_at)`. A container whose jobs expire in this run is not purged in
-///   the same run: their `finished` is `now`, so a later run purges it.
+///   the same run: their `finished` is `now`, so a later run purges it. Its jobs leave
+///   tombstones dated `now` ([`Change::DeleteContainer`]).
 /// - **Wake-on-LAN**, for an enabled container with `wol.wake`, `wol.sent_at == None` and
 ///   `start <= now`: the computers with pending jobs in it (after this run's expiry) are woken by
 ///   one [`Effect::Wake`] with all their MACs, each once. Computers missing from
@@ -276,6 +277,7 @@ fn housekeep_container(
         run.changes.push(Change::DeleteContainer {
             id: container.id,
             jobs: jobs.iter().map(|job| (job.id, job.revision)).collect(),
+            at: now,
         });
         run.summary.purged += 1;
         return;

@@ -301,10 +301,12 @@ fn a_succeeded_container_is_purged_more_than_4_hours_after_its_last_job() {
 
     assert!(just_before.changes.is_empty());
     assert!(exactly.changes.is_empty());
-    let [Change::DeleteContainer { id, jobs }] = just_after.changes.changes.as_slice() else {
+    let [Change::DeleteContainer { id, jobs, at }] = just_after.changes.changes.as_slice() else {
         panic!("one container deletion expected: {:?}", just_after.changes);
     };
     assert_eq!(*id, ContainerId(1));
+    // Its jobs' tombstones are dated by the run.
+    assert_eq!(*at, t(9) + secs(1));
     // The deletion names every job of the container at the revision read.
     let expected: Vec<_> = snapshot.containers[0]
         .jobs

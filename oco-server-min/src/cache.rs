@@ -290,8 +290,8 @@ impl Store for CachedStore {
     fn update_computer(&self, computer: &Computer) -> StoreResult<()> {
         self.forget(Touched::Everything, || self.inner.update_computer(computer))
     }
-    fn delete_computer(&self, id: ComputerId) -> StoreResult<()> {
-        self.forget(Touched::Everything, || self.inner.delete_computer(id))
+    fn delete_computer(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<Vec<JobId>> {
+        self.forget(Touched::Everything, || self.inner.delete_computer(id, at))
     }
     fn computer(&self, id: ComputerId) -> StoreResult<Computer> {
         self.inner.computer(id)

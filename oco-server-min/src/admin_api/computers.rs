@@ -79,7 +79,8 @@ async fn create(
             |computer| RuleEvent::ComputerChanged {
                 computer: computer.id,
             },
-            |computer| store.delete_computer(computer.id),
+            // A computer just created has no jobs: nothing to keep.
+            |computer| store.delete_computer(computer.id, now).map(drop),
         )?;
         Ok((StatusCode::CREATED, Json(computer)))
     })
@@ -155,7 +156,7 @@ async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Api
         store.computer(id)?;
         let event = RuleEvent::ComputerDeleted { computer: id };
         let before = crate::rules::world_for(store, &event)?;
-        store.delete_computer(id)?;
+        store.delete_computer(id, now)?;
         // The store deleted the computer's jobs with it; this settles the other rules' claims.
         // A deleted computer cannot be restored: a failure here is reported, and the next change
         // of those rules evaluates them again.
