@@ -230,7 +230,10 @@ impl CachedStore {
     fn settle(cache: &mut Cache, set: &ChangeSet, applied: bool) {
         for change in &set.changes {
             match change {
-                Change::SetServerState { .. } | Change::ExpectAssignments { .. } => {}
+                // Tombstones are in no hello: a purge leaves every entry as it is.
+                Change::SetServerState { .. }
+                | Change::ExpectAssignments { .. }
+                | Change::PurgeTombstones { .. } => {}
                 Change::SetCredentials {
                     computer,
                     credentials,
@@ -264,8 +267,7 @@ impl CachedStore {
                 | Change::DeleteContainer { .. }
                 | Change::MarkWolSent { .. }
                 | Change::InsertRuleJobs { .. }
-                | Change::DeleteJob { .. }
-                | Change::PurgeTombstones { .. } => {
+                | Change::DeleteJob { .. } => {
                     cache.clear();
                     return;
                 }
