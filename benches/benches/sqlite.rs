@@ -403,6 +403,7 @@ fn delete_container(store: &dyn Store, applied: &Applied) {
                 .iter()
                 .map(|&id| (id, oco_core::model::Revision(1)))
                 .collect(),
+            at: sqlite_now(),
         }],
     };
     store.apply(&delete).unwrap();

@@ -71,7 +71,7 @@ pub struct Summary {
     pub wakes: usize,
     /// Jobs given a Wake-on-LAN shutdown mark.
     pub shutdown_marks: usize,
-    /// Whether tombstones of deleted jobs older than the longest purge age were purged.
+    /// Whether tombstones of deleted jobs older than [`tombstone_lifetime`] were purged.
     pub tombstones_purged: bool,
 }
 
@@ -90,7 +90,8 @@ pub struct Summary {
 ///   `now - last finished > purge_succeeded_after` (status succeeded) or `purge_failed_after`
 ///   (status failed), the status as in [`statistics`]. Without any finish time the age counts
 ///   from `max(start, created_at)`. A container whose jobs expire in this run is not purged in
-///   the same run: their `finished` is `now`, so a later run purges it.
+///   the same run: their `finished` is `now`, so a later run purges it. Its jobs leave
+///   tombstones dated `now` ([`Change::DeleteContainer`]).
 /// - **Wake-on-LAN**, for an enabled container with `wol.wake`, `wol.sent_at == None` and
 ///   `start <= now`: the computers with pending jobs in it (after this run's expiry) are woken by
 ///   one [`Effect::Wake`] with all their MACs, each once. Computers missing from
@@ -100,6 +101,8 @@ pub struct Summary {
 ///   at least `settings.offline_after` ago) gets [`WolShutdown::Pending`] `{ since: now }` on
 ///   its last pending job in the container in delivery order (highest sequence, then highest
 ///   id), if that job's post action is none or exit-agent (a restart or shutdown is left alone).
+/// - **Tombstones**: when `snapshot.oldest_tombstone` is older than `now -`
+///   [`tombstone_lifetime`], one [`Change::PurgeTombstones`] with that cut-off, last in the set.
 ///
 /// Every job change is a [`Change::UpdateJob`] naming the job's revision in the snapshot; only
 /// pending jobs are changed, each at most once.
@@ -122,9 +125,7 @@ pub fn housekeeping(
     for entry in containers {
         housekeep_container(now, entry, &snapshot.computers, settings, &mut run);
     }
-    // Tombstones let a late report record an installation; after the longest purge age no
-    // report is expected any more.
-    let cutoff = now.checked_sub_signed(settings.purge_failed_after);
+    let cutoff = now.checked_sub_signed(tombstone_lifetime(settings));
     if let (Some(oldest), Some(cutoff)) = (snapshot.oldest_tombstone, cutoff) {
         if oldest < cutoff {
             run.changes.push(Change::PurgeTombstones {
@@ -134,6 +135,22 @@ pub fn housekeeping(
         }
     }
     run
+}
+
+/// How long a tombstone of a deleted job is kept: the longest of `stale_running_after` and the
+/// two purge ages. Housekeeping purges tombstones deleted more than this long ago.
+///
+/// A tombstone lets a late report on a deleted job record the installation. A job may have been
+/// running when it was deleted (with its container, rule or computer, or by rule evaluation), and
+/// a running job is given `stale_running_after` of silence before it is given up on; a
+/// tombstone is dated at the deletion, which is no earlier than the job's last report, so it lives
+/// at least as long as the job itself would have been waited for. The purge ages count too: a
+/// report on a job of a container is expected no later than its purge.
+pub fn tombstone_lifetime(settings: &Settings) -> Duration {
+    settings
+        .stale_running_after
+        .max(settings.purge_succeeded_after)
+        .max(settings.purge_failed_after)
 }
 
 /// Statistics of a container's jobs at `now`; see [`statistics`].
@@ -276,6 +293,7 @@ fn housekeep_container(
         run.changes.push(Change::DeleteContainer {
             id: container.id,
             jobs: jobs.iter().map(|job| (job.id, job.revision)).collect(),
+            at: now,
         });
         run.summary.purged += 1;
         return;

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::housekeeping::{
-    container_statistics, housekeeping, statistics, ContainerStatus, Effect, Housekeeping, Runtime,
+    container_statistics, housekeeping, statistics, tombstone_lifetime, ContainerStatus, Effect,
+    Housekeeping, Runtime,
 };
 use oco_core::model::{
     Compatibility, Computer, ComputerId, ContainerId, DeliveryPolicy, FamilyId, Job, JobContainer,
@@ -301,10 +302,12 @@ fn a_succeeded_container_is_purged_more_than_4_hours_after_its_last_job() {
 
     assert!(just_before.changes.is_empty());
     assert!(exactly.changes.is_empty());
-    let [Change::DeleteContainer { id, jobs }] = just_after.changes.changes.as_slice() else {
+    let [Change::DeleteContainer { id, jobs, at }] = just_after.changes.changes.as_slice() else {
         panic!("one container deletion expected: {:?}", just_after.changes);
     };
     assert_eq!(*id, ContainerId(1));
+    // Its jobs' tombstones are dated by the run.
+    assert_eq!(*at, t(9) + secs(1));
     // The deletion names every job of the container at the revision read.
     let expected: Vec<_> = snapshot.containers[0]
         .jobs
@@ -955,6 +958,64 @@ proptest! {
             prop_assert!(!macs.is_empty());
             prop_assert!(macs.windows(2).all(|pair| pair[0] < pair[1]));
         }
+    }
+}
+
+#[test]
+fn tombstones_live_as_long_as_a_running_job_is_waited_for() {
+    // A site that waits five days for silent running jobs, longer than any purge age.
+    let settings = Settings {
+        stale_running_after: Duration::days(5),
+        ..Settings::default()
+    };
+    assert_eq!(tombstone_lifetime(&settings), Duration::days(5));
+    let mut snapshot = snapshot(vec![], vec![]);
+    let now = t(0) + Duration::days(10);
+    snapshot.oldest_tombstone = Some(now - Duration::days(3));
+    let young = housekeeping(now, &snapshot, &settings);
+    assert!(young.changes.is_empty(), "{:?}", young.changes);
+    assert!(!young.summary.tombstones_purged);
+
+    snapshot.oldest_tombstone = Some(now - Duration::days(5) - secs(1));
+    let old = housekeeping(now, &snapshot, &settings);
+    assert_eq!(
+        old.changes.changes,
+        [Change::PurgeTombstones {
+            deleted_before: now - Duration::days(5)
+        }]
+    );
+}
+
+proptest! {
+    /// For all settings, a tombstone is kept at least as long as each of the stale-running
+    /// expiry and the purge ages, and purged once it is older than all three.
+    #[test]
+    fn tombstones_outlive_the_stale_expiry_and_the_purge_ages(
+        stale in 0i64..10_000_000,
+        succeeded in 0i64..10_000_000,
+        failed in 0i64..10_000_000,
+        age in 0i64..20_000_000,
+    ) {
+        let settings = Settings {
+            stale_running_after: Duration::seconds(stale),
+            purge_succeeded_after: Duration::seconds(succeeded),
+            purge_failed_after: Duration::seconds(failed),
+            ..Settings::default()
+        };
+        let now = t(0) + Duration::days(365);
+        let mut snapshot = snapshot(vec![], vec![]);
+        snapshot.oldest_tombstone = Some(now - Duration::seconds(age));
+        let run = housekeeping(now, &snapshot, &settings);
+        let longest = stale.max(succeeded).max(failed);
+        let expected: Vec<Change> = if age > longest {
+            vec![Change::PurgeTombstones {
+                deleted_before: now - Duration::seconds(longest),
+            }]
+        } else {
+            vec![]
+        };
+        prop_assert_eq!(&run.changes.changes, &expected);
+        prop_assert_eq!(run.summary.tombstones_purged, age > longest);
     }
 }
 

@@ -2052,7 +2052,7 @@ fn trigger_computer_deleted() {
 
     // Act.
     let before = n.fleet.world();
-    n.fleet.store.delete_computer(pc2).unwrap();
+    n.fleet.store.delete_computer(pc2, at(2)).unwrap();
     let after = n.fleet.world();
     let scopes = scopes_for(
         &RuleEvent::ComputerDeleted { computer: pc2 },

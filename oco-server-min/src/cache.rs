@@ -230,7 +230,10 @@ impl CachedStore {
     fn settle(cache: &mut Cache, set: &ChangeSet, applied: bool) {
         for change in &set.changes {
             match change {
-                Change::SetServerState { .. } | Change::ExpectAssignments { .. } => {}
+                // Tombstones are in no hello: a purge leaves every entry as it is.
+                Change::SetServerState { .. }
+                | Change::ExpectAssignments { .. }
+                | Change::PurgeTombstones { .. } => {}
                 Change::SetCredentials {
                     computer,
                     credentials,
@@ -264,8 +267,7 @@ impl CachedStore {
                 | Change::DeleteContainer { .. }
                 | Change::MarkWolSent { .. }
                 | Change::InsertRuleJobs { .. }
-                | Change::DeleteJob { .. }
-                | Change::PurgeTombstones { .. } => {
+                | Change::DeleteJob { .. } => {
                     cache.clear();
                     return;
                 }
@@ -290,8 +292,8 @@ impl Store for CachedStore {
     fn update_computer(&self, computer: &Computer) -> StoreResult<()> {
         self.forget(Touched::Everything, || self.inner.update_computer(computer))
     }
-    fn delete_computer(&self, id: ComputerId) -> StoreResult<()> {
-        self.forget(Touched::Everything, || self.inner.delete_computer(id))
+    fn delete_computer(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<Vec<JobId>> {
+        self.forget(Touched::Everything, || self.inner.delete_computer(id, at))
     }
     fn computer(&self, id: ComputerId) -> StoreResult<Computer> {
         self.inner.computer(id)

@@ -42,8 +42,9 @@ async fn computers_create_get_list_update_delete() {
     assert_eq!(list["items"][0]["architecture"], "x86_64");
     assert_eq!(list["next"], json!(null));
 
-    let (status, _) = api.delete(&format!("/computers/{id}")).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, deleted) = api.delete(&format!("/computers/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(deleted, json!({"unfinished_jobs": []}));
     error(
         &api.get(&format!("/computers/{id}")).await,
         StatusCode::NOT_FOUND,

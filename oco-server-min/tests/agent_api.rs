@@ -762,7 +762,7 @@ async fn flush_writes_last_seen_times() {
     agent.hello().await.unwrap();
     server
         .store
-        .delete_computer(other_id(&server, "pc2"))
+        .delete_computer(other_id(&server, "pc2"), now())
         .unwrap();
     agent_api::flush(&server.state).await.unwrap();
     assert_eq!(

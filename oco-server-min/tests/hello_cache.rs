@@ -209,7 +209,7 @@ impl World {
             }
             Step::DeleteComputer(computer) => {
                 if let Some(id) = self.computer(*computer) {
-                    self.both(|s| s.delete_computer(id));
+                    self.both(|s| s.delete_computer(id, testkit::at(0)));
                 }
             }
             Step::Credentials {
@@ -410,7 +410,7 @@ impl Store for Gated {
     forward! {
         create_computer(c: oco_core::store::NewComputer) -> StoreResult<oco_core::model::Computer>;
         update_computer(c: &oco_core::model::Computer) -> StoreResult<()>;
-        delete_computer(id: ComputerId) -> StoreResult<()>;
+        delete_computer(id: ComputerId, at: oco_core::chrono::DateTime<oco_core::chrono::Utc>) -> StoreResult<Vec<oco_core::model::JobId>>;
         computer(id: ComputerId) -> StoreResult<oco_core::model::Computer>;
         computer_by_hostname(h: &str) -> StoreResult<Option<oco_core::model::Computer>>;
         list_computers(p: Page) -> StoreResult<Vec<oco_core::model::Computer>>;

@@ -473,8 +473,8 @@ impl Store for SqliteStore {
         self.write(|c| write::update_computer(c, computer))
     }
 
-    fn delete_computer(&self, id: ComputerId) -> StoreResult<()> {
-        self.write(|c| write::delete_computer(c, id))
+    fn delete_computer(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<Vec<JobId>> {
+        self.write(|c| write::delete_computer(c, id, at))
     }
 
     fn computer(&self, id: ComputerId) -> StoreResult<Computer> {

@@ -703,11 +703,17 @@ pub(crate) fn report_snapshot(conn: &Connection, id: JobId) -> StoreResult<Repor
         Origin::Container(_) => "container",
         Origin::Rule(_) => "rule",
     };
-    let sequence_mode: SequenceMode = row(conn, mode_sql, [origin_id], |row| {
+    let sequence_mode: Option<SequenceMode> = row(conn, mode_sql, [origin_id], |row| {
         let text: String = row.get(0).map_err(backend)?;
         parse_column("sequence_mode", &text).map_err(|reason| corrupt(what, origin_id, reason))
-    })?
-    .ok_or_else(|| missing_origin(&job))?;
+    })?;
+    // A tombstone may outlive its origin (a deleted container or rule); its report never
+    // cascades, so any mode will do. A live job without its origin is corrupt.
+    let sequence_mode = match sequence_mode {
+        Some(mode) => mode,
+        None if deleted => SequenceMode::IgnoreFailed,
+        None => return Err(missing_origin(&job)),
+    };
     let origin_jobs = rows(
         conn,
         origin_sql,

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::model::{
     Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy,
-    DeploymentRule, FamilyId, Job, JobContainer, JobId, JobKind, JobSnapshot, Name, Origin,
-    Package, PackageFamily, PackageGroup, PackageGroupId, PackageId, Revision, RuleId, WolShutdown,
+    DeploymentRule, FamilyId, Job, JobContainer, JobId, JobKind, JobSnapshot, JobState, Name,
+    Origin, Package, PackageFamily, PackageGroup, PackageGroupId, PackageId, Revision, RuleId,
+    WolShutdown,
 };
 use oco_core::store::{
     AgentCredentials, Applied, Change, ChangeSet, NewComputer, ServerState, StoreError, StoreResult,
@@ -45,6 +46,15 @@ fn constraint(error: &rusqlite::Error) -> Option<i32> {
         }
         _ => None,
     }
+}
+
+/// The columns shared by jobs and tombstones.
+macro_rules! job_table_columns {
+    () => {
+        "id, container_id, rule_id, computer_id, package_id, kind, snapshot_id, sequence, state, \
+         download_progress, return_code, output, message, download_started, execution_started, \
+         finished, last_report, wol_shutdown, wol_shutdown_since, orphaned, attempt, revision"
+    };
 }
 
 fn execute(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<usize> {
@@ -176,16 +186,42 @@ pub(crate) fn update_computer(conn: &Connection, computer: &Computer) -> StoreRe
     Ok(())
 }
 
-pub(crate) fn delete_computer(conn: &Connection, id: ComputerId) -> StoreResult<()> {
+pub(crate) fn delete_computer(
+    conn: &Connection,
+    id: ComputerId,
+    at: DateTime<Utc>,
+) -> StoreResult<Vec<JobId>> {
     if !computer_exists(conn, id)? {
         return Err(not_found("computer", id));
     }
+    let unfinished = read::rows(
+        conn,
+        "SELECT id FROM jobs WHERE computer_id = ?1 AND state IN (?2, ?3, ?4) ORDER BY id",
+        params![
+            id.0,
+            JobState::Waiting.text(),
+            JobState::Downloading.text(),
+            JobState::Executing.text(),
+        ],
+        int,
+    )?;
+    // The jobs leave tombstones (and earlier tombstones stay): housekeeping purges them by age.
+    execute(
+        conn,
+        concat!(
+            "INSERT OR REPLACE INTO tombstones (",
+            job_table_columns!(),
+            ", deleted_at) SELECT ",
+            job_table_columns!(),
+            ", ?2 FROM jobs WHERE computer_id = ?1"
+        ),
+        params![id.0, time(at)?],
+    )?;
     for sql in [
         "DELETE FROM credentials WHERE computer_id = ?1",
         "DELETE FROM assignments WHERE computer_id = ?1",
         "DELETE FROM computer_group_members WHERE computer_id = ?1",
         "DELETE FROM jobs WHERE computer_id = ?1",
-        "DELETE FROM tombstones WHERE computer_id = ?1",
         "DELETE FROM computers WHERE id = ?1",
     ] {
         execute(conn, sql, [id.0])?;
@@ -194,7 +230,7 @@ pub(crate) fn delete_computer(conn: &Connection, id: ComputerId) -> StoreResult<
     for rule in read::rows(conn, "SELECT id FROM rules WHERE deleting <> 0", [], int)? {
         remove_rule_if_deleted_and_empty(conn, RuleId(rule))?;
     }
-    Ok(())
+    Ok(unfinished.into_iter().map(JobId).collect())
 }
 
 /// Writes a computer's credentials (parameters: computer, then `encode::credentials_values`), by
@@ -642,8 +678,8 @@ pub(crate) fn delete_rule(conn: &Connection, id: RuleId) -> StoreResult<()> {
     Ok(())
 }
 
-/// Removes a rule being deleted once it has no job left (with its tombstones). Whether it was
-/// removed.
+/// Removes a rule being deleted once it has no job left. Its tombstones stay until housekeeping
+/// purges them: a late report on one still records the installation. Whether it was removed.
 fn remove_rule_if_deleted_and_empty(conn: &Connection, rule: RuleId) -> StoreResult<bool> {
     let removed = execute(
         conn,
@@ -651,9 +687,6 @@ fn remove_rule_if_deleted_and_empty(conn: &Connection, rule: RuleId) -> StoreRes
          AND NOT EXISTS (SELECT 1 FROM jobs WHERE rule_id = ?1)",
         [rule.0],
     )?;
-    if removed > 0 {
-        execute(conn, "DELETE FROM tombstones WHERE rule_id = ?1", [rule.0])?;
-    }
     Ok(removed > 0)
 }
 
@@ -692,15 +725,6 @@ const JOB_INSERT: &str = "INSERT INTO jobs (container_id, rule_id, computer_id, 
      wol_shutdown_since, orphaned, attempt, revision) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
      ?19, ?20, 1)";
-
-/// The columns shared by jobs and tombstones.
-macro_rules! job_table_columns {
-    () => {
-        "id, container_id, rule_id, computer_id, package_id, kind, snapshot_id, sequence, state, \
-         download_progress, return_code, output, message, download_started, execution_started, \
-         finished, last_report, wol_shutdown, wol_shutdown_since, orphaned, attempt, revision"
-    };
-}
 
 impl<'c> ChangeWriter<'c> {
     pub(crate) fn new(conn: &'c Connection, fail_at: Option<u64>) -> Self {
@@ -824,7 +848,7 @@ impl<'c> ChangeWriter<'c> {
                     params![container.0, time(*at)?],
                 )?;
             }
-            Change::DeleteContainer { id, jobs } => self.delete_container(*id, jobs)?,
+            Change::DeleteContainer { id, jobs, at } => self.delete_container(*id, jobs, *at)?,
             Change::InsertJob { job } => {
                 let snapshot = self.snapshot_id(&job.snapshot)?;
                 applied.jobs.push(self.insert_job(job, snapshot)?);
@@ -987,7 +1011,12 @@ impl<'c> ChangeWriter<'c> {
         Ok(())
     }
 
-    fn delete_container(&self, id: ContainerId, jobs: &[(JobId, Revision)]) -> StoreResult<()> {
+    fn delete_container(
+        &self,
+        id: ContainerId,
+        jobs: &[(JobId, Revision)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
         self.tick()?;
         let stored: BTreeMap<JobId, Revision> = read::rows(
             self.conn,
@@ -1009,8 +1038,19 @@ impl<'c> ChangeWriter<'c> {
                 "the jobs of container {id} changed since they were read"
             )));
         }
+        // The jobs leave tombstones (and earlier tombstones stay): an agent may still be running
+        // one, and its success must still be recorded. Housekeeping purges them by age.
+        self.exec(
+            concat!(
+                "INSERT OR REPLACE INTO tombstones (",
+                job_table_columns!(),
+                ", deleted_at) SELECT ",
+                job_table_columns!(),
+                ", ?2 FROM jobs WHERE container_id = ?1"
+            ),
+            params![id.0, time(at)?],
+        )?;
         self.exec("DELETE FROM jobs WHERE container_id = ?1", [id.0])?;
-        self.exec("DELETE FROM tombstones WHERE container_id = ?1", [id.0])?;
         let removed = self.exec("DELETE FROM containers WHERE id = ?1", [id.0])?;
         if removed == 0 {
             return Err(not_found("container", id));

@@ -52,13 +52,21 @@ pub enum Change {
         /// The container as it should be.
         container: JobContainer,
     },
-    /// Deletes a container and its jobs (purge), if its jobs are still exactly `jobs` at those
-    /// revisions (a job renewed or added since the decision is a conflict).
+    /// Deletes a container and its jobs (an administrator's delete, or housekeeping's purge), if
+    /// its jobs are still exactly `jobs` at those revisions (a job renewed or added since the
+    /// decision is a conflict).
+    ///
+    /// Each job leaves a tombstone dated `at`, as [`Change::DeleteJob`] does: an agent may have
+    /// been handed a job and still run it, and its late success must still record the
+    /// installation. Tombstones of the container's earlier deleted jobs are kept too; only
+    /// [`Change::PurgeTombstones`] forgets tombstones.
     DeleteContainer {
         /// Which.
         id: ContainerId,
         /// Every job of the container with the revision it was read at.
         jobs: Vec<(JobId, Revision)>,
+        /// When it was deleted (the tombstones' age, for purging them).
+        at: DateTime<Utc>,
     },
     /// Records that a container's wake packets were sent at `at`; a conflict if they already were
     /// (two housekeeping runs racing). Unlike `UpdateContainer` it cannot undo an edit made since.
@@ -101,7 +109,8 @@ pub enum Change {
         /// When it was deleted (the tombstone's age, for purging it).
         at: DateTime<Utc>,
     },
-    /// Forgets the tombstones of jobs deleted before `deleted_before` (housekeeping).
+    /// Forgets the tombstones of jobs deleted before `deleted_before` (housekeeping); the only
+    /// change that removes tombstones (deleting an origin or a computer keeps them).
     PurgeTombstones {
         /// The cut-off.
         deleted_before: DateTime<Utc>,

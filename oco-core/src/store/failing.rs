@@ -126,8 +126,8 @@ impl<S: Store> Store for FailingStore<S> {
     fn update_computer(&self, computer: &Computer) -> StoreResult<()> {
         self.call(|s| s.update_computer(computer))
     }
-    fn delete_computer(&self, id: ComputerId) -> StoreResult<()> {
-        self.call(|s| s.delete_computer(id))
+    fn delete_computer(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<Vec<JobId>> {
+        self.call(|s| s.delete_computer(id, at))
     }
     fn computer(&self, id: ComputerId) -> StoreResult<Computer> {
         self.call(|s| s.computer(id))

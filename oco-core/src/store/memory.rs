@@ -301,7 +301,7 @@ impl State {
                 }
                 stored.wol.sent_at = Some(*at);
             }
-            Change::DeleteContainer { id, jobs } => {
+            Change::DeleteContainer { id, jobs, at } => {
                 let origin = Origin::Container(*id);
                 let stored: BTreeMap<JobId, Revision> = self
                     .jobs
@@ -318,8 +318,7 @@ impl State {
                 if self.containers.remove(id).is_none() {
                     return Err(not_found("container", id));
                 }
-                self.jobs.retain(|_, job| job.origin != origin);
-                self.tombstones.retain(|_, (job, _)| job.origin != origin);
+                self.bury(|job| job.origin == origin, *at);
             }
             Change::InsertJob { job } => {
                 self.insert_checked(job.clone(), applied)?;
@@ -462,13 +461,28 @@ impl State {
         false
     }
 
-    /// Removes a rule being deleted once it has no job left.
+    /// Removes a rule being deleted once it has no job left. Its tombstones stay until
+    /// housekeeping purges them: a late report on one still records the installation.
     fn remove_rule_if_deleted_and_empty(&mut self, rule: RuleId) {
         let origin = Origin::Rule(rule);
         if self.deleting.contains(&rule) && !self.jobs.values().any(|job| job.origin == origin) {
             self.deleting.remove(&rule);
             self.rules.remove(&rule);
-            self.tombstones.retain(|_, (job, _)| job.origin != origin);
+        }
+    }
+
+    /// Deletes the jobs `doomed` selects, each leaving a tombstone dated `at`.
+    fn bury(&mut self, doomed: impl Fn(&Job) -> bool, at: DateTime<Utc>) {
+        let ids: Vec<JobId> = self
+            .jobs
+            .values()
+            .filter(|job| doomed(job))
+            .map(|job| job.id)
+            .collect();
+        for id in ids {
+            if let Some(job) = self.jobs.remove(&id) {
+                self.tombstones.insert(id, (job, at));
+            }
         }
     }
 
@@ -533,22 +547,28 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn delete_computer(&self, id: ComputerId) -> StoreResult<()> {
+    fn delete_computer(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<Vec<JobId>> {
         let mut state = self.lock();
         state.computer(id)?;
+        // Everything below is infallible, so the state is never left half-changed.
+        let unfinished: Vec<JobId> = state
+            .jobs
+            .values()
+            .filter(|job| job.computer == id && job.state.is_pending())
+            .map(|job| job.id)
+            .collect();
         state.computers.remove(&id);
         state.credentials.remove(&id);
         state.assignments.remove(&id);
         state.assignment_revisions.remove(&id);
-        state.jobs.retain(|_, job| job.computer != id);
-        state.tombstones.retain(|_, (job, _)| job.computer != id);
+        state.bury(|job| job.computer == id, at);
         for rule in state.deleting.clone() {
             state.remove_rule_if_deleted_and_empty(rule);
         }
         for (_, members) in state.computer_groups.values_mut() {
             members.retain(|member| *member != id);
         }
-        Ok(())
+        Ok(unfinished)
     }
 
     fn computer(&self, id: ComputerId) -> StoreResult<Computer> {
@@ -945,9 +965,13 @@ impl Store for MemoryStore {
             (None, Some(tombstone)) => (tombstone.clone(), true),
             (None, None) => return Err(not_found("job", id)),
         };
-        let sequence_mode = state
-            .sequence_mode(job.origin)
-            .ok_or_else(|| missing_origin(&job))?;
+        // A tombstone may outlive its origin (a deleted container or rule); its report never
+        // cascades, so any mode will do. A live job without its origin is corrupt.
+        let sequence_mode = match state.sequence_mode(job.origin) {
+            Some(mode) => mode,
+            None if deleted => SequenceMode::IgnoreFailed,
+            None => return Err(missing_origin(&job)),
+        };
         let origin_jobs = state
             .jobs
             .values()

@@ -72,8 +72,18 @@ pub trait Store: Send + Sync {
     fn create_computer(&self, computer: NewComputer) -> StoreResult<Computer>;
     /// Replaces a computer's fields. [`StoreError::Duplicate`] if the new hostname is taken.
     fn update_computer(&self, computer: &Computer) -> StoreResult<()>;
-    /// Deletes a computer with its jobs, assignments, group memberships and credentials.
-    fn delete_computer(&self, id: ComputerId) -> StoreResult<()>;
+    /// Deletes a computer with its jobs, assignments, group memberships and credentials, at
+    /// `at`.
+    ///
+    /// Each job leaves a tombstone dated `at` (as [`Change::DeleteJob`](super::Change::DeleteJob)
+    /// does), and the computer's earlier tombstones are kept: nothing is forgotten before
+    /// housekeeping purges it by age. Rules being deleted whose last job this was are removed.
+    ///
+    /// Returns the ids of the jobs that were pending (Waiting, Downloading or Executing), in id
+    /// order: jobs an agent may have been handed and not finished, whose outcome can no longer
+    /// be recorded, since there is no computer to record it on (and its agent can no longer
+    /// authenticate).
+    fn delete_computer(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<Vec<JobId>>;
     /// One computer.
     fn computer(&self, id: ComputerId) -> StoreResult<Computer>;
     /// The computer with this hostname (compared case-insensitively), if any.

@@ -48,13 +48,16 @@ pub struct FailedJob {
 /// What handling one agent report needs, from one consistent state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportSnapshot {
-    /// The reported job, or its tombstone if rule evaluation deleted it.
+    /// The reported job, or its tombstone if it was deleted (by rule evaluation, or with its
+    /// container, rule or computer).
     pub job: Job,
     /// Whether `job` is a tombstone of a deleted job.
     pub deleted: bool,
-    /// The sequence mode of the job's origin (for the -8888 cascade).
+    /// The sequence mode of the job's origin (for the -8888 cascade). For a tombstone whose
+    /// origin no longer exists, [`SequenceMode::IgnoreFailed`]: a report on a tombstone never
+    /// cascades, so the mode does not matter there.
     pub sequence_mode: SequenceMode,
-    /// The computer's other jobs of the same origin.
+    /// The computer's other jobs of the same origin (none once the origin is gone).
     pub origin_jobs: Vec<Job>,
     /// The computer's assignments of packages in the job's package family.
     pub family_assignments: Vec<Assignment>,

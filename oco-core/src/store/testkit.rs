@@ -114,6 +114,18 @@ pub const CHECKS: &[(&str, Check)] = &[
         delete_computer_removes_what_is_its,
     ),
     (
+        "delete_container_keeps_tombstones",
+        delete_container_keeps_tombstones,
+    ),
+    (
+        "delete_computer_keeps_tombstones",
+        delete_computer_keeps_tombstones,
+    ),
+    (
+        "removed_rule_keeps_tombstones",
+        removed_rule_keeps_tombstones,
+    ),
+    (
         "rule_snapshot_for_evaluates_as_the_full_one",
         rule_snapshot_for_evaluates_as_the_full_one,
     ),
@@ -1480,6 +1492,7 @@ pub fn invalid_references(make: MakeStore<'_>) {
             Change::DeleteContainer {
                 id: ghost_container.id,
                 jobs: vec![],
+                at: at(0),
             },
             "NotFound",
         ),
@@ -2096,6 +2109,7 @@ pub fn delete_container_is_compare_and_set(make: MakeStore<'_>) {
             changes: vec![Change::DeleteContainer {
                 id: w.container,
                 jobs: read.clone(),
+                at: at(0),
             }],
         }),
         "Conflict",
@@ -2106,6 +2120,7 @@ pub fn delete_container_is_compare_and_set(make: MakeStore<'_>) {
             changes: vec![Change::DeleteContainer {
                 id: w.container,
                 jobs: read[1..].to_vec(),
+                at: at(0),
             }],
         }),
         "Conflict",
@@ -2293,6 +2308,7 @@ pub fn delete_container_removes_its_jobs(make: MakeStore<'_>) {
         vec![Change::DeleteContainer {
             id: w.container,
             jobs,
+            at: at(0),
         }],
     );
     assert_err(
@@ -2363,7 +2379,7 @@ pub fn delete_computer_removes_what_is_its(make: MakeStore<'_>) {
             Page::first(100),
         )
         .unwrap();
-    store.delete_computer(pc1).unwrap();
+    store.delete_computer(pc1, at(0)).unwrap();
     assert_err(store.computer(pc1), "NotFound", "a deleted computer");
     assert_err(
         store.credentials(pc1),
@@ -2375,7 +2391,11 @@ pub fn delete_computer_removes_what_is_its(make: MakeStore<'_>) {
         "NotFound",
         "assignments of a deleted computer",
     );
-    assert_err(store.delete_computer(pc1), "NotFound", "deleting it again");
+    assert_err(
+        store.delete_computer(pc1, at(0)),
+        "NotFound",
+        "deleting it again",
+    );
     assert_eq!(
         store
             .list_jobs(&JobFilter::default(), Page::first(100))
@@ -2394,6 +2414,232 @@ pub fn delete_computer_removes_what_is_its(make: MakeStore<'_>) {
         .contains_key(&pc1));
     assert!(store.computer_by_hostname("PC1").unwrap().is_none());
     store.create_computer(new_computer("pc1")).unwrap();
+}
+
+/// The tombstone a deleted job left, as a report reads it: `job` as it was, marked deleted,
+/// readable although its origin (and maybe its computer) is gone.
+fn assert_tombstone(store: &dyn Store, job: &Job, context: &str) {
+    let report = store
+        .report_snapshot(job.id)
+        .unwrap_or_else(|error| panic!("{context}: no tombstone of job {}: {error}", job.id));
+    assert!(report.deleted, "{context}: job {} is a tombstone", job.id);
+    assert_eq!(&report.job, job, "{context}: the tombstone keeps the job");
+    assert_eq!(
+        report.sequence_mode,
+        SequenceMode::IgnoreFailed,
+        "{context}: the mode of a missing origin"
+    );
+    assert!(
+        report.origin_jobs.is_empty(),
+        "{context}: a missing origin has no jobs"
+    );
+    assert_err(store.job(job.id), "NotFound", context);
+}
+
+/// Deleting a container turns each of its jobs into a tombstone dated by the deletion and keeps
+/// its earlier tombstones: a report still finds them although the container is gone, nothing
+/// lists or plans them, and only a purge by age forgets them.
+pub fn delete_container_keeps_tombstones(make: MakeStore<'_>) {
+    let store = make();
+    let w = world(store.as_ref());
+    let jobs: Vec<Job> = w
+        .container_jobs
+        .iter()
+        .map(|id| store.job(*id).unwrap())
+        .collect();
+    // One job was deleted earlier (by hand), the others go with the container.
+    apply(
+        store.as_ref(),
+        vec![Change::DeleteJob {
+            id: jobs[0].id,
+            expected: jobs[0].revision,
+            at: at(30),
+        }],
+    );
+    apply(
+        store.as_ref(),
+        vec![Change::DeleteContainer {
+            id: w.container,
+            jobs: jobs[1..].iter().map(|j| (j.id, j.revision)).collect(),
+            at: at(60),
+        }],
+    );
+    for job in &jobs {
+        assert_tombstone(store.as_ref(), job, "a job of a deleted container");
+    }
+    let listed: Vec<JobId> = store
+        .list_jobs(&JobFilter::default(), Page::first(100))
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed, w.rule_jobs, "tombstones are not listed");
+    for pc in &w.f.computers {
+        let planned = store.planner_snapshot(pc.id).unwrap();
+        assert!(
+            planned
+                .jobs
+                .iter()
+                .all(|j| !w.container_jobs.contains(&j.id)),
+            "tombstones are not planned"
+        );
+    }
+    assert_eq!(
+        store.housekeeping_snapshot(at(0)).unwrap().oldest_tombstone,
+        Some(at(30))
+    );
+    // The purge cut-off is exclusive: deleted before it.
+    apply(
+        store.as_ref(),
+        vec![Change::PurgeTombstones {
+            deleted_before: at(60),
+        }],
+    );
+    assert_err(
+        store.report_snapshot(jobs[0].id),
+        "NotFound",
+        "a tombstone older than the cut-off",
+    );
+    for job in &jobs[1..] {
+        assert_tombstone(store.as_ref(), job, "a tombstone at the cut-off");
+    }
+    apply(
+        store.as_ref(),
+        vec![Change::PurgeTombstones {
+            deleted_before: at(61),
+        }],
+    );
+    for job in &jobs {
+        assert_err(
+            store.report_snapshot(job.id),
+            "NotFound",
+            "a purged tombstone",
+        );
+    }
+    assert_eq!(
+        store.housekeeping_snapshot(at(0)).unwrap().oldest_tombstone,
+        None
+    );
+}
+
+/// Deleting a computer turns each of its jobs into a tombstone dated by the deletion, keeps its
+/// earlier tombstones, removes a rule being deleted with its last job, and returns the ids of the
+/// jobs that were pending.
+pub fn delete_computer_keeps_tombstones(make: MakeStore<'_>) {
+    let store = make();
+    let w = world(store.as_ref());
+    let pc1 = w.f.computers[0].id;
+    let mine = JobFilter {
+        computer: Some(pc1),
+        ..JobFilter::default()
+    };
+    let jobs = store.list_jobs(&mine, Page::first(100)).unwrap();
+    let others: Vec<Job> = store
+        .list_jobs(&JobFilter::default(), Page::first(100))
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.computer != pc1)
+        .collect();
+    // pc1's Succeeded container job was deleted earlier.
+    let earlier = jobs
+        .iter()
+        .find(|j| j.state == JobState::Succeeded)
+        .unwrap();
+    apply(
+        store.as_ref(),
+        vec![Change::DeleteJob {
+            id: earlier.id,
+            expected: earlier.revision,
+            at: at(30),
+        }],
+    );
+    let unfinished = store.delete_computer(pc1, at(60)).unwrap();
+    let mut pending: Vec<JobId> = jobs
+        .iter()
+        .filter(|j| j.state.is_pending())
+        .map(|j| j.id)
+        .collect();
+    pending.sort();
+    assert_eq!(
+        unfinished, pending,
+        "the pending jobs (Waiting, Downloading, Executing), by id"
+    );
+    assert_eq!(pending.len(), 3);
+    for job in &jobs {
+        let report = store.report_snapshot(job.id).unwrap();
+        assert!(report.deleted, "job {} of a deleted computer", job.id);
+        assert_eq!(&report.job, job);
+        assert!(
+            report.family_assignments.is_empty(),
+            "a deleted computer has no assignments"
+        );
+    }
+    assert_eq!(
+        store
+            .list_jobs(&JobFilter::default(), Page::first(100))
+            .unwrap(),
+        others
+    );
+    assert_eq!(
+        store.housekeeping_snapshot(at(0)).unwrap().oldest_tombstone,
+        Some(at(30))
+    );
+    apply(
+        store.as_ref(),
+        vec![Change::PurgeTombstones {
+            deleted_before: at(61),
+        }],
+    );
+    for job in &jobs {
+        assert_err(
+            store.report_snapshot(job.id),
+            "NotFound",
+            "a purged tombstone",
+        );
+    }
+
+    // A rule being deleted goes with its last job, which a computer's deletion may take.
+    let pc2 = w.f.computers[1].id;
+    store.delete_rule(w.rule).unwrap();
+    assert_eq!(store.rule(w.rule).unwrap().id, w.rule, "pc2 has its job");
+    let last = store.job(w.rule_jobs[2]).unwrap();
+    assert_eq!(
+        store.delete_computer(pc2, at(70)).unwrap(),
+        w.container_jobs[5..].to_vec()
+    );
+    assert_err(store.rule(w.rule), "NotFound", "a rule without jobs left");
+    assert_tombstone(store.as_ref(), &last, "the last job of a removed rule");
+}
+
+/// A rule deleted while it had jobs is removed with its last job, and the tombstones of its jobs
+/// stay until a purge: a late report on one still finds it.
+pub fn removed_rule_keeps_tombstones(make: MakeStore<'_>) {
+    let store = make();
+    let w = world(store.as_ref());
+    let jobs: Vec<Job> = w
+        .rule_jobs
+        .iter()
+        .map(|id| store.job(*id).unwrap())
+        .collect();
+    store.delete_rule(w.rule).unwrap();
+    for (job, seconds) in jobs.iter().zip([10, 20, 30]) {
+        apply(
+            store.as_ref(),
+            vec![Change::DeleteJob {
+                id: job.id,
+                expected: job.revision,
+                at: at(seconds),
+            }],
+        );
+    }
+    assert_err(store.rule(w.rule), "NotFound", "a rule without jobs left");
+    for job in &jobs {
+        assert_tombstone(store.as_ref(), job, "a job of a removed rule");
+    }
+    assert_eq!(
+        store.housekeeping_snapshot(at(0)).unwrap().oldest_tombstone,
+        Some(at(10))
+    );
 }
 
 /// A rule snapshot restricted to some computers has only what concerns them, and evaluating any

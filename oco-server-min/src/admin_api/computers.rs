@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use oco_core::model::{Computer, ComputerId, MacAddress, Name};
+use oco_core::model::{Computer, ComputerId, JobId, MacAddress, Name};
 use oco_core::rules::{RuleEvent, RuleWorld};
 use oco_core::store::{AgentContact, Change, ChangeSet, NewComputer, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -98,7 +98,8 @@ async fn create(
             |computer| RuleEvent::ComputerChanged {
                 computer: computer.id,
             },
-            |computer| store.delete_computer(computer.id),
+            // A computer just created has no jobs: nothing to keep.
+            |computer| store.delete_computer(computer.id, now).map(drop),
         )?;
         Ok((StatusCode::CREATED, Json(view(store, computer)?)))
     })
@@ -174,7 +175,20 @@ async fn update(
     .await
 }
 
-async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+/// What deleting a computer dropped.
+#[derive(Debug, Serialize)]
+struct Deleted {
+    /// The computer's jobs that were pending (Waiting, Downloading or Executing) when it was
+    /// deleted, by id: an agent may have been handed them, and their outcome will not be
+    /// recorded, since the computer is gone and its agent can no longer authenticate. Their
+    /// tombstones stay until housekeeping purges them.
+    unfinished_jobs: Vec<JobId>,
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Deleted>> {
     let now = state.clock().now();
     blocking(move || {
         let store = state.store().as_ref();
@@ -182,12 +196,19 @@ async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Api
         store.computer(id)?;
         let event = RuleEvent::ComputerDeleted { computer: id };
         let before = crate::rules::world_for(store, &event)?;
-        store.delete_computer(id)?;
+        let unfinished_jobs = store.delete_computer(id, now)?;
+        if !unfinished_jobs.is_empty() {
+            tracing::warn!(
+                computer = %id,
+                jobs = ?unfinished_jobs,
+                "deleted a computer with unfinished jobs; their outcome will not be recorded"
+            );
+        }
         // The store deleted the computer's jobs with it; this settles the other rules' claims.
         // A deleted computer cannot be restored: a failure here is reported, and the next change
         // of those rules evaluates them again.
         crate::rules::reevaluate(store, &event, &before, now)?;
-        Ok(StatusCode::NO_CONTENT)
+        Ok(Json(Deleted { unfinished_jobs }))
     })
     .await
 }

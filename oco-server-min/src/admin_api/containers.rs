@@ -458,15 +458,19 @@ async fn renew(
 }
 
 async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+    let now = state.clock().now();
     blocking(move || {
         let store = state.store().as_ref();
         let id = ContainerId(id);
         store.container(id)?;
         let jobs = chosen_jobs(store, Origin::Container(id), None)?;
+        // The jobs leave tombstones, so that an agent running one still gets its success
+        // recorded; housekeeping purges them later.
         store.apply(&ChangeSet {
             changes: vec![Change::DeleteContainer {
                 id,
                 jobs: jobs.iter().map(|job| (job.id, job.revision)).collect(),
+                at: now,
             }],
         })?;
         Ok(StatusCode::NO_CONTENT)

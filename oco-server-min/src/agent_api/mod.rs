@@ -701,6 +701,12 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
                 tracing::debug!(%what, "report lost a race; reading again");
                 continue;
             }
+            // The computer was deleted since the report was authenticated (its job is a
+            // tombstone now, with nothing to record the success on): answered as the agent's
+            // next request will be.
+            Err(StoreError::NotFound {
+                what: "computer", ..
+            }) => return Err(ApiError::Unauthorized("Unknown computer")),
             Err(error) => return Err(error.into()),
         }
         match outcome.disposition {

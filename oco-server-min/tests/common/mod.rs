@@ -105,6 +105,26 @@ impl Server {
         Target::Socket(addr)
     }
 
+    /// An admin API request (`path` under `/api/v1`) with the admin token and no body: the
+    /// status and the JSON reply (`Null` when there is none).
+    pub async fn admin(&self, method: &str, path: &str) -> (u16, Value) {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{path}"))
+            .header("authorization", "Bearer admin")
+            .body(Body::empty())
+            .unwrap();
+        let response = self.router(loopback()).oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let reply = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (status, reply)
+    }
+
     /// Writes `bytes` as the payload of `package`.
     pub fn put_payload(&self, package: PackageId, bytes: &[u8]) {
         std::fs::write(self.state.payload_path(package), bytes).unwrap();
