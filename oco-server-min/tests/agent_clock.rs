@@ -12,40 +12,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::Request;
 use common::*;
-use http_body_util::BodyExt;
 use oco_core::chrono::Duration as TimeDelta;
 use oco_core::model::{ComputerId, JobId, PostAction, SequenceMode};
 use oco_core::store::{AgentCredentials, MemoryStore, Store};
 use oco_server_min::agent_api::client::{self, HttpResponse};
 use oco_server_min::clock::Clock;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
-}
-
-/// An admin API request to `server` with its token; the status and the JSON body (`null` if
-/// empty).
-async fn admin(server: &Server, method: &str, path: &str) -> (u16, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(format!("/api/v1{path}"))
-        .header("authorization", "Bearer admin")
-        .body(Body::empty())
-        .unwrap();
-    let response = server.router(loopback()).oneshot(request).await.unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, value)
 }
 
 /// A hello of `hostname` with `timestamp`, signed with `key`.
@@ -149,7 +125,9 @@ async fn a_locked_out_agent_is_reset_to_first_contact() {
         AgentError::Status(401, "Agent timestamp too old".into())
     );
 
-    let (status, view) = admin(&server, "POST", &format!("/computers/{}/agent/reset", pc.0)).await;
+    let (status, view) = server
+        .admin("POST", &format!("/computers/{}/agent/reset", pc.0))
+        .await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["id"], pc.0);
     assert_eq!(view["agent"]["address"], "127.0.0.1");
@@ -164,7 +142,9 @@ async fn a_locked_out_agent_is_reset_to_first_contact() {
     assert_eq!(agent.hello().await.unwrap().len(), 1);
 
     // A reinstalled agent with the global key is welcome after a reset too; an unknown key not.
-    admin(&server, "POST", &format!("/computers/{}/agent/reset", pc.0)).await;
+    server
+        .admin("POST", &format!("/computers/{}/agent/reset", pc.0))
+        .await;
     let mut reinstalled = TestAgent::new(server.target(), "pc1");
     reinstalled.clock = agent.clock;
     reinstalled.last_server_timestamp = agent.last_server_timestamp;
@@ -173,7 +153,7 @@ async fn a_locked_out_agent_is_reset_to_first_contact() {
     let response = hello_at(&server.target(), "pc1", reinstalled.tick(), "not-a-key").await;
     assert_eq!(response.status, 401);
 
-    let (status, error) = admin(&server, "POST", "/computers/999/agent/reset").await;
+    let (status, error) = server.admin("POST", "/computers/999/agent/reset").await;
     assert_eq!(status, 404, "{error}");
     assert_eq!(error["error"]["code"], "not-found");
 }
@@ -221,7 +201,7 @@ async fn the_last_hello_is_shown_on_the_computer() {
     let store = memory();
     let (pc, _) = pc_with_a_job(store.as_ref(), "");
     let server = Server::new(store.clone());
-    let (_, view) = admin(&server, "GET", &format!("/computers/{}", pc.0)).await;
+    let (_, view) = server.admin("GET", &format!("/computers/{}", pc.0)).await;
     assert_eq!(view["agent"], Value::Null);
     assert_eq!(view["hostname"], "pc1");
 
@@ -239,9 +219,9 @@ async fn the_last_hello_is_shown_on_the_computer() {
         // Control characters dropped, at most 64 characters kept.
         "agent_version": format!("1.2.0{}", "9".repeat(59)),
     });
-    let (_, view) = admin(&server, "GET", &format!("/computers/{}", pc.0)).await;
+    let (_, view) = server.admin("GET", &format!("/computers/{}", pc.0)).await;
     assert_eq!(view["agent"], expected);
-    let (_, list) = admin(&server, "GET", "/computers").await;
+    let (_, list) = server.admin("GET", "/computers").await;
     assert_eq!(list["items"][0]["agent"], expected);
 }
 
@@ -254,7 +234,8 @@ async fn explain_uses_the_last_hello_address_or_says_it_depends() {
     let explain = |query: &'static str| {
         let server = &server;
         async move {
-            admin(server, "GET", &format!("/jobs/{}/explain{query}", job.0))
+            server
+                .admin("GET", &format!("/jobs/{}/explain{query}", job.0))
                 .await
                 .1
         }
@@ -290,7 +271,9 @@ async fn explain_uses_the_last_hello_address_or_says_it_depends() {
         let store = memory();
         let (_, job) = pc_with_a_job(store.as_ref(), ranges);
         let server = Server::new(store);
-        let (_, answer) = admin(&server, "GET", &format!("/jobs/{}/explain", job.0)).await;
+        let (_, answer) = server
+            .admin("GET", &format!("/jobs/{}/explain", job.0))
+            .await;
         assert_eq!(answer["status"], status, "`{ranges}`: {answer}");
         if status != "depends-on-address" {
             assert_eq!(answer["address"], Value::Null, "`{ranges}`: {answer}");

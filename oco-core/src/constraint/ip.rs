@@ -116,25 +116,7 @@ impl IpRanges {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn sample(&self, verdict: bool) -> Option<IpAddr> {
-        let default = self.verdict_when_unmatched();
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        for (index, entry) in self.entries.iter().enumerate() {
-            let allows = !entry.negated;
-            match entry.network {
-                IpNet::V4(net) => v4.push(Prefix {
-                    index,
-                    network: u32::from(net.network()),
-                    mask: u32::from(net.netmask()),
-                    verdict: allows,
-                }),
-                IpNet::V6(net) => v6.push(Prefix {
-                    index,
-                    network: u128::from(net.network()),
-                    mask: u128::from(net.netmask()),
-                    verdict: allows,
-                }),
-            }
-        }
+        let (v4, v6, default) = prefixes(self.entries.iter().copied());
         let (starts, verdicts) = intervals(v4, default);
         if let Some(i) = verdicts.iter().position(|&v| v == verdict) {
             return Some(IpAddr::V4(Ipv4Addr::from(starts[i])));
@@ -213,30 +195,10 @@ impl IpMatcher {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(entries: impl IntoIterator<Item = IpEntry>) -> Self {
-        let mut all_negated = true;
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        for (index, entry) in entries.into_iter().enumerate() {
-            all_negated &= entry.negated;
-            let verdict = !entry.negated;
-            match entry.network {
-                IpNet::V4(net) => v4.push(Prefix {
-                    index,
-                    network: u32::from(net.network()),
-                    mask: u32::from(net.netmask()),
-                    verdict,
-                }),
-                IpNet::V6(net) => v6.push(Prefix {
-                    index,
-                    network: u128::from(net.network()),
-                    mask: u128::from(net.netmask()),
-                    verdict,
-                }),
-            }
-        }
+        let (v4, v6, default) = prefixes(entries);
         IpMatcher {
-            v4: FamilyMatcher::new(v4, all_negated),
-            v6: FamilyMatcher::new(v6, all_negated),
+            v4: FamilyMatcher::new(v4, default),
+            v6: FamilyMatcher::new(v6, default),
         }
     }
 
@@ -403,6 +365,34 @@ struct Prefix<T> {
     network: T,
     mask: T,
     verdict: bool,
+}
+
+/// The entries as integer prefixes of each family, with their positions, and the verdict for an
+/// address no entry contains (allowed only when every entry is negated).
+fn prefixes(
+    entries: impl IntoIterator<Item = IpEntry>,
+) -> (Vec<Prefix<u32>>, Vec<Prefix<u128>>, bool) {
+    let mut all_negated = true;
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for (index, entry) in entries.into_iter().enumerate() {
+        all_negated &= entry.negated;
+        let verdict = !entry.negated;
+        match entry.network {
+            IpNet::V4(net) => v4.push(Prefix {
+                index,
+                network: u32::from(net.network()),
+                mask: u32::from(net.netmask()),
+                verdict,
+            }),
+            IpNet::V6(net) => v6.push(Prefix {
+                index,
+                network: u128::from(net.network()),
+                mask: u128::from(net.netmask()),
+                verdict,
+            }),
+        }
+    }
+    (v4, v6, all_negated)
 }
 
 /// Lists with at most this many entries of a family are scanned rather than searched.
