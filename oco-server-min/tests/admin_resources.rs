@@ -130,12 +130,12 @@ async fn families_and_packages() {
     let (status, updated) = api
         .patch(
             &format!("/packages/{id}"),
-            json!({"install": {"command": "setup /quiet", "success_codes": ""}, "download_for_uninstall": true}),
+            json!({"install": {"command": "setup /quiet", "success_codes": "*"}, "download_for_uninstall": true}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["install"]["command"], "setup /quiet");
-    assert_eq!(updated["install"]["success_codes"], "");
+    assert_eq!(updated["install"]["success_codes"], "*");
     let (_, got) = api.get(&format!("/packages/{id}")).await;
     assert_eq!(got, updated);
     let (_, list) = api.get("/packages").await;

@@ -42,7 +42,7 @@ struct CreateFamily {
     name: String,
 }
 
-/// A procedure in a request: success codes as text (absent: `0`; empty: any code).
+/// A procedure in a request: success codes as text (absent: `0`; `*`: any code; empty: a 400).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProcedureInput {
