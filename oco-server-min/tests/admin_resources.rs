@@ -282,7 +282,7 @@ async fn containers_deploy_edit_enable_renew_uninstall_delete() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{uninstall}");
-    let job = uninstall["jobs"][0].as_i64().unwrap();
+    let job = uninstall["jobs"][0]["id"].as_i64().unwrap();
     let (_, job) = api.get(&format!("/jobs/{job}")).await;
     assert_eq!(job["kind"], "uninstall");
 

@@ -132,7 +132,16 @@ struct AssignmentRef {
 #[derive(Debug, Serialize)]
 struct Created {
     container: JobContainer,
-    jobs: Vec<JobId>,
+    jobs: Vec<CreatedJob>,
+}
+
+/// A job of a created container: enough to tell the jobs apart without fetching each.
+#[derive(Debug, Serialize)]
+struct CreatedJob {
+    id: JobId,
+    computer: ComputerId,
+    package: PackageId,
+    sequence: u32,
 }
 
 /// Fields to change; absent ones stay. `end: null` removes the end; a policy is replaced whole.
@@ -175,23 +184,34 @@ struct Renewed {
 fn create(store: &dyn Store, changes: &ChangeSet) -> ApiResult<(StatusCode, Json<Created>)> {
     let applied = store.apply(changes)?;
     let created = changes.changes.iter().find_map(|change| match change {
-        Change::CreateContainer { container, .. } => Some(container.clone()),
+        Change::CreateContainer { container, jobs } => Some((container.clone(), jobs)),
         _ => None,
     });
-    let (Some(mut container), Some(&id)) = (created, applied.containers.first()) else {
+    let (Some((mut container, jobs)), Some(&id)) = (created, applied.containers.first()) else {
         return Err(ApiError::internal(
             "deploy",
             &"the change set created no container",
         ));
     };
+    if jobs.len() != applied.jobs.len() {
+        return Err(ApiError::internal(
+            "deploy",
+            &"the store assigned another number of job ids than jobs were created",
+        ));
+    }
     container.id = id;
-    Ok((
-        StatusCode::CREATED,
-        Json(Created {
-            container,
-            jobs: applied.jobs,
-        }),
-    ))
+    // The store assigns the ids in the order of the change set's jobs.
+    let jobs = jobs
+        .iter()
+        .zip(&applied.jobs)
+        .map(|(job, &id)| CreatedJob {
+            id,
+            computer: job.computer,
+            package: job.package,
+            sequence: job.sequence,
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(Created { container, jobs })))
 }
 
 async fn deploy_container(
