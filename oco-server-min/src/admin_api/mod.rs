@@ -22,7 +22,7 @@ mod rules;
 
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::model::RuleId;
@@ -49,6 +49,40 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(housekeeping::routes())
         .fallback(|| async { ApiError::not_found("no such admin API route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+}
+
+/// The path the admin API is served under.
+pub const PREFIX: &str = "/api/v1";
+
+/// Gives every error response under [`PREFIX`] the JSON error shape.
+///
+/// Handlers and extractors answer [`ApiError`]s themselves; this catches the responses made
+/// below them, whose bodies are empty or plain text: routing's 404 (a path the nested router
+/// never sees, such as `/api/v1/`) and 405, and the body limit's 413. It sits on the whole app
+/// because only there does it see the first of these; the agent endpoint, outside the prefix,
+/// keeps the plain-text errors the OCO agent expects. Headers other than the body's own (an
+/// `Allow` of a 405) are kept.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let admin = path
+        .strip_prefix(PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    let response = next.run(request).await;
+    let status = response.status();
+    if !admin
+        || !(status.is_client_error() || status.is_server_error())
+        || extract::is_json(response.headers())
+    {
+        return response;
+    }
+    let (parts, _) = response.into_parts();
+    let mut answer = ApiError::from_status(status).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// Refuses requests without the admin token (401).

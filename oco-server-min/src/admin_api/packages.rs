@@ -4,7 +4,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -19,7 +18,7 @@ use oco_core::store::Store;
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged, RawBody};
 use super::{blocking, change_with_rules, list_page};
 use crate::AppState;
 
@@ -312,7 +311,7 @@ static UPLOADS: AtomicU64 = AtomicU64::new(0);
 async fn upload_payload(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    bytes: Bytes,
+    RawBody(bytes): RawBody,
 ) -> ApiResult<Json<Package>> {
     // Local file header, or the end record of an empty archive.
     if !(bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")) {
