@@ -3,6 +3,8 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +49,26 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                     ApiError::malformed(None, rejection.body_text())
                 }
             })
+    }
+}
+
+/// Middleware: reads the whole request body (up to the limit) before anything answers.
+///
+/// A handler that needs no body (a `GET`, an `enable`) or an answer made before the handler
+/// (a 404, a 405, a refused body) would otherwise leave the body unread, and hyper then closes
+/// the connection with the client's bytes still unread, which the kernel answers with a TCP
+/// reset that may destroy the response before the client reads it. Read first, the request
+/// is answered normally and the connection stays usable. Routes that stream their body (payload
+/// uploads) are not behind it. Over the limit is a 413.
+pub(crate) async fn read_whole_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let limited = Request::from_parts(parts.clone(), body);
+    match RawBody::from_request(limited, &()).await {
+        Ok(RawBody(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(error) => error.into_response(),
     }
 }
 

@@ -48,6 +48,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(jobs::routes())
         .merge(housekeeping::routes())
         .fallback(|| async { ApiError::not_found("no such admin API route") })
+        .layer(middleware::from_fn(extract::read_whole_body))
+        .merge(packages::payload_routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
 }
 
@@ -100,7 +102,12 @@ async fn authenticate(
         Some(token) if same_secret(token, &state.secrets().admin_token) => {
             Ok(next.run(request).await)
         }
-        _ => Err(ApiError::unauthorized()),
+        _ => {
+            // Read what the client sent before refusing, as `extract::read_whole_body` does, so
+            // that the refusal is not lost to a reset; an error here changes nothing.
+            let _ = axum::body::to_bytes(request.into_body(), crate::BODY_LIMIT).await;
+            Err(ApiError::unauthorized())
+        }
     }
 }
 

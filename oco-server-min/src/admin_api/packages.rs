@@ -28,10 +28,17 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/package-families/{id}", get(family))
         .route("/packages", get(list_packages).post(create_package))
         .route("/packages/{id}", get(package).patch(update_package))
-        .route(
-            "/packages/{id}/payload",
-            get(download_payload).put(upload_payload),
-        )
+}
+
+/// The payload routes: the upload reads its own body (it is to be streamed to disk), so these
+/// are not behind [`super::extract::read_whole_body`]; the download and a 405 are.
+pub(super) fn payload_routes() -> Router<AppState> {
+    Router::new().route(
+        "/packages/{id}/payload",
+        get(download_payload)
+            .layer(axum::middleware::from_fn(super::extract::read_whole_body))
+            .put(upload_payload),
+    )
 }
 
 /// A family to create.
