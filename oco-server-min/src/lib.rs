@@ -54,6 +54,7 @@ pub mod clock;
 pub mod commit;
 pub mod config;
 pub mod housekeeping;
+pub mod payloads;
 pub mod rules;
 pub mod secrets;
 pub mod state;

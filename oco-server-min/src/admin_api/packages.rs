@@ -1,9 +1,5 @@
 //! Package families, packages (metadata), and package payloads (zip archives).
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -20,6 +16,7 @@ use serde::Deserialize;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged, RawBody};
 use super::{blocking, change_with_rules, list_page};
+use crate::payloads::PartialPayload;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -312,9 +309,6 @@ fn save_package(
     Ok(())
 }
 
-/// Distinguishes the temporary files of concurrent uploads.
-static UPLOADS: AtomicU64 = AtomicU64::new(0);
-
 async fn upload_payload(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -332,58 +326,22 @@ async fn upload_payload(
         let store = state.store().as_ref();
         let id = PackageId(id);
         let old = store.package(id)?;
-        let path = state.payload_path(id);
-        let partial = write_partial(&path, &bytes)
+        // The file is durably in place before the row says so (see `crate::payloads`): a crash
+        // in between leaves a file no row points to, never a row without its file.
+        let mut partial = PartialPayload::create(&state.payload_path(id))
+            .map_err(|error| ApiError::internal("writing a payload", &error))?;
+        partial
+            .write(&bytes)
+            .and_then(|()| partial.commit())
             .map_err(|error| ApiError::internal("writing a payload", &error))?;
         let mut new = old.clone();
         new.has_payload = true;
         if !old.has_payload {
-            if let Err(error) = save_package(store, &old, &new, now) {
-                discard(&partial);
-                return Err(error);
-            }
-        }
-        if let Err(error) = std::fs::rename(&partial, &path) {
-            discard(&partial);
-            if !old.has_payload {
-                // Nothing stored under the final name: the package has no payload after all.
-                if let Err(undo) = save_package(store, &new, &old, now) {
-                    tracing::error!("admin API: undoing has_payload of package {id}: {undo:?}");
-                }
-            }
-            return Err(ApiError::internal("storing a payload", &error));
+            save_package(store, &old, &new, now)?;
         }
         Ok(Json(new))
     })
     .await
-}
-
-/// Writes `bytes` durably to a temporary file beside `path`, returning its path.
-fn write_partial(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let partial = dir.join(format!(
-        ".{name}.{}.{}.partial",
-        std::process::id(),
-        UPLOADS.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut file = std::fs::File::create(&partial)?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
-    if let Err(error) = written {
-        discard(&partial);
-        return Err(error);
-    }
-    Ok(partial)
-}
-
-fn discard(partial: &Path) {
-    if let Err(error) = std::fs::remove_file(partial) {
-        tracing::warn!("admin API: removing {}: {error}", partial.display());
-    }
 }
 
 async fn download_payload(
@@ -396,8 +354,17 @@ async fn download_payload(
         if !package.has_payload {
             return Err(ApiError::not_found(format!("package {id} has no payload")));
         }
-        let bytes = std::fs::read(state.payload_path(id))
-            .map_err(|error| ApiError::internal("reading a payload", &error))?;
+        let bytes = match std::fs::read(state.payload_path(id)) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!("admin API: package {id} has a payload, but its file is missing");
+                return Err(ApiError::not_found(format!(
+                    "the payload file of package {id} is missing on the server; upload it again"
+                ))
+                .with_field("payload"));
+            }
+            Err(error) => return Err(ApiError::internal("reading a payload", &error)),
+        };
         Ok(([(header::CONTENT_TYPE, "application/zip")], bytes))
     })
     .await
