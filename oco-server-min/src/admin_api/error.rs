@@ -99,6 +99,11 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not-found", message)
     }
 
+    /// 409: the change would break a rule of the data (a dependency cycle, …), said in `message`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     /// 409: the change would make versions of one family remove each other forever.
     pub fn family_conflicts(conflicts: Vec<Conflict>) -> Self {
         let mut error = ApiError::new(

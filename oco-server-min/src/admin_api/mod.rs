@@ -17,6 +17,7 @@ mod groups;
 mod housekeeping;
 mod jobs;
 mod packages;
+mod patch;
 mod policy;
 mod rules;
 
