@@ -249,7 +249,9 @@ pub struct ContainerStatistics {
     pub status: ContainerStatus,
     /// From the start to the last finish, or to now while running.
     pub total_runtime: Option<Runtime>,
-    /// From the first execution start to the last finish of the jobs that started.
+    /// From the first execution start to the last finish of the jobs that started (seconds in
+    /// serde, [`crate::serde_seconds`]).
+    #[serde(with = "crate::serde_seconds::option")]
     pub effective_runtime: Option<Duration>,
     /// How many jobs are in each state; every state is present.
     pub counts: BTreeMap<JobState, usize>,
@@ -272,7 +274,8 @@ pub enum ContainerStatus {
 /// A duration, and whether it is still growing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Runtime {
-    /// How long, never negative.
+    /// How long, never negative (seconds in serde, [`crate::serde_seconds`]).
+    #[serde(with = "crate::serde_seconds")]
     pub duration: Duration,
     /// Jobs are still pending: measured up to `now` (OCO prints `~`).
     pub running: bool,

@@ -47,6 +47,7 @@ pub mod model;
 pub mod plan;
 pub mod report;
 pub mod rules;
+pub mod serde_seconds;
 mod settings;
 pub mod store;
 mod text_serde;

@@ -4,21 +4,26 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Durations the planner and housekeeping decide by. `Settings::default()` has the documented
-/// defaults.
+/// defaults. serde writes each as seconds ([`crate::serde_seconds`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// A running job of an ended container with no report for this long expires (24 h).
+    #[serde(with = "crate::serde_seconds")]
     pub stale_running_after: Duration,
     /// A finished container whose status is `succeeded` is purged this long after its last job
     /// finished (4 h).
+    #[serde(with = "crate::serde_seconds")]
     pub purge_succeeded_after: Duration,
     /// A finished container whose status is `failed` is purged this long after its last job
     /// finished (2 days).
+    #[serde(with = "crate::serde_seconds")]
     pub purge_failed_after: Duration,
     /// A computer not seen for this long is offline, for Wake-on-LAN shutdown marks (125 s).
+    #[serde(with = "crate::serde_seconds")]
     pub offline_after: Duration,
     /// A first poll this long after the wake packets means someone switched the computer on by
     /// hand: no shutdown (300 s).
+    #[serde(with = "crate::serde_seconds")]
     pub wol_shutdown_expiry: Duration,
 }
 

@@ -269,8 +269,8 @@ fn rejected_code_fails_the_job_with_the_code_and_a_message() {
 }
 
 #[test]
-fn empty_success_list_accepts_any_code() {
-    let package = package(PACKAGE, UpgradeBehavior::KeepOthers, "");
+fn star_success_codes_accept_any_code() {
+    let package = package(PACKAGE, UpgradeBehavior::KeepOthers, "*");
     let job = job_of(42, &package, JobKind::Install, 1, JobState::Executing);
     let (job, _) = step(
         &job,
@@ -921,7 +921,7 @@ mod properties {
             ],
             any::<bool>(),
             1u32..3,
-            prop_oneof![Just(""), Just("0"), Just("0-1, -3")],
+            prop_oneof![Just("*"), Just("0"), Just("0-1, -3")],
         )
             .prop_map(|(state, abort, attempt, codes)| {
                 let package = package(PACKAGE, UpgradeBehavior::ImplicitRemove, codes);

@@ -54,6 +54,7 @@ pub mod clock;
 pub mod commit;
 pub mod config;
 pub mod housekeeping;
+pub mod payloads;
 pub mod rules;
 pub mod secrets;
 pub mod state;
@@ -70,7 +71,8 @@ pub const BODY_LIMIT: usize = 64 * 1024 * 1024;
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(agent_api::router(&state.options().agent_path))
-        .nest("/api/v1", admin_api::router(&state))
+        .nest(admin_api::PREFIX, admin_api::router(&state))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(admin_api::json_errors))
         .with_state(state)
 }

@@ -99,6 +99,22 @@ fn start(config: &Config) -> Result<(AppState, Arc<SqliteStore>), Error> {
     for dir in [config.data_dir.clone(), config.payload_dir()] {
         std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir { path: dir, source })?;
     }
+    // Uploads a crash interrupted; no upload runs yet.
+    let payloads = config.payload_dir();
+    match oco_server_min::payloads::remove_partials(&payloads) {
+        Ok(removed) if !removed.is_empty() => tracing::info!(
+            "removed {} interrupted upload(s) from {}",
+            removed.len(),
+            payloads.display()
+        ),
+        Ok(_) => {}
+        Err(source) => {
+            return Err(Error::DataDir {
+                path: payloads,
+                source,
+            })
+        }
+    }
 
     let secrets_path = config.secrets_path();
     let (stored, outcome) = secrets::load_or_create(&secrets_path)?;

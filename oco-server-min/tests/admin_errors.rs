@@ -119,6 +119,28 @@ async fn success_codes_and_schedules_name_their_field() {
     assert_eq!(err["field"], "install.success_codes");
     let err = error(
         &api.post(
+            "/packages",
+            json!({"family": family, "version": "1", "uninstall": {"success_codes": ""}}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_eq!(err["field"], "uninstall.success_codes");
+    assert_eq!(
+        err["message"],
+        "lists no code; write the codes that count as success (`0` usually), or `*` for every code"
+    );
+    let err = error(
+        &api.post(
+            "/packages",
+            json!({"family": family, "version": "1", "install": {"success_codes": " , "}}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_eq!(err["field"], "install.success_codes");
+    let err = error(
+        &api.post(
             "/containers/deploy",
             json!({"container": {"name": "x", "start": "2026-11-24T12:00:00Z", "end": "2026-11-24T11:00:00Z"}}),
         )

@@ -131,12 +131,12 @@ async fn families_and_packages() {
     let (status, updated) = api
         .patch(
             &format!("/packages/{id}"),
-            json!({"install": {"command": "setup /quiet", "success_codes": ""}, "download_for_uninstall": true}),
+            json!({"install": {"command": "setup /quiet", "success_codes": "*"}, "download_for_uninstall": true}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["install"]["command"], "setup /quiet");
-    assert_eq!(updated["install"]["success_codes"], "");
+    assert_eq!(updated["install"]["success_codes"], "*");
     let (_, got) = api.get(&format!("/packages/{id}")).await;
     assert_eq!(got, updated);
     let (_, list) = api.get("/packages").await;
@@ -283,7 +283,7 @@ async fn containers_deploy_edit_enable_renew_uninstall_delete() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{uninstall}");
-    let job = uninstall["jobs"][0].as_i64().unwrap();
+    let job = uninstall["jobs"][0]["id"].as_i64().unwrap();
     let (_, job) = api.get(&format!("/jobs/{job}")).await;
     assert_eq!(job["kind"], "uninstall");
 

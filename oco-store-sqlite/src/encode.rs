@@ -270,6 +270,11 @@ pub(crate) fn parse_column<T: TextEnum>(column: &str, text: &str) -> Result<T, S
 
 /// Stored success codes.
 pub(crate) fn parse_codes(column: &str, text: &str) -> Result<SuccessCodes, String> {
+    // Written before `*` spelled "every code" (the parser now refuses an empty list): the same
+    // value, so rows stored then still read.
+    if text.trim().is_empty() {
+        return Ok(SuccessCodes::default());
+    }
     memo(&SUCCESS_CODES, text, |text| {
         text.parse().map_err(|e| format!("{column} `{text}`: {e}"))
     })
@@ -773,6 +778,16 @@ mod tests {
             parse_ids("dependencies", "3 x"),
             Err("dependencies: `x` is not an id".to_owned())
         );
+    }
+
+    #[test]
+    fn success_codes_stored_empty_read_as_every_code() {
+        assert_eq!(parse_codes("c", ""), Ok(SuccessCodes::default()));
+        assert_eq!(parse_codes("c", "*"), Ok(SuccessCodes::default()));
+        assert_eq!(parse_codes("c", "0, 3010").unwrap().to_string(), "0, 3010");
+        assert!(parse_codes("c", "0, x")
+            .unwrap_err()
+            .starts_with("c `0, x`: "));
     }
 
     #[test]

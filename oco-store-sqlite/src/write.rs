@@ -338,10 +338,34 @@ fn check_package(
         )));
     }
     for dependency in &package.dependencies {
-        if Some(*dependency) == except
-            || !exists(conn, "SELECT 1 FROM packages WHERE id = ?1", dependency.0)?
+        if Some(*dependency) != except
+            && !exists(conn, "SELECT 1 FROM packages WHERE id = ?1", dependency.0)?
         {
             return Err(invalid(format!("unknown dependency package {dependency}")));
+        }
+    }
+    // Only an update can close a cycle: nothing depends on a package being created.
+    if let Some(id) = except {
+        let cycle = oco_core::model::dependency_cycle(id, &package.dependencies, |other| {
+            let text = row(
+                conn,
+                "SELECT dependencies FROM packages WHERE id = ?1",
+                params![other.0],
+                |r| r.get::<_, String>(0).map_err(backend),
+            )?;
+            match text {
+                Some(text) => {
+                    encode::parse_ids("dependencies", &text).map_err(|reason| StoreError::Corrupt {
+                        what: "package",
+                        id: other.to_string(),
+                        reason,
+                    })
+                }
+                None => Ok(Vec::new()),
+            }
+        })?;
+        if let Some(cycle) = cycle {
+            return Err(invalid(cycle.to_string()));
         }
     }
     let taken = row(

@@ -156,7 +156,12 @@ fn procedure() -> impl Strategy<Value = Procedure> {
                 .collect();
             Procedure {
                 command,
-                success_codes: codes.join(", ").parse().unwrap(),
+                // No range is "every code", written `*`.
+                success_codes: if codes.is_empty() {
+                    "*".parse().unwrap()
+                } else {
+                    codes.join(", ").parse().unwrap()
+                },
                 post_action,
             }
         })

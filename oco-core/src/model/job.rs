@@ -134,8 +134,11 @@ fn is_server_final(state: JobState, message: Option<MessageCode>) -> bool {
 }
 
 /// The container or rule a job belongs to. Containers order before rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", content = "id")]
+///
+/// Its text is `container:<id>` or `rule:<id>`: `Display` prints it, `FromStr` reads it (spaces
+/// around either part allowed), and serde uses it, so a job's `origin` in a JSON body is spelt
+/// as the `?origin=` filter that finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Origin {
     /// A job container.
     Container(ContainerId),
@@ -146,11 +149,33 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Container(id) => write!(f, "container {id}"),
-            Origin::Rule(id) => write!(f, "rule {id}"),
+            Origin::Container(id) => write!(f, "container:{id}"),
+            Origin::Rule(id) => write!(f, "rule:{id}"),
         }
     }
 }
+
+impl std::str::FromStr for Origin {
+    type Err = super::InvalidField;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || {
+            super::InvalidField::new(
+                "origin",
+                format!("`{text}` is not an origin: `container:<id>` or `rule:<id>`"),
+            )
+        };
+        let (kind, id) = text.split_once(':').ok_or_else(invalid)?;
+        let id: i64 = id.trim().parse().map_err(|_| invalid())?;
+        match kind.trim() {
+            "container" => Ok(Origin::Container(ContainerId(id))),
+            "rule" => Ok(Origin::Rule(RuleId(id))),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+crate::text_serde::serde_as_text!(Origin);
 
 /// The ways the server finalises a job without an agent report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -386,6 +411,43 @@ mod tests {
 
     use super::*;
     use crate::model::{Compatibility, FamilyId, Name, PackageId, Procedure, UpgradeBehavior};
+
+    #[test]
+    fn origins_are_one_text_everywhere() {
+        let cases = [
+            (Origin::Container(ContainerId(1)), "container:1"),
+            (Origin::Rule(RuleId(42)), "rule:42"),
+        ];
+        for (origin, text) in cases {
+            assert_eq!(origin.to_string(), text);
+            assert_eq!(text.parse::<Origin>().unwrap(), origin);
+            assert_eq!(serde_json::to_value(origin).unwrap(), text);
+            assert_eq!(
+                serde_json::from_value::<Origin>(text.into()).unwrap(),
+                origin
+            );
+        }
+        assert_eq!(
+            " rule : 7 ".parse::<Origin>().unwrap(),
+            Origin::Rule(RuleId(7))
+        );
+        for bad in [
+            "container",
+            "container:",
+            "box:1",
+            "rule:x",
+            "container 1",
+            "",
+        ] {
+            let err = bad.parse::<Origin>().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("origin: `{bad}` is not an origin: `container:<id>` or `rule:<id>`")
+            );
+        }
+        let old_form = serde_json::json!({"kind": "container", "id": 1});
+        assert!(serde_json::from_value::<Origin>(old_form).is_err());
+    }
 
     fn waiting_job() -> Job {
         let package = Package {

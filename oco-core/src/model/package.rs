@@ -41,6 +41,84 @@ pub struct Package {
     pub dependencies: Vec<PackageId>,
 }
 
+/// Where saving `package` with `dependencies` would close a dependency cycle: the cycle, from
+/// `package` back to it (`[101, 102, 101]`; `[101, 101]` for a package naming itself), or `None`.
+///
+/// `dependencies_of` gives the stored dependencies of another package (the graph as it is
+/// before the save; `package`'s own stored list is never asked for). A store calls it inside the
+/// transaction that writes, the admin API before it, so both find the same cycle. The search is
+/// depth first in list order, each package visited once, so the cycle reported is the first one
+/// in that order. Dependencies are assumed acyclic among the other packages (every save is
+/// checked); a cycle among them that does not pass through `package` is not reported.
+///
+/// # Errors
+///
+/// The first error of `dependencies_of`.
+pub fn dependency_cycle<E>(
+    package: PackageId,
+    dependencies: &[PackageId],
+    mut dependencies_of: impl FnMut(PackageId) -> Result<Vec<PackageId>, E>,
+) -> Result<Option<DependencyCycle>, E> {
+    // An explicit stack of (package, its dependencies, the next one to visit): chains of
+    // dependencies may be long, and recursion would tie their depth to the thread's stack.
+    let mut visited: std::collections::BTreeSet<PackageId> = std::collections::BTreeSet::new();
+    let mut stack: Vec<(PackageId, Vec<PackageId>, usize)> =
+        vec![(package, dependencies.to_vec(), 0)];
+    while let Some((_, list, next)) = stack.last_mut() {
+        let Some(&dependency) = list.get(*next) else {
+            stack.pop();
+            continue;
+        };
+        *next += 1;
+        if dependency == package {
+            let mut path: Vec<PackageId> = stack.iter().map(|(id, _, _)| *id).collect();
+            path.push(package);
+            return Ok(Some(DependencyCycle { path }));
+        }
+        if visited.insert(dependency) {
+            let list = dependencies_of(dependency)?;
+            stack.push((dependency, list, 0));
+        }
+    }
+    Ok(None)
+}
+
+/// A dependency cycle found by [`dependency_cycle`]: packages in dependency order, the first
+/// repeated at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependencyCycle {
+    path: Vec<PackageId>,
+}
+
+impl DependencyCycle {
+    /// The packages, from the saved one back to it (`[101, 102, 101]`, or `[101, 101]`).
+    pub fn path(&self) -> &[PackageId] {
+        &self.path
+    }
+
+    /// Whether the package depends on itself directly.
+    pub fn is_self_dependency(&self) -> bool {
+        self.path.len() <= 2
+    }
+}
+
+/// `a package cannot depend on itself`, or `dependency cycle: package 101 → 102 → 101`.
+impl fmt::Display for DependencyCycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_self_dependency() {
+            return f.write_str("a package cannot depend on itself");
+        }
+        f.write_str("dependency cycle: package ")?;
+        for (i, id) in self.path.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" → ")?;
+            }
+            write!(f, "{id}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A command with the return codes that count as success and what to do after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Procedure {
@@ -115,11 +193,13 @@ impl Compatibility {
 }
 
 /// The return codes that count as success: comma-separated integers and inclusive ranges
-/// (`0, 3010, 1641`, `0-3`, `-5--1`). Empty means every code counts.
+/// (`0, 3010, 1641`, `0-3`, `-5--1`), or `*` for every code.
 ///
-/// Parsed strictly (OCO reads garbage as 0): anything else, or a range `A-B` with `A > B`, is an
-/// error. `Display` prints the canonical form (`0, 3010, -5--1`), which parses back to the same
-/// value; serde uses it.
+/// Parsed strictly (OCO reads garbage as 0): anything else, a range `A-B` with `A > B`, or a
+/// list without any code (`""`, `" , "`) is an error. An empty list used to mean "every code",
+/// which made a forgotten or blanked field turn every failure into a success; that meaning is
+/// now written `*`. `Display` prints the canonical form (`0, 3010, -5--1`, or `*`), which parses
+/// back to the same value; serde uses it. `Default` is every code.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SuccessCodes {
     ranges: Vec<(i64, i64)>,
@@ -142,7 +222,12 @@ impl SuccessCodes {
                 .any(|&(low, high)| low <= code && code <= high)
     }
 
-    /// Whether every code counts (the list is empty).
+    /// Codes that accept every code (`*`).
+    pub fn any() -> Self {
+        SuccessCodes::default()
+    }
+
+    /// Whether every code counts (`*`).
     pub fn accepts_any(&self) -> bool {
         self.ranges.is_empty()
     }
@@ -157,6 +242,9 @@ impl FromStr for SuccessCodes {
     type Err = InvalidField;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim() == ANY {
+            return Ok(SuccessCodes::default());
+        }
         let mut ranges = Vec::new();
         for entry in text
             .split(',')
@@ -193,12 +281,27 @@ impl FromStr for SuccessCodes {
             }
             ranges.push((low, high));
         }
+        if ranges.is_empty() {
+            return Err(InvalidField::new(
+                "success_codes",
+                format!(
+                    "lists no code; write the codes that count as success (`0` usually), \
+                     or `{ANY}` for every code"
+                ),
+            ));
+        }
         Ok(SuccessCodes { ranges })
     }
 }
 
+/// The text of "every code counts".
+const ANY: &str = "*";
+
 impl fmt::Display for SuccessCodes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ranges.is_empty() {
+            return f.write_str(ANY);
+        }
         for (i, &(low, high)) in self.ranges.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
@@ -223,8 +326,8 @@ mod tests {
     #[test]
     fn success_codes_parse_strictly() {
         let cases: &[(&str, &[(i64, i64)])] = &[
-            ("", &[]),
-            (" , ", &[]),
+            ("*", &[]),
+            (" * ", &[]),
             ("0", &[(0, 0)]),
             ("0, 3010, 1641", &[(0, 0), (3010, 3010), (1641, 1641)]),
             ("0-3", &[(0, 3)]),
@@ -238,7 +341,13 @@ mod tests {
             assert_eq!(codes.ranges(), ranges, "{text}");
             assert_eq!(codes.to_string().parse::<SuccessCodes>().unwrap(), codes);
         }
+        let no_code =
+            "lists no code; write the codes that count as success (`0` usually), or `*` for every code";
         let errors = [
+            ("", no_code),
+            (" ", no_code),
+            (" , ", no_code),
+            ("*, 0", "`*` is not an integer or a range `A-B`"),
             ("x", "`x` is not an integer or a range `A-B`"),
             ("0, abc", "`abc` is not an integer or a range `A-B`"),
             ("3-1", "`3-1` is a range whose start is above its end"),
@@ -261,12 +370,106 @@ mod tests {
         }
     }
 
+    /// The stored dependencies of a small graph: 2 → 3 → 4, 5 → 2.
+    fn graph(id: PackageId) -> Result<Vec<PackageId>, ()> {
+        let ids = |list: &[i64]| list.iter().map(|&i| PackageId(i)).collect();
+        Ok(match id.0 {
+            2 => ids(&[3]),
+            3 => ids(&[4]),
+            5 => ids(&[2]),
+            _ => vec![],
+        })
+    }
+
+    fn cycle(package: i64, dependencies: &[i64]) -> Option<String> {
+        let dependencies: Vec<PackageId> = dependencies.iter().map(|&i| PackageId(i)).collect();
+        dependency_cycle(PackageId(package), &dependencies, graph)
+            .unwrap()
+            .map(|cycle| cycle.to_string())
+    }
+
+    #[test]
+    fn dependency_cycles_are_found_and_named() {
+        assert_eq!(cycle(4, &[]), None);
+        assert_eq!(cycle(1, &[2, 5]), None, "a diamond is no cycle");
+        assert_eq!(
+            cycle(6, &[6]).as_deref(),
+            Some("a package cannot depend on itself")
+        );
+        assert_eq!(
+            cycle(4, &[2]).as_deref(),
+            Some("dependency cycle: package 4 → 2 → 3 → 4")
+        );
+        assert_eq!(
+            cycle(2, &[5]).as_deref(),
+            Some("dependency cycle: package 2 → 5 → 2")
+        );
+        assert_eq!(
+            cycle(3, &[1, 5]).as_deref(),
+            Some("dependency cycle: package 3 → 5 → 2 → 3"),
+            "the walk goes on past packages without dependencies"
+        );
+        let failing = dependency_cycle(PackageId(1), &[PackageId(2)], |_| Err::<Vec<_>, _>("io"));
+        assert_eq!(failing, Err("io"));
+    }
+
+    proptest! {
+        /// A graph built by adding packages that depend only on older ones has no cycle; an edge
+        /// from the oldest package to the newest closes one through every path between them.
+        #[test]
+        fn only_back_edges_make_cycles(edges in proptest::collection::vec(proptest::collection::vec(any::<prop::sample::Index>(), 0..3), 1..12)) {
+            let lists: Vec<Vec<PackageId>> = edges
+                .iter()
+                .enumerate()
+                .map(|(i, picks)| {
+                    if i == 0 { vec![] } else {
+                        picks.iter().map(|pick| PackageId(pick.index(i) as i64)).collect()
+                    }
+                })
+                .collect();
+            let of = |id: PackageId| Ok::<_, ()>(lists[usize::try_from(id.0).unwrap()].clone());
+            for (i, list) in lists.iter().enumerate() {
+                prop_assert_eq!(dependency_cycle(PackageId(i as i64), list, of).unwrap(), None);
+            }
+            let newest = PackageId(lists.len() as i64 - 1);
+            let found = dependency_cycle(PackageId(0), &[newest], of).unwrap();
+            if let Some(found) = found {
+                let path = found.path();
+                prop_assert_eq!(path.first(), Some(&PackageId(0)));
+                prop_assert_eq!(path.last(), Some(&PackageId(0)));
+                for pair in path.windows(2) {
+                    let from = pair[0];
+                    let list = if from == PackageId(0) { vec![newest] } else { of(from).unwrap() };
+                    prop_assert!(list.contains(&pair[1]), "{:?} is no edge", pair);
+                }
+            } else {
+                // No path from the newest back to the oldest.
+                prop_assert!(lists.len() == 1 || !reaches(&lists, newest, PackageId(0)));
+            }
+        }
+    }
+
+    fn reaches(lists: &[Vec<PackageId>], from: PackageId, to: PackageId) -> bool {
+        let mut todo = vec![from];
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(id) = todo.pop() {
+            if id == to {
+                return true;
+            }
+            if seen.insert(id) {
+                todo.extend(lists[usize::try_from(id.0).unwrap()].iter().copied());
+            }
+        }
+        false
+    }
+
     #[test]
     fn accepts() {
         let codes: SuccessCodes = "0, 3010, -5--1".parse().unwrap();
         assert!(codes.accepts(0) && codes.accepts(3010) && codes.accepts(-5) && codes.accepts(-1));
         assert!(!codes.accepts(1) && !codes.accepts(-6) && !codes.accepts(0 - 9999));
         assert!(SuccessCodes::default().accepts(12345));
+        assert_eq!(SuccessCodes::default().to_string(), "*");
         assert!(SuccessCodes::zero().accepts(0) && !SuccessCodes::zero().accepts(1));
     }
 

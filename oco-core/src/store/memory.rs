@@ -136,8 +136,22 @@ impl State {
             )));
         }
         for dependency in &package.dependencies {
-            if !self.packages.contains_key(dependency) || Some(*dependency) == except {
+            if Some(*dependency) != except && !self.packages.contains_key(dependency) {
                 return Err(invalid(format!("unknown dependency package {dependency}")));
+            }
+        }
+        // Only an update can close a cycle: nothing depends on a package being created.
+        if let Some(id) = except {
+            let cycle = crate::model::dependency_cycle(id, &package.dependencies, |other| {
+                Ok::<_, StoreError>(
+                    self.packages
+                        .get(&other)
+                        .map(|p| p.dependencies.clone())
+                        .unwrap_or_default(),
+                )
+            })?;
+            if let Some(cycle) = cycle {
+                return Err(invalid(cycle.to_string()));
             }
         }
         let taken = self.packages.values().any(|p| {

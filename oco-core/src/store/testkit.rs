@@ -25,7 +25,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::{
     AgentCredentials, Change, ChangeSet, JobFilter, NewComputer, OriginInfo, Page, ServerState,
-    Store, StoreError,
+    Store, StoreError, StoreResult,
 };
 use crate::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerId, ContainerId, DeliveryPolicy,
@@ -660,7 +660,7 @@ pub fn families_and_packages(make: MakeStore<'_>) {
 
     let mut edited = v1.clone();
     edited.install.command = "setup.exe /S".into();
-    edited.install.success_codes = "".parse().unwrap();
+    edited.install.success_codes = "*".parse().unwrap();
     edited.install.post_action = PostAction::None;
     edited.has_payload = false;
     edited.download_for_uninstall = false;
@@ -683,6 +683,27 @@ pub fn families_and_packages(make: MakeStore<'_>) {
         "update of a missing package",
     );
     assert_err(store.package(ghost.id), "NotFound", "missing package");
+
+    // v2 depends on v1: v1 may not depend on v2, nor on itself; both stores say why the same way.
+    let reason = |result: StoreResult<()>| match result {
+        Err(StoreError::Invalid { reason }) => reason,
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    let mut circular = edited.clone();
+    circular.dependencies = vec![v2.id];
+    assert_eq!(
+        reason(store.update_package(&circular)),
+        format!(
+            "dependency cycle: package {} → {} → {}",
+            v1.id, v2.id, v1.id
+        )
+    );
+    circular.dependencies = vec![v1.id];
+    assert_eq!(
+        reason(store.update_package(&circular)),
+        "a package cannot depend on itself"
+    );
+    assert_eq!(store.package(v1.id).unwrap(), edited, "nothing written");
 
     let all = store.list_packages(Page::first(10)).unwrap();
     assert_eq!(all, vec![edited, v2]);

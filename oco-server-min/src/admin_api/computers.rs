@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::patch::{null_is_default, Patch};
 use super::{blocking, change_with_rules};
 use crate::AppState;
 
@@ -39,30 +40,45 @@ fn view(store: &dyn Store, computer: Computer) -> Result<ComputerView, ApiError>
     Ok(ComputerView { computer, agent })
 }
 
-/// A computer to create.
-#[derive(Debug, Deserialize)]
+/// A computer to create, and a computer's editable form (see [`super::patch`]). Absent or
+/// `null` fields are empty.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateComputer {
+struct ComputerInput {
     hostname: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     os: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     os_version: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     architecture: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     macs: Vec<String>,
 }
 
-/// Fields to change; absent ones stay.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateComputer {
-    hostname: Option<String>,
-    os: Option<String>,
-    os_version: Option<String>,
-    architecture: Option<String>,
-    macs: Option<Vec<String>>,
+impl From<&Computer> for ComputerInput {
+    fn from(computer: &Computer) -> Self {
+        ComputerInput {
+            hostname: computer.hostname.as_str().to_owned(),
+            os: computer.os.clone(),
+            os_version: computer.os_version.clone(),
+            architecture: computer.architecture.clone(),
+            macs: computer.macs.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+impl ComputerInput {
+    /// The fields, checked.
+    fn into_new(self) -> ApiResult<NewComputer> {
+        Ok(NewComputer {
+            hostname: Name::new("hostname", &self.hostname)?,
+            os: self.os,
+            os_version: self.os_version,
+            architecture: self.architecture,
+            macs: parse_macs(&self.macs)?,
+        })
+    }
 }
 
 fn parse_macs(macs: &[String]) -> Result<Vec<MacAddress>, ApiError> {
@@ -77,15 +93,9 @@ fn parse_macs(macs: &[String]) -> Result<Vec<MacAddress>, ApiError> {
 
 async fn create(
     State(state): State<AppState>,
-    Body(input): Body<CreateComputer>,
+    Body(input): Body<ComputerInput>,
 ) -> ApiResult<(StatusCode, Json<ComputerView>)> {
-    let new = NewComputer {
-        hostname: Name::new("hostname", &input.hostname)?,
-        os: input.os,
-        os_version: input.os_version,
-        architecture: input.architecture,
-        macs: parse_macs(&input.macs)?,
-    };
+    let new = input.into_new()?;
     let now = state.clock().now();
     blocking(move || {
         let store = state.store().as_ref();
@@ -134,32 +144,26 @@ async fn one(
     .await
 }
 
+/// Applies a merge patch to the computer.
 async fn update(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    Body(input): Body<UpdateComputer>,
+    patch: Patch,
 ) -> ApiResult<Json<ComputerView>> {
-    let hostname = input
-        .hostname
-        .as_deref()
-        .map(|text| Name::new("hostname", text))
-        .transpose()?;
-    let macs = input.macs.as_deref().map(parse_macs).transpose()?;
     let now = state.clock().now();
     blocking(move || {
         let store = state.store().as_ref();
         let id = ComputerId(id);
         let old = store.computer(id)?;
-        let mut new = old.clone();
-        if let Some(hostname) = hostname {
-            new.hostname = hostname;
-        }
-        if let Some(macs) = macs {
-            new.macs = macs;
-        }
-        new.os = input.os.unwrap_or(new.os);
-        new.os_version = input.os_version.unwrap_or(new.os_version);
-        new.architecture = input.architecture.unwrap_or(new.architecture);
+        let fields = patch.apply(&ComputerInput::from(&old))?.into_new()?;
+        let new = Computer {
+            hostname: fields.hostname,
+            os: fields.os,
+            os_version: fields.os_version,
+            architecture: fields.architecture,
+            macs: fields.macs,
+            ..old.clone()
+        };
         let event = RuleEvent::ComputerChanged { computer: id };
         let before = crate::rules::world_for(store, &event)?;
         change_with_rules(

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
-use super::policy::{nullable, PolicyInput};
+use super::patch::{null_is_default, Patch};
+use super::policy::{policy_or_default, PolicyInput};
 use super::{blocking, list_page};
 use crate::AppState;
 
@@ -35,55 +36,77 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/containers/{id}/statistics", get(statistics))
 }
 
-/// A new container's settings in a request.
-#[derive(Debug, Deserialize)]
+/// A new container's settings in a request, and a container's editable form (see
+/// [`super::patch`]). Absent or `null` fields take their defaults: enabled, starting now, no
+/// end, the default policy in the server's zone, no Wake-on-LAN.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingsInput {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     notes: String,
-    #[serde(default = "yes")]
-    enabled: bool,
-    /// Absent: now.
+    #[serde(default)]
+    enabled: Option<bool>,
     #[serde(default)]
     start: Option<DateTime<Utc>>,
     #[serde(default)]
     end: Option<DateTime<Utc>>,
-    /// Absent: the defaults, in the server's zone.
     #[serde(default)]
     policy: Option<PolicyInput>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     wol: WolInput,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     self_service: bool,
 }
 
-fn yes() -> bool {
-    true
-}
-
 /// Wake-on-LAN settings in a request.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WolInput {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     wake: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     shutdown_after: bool,
 }
 
+impl From<&JobContainer> for SettingsInput {
+    fn from(container: &JobContainer) -> Self {
+        SettingsInput {
+            name: container.name.as_str().to_owned(),
+            notes: container.notes.clone(),
+            enabled: Some(container.enabled),
+            start: Some(container.schedule.start()),
+            end: container.schedule.end(),
+            policy: Some(PolicyInput::from(&container.policy)),
+            wol: WolInput {
+                wake: container.wol.wake,
+                shutdown_after: container.wol.shutdown_after,
+            },
+            self_service: container.self_service,
+        }
+    }
+}
+
 impl SettingsInput {
-    fn into_settings(self, zone: Tz, now: DateTime<Utc>) -> ApiResult<ContainerSettings> {
-        let policy = match self.policy {
-            Some(policy) => policy.into_policy(zone, "container.policy")?,
-            None => oco_core::model::DeliveryPolicy::new(zone),
-        };
+    /// The settings; errors name fields under `prefix` (`"container."` in a deploy, `""` in an
+    /// edit).
+    fn into_settings(
+        self,
+        zone: Tz,
+        now: DateTime<Utc>,
+        prefix: &str,
+    ) -> ApiResult<ContainerSettings> {
+        let within = |field: &str| format!("{prefix}{field}");
+        let policy = policy_or_default(self.policy, zone, &within("policy"))?;
+        let schedule = Schedule::new(self.start.unwrap_or(now), self.end);
         Ok(ContainerSettings {
-            name: Name::new("container.name", &self.name)?,
+            name: Name::new(&within("name"), &self.name)?,
             notes: self.notes,
-            enabled: self.enabled,
-            schedule: Schedule::new(self.start.unwrap_or(now), self.end)
-                .map_err(|e| e.within("container"))?,
+            enabled: self.enabled.unwrap_or(true),
+            schedule: match prefix.strip_suffix('.') {
+                Some(outer) => schedule.map_err(|e| e.within(outer))?,
+                None => schedule?,
+            },
             policy,
             wol: WolSettings {
                 wake: self.wol.wake,
@@ -132,21 +155,16 @@ struct AssignmentRef {
 #[derive(Debug, Serialize)]
 struct Created {
     container: JobContainer,
-    jobs: Vec<JobId>,
+    jobs: Vec<CreatedJob>,
 }
 
-/// Fields to change; absent ones stay. `end: null` removes the end; a policy is replaced whole.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EditInput {
-    name: Option<String>,
-    notes: Option<String>,
-    enabled: Option<bool>,
-    start: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "nullable")]
-    end: Option<Option<DateTime<Utc>>>,
-    policy: Option<PolicyInput>,
-    wol: Option<WolInput>,
+/// A job of a created container: enough to tell the jobs apart without fetching each.
+#[derive(Debug, Serialize)]
+struct CreatedJob {
+    id: JobId,
+    computer: ComputerId,
+    package: PackageId,
+    sequence: u32,
 }
 
 /// Which failed-like jobs to renew (absent: all of the container's), and how: in place, or
@@ -175,23 +193,34 @@ struct Renewed {
 fn create(store: &dyn Store, changes: &ChangeSet) -> ApiResult<(StatusCode, Json<Created>)> {
     let applied = store.apply(changes)?;
     let created = changes.changes.iter().find_map(|change| match change {
-        Change::CreateContainer { container, .. } => Some(container.clone()),
+        Change::CreateContainer { container, jobs } => Some((container.clone(), jobs)),
         _ => None,
     });
-    let (Some(mut container), Some(&id)) = (created, applied.containers.first()) else {
+    let (Some((mut container, jobs)), Some(&id)) = (created, applied.containers.first()) else {
         return Err(ApiError::internal(
             "deploy",
             &"the change set created no container",
         ));
     };
+    if jobs.len() != applied.jobs.len() {
+        return Err(ApiError::internal(
+            "deploy",
+            &"the store assigned another number of job ids than jobs were created",
+        ));
+    }
     container.id = id;
-    Ok((
-        StatusCode::CREATED,
-        Json(Created {
-            container,
-            jobs: applied.jobs,
-        }),
-    ))
+    // The store assigns the ids in the order of the change set's jobs.
+    let jobs = jobs
+        .iter()
+        .zip(&applied.jobs)
+        .map(|(job, &id)| CreatedJob {
+            id,
+            computer: job.computer,
+            package: job.package,
+            sequence: job.sequence,
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(Created { container, jobs })))
 }
 
 async fn deploy_container(
@@ -202,7 +231,7 @@ async fn deploy_container(
     let request = DeployRequest {
         container: input
             .container
-            .into_settings(state.options().time_zone, now)?,
+            .into_settings(state.options().time_zone, now, "container.")?,
         computers: input.computers,
         computer_groups: input.computer_groups,
         packages: input.packages,
@@ -226,7 +255,7 @@ async fn uninstall_container(
     let request = UninstallRequest {
         container: input
             .container
-            .into_settings(state.options().time_zone, now)?,
+            .into_settings(state.options().time_zone, now, "container.")?,
         assignments: input
             .assignments
             .iter()
@@ -278,39 +307,28 @@ fn update(
     Ok(Json(container))
 }
 
+/// Applies a merge patch to the container's settings (`end: null` removes the end).
 async fn edit(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    Body(input): Body<EditInput>,
+    patch: Patch,
 ) -> ApiResult<Json<JobContainer>> {
-    let name = input
-        .name
-        .as_deref()
-        .map(|text| Name::new("name", text))
-        .transpose()?;
+    let zone = state.options().time_zone;
+    let now = state.clock().now();
     blocking(move || {
         update(state.store().as_ref(), ContainerId(id), |container| {
-            let zone = container.policy.time_zone;
-            if let Some(policy) = input.policy {
-                container.policy = policy.into_policy(zone, "policy")?;
-            }
-            container.schedule = Schedule::new(
-                input.start.unwrap_or(container.schedule.start()),
-                input.end.unwrap_or(container.schedule.end()),
-            )?;
-            if let Some(name) = name {
-                container.name = name;
-            }
-            if let Some(notes) = input.notes {
-                container.notes = notes;
-            }
-            if let Some(enabled) = input.enabled {
-                container.enabled = enabled;
-            }
-            if let Some(wol) = input.wol {
-                container.wol.wake = wol.wake;
-                container.wol.shutdown_after = wol.shutdown_after;
-            }
+            let settings = patch
+                .apply(&SettingsInput::from(&*container))?
+                .into_settings(zone, now, "")?;
+            container.name = settings.name;
+            container.notes = settings.notes;
+            container.enabled = settings.enabled;
+            container.schedule = settings.schedule;
+            container.policy = settings.policy;
+            // Whether the packets were sent is the server's, not the administrator's.
+            container.wol.wake = settings.wol.wake;
+            container.wol.shutdown_after = settings.wol.shutdown_after;
+            container.self_service = settings.self_service;
             Ok(())
         })
     })

@@ -99,6 +99,11 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not-found", message)
     }
 
+    /// 409: the change would break a rule of the data (a dependency cycle, …), said in `message`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     /// 409: the change would make versions of one family remove each other forever.
     pub fn family_conflicts(conflicts: Vec<Conflict>) -> Self {
         let mut error = ApiError::new(
@@ -128,6 +133,56 @@ impl ApiError {
             "internal",
             "the server failed; nothing was changed (see the server log)",
         )
+    }
+
+    /// 413: a body over [`crate::BODY_LIMIT`].
+    pub fn too_large() -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!(
+                "the body is over the limit of {} MiB",
+                crate::BODY_LIMIT / (1024 * 1024)
+            ),
+        )
+    }
+
+    /// 415: a JSON route given a body of another content type.
+    pub fn unsupported_media_type() -> Self {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "the body must be JSON, sent with `Content-Type: application/json`",
+        )
+    }
+
+    /// The error for `status` when nothing more is known (a response made below the handlers:
+    /// routing, body limits): its own code and message for the statuses the stack produces, the
+    /// status's reason otherwise.
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => ApiError::not_found("no such admin API route"),
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+                status,
+                "method-not-allowed",
+                "the route does not take this method; the `Allow` header lists those it takes",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::unsupported_media_type(),
+            StatusCode::UNAUTHORIZED => ApiError::unauthorized(),
+            _ if status.is_server_error() => ApiError::new(
+                status,
+                "internal",
+                "the server failed; nothing was changed (see the server log)",
+            ),
+            _ => ApiError::new(
+                status,
+                "bad-request",
+                status
+                    .canonical_reason()
+                    .unwrap_or("the request was refused"),
+            ),
+        }
     }
 
     /// The status answered.

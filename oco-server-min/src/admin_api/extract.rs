@@ -3,12 +3,18 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 
 /// A JSON body, decoded with serde; a mistake is a 400 naming the path of the field.
+///
+/// A non-empty body must say it is JSON (`application/json`, parameters and `+json` types
+/// included), or the request is a 415 before it is parsed: a form or text body that happens to
+/// parse as JSON was not meant as one. An empty body needs no content type.
 #[derive(Debug)]
 pub(crate) struct Body<T>(pub T);
 
@@ -16,11 +22,71 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| ApiError::malformed(None, rejection.body_text()))?;
+        let json = is_json(request.headers());
+        let RawBody(bytes) = RawBody::from_request(request, state).await?;
+        if !json && !bytes.is_empty() {
+            return Err(ApiError::unsupported_media_type());
+        }
         decode(&bytes).map(Body)
     }
+}
+
+/// A body as bytes, whatever its type (payload archives); over the limit is a 413.
+#[derive(Debug)]
+pub(crate) struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large()
+                } else {
+                    ApiError::malformed(None, rejection.body_text())
+                }
+            })
+    }
+}
+
+/// Middleware: reads the whole request body (up to the limit) before anything answers.
+///
+/// A handler that needs no body (a `GET`, an `enable`) or an answer made before the handler
+/// (a 404, a 405, a refused body) would otherwise leave the body unread, and hyper then closes
+/// the connection with the client's bytes still unread, which the kernel answers with a TCP
+/// reset that may destroy the response before the client reads it. Read first, the request
+/// is answered normally and the connection stays usable. Routes that stream their body (payload
+/// uploads) are not behind it. Over the limit is a 413.
+pub(crate) async fn read_whole_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let limited = Request::from_parts(parts.clone(), body);
+    match RawBody::from_request(limited, &()).await {
+        Ok(RawBody(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Whether the content type is JSON: `application/json` or `application/<anything>+json`, in
+/// any case, with or without parameters.
+pub(crate) fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let subtype = subtype.to_ascii_lowercase();
+    kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
 }
 
 /// Decodes `bytes` as JSON into `T`.

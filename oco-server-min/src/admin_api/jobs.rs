@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use oco_core::model::{ComputerId, ContainerId, Job, JobId, JobState, Origin, PackageId, RuleId};
+use oco_core::model::{ComputerId, Job, JobId, JobState, Origin, PackageId};
 use oco_core::plan::{plan, HoldReason};
 use oco_core::store::JobFilter;
 use serde::{Deserialize, Serialize};
@@ -39,28 +39,16 @@ struct JobsQuery {
     limit: Option<usize>,
 }
 
-fn parse_origin(text: &str) -> ApiResult<Origin> {
-    let invalid = || {
-        ApiError::invalid(
-            "origin",
-            format!("`{text}` is not an origin: `container:<id>` or `rule:<id>`"),
-        )
-    };
-    let (kind, id) = text.split_once(':').ok_or_else(invalid)?;
-    let id: i64 = id.trim().parse().map_err(|_| invalid())?;
-    match kind.trim() {
-        "container" => Ok(Origin::Container(ContainerId(id))),
-        "rule" => Ok(Origin::Rule(RuleId(id))),
-        _ => Err(invalid()),
-    }
-}
-
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<JobsQuery>,
 ) -> ApiResult<Json<Paged<Job>>> {
     let filter = JobFilter {
-        origin: query.origin.as_deref().map(parse_origin).transpose()?,
+        origin: query
+            .origin
+            .as_deref()
+            .map(str::parse::<Origin>)
+            .transpose()?,
         computer: query.computer.map(ComputerId),
         package: query.package.map(PackageId),
         state: query.state,

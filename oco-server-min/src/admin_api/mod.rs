@@ -2,7 +2,10 @@
 //!
 //! One file per resource. Every handler decodes, reads the clock once, runs its store calls and
 //! core calls off the async threads (`blocking`) and encodes. Errors are [`ApiError`]s:
-//! `{"error": {"code", "message", "field", …}}` with 400 (invalid input), 401, 404, 409 or 500.
+//! `{"error": {"code", "message", "field", …}}` with 400 (invalid input), 401, 404, 405, 409,
+//! 413, 415 or 500; [`json_errors`] gives that shape to the errors made below the handlers.
+//! Edits are JSON merge patches (`patch.rs`); bodies are read whole before anything answers
+//! (`extract::read_whole_body`).
 //!
 //! A change of administrative data that concerns deployment rules reads the rule world before
 //! it, writes, and re-evaluates the rules it concerns (`change_with_rules`); if the
@@ -17,12 +20,13 @@ mod groups;
 mod housekeeping;
 mod jobs;
 mod packages;
+mod patch;
 mod policy;
 mod rules;
 
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::model::RuleId;
@@ -48,7 +52,43 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(jobs::routes())
         .merge(housekeeping::routes())
         .fallback(|| async { ApiError::not_found("no such admin API route") })
+        .layer(middleware::from_fn(extract::read_whole_body))
+        .merge(packages::payload_routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+}
+
+/// The path the admin API is served under.
+pub const PREFIX: &str = "/api/v1";
+
+/// Gives every error response under [`PREFIX`] the JSON error shape.
+///
+/// Handlers and extractors answer [`ApiError`]s themselves; this catches the responses made
+/// below them, whose bodies are empty or plain text: routing's 404 (a path the nested router
+/// never sees, such as `/api/v1/`) and 405, and the body limit's 413. It sits on the whole app
+/// because only there does it see the first of these; the agent endpoint, outside the prefix,
+/// keeps the plain-text errors the OCO agent expects. Headers other than the body's own (an
+/// `Allow` of a 405) are kept.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let admin = path
+        .strip_prefix(PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    let response = next.run(request).await;
+    let status = response.status();
+    if !admin
+        || !(status.is_client_error() || status.is_server_error())
+        || extract::is_json(response.headers())
+    {
+        return response;
+    }
+    let (parts, _) = response.into_parts();
+    let mut answer = ApiError::from_status(status).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// Refuses requests without the admin token (401).
@@ -61,14 +101,27 @@ async fn authenticate(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     match presented {
         Some(token) if same_secret(token, &state.secrets().admin_token) => {
             Ok(next.run(request).await)
         }
-        _ => Err(ApiError::unauthorized()),
+        _ => {
+            // Read what the client sent before refusing, as `extract::read_whole_body` does, so
+            // that the refusal is not lost to a reset; an error here changes nothing.
+            let _ = axum::body::to_bytes(request.into_body(), crate::BODY_LIMIT).await;
+            Err(ApiError::unauthorized())
+        }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110, section 11.1), and one or more spaces separate it from the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' ').trim())
 }
 
 /// Compares two secrets in time independent of where they differ: both are hashed first, so

@@ -1,26 +1,23 @@
 //! Package families, packages (metadata), and package payloads (zip archives).
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use oco_core::model::{
-    Compatibility, FamilyId, Name, Package, PackageFamily, PackageId, PostAction, Procedure,
-    SuccessCodes, UpgradeBehavior,
+    dependency_cycle, Compatibility, FamilyId, Name, Package, PackageFamily, PackageId, PostAction,
+    Procedure, SuccessCodes, UpgradeBehavior,
 };
 use oco_core::rules::RuleEvent;
 use oco_core::store::Store;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged, RawBody};
+use super::patch::{null_is_default, Patch};
 use super::{blocking, change_with_rules, list_page};
+use crate::payloads::PartialPayload;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -29,10 +26,17 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/package-families/{id}", get(family))
         .route("/packages", get(list_packages).post(create_package))
         .route("/packages/{id}", get(package).patch(update_package))
-        .route(
-            "/packages/{id}/payload",
-            get(download_payload).put(upload_payload),
-        )
+}
+
+/// The payload routes: the upload reads its own body (it is to be streamed to disk), so these
+/// are not behind [`super::extract::read_whole_body`]; the download and a 405 are.
+pub(super) fn payload_routes() -> Router<AppState> {
+    Router::new().route(
+        "/packages/{id}/payload",
+        get(download_payload)
+            .layer(axum::middleware::from_fn(super::extract::read_whole_body))
+            .put(upload_payload),
+    )
 }
 
 /// A family to create.
@@ -42,38 +46,37 @@ struct CreateFamily {
     name: String,
 }
 
-/// A procedure in a request: success codes as text (absent: `0`; empty: any code).
-#[derive(Debug, Deserialize)]
+/// A procedure in a request: success codes as text (absent or `null`: `0`; `*`: any code;
+/// empty: a 400).
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProcedureInput {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     command: String,
-    #[serde(default = "zero")]
-    success_codes: String,
     #[serde(default)]
+    success_codes: Option<String>,
+    #[serde(default, deserialize_with = "null_is_default")]
     post_action: PostAction,
 }
 
-fn zero() -> String {
-    "0".into()
-}
-
-impl Default for ProcedureInput {
-    fn default() -> Self {
+impl From<&Procedure> for ProcedureInput {
+    fn from(procedure: &Procedure) -> Self {
         ProcedureInput {
-            command: String::new(),
-            success_codes: zero(),
-            post_action: PostAction::None,
+            command: procedure.command.clone(),
+            success_codes: Some(procedure.success_codes.to_string()),
+            post_action: procedure.post_action,
         }
     }
 }
 
 impl ProcedureInput {
     fn into_procedure(self, field: &str) -> ApiResult<Procedure> {
-        let success_codes: SuccessCodes = self
-            .success_codes
-            .parse()
-            .map_err(|e: oco_core::model::InvalidField| ApiError::from(e.within(field)))?;
+        let success_codes = match self.success_codes {
+            Some(text) => text
+                .parse()
+                .map_err(|e: oco_core::model::InvalidField| ApiError::from(e.within(field)))?,
+            None => SuccessCodes::zero(),
+        };
         Ok(Procedure {
             command: self.command,
             success_codes,
@@ -82,15 +85,15 @@ impl ProcedureInput {
     }
 }
 
-/// Compatibility lists in a request; absent lists are empty (anything fits).
-#[derive(Debug, Default, Deserialize)]
+/// Compatibility lists in a request; absent or `null` lists are empty (anything fits).
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CompatibilityInput {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     os: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     os_version: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     architecture: Vec<String>,
 }
 
@@ -104,47 +107,102 @@ impl From<CompatibilityInput> for Compatibility {
     }
 }
 
-/// A package to create. Its payload is uploaded separately.
-#[derive(Debug, Deserialize)]
+impl From<&Compatibility> for CompatibilityInput {
+    fn from(compatibility: &Compatibility) -> Self {
+        CompatibilityInput {
+            os: compatibility.os.clone(),
+            os_version: compatibility.os_version.clone(),
+            architecture: compatibility.architecture.clone(),
+        }
+    }
+}
+
+/// A package to create, and a package's editable form (see [`super::patch`]). Its payload is
+/// uploaded separately. Absent or `null` fields take their defaults.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreatePackage {
+struct PackageInput {
     family: FamilyId,
     version: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     install: ProcedureInput,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     uninstall: ProcedureInput,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     download_for_uninstall: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     upgrade_behavior: UpgradeBehavior,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     compatibility: CompatibilityInput,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     dependencies: Vec<PackageId>,
 }
 
-/// Fields to change; absent ones stay (procedures and compatibility are replaced whole).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdatePackage {
-    version: Option<String>,
-    install: Option<ProcedureInput>,
-    uninstall: Option<ProcedureInput>,
-    download_for_uninstall: Option<bool>,
-    upgrade_behavior: Option<UpgradeBehavior>,
-    compatibility: Option<CompatibilityInput>,
-    dependencies: Option<Vec<PackageId>>,
+impl From<&Package> for PackageInput {
+    fn from(package: &Package) -> Self {
+        PackageInput {
+            family: package.family,
+            version: package.version.as_str().to_owned(),
+            install: ProcedureInput::from(&package.install),
+            uninstall: ProcedureInput::from(&package.uninstall),
+            download_for_uninstall: package.download_for_uninstall,
+            upgrade_behavior: package.upgrade_behavior,
+            compatibility: CompatibilityInput::from(&package.compatibility),
+            dependencies: package.dependencies.clone(),
+        }
+    }
 }
 
-/// 404 naming `dependencies[i]` for an unknown dependency.
-fn check_dependencies(store: &dyn Store, dependencies: &[PackageId]) -> ApiResult<()> {
+impl PackageInput {
+    /// The package with these fields, keeping `id` and `has_payload`.
+    fn into_package(self, id: PackageId, has_payload: bool) -> ApiResult<Package> {
+        Ok(Package {
+            id,
+            family: self.family,
+            version: Name::new("version", &self.version)?,
+            install: self.install.into_procedure("install")?,
+            uninstall: self.uninstall.into_procedure("uninstall")?,
+            has_payload,
+            download_for_uninstall: self.download_for_uninstall,
+            upgrade_behavior: self.upgrade_behavior,
+            compatibility: self.compatibility.into(),
+            dependencies: self.dependencies,
+        })
+    }
+}
+
+/// Checks the dependencies `package` (`None` while it is being created) is to have: 400 naming
+/// `dependencies` for a package depending on itself, 404 naming `dependencies[i]` for an
+/// unknown one, 409 naming `dependencies` with the cycle when one would close. The stores refuse
+/// the same (`oco_core::model::dependency_cycle`); checking here first gives the client the
+/// status and the field.
+fn check_dependencies(
+    store: &dyn Store,
+    package: Option<PackageId>,
+    dependencies: &[PackageId],
+) -> ApiResult<()> {
+    if package.is_some_and(|id| dependencies.contains(&id)) {
+        return Err(ApiError::invalid(
+            "dependencies",
+            "a package cannot depend on itself",
+        ));
+    }
     for (i, &dependency) in dependencies.iter().enumerate() {
         store
             .package(dependency)
             .map_err(|error| ApiError::from(error).with_field(format!("dependencies[{i}]")))?;
     }
-    Ok(())
+    let Some(id) = package else {
+        // Nothing depends on a package being created: it cannot close a cycle.
+        return Ok(());
+    };
+    let cycle = dependency_cycle(id, dependencies, |other| {
+        store.package(other).map(|package| package.dependencies)
+    })?;
+    match cycle {
+        Some(cycle) => Err(ApiError::conflict(cycle.to_string()).with_field("dependencies")),
+        None => Ok(()),
+    }
 }
 
 async fn create_family(
@@ -181,33 +239,31 @@ async fn family(
 
 async fn create_package(
     State(state): State<AppState>,
-    Body(input): Body<CreatePackage>,
+    Body(input): Body<PackageInput>,
 ) -> ApiResult<(StatusCode, Json<Package>)> {
-    let package = Package {
-        id: PackageId(0),
-        family: input.family,
-        version: Name::new("version", &input.version)?,
-        install: input.install.into_procedure("install")?,
-        uninstall: input.uninstall.into_procedure("uninstall")?,
-        has_payload: false,
-        download_for_uninstall: input.download_for_uninstall,
-        upgrade_behavior: input.upgrade_behavior,
-        compatibility: input.compatibility.into(),
-        dependencies: input.dependencies,
-    };
+    let package = input.into_package(PackageId(0), false)?;
     blocking(move || {
         let store = state.store().as_ref();
         store
             .family(package.family)
             .map_err(|error| ApiError::from(error).with_field("family"))?;
-        check_dependencies(store, &package.dependencies)?;
+        check_dependencies(store, None, &package.dependencies)?;
         // A new package is in no package group: no rule wants it yet.
-        let package = store
-            .create_package(package)
-            .map_err(|error| ApiError::from(error).with_field("version"))?;
+        let package = store.create_package(package).map_err(name_duplicate)?;
         Ok((StatusCode::CREATED, Json(package)))
     })
     .await
+}
+
+/// A duplicate (family, version) names `version`; other errors name nothing.
+fn name_duplicate(error: oco_core::store::StoreError) -> ApiError {
+    let duplicate = matches!(error, oco_core::store::StoreError::Duplicate { .. });
+    let error = ApiError::from(error);
+    if duplicate {
+        error.with_field("version")
+    } else {
+        error
+    }
 }
 
 async fn list_packages(
@@ -230,51 +286,28 @@ async fn package(
     blocking(move || Ok(Json(state.store().package(PackageId(id))?))).await
 }
 
+/// Applies a merge patch to the package.
 async fn update_package(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    Body(input): Body<UpdatePackage>,
+    patch: Patch,
 ) -> ApiResult<Json<Package>> {
-    let version = input
-        .version
-        .as_deref()
-        .map(|text| Name::new("version", text))
-        .transpose()?;
-    let install = input
-        .install
-        .map(|p| p.into_procedure("install"))
-        .transpose()?;
-    let uninstall = input
-        .uninstall
-        .map(|p| p.into_procedure("uninstall"))
-        .transpose()?;
     let now = state.clock().now();
     blocking(move || {
         let store = state.store().as_ref();
         let id = PackageId(id);
         let old = store.package(id)?;
-        let mut new = old.clone();
-        if let Some(version) = version {
-            new.version = version;
+        let new = patch
+            .apply(&PackageInput::from(&old))?
+            .into_package(id, old.has_payload)?;
+        if new.family != old.family {
+            return Err(ApiError::invalid(
+                "family",
+                "a package cannot move to another family; create it in that family instead",
+            ));
         }
-        if let Some(install) = install {
-            new.install = install;
-        }
-        if let Some(uninstall) = uninstall {
-            new.uninstall = uninstall;
-        }
-        if let Some(flag) = input.download_for_uninstall {
-            new.download_for_uninstall = flag;
-        }
-        if let Some(behavior) = input.upgrade_behavior {
-            new.upgrade_behavior = behavior;
-        }
-        if let Some(compatibility) = input.compatibility {
-            new.compatibility = compatibility.into();
-        }
-        if let Some(dependencies) = input.dependencies {
-            check_dependencies(store, &dependencies)?;
-            new.dependencies = dependencies;
+        if new.dependencies != old.dependencies {
+            check_dependencies(store, Some(id), &new.dependencies)?;
         }
         save_package(store, &old, &new, now)?;
         Ok(Json(new))
@@ -295,24 +328,17 @@ fn save_package(
         store,
         &before,
         now,
-        || {
-            store
-                .update_package(new)
-                .map_err(|error| ApiError::from(error).with_field("version"))
-        },
+        || store.update_package(new).map_err(name_duplicate),
         |()| event.clone(),
         |()| store.update_package(old),
     )?;
     Ok(())
 }
 
-/// Distinguishes the temporary files of concurrent uploads.
-static UPLOADS: AtomicU64 = AtomicU64::new(0);
-
 async fn upload_payload(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    bytes: Bytes,
+    RawBody(bytes): RawBody,
 ) -> ApiResult<Json<Package>> {
     // Local file header, or the end record of an empty archive.
     if !(bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")) {
@@ -326,58 +352,22 @@ async fn upload_payload(
         let store = state.store().as_ref();
         let id = PackageId(id);
         let old = store.package(id)?;
-        let path = state.payload_path(id);
-        let partial = write_partial(&path, &bytes)
+        // The file is durably in place before the row says so (see `crate::payloads`): a crash
+        // in between leaves a file no row points to, never a row without its file.
+        let mut partial = PartialPayload::create(&state.payload_path(id))
+            .map_err(|error| ApiError::internal("writing a payload", &error))?;
+        partial
+            .write(&bytes)
+            .and_then(|()| partial.commit())
             .map_err(|error| ApiError::internal("writing a payload", &error))?;
         let mut new = old.clone();
         new.has_payload = true;
         if !old.has_payload {
-            if let Err(error) = save_package(store, &old, &new, now) {
-                discard(&partial);
-                return Err(error);
-            }
-        }
-        if let Err(error) = std::fs::rename(&partial, &path) {
-            discard(&partial);
-            if !old.has_payload {
-                // Nothing stored under the final name: the package has no payload after all.
-                if let Err(undo) = save_package(store, &new, &old, now) {
-                    tracing::error!("admin API: undoing has_payload of package {id}: {undo:?}");
-                }
-            }
-            return Err(ApiError::internal("storing a payload", &error));
+            save_package(store, &old, &new, now)?;
         }
         Ok(Json(new))
     })
     .await
-}
-
-/// Writes `bytes` durably to a temporary file beside `path`, returning its path.
-fn write_partial(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let partial = dir.join(format!(
-        ".{name}.{}.{}.partial",
-        std::process::id(),
-        UPLOADS.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut file = std::fs::File::create(&partial)?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
-    if let Err(error) = written {
-        discard(&partial);
-        return Err(error);
-    }
-    Ok(partial)
-}
-
-fn discard(partial: &Path) {
-    if let Err(error) = std::fs::remove_file(partial) {
-        tracing::warn!("admin API: removing {}: {error}", partial.display());
-    }
 }
 
 async fn download_payload(
@@ -390,8 +380,17 @@ async fn download_payload(
         if !package.has_payload {
             return Err(ApiError::not_found(format!("package {id} has no payload")));
         }
-        let bytes = std::fs::read(state.payload_path(id))
-            .map_err(|error| ApiError::internal("reading a payload", &error))?;
+        let bytes = match std::fs::read(state.payload_path(id)) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!("admin API: package {id} has a payload, but its file is missing");
+                return Err(ApiError::not_found(format!(
+                    "the payload file of package {id} is missing on the server; upload it again"
+                ))
+                .with_field("payload"));
+            }
+            Err(error) => return Err(ApiError::internal("reading a payload", &error)),
+        };
         Ok(([(header::CONTENT_TYPE, "application/zip")], bytes))
     })
     .await

@@ -3,22 +3,24 @@
 use oco_core::chrono_tz::Tz;
 use oco_core::constraint::{IpRanges, TimeFrames};
 use oco_core::model::{DeliveryPolicy, Priority, SequenceMode};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::patch::null_is_default;
 
-/// A delivery policy in a request. Absent fields take the defaults of a new policy; an absent
-/// `time_zone` is the server's default zone (or, on an edit, the zone the policy had).
-#[derive(Debug, Clone, Deserialize)]
+/// A delivery policy in a request, and its editable form. Absent or `null` fields take the
+/// defaults of a new policy; an absent or `null` `time_zone` is the server's default zone.
+/// `post_action_timeout` absent is 5 minutes, `null` disables post actions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PolicyInput {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     priority: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     sequence_mode: SequenceMode,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     ip_ranges: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     time_frames: String,
     #[serde(default)]
     time_zone: Option<Tz>,
@@ -29,6 +31,19 @@ pub(crate) struct PolicyInput {
 
 fn default_timeout() -> Option<u32> {
     Some(5)
+}
+
+impl From<&DeliveryPolicy> for PolicyInput {
+    fn from(policy: &DeliveryPolicy) -> Self {
+        PolicyInput {
+            priority: i64::from(policy.priority.get()),
+            sequence_mode: policy.sequence_mode,
+            ip_ranges: policy.ip_ranges.to_string(),
+            time_frames: policy.time_frames.to_string(),
+            time_zone: Some(policy.time_zone),
+            post_action_timeout: policy.post_action_timeout,
+        }
+    }
 }
 
 impl PolicyInput {
@@ -56,9 +71,18 @@ impl PolicyInput {
     }
 }
 
-/// For optional fields that may be set to `null`: absent is `None`, `null` is `Some(None)`.
-pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
+/// The policy `input` describes, or a new one in `zone` when there is none (left out or `null`).
+///
+/// # Errors
+///
+/// As [`PolicyInput::into_policy`].
+pub(crate) fn policy_or_default(
+    input: Option<PolicyInput>,
+    zone: Tz,
+    field: &str,
+) -> Result<DeliveryPolicy, ApiError> {
+    match input {
+        Some(policy) => policy.into_policy(zone, field),
+        None => Ok(DeliveryPolicy::new(zone)),
+    }
 }

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use oco_core::chrono::{DateTime, Utc};
+use oco_core::chrono_tz::Tz;
 use oco_core::housekeeping::{statistics as job_statistics, ContainerStatistics};
 use oco_core::model::{
     ComputerGroupId, DeploymentRule, JobId, Name, Origin, PackageGroupId, RuleId,
@@ -19,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::containers::{apply_renewal, chosen_jobs, renew_inputs};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
-use super::policy::PolicyInput;
+use super::patch::{null_is_default, Patch};
+use super::policy::{policy_or_default, PolicyInput};
 use super::{blocking, change_with_rules, list_page};
 use crate::AppState;
 
@@ -53,36 +55,54 @@ pub(super) fn refuse_new_conflicts(before: &RuleWorld, after: &RuleSnapshot) -> 
     }
 }
 
-/// A rule to create.
-#[derive(Debug, Deserialize)]
+/// A rule to create, and a rule's editable form (see [`super::patch`]). Absent or `null`
+/// fields take their defaults: no notes, enabled, the default policy in the server's zone.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateRule {
+struct RuleInput {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     notes: String,
-    #[serde(default = "yes")]
-    enabled: bool,
+    #[serde(default)]
+    enabled: Option<bool>,
     computer_group: ComputerGroupId,
     package_group: PackageGroupId,
-    /// Absent: the defaults, in the server's zone.
     #[serde(default)]
     policy: Option<PolicyInput>,
 }
 
-fn yes() -> bool {
-    true
+impl From<&DeploymentRule> for RuleInput {
+    fn from(rule: &DeploymentRule) -> Self {
+        RuleInput {
+            name: rule.name.as_str().to_owned(),
+            notes: rule.notes.clone(),
+            enabled: Some(rule.enabled),
+            computer_group: rule.computer_group,
+            package_group: rule.package_group,
+            policy: Some(PolicyInput::from(&rule.policy)),
+        }
+    }
 }
 
-/// Fields to change; absent ones stay (a policy is replaced whole).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EditRule {
-    name: Option<String>,
-    notes: Option<String>,
-    enabled: Option<bool>,
-    computer_group: Option<ComputerGroupId>,
-    package_group: Option<PackageGroupId>,
-    policy: Option<PolicyInput>,
+impl RuleInput {
+    /// The rule with these fields, keeping `id` and `created_at`.
+    fn into_rule(
+        self,
+        id: RuleId,
+        created_at: DateTime<Utc>,
+        zone: Tz,
+    ) -> ApiResult<DeploymentRule> {
+        Ok(DeploymentRule {
+            id,
+            name: Name::new("name", &self.name)?,
+            notes: self.notes,
+            enabled: self.enabled.unwrap_or(true),
+            computer_group: self.computer_group,
+            package_group: self.package_group,
+            policy: policy_or_default(self.policy, zone, "policy")?,
+            created_at,
+        })
+    }
 }
 
 /// Which failed-like jobs of the rule to renew in place (absent: all).
@@ -161,24 +181,11 @@ fn check_groups(snapshot: &RuleSnapshot, rule: &DeploymentRule) -> ApiResult<()>
 
 async fn create(
     State(state): State<AppState>,
-    Body(input): Body<CreateRule>,
+    Body(input): Body<RuleInput>,
 ) -> ApiResult<(StatusCode, Json<Changed>)> {
     let now = state.clock().now();
-    let zone = state.options().time_zone;
-    let rule = DeploymentRule {
-        // The store assigns the id; conflicts name the new rule as rule 0.
-        id: RuleId(0),
-        name: Name::new("name", &input.name)?,
-        notes: input.notes,
-        enabled: input.enabled,
-        computer_group: input.computer_group,
-        package_group: input.package_group,
-        policy: match input.policy {
-            Some(policy) => policy.into_policy(zone, "policy")?,
-            None => oco_core::model::DeliveryPolicy::new(zone),
-        },
-        created_at: now,
-    };
+    // The store assigns the id; conflicts name the new rule as rule 0.
+    let rule = input.into_rule(RuleId(0), now, state.options().time_zone)?;
     blocking(move || {
         let store = state.store().as_ref();
         let snapshot = store.rule_snapshot()?;
@@ -261,37 +268,20 @@ fn update(
     }))
 }
 
+/// Applies a merge patch to the rule.
 async fn edit(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    Body(input): Body<EditRule>,
+    patch: Patch,
 ) -> ApiResult<Json<Changed>> {
     let now = state.clock().now();
-    let name = input
-        .name
-        .as_deref()
-        .map(|text| Name::new("name", text))
-        .transpose()?;
+    let zone = state.options().time_zone;
     blocking(move || {
         update(state.store().as_ref(), RuleId(id), now, |rule| {
-            if let Some(policy) = input.policy {
-                rule.policy = policy.into_policy(rule.policy.time_zone, "policy")?;
-            }
-            if let Some(name) = name {
-                rule.name = name;
-            }
-            if let Some(notes) = input.notes {
-                rule.notes = notes;
-            }
-            if let Some(enabled) = input.enabled {
-                rule.enabled = enabled;
-            }
-            if let Some(group) = input.computer_group {
-                rule.computer_group = group;
-            }
-            if let Some(group) = input.package_group {
-                rule.package_group = group;
-            }
+            *rule =
+                patch
+                    .apply(&RuleInput::from(&*rule))?
+                    .into_rule(rule.id, rule.created_at, zone)?;
             Ok(())
         })
     })
