@@ -72,6 +72,21 @@ pub(crate) async fn read_whole_body(request: Request, next: Next) -> Response {
     }
 }
 
+/// Reads and drops up to `limit` bytes of `body`, holding one frame at a time.
+///
+/// A refused request's body is read so that the answer is not lost to a reset (see
+/// [`read_whole_body`]), without keeping what a client that is not even authenticated sends.
+pub(crate) async fn discard(mut body: axum::body::Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut read = 0_usize;
+    while read <= limit {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |data| data.len()),
+            None | Some(Err(_)) => return,
+        }
+    }
+}
+
 /// Whether the content type is JSON: `application/json` or `application/<anything>+json`, in
 /// any case, with or without parameters.
 pub(crate) fn is_json(headers: &axum::http::HeaderMap) -> bool {

@@ -107,9 +107,9 @@ async fn authenticate(
             Ok(next.run(request).await)
         }
         _ => {
-            // Read what the client sent before refusing, as `extract::read_whole_body` does, so
-            // that the refusal is not lost to a reset; an error here changes nothing.
-            let _ = axum::body::to_bytes(request.into_body(), crate::BODY_LIMIT).await;
+            // Read what the client sent before refusing, so that the refusal is not lost to a
+            // reset; dropped as it arrives, since nobody vouches for it.
+            extract::discard(request.into_body(), crate::BODY_LIMIT).await;
             Err(ApiError::unauthorized())
         }
     }
