@@ -244,6 +244,16 @@ const UPSERT_CREDENTIALS: &str = "INSERT INTO credentials (computer_id, agent_ke
      contact_at = excluded.contact_at, contact_address = excluded.contact_address, \
      agent_version = excluded.agent_version";
 
+/// Replaces a computer's credentials if its row holds exactly the expected ones (parameters: the
+/// computer, the expected values as for [`UPSERT_CREDENTIALS`], then the new ones); changes no
+/// row when there is no row or it differs.
+const CAS_CREDENTIALS: &str = "UPDATE credentials SET agent_key = ?10, \
+     previous_agent_key = ?11, server_key = ?12, last_hello = ?13, last_reply = ?14, \
+     contact_at = ?15, contact_address = ?16, agent_version = ?17 \
+     WHERE computer_id = ?1 AND agent_key IS ?2 AND previous_agent_key IS ?3 \
+     AND server_key IS ?4 AND last_hello IS ?5 AND last_reply IS ?6 AND contact_at IS ?7 \
+     AND contact_address IS ?8 AND agent_version IS ?9";
+
 /// The parameters of [`UPSERT_CREDENTIALS`].
 fn credentials_params(
     computer: ComputerId,
@@ -967,16 +977,22 @@ impl<'c> ChangeWriter<'c> {
                 expected,
                 credentials,
             } => {
-                self.tick()?;
-                if read::credentials(self.conn, *computer)? != *expected {
-                    return Err(conflict(format!(
-                        "credentials of computer {computer} changed since read"
-                    )));
+                // The common case, a computer's row as expected, is one statement; the rest (no
+                // row yet, a conflict, a missing computer) is told apart by reading the row.
+                let mut values = credentials_params(*computer, expected)?;
+                values.extend(encode::credentials_values(credentials)?);
+                if self.exec(CAS_CREDENTIALS, params_from_iter(values))? == 0 {
+                    self.tick()?;
+                    if read::credentials(self.conn, *computer)? != *expected {
+                        return Err(conflict(format!(
+                            "credentials of computer {computer} changed since read"
+                        )));
+                    }
+                    self.exec(
+                        UPSERT_CREDENTIALS,
+                        params_from_iter(credentials_params(*computer, credentials)?),
+                    )?;
                 }
-                self.exec(
-                    UPSERT_CREDENTIALS,
-                    params_from_iter(credentials_params(*computer, credentials)?),
-                )?;
             }
             Change::SetLastSeen { computer, at } => {
                 let changed = self.exec(
