@@ -176,8 +176,10 @@ async fn replies_to_each_agent_increase_whichever_process_answers() {
             .report(&json!(job.0), 2, None, None, "running")
             .await
             .unwrap();
-        let stored = store.credentials(pc).unwrap().last_reply;
-        assert_eq!(stored, Some(agent.last_server_timestamp), "round {round}");
+        // The stored reservation covers every reply sent, by at most half a second.
+        let stored = store.credentials(pc).unwrap().last_reply.unwrap();
+        let ahead = stored - agent.last_server_timestamp;
+        assert!((0.0..=0.5).contains(&ahead), "round {round}: {ahead}");
         first.clock.advance(TimeDelta::milliseconds(1));
         second.clock.advance(TimeDelta::milliseconds(1));
     }
@@ -279,4 +281,38 @@ async fn explain_uses_the_last_hello_address_or_says_it_depends() {
             assert_eq!(answer["address"], Value::Null, "`{ranges}`: {answer}");
         }
     }
+}
+
+#[tokio::test]
+async fn replies_under_the_reservation_write_no_credentials() {
+    let store = memory();
+    let (pc, job) = pc_with_a_job(store.as_ref(), "");
+    let server = Server::new(store.clone());
+    let mut agent = TestAgent::new(server.target(), "pc1");
+    agent.hello().await.unwrap();
+    // Signed with its own key: the previous key's grace period ends with this write.
+    agent.hello().await.unwrap();
+    let reserved = store.credentials(pc).unwrap();
+    for _ in 0..3 {
+        agent
+            .report(&json!(job.0), 2, None, None, "running")
+            .await
+            .unwrap();
+        let events = client::plain_body("oco.agent.events", "uid", "pc1", agent.tick());
+        let response = agent.target.send("POST", events, &agent.agent_key).await;
+        agent.accept(&response).unwrap();
+    }
+    // The reports wrote their job, not the credentials: the reservation covered their replies.
+    assert_eq!(store.credentials(pc).unwrap(), reserved);
+    assert!(agent.last_server_timestamp < reserved.last_reply.unwrap());
+    // Past the reservation (two hellos in the same fixed instant pushed it a second ahead), a
+    // reply stores a new one first.
+    server.clock.advance(TimeDelta::seconds(2));
+    agent
+        .report(&json!(job.0), 2, None, None, "still running")
+        .await
+        .unwrap();
+    let renewed = store.credentials(pc).unwrap().last_reply.unwrap();
+    assert!(renewed > reserved.last_reply.unwrap());
+    assert!(agent.last_server_timestamp < renewed);
 }

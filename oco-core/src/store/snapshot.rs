@@ -153,8 +153,9 @@ pub struct AgentCredentials {
     pub server_key: Option<String>,
     /// The agent's timestamp of its last accepted hello (the replay guard).
     pub last_hello: Option<f64>,
-    /// The last `result.timestamp` sent to this computer's agent, stored before the reply was
-    /// sent: every later reply to it is greater, whichever server process sends it.
+    /// At least every `result.timestamp` sent to this computer's agent (the server reserves a
+    /// little ahead), stored before a reply it covers is sent: every later reply to it is
+    /// greater, whichever server process sends it.
     pub last_reply: Option<f64>,
     /// The agent's last accepted hello: when, from where, with which agent version.
     pub last_contact: Option<AgentContact>,

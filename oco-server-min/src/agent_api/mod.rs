@@ -68,9 +68,11 @@ use wire::{Head, HelloParams, NoParams, Reply, ReportReplyParams, ReportRequest,
 /// before the request fails.
 const ATTEMPTS: usize = 8;
 
-/// The agent API's own state: last-seen times waiting for [`flush`].
+/// The agent API's own state: the reply timestamps reserved by this process, and last-seen times
+/// waiting for [`flush`].
 #[derive(Debug, Default)]
 pub struct AgentState {
+    replies: timestamp::Replies,
     last_seen: Mutex<HashMap<ComputerId, DateTime<Utc>>>,
     /// Reads running inline on an async worker now (see [`read`]).
     inline_reads: AtomicUsize,
@@ -438,9 +440,10 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
         };
         let computer = &snapshot.computer;
         let plan = plan(&snapshot, request.now, addr, state.settings());
-        let issued = timestamp::next_reply(request.now, stored.last_reply);
+        // A hello writes the credentials anyway: it always renews the reservation.
+        let (issued, reserve) = timestamp::Replies::reserve(request.now, stored.last_reply);
         let credentials = AgentCredentials {
-            last_reply: Some(issued),
+            last_reply: Some(reserve),
             last_contact: Some(AgentContact {
                 at: request.now,
                 address: addr,
@@ -464,6 +467,10 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             Err(error) => return Err(error.into()),
         }
         state.agent().saw(computer.id, request.now);
+        state
+            .agent()
+            .replies
+            .stored(computer.id, issued, reserve, request.now);
         tracing::debug!(
             jobs = plan.deliver.len(),
             held = plan.held.len(),
@@ -567,8 +574,8 @@ fn check_signed(
 }
 
 /// The write after an authenticated request other than a hello: `last_reply` becomes the
-/// computer's last reply timestamp (a JSON reply's, or the stored one for a download, which
-/// sends none), and, the request being signed with the computer's own key, the previous key's
+/// computer's reply reservation (a new one, or the stored one for a download, which sends no
+/// timestamp), and, the request being signed with the computer's own key, the previous key's
 /// grace period ends. Compare-and-set against `credentials` as read: a concurrent request of the
 /// same agent makes it conflict, and the request is computed again.
 fn signed_request_write(
@@ -587,28 +594,74 @@ fn signed_request_write(
     }
 }
 
+/// The timestamp of a JSON reply to an authenticated request other than a hello, and the
+/// reservation the request must store before replying, if the stored one does not cover it.
+struct ReplyStamp {
+    issued: f64,
+    reserve: Option<f64>,
+}
+
+impl ReplyStamp {
+    /// The stamp of a reply to `computer`, whose credentials the request read.
+    fn new(request: &Request<'_>, computer: ComputerId, credentials: &AgentCredentials) -> Self {
+        let replies = &request.state.agent().replies;
+        let next = if credentials.previous_agent_key.is_some() {
+            // The credentials are written anyway (the previous key's grace period ends).
+            let (reply, reserve) = timestamp::Replies::reserve(request.now, credentials.last_reply);
+            timestamp::NextReply::Reserve { reply, reserve }
+        } else {
+            replies.next(computer, request.now, credentials.last_reply)
+        };
+        match next {
+            timestamp::NextReply::Covered(issued) => ReplyStamp {
+                issued,
+                reserve: None,
+            },
+            timestamp::NextReply::Reserve { reply, reserve } => ReplyStamp {
+                issued: reply,
+                reserve: Some(reserve),
+            },
+        }
+    }
+
+    /// The credentials write the reply needs, if any.
+    fn write(&self, computer: ComputerId, credentials: &AgentCredentials) -> Option<Change> {
+        self.reserve
+            .map(|reserve| signed_request_write(computer, credentials, Some(reserve)))
+    }
+
+    /// Notes, once the write is committed, the reservation it stored.
+    fn committed(&self, request: &Request<'_>, computer: ComputerId) {
+        if let Some(reserve) = self.reserve {
+            request
+                .state
+                .agent()
+                .replies
+                .stored(computer, self.issued, reserve, request.now);
+        }
+    }
+}
+
 /// The minimal reply of `oco.agent.update`, `events` and `passwords`.
 async fn minimal_reply(request: &Request<'_>) -> Result<Response, ApiError> {
     for _ in 0..ATTEMPTS {
         let (computer, credentials) = authenticate(request).await?;
-        let issued = timestamp::next_reply(request.now, credentials.last_reply);
-        let set = ChangeSet {
-            changes: vec![signed_request_write(
-                computer.id,
-                &credentials,
-                Some(issued),
-            )],
-        };
-        match request.state.committer().commit(set).await {
-            Ok(_) => {}
-            Err(StoreError::Conflict { what }) => {
-                tracing::debug!(%what, "reply lost a race; reading again");
-                continue;
+        let stamp = ReplyStamp::new(request, computer.id, &credentials);
+        if let Some(write) = stamp.write(computer.id, &credentials) {
+            let set = ChangeSet {
+                changes: vec![write],
+            };
+            match request.state.committer().commit(set).await {
+                Ok(_) => stamp.committed(request, computer.id),
+                Err(StoreError::Conflict { what }) => {
+                    tracing::debug!(%what, "reply lost a race; reading again");
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
             }
-            Err(error) => return Err(error.into()),
         }
         return signed_json(
-            &Reply::new(NoParams {}, issued),
+            &Reply::new(NoParams {}, stamp.issued),
             credentials.server_key.as_deref(),
         );
     }
@@ -688,15 +741,16 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
                 return Err(ApiError::Internal(error.to_string()))
             }
         };
-        let issued = timestamp::next_reply(request.now, credentials.last_reply);
+        let stamp = ReplyStamp::new(request, computer.id, &credentials);
         let mut set = outcome.changes.clone();
-        set.push(signed_request_write(
-            computer.id,
-            &credentials,
-            Some(issued),
-        ));
-        match state.committer().commit(set).await {
-            Ok(_) => {}
+        set.changes.extend(stamp.write(computer.id, &credentials));
+        let written = if set.is_empty() {
+            Ok(Default::default())
+        } else {
+            state.committer().commit(set).await
+        };
+        match written {
+            Ok(_) => stamp.committed(request, computer.id),
             Err(StoreError::Conflict { what }) => {
                 tracing::debug!(%what, "report lost a race; reading again");
                 continue;
@@ -722,7 +776,7 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
             job_succeeded: job_succeeded(&snapshot, &outcome),
         };
         return signed_json(
-            &Reply::new(params, issued),
+            &Reply::new(params, stamp.issued),
             credentials.server_key.as_deref(),
         );
     }

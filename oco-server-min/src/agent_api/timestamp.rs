@@ -1,15 +1,20 @@
 //! `result.timestamp`: each agent's replies strictly increase, across restarts and whichever
 //! server process answers.
 //!
-//! A reply to a computer's agent gets [`next_reply`]`(now, last)`, where `last` is the computer's
-//! [`AgentCredentials::last_reply`](oco_core::store::AgentCredentials::last_reply). The new value
-//! is written, compare-and-set with the rest of the computer's credentials, in the commit that
-//! precedes the reply, so a reply is never sent before its timestamp is durable, and two
-//! replies to one agent (two processes, or a hello racing a report) cannot get the same value:
-//! the second commit conflicts and is computed again.
+//! Each computer's credentials hold a *reservation*,
+//! [`AgentCredentials::last_reply`](oco_core::store::AgentCredentials::last_reply): a value at
+//! least as large as every reply sent to its agent, durable before any reply it covers is sent.
+//! A reply gets [`next_reply`]`(now, …)`, above the reservation or above the last reply this
+//! process sent under its own reservation. When a reply would pass the reservation, the request
+//! writes a new one, [`RESERVE_MICROS`] beyond the reply, compare-and-set with the rest of the
+//! credentials in the commit that precedes the reply: two processes (or a hello racing a report)
+//! cannot both extend it, the loser reads again and replies above the winner's reservation. A
+//! reply under a reservation this process wrote, and nobody replaced since, needs no write
+//! ([`Replies`]): an agent's progress reports right after its hello cost no extra write.
 //!
-//! The agent compares replies only with the last one it accepted, so nothing needs to increase
-//! across agents: a timestamp is the wall clock unless that agent's last reply is ahead of it.
+//! After a restart, the first reply is `max(now, reservation + 1 µs)`: at most [`RESERVE_MICROS`] ahead
+//! of the wall clock. The agent compares replies only with the last one it accepted, so nothing
+//! needs to increase across agents.
 //!
 //! Every timestamp is a whole number of microseconds whose last digit is not 0, so its shortest
 //! decimal form (what `serde_json` writes and what the agent writes back to its timestamp file)
@@ -17,7 +22,11 @@
 //! form would leave digits of the previous one behind, and a fresh agent process would read a
 //! larger value than the server sent and refuse the next replies.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use oco_core::chrono::{DateTime, Utc};
+use oco_core::model::ComputerId;
 
 /// The timestamp of the next reply to an agent whose last reply was `last`, at `now`: the first
 /// microsecond at or after `max(now, last + 1 µs)` whose last digit is not 0.
@@ -27,10 +36,114 @@ pub(crate) fn next_reply(now: DateTime<Utc>, last: Option<f64>) -> f64 {
     if micros % 10 == 0 {
         micros += 1;
     }
-    // Exact: timestamps of this era are far below 2^53 microseconds.
+    seconds(micros)
+}
+
+/// Whole microseconds as seconds: exact (the nearest `f64`) for timestamps of this era, far
+/// below 2^53 microseconds.
+fn seconds(micros: i64) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let seconds = micros as f64 / 1e6;
     seconds
+}
+
+/// How far (microseconds: half a second) a reservation reaches beyond the reply that wrote it: the
+/// most a first reply after a restart can be ahead of the wall clock.
+const RESERVE_MICROS: i64 = 500_000;
+
+/// Computers whose reservation this process remembers before it forgets those that have passed
+/// (and, if that is not enough, all of them: a forgotten reservation only costs a write).
+const REMEMBERED: usize = 10_000;
+
+/// What the next reply to an agent needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum NextReply {
+    /// Send this timestamp; the stored reservation already covers it.
+    Covered(f64),
+    /// Store `reserve` as the computer's reservation, then send `reply`.
+    Reserve {
+        /// The timestamp to send.
+        reply: f64,
+        /// The new reservation.
+        reserve: f64,
+    },
+}
+
+/// The reservations this process wrote and the last reply it sent under each, per computer.
+#[derive(Debug, Default)]
+pub(crate) struct Replies {
+    reserved: Mutex<HashMap<ComputerId, Reserved>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Reserved {
+    /// The reservation this process stored.
+    until: f64,
+    /// The last reply this process sent under it.
+    sent: f64,
+}
+
+impl Replies {
+    /// The next reply to `computer`'s agent at `now`, whose stored reservation is `stored` (as
+    /// read by this request). `Covered` only when `stored` is the reservation this process wrote
+    /// last; the value is then taken (a later call gets a larger one).
+    pub(crate) fn next(
+        &self,
+        computer: ComputerId,
+        now: DateTime<Utc>,
+        stored: Option<f64>,
+    ) -> NextReply {
+        let mut reserved = self.lock();
+        if let Some(mine) = reserved.get_mut(&computer) {
+            if Some(mine.until) == stored {
+                let reply = next_reply(now, Some(mine.sent));
+                if reply <= mine.until {
+                    mine.sent = reply;
+                    return NextReply::Covered(reply);
+                }
+            }
+        }
+        let (reply, reserve) = Self::reserve(now, stored);
+        NextReply::Reserve { reply, reserve }
+    }
+
+    /// A reply above `stored` and a new reservation beyond it (`(reply, reserve)`), whatever this
+    /// process remembers: what a request that writes the credentials anyway (a hello) takes.
+    pub(crate) fn reserve(now: DateTime<Utc>, stored: Option<f64>) -> (f64, f64) {
+        let reply = next_reply(now, stored);
+        (reply, seconds(micros(reply) + RESERVE_MICROS))
+    }
+
+    /// Notes that `reserve` is now `computer`'s stored reservation and `reply` was sent under it.
+    pub(crate) fn stored(
+        &self,
+        computer: ComputerId,
+        reply: f64,
+        reserve: f64,
+        now: DateTime<Utc>,
+    ) {
+        let mut reserved = self.lock();
+        if reserved.len() >= REMEMBERED && !reserved.contains_key(&computer) {
+            let now = epoch_seconds(now);
+            reserved.retain(|_, mine| mine.until > now);
+            if reserved.len() >= REMEMBERED {
+                reserved.clear();
+            }
+        }
+        reserved.insert(
+            computer,
+            Reserved {
+                until: reserve,
+                sent: reply,
+            },
+        );
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ComputerId, Reserved>> {
+        self.reserved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Seconds since the epoch, with fractions.
@@ -88,6 +201,46 @@ mod tests {
         let round = Utc.timestamp_opt(1_764_849_600, 0).unwrap();
         assert_eq!(next_reply(round, None), 1_764_849_600.000_001);
         assert_eq!(agent_text(next_reply(round, None)), "1764849600.000001");
+    }
+
+    #[test]
+    fn replies_under_this_process_reservation_need_no_write() {
+        let replies = Replies::default();
+        let pc = ComputerId(1);
+        let now = Utc.timestamp_opt(1_764_849_600, 0).unwrap();
+        let NextReply::Reserve { reply, reserve } = replies.next(pc, now, None) else {
+            panic!("nothing stored yet: a reservation is needed");
+        };
+        assert_eq!(
+            (reply, reserve),
+            (1_764_849_600.000_001, 1_764_849_600.500_001)
+        );
+        // Until stored, nothing is covered.
+        assert!(matches!(
+            replies.next(pc, now, None),
+            NextReply::Reserve { .. }
+        ));
+        replies.stored(pc, reply, reserve, now);
+        let covered = |at: DateTime<Utc>, stored| match replies.next(pc, at, stored) {
+            NextReply::Covered(t) => Some(t),
+            NextReply::Reserve { .. } => None,
+        };
+        assert_eq!(covered(now, Some(reserve)), Some(1_764_849_600.000_002));
+        assert_eq!(covered(now, Some(reserve)), Some(1_764_849_600.000_003));
+        let later = now + oco_core::chrono::Duration::milliseconds(300);
+        assert_eq!(covered(later, Some(reserve)), Some(1_764_849_600.300_001));
+        // Past the reservation, or another process's reservation stored: write again.
+        let past = now + oco_core::chrono::Duration::milliseconds(600);
+        assert_eq!(covered(past, Some(reserve)), None);
+        let theirs = 1_764_849_601.500_001;
+        assert_eq!(covered(later, Some(theirs)), None);
+        assert_eq!(
+            replies.next(pc, later, Some(theirs)),
+            NextReply::Reserve {
+                reply: 1_764_849_601.500_002,
+                reserve: 1_764_849_602.000_002,
+            }
+        );
     }
 
     proptest! {
