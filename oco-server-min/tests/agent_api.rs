@@ -8,11 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use oco_core::model::{
-    ComputerGroupId, DeploymentRule, Job, JobKind, JobState, MessageCode, Origin, PackageGroupId,
-    PostAction, RuleId, SequenceMode,
-};
-use oco_core::store::{testkit, AgentCredentials, Change, ChangeSet, MemoryStore, Store};
+use oco_core::model::{Job, JobKind, JobState, MessageCode, Origin, PostAction, SequenceMode};
+use oco_core::store::{AgentCredentials, Change, ChangeSet, MemoryStore, Store};
 use oco_server_min::agent_api::{self, client};
 use serde_json::{json, Value};
 
@@ -335,30 +332,7 @@ async fn rule_jobs_carry_the_rule_container_id_and_trigger_re_evaluation() {
     let store = memory();
     let pc = computer(store.as_ref(), "pc1");
     let app = plain_package(store.as_ref(), "app", "exit 0");
-    let computers = store
-        .create_computer_group(testkit::name("all"), None)
-        .unwrap();
-    store
-        .set_computer_group_members(computers.id, &[pc.id])
-        .unwrap();
-    let packages = store
-        .create_package_group(testkit::name("base"), None)
-        .unwrap();
-    store
-        .set_package_group_members(packages.id, &[app.id])
-        .unwrap();
-    let rule = store
-        .create_rule(DeploymentRule {
-            id: RuleId(0),
-            name: testkit::name("base"),
-            notes: String::new(),
-            enabled: true,
-            computer_group: ComputerGroupId(computers.id.0),
-            package_group: PackageGroupId(packages.id.0),
-            policy: policy(SequenceMode::IgnoreFailed),
-            created_at: testkit::at(-10),
-        })
-        .unwrap();
+    let rule = rule(store.as_ref(), &[pc.id], &[app.id]);
     let mut job = Job::new(Origin::Rule(rule.id), pc.id, &app, JobKind::Install, 1);
     job.sequence = 1;
     let applied = store

@@ -177,30 +177,7 @@ async fn a_job_of_a_deleted_rule_reports_after_the_rule_is_gone() {
         let pc = computer(store.as_ref(), "pc1");
         let first = plain_package(store.as_ref(), "first", "exit 0");
         let second = plain_package(store.as_ref(), "second", "exit 0");
-        let computers = store
-            .create_computer_group(testkit::name("all"), None)
-            .unwrap();
-        store
-            .set_computer_group_members(computers.id, &[pc.id])
-            .unwrap();
-        let packages = store
-            .create_package_group(testkit::name("base"), None)
-            .unwrap();
-        store
-            .set_package_group_members(packages.id, &[first.id, second.id])
-            .unwrap();
-        let rule = store
-            .create_rule(DeploymentRule {
-                id: RuleId(0),
-                name: testkit::name("base"),
-                notes: String::new(),
-                enabled: true,
-                computer_group: ComputerGroupId(computers.id.0),
-                package_group: PackageGroupId(packages.id.0),
-                policy: policy(SequenceMode::IgnoreFailed),
-                created_at: testkit::at(-10),
-            })
-            .unwrap();
+        let rule = rule(store.as_ref(), &[pc.id], &[first.id, second.id]);
         let jobs = [(&first, 1), (&second, 2)].map(|(package, sequence)| {
             let mut job = Job::new(Origin::Rule(rule.id), pc.id, package, JobKind::Install, 1);
             job.sequence = sequence;

@@ -16,9 +16,9 @@ use http_body_util::BodyExt;
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::model::{
-    Computer, ComputerId, ContainerId, DeliveryPolicy, FamilyId, JobContainer, JobId, Name, Origin,
-    Package, PackageId, PostAction, Procedure, Schedule, SequenceMode, UpgradeBehavior,
-    WolSettings,
+    Computer, ComputerId, ContainerId, DeliveryPolicy, DeploymentRule, FamilyId, JobContainer,
+    JobId, Name, Origin, Package, PackageId, PostAction, Procedure, RuleId, Schedule, SequenceMode,
+    UpgradeBehavior, WolSettings,
 };
 use oco_core::store::{testkit, Change, ChangeSet, Store};
 use oco_core::Settings;
@@ -234,6 +234,35 @@ pub fn container(
         })
         .unwrap();
     (applied.containers[0], applied.jobs)
+}
+
+/// An enabled rule without constraints installing `packages` (a package group "base", in
+/// order) on `computers` (a computer group "all").
+pub fn rule(store: &dyn Store, computers: &[ComputerId], packages: &[PackageId]) -> DeploymentRule {
+    let computer_group = store
+        .create_computer_group(testkit::name("all"), None)
+        .unwrap();
+    store
+        .set_computer_group_members(computer_group.id, computers)
+        .unwrap();
+    let package_group = store
+        .create_package_group(testkit::name("base"), None)
+        .unwrap();
+    store
+        .set_package_group_members(package_group.id, packages)
+        .unwrap();
+    store
+        .create_rule(DeploymentRule {
+            id: RuleId(0),
+            name: testkit::name("base"),
+            notes: String::new(),
+            enabled: true,
+            computer_group: computer_group.id,
+            package_group: package_group.id,
+            policy: policy(SequenceMode::IgnoreFailed),
+            created_at: testkit::at(-10),
+        })
+        .unwrap()
 }
 
 /// A zip archive holding one stored file (what `ZipFile.extractall` accepts).
