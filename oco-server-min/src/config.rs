@@ -67,6 +67,8 @@ pub struct Config {
     pub hello_cache: usize,
     /// How far ahead of the server clock an agent's timestamp may be.
     pub max_clock_skew: Duration,
+    /// The largest agent request body, in bytes.
+    pub agent_body_limit: usize,
     /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
     pub log: Option<String>,
 }
@@ -142,6 +144,7 @@ impl Config {
             payload_dir: self.payload_dir(),
             hello_cache: self.hello_cache,
             max_clock_skew: self.max_clock_skew,
+            agent_body_limit: self.agent_body_limit,
         }
     }
 
@@ -258,6 +261,12 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         Some(entries) if !given("hello_cache") => entries,
         _ => cli.hello_cache,
     };
+    let agent_body_limit = match file.agent_body_limit {
+        Some(bytes) if !given("agent_body_limit") => {
+            check_body_limit(bytes).map_err(|message| value("agent-body-limit", message))?
+        }
+        _ => cli.agent_body_limit,
+    };
     let max_clock_skew = match file.max_clock_skew {
         Some(secs) if !given("max_clock_skew") => {
             check_skew(secs).map_err(|message| value("max-clock-skew", message))?
@@ -297,6 +306,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         synchronous,
         hello_cache,
         max_clock_skew: Duration::from_secs(max_clock_skew),
+        agent_body_limit,
         log: match file.log {
             Some(filter) if !given("log") => Some(filter),
             _ => cli.log,
@@ -377,6 +387,12 @@ struct Cli {
     #[arg(long, env = "OCO_MAX_CLOCK_SKEW", value_name = "SECS", default_value = "600", value_parser = parse_skew)]
     max_clock_skew: u64,
 
+    /// The largest agent request body, in bytes (a job report carries the job's whole output).
+    /// A larger one is refused with 413, by its Content-Length before it is read, or when it
+    /// grows past the limit; the content type and the signature header are checked first.
+    #[arg(long, env = "OCO_AGENT_BODY_LIMIT", value_name = "BYTES", default_value_t = crate::BODY_LIMIT, value_parser = parse_body_limit)]
+    agent_body_limit: usize,
+
     /// Log filter (tracing's EnvFilter syntax, e.g. `info,oco_server_min=debug`); without it,
     /// RUST_LOG, else `info`.
     #[arg(long, env = "OCO_LOG", value_name = "FILTER")]
@@ -398,6 +414,7 @@ struct FileConfig {
     synchronous: Option<Synchronous>,
     hello_cache: Option<usize>,
     max_clock_skew: Option<u64>,
+    agent_body_limit: Option<usize>,
     log: Option<String>,
 }
 
@@ -466,6 +483,25 @@ fn check_interval(secs: u64) -> Result<u64, String> {
     }
 }
 
+fn parse_body_limit(text: &str) -> Result<usize, String> {
+    let bytes = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of bytes"))?;
+    check_body_limit(bytes)
+}
+
+fn check_body_limit(bytes: usize) -> Result<usize, String> {
+    // A hello of the OCO agent with its inventory is about 52 KB.
+    if (64 * 1024..=1024 * 1024 * 1024).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!(
+            "{bytes} is not between 65536 bytes (64 KiB) and 1073741824 bytes (1 GiB)"
+        ))
+    }
+}
+
 fn parse_skew(text: &str) -> Result<u64, String> {
     let secs = text
         .trim()
@@ -526,6 +562,7 @@ mod tests {
                 synchronous: Synchronous::Normal,
                 hello_cache: 100_000,
                 max_clock_skew: Duration::from_secs(600),
+                agent_body_limit: 64 * 1024 * 1024,
                 log: None,
             }
         );
@@ -552,6 +589,7 @@ mod tests {
             synchronous = "full"
             hello-cache = 0
             max-clock-skew = 30
+            agent-body-limit = 1048576
             log = "debug"
         "#;
         let config = resolve(&matches(&[]), file(text)).unwrap();
@@ -581,6 +619,7 @@ mod tests {
             config.server_options().max_clock_skew,
             Duration::from_secs(30)
         );
+        assert_eq!(config.server_options().agent_body_limit, 1_048_576);
         assert_eq!(config.server_options().hello_cache, 0);
         assert_eq!(config.log.as_deref(), Some("debug"));
         assert_eq!(
@@ -746,6 +785,7 @@ mod tests {
             ["--trusted-proxy", "10.0.0.0/33"],
             ["--max-clock-skew", "-1"],
             ["--max-clock-skew", "86401"],
+            ["--agent-body-limit", "1000"],
         ] {
             let mut all = vec!["oco-server-min"];
             all.extend_from_slice(&args);
@@ -768,6 +808,7 @@ mod tests {
             "--self-registration",
             "--synchronous",
             "--max-clock-skew",
+            "--agent-body-limit",
             "--log",
         ] {
             assert!(help.contains(option), "{option} missing from\n{help}");

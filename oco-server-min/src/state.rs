@@ -52,6 +52,9 @@ pub struct ServerOptions {
     /// How far ahead of the server clock an agent's timestamp may be (600 s by default); see
     /// [`crate::agent_api`].
     pub max_clock_skew: Duration,
+    /// The largest agent request body, in bytes ([`crate::BODY_LIMIT`], 64 MiB, by default: a
+    /// report carries a job's whole output).
+    pub agent_body_limit: usize,
 }
 
 impl Default for ServerOptions {
@@ -64,6 +67,7 @@ impl Default for ServerOptions {
             payload_dir: PathBuf::from("payloads"),
             hello_cache: cache::DEFAULT_CAPACITY,
             max_clock_skew: Duration::from_secs(600),
+            agent_body_limit: crate::BODY_LIMIT,
         }
     }
 }

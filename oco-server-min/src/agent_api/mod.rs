@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, ExtensionRejection};
+use axum::extract::rejection::ExtensionRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -165,8 +165,8 @@ enum ApiError {
          (check the agent's clock)"
     )]
     AheadOfClock { limit: u64 },
-    #[error("Request body too large: the limit is {} bytes", crate::BODY_LIMIT)]
-    TooLarge,
+    #[error("Request body too large: the limit is {0} bytes")]
+    TooLarge(usize),
     #[error("Internal server error")]
     Store(#[from] StoreError),
     #[error("Internal server error")]
@@ -178,7 +178,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) | ApiError::AheadOfClock { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -216,7 +216,7 @@ async fn endpoint(
     State(state): State<AppState>,
     peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let span = tracing::debug_span!(
         "agent",
@@ -243,27 +243,22 @@ async fn handle(
     state: &AppState,
     peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    // What the headers decide is decided before a byte of the body is read.
     if headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes) != Some(b"application/json") {
         return Err(ApiError::BadRequest("Content type mismatch".into()));
     }
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge
-        } else {
-            ApiError::BadRequest(format!("Could not read the request body: {rejection}"))
-        }
-    })?;
+    let signature = headers
+        .get(signature::AGENT_SIGNATURE)
+        .and_then(|value| value.to_str().ok())
+        .ok_or(ApiError::Unauthorized("Missing signature"))?;
+    let body = read_body(headers, body, state.options().agent_body_limit).await?;
     let head: Head<'_> = serde_json::from_slice(&body)
         .map_err(|error| ApiError::BadRequest(format!("Invalid request: {error}")))?;
     let span = tracing::Span::current();
     span.record("method", &*head.method);
     span.record("hostname", &*head.params.hostname);
-    let signature = headers
-        .get(signature::AGENT_SIGNATURE)
-        .and_then(|value| value.to_str().ok())
-        .ok_or(ApiError::Unauthorized("Missing signature"))?;
     let ConnectInfo(peer) = peer.map_err(|rejection| {
         ApiError::Internal(format!("the peer address is unknown: {rejection}"))
     })?;
@@ -295,6 +290,26 @@ async fn handle(
         }
         other => Err(ApiError::BadRequest(format!("Unknown method `{other}`"))),
     }
+}
+
+/// The request body, at most `limit` bytes: a `Content-Length` over it is refused before reading,
+/// a body that grows past it while read is refused there.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let error = error.into_inner();
+        if error.is::<http_body_util::LengthLimitError>() {
+            ApiError::TooLarge(limit)
+        } else {
+            ApiError::BadRequest(format!("Could not read the request body: {error}"))
+        }
+    })
 }
 
 /// The agent's address for IP constraints: the TCP peer, or, when the peer is a trusted proxy,
