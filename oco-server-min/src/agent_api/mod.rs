@@ -44,7 +44,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use oco_core::chrono::{DateTime, Utc};
+use oco_core::chrono::{DateTime, Duration, Utc};
 use oco_core::ipnet::IpNet;
 use oco_core::model::{Computer, ComputerId, JobState, Name, PackageId};
 use oco_core::plan::plan;
@@ -73,6 +73,7 @@ const ATTEMPTS: usize = 8;
 #[derive(Debug, Default)]
 pub struct AgentState {
     replies: timestamp::Replies,
+    refusals: RefusalLog,
     last_seen: Mutex<HashMap<ComputerId, DateTime<Utc>>>,
     /// Reads running inline on an async worker now (see [`read`]).
     inline_reads: AtomicUsize,
@@ -187,19 +188,61 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        match &self {
-            ApiError::Store(error) => tracing::error!(%error, "agent request failed"),
-            ApiError::Internal(error) => tracing::error!(%error, "agent request failed"),
-            refused => {
-                tracing::warn!(status = status.as_u16(), reason = %refused, "agent request refused")
-            }
-        }
         let mut response = (status, self.to_string()).into_response();
         response.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         response
+    }
+}
+
+/// Refused requests are logged at most [`REFUSALS_LOGGED`] times per [`REFUSAL_WINDOW`]:
+/// unauthenticated traffic must not be able to flood the log.
+const REFUSALS_LOGGED: u64 = 10;
+
+/// See [`REFUSALS_LOGGED`].
+const REFUSAL_WINDOW: Duration = Duration::seconds(10);
+
+/// Which refused requests are logged: the first [`REFUSALS_LOGGED`] of each window of
+/// [`REFUSAL_WINDOW`], the first of a window also saying how many were left unlogged before it.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    window: Mutex<RefusalWindow>,
+}
+
+#[derive(Debug, Default)]
+struct RefusalWindow {
+    /// When the current window opened (`None` before the first refusal).
+    opened: Option<DateTime<Utc>>,
+    /// Refusals logged in it.
+    logged: u64,
+    /// Refusals not logged since the last line that reported them.
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    /// Whether a refusal at `now` is logged: `Some(n)` with the number of refusals left unlogged
+    /// since the last line, or `None` when this one is left unlogged.
+    fn admit(&self, now: DateTime<Utc>) -> Option<u64> {
+        let mut window = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if window
+            .opened
+            .is_none_or(|opened| now < opened || now - opened >= REFUSAL_WINDOW)
+        {
+            window.opened = Some(now);
+            window.logged = 0;
+        }
+        if window.logged < REFUSALS_LOGGED {
+            window.logged += 1;
+            Some(std::mem::take(&mut window.suppressed))
+        } else {
+            window.suppressed += 1;
+            None
+        }
     }
 }
 
@@ -224,7 +267,8 @@ async fn endpoint(
         hostname = tracing::field::Empty
     );
     async move {
-        match handle(&state, peer, &headers, body).await {
+        let now = state.clock().now();
+        match handle(&state, now, peer, &headers, body).await {
             Ok(response) => {
                 tracing::debug!(
                     status = response.status().as_u16(),
@@ -232,7 +276,27 @@ async fn endpoint(
                 );
                 response
             }
-            Err(error) => error.into_response(),
+            Err(error) => {
+                match &error {
+                    ApiError::Store(failure) => {
+                        tracing::error!(error = %failure, "agent request failed")
+                    }
+                    ApiError::Internal(failure) => {
+                        tracing::error!(error = %failure, "agent request failed")
+                    }
+                    refused => {
+                        if let Some(suppressed) = state.agent().refusals.admit(now) {
+                            tracing::warn!(
+                                status = refused.status().as_u16(),
+                                reason = %refused,
+                                suppressed,
+                                "agent request refused"
+                            );
+                        }
+                    }
+                }
+                error.into_response()
+            }
         }
     }
     .instrument(span)
@@ -241,6 +305,7 @@ async fn endpoint(
 
 async fn handle(
     state: &AppState,
+    now: DateTime<Utc>,
     peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
     headers: &HeaderMap,
     body: Body,
@@ -262,7 +327,6 @@ async fn handle(
     let ConnectInfo(peer) = peer.map_err(|rejection| {
         ApiError::Internal(format!("the peer address is unknown: {rejection}"))
     })?;
-    let now = state.clock().now();
     let limit = state.options().max_clock_skew;
     let ahead = head.params.timestamp - timestamp::epoch_seconds(now);
     // NaN is refused too (serde_json reads none, but nothing here should depend on that).
@@ -989,6 +1053,20 @@ mod tests {
             headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
         }
         headers
+    }
+
+    #[test]
+    fn refusals_are_logged_ten_per_ten_seconds_with_a_count_of_the_rest() {
+        let log = RefusalLog::default();
+        let start = oco_core::store::testkit::at(0);
+        let logged: Vec<Option<u64>> = (0..25).map(|_| log.admit(start)).collect();
+        assert_eq!(logged.iter().filter(|line| line.is_some()).count(), 10);
+        assert!(logged[..10].iter().all(|line| *line == Some(0)));
+        // Still inside the window: nothing.
+        assert_eq!(log.admit(start + Duration::seconds(9)), None);
+        // The next window's first line counts the 16 left out.
+        assert_eq!(log.admit(start + Duration::seconds(10)), Some(16));
+        assert_eq!(log.admit(start + Duration::seconds(11)), Some(0));
     }
 
     #[test]
