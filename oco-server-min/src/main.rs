@@ -96,8 +96,29 @@ fn init_logging(config: &Config) -> Result<(), Error> {
 
 /// Prepares the data directory, the secrets and the store.
 fn start(config: &Config) -> Result<(AppState, Arc<SqliteStore>), Error> {
+    // The data directory holds the keys of every agent: created for its owner only (0700),
+    // and an existing one that others can enter or read is reported.
     for dir in [config.data_dir.clone(), config.payload_dir()] {
-        std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir { path: dir, source })?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).map_err(|source| Error::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    for path in [
+        config.data_dir.clone(),
+        config.payload_dir(),
+        config.database_path(),
+    ] {
+        if path.exists() && secrets::readable_by_others(&path)? {
+            tracing::warn!(
+                "{} can be read by other users; `chmod go-rwx` it (it holds agent keys or payloads)",
+                path.display()
+            );
+        }
     }
     // Uploads a crash interrupted; no upload runs yet.
     let payloads = config.payload_dir();

@@ -48,7 +48,15 @@ impl PartialPayload {
             std::process::id(),
             UPLOADS.fetch_add(1, Ordering::Relaxed)
         ));
-        let file = File::create_new(&partial)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            // Payloads are the administrator's installers: nobody else's to read or replace.
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&partial)?;
         Ok(PartialPayload {
             file: Some(file),
             partial,

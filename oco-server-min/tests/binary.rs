@@ -796,3 +796,78 @@ fn reply_timestamps_stay_on_the_wall_clock_across_restarts() {
     let (status, log) = server.stop_with("-TERM");
     assert!(status.success(), "{log}");
 }
+
+/// The data directory holds every agent's keys and the installers: a new one is its owner's
+/// only (0700, the database and payloads 0600); an existing one others can read is reported.
+#[test]
+fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (admin_token, _, _) = secrets(&data);
+    let admin = Admin {
+        addr: server.addr,
+        authorization: format!("Bearer {admin_token}"),
+    };
+    let family = admin.json(
+        "POST",
+        "/package-families",
+        Some(json!({"name": "app"})),
+        201,
+    );
+    let package = admin.json(
+        "POST",
+        "/packages",
+        Some(json!({"family": family["id"], "version": "1",
+                    "install": {"command": "sh ./install.sh"}})),
+        201,
+    );
+    let id = package["id"].as_i64().unwrap();
+    let uploaded = admin.request(
+        "PUT",
+        &format!("/packages/{id}/payload"),
+        "application/zip",
+        &empty_zip(),
+    );
+    assert_eq!(uploaded.status, 200, "{}", uploaded.text());
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("payloads")), 0o700);
+    for name in ["oco.db", "oco.db-wal", "oco.db-shm", "oco-secrets.toml"] {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+    }
+    for payload in std::fs::read_dir(data.join("payloads")).unwrap() {
+        let path = payload.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    let (status, log) = server.stop_with("-TERM");
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("can be read by other users"), "{log}");
+
+    // Opened up by hand: the next start says so.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (status, log) = server.stop_with("-TERM");
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains(&format!("{} can be read by other users", data.display())),
+        "{log}"
+    );
+}

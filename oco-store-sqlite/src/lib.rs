@@ -233,6 +233,7 @@ impl SqliteStore {
     /// As [`SqliteStore::open`].
     pub fn open_with(path: impl AsRef<Path>, options: &Options) -> StoreResult<SqliteStore> {
         let path = path.as_ref();
+        create_private(path)?;
         let mut writer = Connection::open(path).map_err(backend)?;
         configure(&writer, options)?;
         // A database this code cannot use is refused before anything (journal mode included) is
@@ -436,6 +437,26 @@ fn transaction<T>(
         let _ = run("ROLLBACK");
     }
     result
+}
+
+/// Creates the database file at `path`, if there is none, readable and writable by its owner
+/// only (0600 on unix, whatever the umask): it holds every computer's agent and server keys.
+/// SQLite gives the WAL and shared-memory files it creates beside it the same mode.
+fn create_private(path: &Path) -> StoreResult<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::Backend(
+            format!("creating {}: {error}", path.display()).into(),
+        )),
+    }
 }
 
 /// Per-connection settings.

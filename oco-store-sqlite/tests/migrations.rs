@@ -355,3 +355,22 @@ fn a_failing_migration_changes_nothing() {
     );
     assert_eq!(raw_dump(&path), before);
 }
+
+/// The database holds every agent's keys: it and the files SQLite keeps beside it are readable
+/// and writable by their owner only, whatever the umask.
+#[cfg(unix)]
+#[test]
+fn a_new_database_and_its_wal_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oco.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.create_computer(new_computer("pc1")).unwrap();
+    for name in ["oco.db", "oco.db-wal", "oco.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
+}
