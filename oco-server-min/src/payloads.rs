@@ -150,6 +150,20 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// A payload file opened to be sent: its length and a body that reads it from disk in chunks of
+/// 64 KiB as the client takes them, so a multi-GB installer sent to many agents at once holds
+/// a few chunks each, not the file.
+///
+/// # Errors
+///
+/// Opening the file or reading its length (`NotFound` when there is no file).
+pub async fn open_stream(path: &Path) -> io::Result<(u64, axum::body::Body)> {
+    let file = tokio::fs::File::open(path).await?;
+    let length = file.metadata().await?.len();
+    let chunks = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
+    Ok((length, axum::body::Body::from_stream(chunks)))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

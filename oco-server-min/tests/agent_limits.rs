@@ -137,3 +137,34 @@ async fn refused_requests_are_logged_at_a_bounded_rate() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn a_payload_larger_than_a_chunk_arrives_whole() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let pc = computer(store.as_ref(), "pc1");
+    let app = package(
+        store.as_ref(),
+        "app",
+        "sh ./install.sh",
+        "0",
+        true,
+        oco_core::model::PostAction::None,
+    );
+    container(
+        store.as_ref(),
+        "c1",
+        policy(oco_core::model::SequenceMode::IgnoreFailed),
+        &[(pc.id, &app)],
+    );
+    let server = Server::new(store);
+    // Sixteen chunks and a bit, every byte different from its neighbours.
+    let payload: Vec<u8> = (0..(1024 * 1024 + 7))
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    server.put_payload(app.id, &payload);
+    let mut agent = TestAgent::new(server.serve().await, "pc1");
+    assert_eq!(agent.hello().await.unwrap().len(), 1);
+    let downloaded = agent.download(app.id.0).await.unwrap();
+    assert_eq!(downloaded.len(), payload.len());
+    assert!(downloaded == payload, "the bytes differ");
+}

@@ -373,25 +373,32 @@ async fn upload_payload(
 async fn download_payload(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<impl IntoResponse> {
-    blocking(move || {
-        let id = PackageId(id);
-        let package = state.store().package(id)?;
-        if !package.has_payload {
-            return Err(ApiError::not_found(format!("package {id} has no payload")));
+) -> ApiResult<axum::response::Response> {
+    let id = PackageId(id);
+    let package = {
+        let state = state.clone();
+        blocking(move || Ok(state.store().package(id)?)).await?
+    };
+    if !package.has_payload {
+        return Err(ApiError::not_found(format!("package {id} has no payload")));
+    }
+    let (length, body) = match crate::payloads::open_stream(&state.payload_path(id)).await {
+        Ok(opened) => opened,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!("admin API: package {id} has a payload, but its file is missing");
+            return Err(ApiError::not_found(format!(
+                "the payload file of package {id} is missing on the server; upload it again"
+            ))
+            .with_field("payload"));
         }
-        let bytes = match std::fs::read(state.payload_path(id)) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                tracing::warn!("admin API: package {id} has a payload, but its file is missing");
-                return Err(ApiError::not_found(format!(
-                    "the payload file of package {id} is missing on the server; upload it again"
-                ))
-                .with_field("payload"));
-            }
-            Err(error) => return Err(ApiError::internal("reading a payload", &error)),
-        };
-        Ok(([(header::CONTENT_TYPE, "application/zip")], bytes))
-    })
-    .await
+        Err(error) => return Err(ApiError::internal("reading a payload", &error)),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }

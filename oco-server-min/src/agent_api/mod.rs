@@ -944,8 +944,8 @@ async fn download(request: &Request<'_>) -> Result<Response, ApiError> {
         )));
     }
     let path = state.payload_path(package);
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
+    let (length, body) = match crate::payloads::open_stream(&path).await {
+        Ok(opened) => opened,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::BadRequest(format!(
                 "No payload for package {package}"
@@ -958,9 +958,8 @@ async fn download(request: &Request<'_>) -> Result<Response, ApiError> {
             )))
         }
     };
-    tracing::debug!(%package, bytes = bytes.len(), "payload sent");
-    let length = bytes.len();
-    let mut response = Response::new(Body::from(bytes));
+    tracing::debug!(%package, bytes = length, "payload sending");
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,
