@@ -69,6 +69,8 @@ pub struct Config {
     pub max_clock_skew: Duration,
     /// The largest agent request body, in bytes.
     pub agent_body_limit: usize,
+    /// The most of a job's output kept, in bytes.
+    pub max_job_output: usize,
     /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
     pub log: Option<String>,
 }
@@ -145,6 +147,7 @@ impl Config {
             hello_cache: self.hello_cache,
             max_clock_skew: self.max_clock_skew,
             agent_body_limit: self.agent_body_limit,
+            max_job_output: self.max_job_output,
         }
     }
 
@@ -267,6 +270,12 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         }
         _ => cli.agent_body_limit,
     };
+    let max_job_output = match file.max_job_output {
+        Some(bytes) if !given("max_job_output") => {
+            check_job_output(bytes).map_err(|message| value("max-job-output", message))?
+        }
+        _ => cli.max_job_output,
+    };
     let max_clock_skew = match file.max_clock_skew {
         Some(secs) if !given("max_clock_skew") => {
             check_skew(secs).map_err(|message| value("max-clock-skew", message))?
@@ -307,6 +316,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         hello_cache,
         max_clock_skew: Duration::from_secs(max_clock_skew),
         agent_body_limit,
+        max_job_output,
         log: match file.log {
             Some(filter) if !given("log") => Some(filter),
             _ => cli.log,
@@ -393,6 +403,12 @@ struct Cli {
     #[arg(long, env = "OCO_AGENT_BODY_LIMIT", value_name = "BYTES", default_value_t = crate::BODY_LIMIT, value_parser = parse_body_limit)]
     agent_body_limit: usize,
 
+    /// The most of a job's output kept, in bytes (the agent sends the whole output with every
+    /// report). A longer one keeps its first and last halves around a line saying how much was
+    /// left out.
+    #[arg(long, env = "OCO_MAX_JOB_OUTPUT", value_name = "BYTES", default_value = "1048576", value_parser = parse_job_output)]
+    max_job_output: usize,
+
     /// Log filter (tracing's EnvFilter syntax, e.g. `info,oco_server_min=debug`); without it,
     /// RUST_LOG, else `info`.
     #[arg(long, env = "OCO_LOG", value_name = "FILTER")]
@@ -415,6 +431,7 @@ struct FileConfig {
     hello_cache: Option<usize>,
     max_clock_skew: Option<u64>,
     agent_body_limit: Option<usize>,
+    max_job_output: Option<usize>,
     log: Option<String>,
 }
 
@@ -502,6 +519,25 @@ fn check_body_limit(bytes: usize) -> Result<usize, String> {
     }
 }
 
+fn parse_job_output(text: &str) -> Result<usize, String> {
+    let bytes = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of bytes"))?;
+    check_job_output(bytes)
+}
+
+fn check_job_output(bytes: usize) -> Result<usize, String> {
+    if (4096..=crate::BODY_LIMIT).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!(
+            "{bytes} is not between 4096 bytes and {} bytes (64 MiB)",
+            crate::BODY_LIMIT
+        ))
+    }
+}
+
 fn parse_skew(text: &str) -> Result<u64, String> {
     let secs = text
         .trim()
@@ -563,6 +599,7 @@ mod tests {
                 hello_cache: 100_000,
                 max_clock_skew: Duration::from_secs(600),
                 agent_body_limit: 64 * 1024 * 1024,
+                max_job_output: 1024 * 1024,
                 log: None,
             }
         );
@@ -590,6 +627,7 @@ mod tests {
             hello-cache = 0
             max-clock-skew = 30
             agent-body-limit = 1048576
+            max-job-output = 8192
             log = "debug"
         "#;
         let config = resolve(&matches(&[]), file(text)).unwrap();
@@ -620,6 +658,7 @@ mod tests {
             Duration::from_secs(30)
         );
         assert_eq!(config.server_options().agent_body_limit, 1_048_576);
+        assert_eq!(config.server_options().max_job_output, 8192);
         assert_eq!(config.server_options().hello_cache, 0);
         assert_eq!(config.log.as_deref(), Some("debug"));
         assert_eq!(
@@ -786,6 +825,7 @@ mod tests {
             ["--max-clock-skew", "-1"],
             ["--max-clock-skew", "86401"],
             ["--agent-body-limit", "1000"],
+            ["--max-job-output", "100"],
         ] {
             let mut all = vec!["oco-server-min"];
             all.extend_from_slice(&args);
@@ -809,6 +849,7 @@ mod tests {
             "--synchronous",
             "--max-clock-skew",
             "--agent-body-limit",
+            "--max-job-output",
             "--log",
         ] {
             assert!(help.contains(option), "{option} missing from\n{help}");

@@ -55,6 +55,9 @@ pub struct ServerOptions {
     /// The largest agent request body, in bytes ([`crate::BODY_LIMIT`], 64 MiB, by default: a
     /// report carries a job's whole output).
     pub agent_body_limit: usize,
+    /// The most of a job's output kept, in bytes (1 MiB by default): a longer output keeps its
+    /// head and tail around a line saying how much was left out.
+    pub max_job_output: usize,
 }
 
 impl Default for ServerOptions {
@@ -68,6 +71,7 @@ impl Default for ServerOptions {
             hello_cache: cache::DEFAULT_CAPACITY,
             max_clock_skew: Duration::from_secs(600),
             agent_body_limit: crate::BODY_LIMIT,
+            max_job_output: 1024 * 1024,
         }
     }
 }

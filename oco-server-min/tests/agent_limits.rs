@@ -168,3 +168,31 @@ async fn a_payload_larger_than_a_chunk_arrives_whole() {
     assert_eq!(downloaded.len(), payload.len());
     assert!(downloaded == payload, "the bytes differ");
 }
+
+#[tokio::test]
+async fn a_long_job_output_is_stored_capped() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let pc = computer(store.as_ref(), "pc1");
+    let app = plain_package(store.as_ref(), "app", "exit 0");
+    let (_, jobs) = container(
+        store.as_ref(),
+        "c1",
+        policy(oco_core::model::SequenceMode::IgnoreFailed),
+        &[(pc.id, &app)],
+    );
+    let server = Server::with_options(store.clone(), |options| options.max_job_output = 4096);
+    let mut agent = TestAgent::new(server.target(), "pc1");
+    agent.hello().await.unwrap();
+    let output = format!("{}{}", "a".repeat(10_000), "the end");
+    let id = serde_json::json!(jobs[0].0);
+    assert!(agent.report(&id, 3, Some(0), None, &output).await.unwrap());
+    let stored = store.job(jobs[0]).unwrap().output;
+    assert!(stored.len() < 4096 + 100, "{} bytes", stored.len());
+    assert!(stored.starts_with(&"a".repeat(2048)), "the head is kept");
+    assert!(stored.ends_with("the end"), "the tail is kept");
+    // 10,007 bytes, 2,048 kept at each end.
+    assert!(
+        stored.contains("\n[… 5911 bytes of output left out by the server …]\n"),
+        "the marker is missing"
+    );
+}

@@ -796,7 +796,9 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
         state: reported,
         return_code: data.return_code,
         download_progress,
-        output: data.message,
+        output: data
+            .message
+            .map(|output| capped_output(output, state.options().max_job_output)),
     };
     for round in 0..ATTEMPTS {
         if round > 0 {
@@ -976,6 +978,29 @@ async fn download(request: &Request<'_>) -> Result<Response, ApiError> {
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
+/// A job's output as stored: whole when it has at most `limit` bytes; otherwise its first and
+/// last `limit / 2` bytes or so (cut at character boundaries) around a line saying how much was
+/// left out. The head says what ran, the tail how it ended.
+fn capped_output(output: String, limit: usize) -> String {
+    if output.len() <= limit {
+        return output;
+    }
+    let mut head = limit / 2;
+    while !output.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = output.len() - limit / 2;
+    while !output.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{}\n[… {} bytes of output left out by the server …]\n{}",
+        &output[..head],
+        tail - head,
+        &output[tail..]
+    )
+}
+
 /// The longest agent version kept, in characters; the OCO agent sends a few (`1.2.0`).
 const MAX_AGENT_VERSION: usize = 64;
 
@@ -1052,6 +1077,21 @@ mod tests {
             headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
         }
         headers
+    }
+
+    #[test]
+    fn long_outputs_keep_their_head_and_tail() {
+        assert_eq!(capped_output("short".into(), 10), "short");
+        assert_eq!(
+            capped_output("0123456789abcdefghij".into(), 10),
+            "01234\n[… 10 bytes of output left out by the server …]\nfghij"
+        );
+        // Cut at character boundaries: `é` is two bytes, so 2 + 2 of the 5 are kept.
+        let capped = capped_output("ééééé".into(), 5);
+        assert_eq!(
+            capped,
+            "é\n[… 6 bytes of output left out by the server …]\né"
+        );
     }
 
     #[test]
