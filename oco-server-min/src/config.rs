@@ -481,12 +481,15 @@ fn parse_net(text: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
-fn parse_interval(text: &str) -> Result<u64, String> {
-    let secs = text
-        .trim()
+/// A whole number of `unit` (`seconds`, `bytes`) written in `text`.
+fn whole<T: std::str::FromStr>(text: &str, unit: &str) -> Result<T, String> {
+    text.trim()
         .parse()
-        .map_err(|_| format!("`{text}` is not a whole number of seconds"))?;
-    check_interval(secs)
+        .map_err(|_| format!("`{text}` is not a whole number of {unit}"))
+}
+
+fn parse_interval(text: &str) -> Result<u64, String> {
+    whole(text, "seconds").and_then(check_interval)
 }
 
 fn check_interval(secs: u64) -> Result<u64, String> {
@@ -501,11 +504,7 @@ fn check_interval(secs: u64) -> Result<u64, String> {
 }
 
 fn parse_body_limit(text: &str) -> Result<usize, String> {
-    let bytes = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a whole number of bytes"))?;
-    check_body_limit(bytes)
+    whole(text, "bytes").and_then(check_body_limit)
 }
 
 fn check_body_limit(bytes: usize) -> Result<usize, String> {
@@ -520,11 +519,7 @@ fn check_body_limit(bytes: usize) -> Result<usize, String> {
 }
 
 fn parse_job_output(text: &str) -> Result<usize, String> {
-    let bytes = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a whole number of bytes"))?;
-    check_job_output(bytes)
+    whole(text, "bytes").and_then(check_job_output)
 }
 
 fn check_job_output(bytes: usize) -> Result<usize, String> {
@@ -539,11 +534,7 @@ fn check_job_output(bytes: usize) -> Result<usize, String> {
 }
 
 fn parse_skew(text: &str) -> Result<u64, String> {
-    let secs = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a whole number of seconds"))?;
-    check_skew(secs)
+    whole(text, "seconds").and_then(check_skew)
 }
 
 fn check_skew(secs: u64) -> Result<u64, String> {
