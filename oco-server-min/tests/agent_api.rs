@@ -79,7 +79,11 @@ async fn first_hello_exchanges_keys_and_stores_them_before_replying() {
     let stored = server.store.credentials(pc.id).unwrap();
     assert_eq!(stored.agent_key.as_deref(), Some(agent_key));
     assert_eq!(stored.server_key.as_deref(), Some(server_key));
-    assert_eq!(stored.previous_agent_key.as_deref(), Some(GLOBAL_KEY));
+    // The global key is remembered by a fingerprint, not copied (see the test below).
+    assert!(stored
+        .previous_agent_key
+        .as_deref()
+        .is_some_and(|previous| previous.starts_with("fingerprint:")));
     assert_eq!(stored.last_hello, Some(agent.clock));
 }
 
@@ -774,4 +778,31 @@ async fn get_with_a_body_is_routed_on_the_method() {
     let body = agent.hello_body();
     let response = server.target().send("GET", body, GLOBAL_KEY).await;
     assert_eq!(response.status, 200);
+}
+
+#[tokio::test]
+async fn no_row_holds_a_copy_of_the_global_or_the_registration_key() {
+    let store = memory();
+    computer(store.as_ref(), "pc1");
+    let server = Server::with_options(store.clone(), |options| options.self_registration = true);
+    // pc1 with the global key, pc2 registering itself with the registration key; each reply is
+    // lost once, so each repeats its first hello with the same key.
+    for (hostname, key) in [("pc1", GLOBAL_KEY), ("pc2", REGISTRATION_KEY)] {
+        let mut agent = TestAgent::new(server.target(), hostname);
+        agent.agent_key = key.into();
+        let body = agent.hello_body();
+        let first = server.target().send("POST", body, key).await;
+        assert_eq!(first.status, 200, "{hostname}");
+        let mut again = TestAgent::new(server.target(), hostname);
+        again.agent_key = key.into();
+        again.clock = agent.clock;
+        again.hello().await.unwrap();
+        let pc = store.computer_by_hostname(hostname).unwrap().unwrap();
+        let credentials = store.credentials(pc.id).unwrap();
+        let row = format!("{credentials:?}");
+        assert!(!row.contains(GLOBAL_KEY), "{hostname}: {row}");
+        assert!(!row.contains(REGISTRATION_KEY), "{hostname}: {row}");
+        // The agent now uses its own key, which ends the exchange.
+        again.hello().await.unwrap();
+    }
 }

@@ -62,14 +62,22 @@ pub(crate) struct HelloGrant {
 ///   key unless one exists) is created and sent; the key used becomes the previous key, so the
 ///   exchange can be repeated until the new key is used.
 ///
+/// A previous key that is one of the server's `shared` keys (the global or the registration key)
+/// is stored as a fingerprint ([`remember`]), never copied into the computer's row.
+///
 /// In every case the agent's `timestamp` must be strictly greater than the stored last hello.
 pub(crate) fn decide_hello<E>(
     stored: &AgentCredentials,
     verifies: impl Fn(&str) -> bool,
     first_contact: &[&str],
+    shared: &[&str],
     timestamp: f64,
     mut new_key: impl FnMut() -> Result<String, E>,
 ) -> Result<Result<HelloGrant, HelloRefusal>, E> {
+    let previous = stored
+        .previous_agent_key
+        .as_deref()
+        .and_then(|stored| recall(stored, shared));
     let mut grant = if stored.agent_key.as_deref().is_some_and(&verifies) {
         let mut credentials = stored.clone();
         credentials.previous_agent_key = None;
@@ -88,10 +96,7 @@ pub(crate) fn decide_hello<E>(
         }
     } else if let (Some(own), Some(_)) = (
         stored.agent_key.as_deref(),
-        stored
-            .previous_agent_key
-            .as_deref()
-            .filter(|previous| verifies(previous)),
+        previous.filter(|previous| verifies(previous)),
     ) {
         let mut credentials = stored.clone();
         let server_key = match &credentials.server_key {
@@ -109,7 +114,7 @@ pub(crate) fn decide_hello<E>(
         first_contact
             .iter()
             .copied()
-            .chain(stored.previous_agent_key.as_deref())
+            .chain(previous)
             .find(|key| verifies(key)),
     ) {
         let agent_key = new_key()?;
@@ -120,7 +125,7 @@ pub(crate) fn decide_hello<E>(
         HelloGrant {
             credentials: AgentCredentials {
                 agent_key: Some(agent_key.clone()),
-                previous_agent_key: Some(used.to_owned()),
+                previous_agent_key: Some(remember(used, shared)),
                 server_key: Some(server_key.clone()),
                 ..stored.clone()
             },
@@ -135,6 +140,40 @@ pub(crate) fn decide_hello<E>(
     }
     grant.credentials.last_hello = Some(timestamp);
     Ok(Ok(grant))
+}
+
+/// How a stored previous key that stands for a shared key begins.
+const FINGERPRINT: &str = "fingerprint:";
+
+/// What is stored for `used`, the key a computer signed with before its own: one of the
+/// server's `shared` keys by a fingerprint (the database holds no copy of the global or the
+/// registration key), a computer's own earlier key (kept by a reset) as itself. Keys are
+/// `[0-9a-z]`, so no key looks like a fingerprint.
+pub(crate) fn remember(used: &str, shared: &[&str]) -> String {
+    if shared.contains(&used) {
+        format!("{FINGERPRINT}{}", fingerprint(used))
+    } else {
+        used.to_owned()
+    }
+}
+
+/// The key a stored previous key stands for: the shared key with its fingerprint (`None` if it
+/// was replaced since), or the stored key itself.
+pub(crate) fn recall<'a>(stored: &'a str, shared: &[&'a str]) -> Option<&'a str> {
+    match stored.strip_prefix(FINGERPRINT) {
+        Some(print) => shared.iter().copied().find(|key| fingerprint(key) == print),
+        None => Some(stored),
+    }
+}
+
+/// A key's fingerprint: hex SHA-256 of the key under a label of its own.
+fn fingerprint(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"oco previous agent key\0")
+        .chain_update(key.as_bytes())
+        .finalize();
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -167,23 +206,39 @@ mod tests {
     }
 
     #[test]
-    fn first_contact_creates_both_keys_and_keeps_the_global_key_as_previous() {
+    fn first_contact_creates_both_keys_and_remembers_the_global_key_by_its_fingerprint() {
         let stored = AgentCredentials::default();
-        let grant = decide_hello(&stored, signed_with("global"), &["global"], 10.0, counter())
-            .unwrap()
-            .unwrap();
+        let grant = decide_hello(
+            &stored,
+            signed_with("global"),
+            &["global"],
+            &["global"],
+            10.0,
+            counter(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(grant.send_agent_key.as_deref(), Some("key1"));
         assert_eq!(grant.send_server_key.as_deref(), Some("key2"));
         assert_eq!(
             grant.credentials,
             AgentCredentials {
                 agent_key: Some("key1".into()),
-                previous_agent_key: Some("global".into()),
+                previous_agent_key: Some(remember("global", &["global"])),
                 server_key: Some("key2".into()),
                 last_hello: Some(10.0),
                 ..AgentCredentials::default()
             }
         );
+        // The row holds no copy of the global key, only what finds it again.
+        let previous = grant.credentials.previous_agent_key.unwrap();
+        assert!(!previous.contains("global"), "{previous}");
+        assert_eq!(recall(&previous, &["other", "global"]), Some("global"));
+        // A rotated global key is not found: the agent needs the new one.
+        assert_eq!(recall(&previous, &["rotated"]), None);
+        // A computer's own earlier key is kept as it is.
+        assert_eq!(remember("own-key", &["global"]), "own-key");
+        assert_eq!(recall("own-key", &["global"]), Some("own-key"));
     }
 
     #[test]
@@ -197,18 +252,33 @@ mod tests {
         };
         let reset = locked_out.reset_to_first_contact();
         for key in ["own", "global"] {
-            let grant = decide_hello(&reset, signed_with(key), &["global"], 10.0, counter())
-                .unwrap()
-                .unwrap();
+            let grant = decide_hello(
+                &reset,
+                signed_with(key),
+                &["global"],
+                &["global"],
+                10.0,
+                counter(),
+            )
+            .unwrap()
+            .unwrap();
             assert_eq!(grant.send_agent_key.as_deref(), Some("key1"), "{key}");
             // The agent keeps the server key it has, so the server keeps it too.
             assert_eq!(grant.send_server_key.as_deref(), Some("server"), "{key}");
-            assert_eq!(grant.credentials.previous_agent_key.as_deref(), Some(key));
+            let previous = grant.credentials.previous_agent_key.unwrap();
+            assert_eq!(recall(&previous, &["global"]), Some(key));
             assert_eq!(grant.credentials.last_hello, Some(10.0));
             assert_eq!(grant.credentials.last_reply, Some(100.5));
         }
-        let refused =
-            decide_hello(&reset, signed_with("other"), &["global"], 10.0, counter()).unwrap();
+        let refused = decide_hello(
+            &reset,
+            signed_with("other"),
+            &["global"],
+            &["global"],
+            10.0,
+            counter(),
+        )
+        .unwrap();
         assert_eq!(refused, Err(HelloRefusal::Signature));
     }
 
@@ -221,9 +291,16 @@ mod tests {
             last_hello: Some(10.0),
             ..AgentCredentials::default()
         };
-        let again = decide_hello(&stored, signed_with("global"), &["global"], 11.0, counter())
-            .unwrap()
-            .unwrap();
+        let again = decide_hello(
+            &stored,
+            signed_with("global"),
+            &["global"],
+            &["global"],
+            11.0,
+            counter(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(again.send_agent_key.as_deref(), Some("own"));
         assert_eq!(again.send_server_key.as_deref(), Some("server"));
         assert_eq!(
@@ -231,9 +308,16 @@ mod tests {
             Some("global")
         );
 
-        let used = decide_hello(&stored, signed_with("own"), &["global"], 12.0, counter())
-            .unwrap()
-            .unwrap();
+        let used = decide_hello(
+            &stored,
+            signed_with("own"),
+            &["global"],
+            &["global"],
+            12.0,
+            counter(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(used.send_agent_key, None);
         assert_eq!(used.send_server_key, None);
         assert_eq!(used.credentials.previous_agent_key, None);
@@ -244,6 +328,7 @@ mod tests {
         let refused = decide_hello(
             &confirmed,
             signed_with("global"),
+            &["global"],
             &["global"],
             13.0,
             counter(),
@@ -262,15 +347,27 @@ mod tests {
             ..AgentCredentials::default()
         };
         for timestamp in [9.0, 10.0] {
-            let decision =
-                decide_hello(&stored, signed_with("own"), &[], timestamp, counter()).unwrap();
+            let decision = decide_hello(
+                &stored,
+                signed_with("own"),
+                &[],
+                &["global"],
+                timestamp,
+                counter(),
+            )
+            .unwrap();
             assert_eq!(decision, Err(HelloRefusal::TimestampTooOld));
         }
-        assert!(
-            decide_hello(&stored, signed_with("own"), &[], 10.0001, counter())
-                .unwrap()
-                .is_ok()
-        );
+        assert!(decide_hello(
+            &stored,
+            signed_with("own"),
+            &[],
+            &["global"],
+            10.0001,
+            counter()
+        )
+        .unwrap()
+        .is_ok());
     }
 
     #[test]
@@ -279,9 +376,16 @@ mod tests {
             agent_key: Some("own".into()),
             ..AgentCredentials::default()
         };
-        let grant = decide_hello(&stored, signed_with("own"), &[], 1.0, counter())
-            .unwrap()
-            .unwrap();
+        let grant = decide_hello(
+            &stored,
+            signed_with("own"),
+            &[],
+            &["global"],
+            1.0,
+            counter(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(grant.send_server_key.as_deref(), Some("key1"));
         assert_eq!(grant.send_agent_key, None);
     }
@@ -293,8 +397,15 @@ mod tests {
             server_key: Some("server".into()),
             ..AgentCredentials::default()
         };
-        let decision =
-            decide_hello(&stored, signed_with("global"), &["global"], 1.0, counter()).unwrap();
+        let decision = decide_hello(
+            &stored,
+            signed_with("global"),
+            &["global"],
+            &["global"],
+            1.0,
+            counter(),
+        )
+        .unwrap();
         assert_eq!(decision, Err(HelloRefusal::Signature));
     }
 }

@@ -467,11 +467,14 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                     if registered == Some(id) {
                         first_contact.extend(registration.as_deref());
                     }
+                    let mut shared = vec![global.as_str()];
+                    shared.extend(registration.as_deref());
                     let verifies = |key: &str| signature::verify(key, &body, &signature);
                     let grant = match decide_hello(
                         &credentials,
                         verifies,
                         &first_contact,
+                        &shared,
                         timestamp,
                         keys::new_key,
                     ) {
