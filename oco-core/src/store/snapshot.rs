@@ -147,7 +147,8 @@ pub struct AgentCredentials {
     pub agent_key: Option<String>,
     /// The key before the last change, accepted until the new one is used. Without an own key
     /// (after [`reset_to_first_contact`](Self::reset_to_first_contact)) it is accepted as a
-    /// first-contact key.
+    /// first-contact key. A key shared by many computers (the server's global key) may be kept
+    /// here as a reference to it rather than the key itself; the server decides.
     pub previous_agent_key: Option<String>,
     /// The key the server signs responses with.
     pub server_key: Option<String>,
