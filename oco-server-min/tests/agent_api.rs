@@ -806,3 +806,40 @@ async fn no_row_holds_a_copy_of_the_global_or_the_registration_key() {
         again.hello().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn self_registration_refuses_a_hostname_an_administrator_could_not_enter() {
+    let server = Server::with_options(memory(), |options| options.self_registration = true);
+    for hostname in [
+        "evil\u{202E}exe.txt",
+        "pc\u{0}1",
+        "two words",
+        &"a".repeat(64),
+    ] {
+        let mut agent = TestAgent::new(server.target(), hostname);
+        agent.agent_key = REGISTRATION_KEY.into();
+        match agent.hello().await {
+            Err(AgentError::Status(400, message)) => {
+                assert!(
+                    message.starts_with("Invalid hostname: hostname:"),
+                    "{message}"
+                );
+            }
+            other => panic!("{hostname:?}: {other:?}"),
+        }
+    }
+    assert!(server
+        .store
+        .list_computers(oco_core::store::Page::first(10))
+        .unwrap()
+        .is_empty());
+    // The same agent with a hostname as DNS allows registers.
+    let mut agent = TestAgent::new(server.target(), "pc-01.corp");
+    agent.agent_key = REGISTRATION_KEY.into();
+    agent.hello().await.unwrap();
+    assert!(server
+        .store
+        .computer_by_hostname("pc-01.corp")
+        .unwrap()
+        .is_some());
+}

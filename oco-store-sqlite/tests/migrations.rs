@@ -374,3 +374,68 @@ fn a_new_database_and_its_wal_are_private() {
         assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
     }
 }
+
+#[test]
+fn names_stored_before_version_3_are_made_valid_and_stay_unique() {
+    // Version 2 accepted any text as a name: control characters, reordering characters, and
+    // names that only such a character told apart.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.sqlite");
+    database_at(&path, 2);
+    let conn = Connection::open(&path).unwrap();
+    let computer = "INSERT INTO computers (id, hostname, hostname_key, os, os_version, \
+                    architecture, macs) VALUES (?1, ?2, ?3, '', '', '', '')";
+    for (id, hostname) in [
+        (1, "pc1"),
+        (2, "PC1\u{7}"),
+        (3, "evil\u{202E}txt.exe"),
+        (4, "\u{0}\n"),
+        (5, "fine"),
+    ] {
+        conn.execute(
+            computer,
+            rusqlite::params![id, hostname, hostname.to_lowercase()],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "INSERT INTO families (id, name) VALUES (1, ?1)",
+        ["Fire\u{0}fox\r\n"],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO computer_groups (id, name) VALUES (1, ?1)",
+        [format!("lab{}", "\u{202A}x".repeat(300))],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    let hostnames: Vec<String> = store
+        .list_computers(Page::first(10))
+        .unwrap()
+        .into_iter()
+        .map(|computer| computer.hostname.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        hostnames,
+        ["pc1", "PC1 #2", "eviltxt.exe", "computer 4", "fine"]
+    );
+    // The case-insensitive key follows the new hostname: lookups find it.
+    assert_eq!(
+        store.computer_by_hostname("pc1 #2").unwrap().unwrap().id,
+        ComputerId(2)
+    );
+    assert_eq!(
+        store.list_families(Page::first(10)).unwrap()[0].name,
+        name("Firefox")
+    );
+    let group = &store.computer_groups().unwrap()[0].0;
+    assert_eq!(group.name.as_str().chars().count(), 255);
+    assert!(group.name.as_str().starts_with("labxx"));
+    drop(store);
+    // A valid row is not rewritten: opening again changes nothing.
+    let dump = raw_dump(&path);
+    drop(SqliteStore::open(&path).unwrap());
+    assert_eq!(raw_dump(&path), dump);
+}

@@ -43,4 +43,7 @@ pub use package::{
     Procedure, SuccessCodes, UpgradeBehavior,
 };
 pub use policy::{DeliveryPolicy, Priority, SequenceMode};
-pub use values::{InvalidField, Name};
+pub use values::{
+    check_text, InvalidField, Name, MAX_COMMAND_CHARS, MAX_LABEL_CHARS, MAX_LIST_ENTRIES,
+    MAX_NOTES_CHARS,
+};

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use oco_core::model::{Computer, ComputerId, JobId, MacAddress, Name};
+use oco_core::model::{check_text, Computer, ComputerId, JobId, MacAddress, Name, MAX_LABEL_CHARS};
 use oco_core::rules::{RuleEvent, RuleWorld};
 use oco_core::store::{AgentContact, Change, ChangeSet, NewComputer, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
-use super::{blocking, change_with_rules};
+use super::{blocking, change_with_rules, check_entries};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -71,8 +71,16 @@ impl From<&Computer> for ComputerInput {
 impl ComputerInput {
     /// The fields, checked.
     fn into_new(self) -> ApiResult<NewComputer> {
+        for (field, text) in [
+            ("os", &self.os),
+            ("os_version", &self.os_version),
+            ("architecture", &self.architecture),
+        ] {
+            check_text(field, text, MAX_LABEL_CHARS, false)?;
+        }
+        check_entries("macs", self.macs.len())?;
         Ok(NewComputer {
-            hostname: Name::new("hostname", &self.hostname)?,
+            hostname: Name::hostname("hostname", &self.hostname)?,
             os: self.os,
             os_version: self.os_version,
             architecture: self.architecture,

@@ -11,8 +11,8 @@ use oco_core::chrono_tz::Tz;
 use oco_core::deploy::{self, ContainerSettings, DeployRequest, Renewal, UninstallRequest};
 use oco_core::housekeeping::{container_statistics, ContainerStatistics};
 use oco_core::model::{
-    Computer, ComputerGroupId, ComputerId, ContainerId, Job, JobContainer, JobId, Name, Origin,
-    Package, PackageGroupId, PackageId, Schedule, WolSettings,
+    check_text, Computer, ComputerGroupId, ComputerId, ContainerId, Job, JobContainer, JobId, Name,
+    Origin, Package, PackageGroupId, PackageId, Schedule, WolSettings, MAX_NOTES_CHARS,
 };
 use oco_core::store::{Change, ChangeSet, JobFilter, Page, Store};
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,10 @@ impl SettingsInput {
         let schedule = Schedule::new(self.start.unwrap_or(now), self.end);
         Ok(ContainerSettings {
             name: Name::new(&within("name"), &self.name)?,
-            notes: self.notes,
+            notes: {
+                check_text(&within("notes"), &self.notes, MAX_NOTES_CHARS, true)?;
+                self.notes
+            },
             enabled: self.enabled.unwrap_or(true),
             schedule: match prefix.strip_suffix('.') {
                 Some(outer) => schedule.map_err(|e| e.within(outer))?,

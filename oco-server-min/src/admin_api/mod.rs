@@ -29,7 +29,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use oco_core::chrono::{DateTime, Utc};
-use oco_core::model::RuleId;
+use oco_core::model::{RuleId, MAX_LIST_ENTRIES};
 use oco_core::rules::{RuleDiff, RuleEvent, RuleWorld, Scope};
 use oco_core::store::{Page, Store, StoreResult};
 use sha2::{Digest, Sha256};
@@ -229,4 +229,15 @@ fn repair(store: &dyn Store, before: &RuleWorld, event: &RuleEvent, now: DateTim
     if let Err(error) = result {
         tracing::error!("admin API: re-evaluating rules after an undone change failed: {error}");
     }
+}
+
+/// 400 naming `field` when a list in a request has more than [`MAX_LIST_ENTRIES`] entries.
+pub(super) fn check_entries(field: &str, count: usize) -> Result<(), error::ApiError> {
+    if count > MAX_LIST_ENTRIES {
+        return Err(error::ApiError::invalid(
+            field,
+            format!("must have at most {MAX_LIST_ENTRIES} entries, got {count}"),
+        ));
+    }
+    Ok(())
 }

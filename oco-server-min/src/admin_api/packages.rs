@@ -6,8 +6,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use oco_core::model::{
-    dependency_cycle, Compatibility, FamilyId, Name, Package, PackageFamily, PackageId, PostAction,
-    Procedure, SuccessCodes, UpgradeBehavior,
+    check_text, dependency_cycle, Compatibility, FamilyId, Name, Package, PackageFamily, PackageId,
+    PostAction, Procedure, SuccessCodes, UpgradeBehavior, MAX_COMMAND_CHARS, MAX_LABEL_CHARS,
 };
 use oco_core::rules::RuleEvent;
 use oco_core::store::Store;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged, RawBody};
 use super::patch::{null_is_default, Patch};
-use super::{blocking, change_with_rules, list_page};
+use super::{blocking, change_with_rules, check_entries, list_page};
 use crate::payloads::PartialPayload;
 use crate::AppState;
 
@@ -77,6 +77,12 @@ impl ProcedureInput {
                 .map_err(|e: oco_core::model::InvalidField| ApiError::from(e.within(field)))?,
             None => SuccessCodes::zero(),
         };
+        check_text(
+            &format!("{field}.command"),
+            &self.command,
+            MAX_COMMAND_CHARS,
+            true,
+        )?;
         Ok(Procedure {
             command: self.command,
             success_codes,
@@ -97,13 +103,29 @@ struct CompatibilityInput {
     architecture: Vec<String>,
 }
 
-impl From<CompatibilityInput> for Compatibility {
-    fn from(input: CompatibilityInput) -> Self {
-        Compatibility {
-            os: input.os,
-            os_version: input.os_version,
-            architecture: input.architecture,
+impl CompatibilityInput {
+    /// The lists, each entry one line of at most [`MAX_LABEL_CHARS`].
+    fn into_compatibility(self) -> ApiResult<Compatibility> {
+        for (list, entries) in [
+            ("os", &self.os),
+            ("os_version", &self.os_version),
+            ("architecture", &self.architecture),
+        ] {
+            check_entries(&format!("compatibility.{list}"), entries.len())?;
+            for (i, entry) in entries.iter().enumerate() {
+                check_text(
+                    &format!("compatibility.{list}[{i}]"),
+                    entry,
+                    MAX_LABEL_CHARS,
+                    false,
+                )?;
+            }
         }
+        Ok(Compatibility {
+            os: self.os,
+            os_version: self.os_version,
+            architecture: self.architecture,
+        })
     }
 }
 
@@ -165,8 +187,11 @@ impl PackageInput {
             has_payload,
             download_for_uninstall: self.download_for_uninstall,
             upgrade_behavior: self.upgrade_behavior,
-            compatibility: self.compatibility.into(),
-            dependencies: self.dependencies,
+            compatibility: self.compatibility.into_compatibility()?,
+            dependencies: {
+                check_entries("dependencies", self.dependencies.len())?;
+                self.dependencies
+            },
         })
     }
 }

@@ -11,7 +11,8 @@ use oco_core::chrono::{DateTime, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::housekeeping::{statistics as job_statistics, ContainerStatistics};
 use oco_core::model::{
-    ComputerGroupId, DeploymentRule, JobId, Name, Origin, PackageGroupId, RuleId,
+    check_text, ComputerGroupId, DeploymentRule, JobId, Name, Origin, PackageGroupId, RuleId,
+    MAX_NOTES_CHARS,
 };
 use oco_core::rules::{Conflict, RuleDiff, RuleEvent, RuleWorld, Scope};
 use oco_core::store::{RuleSnapshot, Store, StoreError};
@@ -95,7 +96,10 @@ impl RuleInput {
         Ok(DeploymentRule {
             id,
             name: Name::new("name", &self.name)?,
-            notes: self.notes,
+            notes: {
+                check_text("notes", &self.notes, MAX_NOTES_CHARS, true)?;
+                self.notes
+            },
             enabled: self.enabled.unwrap_or(true),
             computer_group: self.computer_group,
             package_group: self.package_group,

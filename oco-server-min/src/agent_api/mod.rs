@@ -590,10 +590,10 @@ async fn register(request: &Request<'_>, hostname: &str) -> Result<ComputerId, A
     if !signature::verify(key, request.body, request.signature) {
         return Err(ApiError::Unauthorized("Invalid signature"));
     }
-    let name = Name::new("hostname", hostname)
+    let name = Name::hostname("hostname", hostname)
         .map_err(|error| ApiError::BadRequest(format!("Invalid hostname: {error}")))?;
     let store = state.store().clone();
-    let hostname = hostname.to_owned();
+    let hostname = name.as_str().to_owned();
     let created = blocking(move || {
         match store.create_computer(NewComputer {
             hostname: name,
