@@ -180,6 +180,19 @@ fn start(config: &Config) -> Result<(AppState, Arc<SqliteStore>), Error> {
         database.display(),
         config.synchronous
     );
+    let shared = [stored.agent_key.as_str(), stored.registration_key.as_str()];
+    match oco_server_min::agent_api::forget_shared_keys(&store, &shared) {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(
+            "replaced the copies of a shared agent key in {rows} computer row(s) by a fingerprint"
+        ),
+        Err(source) => {
+            return Err(Error::Store {
+                path: database,
+                source,
+            })
+        }
+    }
     let store = Arc::new(store);
     let state = AppState::new(
         store.clone(),

@@ -843,3 +843,32 @@ async fn self_registration_refuses_a_hostname_an_administrator_could_not_enter()
         .unwrap()
         .is_some());
 }
+
+#[tokio::test]
+async fn copies_of_shared_keys_left_by_older_releases_are_replaced_and_still_recognised() {
+    // A row as an older release wrote it: a computer in first contact, whose previous agent
+    // key is a copy of the global key.
+    let sqlite = Arc::new(oco_store_sqlite::SqliteStore::open_in_memory().unwrap());
+    let store: Arc<dyn Store> = sqlite.clone();
+    let pc = computer(store.as_ref(), "pc1");
+    let first_contact = AgentCredentials {
+        agent_key: Some("k".repeat(32)),
+        previous_agent_key: Some(GLOBAL_KEY.into()),
+        server_key: Some("s".repeat(32)),
+        ..AgentCredentials::default()
+    };
+    store.set_credentials(pc.id, &first_contact).unwrap();
+
+    let shared = [GLOBAL_KEY, REGISTRATION_KEY];
+    assert_eq!(agent_api::forget_shared_keys(&sqlite, &shared).unwrap(), 1);
+    assert_eq!(agent_api::forget_shared_keys(&sqlite, &shared).unwrap(), 0);
+    let row = format!("{:?}", store.credentials(pc.id).unwrap());
+    assert!(!row.contains(GLOBAL_KEY), "{row}");
+
+    // The agent, which never got its own key, is still recognised by the global key.
+    let server = Server::new(store.clone());
+    let mut agent = TestAgent::new(server.target(), "pc1");
+    agent.hello().await.unwrap();
+    assert_ne!(agent.agent_key, GLOBAL_KEY, "it got its own key");
+    agent.hello().await.unwrap();
+}

@@ -300,6 +300,32 @@ impl SqliteStore {
         schema::version(&conn)
     }
 
+    /// Replaces `from` by `to` in every computer's previous agent key, in one transaction, and
+    /// returns how many computers had it. A server uses it at start to take copies of a shared
+    /// key (the global or the registration key) out of rows written before it stored such keys
+    /// by a reference only.
+    ///
+    /// ```
+    /// use oco_store_sqlite::SqliteStore;
+    ///
+    /// let store = SqliteStore::open_in_memory()?;
+    /// assert_eq!(store.replace_previous_agent_key("global-key", "fingerprint:ab12")?, 0);
+    /// # Ok::<(), oco_core::store::StoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if SQLite fails; then nothing was replaced.
+    pub fn replace_previous_agent_key(&self, from: &str, to: &str) -> StoreResult<usize> {
+        self.write(|conn| {
+            conn.execute(
+                "UPDATE credentials SET previous_agent_key = ?2 WHERE previous_agent_key = ?1",
+                rusqlite::params![from, to],
+            )
+            .map_err(backend)
+        })
+    }
+
     /// While `Some(n)`: inside each later `apply`/`apply_many` transaction, the `n`-th SQL
     /// statement executed (from 1, counted from the first statement after `BEGIN`, the `BEGIN`
     /// itself not counted; savepoints count, rollbacks and the `COMMIT` do not) fails with

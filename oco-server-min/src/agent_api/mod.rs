@@ -94,6 +94,26 @@ impl AgentState {
     }
 }
 
+/// Takes copies of `shared` keys (the global agent key, the registration key) out of the
+/// computer rows of `store`: a release before this one stored the key a computer in first
+/// contact had signed with as itself; it becomes the reference a first contact stores now, so
+/// such an agent is still recognised. Returns how many rows held a copy. Run it at start,
+/// before serving.
+///
+/// # Errors
+///
+/// The store's; then no row was changed.
+pub fn forget_shared_keys(
+    store: &oco_store_sqlite::SqliteStore,
+    shared: &[&str],
+) -> StoreResult<usize> {
+    let mut replaced = 0;
+    for key in shared {
+        replaced += store.replace_previous_agent_key(key, &keys::remember(key, shared))?;
+    }
+    Ok(replaced)
+}
+
 /// The agent endpoint at `path`: POST, and GET with a body (downloads), routed on the body's
 /// `method`.
 pub fn router(path: &str) -> Router<AppState> {
