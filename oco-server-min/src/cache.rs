@@ -32,8 +32,8 @@ use oco_core::model::{
 };
 use oco_core::store::{
     AgentCredentials, Applied, Change, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState, Store,
-    StoreResult,
+    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState,
+    Store, StoreResult,
 };
 
 /// How many computers the cache holds by default.
@@ -433,6 +433,15 @@ impl Store for CachedStore {
     }
     fn list_jobs(&self, filter: &JobFilter, page: Page) -> StoreResult<Vec<Job>> {
         self.inner.list_jobs(filter, page)
+    }
+
+    fn list_jobs_abridged(
+        &self,
+        filter: &JobFilter,
+        page: Page,
+        output_chars: usize,
+    ) -> StoreResult<Vec<ListedJob>> {
+        self.inner.list_jobs_abridged(filter, page, output_chars)
     }
 
     fn planner_snapshot(&self, computer: ComputerId) -> StoreResult<PlannerSnapshot> {

@@ -170,3 +170,70 @@ async fn free_text_fields_are_bounded_and_name_the_field() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+/// Stores `output` as job `id`'s, as a report would.
+fn set_output(api: &Api, id: i64, output: &str) {
+    use oco_core::model::JobId;
+    use oco_core::store::{Change, ChangeSet};
+    let stored = api.store.job(JobId(id)).unwrap();
+    let mut job = stored.clone();
+    job.output = output.to_owned();
+    api.store
+        .apply(&ChangeSet {
+            changes: vec![Change::UpdateJob {
+                expected: stored.revision,
+                job,
+            }],
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn listings_show_the_head_of_each_output_and_a_job_shows_it_whole() {
+    let sqlite = std::sync::Arc::new(oco_store_sqlite::SqliteStore::open_in_memory().unwrap());
+    for api in [Api::new(), Api::on(sqlite)] {
+        let pcs = [api.computer("pc1", "").await, api.computer("pc2", "").await];
+        let family = api.family("Tools").await;
+        let package = api.package(family, "1", "keep-others").await;
+        let (status, created) = api
+            .post(
+                "/containers/deploy",
+                json!({"container": {"name": "c"}, "computers": pcs, "packages": [package]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let ids: Vec<i64> = created["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|job| job["id"].as_i64().unwrap())
+            .collect();
+        let long = format!("{}end", "é".repeat(500_000));
+        set_output(&api, ids[0], &long);
+        set_output(&api, ids[1], "done");
+
+        let listed = api.jobs("").await;
+        assert_eq!(listed[0]["output"], "é".repeat(1_000));
+        assert_eq!(listed[0]["output_truncated"], true);
+        assert_eq!(listed[1]["output"], "done");
+        assert_eq!(listed[1]["output_truncated"], false);
+        let listed = api.jobs("output_chars=0").await;
+        assert_eq!(listed[1]["output"], "");
+        assert_eq!(listed[1]["output_truncated"], true);
+        let listed = api.jobs("output_chars=16384").await;
+        assert_eq!(
+            listed[0]["output"].as_str().unwrap().chars().count(),
+            16_384
+        );
+
+        let err = error(
+            &api.get("/jobs?output_chars=16385").await,
+            StatusCode::BAD_REQUEST,
+        );
+        assert_eq!(err["field"], "output_chars");
+        let (status, whole) = api.get(&format!("/jobs/{}", ids[0])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(whole["output"], long.as_str());
+        assert!(whole.get("output_truncated").is_none());
+    }
+}

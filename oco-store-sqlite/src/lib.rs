@@ -77,8 +77,8 @@ use oco_core::model::{
 };
 use oco_core::store::{
     AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState, Store,
-    StoreError, StoreResult,
+    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState,
+    Store, StoreError, StoreResult,
 };
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
@@ -680,7 +680,20 @@ impl Store for SqliteStore {
     }
 
     fn list_jobs(&self, filter: &JobFilter, page: Page) -> StoreResult<Vec<Job>> {
-        self.read(|c| read::list_jobs(c, filter, page))
+        self.read(|c| read::list_jobs(c, filter, page, None))
+    }
+
+    fn list_jobs_abridged(
+        &self,
+        filter: &JobFilter,
+        page: Page,
+        output_chars: usize,
+    ) -> StoreResult<Vec<ListedJob>> {
+        let jobs = self.read(|c| read::list_jobs(c, filter, page, Some(output_chars)))?;
+        Ok(jobs
+            .into_iter()
+            .map(|job| ListedJob::abridge(job, output_chars))
+            .collect())
     }
 
     fn planner_snapshot(&self, computer: ComputerId) -> StoreResult<PlannerSnapshot> {

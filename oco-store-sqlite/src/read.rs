@@ -455,10 +455,13 @@ pub(crate) fn job(conn: &Connection, id: JobId) -> StoreResult<Job> {
     .ok_or_else(|| not_found("job", id))
 }
 
+/// Jobs matching `filter`; with `output_chars`, each output is read up to one character more
+/// than that (enough to tell a cut one), never whole.
 pub(crate) fn list_jobs(
     conn: &Connection,
     filter: &JobFilter,
     page: Page,
+    output_chars: Option<usize>,
 ) -> StoreResult<Vec<Job>> {
     let snapshots = Snapshots::new(conn);
     let (after, limit) = bounds(page);
@@ -468,6 +471,14 @@ pub(crate) fn list_jobs(
         from_jobs!(),
         "WHERE j.id > ?1"
     ));
+    if let Some(chars) = output_chars {
+        // `substr` counts characters of text; SQLite reads no more of the value than it needs.
+        sql = sql.replacen(
+            "j.output",
+            &format!("substr(j.output, 1, {})", chars.saturating_add(1)),
+            1,
+        );
+    }
     let mut values: Vec<rusqlite::types::Value> = vec![after.into(), limit.into()];
     let mut condition = |column: &str, value: rusqlite::types::Value| {
         values.push(value);

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState, Store,
-    StoreError, StoreResult,
+    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState,
+    Store, StoreError, StoreResult,
 };
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
@@ -257,6 +257,14 @@ impl<S: Store> Store for FailingStore<S> {
     }
     fn list_jobs(&self, filter: &JobFilter, page: Page) -> StoreResult<Vec<Job>> {
         self.call(|s| s.list_jobs(filter, page))
+    }
+    fn list_jobs_abridged(
+        &self,
+        filter: &JobFilter,
+        page: Page,
+        output_chars: usize,
+    ) -> StoreResult<Vec<ListedJob>> {
+        self.call(|s| s.list_jobs_abridged(filter, page, output_chars))
     }
     fn planner_snapshot(&self, computer: ComputerId) -> StoreResult<PlannerSnapshot> {
         self.call(|s| s.planner_snapshot(computer))

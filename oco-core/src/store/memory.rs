@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AgentCredentials, Applied, Change, ChangeSet, ContainerJobs, DeploySnapshot, FailedJob,
-    HousekeepingSnapshot, JobFilter, NewComputer, OriginInfo, Page, PlannerSnapshot,
+    HousekeepingSnapshot, JobFilter, ListedJob, NewComputer, OriginInfo, Page, PlannerSnapshot,
     ReportSnapshot, RuleSnapshot, ServerState, Store, StoreError, StoreResult,
 };
 use crate::model::{
@@ -535,6 +535,23 @@ impl State {
     }
 }
 
+/// The jobs of `state` that `filter` and `page` list, by id.
+fn listed<'s>(
+    state: &'s State,
+    filter: &'s JobFilter,
+    page: Page,
+) -> impl Iterator<Item = &'s Job> + 's {
+    state
+        .jobs
+        .values()
+        .filter(move |job| page.after.is_none_or(|after| job.id.0 > after))
+        .filter(|job| filter.origin.is_none_or(|o| job.origin == o))
+        .filter(|job| filter.computer.is_none_or(|c| job.computer == c))
+        .filter(|job| filter.package.is_none_or(|p| job.package == p))
+        .filter(|job| filter.state.is_none_or(|s| job.state == s))
+        .take(page.limit)
+}
+
 impl Store for MemoryStore {
     fn create_computer(&self, computer: NewComputer) -> StoreResult<Computer> {
         let mut state = self.lock();
@@ -899,17 +916,35 @@ impl Store for MemoryStore {
 
     fn list_jobs(&self, filter: &JobFilter, page: Page) -> StoreResult<Vec<Job>> {
         let state = self.lock();
-        Ok(state
-            .jobs
-            .values()
-            .filter(|job| page.after.is_none_or(|after| job.id.0 > after))
-            .filter(|job| filter.origin.is_none_or(|o| job.origin == o))
-            .filter(|job| filter.computer.is_none_or(|c| job.computer == c))
-            .filter(|job| filter.package.is_none_or(|p| job.package == p))
-            .filter(|job| filter.state.is_none_or(|s| job.state == s))
-            .take(page.limit)
-            .cloned()
-            .collect())
+        Ok(listed(&state, filter, page).cloned().collect())
+    }
+
+    fn list_jobs_abridged(
+        &self,
+        filter: &JobFilter,
+        page: Page,
+        output_chars: usize,
+    ) -> StoreResult<Vec<ListedJob>> {
+        let mut state = self.lock();
+        let ids: Vec<JobId> = listed(&state, filter, page).map(|job| job.id).collect();
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(job) = state.jobs.get_mut(&id) else {
+                continue;
+            };
+            // Only the kept part of the output is copied: the whole is moved out for the clone
+            // of the rest and put back.
+            let output = std::mem::take(&mut job.output);
+            let cut = output.char_indices().nth(output_chars).map(|(at, _)| at);
+            let mut copy = job.clone();
+            copy.output = output[..cut.unwrap_or(output.len())].to_owned();
+            job.output = output;
+            jobs.push(ListedJob {
+                job: copy,
+                output_truncated: cut.is_some(),
+            });
+        }
+        Ok(jobs)
     }
 
     fn planner_snapshot(&self, computer: ComputerId) -> StoreResult<PlannerSnapshot> {

@@ -44,6 +44,35 @@ pub struct JobFilter {
     pub state: Option<JobState>,
 }
 
+/// A job in a listing: its output cut to a length the listing chose
+/// ([`Store::list_jobs_abridged`]), and whether anything was cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedJob {
+    /// The job; its `output` is at most the listing's number of characters.
+    #[serde(flatten)]
+    pub job: Job,
+    /// Whether the output was cut; the whole is [`Store::job`]'s.
+    pub output_truncated: bool,
+}
+
+impl ListedJob {
+    /// `job` with its output cut to its first `output_chars` characters (not bytes).
+    pub fn abridge(mut job: Job, output_chars: usize) -> ListedJob {
+        let cut = job
+            .output
+            .char_indices()
+            .nth(output_chars)
+            .map(|(at, _)| at);
+        if let Some(at) = cut {
+            job.output.truncate(at);
+        }
+        ListedJob {
+            job,
+            output_truncated: cut.is_some(),
+        }
+    }
+}
+
 /// A computer to create; the store assigns the id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewComputer {
@@ -182,6 +211,22 @@ pub trait Store: Send + Sync {
     fn job(&self, id: JobId) -> StoreResult<Job>;
     /// Jobs matching `filter`, by id.
     fn list_jobs(&self, filter: &JobFilter, page: Page) -> StoreResult<Vec<Job>>;
+    /// Jobs matching `filter`, by id, as [`Store::list_jobs`], each job's output cut to its first
+    /// `output_chars` characters: a page of a listing stays small whatever the jobs' outputs.
+    /// The default cuts what [`Store::list_jobs`] read; stores override it to read no more
+    /// than they keep.
+    fn list_jobs_abridged(
+        &self,
+        filter: &JobFilter,
+        page: Page,
+        output_chars: usize,
+    ) -> StoreResult<Vec<ListedJob>> {
+        Ok(self
+            .list_jobs(filter, page)?
+            .into_iter()
+            .map(|job| ListedJob::abridge(job, output_chars))
+            .collect())
+    }
 
     // Snapshots for the core.
 

@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::{
-    AgentCredentials, Change, ChangeSet, JobFilter, NewComputer, OriginInfo, Page, ServerState,
-    Store, StoreError, StoreResult,
+    AgentCredentials, Change, ChangeSet, JobFilter, ListedJob, NewComputer, OriginInfo, Page,
+    ServerState, Store, StoreError, StoreResult,
 };
 use crate::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerId, ContainerId, DeliveryPolicy,
@@ -42,6 +42,7 @@ pub type Check = fn(MakeStore<'_>);
 
 /// Every check, by name, in the order [`run_conformance`] runs them.
 pub const CHECKS: &[(&str, Check)] = &[
+    ("listings_abridge_outputs", listings_abridge_outputs),
     ("computers_round_trip", computers_round_trip),
     (
         "hostnames_are_unique_ignoring_case",
@@ -1569,6 +1570,86 @@ pub fn invalid_references(make: MakeStore<'_>) {
 }
 
 /// Lists come by id, in pages of `limit` after `after`.
+/// A listing cuts each job's output to the characters asked for, says whether it did, and lists
+/// the same jobs as [`Store::list_jobs`]; the stored output stays whole.
+pub fn listings_abridge_outputs(make: MakeStore<'_>) {
+    let store = make();
+    let f = fixture(store.as_ref());
+    let outputs = [
+        String::new(),
+        "short".to_owned(),
+        "x".repeat(8),
+        "é".repeat(9),
+        format!("{}\n{}", "ü".repeat(50_000), "tail"),
+    ];
+    let jobs = outputs
+        .iter()
+        .map(|output| {
+            let mut j = job(
+                Origin::Container(ContainerId(0)),
+                f.computers[0].id,
+                &f.packages[0],
+                1,
+            );
+            j.output = output.clone();
+            j
+        })
+        .collect();
+    let (_, ids) = create_container(store.as_ref(), "c", jobs);
+    for (filter, page) in [
+        (JobFilter::default(), Page::first(100)),
+        (JobFilter::default(), Page::first(2)),
+        (
+            JobFilter::default(),
+            Page {
+                after: Some(ids[1].0),
+                limit: 100,
+            },
+        ),
+        (
+            JobFilter {
+                computer: Some(f.computers[1].id),
+                ..JobFilter::default()
+            },
+            Page::first(100),
+        ),
+    ] {
+        for chars in [0, 1, 8, 100] {
+            let expected: Vec<ListedJob> = store
+                .list_jobs(&filter, page)
+                .unwrap()
+                .into_iter()
+                .map(|job| ListedJob::abridge(job, chars))
+                .collect();
+            let listed = store.list_jobs_abridged(&filter, page, chars).unwrap();
+            assert_eq!(listed, expected, "{filter:?} {page:?}, {chars} characters");
+        }
+    }
+    let listed = store
+        .list_jobs_abridged(&JobFilter::default(), Page::first(100), 8)
+        .unwrap();
+    let cut: Vec<(String, bool)> = listed
+        .iter()
+        .map(|listed| (listed.job.output.clone(), listed.output_truncated))
+        .collect();
+    assert_eq!(
+        cut,
+        [
+            (String::new(), false),
+            ("short".to_owned(), false),
+            ("x".repeat(8), false),
+            ("é".repeat(8), true),
+            ("ü".repeat(8), true),
+        ]
+    );
+    assert_eq!(
+        store.job(ids[4]).unwrap().output,
+        outputs[4],
+        "stored whole"
+    );
+}
+
+/// Pages of computers and of jobs, with filters.
 pub fn paging(make: MakeStore<'_>) {
     let store = make();
     let ids: Vec<ComputerId> = (0..5)

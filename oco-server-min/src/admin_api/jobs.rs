@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use oco_core::model::{ComputerId, Job, JobId, JobState, Origin, PackageId};
 use oco_core::plan::{plan, HoldReason};
-use oco_core::store::JobFilter;
+use oco_core::store::{JobFilter, ListedJob};
 use serde::{Deserialize, Serialize};
 
 use super::blocking;
@@ -27,7 +27,14 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/jobs/{id}/explain", get(explain))
 }
 
-/// `?origin=container:<id>|rule:<id>&computer=&package=&state=&after=&limit=`.
+/// How much of each job's output a listing shows unless asked otherwise, in characters.
+const LISTED_OUTPUT_CHARS: usize = 1_000;
+
+/// The most of each job's output a listing shows when asked (`?output_chars=`): a page of the
+/// longest listing stays within tens of megabytes whatever the outputs.
+const MAX_LISTED_OUTPUT_CHARS: usize = 16_384;
+
+/// `?origin=container:<id>|rule:<id>&computer=&package=&state=&after=&limit=&output_chars=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JobsQuery {
@@ -37,12 +44,25 @@ struct JobsQuery {
     state: Option<JobState>,
     after: Option<i64>,
     limit: Option<usize>,
+    output_chars: Option<usize>,
 }
 
+/// Jobs by id, each output cut to its first `output_chars` characters (1,000 by default, at
+/// most 16,384) with `output_truncated` saying whether it was; `GET /jobs/{id}` has it whole.
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<JobsQuery>,
-) -> ApiResult<Json<Paged<Job>>> {
+) -> ApiResult<Json<Paged<ListedJob>>> {
+    let output_chars = match query.output_chars {
+        None => LISTED_OUTPUT_CHARS,
+        Some(chars) if chars <= MAX_LISTED_OUTPUT_CHARS => chars,
+        Some(chars) => {
+            return Err(ApiError::invalid(
+                "output_chars",
+                format!("must be at most {MAX_LISTED_OUTPUT_CHARS}, got {chars}"),
+            ))
+        }
+    };
     let filter = JobFilter {
         origin: query
             .origin
@@ -59,8 +79,10 @@ async fn list(
     };
     let (page, limit) = (paging.probe()?, paging.limit()?);
     blocking(move || {
-        let items = state.store().list_jobs(&filter, page)?;
-        Ok(Json(Paged::of(items, limit, |j| j.id.0)))
+        let items = state
+            .store()
+            .list_jobs_abridged(&filter, page, output_chars)?;
+        Ok(Json(Paged::of(items, limit, |listed| listed.job.id.0)))
     })
     .await
 }
