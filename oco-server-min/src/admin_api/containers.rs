@@ -362,22 +362,25 @@ async fn set_enabled(state: AppState, id: i64, enabled: bool) -> ApiResult<Json<
     .await
 }
 
-/// Every job matching `filter`, by id.
+/// Every job matching `filter`, by id, without its output: what is read of a container's or a
+/// rule's jobs (to delete, renew, count them) is then bounded by their number, not by what
+/// their agents printed. A renewal clears the output of the jobs it writes anyway.
 pub(super) fn all_jobs(store: &dyn Store, filter: &JobFilter) -> ApiResult<Vec<Job>> {
     const CHUNK: usize = 10_000;
     let mut jobs = Vec::new();
     let mut after = None;
     loop {
-        let page = store.list_jobs(
+        let page = store.list_jobs_abridged(
             filter,
             Page {
                 after,
                 limit: CHUNK,
             },
+            0,
         )?;
         let full = page.len() == CHUNK;
-        after = page.last().map(|job| job.id.0);
-        jobs.extend(page);
+        after = page.last().map(|listed| listed.job.id.0);
+        jobs.extend(page.into_iter().map(|listed| listed.job));
         if !full {
             return Ok(jobs);
         }
