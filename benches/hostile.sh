@@ -67,7 +67,8 @@ echo "== $(date -u '+%Y-%m-%d %H:%M UTC'); nproc $(nproc); commit $(git rev-pars
 
 # The server's own limit, in a subshell; the generator needs room for its own sockets.
 (
-    ulimit -n "$nofile"
+    # Soft first: bash's plain `ulimit -n` would set the hard limit too.
+    ulimit -Sn "$nofile"
     [[ "${HARD:-1}" == 0 ]] || ulimit -Hn "$nofile"
     # shellcheck disable=SC2086
     exec "$bin/oco-server-min" --listen 127.0.0.1:0 --data-dir "$work/data" ${SERVER_ARGS:-}
