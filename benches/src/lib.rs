@@ -34,6 +34,7 @@ use oco_core::chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::constraint::{IpEntry, IpRanges, TimeFrames};
 
+pub mod agent;
 pub mod planner;
 pub mod rules;
 pub mod sqlite;

@@ -33,6 +33,7 @@ use oco_core::chrono_tz::Tz;
 use oco_core::ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::connections::ConnectionOptions;
 use crate::ServerOptions;
 
 /// The database file's name in the data directory.
@@ -71,6 +72,17 @@ pub struct Config {
     pub agent_body_limit: usize,
     /// The most of a job's output kept, in bytes.
     pub max_job_output: usize,
+    /// How long a request head may take to arrive.
+    pub header_timeout: Duration,
+    /// How long a request body may bring nothing, or a response have nothing taken.
+    pub body_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// The most connections open at once, if an option set it (otherwise sized from the
+    /// descriptor limit: see [`crate::connections::max_connections`]).
+    pub max_connections: Option<usize>,
+    /// How long requests in flight may take to finish after a stop signal.
+    pub shutdown_grace: Duration,
     /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
     pub log: Option<String>,
 }
@@ -148,6 +160,17 @@ impl Config {
             max_clock_skew: self.max_clock_skew,
             agent_body_limit: self.agent_body_limit,
             max_job_output: self.max_job_output,
+        }
+    }
+
+    /// The bounds on connections, with `max_connections` as sized for the descriptor limit.
+    pub fn connection_options(&self, max_connections: usize) -> ConnectionOptions {
+        ConnectionOptions {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections,
+            shutdown_grace: self.shutdown_grace,
         }
     }
 
@@ -282,6 +305,40 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         }
         _ => cli.max_clock_skew,
     };
+    let timeout = |id: &str, key: &'static str, file: Option<u64>, cli: u64| match file {
+        Some(secs) if !given(id) => check_timeout(secs).map_err(|message| value(key, message)),
+        _ => Ok(cli),
+    };
+    let header_timeout = timeout(
+        "header_timeout",
+        "header-timeout",
+        file.header_timeout,
+        cli.header_timeout,
+    )?;
+    let body_timeout = timeout(
+        "body_timeout",
+        "body-timeout",
+        file.body_timeout,
+        cli.body_timeout,
+    )?;
+    let idle_timeout = timeout(
+        "idle_timeout",
+        "idle-timeout",
+        file.idle_timeout,
+        cli.idle_timeout,
+    )?;
+    let max_connections = match file.max_connections {
+        Some(count) if !given("max_connections") => Some(
+            check_max_connections(count).map_err(|message| value("max-connections", message))?,
+        ),
+        _ => cli.max_connections,
+    };
+    let shutdown_grace = match file.shutdown_grace {
+        Some(secs) if !given("shutdown_grace") => {
+            check_grace(secs).map_err(|message| value("shutdown-grace", message))?
+        }
+        _ => cli.shutdown_grace,
+    };
     Ok(Config {
         listen: pick!(
             "listen",
@@ -317,6 +374,11 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         max_clock_skew: Duration::from_secs(max_clock_skew),
         agent_body_limit,
         max_job_output,
+        header_timeout: Duration::from_secs(header_timeout),
+        body_timeout: Duration::from_secs(body_timeout),
+        idle_timeout: Duration::from_secs(idle_timeout),
+        max_connections,
+        shutdown_grace: Duration::from_secs(shutdown_grace),
         log: match file.log {
             Some(filter) if !given("log") => Some(filter),
             _ => cli.log,
@@ -409,6 +471,34 @@ struct Cli {
     #[arg(long, env = "OCO_MAX_JOB_OUTPUT", value_name = "BYTES", default_value = "1048576", value_parser = parse_job_output)]
     max_job_output: usize,
 
+    /// Seconds a client may take to send a request head: from connecting, or from the first
+    /// byte of a request on a kept-alive connection. Then the connection is closed.
+    #[arg(long, env = "OCO_HEADER_TIMEOUT", value_name = "SECS", default_value = "10", value_parser = parse_timeout)]
+    header_timeout: u64,
+
+    /// Seconds a request body may bring no byte, or a response have no byte taken by the
+    /// client, before the connection is closed. A pause between reads, not a limit on a whole
+    /// upload or download.
+    #[arg(long, env = "OCO_BODY_TIMEOUT", value_name = "SECS", default_value = "30", value_parser = parse_timeout)]
+    body_timeout: u64,
+
+    /// Seconds a kept-alive connection may wait for its next request before it is closed.
+    #[arg(long, env = "OCO_IDLE_TIMEOUT", value_name = "SECS", default_value = "30", value_parser = parse_timeout)]
+    idle_timeout: u64,
+
+    /// The most connections open at once. At the limit a new connection takes the place of the
+    /// oldest one that is idle, half-way through its request head, or stalled in its request
+    /// body; when every one is busy, it waits. Default: half the descriptor limit (raised to
+    /// the hard limit at start) less 64, at most 10000; a larger value is lowered to that, with
+    /// a warning.
+    #[arg(long, env = "OCO_MAX_CONNECTIONS", value_name = "COUNT", value_parser = parse_max_connections)]
+    max_connections: Option<usize>,
+
+    /// Seconds requests in flight (a download, say) may take to finish after SIGTERM or SIGINT;
+    /// idle and stalled connections are closed at once.
+    #[arg(long, env = "OCO_SHUTDOWN_GRACE", value_name = "SECS", default_value = "60", value_parser = parse_grace)]
+    shutdown_grace: u64,
+
     /// Log filter (tracing's EnvFilter syntax, e.g. `info,oco_server_min=debug`); without it,
     /// RUST_LOG, else `info`.
     #[arg(long, env = "OCO_LOG", value_name = "FILTER")]
@@ -432,6 +522,11 @@ struct FileConfig {
     max_clock_skew: Option<u64>,
     agent_body_limit: Option<usize>,
     max_job_output: Option<usize>,
+    header_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    shutdown_grace: Option<u64>,
     log: Option<String>,
 }
 
@@ -545,6 +640,42 @@ fn check_skew(secs: u64) -> Result<u64, String> {
     }
 }
 
+fn parse_timeout(text: &str) -> Result<u64, String> {
+    whole(text, "seconds").and_then(check_timeout)
+}
+
+fn check_timeout(secs: u64) -> Result<u64, String> {
+    if (1..=86_400).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{secs} is not between 1 and 86400 seconds (a day)"))
+    }
+}
+
+fn parse_max_connections(text: &str) -> Result<usize, String> {
+    whole(text, "connections").and_then(check_max_connections)
+}
+
+fn check_max_connections(count: usize) -> Result<usize, String> {
+    if (1..=1_000_000).contains(&count) {
+        Ok(count)
+    } else {
+        Err(format!("{count} is not between 1 and 1000000 connections"))
+    }
+}
+
+fn parse_grace(text: &str) -> Result<u64, String> {
+    whole(text, "seconds").and_then(check_grace)
+}
+
+fn check_grace(secs: u64) -> Result<u64, String> {
+    if secs <= 3_600 {
+        Ok(secs)
+    } else {
+        Err(format!("{secs} is more than 3600 seconds (an hour)"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,6 +722,11 @@ mod tests {
                 max_clock_skew: Duration::from_secs(600),
                 agent_body_limit: 64 * 1024 * 1024,
                 max_job_output: 1024 * 1024,
+                header_timeout: Duration::from_secs(10),
+                body_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(30),
+                max_connections: None,
+                shutdown_grace: Duration::from_secs(60),
                 log: None,
             }
         );
@@ -619,6 +755,11 @@ mod tests {
             max-clock-skew = 30
             agent-body-limit = 1048576
             max-job-output = 8192
+            header-timeout = 5
+            body-timeout = 20
+            idle-timeout = 3
+            max-connections = 300
+            shutdown-grace = 0
             log = "debug"
         "#;
         let config = resolve(&matches(&[]), file(text)).unwrap();
@@ -652,6 +793,17 @@ mod tests {
         assert_eq!(config.server_options().max_job_output, 8192);
         assert_eq!(config.server_options().hello_cache, 0);
         assert_eq!(config.log.as_deref(), Some("debug"));
+        assert_eq!(
+            config.connection_options(300),
+            ConnectionOptions {
+                header_timeout: Duration::from_secs(5),
+                body_timeout: Duration::from_secs(20),
+                idle_timeout: Duration::from_secs(3),
+                max_connections: 300,
+                shutdown_grace: Duration::ZERO,
+            }
+        );
+        assert_eq!(config.max_connections, Some(300));
         assert_eq!(
             config.store_options().synchronous,
             oco_store_sqlite::Synchronous::Full
@@ -778,6 +930,22 @@ mod tests {
                 "configuration file oco.toml: `max-clock-skew`: 86401 is more than 86400 seconds (a day)",
             ),
             (
+                "header-timeout = 0",
+                "configuration file oco.toml: `header-timeout`: 0 is not between 1 and 86400 seconds (a day)",
+            ),
+            (
+                "idle-timeout = 86401",
+                "configuration file oco.toml: `idle-timeout`: 86401 is not between 1 and 86400 seconds (a day)",
+            ),
+            (
+                "max-connections = 0",
+                "configuration file oco.toml: `max-connections`: 0 is not between 1 and 1000000 connections",
+            ),
+            (
+                "shutdown-grace = 3601",
+                "configuration file oco.toml: `shutdown-grace`: 3601 is more than 3600 seconds (an hour)",
+            ),
+            (
                 "agent-path = \"api-agent.php\"",
                 "configuration file oco.toml: `agent-path`: `api-agent.php` is not a path (it starts with `/`, without query or spaces)",
             ),
@@ -817,6 +985,11 @@ mod tests {
             ["--max-clock-skew", "86401"],
             ["--agent-body-limit", "1000"],
             ["--max-job-output", "100"],
+            ["--header-timeout", "0"],
+            ["--body-timeout", "1.5"],
+            ["--idle-timeout", "-1"],
+            ["--max-connections", "0"],
+            ["--shutdown-grace", "3601"],
         ] {
             let mut all = vec!["oco-server-min"];
             all.extend_from_slice(&args);
@@ -841,6 +1014,11 @@ mod tests {
             "--max-clock-skew",
             "--agent-body-limit",
             "--max-job-output",
+            "--header-timeout",
+            "--body-timeout",
+            "--idle-timeout",
+            "--max-connections",
+            "--shutdown-grace",
             "--log",
         ] {
             assert!(help.contains(option), "{option} missing from\n{help}");

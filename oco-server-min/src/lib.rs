@@ -53,6 +53,7 @@ pub mod cache;
 pub mod clock;
 pub mod commit;
 pub mod config;
+pub mod connections;
 pub mod housekeeping;
 pub mod payloads;
 pub mod rules;

@@ -1,12 +1,13 @@
 //! `oco-server-min`: parses the options, opens the store and serves (see the crate docs).
 //!
 //! Start-up: options ([`config`]), logging, the data directory, the secrets file ([`secrets`]),
-//! the SQLite store. Then it serves [`oco_server_min::app`] with the housekeeping task and the
-//! periodic flush of the agent API's coalesced state beside it, until SIGINT or SIGTERM: then
-//! in-flight requests finish, the background tasks stop, the agent state is flushed a last time
+//! the SQLite store, the descriptor limit (raised to the hard limit; the connection cap is sized
+//! from it). Then it serves [`oco_server_min::app`] through [`connections::serve`] with the
+//! housekeeping task and the periodic flush of the agent API's coalesced state beside it, until
+//! SIGINT or SIGTERM: then idle and stalled connections close at once, in-flight requests finish
+//! (within `--shutdown-grace`), the background tasks stop, the agent state is flushed a last time
 //! and the store is closed, and the process exits with status 0.
 
-use std::future::IntoFuture;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use oco_core::store::StoreError;
 use oco_core::Settings;
 use oco_server_min::clock::SystemClock;
 use oco_server_min::config::{self, Config};
+use oco_server_min::connections::{self, ConnectionOptions};
 use oco_server_min::housekeeping::{self, HousekeepingOptions};
 use oco_server_min::secrets::{self, Outcome, SecretsError};
 use oco_server_min::AppState;
@@ -27,9 +29,6 @@ use tokio::sync::watch;
 /// How often the agent API's coalesced state (last-seen times, the timestamp high-water mark) is
 /// written.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
-
-/// How long in-flight requests (a large payload download, say) may take after a stop signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
 /// How long a stopped server waits for the last users of the store to let go of it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,7 +47,8 @@ fn main() -> ExitCode {
         eprintln!("oco-server-min: {error}");
         return ExitCode::from(2);
     }
-    match start(&config).and_then(|(state, store)| serve(&config, state, store)) {
+    let connections = connection_options(&config);
+    match start(&config).and_then(|(state, store)| serve(&config, connections, state, store)) {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -92,6 +92,44 @@ fn init_logging(config: &Config) -> Result<(), Error> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     Ok(())
+}
+
+/// Raises the descriptor limit and sizes the connection cap from it.
+fn connection_options(config: &Config) -> ConnectionOptions {
+    let limit = match connections::raise_descriptor_limit() {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!("cannot read or raise the descriptor limit: {error}; assuming 1024");
+            connections::DescriptorLimit {
+                soft: 1024,
+                hard: 1024,
+            }
+        }
+    };
+    let (max_connections, lowered) = connections::max_connections(config.max_connections, limit);
+    if lowered {
+        tracing::warn!(
+            "--max-connections {} needs about {} descriptors (a socket and a file each, and {} more), \
+             but the limit is {}: lowered to {max_connections}; raise the limit (`ulimit -Hn`, \
+             systemd's LimitNOFILE=) to allow more",
+            config.max_connections.unwrap_or_default(),
+            2 * config.max_connections.unwrap_or_default() as u64 + connections::RESERVED_DESCRIPTORS,
+            connections::RESERVED_DESCRIPTORS,
+            limit.soft
+        );
+    }
+    let options = config.connection_options(max_connections);
+    tracing::info!(
+        "descriptor limit {} (hard {}); at most {max_connections} connections; timeouts: \
+         header {:?}, body {:?}, idle {:?}; shutdown grace {:?}",
+        limit.soft,
+        limit.hard,
+        options.header_timeout,
+        options.body_timeout,
+        options.idle_timeout,
+        options.shutdown_grace
+    );
+    options
 }
 
 /// Prepares the data directory, the secrets and the store.
@@ -205,18 +243,27 @@ fn start(config: &Config) -> Result<(AppState, Arc<SqliteStore>), Error> {
 }
 
 /// Serves until a signal, then stops in order and closes the store.
-fn serve(config: &Config, state: AppState, store: Arc<SqliteStore>) -> Result<(), Error> {
+fn serve(
+    config: &Config,
+    connections: ConnectionOptions,
+    state: AppState,
+    store: Arc<SqliteStore>,
+) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve_until_signal(config, state))?;
+    runtime.block_on(serve_until_signal(config, connections, state))?;
     // Every task is done; the runtime's blocking threads may still hold the store a moment.
     runtime.shutdown_timeout(CLOSE_TIMEOUT);
     close(store);
     Ok(())
 }
 
-async fn serve_until_signal(config: &Config, state: AppState) -> Result<(), Error> {
+async fn serve_until_signal(
+    config: &Config,
+    connections: ConnectionOptions,
+    state: AppState,
+) -> Result<(), Error> {
     // Signal handlers first: a signal that arrives once the server is announced must stop it
     // gracefully, not kill it.
     let stop_signal = shutdown_signal()?;
@@ -243,36 +290,9 @@ async fn serve_until_signal(config: &Config, state: AppState) -> Result<(), Erro
     ));
     let flusher = tokio::spawn(flush_periodically(state.clone(), stopped));
 
-    let (signalled, mut signal_seen) = watch::channel(false);
-    let stop_signal = async move {
-        stop_signal.await;
-        // The receiver lives until the end of this function.
-        let _ = signalled.send(true);
-    };
     let app = oco_server_min::app(state.clone());
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop_signal)
-    .into_future();
-    let grace_over = async {
-        if signal_seen.wait_for(|seen| *seen).await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        biased;
-        served = server => {
-            served?;
-            tracing::info!("stopping: requests are done; stopping housekeeping");
-        }
-        () = grace_over => tracing::warn!(
-            "stopping: requests still running after {SHUTDOWN_GRACE:?} are cut off"
-        ),
-    }
+    connections::serve(listener, app, connections, stop_signal).await;
+    tracing::info!("stopping: connections are closed; stopping housekeeping");
 
     // The receivers may be gone already if a task ended; there is then nothing to stop.
     let _ = stop.send(true);

@@ -94,14 +94,12 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = oco_server_min::app(self.state.clone());
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        tokio::spawn(oco_server_min::connections::serve(
+            listener,
+            app,
+            oco_server_min::connections::ConnectionOptions::default(),
+            std::future::pending(),
+        ));
         Target::Socket(addr)
     }
 
