@@ -10,6 +10,7 @@ use crate::backend;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_agent_replies_and_contact.sql"),
+    include_str!("../migrations/0003_payload_digest.sql"),
 ];
 
 /// The schema version this code writes: the number of migrations.
