@@ -71,6 +71,8 @@ pub struct Config {
     pub agent_body_limit: usize,
     /// The most of a job's output kept, in bytes.
     pub max_job_output: usize,
+    /// The largest payload upload, in bytes.
+    pub max_payload_size: u64,
     /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
     pub log: Option<String>,
 }
@@ -148,6 +150,8 @@ impl Config {
             max_clock_skew: self.max_clock_skew,
             agent_body_limit: self.agent_body_limit,
             max_job_output: self.max_job_output,
+            max_payload_size: self.max_payload_size,
+            payload_write_fault: None,
         }
     }
 
@@ -276,6 +280,12 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         }
         _ => cli.max_job_output,
     };
+    let max_payload_size = match file.max_payload_size {
+        Some(bytes) if !given("max_payload_size") => {
+            check_payload_size(bytes).map_err(|message| value("max-payload-size", message))?
+        }
+        _ => cli.max_payload_size,
+    };
     let max_clock_skew = match file.max_clock_skew {
         Some(secs) if !given("max_clock_skew") => {
             check_skew(secs).map_err(|message| value("max-clock-skew", message))?
@@ -317,6 +327,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         max_clock_skew: Duration::from_secs(max_clock_skew),
         agent_body_limit,
         max_job_output,
+        max_payload_size,
         log: match file.log {
             Some(filter) if !given("log") => Some(filter),
             _ => cli.log,
@@ -409,6 +420,12 @@ struct Cli {
     #[arg(long, env = "OCO_MAX_JOB_OUTPUT", value_name = "BYTES", default_value = "1048576", value_parser = parse_job_output)]
     max_job_output: usize,
 
+    /// The largest package payload an upload may send, in bytes (16 GiB by default). Uploads
+    /// are streamed to disk, so this bounds the disk an upload can fill, not memory; a body over
+    /// it is refused with 413 (before it is read when its Content-Length says so).
+    #[arg(long, env = "OCO_MAX_PAYLOAD_SIZE", value_name = "BYTES", default_value = "17179869184", value_parser = parse_payload_size)]
+    max_payload_size: u64,
+
     /// Log filter (tracing's EnvFilter syntax, e.g. `info,oco_server_min=debug`); without it,
     /// RUST_LOG, else `info`.
     #[arg(long, env = "OCO_LOG", value_name = "FILTER")]
@@ -432,6 +449,7 @@ struct FileConfig {
     max_clock_skew: Option<u64>,
     agent_body_limit: Option<usize>,
     max_job_output: Option<usize>,
+    max_payload_size: Option<u64>,
     log: Option<String>,
 }
 
@@ -533,6 +551,20 @@ fn check_job_output(bytes: usize) -> Result<usize, String> {
     }
 }
 
+fn parse_payload_size(text: &str) -> Result<u64, String> {
+    whole(text, "bytes").and_then(check_payload_size)
+}
+
+fn check_payload_size(bytes: u64) -> Result<u64, String> {
+    // The smallest zip archive (an empty one) is 22 bytes; SQLite records sizes as i64.
+    const MAX: u64 = i64::MAX as u64;
+    if (22..=MAX).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!("{bytes} is not between 22 bytes and {MAX} bytes"))
+    }
+}
+
 fn parse_skew(text: &str) -> Result<u64, String> {
     whole(text, "seconds").and_then(check_skew)
 }
@@ -591,6 +623,7 @@ mod tests {
                 max_clock_skew: Duration::from_secs(600),
                 agent_body_limit: 64 * 1024 * 1024,
                 max_job_output: 1024 * 1024,
+                max_payload_size: 16 * 1024 * 1024 * 1024,
                 log: None,
             }
         );
@@ -619,6 +652,7 @@ mod tests {
             max-clock-skew = 30
             agent-body-limit = 1048576
             max-job-output = 8192
+            max-payload-size = 1048576
             log = "debug"
         "#;
         let config = resolve(&matches(&[]), file(text)).unwrap();
@@ -650,6 +684,7 @@ mod tests {
         );
         assert_eq!(config.server_options().agent_body_limit, 1_048_576);
         assert_eq!(config.server_options().max_job_output, 8192);
+        assert_eq!(config.server_options().max_payload_size, 1_048_576);
         assert_eq!(config.server_options().hello_cache, 0);
         assert_eq!(config.log.as_deref(), Some("debug"));
         assert_eq!(
@@ -778,6 +813,10 @@ mod tests {
                 "configuration file oco.toml: `max-clock-skew`: 86401 is more than 86400 seconds (a day)",
             ),
             (
+                "max-payload-size = 0",
+                "configuration file oco.toml: `max-payload-size`: 0 is not between 22 bytes and 9223372036854775807 bytes",
+            ),
+            (
                 "agent-path = \"api-agent.php\"",
                 "configuration file oco.toml: `agent-path`: `api-agent.php` is not a path (it starts with `/`, without query or spaces)",
             ),
@@ -817,6 +856,9 @@ mod tests {
             ["--max-clock-skew", "86401"],
             ["--agent-body-limit", "1000"],
             ["--max-job-output", "100"],
+            ["--max-payload-size", "21"],
+            ["--max-payload-size", "16GiB"],
+            ["--max-payload-size", "9223372036854775808"],
         ] {
             let mut all = vec!["oco-server-min"];
             all.extend_from_slice(&args);
@@ -841,6 +883,7 @@ mod tests {
             "--max-clock-skew",
             "--agent-body-limit",
             "--max-job-output",
+            "--max-payload-size",
             "--log",
         ] {
             assert!(help.contains(option), "{option} missing from\n{help}");
