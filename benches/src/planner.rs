@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::model::{
     Compatibility, Computer, ComputerId, ContainerId, DeliveryPolicy, FamilyId, Job, JobId,
-    JobKind, Name, Origin, Package, PackageId, Priority, Procedure, Revision, RuleId, Schedule,
-    SequenceMode, SuccessCodes, UpgradeBehavior,
+    JobKind, Name, Origin, Package, PackageId, Payload, Priority, Procedure, Revision, RuleId,
+    Schedule, SequenceMode, Sha256Digest, SuccessCodes, UpgradeBehavior,
 };
 use oco_core::store::{OriginInfo, PlannerSnapshot};
 
@@ -110,7 +110,7 @@ fn package(id: i64) -> Package {
             post_action: Default::default(),
         },
         uninstall: Procedure::default(),
-        has_payload: true,
+        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: false,
         upgrade_behavior: UpgradeBehavior::KeepOthers,
         compatibility: Compatibility::default(),

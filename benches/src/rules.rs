@@ -25,7 +25,8 @@ use oco_core::chrono::{DateTime, TimeZone, Utc};
 use oco_core::model::{
     Assignment, Compatibility, Computer, ComputerGroupId, ComputerId, DeliveryPolicy,
     DeploymentRule, FamilyId, Job, JobId, JobKind, JobState, Name, Origin, Package, PackageGroupId,
-    PackageId, Procedure, Revision, RuleId, ServerFinal, SuccessCodes, UpgradeBehavior,
+    PackageId, Payload, Procedure, Revision, RuleId, ServerFinal, Sha256Digest, SuccessCodes,
+    UpgradeBehavior,
 };
 use oco_core::rules::{ResolvedRule, RuleDiff, RuleWorld};
 
@@ -327,7 +328,7 @@ fn package(n: usize) -> Package {
             success_codes: SuccessCodes::zero(),
             post_action: Default::default(),
         },
-        has_payload: true,
+        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: false,
         upgrade_behavior: UpgradeBehavior::KeepOthers,
         compatibility: Compatibility::default(),

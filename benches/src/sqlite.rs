@@ -44,8 +44,8 @@ use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::deploy::{deploy, ContainerSettings, DeployRequest};
 use oco_core::model::{
     Assignment, Compatibility, ComputerGroupId, ComputerId, DeliveryPolicy, DeploymentRule, JobId,
-    Name, Package, PackageId, PostAction, Priority, Procedure, RuleId, Schedule, SequenceMode,
-    UpgradeBehavior, WolSettings,
+    Name, Package, PackageId, Payload, PostAction, Priority, Procedure, RuleId, Schedule,
+    SequenceMode, Sha256Digest, UpgradeBehavior, WolSettings,
 };
 use oco_core::rules::{RuleWorld, Scope};
 use oco_core::store::{Change, ChangeSet, JobFilter, NewComputer, Page, Store, StoreResult};
@@ -389,7 +389,7 @@ fn package(family: oco_core::model::FamilyId, n: usize) -> Package {
             success_codes: "0, 1605, 3010".parse().expect("fixed success codes parse"),
             post_action: PostAction::None,
         },
-        has_payload: true,
+        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: false,
         upgrade_behavior: UpgradeBehavior::KeepOthers,
         compatibility: Compatibility {

@@ -13,8 +13,8 @@ use oco_core::chrono_tz::Europe::Berlin;
 use oco_core::deploy::{deploy, ContainerSettings, DeployRequest};
 use oco_core::housekeeping::{container_statistics, housekeeping};
 use oco_core::model::{
-    Compatibility, DeliveryPolicy, FamilyId, JobId, Name, Origin, Package, PackageId, PostAction,
-    Procedure, Schedule, SuccessCodes, UpgradeBehavior, WolSettings,
+    Compatibility, DeliveryPolicy, FamilyId, JobId, Name, Origin, Package, PackageId, Payload,
+    PostAction, Procedure, Schedule, Sha256Digest, SuccessCodes, UpgradeBehavior, WolSettings,
 };
 use oco_core::plan::plan;
 use oco_core::report::{apply_report, AgentReport, ReportedState};
@@ -193,7 +193,7 @@ fn seven_zip(family: FamilyId) -> Result<Package, Box<dyn std::error::Error>> {
             success_codes: SuccessCodes::zero(),
             post_action: PostAction::None,
         },
-        has_payload: true,
+        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: false,
         upgrade_behavior: UpgradeBehavior::ImplicitRemove,
         compatibility: Compatibility {

@@ -21,8 +21,8 @@ use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono_tz::Europe::Berlin;
 use oco_core::model::{
     Compatibility, Computer, ComputerGroupId, ComputerId, DeliveryPolicy, DeploymentRule, FamilyId,
-    JobId, Name, Package, PackageGroupId, PackageId, PostAction, Procedure, RuleId, SuccessCodes,
-    UpgradeBehavior,
+    JobId, Name, Package, PackageGroupId, PackageId, Payload, PostAction, Procedure, RuleId,
+    Sha256Digest, SuccessCodes, UpgradeBehavior,
 };
 use oco_core::plan::plan;
 use oco_core::report::{apply_report, AgentReport, ReportedState};
@@ -381,7 +381,7 @@ fn firefox(family: FamilyId, version: &str, upgrade: UpgradeBehavior) -> Result<
             success_codes: SuccessCodes::zero(),
             post_action: PostAction::None,
         },
-        has_payload: true,
+        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: false,
         upgrade_behavior: upgrade,
         compatibility: Compatibility {

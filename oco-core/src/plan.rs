@@ -19,7 +19,7 @@
 //! # let computer = Computer { id: ComputerId(1), hostname: Name::new("hostname", "pc1")?, os: String::new(),
 //! #     os_version: String::new(), architecture: String::new(), macs: vec![], last_seen: None };
 //! # let package = Package { id: PackageId(7), family: FamilyId(1), version: Name::new("version", "1.0")?,
-//! #     install: Procedure::default(), uninstall: Procedure::default(), has_payload: false,
+//! #     install: Procedure::default(), uninstall: Procedure::default(), payload: None,
 //! #     download_for_uninstall: false, upgrade_behavior: UpgradeBehavior::KeepOthers,
 //! #     compatibility: Compatibility::default(), dependencies: vec![] };
 //! let mut policy = DeliveryPolicy::new(oco_core::chrono_tz::Tz::UTC);

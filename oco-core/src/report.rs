@@ -20,7 +20,7 @@
 //! # let package = Package {
 //! #     id: PackageId(7), family: FamilyId(1), version: name("1.0"),
 //! #     install: Procedure::default(), uninstall: Procedure::default(),
-//! #     has_payload: false, download_for_uninstall: false,
+//! #     payload: None, download_for_uninstall: false,
 //! #     upgrade_behavior: UpgradeBehavior::KeepOthers, compatibility: Compatibility::default(),
 //! #     dependencies: vec![],
 //! # };

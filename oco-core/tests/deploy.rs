@@ -16,8 +16,8 @@ use oco_core::deploy::{
 use oco_core::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId,
     DeliveryPolicy, FamilyId, Job, JobContainer, JobId, JobKind, JobState, MessageCode, Name,
-    Origin, Package, PackageGroup, PackageGroupId, PackageId, Procedure, Revision, Schedule,
-    SequenceMode, UpgradeBehavior, WolSettings, WolShutdown,
+    Origin, Package, PackageGroup, PackageGroupId, PackageId, Payload, Procedure, Revision,
+    Schedule, SequenceMode, Sha256Digest, UpgradeBehavior, WolSettings, WolShutdown,
 };
 use oco_core::store::{Change, ChangeSet, DeploySnapshot};
 use proptest::prelude::*;
@@ -61,7 +61,7 @@ fn package(
             command: format!("uninstall {id}"),
             ..Procedure::default()
         },
-        has_payload: true,
+        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: false,
         upgrade_behavior: behavior,
         compatibility: Compatibility {

@@ -14,8 +14,9 @@ use oco_core::housekeeping::{
 };
 use oco_core::model::{
     Compatibility, Computer, ComputerId, ContainerId, DeliveryPolicy, FamilyId, Job, JobContainer,
-    JobId, JobKind, JobState, MacAddress, MessageCode, Name, Origin, Package, PackageId,
-    PostAction, Procedure, Revision, Schedule, UpgradeBehavior, WolSettings, WolShutdown,
+    JobId, JobKind, JobState, MacAddress, MessageCode, Name, Origin, Package, PackageId, Payload,
+    PostAction, Procedure, Revision, Schedule, Sha256Digest, UpgradeBehavior, WolSettings,
+    WolShutdown,
 };
 use oco_core::store::{Change, ContainerJobs, HousekeepingSnapshot};
 use oco_core::Settings;
@@ -44,7 +45,7 @@ fn package(post_action: PostAction) -> Package {
         version: Name::new("version", "1.0").unwrap(),
         install: procedure.clone(),
         uninstall: procedure,
-        has_payload: true,
+        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: false,
         upgrade_behavior: UpgradeBehavior::KeepOthers,
         compatibility: Compatibility::default(),

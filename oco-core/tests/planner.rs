@@ -34,7 +34,7 @@ fn package(id: i64, post_action: PostAction) -> Package {
             post_action,
         },
         uninstall: Procedure::default(),
-        has_payload: true,
+        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: false,
         upgrade_behavior: UpgradeBehavior::KeepOthers,
         compatibility: Compatibility::default(),

@@ -50,7 +50,10 @@ mod fixture {
             version: Name::new("version", &format!("1.{}", id.0)).unwrap(),
             install: procedure.clone(),
             uninstall: procedure,
-            has_payload: true,
+            payload: Some(oco_core::model::Payload::new(
+                4096,
+                oco_core::model::Sha256Digest([0x5a; 32]),
+            )),
             download_for_uninstall: false,
             upgrade_behavior: upgrade,
             compatibility: Compatibility::default(),

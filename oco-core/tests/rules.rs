@@ -14,7 +14,8 @@ use oco_core::chrono_tz::Tz;
 use oco_core::model::{
     Assignment, Compatibility, ComputerGroupId, ComputerId, DeliveryPolicy, DeploymentRule,
     FamilyId, Job, JobId, JobKind, JobSnapshot, JobState, Name, Origin, Package, PackageGroupId,
-    PackageId, PostAction, Procedure, RuleId, ServerFinal, SuccessCodes, UpgradeBehavior,
+    PackageId, Payload, PostAction, Procedure, RuleId, ServerFinal, Sha256Digest, SuccessCodes,
+    UpgradeBehavior,
 };
 use oco_core::plan::plan;
 use oco_core::report::{apply_report, AgentReport, Disposition, ReportOutcome, ReportedState};
@@ -87,7 +88,7 @@ impl Fleet {
                 version: Name::new("version", version).unwrap(),
                 install: procedure(format!("install {version}")),
                 uninstall: procedure(format!("uninstall {version}")),
-                has_payload: true,
+                payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
                 download_for_uninstall: false,
                 upgrade_behavior: upgrade,
                 compatibility: Compatibility::default(),
@@ -925,7 +926,7 @@ fn package_edit_refreshes_the_snapshot_of_waiting_jobs_only() {
             success_codes: "0, 3010".parse().unwrap(),
             post_action: PostAction::Restart,
         };
-        p.has_payload = false;
+        p.payload = None;
         p.upgrade_behavior = UpgradeBehavior::ImplicitRemove;
     });
     let scopes = fleet.incremental(

@@ -16,9 +16,9 @@ use oco_core::housekeeping::{
 };
 use oco_core::model::{
     Assignment, Compatibility, ComputerId, ContainerId, DeliveryPolicy, FamilyId, Job, JobId,
-    JobKind, JobState, MacAddress, MessageCode, Name, Origin, Package, PackageId, PostAction,
-    Priority, Procedure, Schedule, SequenceMode, SuccessCodes, UpgradeBehavior, WolSettings,
-    WolShutdown,
+    JobKind, JobState, MacAddress, MessageCode, Name, Origin, Package, PackageId, Payload,
+    PostAction, Priority, Procedure, Schedule, SequenceMode, Sha256Digest, SuccessCodes,
+    UpgradeBehavior, WolSettings, WolShutdown,
 };
 use oco_core::plan::{plan, HoldReason, PostActionOrder};
 use oco_core::report::{
@@ -59,7 +59,7 @@ fn package(family: FamilyId, version: &str) -> Package {
         version: Name::new("version", version).unwrap(),
         install: procedure("install"),
         uninstall: procedure("uninstall"),
-        has_payload: true,
+        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: false,
         upgrade_behavior: UpgradeBehavior::KeepOthers,
         compatibility: Compatibility::default(),

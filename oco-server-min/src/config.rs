@@ -83,6 +83,8 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// How long requests in flight may take to finish after a stop signal.
     pub shutdown_grace: Duration,
+    /// The largest payload upload, in bytes.
+    pub max_payload_size: u64,
     /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
     pub log: Option<String>,
 }
@@ -160,6 +162,8 @@ impl Config {
             max_clock_skew: self.max_clock_skew,
             agent_body_limit: self.agent_body_limit,
             max_job_output: self.max_job_output,
+            max_payload_size: self.max_payload_size,
+            payload_write_fault: None,
         }
     }
 
@@ -299,6 +303,12 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         }
         _ => cli.max_job_output,
     };
+    let max_payload_size = match file.max_payload_size {
+        Some(bytes) if !given("max_payload_size") => {
+            check_payload_size(bytes).map_err(|message| value("max-payload-size", message))?
+        }
+        _ => cli.max_payload_size,
+    };
     let max_clock_skew = match file.max_clock_skew {
         Some(secs) if !given("max_clock_skew") => {
             check_skew(secs).map_err(|message| value("max-clock-skew", message))?
@@ -379,6 +389,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         idle_timeout: Duration::from_secs(idle_timeout),
         max_connections,
         shutdown_grace: Duration::from_secs(shutdown_grace),
+        max_payload_size,
         log: match file.log {
             Some(filter) if !given("log") => Some(filter),
             _ => cli.log,
@@ -498,6 +509,11 @@ struct Cli {
     /// idle and stalled connections are closed at once.
     #[arg(long, env = "OCO_SHUTDOWN_GRACE", value_name = "SECS", default_value = "60", value_parser = parse_grace)]
     shutdown_grace: u64,
+    /// The largest package payload an upload may send, in bytes (16 GiB by default). Uploads
+    /// are streamed to disk, so this bounds the disk an upload can fill, not memory; a body over
+    /// it is refused with 413 (before it is read when its Content-Length says so).
+    #[arg(long, env = "OCO_MAX_PAYLOAD_SIZE", value_name = "BYTES", default_value = "17179869184", value_parser = parse_payload_size)]
+    max_payload_size: u64,
 
     /// Log filter (tracing's EnvFilter syntax, e.g. `info,oco_server_min=debug`); without it,
     /// RUST_LOG, else `info`.
@@ -527,6 +543,7 @@ struct FileConfig {
     idle_timeout: Option<u64>,
     max_connections: Option<usize>,
     shutdown_grace: Option<u64>,
+    max_payload_size: Option<u64>,
     log: Option<String>,
 }
 
@@ -625,6 +642,20 @@ fn check_job_output(bytes: usize) -> Result<usize, String> {
             "{bytes} is not between 4096 bytes and {} bytes (64 MiB)",
             crate::BODY_LIMIT
         ))
+    }
+}
+
+fn parse_payload_size(text: &str) -> Result<u64, String> {
+    whole(text, "bytes").and_then(check_payload_size)
+}
+
+fn check_payload_size(bytes: u64) -> Result<u64, String> {
+    // The smallest zip archive (an empty one) is 22 bytes; SQLite records sizes as i64.
+    const MAX: u64 = i64::MAX as u64;
+    if (22..=MAX).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!("{bytes} is not between 22 bytes and {MAX} bytes"))
     }
 }
 
@@ -727,6 +758,7 @@ mod tests {
                 idle_timeout: Duration::from_secs(30),
                 max_connections: None,
                 shutdown_grace: Duration::from_secs(60),
+                max_payload_size: 16 * 1024 * 1024 * 1024,
                 log: None,
             }
         );
@@ -760,6 +792,7 @@ mod tests {
             idle-timeout = 3
             max-connections = 300
             shutdown-grace = 0
+            max-payload-size = 1048576
             log = "debug"
         "#;
         let config = resolve(&matches(&[]), file(text)).unwrap();
@@ -791,6 +824,7 @@ mod tests {
         );
         assert_eq!(config.server_options().agent_body_limit, 1_048_576);
         assert_eq!(config.server_options().max_job_output, 8192);
+        assert_eq!(config.server_options().max_payload_size, 1_048_576);
         assert_eq!(config.server_options().hello_cache, 0);
         assert_eq!(config.log.as_deref(), Some("debug"));
         assert_eq!(
@@ -946,6 +980,10 @@ mod tests {
                 "configuration file oco.toml: `shutdown-grace`: 3601 is more than 3600 seconds (an hour)",
             ),
             (
+                "max-payload-size = 0",
+                "configuration file oco.toml: `max-payload-size`: 0 is not between 22 bytes and 9223372036854775807 bytes",
+            ),
+            (
                 "agent-path = \"api-agent.php\"",
                 "configuration file oco.toml: `agent-path`: `api-agent.php` is not a path (it starts with `/`, without query or spaces)",
             ),
@@ -990,6 +1028,9 @@ mod tests {
             ["--idle-timeout", "-1"],
             ["--max-connections", "0"],
             ["--shutdown-grace", "3601"],
+            ["--max-payload-size", "21"],
+            ["--max-payload-size", "16GiB"],
+            ["--max-payload-size", "9223372036854775808"],
         ] {
             let mut all = vec!["oco-server-min"];
             all.extend_from_slice(&args);
@@ -1019,6 +1060,7 @@ mod tests {
             "--idle-timeout",
             "--max-connections",
             "--shutdown-grace",
+            "--max-payload-size",
             "--log",
         ] {
             assert!(help.contains(option), "{option} missing from\n{help}");

@@ -1,19 +1,31 @@
-//! Package payload files: written so that a crash never leaves a package row saying it has a
-//! payload without the file, and stale partial uploads removed at start.
+//! Package payload files: streamed to disk as they are uploaded, checked to be zip archives,
+//! written so that a crash never leaves a package row saying it has a payload without the file,
+//! and stale partial uploads removed at start.
 //!
-//! An upload goes to a temporary file in the payload directory ([`PartialPayload`]), is synced,
-//! renamed over the final name, and the directory is synced, all *before* the package row is
-//! updated: whatever the moment of a crash, a row with `has_payload` has its file. A crash can
-//! leave the opposite, a file whose row does not say so yet; it is never served (downloads check
-//! the row), and the next upload replaces it. Temporary files left by a crash are removed by
-//! [`remove_partials`] when the server starts.
+//! An upload goes to a temporary file in the payload directory ([`PayloadWriter`], on a
+//! blocking thread, hashing it as it goes), is checked to be a zip archive by its central
+//! directory ([`check_zip`]), synced, renamed over the final name, and the directory is synced,
+//! all *before* the package row is updated: whatever the moment of a crash, a row with a payload
+//! has its file. A crash can leave the opposite, a file whose row does not say so yet; it is
+//! never served (downloads check the row), and the next upload replaces it. Temporary files left
+//! by a crash are removed by [`remove_partials`] when the server starts.
 //!
-//! The writer takes the payload in chunks, so that an upload can be streamed to disk.
+//! A file replaced by an upload is kept (a hard link) until the row is written, so that a failed
+//! row write can put it back ([`Replaced::undo`]).
+
+mod zip;
+
+pub use zip::{check_zip, NotZip, ZipSummary};
 
 use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use axum::body::Bytes;
+use oco_core::model::Sha256Digest;
+use sha2::{Digest, Sha256};
 
 /// The suffix of temporary upload files; they also start with a dot.
 const PARTIAL_SUFFIX: &str = ".partial";
@@ -28,6 +40,9 @@ pub struct PartialPayload {
     file: Option<File>,
     partial: PathBuf,
     target: PathBuf,
+    /// Bytes written so far.
+    written: u64,
+    fault: Option<WriteFault>,
 }
 
 impl PartialPayload {
@@ -61,7 +76,20 @@ impl PartialPayload {
             file: Some(file),
             partial,
             target: target.to_path_buf(),
+            written: 0,
+            fault: None,
         })
+    }
+
+    /// The same payload, its writes failing as `fault` says.
+    pub fn with_fault(mut self, fault: Option<WriteFault>) -> Self {
+        self.fault = fault;
+        self
+    }
+
+    /// The temporary file (to read it back before the commit).
+    pub fn path(&self) -> &Path {
+        &self.partial
     }
 
     /// Appends `chunk`.
@@ -70,30 +98,240 @@ impl PartialPayload {
     ///
     /// The write's.
     pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        match &mut self.file {
-            Some(file) => file.write_all(chunk),
-            None => Err(io::Error::other("the payload was committed already")),
+        let Some(file) = &mut self.file else {
+            return Err(io::Error::other("the payload was committed already"));
+        };
+        let len = chunk.len() as u64;
+        if let Some(fault) = &self.fault {
+            if self.written + len > fault.after {
+                // As a disk would: what fits is written, then the error.
+                let fits = usize::try_from(fault.after.saturating_sub(self.written))
+                    .unwrap_or(usize::MAX)
+                    .min(chunk.len());
+                file.write_all(&chunk[..fits])?;
+                self.written += fits as u64;
+                return Err(io::Error::from(fault.kind));
+            }
         }
+        file.write_all(chunk)?;
+        self.written += len;
+        Ok(())
     }
 
-    /// Syncs the file, renames it to its final name and syncs the directory, so that the
-    /// payload is durably in place when this returns.
+    /// Syncs the file, renames it over its final name and syncs the directory, so that the
+    /// payload is durably in place when this returns. The file it replaces, if any, is kept
+    /// until [`Replaced::keep`] or put back by [`Replaced::undo`].
     ///
     /// # Errors
     ///
-    /// The sync's or the rename's; the temporary file is removed then.
-    pub fn commit(mut self) -> io::Result<()> {
+    /// The sync's or the rename's; the temporary file is removed then, and the final name is
+    /// left as it was.
+    pub fn commit(mut self) -> io::Result<Replaced> {
         let Some(file) = self.file.take() else {
             return Err(io::Error::other("the payload was committed already"));
         };
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&self.partial, &self.target)?;
+        let previous = self.previous_name();
+        let previous = match std::fs::hard_link(&self.target, &previous) {
+            Ok(()) => Some(previous),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+            Err(error) => {
+                // A file system without hard links: the upload goes on without a way back.
+                tracing::warn!(
+                    "keeping {} until the package row is written: {error}",
+                    self.target.display()
+                );
+                None
+            }
+        };
+        let replaced = Replaced {
+            target: self.target.clone(),
+            previous,
+            done: false,
+        };
+        if let Err(error) = std::fs::rename(&self.partial, &self.target) {
+            replaced.keep();
+            return Err(error);
+        }
         // Renamed: nothing is left to remove, even if the directory sync fails.
         self.partial = PathBuf::new();
-        sync_dir(parent(&self.target))
+        if let Err(error) = sync_dir(parent(&self.target)) {
+            replaced.undo();
+            return Err(error);
+        }
+        Ok(replaced)
+    }
+
+    /// The name of the link to the file being replaced: a temporary file too, removed at start
+    /// if a crash leaves it.
+    fn previous_name(&self) -> PathBuf {
+        let mut name = self.partial.as_os_str().to_owned();
+        name.push(".previous");
+        name.push(PARTIAL_SUFFIX);
+        PathBuf::from(name)
     }
 }
+
+/// A payload just put in place by [`PartialPayload::commit`], with the file it replaced kept
+/// aside until the package row is written. Dropped without a decision, it keeps the new file.
+#[derive(Debug)]
+#[must_use = "keep the new payload, or undo it if the package row was not written"]
+pub struct Replaced {
+    target: PathBuf,
+    previous: Option<PathBuf>,
+    done: bool,
+}
+
+impl Replaced {
+    /// Keeps the new payload and forgets the one it replaced.
+    pub fn keep(mut self) {
+        self.forget_previous();
+    }
+
+    /// Puts back the payload that was replaced, or removes the new one if there was none.
+    /// Failures are logged: the new file then stays.
+    pub fn undo(mut self) {
+        self.done = true;
+        let result = match &self.previous {
+            Some(previous) => std::fs::rename(previous, &self.target),
+            None => std::fs::remove_file(&self.target),
+        }
+        .and_then(|()| sync_dir(parent(&self.target)));
+        match result {
+            Ok(()) => self.previous = None,
+            Err(error) => tracing::error!(
+                "putting back the payload {} as it was: {error}",
+                self.target.display()
+            ),
+        }
+        self.forget_previous();
+    }
+
+    fn forget_previous(&mut self) {
+        self.done = true;
+        if let Some(previous) = self.previous.take() {
+            if let Err(error) = std::fs::remove_file(&previous) {
+                tracing::warn!("removing {}: {error}", previous.display());
+            }
+        }
+    }
+}
+
+impl Drop for Replaced {
+    fn drop(&mut self) {
+        if !self.done {
+            self.forget_previous();
+        }
+    }
+}
+
+/// Makes payload writes fail after `after` bytes with an error of `kind`, as a full disk
+/// (`StorageFull`) or a failing one would: a seam for tests of the error paths, set through
+/// [`crate::ServerOptions::payload_write_fault`]. No option of the server sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteFault {
+    /// How many bytes of a payload are written before the error.
+    pub after: u64,
+    /// The error's kind.
+    pub kind: io::ErrorKind,
+}
+
+/// Serialises the commits of uploads with the package row writes that follow them: two
+/// uploads of one package could otherwise leave the file of one and the digest of the other.
+/// Held for a rename and a row write, never across a body being read.
+pub fn commit_lock() -> MutexGuard<'static, ()> {
+    static COMMITS: Mutex<()> = Mutex::new(());
+    // The guarded data is `()`: a panic while holding it left nothing inconsistent.
+    COMMITS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An upload being streamed to a [`PartialPayload`]: [`PayloadWriter::write`] hands chunks to
+/// a blocking thread that appends them and hashes them, at most [`PayloadWriter::QUEUE`] chunks
+/// behind; [`PayloadWriter::finish`] waits for it. Dropped (or [`PayloadWriter::abort`]ed), the
+/// temporary file is removed once the thread has stopped.
+#[derive(Debug)]
+pub struct PayloadWriter {
+    chunks: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    thread: tokio::task::JoinHandle<io::Result<Written>>,
+}
+
+/// A payload written whole to its temporary file: its length and digest, not yet in place.
+#[derive(Debug)]
+pub struct Written {
+    /// The file, to be checked and committed.
+    pub partial: PartialPayload,
+    /// Its length in bytes.
+    pub size: u64,
+    /// The SHA-256 digest of its bytes.
+    pub sha256: Sha256Digest,
+}
+
+impl PayloadWriter {
+    /// How many chunks may wait for the disk: with hyper's reads of at most a few hundred KiB,
+    /// an upload holds at most a few MiB however fast the client sends.
+    pub const QUEUE: usize = 8;
+
+    /// Starts writing the payload whose final name is `target` (see [`PartialPayload::create`]),
+    /// its writes failing as `fault` says.
+    pub fn start(target: PathBuf, fault: Option<WriteFault>) -> PayloadWriter {
+        let (chunks, mut received) = tokio::sync::mpsc::channel::<Bytes>(Self::QUEUE);
+        let thread = tokio::task::spawn_blocking(move || {
+            let mut partial = PartialPayload::create(&target)?.with_fault(fault);
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            while let Some(chunk) = received.blocking_recv() {
+                partial.write(&chunk)?;
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+            }
+            Ok(Written {
+                partial,
+                size,
+                sha256: Sha256Digest(hasher.finalize().into()),
+            })
+        });
+        PayloadWriter {
+            chunks: Some(chunks),
+            thread,
+        }
+    }
+
+    /// Queues `chunk`, waiting while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// When the writing thread has stopped on an error; [`PayloadWriter::finish`] returns it.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), Stopped> {
+        let Some(chunks) = &self.chunks else {
+            return Err(Stopped);
+        };
+        chunks.send(chunk).await.map_err(|_| Stopped)
+    }
+
+    /// Waits until every chunk is written: the payload, or the first error.
+    ///
+    /// # Errors
+    ///
+    /// Creating or writing the temporary file (its kind is `StorageFull` for a full disk).
+    pub async fn finish(mut self) -> io::Result<Written> {
+        self.chunks = None;
+        match (&mut self.thread).await {
+            Ok(result) => result,
+            Err(error) => Err(io::Error::other(error)),
+        }
+    }
+
+    /// Stops writing and waits until the temporary file is removed.
+    pub async fn abort(self) {
+        // `Written` dropped: its `PartialPayload` removes the file.
+        drop(self.finish().await);
+    }
+}
+
+/// The writing thread of a [`PayloadWriter`] stopped on an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
 
 impl Drop for PartialPayload {
     fn drop(&mut self) {
@@ -178,7 +416,7 @@ mod tests {
         partial.write(b"PK\x03\x04").unwrap();
         partial.write(b"rest").unwrap();
         assert!(!target.exists(), "not in place before the commit");
-        partial.commit().unwrap();
+        partial.commit().unwrap().keep();
         assert_eq!(std::fs::read(&target).unwrap(), b"PK\x03\x04rest");
 
         let mut dropped = PartialPayload::create(&target).unwrap();

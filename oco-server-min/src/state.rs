@@ -58,7 +58,15 @@ pub struct ServerOptions {
     /// The most of a job's output kept, in bytes (1 MiB by default): a longer output keeps its
     /// head and tail around a line saying how much was left out.
     pub max_job_output: usize,
+    /// The largest payload upload, in bytes ([`DEFAULT_MAX_PAYLOAD_SIZE`], 16 GiB, by default).
+    pub max_payload_size: u64,
+    /// Makes payload writes fail as a full or failing disk would: for tests of those paths.
+    /// `None` in a server (no option sets it).
+    pub payload_write_fault: Option<crate::payloads::WriteFault>,
 }
+
+/// The default largest payload upload: 16 GiB.
+pub const DEFAULT_MAX_PAYLOAD_SIZE: u64 = 16 * 1024 * 1024 * 1024;
 
 impl Default for ServerOptions {
     fn default() -> Self {
@@ -72,6 +80,8 @@ impl Default for ServerOptions {
             max_clock_skew: Duration::from_secs(600),
             agent_body_limit: crate::BODY_LIMIT,
             max_job_output: 1024 * 1024,
+            max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
+            payload_write_fault: None,
         }
     }
 }

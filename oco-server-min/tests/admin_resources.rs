@@ -3,10 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_support;
+mod common;
 
 use admin_support::{error, Api};
 use axum::http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
+use sha2::Digest as _;
 
 #[tokio::test]
 async fn computers_create_get_list_update_delete() {
@@ -125,7 +127,7 @@ async fn families_and_packages() {
     assert_eq!(status, StatusCode::CREATED, "{package}");
     assert_eq!(package["install"]["success_codes"], "0, 3010");
     assert_eq!(package["uninstall"]["success_codes"], "0");
-    assert_eq!(package["has_payload"], false);
+    assert_eq!(package["payload"], Value::Null);
     let id = package["id"].as_i64().unwrap();
 
     let (status, updated) = api
@@ -153,7 +155,7 @@ async fn payload_upload_and_download_round_trip() {
         StatusCode::NOT_FOUND,
     );
 
-    let zip: Vec<u8> = b"PK\x03\x04 pretend archive \x00\x01\x02".to_vec();
+    let zip = common::zip("setup.exe", b"MZ pretend installer \x00\x01\x02");
     let (status, body) = api
         .raw(
             Method::PUT,
@@ -163,7 +165,11 @@ async fn payload_upload_and_download_round_trip() {
         .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     let (_, got) = api.get(&format!("/packages/{package}")).await;
-    assert_eq!(got["has_payload"], true);
+    assert_eq!(got["payload"]["size"], zip.len());
+    assert_eq!(
+        got["payload"]["sha256"],
+        format!("{:x}", sha2::Sha256::digest(&zip))
+    );
 
     let (status, downloaded) = api
         .raw(

@@ -644,7 +644,12 @@ fn full_cycle() {
         &zip,
     );
     assert_eq!(uploaded.status, 200, "{}", uploaded.text());
-    assert_eq!(uploaded.json()["has_payload"], true);
+    assert_eq!(uploaded.json()["payload"]["size"], 22);
+    assert_eq!(
+        uploaded.json()["payload"]["sha256"],
+        "8739c76e681f900923b900c9df0ef75cf421d39cabb54650c4b9ad19b6a76d85",
+        "the SHA-256 of an empty archive"
+    );
     let deployed = admin.json(
         "POST",
         "/containers/deploy",

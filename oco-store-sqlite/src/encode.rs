@@ -14,10 +14,10 @@ use oco_core::chrono_tz::Tz;
 use oco_core::constraint::{IpRanges, TimeFrames};
 use oco_core::model::{
     Assignment, Compatibility, Computer, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy,
-    DeploymentRule, FamilyId, Job, JobContainer, JobId, JobKind, JobSnapshot, JobState, MacAddress,
-    MessageCode, Name, Origin, Package, PackageGroupId, PackageId, PostAction, Priority, Procedure,
-    Revision, RuleId, Schedule, SequenceMode, SuccessCodes, UpgradeBehavior, WolSettings,
-    WolShutdown,
+    DeploymentRule, FamilyId, InvalidField, Job, JobContainer, JobId, JobKind, JobSnapshot,
+    JobState, MacAddress, MessageCode, Name, Origin, Package, PackageGroupId, PackageId, Payload,
+    PostAction, Priority, Procedure, Revision, RuleId, Schedule, SequenceMode, SuccessCodes,
+    UpgradeBehavior, WolSettings, WolShutdown,
 };
 use oco_core::store::{AgentContact, AgentCredentials, StoreError, StoreResult};
 use rusqlite::types::FromSql;
@@ -414,10 +414,57 @@ macro_rules! package_columns {
         "id, family_id, version, install_command, install_success_codes, install_post_action, \
          uninstall_command, uninstall_success_codes, uninstall_post_action, has_payload, \
          download_for_uninstall, upgrade_behavior, compatible_os, compatible_os_versions, \
-         compatible_architectures, dependencies"
+         compatible_architectures, dependencies, payload_size, payload_sha256"
     };
 }
 pub(crate) use package_columns;
+
+/// The `has_payload`, `payload_size` and `payload_sha256` columns of `payload`.
+///
+/// # Errors
+///
+/// A size over `i64::MAX` (SQLite's integers are signed), naming the package.
+pub(crate) fn payload_columns(
+    package: &Package,
+) -> StoreResult<(bool, Option<i64>, Option<String>)> {
+    Ok(match package.payload {
+        None => (false, None, None),
+        Some(Payload::Unknown) => (true, None, None),
+        Some(Payload::Known { size, sha256 }) => {
+            let size = i64::try_from(size).map_err(|_| StoreError::Invalid {
+                reason: format!(
+                    "package {}: a payload of {size} bytes is larger than a store can record",
+                    package.id
+                ),
+            })?;
+            (true, Some(size), Some(sha256.to_string()))
+        }
+    })
+}
+
+/// A payload from its three columns: none, one of unknown size and digest (stored before they
+/// were kept), or one with both.
+fn parse_payload(
+    has_payload: bool,
+    size: Option<i64>,
+    sha256: Option<String>,
+) -> Result<Option<Payload>, String> {
+    if !has_payload {
+        return Ok(None);
+    }
+    match (size, sha256) {
+        (None, None) => Ok(Some(Payload::Unknown)),
+        (Some(size), Some(sha256)) => {
+            let size =
+                u64::try_from(size).map_err(|_| format!("payload_size: {size} is not a length"))?;
+            let sha256 = sha256
+                .parse()
+                .map_err(|e: InvalidField| format!("payload_sha256: {}", e.reason))?;
+            Ok(Some(Payload::new(size, sha256)))
+        }
+        _ => Err("payload_size and payload_sha256 are not both set or both NULL".into()),
+    }
+}
 
 /// A package from the columns of [`package_columns`].
 pub(crate) fn package_row(row: &Row<'_>) -> StoreResult<Package> {
@@ -454,7 +501,11 @@ pub(crate) fn package_row(row: &Row<'_>) -> StoreResult<Package> {
                     "uninstall_post_action",
                 ],
             )?,
-            has_payload: get(row, 9, "has_payload")?,
+            payload: parse_payload(
+                get(row, 9, "has_payload")?,
+                get(row, 16, "payload_size")?,
+                get(row, 17, "payload_sha256")?,
+            )?,
             download_for_uninstall: get(row, 10, "download_for_uninstall")?,
             upgrade_behavior: parse_column(
                 "upgrade_behavior",

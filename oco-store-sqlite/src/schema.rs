@@ -27,6 +27,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0003_clean_names.sql"),
         then: Some(clean_names),
     },
+    Migration {
+        sql: include_str!("../migrations/0004_payload_digest.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this code writes: the number of migrations.

@@ -395,7 +395,7 @@ fn check_package(
 
 /// The package's columns after the id, in the order of the insert and update below.
 macro_rules! package_params {
-    ($p:expr, $compat:expr $(, $extra:expr)*) => {
+    ($p:expr, $compat:expr, $payload:expr $(, $extra:expr)*) => {
         params![
             $p.family.0,
             $p.version.as_str(),
@@ -405,13 +405,15 @@ macro_rules! package_params {
             $p.uninstall.command,
             $p.uninstall.success_codes.to_string(),
             $p.uninstall.post_action.text(),
-            $p.has_payload,
+            $payload.0,
             $p.download_for_uninstall,
             $p.upgrade_behavior.text(),
             $compat[0],
             $compat[1],
             $compat[2],
             encode::ids(&$p.dependencies),
+            $payload.1,
+            $payload.2,
             $($extra,)*
         ]
     };
@@ -420,14 +422,16 @@ macro_rules! package_params {
 pub(crate) fn create_package(conn: &Connection, mut package: Package) -> StoreResult<Package> {
     check_package(conn, &package, None)?;
     let compat = compatibility(&package.compatibility);
+    let payload = encode::payload_columns(&package)?;
     execute(
         conn,
         "INSERT INTO packages (family_id, version, install_command, install_success_codes, \
          install_post_action, uninstall_command, uninstall_success_codes, uninstall_post_action, \
          has_payload, download_for_uninstall, upgrade_behavior, compatible_os, \
-         compatible_os_versions, compatible_architectures, dependencies) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        package_params!(package, compat),
+         compatible_os_versions, compatible_architectures, dependencies, payload_size, \
+         payload_sha256) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        package_params!(package, compat, payload),
     )?;
     package.id = PackageId(conn.last_insert_rowid());
     Ok(package)
@@ -439,15 +443,17 @@ pub(crate) fn update_package(conn: &Connection, package: &Package) -> StoreResul
     }
     check_package(conn, package, Some(package.id))?;
     let compat = compatibility(&package.compatibility);
+    let payload = encode::payload_columns(package)?;
     execute(
         conn,
         "UPDATE packages SET family_id = ?1, version = ?2, install_command = ?3, \
          install_success_codes = ?4, install_post_action = ?5, uninstall_command = ?6, \
          uninstall_success_codes = ?7, uninstall_post_action = ?8, has_payload = ?9, \
          download_for_uninstall = ?10, upgrade_behavior = ?11, compatible_os = ?12, \
-         compatible_os_versions = ?13, compatible_architectures = ?14, dependencies = ?15 \
-         WHERE id = ?16",
-        package_params!(package, compat, package.id.0),
+         compatible_os_versions = ?13, compatible_architectures = ?14, dependencies = ?15, \
+         payload_size = ?16, payload_sha256 = ?17 \
+         WHERE id = ?18",
+        package_params!(package, compat, payload, package.id.0),
     )?;
     Ok(())
 }

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use oco_core::model::{ComputerId, MacAddress};
+use oco_core::model::{ComputerId, MacAddress, PackageId, Payload, Sha256Digest};
 use oco_core::store::testkit::{at, name, new_computer};
 use oco_core::store::{Page, Store, StoreError};
 use oco_store_sqlite::{Options, SqliteStore, Synchronous, SCHEMA_VERSION};
@@ -325,6 +325,43 @@ fn the_server_wide_reply_reservation_becomes_each_agents_last_reply() {
         store.server_state().unwrap().admin_token_hash.as_deref(),
         Some("hash")
     );
+}
+
+/// Version 4 keeps a payload's size and digest: a package with a payload stored before it reads
+/// as having a payload of unknown size and digest, one without as having none, and both can be
+/// written with a size and digest afterwards.
+#[test]
+fn payloads_stored_before_digests_were_kept_are_of_unknown_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.sqlite");
+    database_at(&path, 3);
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "INSERT INTO families (id, name) VALUES (1, 'app');
+         INSERT INTO packages (id, family_id, version, install_command, install_success_codes,
+             install_post_action, uninstall_command, uninstall_success_codes,
+             uninstall_post_action, has_payload, download_for_uninstall, upgrade_behavior,
+             compatible_os, compatible_os_versions, compatible_architectures, dependencies)
+         VALUES (1, 1, '1.0', 'setup', '0', 'none', '', '0', 'none', 1, 0, 'keep-others',
+                 '[]', '[]', '[]', ''),
+                (2, 1, '2.0', 'setup', '0', 'none', '', '0', 'none', 0, 0, 'keep-others',
+                 '[]', '[]', '[]', '');",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    let mut stored = store.package(PackageId(1)).unwrap();
+    assert_eq!(stored.payload, Some(Payload::Unknown));
+    assert!(stored.has_payload());
+    let mut without = store.package(PackageId(2)).unwrap();
+    assert_eq!(without.payload, None);
+    stored.payload = Some(Payload::new(10, Sha256Digest([1; 32])));
+    store.update_package(&stored).unwrap();
+    without.payload = Some(Payload::new(0, Sha256Digest([2; 32])));
+    store.update_package(&without).unwrap();
+    assert_eq!(store.package(PackageId(1)).unwrap(), stored);
+    assert_eq!(store.package(PackageId(2)).unwrap(), without);
 }
 
 #[test]

@@ -19,8 +19,9 @@ use oco_core::ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use oco_core::model::{
     Assignment, Compatibility, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy,
     DeploymentRule, Job, JobContainer, JobId, JobKind, JobSnapshot, JobState, MacAddress,
-    MessageCode, Origin, Package, PackageGroupId, PackageId, PostAction, Priority, Procedure,
-    RuleId, Schedule, SequenceMode, UpgradeBehavior, WolSettings, WolShutdown,
+    MessageCode, Origin, Package, PackageGroupId, PackageId, Payload, PostAction, Priority,
+    Procedure, RuleId, Schedule, SequenceMode, Sha256Digest, UpgradeBehavior, WolSettings,
+    WolShutdown,
 };
 use oco_core::rules::{NewJob, NewJobs};
 use oco_core::store::testkit::{at, dump, name};
@@ -47,7 +48,7 @@ struct ComputerSpec {
 struct PackageSpec {
     install: Procedure,
     uninstall: Procedure,
-    has_payload: bool,
+    payload: Option<Payload>,
     download_for_uninstall: bool,
     upgrade_behavior: UpgradeBehavior,
     compatibility: Compatibility,
@@ -165,6 +166,17 @@ fn procedure() -> impl Strategy<Value = Procedure> {
                 post_action,
             }
         })
+}
+
+/// No payload, one stored before sizes and digests were kept, or one with both (any size a
+/// SQLite integer holds).
+fn payload() -> impl Strategy<Value = Option<Payload>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Payload::Unknown)),
+        (0..=i64::MAX as u64, any::<[u8; 32]>())
+            .prop_map(|(size, digest)| Some(Payload::new(size, Sha256Digest(digest)))),
+    ]
 }
 
 fn upgrade_behavior() -> impl Strategy<Value = UpgradeBehavior> {
@@ -320,27 +332,25 @@ fn package() -> impl Strategy<Value = PackageSpec> {
     (
         procedure(),
         procedure(),
-        any::<bool>(),
+        payload(),
         any::<bool>(),
         upgrade_behavior(),
         (list(), list(), list()),
         prop::collection::vec(0..8_usize, 0..3),
     )
         .prop_map(
-            |(install, uninstall, has_payload, download, upgrade, (os, v, arch), deps)| {
-                PackageSpec {
-                    install,
-                    uninstall,
-                    has_payload,
-                    download_for_uninstall: download,
-                    upgrade_behavior: upgrade,
-                    compatibility: Compatibility {
-                        os,
-                        os_version: v,
-                        architecture: arch,
-                    },
-                    dependencies: deps,
-                }
+            |(install, uninstall, payload, download, upgrade, (os, v, arch), deps)| PackageSpec {
+                install,
+                uninstall,
+                payload,
+                download_for_uninstall: download,
+                upgrade_behavior: upgrade,
+                compatibility: Compatibility {
+                    os,
+                    os_version: v,
+                    architecture: arch,
+                },
+                dependencies: deps,
             },
         )
 }
@@ -605,7 +615,7 @@ fn write(store: &dyn Store, world: &World) -> Ids {
                     version: name(&format!("{v}.0")),
                     install: spec.install.clone(),
                     uninstall: spec.uninstall.clone(),
-                    has_payload: spec.has_payload,
+                    payload: spec.payload,
                     download_for_uninstall: spec.download_for_uninstall,
                     upgrade_behavior: spec.upgrade_behavior,
                     compatibility: spec.compatibility.clone(),

@@ -253,10 +253,10 @@ impl JobSnapshot {
     /// The procedure and download flag of `package` for a job of `kind`.
     fn source(package: &Package, kind: JobKind) -> (&Procedure, bool) {
         match kind {
-            JobKind::Install => (&package.install, package.has_payload),
+            JobKind::Install => (&package.install, package.has_payload()),
             JobKind::Uninstall => (
                 &package.uninstall,
-                package.has_payload && package.download_for_uninstall,
+                package.has_payload() && package.download_for_uninstall,
             ),
         }
     }
@@ -456,7 +456,7 @@ mod tests {
             version: Name::new("version", "1.0").unwrap(),
             install: Procedure::default(),
             uninstall: Procedure::default(),
-            has_payload: false,
+            payload: None,
             download_for_uninstall: false,
             upgrade_behavior: UpgradeBehavior::KeepOthers,
             compatibility: Compatibility::default(),

@@ -39,8 +39,8 @@ pub use ids::{
 };
 pub use job::{Job, JobKind, JobSnapshot, JobState, MessageCode, Origin, ServerFinal, WolShutdown};
 pub use package::{
-    dependency_cycle, Compatibility, DependencyCycle, Package, PackageFamily, PostAction,
-    Procedure, SuccessCodes, UpgradeBehavior,
+    dependency_cycle, Compatibility, DependencyCycle, Package, PackageFamily, Payload, PostAction,
+    Procedure, Sha256Digest, SuccessCodes, UpgradeBehavior,
 };
 pub use policy::{DeliveryPolicy, Priority, SequenceMode};
 pub use values::{

@@ -29,8 +29,8 @@ pub struct Package {
     pub install: Procedure,
     /// How to uninstall it.
     pub uninstall: Procedure,
-    /// Whether a payload archive is stored for it.
-    pub has_payload: bool,
+    /// The payload archive stored for it, if any (JSON: `null`, or `{"size", "sha256"}`).
+    pub payload: Option<Payload>,
     /// Whether uninstall jobs download the payload too.
     pub download_for_uninstall: bool,
     /// What installing it means for other installed versions of the family.
@@ -40,6 +40,136 @@ pub struct Package {
     /// Packages that must be installed first, in order.
     pub dependencies: Vec<PackageId>,
 }
+
+impl Package {
+    /// Whether a payload archive is stored for it (its jobs download it).
+    pub fn has_payload(&self) -> bool {
+        self.payload.is_some()
+    }
+}
+
+/// A package's stored payload archive, as its row describes it.
+///
+/// Serialised as `{"size": 1234, "sha256": "<64 hex digits>"}`; a payload stored before
+/// the server kept sizes and digests is `{"size": null, "sha256": null}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "PayloadFields", try_from = "PayloadFields")]
+pub enum Payload {
+    /// Stored with its length and digest, computed by the server as it wrote the file.
+    Known {
+        /// Its length in bytes.
+        size: u64,
+        /// The SHA-256 digest of its bytes.
+        sha256: Sha256Digest,
+    },
+    /// Stored before the server kept lengths and digests; uploading it again makes it known.
+    Unknown,
+}
+
+impl Payload {
+    /// The payload of `size` bytes with digest `sha256`.
+    pub fn new(size: u64, sha256: Sha256Digest) -> Payload {
+        Payload::Known { size, sha256 }
+    }
+
+    /// Its length in bytes, if known.
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Payload::Known { size, .. } => Some(*size),
+            Payload::Unknown => None,
+        }
+    }
+
+    /// Its SHA-256 digest, if known.
+    pub fn sha256(&self) -> Option<Sha256Digest> {
+        match self {
+            Payload::Known { sha256, .. } => Some(*sha256),
+            Payload::Unknown => None,
+        }
+    }
+}
+
+/// The JSON form of a [`Payload`]: both fields, or both `null`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadFields {
+    size: Option<u64>,
+    sha256: Option<Sha256Digest>,
+}
+
+impl From<Payload> for PayloadFields {
+    fn from(payload: Payload) -> Self {
+        PayloadFields {
+            size: payload.size(),
+            sha256: payload.sha256(),
+        }
+    }
+}
+
+impl TryFrom<PayloadFields> for Payload {
+    type Error = InvalidField;
+
+    fn try_from(fields: PayloadFields) -> Result<Self, Self::Error> {
+        match (fields.size, fields.sha256) {
+            (Some(size), Some(sha256)) => Ok(Payload::Known { size, sha256 }),
+            (None, None) => Ok(Payload::Unknown),
+            _ => Err(InvalidField::new(
+                "payload",
+                "`size` and `sha256` are both given or both null",
+            )),
+        }
+    }
+}
+
+/// A SHA-256 digest; its text is 64 lowercase hexadecimal digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256Digest(pub [u8; 32]);
+
+impl fmt::Debug for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256Digest({self})")
+    }
+}
+
+impl fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// 64 hexadecimal digits, in either case.
+impl FromStr for Sha256Digest {
+    type Err = InvalidField;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || {
+            InvalidField::new(
+                "sha256",
+                format!("`{text}` is not a SHA-256 digest (64 hexadecimal digits)"),
+            )
+        };
+        let digits = text.as_bytes();
+        // `from_str_radix` alone would take a sign.
+        if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
+            return Err(invalid());
+        }
+        let value = |digit: u8| match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => digit - b'A' + 10,
+        };
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            *byte = value(pair[0]) << 4 | value(pair[1]);
+        }
+        Ok(Sha256Digest(bytes))
+    }
+}
+
+crate::text_serde::serde_as_text!(Sha256Digest);
 
 /// Where saving `package` with `dependencies` would close a dependency cycle: the cycle, from
 /// `package` back to it (`[101, 102, 101]`; `[101, 101]` for a package naming itself), or `None`.
@@ -413,7 +543,59 @@ mod tests {
         assert_eq!(failing, Err("io"));
     }
 
+    #[test]
+    fn payloads_serialise_as_size_and_digest() {
+        let digest: Sha256Digest =
+            "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+                .parse()
+                .unwrap();
+        let known = Payload::new(0, digest);
+        let json = serde_json::to_value(known).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"size": 0, "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"})
+        );
+        assert_eq!(serde_json::from_value::<Payload>(json).unwrap(), known);
+        let unknown = serde_json::to_value(Payload::Unknown).unwrap();
+        assert_eq!(unknown, serde_json::json!({"size": null, "sha256": null}));
+        assert_eq!(
+            serde_json::from_value::<Payload>(unknown).unwrap(),
+            Payload::Unknown
+        );
+        let half =
+            serde_json::from_value::<Payload>(serde_json::json!({"size": 3, "sha256": null}))
+                .unwrap_err()
+                .to_string();
+        assert_eq!(
+            half,
+            "payload: `size` and `sha256` are both given or both null"
+        );
+        for text in [
+            "",
+            "e3b0",
+            "g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "+3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "é3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85",
+        ] {
+            let err = text.parse::<Sha256Digest>().unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("sha256: `{text}` is not a SHA-256 digest (64 hexadecimal digits)")
+            );
+        }
+    }
+
     proptest! {
+        /// Every digest round-trips through its text.
+        #[test]
+        fn digests_round_trip(bytes in any::<[u8; 32]>()) {
+            let digest = Sha256Digest(bytes);
+            let text = digest.to_string();
+            prop_assert_eq!(text.len(), 64);
+            prop_assert_eq!(text.parse::<Sha256Digest>().unwrap(), digest);
+            prop_assert_eq!(text.to_uppercase().parse::<Sha256Digest>().unwrap(), digest);
+        }
+
         /// A graph built by adding packages that depend only on older ones has no cycle; an edge
         /// from the oldest package to the newest closes one through every path between them.
         #[test]

@@ -30,7 +30,7 @@
 //! # let family = store.create_family(name("editor"))?;
 //! # let package = |version: &str, upgrade| Package { id: PackageId(0), family: family.id,
 //! #     version: name(version), install: Procedure::default(), uninstall: Procedure::default(),
-//! #     has_payload: false, download_for_uninstall: false, upgrade_behavior: upgrade,
+//! #     payload: None, download_for_uninstall: false, upgrade_behavior: upgrade,
 //! #     compatibility: Compatibility::default(), dependencies: vec![] };
 //! let v1 = store.create_package(package("1", UpgradeBehavior::ImplicitRemove))?;
 //! let v2 = store.create_package(package("2", UpgradeBehavior::ImplicitRemove))?;

@@ -30,8 +30,9 @@ use super::{
 use crate::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerId, ContainerId, DeliveryPolicy,
     DeploymentRule, FamilyId, Job, JobContainer, JobId, JobKind, JobState, MessageCode, Name,
-    Origin, Package, PackageFamily, PackageGroup, PackageId, PostAction, Priority, Procedure,
-    Revision, RuleId, Schedule, SequenceMode, UpgradeBehavior, WolSettings, WolShutdown,
+    Origin, Package, PackageFamily, PackageGroup, PackageId, Payload, PostAction, Priority,
+    Procedure, Revision, RuleId, Schedule, SequenceMode, Sha256Digest, UpgradeBehavior,
+    WolSettings, WolShutdown,
 };
 
 /// Makes a fresh, empty store for one check.
@@ -205,7 +206,7 @@ pub fn package(family: FamilyId, version: &str, dependencies: Vec<PackageId>) ->
             success_codes: "0-3".parse().unwrap(),
             post_action: PostAction::ExitAgent,
         },
-        has_payload: true,
+        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: true,
         upgrade_behavior: UpgradeBehavior::ExplicitUninstall,
         compatibility: Compatibility {
@@ -663,10 +664,24 @@ pub fn families_and_packages(make: MakeStore<'_>) {
     edited.install.command = "setup.exe /S".into();
     edited.install.success_codes = "*".parse().unwrap();
     edited.install.post_action = PostAction::None;
-    edited.has_payload = false;
+    edited.payload = None;
     edited.download_for_uninstall = false;
     edited.upgrade_behavior = UpgradeBehavior::ImplicitRemove;
     edited.compatibility = Compatibility::default();
+    store.update_package(&edited).unwrap();
+    assert_eq!(store.package(v1.id).unwrap(), edited);
+    // A payload's size and digest are kept as given, and so is a payload stored before the
+    // stores kept them.
+    for payload in [
+        Payload::new(u64::try_from(i64::MAX).unwrap(), Sha256Digest([0xff; 32])),
+        Payload::new(0, Sha256Digest([0; 32])),
+        Payload::Unknown,
+    ] {
+        let mut with = edited.clone();
+        with.payload = Some(payload);
+        store.update_package(&with).unwrap();
+        assert_eq!(store.package(v1.id).unwrap(), with);
+    }
     store.update_package(&edited).unwrap();
     assert_eq!(store.package(v1.id).unwrap(), edited);
     let mut clash = v2.clone();

@@ -147,6 +147,36 @@ impl ApiError {
         )
     }
 
+    /// 413: a payload upload over `limit` bytes (`--max-payload-size`).
+    pub fn payload_too_large(limit: u64) -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the payload is over the limit of {limit} bytes (--max-payload-size)"),
+        )
+    }
+
+    /// 507: the disk of the payload directory is full; logged here.
+    pub fn insufficient_storage(context: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!("admin API: {context}: {error}");
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient-storage",
+            format!("{context}: the server's disk is full; nothing was changed"),
+        )
+    }
+
+    /// 500: a file could not be written; logged here, and the message says what was being
+    /// written.
+    pub fn write_failed(context: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!("admin API: {context}: {error}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "write-failed",
+            format!("{context} failed on the server (see the server log); nothing was changed"),
+        )
+    }
+
     /// 415: a JSON route given a body of another content type.
     pub fn unsupported_media_type() -> Self {
         ApiError::new(

@@ -3,9 +3,10 @@
 //! One file per resource. Every handler decodes, reads the clock once, runs its store calls and
 //! core calls off the async threads (`blocking`) and encodes. Errors are [`ApiError`]s:
 //! `{"error": {"code", "message", "field", …}}` with 400 (invalid input), 401, 404, 405, 409,
-//! 413, 415 or 500; [`json_errors`] gives that shape to the errors made below the handlers.
+//! 413, 415, 500 or 507; [`json_errors`] gives that shape to the errors made below the handlers.
 //! Edits are JSON merge patches (`patch.rs`); bodies are read whole before anything answers
-//! (`extract::read_whole_body`).
+//! (`extract::read_whole_body`), except a payload upload's, which is streamed to disk, bounded
+//! by `--max-payload-size` rather than the 64 MiB body limit (`packages.rs`).
 //!
 //! A change of administrative data that concerns deployment rules reads the rule world before
 //! it, writes, and re-evaluates the rules it concerns (`change_with_rules`); if the

@@ -7,17 +7,18 @@ use axum::routing::get;
 use axum::{Json, Router};
 use oco_core::model::{
     check_text, dependency_cycle, Compatibility, FamilyId, Name, Package, PackageFamily, PackageId,
-    PostAction, Procedure, SuccessCodes, UpgradeBehavior, MAX_COMMAND_CHARS, MAX_LABEL_CHARS,
+    Payload, PostAction, Procedure, SuccessCodes, UpgradeBehavior, MAX_COMMAND_CHARS,
+    MAX_LABEL_CHARS,
 };
 use oco_core::rules::RuleEvent;
 use oco_core::store::Store;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged, RawBody};
+use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
 use super::{blocking, change_with_rules, check_entries, list_page};
-use crate::payloads::PartialPayload;
+use crate::payloads::{PayloadWriter, Written};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -28,14 +29,16 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/packages/{id}", get(package).patch(update_package))
 }
 
-/// The payload routes: the upload reads its own body (it is to be streamed to disk), so these
-/// are not behind [`super::extract::read_whole_body`]; the download and a 405 are.
+/// The payload routes: the upload streams its own body to disk, bounded by
+/// `--max-payload-size` and not by the admin API's body limit, so it is not behind
+/// [`super::extract::read_whole_body`]; the download and a 405 are.
 pub(super) fn payload_routes() -> Router<AppState> {
     Router::new().route(
         "/packages/{id}/payload",
         get(download_payload)
             .layer(axum::middleware::from_fn(super::extract::read_whole_body))
-            .put(upload_payload),
+            .put(upload_payload)
+            .layer(axum::extract::DefaultBodyLimit::disable()),
     )
 }
 
@@ -176,15 +179,15 @@ impl From<&Package> for PackageInput {
 }
 
 impl PackageInput {
-    /// The package with these fields, keeping `id` and `has_payload`.
-    fn into_package(self, id: PackageId, has_payload: bool) -> ApiResult<Package> {
+    /// The package with these fields, keeping `id` and `payload`.
+    fn into_package(self, id: PackageId, payload: Option<Payload>) -> ApiResult<Package> {
         Ok(Package {
             id,
             family: self.family,
             version: Name::new("version", &self.version)?,
             install: self.install.into_procedure("install")?,
             uninstall: self.uninstall.into_procedure("uninstall")?,
-            has_payload,
+            payload,
             download_for_uninstall: self.download_for_uninstall,
             upgrade_behavior: self.upgrade_behavior,
             compatibility: self.compatibility.into_compatibility()?,
@@ -266,7 +269,7 @@ async fn create_package(
     State(state): State<AppState>,
     Body(input): Body<PackageInput>,
 ) -> ApiResult<(StatusCode, Json<Package>)> {
-    let package = input.into_package(PackageId(0), false)?;
+    let package = input.into_package(PackageId(0), None)?;
     blocking(move || {
         let store = state.store().as_ref();
         store
@@ -324,7 +327,7 @@ async fn update_package(
         let old = store.package(id)?;
         let new = patch
             .apply(&PackageInput::from(&old))?
-            .into_package(id, old.has_payload)?;
+            .into_package(id, old.payload)?;
         if new.family != old.family {
             return Err(ApiError::invalid(
                 "family",
@@ -360,39 +363,156 @@ fn save_package(
     Ok(())
 }
 
+/// Streams the body to a temporary file, hashing it, then checks it is a zip archive, puts it
+/// in place and records its size and digest on the package (see [`crate::payloads`]).
+///
+/// Refused, it leaves the payload and the package as they were: 404 for an unknown package
+/// (before the body is read), 413 over `--max-payload-size` (before the body is read when its
+/// `Content-Length` says so), 400 for a body that is not a zip archive (naming why) or that was
+/// cut off, 507 when the disk is full, 500 for another write error.
 async fn upload_payload(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    RawBody(bytes): RawBody,
+    request: axum::extract::Request,
 ) -> ApiResult<Json<Package>> {
-    // Local file header, or the end record of an empty archive.
-    if !(bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")) {
-        return Err(ApiError::invalid(
-            "payload",
-            "the body must be a zip archive (raw bytes)",
-        ));
+    let limit = state.options().max_payload_size;
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ApiError::payload_too_large(limit));
     }
+    let id = PackageId(id);
+    {
+        let state = state.clone();
+        blocking(move || Ok(state.store().package(id)?)).await?;
+    }
+    let written = receive(&state, id, body, limit).await?;
     let now = state.clock().now();
     blocking(move || {
+        let checked = std::fs::File::open(written.partial.path())
+            .and_then(crate::payloads::check_zip)
+            .map_err(|error| ApiError::internal("reading a payload back", &error))?;
+        if let Err(reason) = checked {
+            return Err(ApiError::invalid("payload", reason.to_string()));
+        }
+        let payload = Payload::new(written.size, written.sha256);
         let store = state.store().as_ref();
-        let id = PackageId(id);
+        let _commits = crate::payloads::commit_lock();
         let old = store.package(id)?;
         // The file is durably in place before the row says so (see `crate::payloads`): a crash
-        // in between leaves a file no row points to, never a row without its file.
-        let mut partial = PartialPayload::create(&state.payload_path(id))
-            .map_err(|error| ApiError::internal("writing a payload", &error))?;
-        partial
-            .write(&bytes)
-            .and_then(|()| partial.commit())
-            .map_err(|error| ApiError::internal("writing a payload", &error))?;
+        // in between leaves a file no row points to, or one the row gives another digest.
+        let replaced = written
+            .partial
+            .commit()
+            .map_err(|error| write_error("putting the payload in place", &error))?;
         let mut new = old.clone();
-        new.has_payload = true;
-        if !old.has_payload {
-            save_package(store, &old, &new, now)?;
+        new.payload = Some(payload);
+        if new != old {
+            if let Err(error) = save_package(store, &old, &new, now) {
+                // Put the old file back only if the row is known to be as it was: a row with a
+                // payload always has a file.
+                match store.package(id) {
+                    Ok(row) if row.payload == old.payload => replaced.undo(),
+                    _ => replaced.keep(),
+                }
+                return Err(error);
+            }
         }
+        replaced.keep();
         Ok(Json(new))
     })
     .await
+}
+
+/// Reads `body` into a [`PayloadWriter`] for `package`'s payload: the payload written whole,
+/// or the error to answer (the temporary file removed).
+async fn receive(
+    state: &AppState,
+    package: PackageId,
+    mut body: axum::body::Body,
+    limit: u64,
+) -> ApiResult<Written> {
+    use http_body_util::BodyExt;
+    let mut writer = PayloadWriter::start(
+        state.payload_path(package),
+        state.options().payload_write_fault,
+    );
+    let mut size = 0u64;
+    let mut head = Vec::with_capacity(ZIP_HEAD_LEN);
+    loop {
+        let chunk = match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(chunk) => chunk,
+                Err(_) => continue,
+            },
+            Some(Err(error)) => {
+                writer.abort().await;
+                tracing::info!(
+                    "admin API: a payload upload of package {package} was cut off: {error}"
+                );
+                return Err(ApiError::invalid(
+                    "payload",
+                    format!("the upload was cut off before its end: {error}"),
+                ));
+            }
+        };
+        size += chunk.len() as u64;
+        if size > limit {
+            writer.abort().await;
+            return Err(ApiError::payload_too_large(limit));
+        }
+        if head.len() < ZIP_HEAD_LEN {
+            let wanted = (ZIP_HEAD_LEN - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..wanted]);
+            if head.len() == ZIP_HEAD_LEN && !is_zip_head(&head) {
+                writer.abort().await;
+                return Err(not_a_zip_head());
+            }
+        }
+        if writer.write(chunk).await.is_err() {
+            // The writer stopped on an error, which `finish` returns.
+            break;
+        }
+    }
+    if head.len() < ZIP_HEAD_LEN {
+        writer.abort().await;
+        return Err(not_a_zip_head());
+    }
+    writer
+        .finish()
+        .await
+        .map_err(|error| write_error("writing the payload", &error))
+}
+
+/// How many bytes [`is_zip_head`] looks at.
+const ZIP_HEAD_LEN: usize = 4;
+
+/// Whether an upload starts as a zip archive does: a local file header, or the end record of an
+/// empty archive.
+fn is_zip_head(head: &[u8]) -> bool {
+    head == b"PK\x03\x04" || head == b"PK\x05\x06"
+}
+
+fn not_a_zip_head() -> ApiError {
+    ApiError::invalid(
+        "payload",
+        "not a zip archive: the body must be a zip archive (raw bytes), which starts with `PK`",
+    )
+}
+
+/// 507 for a full disk (or quota), 500 naming `context` for another error.
+fn write_error(context: &str, error: &std::io::Error) -> ApiError {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            ApiError::insufficient_storage(context, error)
+        }
+        _ => ApiError::write_failed(context, error),
+    }
 }
 
 async fn download_payload(
@@ -404,7 +524,7 @@ async fn download_payload(
         let state = state.clone();
         blocking(move || Ok(state.store().package(id)?)).await?
     };
-    if !package.has_payload {
+    if !package.has_payload() {
         return Err(ApiError::not_found(format!("package {id} has no payload")));
     }
     let (length, body) = match crate::payloads::open_stream(&state.payload_path(id)).await {

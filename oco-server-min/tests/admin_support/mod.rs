@@ -40,12 +40,19 @@ impl Api {
 
     /// A server on `store`.
     pub fn on(store: Arc<dyn Store>) -> Api {
+        Api::with_options(store, |_| {})
+    }
+
+    /// A server on `store` with the options `configure` sets (the payload directory is set
+    /// before it, in a temporary directory).
+    pub fn with_options(store: Arc<dyn Store>, configure: impl FnOnce(&mut ServerOptions)) -> Api {
         let clock = Arc::new(FixedClock::new(noon()));
         let dir = tempfile::tempdir().unwrap();
-        let options = ServerOptions {
+        let mut options = ServerOptions {
             payload_dir: dir.path().join("payloads"),
             ..ServerOptions::default()
         };
+        configure(&mut options);
         let secrets = Secrets {
             admin_token: TOKEN.into(),
             agent_key: "agent-key".into(),

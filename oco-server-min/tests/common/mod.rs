@@ -179,7 +179,7 @@ pub fn package(
                 post_action,
             },
             uninstall: Procedure::default(),
-            has_payload,
+            payload: has_payload.then_some(oco_core::model::Payload::Unknown),
             download_for_uninstall: false,
             upgrade_behavior: UpgradeBehavior::KeepOthers,
             compatibility: Default::default(),
@@ -296,7 +296,8 @@ pub fn zip(name: &str, content: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&name_len.to_le_bytes());
         out.extend_from_slice(&[0, 0]);
         if central {
-            out.extend_from_slice(&[0; 12]);
+            // Comment length, disk, internal and external attributes, local header offset 0.
+            out.extend_from_slice(&[0; 14]);
         }
     };
     header(&mut out, false);
