@@ -172,7 +172,10 @@ async fn what_is_not_a_zip_archive_is_refused_with_the_reason() {
     let mut miscounted = archive();
     let end = miscounted.len() - 22;
     miscounted[end + 10] = 2;
-    let cases: [(&[u8], &str); 5] = [
+    // Bytes cut out of the middle: the end records and the directory are whole.
+    let mut cut = common::zip("setup.exe", b"an installer");
+    cut.drain(40..46);
+    let cases: [(&[u8], &str); 6] = [
         (&truncated, no_end),
         (b"PK\x03\x04 and then anything at all", no_end),
         (b"MZ\x90\x00 an installer, not zipped", no_head),
@@ -180,6 +183,11 @@ async fn what_is_not_a_zip_archive_is_refused_with_the_reason() {
         (
             &miscounted,
             "not a zip archive: entry 1 of the central directory runs past the directory's end",
+        ),
+        (
+            &cut,
+            "not a zip archive: entry 0 of the central directory places its data outside the \
+             archive (at offset 0; are bytes missing or added before the directory?)",
         ),
     ];
     for (body, message) in cases {

@@ -8,7 +8,11 @@
 //! entry. Its memory is therefore constant (about 130 KiB) whatever the number of entries, and
 //! its reading is bounded by the central directory's size, which is at most the file's: a hostile
 //! directory of millions of entries costs one sequential read of that directory and nothing
-//! more. The entries' data is not read (nor decompressed, nor its CRC checked).
+//! more. Each entry's place in the file is checked against where the directory starts and where
+//! the end record says it starts (the shift Python applies to every entry: bytes missing or
+//! added before the directory make an entry start outside the archive), and the first entry's
+//! local header is read where it is placed. The entries' data is not read (nor decompressed, nor
+//! its CRC checked).
 
 use std::fmt;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -19,6 +23,10 @@ const END: u32 = 0x0605_4b50;
 const LOCATOR64: u32 = 0x0706_4b50;
 /// The zip64 end of central directory record's signature, `PK\x06\x06`.
 const END64: u32 = 0x0606_4b50;
+/// A local file header's signature, `PK\x03\x04`.
+const LOCAL: u32 = 0x0403_4b50;
+/// A local file header's length without its name and extra field.
+const LOCAL_LEN: u64 = 30;
 /// A central directory file header's signature, `PK\x01\x02`.
 const CENTRAL: u32 = 0x0201_4b50;
 /// The end record's length without its comment.
@@ -76,6 +84,19 @@ pub enum NotZip {
         /// The entry's index, from 0.
         index: u64,
     },
+    /// An entry's local header would lie outside the data before the central directory, as the
+    /// directory places it (bytes missing from, or added to, the archive).
+    EntryOutOfBounds {
+        /// The entry's index, from 0.
+        index: u64,
+        /// The offset of its local header, as its directory entry says.
+        offset: u64,
+    },
+    /// The first entry's local header is not where the central directory places it.
+    BadLocalHeader {
+        /// Where it should be, in the file.
+        at: u64,
+    },
     /// The central directory's length is not that of the entries the end record counts.
     CountMismatch {
         /// The entries the end record counts.
@@ -112,6 +133,16 @@ impl fmt::Display for NotZip {
                 f,
                 "entry {index} of the central directory runs past the directory's end"
             ),
+            NotZip::EntryOutOfBounds { index, offset } => write!(
+                f,
+                "entry {index} of the central directory places its data outside the archive \
+                 (at offset {offset}; are bytes missing or added before the directory?)"
+            ),
+            NotZip::BadLocalHeader { at } => write!(
+                f,
+                "the first entry's local header is not at byte {at}, where the central \
+                 directory places it"
+            ),
             NotZip::CountMismatch {
                 entries,
                 size,
@@ -146,6 +177,7 @@ pub fn check_zip<R: Read + Seek>(file: R) -> io::Result<Result<ZipSummary, NotZi
     let mut directory = Directory {
         entries: u64::from(end.entries),
         size: u64::from(end.size),
+        offset: u64::from(end.offset),
         end: end_at,
         zip64: false,
     };
@@ -169,6 +201,7 @@ pub fn check_zip<R: Read + Seek>(file: R) -> io::Result<Result<ZipSummary, NotZi
             directory = Directory {
                 entries: le64(&record, 32),
                 size: le64(&record, 40),
+                offset: le64(&record, 48),
                 end: at,
                 zip64: true,
             };
@@ -189,12 +222,15 @@ struct EndRecord {
     directory_disk: u16,
     entries: u16,
     size: u32,
+    offset: u32,
 }
 
 /// Where the central directory ends and what it should hold.
 struct Directory {
     entries: u64,
     size: u64,
+    /// Where the end record says it starts (before any data prepended to the archive).
+    offset: u64,
     /// The offset of the first end record after it.
     end: u64,
     zip64: bool,
@@ -218,6 +254,7 @@ fn find_end<R: Read + Seek>(file: &mut R, len: u64) -> io::Result<Option<(u64, E
                     directory_disk: le16(&tail, at + 6),
                     entries: le16(&tail, at + 10),
                     size: le32(&tail, at + 12),
+                    offset: le32(&tail, at + 16),
                 };
                 return Ok(Some((start + at as u64, record)));
             }
@@ -237,9 +274,14 @@ fn walk<R: Read + Seek>(file: &mut R, directory: &Directory) -> io::Result<Resul
             end: directory.end,
         }));
     };
+    // What zipfile adds to every entry's offset: the size of data prepended to the archive, or
+    // less than 0 when bytes are missing.
+    let shift = i128::from(start) - i128::from(directory.offset);
+    let mut first_local = None;
     file.seek(SeekFrom::Start(start))?;
-    let mut reader = BufReader::with_capacity(BUFFER, file);
+    let mut reader = BufReader::with_capacity(BUFFER, &mut *file);
     let mut header = [0u8; CENTRAL_HEADER];
+    let mut extra = Vec::new();
     let mut used = 0u64;
     for index in 0..directory.entries {
         if used + CENTRAL_LEN > directory.size {
@@ -252,16 +294,31 @@ fn walk<R: Read + Seek>(file: &mut R, directory: &Directory) -> io::Result<Resul
                 offset: start + used,
             }));
         }
-        let variable = u64::from(le16(&header, 28))
-            + u64::from(le16(&header, 30))
-            + u64::from(le16(&header, 32));
-        used += CENTRAL_LEN + variable;
+        let (name, extra_len, comment) = (le16(&header, 28), le16(&header, 30), le16(&header, 32));
+        used += CENTRAL_LEN + u64::from(name) + u64::from(extra_len) + u64::from(comment);
         if used > directory.size {
             return Ok(Err(NotZip::EntryPastEnd { index }));
         }
-        // At most 3 × 64 KiB: a relative seek within the buffer, or one read of the file.
-        reader.seek_relative(i64::try_from(variable).unwrap_or(i64::MAX))?;
+        // At most 3 × 64 KiB: relative seeks within the buffer, or reads of the file.
+        reader.seek_relative(i64::from(name))?;
+        extra.resize(usize::from(extra_len), 0);
+        reader.read_exact(&mut extra)?;
+        reader.seek_relative(i64::from(comment))?;
+        let Some(offset) = local_offset(&header, &extra) else {
+            return Ok(Err(NotZip::EntryOutOfBounds {
+                index,
+                offset: u64::from(u32::MAX),
+            }));
+        };
+        let at = i128::from(offset) + shift;
+        if at < 0 || at + i128::from(LOCAL_LEN) > i128::from(start) {
+            return Ok(Err(NotZip::EntryOutOfBounds { index, offset }));
+        }
+        if index == 0 {
+            first_local = u64::try_from(at).ok();
+        }
     }
+    drop(reader);
     if used != directory.size {
         return Ok(Err(NotZip::CountMismatch {
             entries: directory.entries,
@@ -269,7 +326,38 @@ fn walk<R: Read + Seek>(file: &mut R, directory: &Directory) -> io::Result<Resul
             used,
         }));
     }
+    if let Some(at) = first_local {
+        if le32(&read_at(file, at, 4)?, 0) != LOCAL {
+            return Ok(Err(NotZip::BadLocalHeader { at }));
+        }
+    }
     Ok(Ok(()))
+}
+
+/// An entry's local header offset: from its central directory header, or from its zip64 extra
+/// field when the header holds `0xFFFFFFFF` (after the sizes that are `0xFFFFFFFF` too, as
+/// zipfile reads it). `None` when the zip64 field lacks it.
+fn local_offset(header: &[u8], extra: &[u8]) -> Option<u64> {
+    const UNKNOWN: u32 = u32::MAX;
+    let offset = le32(header, 42);
+    if offset != UNKNOWN {
+        return Some(u64::from(offset));
+    }
+    let mut at = 0;
+    while at + 4 <= extra.len() {
+        let (tag, len) = (le16(extra, at), usize::from(le16(extra, at + 2)));
+        let data = extra.get(at + 4..at + 4 + len)?;
+        if tag == 1 {
+            let skip = [24, 20]
+                .iter()
+                .filter(|&&field| le32(header, field) == UNKNOWN)
+                .count()
+                * 8;
+            return (data.len() >= skip + 8).then(|| le64(data, skip));
+        }
+        at += 4 + len;
+    }
+    None
 }
 
 /// `len` bytes at `offset` (`len` is at most 64 KiB + 22 here).
@@ -456,6 +544,33 @@ mod tests {
             message(&more),
             "not a zip archive: entry 2 of the central directory runs past the directory's end"
         );
+        // Bytes cut from, or added to, the middle: the directory is intact, the data is not
+        // where it places it.
+        let mut cut = good.clone();
+        cut.drain(3..9);
+        assert_eq!(
+            message(&cut),
+            "not a zip archive: entry 0 of the central directory places its data outside the \
+             archive (at offset 0; are bytes missing or added before the directory?)"
+        );
+        let mut added = good.clone();
+        added.splice(40..40, *b"xyz");
+        assert_eq!(
+            message(&added),
+            "not a zip archive: the first entry's local header is not at byte 3, where the \
+             central directory places it"
+        );
+        let mut moved = good.clone();
+        let second = directory + 46 + 5 + 42;
+        moved[second..second + 4].copy_from_slice(&u32::try_from(directory).unwrap().to_le_bytes());
+        assert_eq!(
+            message(&moved),
+            format!(
+                "not a zip archive: entry 1 of the central directory places its data outside \
+                 the archive (at offset {directory}; are bytes missing or added before the \
+                 directory?)"
+            )
+        );
         let zip64 = archive(entries, true);
         let record = zip64.len() - 22 - 20 - 56;
         let mut no_record = zip64.clone();
@@ -472,7 +587,68 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_zip64_offset_is_read_from_the_extra_field() {
+        // One entry whose directory header defers its offset to a zip64 extra field.
+        let bytes = archive(&[("a.txt", b"a")], false);
+        let end = bytes.len() - 22;
+        let directory = usize::try_from(u32::from_le_bytes(
+            bytes[end + 16..end + 20].try_into().unwrap(),
+        ))
+        .unwrap();
+        let with_extra = |offset: u64| {
+            let mut out = bytes[..directory].to_vec();
+            let mut header = bytes[directory..directory + 46 + 5].to_vec();
+            header[30..32].copy_from_slice(&12u16.to_le_bytes());
+            header[42..46].copy_from_slice(&u32::MAX.to_le_bytes());
+            header.extend_from_slice(&1u16.to_le_bytes());
+            header.extend_from_slice(&8u16.to_le_bytes());
+            header.extend_from_slice(&offset.to_le_bytes());
+            out.extend_from_slice(&header);
+            out.extend_from_slice(&bytes[end..]);
+            let end = out.len() - 22;
+            out[end + 12..end + 16]
+                .copy_from_slice(&u32::try_from(header.len()).unwrap().to_le_bytes());
+            out
+        };
+        assert_eq!(check(&with_extra(0)).unwrap().entries, 1);
+        assert_eq!(
+            check(&with_extra(1 << 40)),
+            Err(NotZip::EntryOutOfBounds {
+                index: 0,
+                offset: 1 << 40
+            })
+        );
+    }
+
     proptest! {
+        /// Cutting any bytes out of an archive before its central directory is refused: its
+        /// entries no longer start where the directory places them.
+        #[test]
+        fn bytes_cut_before_the_directory_are_found(
+            contents in proptest::collection::vec("[a-z]{0,40}", 1..5),
+            zip64 in any::<bool>(),
+            from in any::<prop::sample::Index>(),
+            len in 1usize..20,
+        ) {
+            let names: Vec<String> = (0..contents.len()).map(|i| format!("f{i}.txt")).collect();
+            let entries: Vec<(&str, &[u8])> = names
+                .iter()
+                .zip(&contents)
+                .map(|(name, content)| (name.as_str(), content.as_bytes()))
+                .collect();
+            let mut bytes = archive(&entries, zip64);
+            let directory = entries
+                .iter()
+                .map(|(name, content)| 30 + name.len() + content.len())
+                .sum::<usize>();
+            let from = from.index(directory);
+            let to = (from + len).min(directory);
+            bytes.drain(from..to);
+            prop_assert!(check(&bytes).is_err());
+        }
+
+
         /// Every archive passes, and no proper prefix of it does (an upload cut off anywhere is
         /// refused). Contents are letters, so no prefix ends in an end record by chance.
         #[test]
