@@ -71,6 +71,8 @@ pub struct Config {
     pub agent_body_limit: usize,
     /// The most of a job's output kept, in bytes.
     pub max_job_output: usize,
+    /// How many heavy admin operations run at once.
+    pub admin_heavy_concurrency: usize,
     /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
     pub log: Option<String>,
 }
@@ -148,6 +150,8 @@ impl Config {
             max_clock_skew: self.max_clock_skew,
             agent_body_limit: self.agent_body_limit,
             max_job_output: self.max_job_output,
+            admin_heavy_concurrency: self.admin_heavy_concurrency,
+            ..ServerOptions::default()
         }
     }
 
@@ -276,6 +280,12 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         }
         _ => cli.max_job_output,
     };
+    let admin_heavy_concurrency = match file.admin_heavy_concurrency {
+        Some(count) if !given("admin_heavy_concurrency") => {
+            check_admin_heavy(count).map_err(|message| value("admin-heavy-concurrency", message))?
+        }
+        _ => cli.admin_heavy_concurrency,
+    };
     let max_clock_skew = match file.max_clock_skew {
         Some(secs) if !given("max_clock_skew") => {
             check_skew(secs).map_err(|message| value("max-clock-skew", message))?
@@ -317,6 +327,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         max_clock_skew: Duration::from_secs(max_clock_skew),
         agent_body_limit,
         max_job_output,
+        admin_heavy_concurrency,
         log: match file.log {
             Some(filter) if !given("log") => Some(filter),
             _ => cli.log,
@@ -409,6 +420,13 @@ struct Cli {
     #[arg(long, env = "OCO_MAX_JOB_OUTPUT", value_name = "BYTES", default_value = "1048576", value_parser = parse_job_output)]
     max_job_output: usize,
 
+    /// How many heavy admin operations run at once: those that re-evaluate deployment rules
+    /// (group, package group and rule changes, package edits), deploy, renew or delete a
+    /// container, or compute statistics. Each may read many computers and jobs; others wait
+    /// for their turn, up to 30 s, and are then refused with 503 and `Retry-After`.
+    #[arg(long, env = "OCO_ADMIN_HEAVY_CONCURRENCY", value_name = "COUNT", default_value_t = crate::state::ADMIN_HEAVY_CONCURRENCY, value_parser = parse_admin_heavy)]
+    admin_heavy_concurrency: usize,
+
     /// Log filter (tracing's EnvFilter syntax, e.g. `info,oco_server_min=debug`); without it,
     /// RUST_LOG, else `info`.
     #[arg(long, env = "OCO_LOG", value_name = "FILTER")]
@@ -432,6 +450,7 @@ struct FileConfig {
     max_clock_skew: Option<u64>,
     agent_body_limit: Option<usize>,
     max_job_output: Option<usize>,
+    admin_heavy_concurrency: Option<usize>,
     log: Option<String>,
 }
 
@@ -518,6 +537,18 @@ fn check_body_limit(bytes: usize) -> Result<usize, String> {
     }
 }
 
+fn parse_admin_heavy(text: &str) -> Result<usize, String> {
+    whole(text, "operations").and_then(check_admin_heavy)
+}
+
+fn check_admin_heavy(count: usize) -> Result<usize, String> {
+    if (1..=64).contains(&count) {
+        Ok(count)
+    } else {
+        Err(format!("{count} is not between 1 and 64"))
+    }
+}
+
 fn parse_job_output(text: &str) -> Result<usize, String> {
     whole(text, "bytes").and_then(check_job_output)
 }
@@ -591,6 +622,7 @@ mod tests {
                 max_clock_skew: Duration::from_secs(600),
                 agent_body_limit: 64 * 1024 * 1024,
                 max_job_output: 1024 * 1024,
+                admin_heavy_concurrency: 2,
                 log: None,
             }
         );
@@ -619,6 +651,7 @@ mod tests {
             max-clock-skew = 30
             agent-body-limit = 1048576
             max-job-output = 8192
+            admin-heavy-concurrency = 4
             log = "debug"
         "#;
         let config = resolve(&matches(&[]), file(text)).unwrap();
@@ -650,6 +683,7 @@ mod tests {
         );
         assert_eq!(config.server_options().agent_body_limit, 1_048_576);
         assert_eq!(config.server_options().max_job_output, 8192);
+        assert_eq!(config.server_options().admin_heavy_concurrency, 4);
         assert_eq!(config.server_options().hello_cache, 0);
         assert_eq!(config.log.as_deref(), Some("debug"));
         assert_eq!(
@@ -817,6 +851,8 @@ mod tests {
             ["--max-clock-skew", "86401"],
             ["--agent-body-limit", "1000"],
             ["--max-job-output", "100"],
+            ["--admin-heavy-concurrency", "0"],
+            ["--admin-heavy-concurrency", "many"],
         ] {
             let mut all = vec!["oco-server-min"];
             all.extend_from_slice(&args);
@@ -841,6 +877,7 @@ mod tests {
             "--max-clock-skew",
             "--agent-body-limit",
             "--max-job-output",
+            "--admin-heavy-concurrency",
             "--log",
         ] {
             assert!(help.contains(option), "{option} missing from\n{help}");

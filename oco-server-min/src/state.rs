@@ -9,6 +9,7 @@ use oco_core::chrono_tz::Tz;
 use oco_core::ipnet::IpNet;
 use oco_core::store::Store;
 use oco_core::Settings;
+use tokio::sync::Semaphore;
 
 use crate::agent_api::AgentState;
 use crate::cache::{self, CachedStore};
@@ -32,6 +33,8 @@ struct Shared {
     secrets: Secrets,
     agent: AgentState,
     housekeeping: HousekeepingStatus,
+    /// Permits for heavy admin operations (see [`ServerOptions::admin_heavy_concurrency`]).
+    admin_heavy: Arc<Semaphore>,
 }
 
 /// How the server behaves, as its options say.
@@ -58,7 +61,19 @@ pub struct ServerOptions {
     /// The most of a job's output kept, in bytes (1 MiB by default): a longer output keeps its
     /// head and tail around a line saying how much was left out.
     pub max_job_output: usize,
+    /// How many heavy admin operations (those that re-evaluate rules, deploy, renew, delete a
+    /// container or compute statistics) run at once (2 by default, at least 1); others wait.
+    pub admin_heavy_concurrency: usize,
+    /// How long a heavy admin operation waits for its turn before it is refused with 503 and
+    /// `Retry-After` ([`ADMIN_HEAVY_WAIT`] by default).
+    pub admin_heavy_wait: Duration,
 }
+
+/// How many heavy admin operations run at once by default.
+pub const ADMIN_HEAVY_CONCURRENCY: usize = 2;
+
+/// How long a heavy admin operation waits for its turn by default: 30 s.
+pub const ADMIN_HEAVY_WAIT: Duration = Duration::from_secs(30);
 
 impl Default for ServerOptions {
     fn default() -> Self {
@@ -72,6 +87,8 @@ impl Default for ServerOptions {
             max_clock_skew: Duration::from_secs(600),
             agent_body_limit: crate::BODY_LIMIT,
             max_job_output: 1024 * 1024,
+            admin_heavy_concurrency: ADMIN_HEAVY_CONCURRENCY,
+            admin_heavy_wait: ADMIN_HEAVY_WAIT,
         }
     }
 }
@@ -119,6 +136,7 @@ impl AppState {
         let cached = Arc::new(CachedStore::new(store, options.hello_cache));
         let store: Arc<dyn Store> = cached.clone();
         let committer = Committer::start(store.clone())?;
+        let admin_heavy = Arc::new(Semaphore::new(options.admin_heavy_concurrency.max(1)));
         Ok(AppState(Arc::new(Shared {
             cached,
             store,
@@ -129,6 +147,7 @@ impl AppState {
             secrets,
             agent: AgentState::default(),
             housekeeping: HousekeepingStatus::default(),
+            admin_heavy,
         })))
     }
 
@@ -178,6 +197,11 @@ impl AppState {
     /// The agent API's own state (response timestamps, coalesced last-seen times).
     pub fn agent(&self) -> &AgentState {
         &self.0.agent
+    }
+
+    /// The permits of heavy admin operations.
+    pub fn admin_heavy(&self) -> &Arc<Semaphore> {
+        &self.0.admin_heavy
     }
 
     /// What the last housekeeping runs did.

@@ -4,16 +4,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use oco_core::chrono::{DateTime, Utc};
+use oco_core::housekeeping::JobSummary;
 use oco_core::model::resolve::resolve_package_group;
 use oco_core::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
-    FamilyId, Job, JobContainer, JobId, Origin, Package, PackageFamily, PackageGroup,
+    FamilyId, Job, JobContainer, JobId, JobState, Origin, Package, PackageFamily, PackageGroup,
     PackageGroupId, PackageId, Revision, RuleId, SequenceMode,
 };
 use oco_core::store::{
     AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot, JobFilter,
-    OriginInfo, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState, StoreError,
-    StoreResult,
+    OriginInfo, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState,
+    StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
@@ -878,27 +879,42 @@ pub(crate) fn rule_snapshot(conn: &Connection) -> StoreResult<RuleSnapshot> {
     })
 }
 
-pub(crate) fn rule_snapshot_for(
-    conn: &Connection,
-    computers: &[ComputerId],
-) -> StoreResult<RuleSnapshot> {
+pub(crate) fn rule_snapshot_part(conn: &Connection, part: &RulePart) -> StoreResult<RuleSnapshot> {
     let snapshots = Snapshots::new(conn);
-    let wanted: BTreeSet<ComputerId> = computers.iter().copied().collect();
-    let mut deploy = deploy_snapshot_of(conn, Some(&wanted))?;
+    let mut deploy = deploy_snapshot_of(conn, Some(&part.computers))?;
     let rules = live_rules(conn)?;
     let mut jobs = Vec::new();
-    for computer in deploy.computers.keys() {
-        jobs.extend(rows(
-            conn,
-            concat!(
-                "SELECT ",
-                job_columns!(),
-                " FROM jobs j INDEXED BY jobs_by_computer WHERE j.computer_id = ?1 AND j.rule_id IS NOT NULL \
-                 ORDER BY j.rule_id, j.package_id, j.kind"
-            ),
-            [computer.0],
-            |row| job_row(row, &snapshots),
-        )?);
+    if part.jobs {
+        // Every job of the rules named, then the other rules' jobs on the computers: each once.
+        for rule in &part.rule_jobs {
+            jobs.extend(rows(
+                conn,
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs j INDEXED BY jobs_by_rule WHERE j.rule_id = ?1 \
+                     ORDER BY j.computer_id, j.package_id, j.kind"
+                ),
+                [rule.0],
+                |row| job_row(row, &snapshots),
+            )?);
+        }
+        for computer in deploy.computers.keys() {
+            let on_computer = rows(
+                conn,
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs j INDEXED BY jobs_by_computer WHERE j.computer_id = ?1 AND j.rule_id IS NOT NULL \
+                     ORDER BY j.rule_id, j.package_id, j.kind"
+                ),
+                [computer.0],
+                |row| job_row(row, &snapshots),
+            )?;
+            jobs.extend(on_computer.into_iter().filter(
+                |job| !matches!(job.origin, Origin::Rule(rule) if part.rule_jobs.contains(&rule)),
+            ));
+        }
     }
     // Packages: every rule's (with their dependencies), the assigned ones and the jobs' ones.
     let mut todo: Vec<PackageId> = rules
@@ -934,9 +950,60 @@ pub(crate) fn rule_snapshot_for(
     Ok(RuleSnapshot {
         deploy,
         rules,
-        assignment_revisions: assignment_revisions(conn, Some(&wanted))?,
+        assignment_revisions: assignment_revisions(conn, Some(&part.computers))?,
         jobs,
     })
+}
+
+/// The summary of the jobs of `origin`, aggregated by state in SQL: an index holding the origin,
+/// the state and both instants answers it without reading a job row.
+pub(crate) fn job_summary(conn: &Connection, origin: Origin) -> StoreResult<JobSummary> {
+    const COLUMNS: &str = "SELECT state, COUNT(*), MAX(finished), MIN(execution_started), \
+         MAX(CASE WHEN execution_started IS NOT NULL THEN finished END) FROM jobs ";
+    let (sql, what, id) = match origin {
+        Origin::Rule(id) => (
+            format!("{COLUMNS} INDEXED BY jobs_rule_summary WHERE rule_id = ?1 GROUP BY state"),
+            "rule",
+            id.0,
+        ),
+        Origin::Container(id) => (
+            format!(
+                "{COLUMNS} INDEXED BY jobs_by_container WHERE container_id = ?1 \
+                 GROUP BY state"
+            ),
+            "container",
+            id.0,
+        ),
+    };
+    type Group = (JobState, usize, Option<i64>, Option<i64>, Option<i64>);
+    let decode = |row: &Row<'_>| -> StoreResult<Group> {
+        let what = |reason: String| corrupt(what, id, reason);
+        let state: String = get(row, 0, "state").map_err(what)?;
+        let count: i64 = get(row, 1, "count").map_err(what)?;
+        Ok((
+            parse_column("state", &state).map_err(what)?,
+            usize::try_from(count).unwrap_or(usize::MAX),
+            get(row, 2, "finished").map_err(what)?,
+            get(row, 3, "execution_started").map_err(what)?,
+            get(row, 4, "finished").map_err(what)?,
+        ))
+    };
+    let mut summary = JobSummary::default();
+    for (state, count, finished, started, started_finished) in rows(conn, &sql, [id], decode)? {
+        *summary.counts.entry(state).or_default() += count;
+        summary.last_finished = summary.last_finished.max(finished.map(from_time));
+        if let Some(started) = started.map(from_time) {
+            summary.first_execution_started = Some(
+                summary
+                    .first_execution_started
+                    .map_or(started, |first| first.min(started)),
+            );
+        }
+        summary.last_started_finished = summary
+            .last_started_finished
+            .max(started_finished.map(from_time));
+    }
+    Ok(summary)
 }
 
 pub(crate) fn housekeeping_snapshot(

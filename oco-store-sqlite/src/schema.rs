@@ -10,6 +10,8 @@ use crate::backend;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_agent_replies_and_contact.sql"),
+    // 0003 is taken by a change developed alongside; it goes here when both are merged.
+    include_str!("../migrations/0004_job_summaries.sql"),
 ];
 
 /// The schema version this code writes: the number of migrations.

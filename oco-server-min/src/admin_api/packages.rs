@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged, RawBody};
 use super::patch::{null_is_default, Patch};
-use super::{blocking, change_with_rules, list_page};
+use super::{blocking, change_with_rules, heavy, list_page, HeavyGate};
 use crate::payloads::PartialPayload;
 use crate::AppState;
 
@@ -293,7 +293,7 @@ async fn update_package(
     patch: Patch,
 ) -> ApiResult<Json<Package>> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = PackageId(id);
         let old = store.package(id)?;
