@@ -129,15 +129,16 @@ impl ApiError {
     }
 
     /// 503 with `Retry-After: retry_after` seconds: heavy admin operations are all busy and the
-    /// request waited `waited` seconds for its turn.
-    pub fn busy(waited: u64, retry_after: u64) -> Self {
+    /// request waited `waited` for its turn.
+    pub fn busy(waited: std::time::Duration, retry_after: u64) -> Self {
         let mut error = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             format!(
                 "the server is busy with other heavy admin operations (re-evaluating rules, \
-                 deploying, statistics) and this one waited {waited} s for its turn; nothing was \
-                 changed, try again later"
+                 deploying, statistics) and this one waited {} s for its turn; nothing was \
+                 changed, try again later",
+                waited.as_secs_f64()
             ),
         );
         error.retry_after = Some(retry_after);

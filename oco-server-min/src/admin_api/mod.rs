@@ -162,7 +162,7 @@ async fn heavy<T: Send + 'static>(
     let HeavyGate { permits, wait } = gate;
     let permit = tokio::time::timeout(wait, permits.acquire_owned())
         .await
-        .map_err(|_| ApiError::busy(wait.as_secs(), wait.as_secs().clamp(1, 60)))?
+        .map_err(|_| ApiError::busy(wait, wait.as_secs().clamp(1, 60)))?
         .map_err(|error| ApiError::internal("admin permits", &error))?;
     blocking(move || {
         let _permit = permit;
