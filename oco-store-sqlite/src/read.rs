@@ -955,41 +955,80 @@ pub(crate) fn rule_snapshot_part(conn: &Connection, part: &RulePart) -> StoreRes
     })
 }
 
-/// The summary of the jobs of `origin`, aggregated by state in SQL: an index holding the origin,
-/// the state and both instants answers it without reading a job row.
+/// The summary of the jobs of `origin`, without reading every job. A rule's counts are kept
+/// by triggers (`rule_job_counts`) and its instants read at an end of an index each; a
+/// container's come from one aggregate by state over an index holding the state and both
+/// instants (no job row is read).
 pub(crate) fn job_summary(conn: &Connection, origin: Origin) -> StoreResult<JobSummary> {
-    const COLUMNS: &str = "SELECT state, COUNT(*), MAX(finished), MIN(execution_started), \
-         MAX(CASE WHEN execution_started IS NOT NULL THEN finished END) FROM jobs ";
-    let (sql, what, id) = match origin {
-        Origin::Rule(id) => (
-            format!("{COLUMNS} INDEXED BY jobs_rule_summary WHERE rule_id = ?1 GROUP BY state"),
-            "rule",
-            id.0,
-        ),
-        Origin::Container(id) => (
-            format!(
-                "{COLUMNS} INDEXED BY jobs_by_container WHERE container_id = ?1 \
-                 GROUP BY state"
-            ),
-            "container",
-            id.0,
-        ),
+    match origin {
+        Origin::Rule(id) => rule_job_summary(conn, id.0),
+        Origin::Container(id) => container_job_summary(conn, id.0),
+    }
+}
+
+fn rule_job_summary(conn: &Connection, id: i64) -> StoreResult<JobSummary> {
+    let what = |reason: String| corrupt("rule", id, reason);
+    let mut summary = JobSummary::default();
+    let counts = rows(
+        conn,
+        "SELECT state, count FROM rule_job_counts WHERE rule_id = ?1 AND count > 0",
+        [id],
+        |row| {
+            let state: String = get(row, 0, "state").map_err(what)?;
+            let count: i64 = get(row, 1, "count").map_err(what)?;
+            Ok((parse_column::<JobState>("state", &state).map_err(what)?, count))
+        },
+    )?;
+    for (state, count) in counts {
+        summary
+            .counts
+            .insert(state, usize::try_from(count).unwrap_or(0));
+    }
+    let instant = |sql: &str| -> StoreResult<Option<DateTime<Utc>>> {
+        let value: Option<Option<i64>> = row(conn, sql, [id], |row| {
+            get(row, 0, "instant").map_err(what)
+        })?;
+        Ok(value.flatten().map(from_time))
     };
+    summary.last_finished = instant(
+        "SELECT MAX(finished) FROM jobs INDEXED BY jobs_rule_finished WHERE rule_id = ?1",
+    )?;
+    summary.first_execution_started = instant(
+        "SELECT MIN(execution_started) FROM jobs INDEXED BY jobs_rule_started \
+         WHERE rule_id = ?1 AND execution_started IS NOT NULL",
+    )?;
+    summary.last_started_finished = instant(
+        "SELECT finished FROM jobs INDEXED BY jobs_rule_finished \
+         WHERE rule_id = ?1 AND finished IS NOT NULL AND execution_started IS NOT NULL \
+         ORDER BY finished DESC LIMIT 1",
+    )?;
+    Ok(summary)
+}
+
+fn container_job_summary(conn: &Connection, id: i64) -> StoreResult<JobSummary> {
     type Group = (JobState, usize, Option<i64>, Option<i64>, Option<i64>);
     let decode = |row: &Row<'_>| -> StoreResult<Group> {
-        let what = |reason: String| corrupt(what, id, reason);
+        let what = |reason: String| corrupt("container", id, reason);
         let state: String = get(row, 0, "state").map_err(what)?;
         let count: i64 = get(row, 1, "count").map_err(what)?;
         Ok((
             parse_column("state", &state).map_err(what)?,
-            usize::try_from(count).unwrap_or(usize::MAX),
+            usize::try_from(count).unwrap_or(0),
             get(row, 2, "finished").map_err(what)?,
             get(row, 3, "execution_started").map_err(what)?,
             get(row, 4, "finished").map_err(what)?,
         ))
     };
+    let groups = rows(
+        conn,
+        "SELECT state, COUNT(*), MAX(finished), MIN(execution_started), \
+         MAX(CASE WHEN execution_started IS NOT NULL THEN finished END) \
+         FROM jobs INDEXED BY jobs_by_container WHERE container_id = ?1 GROUP BY state",
+        [id],
+        decode,
+    )?;
     let mut summary = JobSummary::default();
-    for (state, count, finished, started, started_finished) in rows(conn, &sql, [id], decode)? {
+    for (state, count, finished, started, started_finished) in groups {
         *summary.counts.entry(state).or_default() += count;
         summary.last_finished = summary.last_finished.max(finished.map(from_time));
         if let Some(started) = started.map(from_time) {

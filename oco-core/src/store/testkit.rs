@@ -3024,10 +3024,43 @@ pub fn job_summary_matches_the_jobs(make: MakeStore<'_>) {
             "the statistics of {origin:?}"
         );
     }
+    // A rule job deleted and one moved to another state leave the summary as their jobs say.
+    let gone = store.job(applied.jobs[0]).unwrap();
+    apply(
+        store.as_ref(),
+        vec![Change::DeleteJob {
+            id: gone.id,
+            expected: gone.revision,
+            at: at(60),
+        }],
+    );
+    let filter = JobFilter {
+        origin: Some(Origin::Rule(with_jobs)),
+        ..JobFilter::default()
+    };
+    let jobs = store.list_jobs(&filter, Page::first(usize::MAX)).unwrap();
+    assert_eq!(
+        store
+            .job_summary(Origin::Rule(with_jobs))
+            .unwrap()
+            .normalized(),
+        JobSummary::of(&jobs).normalized(),
+        "after a deletion"
+    );
+    finish(applied.jobs[1], JobState::Expired, None, Some(55));
+    let jobs = store.list_jobs(&filter, Page::first(usize::MAX)).unwrap();
+    let summary = store.job_summary(Origin::Rule(with_jobs)).unwrap();
+    assert_eq!(
+        summary.clone().normalized(),
+        JobSummary::of(&jobs).normalized(),
+        "after a state change"
+    );
+    assert_eq!(summary.counts.get(&JobState::Failed).copied().unwrap_or(0), 0);
+    assert_eq!(summary.counts.get(&JobState::Expired), Some(&1));
     let summary = store.job_summary(Origin::Rule(with_jobs)).unwrap();
     assert_eq!(summary.first_execution_started, Some(at(5)));
-    assert_eq!(summary.last_finished, Some(at(50)));
-    assert_eq!(summary.last_started_finished, Some(at(40)));
+    assert_eq!(summary.last_finished, Some(at(55)));
+    assert_eq!(summary.last_started_finished, None);
     assert_eq!(summary.counts.get(&JobState::Waiting), Some(&1));
     assert!(store
         .job_summary(Origin::Rule(empty))
