@@ -13,6 +13,8 @@
 #      - one computer joins the 100-package rule (`office/new` gets a computer of the join pool,
 #        100 jobs inserted), and leaves again (100 jobs deleted; measured apart);
 #      - `GET /rules/1/statistics` (980,000 jobs) and `GET /containers/1/statistics` (5,000);
+#      - `POST /rules/1/evaluate`: the rule evaluated in full (its 980,000 jobs read), nothing to
+#        change;
 #   4. runs four heavy operations at once (the four extra groups moved at the same time, then
 #      back), RUNS / 2 times, and reports the wall time of the slowest and the server's peak RSS;
 #   5. runs four full evaluations of the rule at once (`POST /rules/1/evaluate`, each reading its
@@ -161,8 +163,10 @@ if [[ "$phases" == *" single "* ]]; then
         sample leave_rule PUT /computer-groups/2/members '{"members": []}'
         sample rule_statistics GET /rules/1/statistics
         sample container_statistics GET /containers/1/statistics
+        sample evaluate_rule POST /rules/1/evaluate
     done
-    for name in move_empty_group join_rule leave_rule rule_statistics container_statistics; do
+    for name in move_empty_group join_rule leave_rule rule_statistics container_statistics \
+        evaluate_rule; do
         report "$name"
     done
 fi

@@ -67,7 +67,7 @@ pub fn read_snapshot(store: &dyn Store, part: Option<&RulePart>) -> StoreResult<
 ///
 /// The store's.
 pub fn read_world(store: &dyn Store, part: Option<&RulePart>) -> StoreResult<RuleWorld> {
-    Ok(RuleWorld::from_snapshot(&read_snapshot(store, part)?))
+    Ok(RuleWorld::from_owned_snapshot(read_snapshot(store, part)?))
 }
 
 /// The part of the world `event` can concern ([`part_of_event`]), read.

@@ -9,14 +9,14 @@ use axum::{Json, Router};
 use oco_core::model::{
     ComputerGroup, ComputerGroupId, ComputerId, Name, PackageGroup, PackageGroupId, PackageId,
 };
-use oco_core::rules::{RuleEvent, RuleWorld};
+use oco_core::rules::RuleEvent;
 use oco_core::store::{Store, StoreError, StoreResult};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
-use super::rules::{complete_packages, refuse_new_conflicts};
+use super::rules::{complete_packages, refuse_new_conflicts, world_and_rest};
 use super::{blocking, change_with_rules, change_with_rules_in, heavy, HeavyGate};
 use crate::AppState;
 
@@ -320,8 +320,7 @@ async fn set_package_group_parent(
         let old = view::<PackageGroups>(store, id)?;
         let part = crate::rules::package_group_part(store, id, Some(input.parent))?;
         let snapshot = store.rule_snapshot_part(&part)?;
-        let before = RuleWorld::from_snapshot(&snapshot);
-        let mut after = snapshot;
+        let (before, mut after) = world_and_rest(snapshot);
         if let Some(group) = after.deploy.package_groups.iter_mut().find(|g| g.id == id) {
             group.parent = input.parent;
         }
@@ -371,8 +370,7 @@ async fn set_package_group_members(
                 })?;
             }
         }
-        let before = RuleWorld::from_snapshot(&snapshot);
-        let mut after = snapshot;
+        let (before, mut after) = world_and_rest(snapshot);
         after
             .deploy
             .package_group_members

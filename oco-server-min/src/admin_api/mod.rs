@@ -291,7 +291,7 @@ fn change_in_part<T>(
 /// `event` names, in full, and applies each diff that changes something. Failures are logged.
 fn repair(store: &dyn Store, before: &RuleWorld, event: &RuleEvent, now: DateTime<Utc>) {
     let result = store.rule_snapshot().and_then(|snapshot| {
-        let world = RuleWorld::from_snapshot(&snapshot);
+        let world = RuleWorld::from_owned_snapshot(snapshot);
         let mut ids: Vec<RuleId> = before
             .rules
             .keys()

@@ -56,6 +56,15 @@ pub(super) fn refuse_new_conflicts(before: &RuleWorld, after: &RuleSnapshot) -> 
     }
 }
 
+/// The world of `snapshot`, and the snapshot without its jobs (what a conflict check needs, to
+/// build the world after a change on): the jobs are moved into the world, not copied.
+pub(super) fn world_and_rest(mut snapshot: RuleSnapshot) -> (RuleWorld, RuleSnapshot) {
+    let jobs = std::mem::take(&mut snapshot.jobs);
+    let mut world = RuleWorld::from_snapshot(&snapshot);
+    world.set_jobs(jobs);
+    (world, snapshot)
+}
+
 /// Adds to `snapshot` the packages of its rules that it lacks: a snapshot of a part of the world
 /// holds the packages of the rules as they were, and a change may give a rule more (a rule that
 /// takes another package group, a package group that gains members or moves).
@@ -220,8 +229,7 @@ async fn create(
         let part = crate::rules::rules_part(store, &[&rule])?;
         let snapshot = store.rule_snapshot_part(&part)?;
         check_groups(&snapshot, &rule)?;
-        let before = RuleWorld::from_snapshot(&snapshot);
-        let mut after = snapshot;
+        let (before, mut after) = world_and_rest(snapshot);
         after.rules.push(rule.clone());
         complete_packages(store, &mut after)?;
         refuse_new_conflicts(&before, &after)?;
@@ -279,8 +287,7 @@ fn update(
     let part = crate::rules::rules_part(store, &[&old, &new])?;
     let snapshot = store.rule_snapshot_part(&part)?;
     check_groups(&snapshot, &new)?;
-    let before = RuleWorld::from_snapshot(&snapshot);
-    let mut after = snapshot;
+    let (before, mut after) = world_and_rest(snapshot);
     match after.rules.iter_mut().find(|rule| rule.id == id) {
         Some(rule) => *rule = new.clone(),
         // Being deleted: it no longer takes part in evaluation.
@@ -362,7 +369,7 @@ fn evaluate_fully(
     let part = crate::rules::rules_part(store, &[rule])?;
     let mut attempt = 1;
     loop {
-        let world = RuleWorld::from_snapshot(&store.rule_snapshot_part(&part)?);
+        let world = RuleWorld::from_owned_snapshot(store.rule_snapshot_part(&part)?);
         let diff = world.evaluate(id, &Scope::full(), now);
         if diff.is_empty() {
             return Ok(diff);
