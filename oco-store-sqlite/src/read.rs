@@ -976,7 +976,10 @@ fn rule_job_summary(conn: &Connection, id: i64) -> StoreResult<JobSummary> {
         |row| {
             let state: String = get(row, 0, "state").map_err(what)?;
             let count: i64 = get(row, 1, "count").map_err(what)?;
-            Ok((parse_column::<JobState>("state", &state).map_err(what)?, count))
+            Ok((
+                parse_column::<JobState>("state", &state).map_err(what)?,
+                count,
+            ))
         },
     )?;
     for (state, count) in counts {
@@ -985,14 +988,12 @@ fn rule_job_summary(conn: &Connection, id: i64) -> StoreResult<JobSummary> {
             .insert(state, usize::try_from(count).unwrap_or(0));
     }
     let instant = |sql: &str| -> StoreResult<Option<DateTime<Utc>>> {
-        let value: Option<Option<i64>> = row(conn, sql, [id], |row| {
-            get(row, 0, "instant").map_err(what)
-        })?;
+        let value: Option<Option<i64>> =
+            row(conn, sql, [id], |row| get(row, 0, "instant").map_err(what))?;
         Ok(value.flatten().map(from_time))
     };
-    summary.last_finished = instant(
-        "SELECT MAX(finished) FROM jobs INDEXED BY jobs_rule_finished WHERE rule_id = ?1",
-    )?;
+    summary.last_finished =
+        instant("SELECT MAX(finished) FROM jobs INDEXED BY jobs_rule_finished WHERE rule_id = ?1")?;
     summary.first_execution_started = instant(
         "SELECT MIN(execution_started) FROM jobs INDEXED BY jobs_rule_started \
          WHERE rule_id = ?1 AND execution_started IS NOT NULL",

@@ -2953,21 +2953,13 @@ pub fn job_summary_matches_the_jobs(make: MakeStore<'_>) {
         .unwrap()
         .id;
     let mut jobs = Vec::new();
-    for (i, (computer, package)) in [
+    for (sequence, (computer, package)) in (1..).zip([
         (pc1, &f.packages[0]),
         (pc1, &f.other),
         (pc2, &f.packages[0]),
         (pc2, &f.other),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        jobs.push(job(
-            Origin::Rule(with_jobs),
-            computer,
-            package,
-            1 + i as u32,
-        ));
+    ]) {
+        jobs.push(job(Origin::Rule(with_jobs), computer, package, sequence));
     }
     let applied = apply(
         store.as_ref(),
@@ -3055,7 +3047,10 @@ pub fn job_summary_matches_the_jobs(make: MakeStore<'_>) {
         JobSummary::of(&jobs).normalized(),
         "after a state change"
     );
-    assert_eq!(summary.counts.get(&JobState::Failed).copied().unwrap_or(0), 0);
+    assert_eq!(
+        summary.counts.get(&JobState::Failed).copied().unwrap_or(0),
+        0
+    );
     assert_eq!(summary.counts.get(&JobState::Expired), Some(&1));
     let summary = store.job_summary(Origin::Rule(with_jobs)).unwrap();
     assert_eq!(summary.first_execution_started, Some(at(5)));
