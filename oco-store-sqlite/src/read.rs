@@ -879,9 +879,36 @@ pub(crate) fn rule_snapshot(conn: &Connection) -> StoreResult<RuleSnapshot> {
     })
 }
 
+/// Parts of more computers than this may be read by scanning the tables (see [`deploy_part`]).
+pub(crate) const SCAN_ABOVE: usize = 1000;
+
+/// The deploy snapshot of `computers` (as `deploy_snapshot_of` with them, packages left to the
+/// caller): read computer by computer through the indexes, or, for a part of more than
+/// [`SCAN_ABOVE`] computers and an eighth of all, by scanning the tables once and keeping those
+/// computers, which is faster than thousands of lookups.
+fn deploy_part(conn: &Connection, computers: &BTreeSet<ComputerId>) -> StoreResult<DeploySnapshot> {
+    if computers.len() <= SCAN_ABOVE {
+        return deploy_snapshot_of(conn, Some(computers));
+    }
+    let total: i64 = conn
+        .query_row("SELECT COUNT(*) FROM computers", [], |row| row.get(0))
+        .map_err(backend)?;
+    if i64::try_from(computers.len()).is_ok_and(|n| n.saturating_mul(8) <= total) {
+        return deploy_snapshot_of(conn, Some(computers));
+    }
+    let mut deploy = deploy_snapshot_of(conn, None)?;
+    deploy.computers.retain(|id, _| computers.contains(id));
+    deploy.assignments.retain(|id, _| computers.contains(id));
+    for members in deploy.computer_group_members.values_mut() {
+        members.retain(|id| computers.contains(id));
+    }
+    deploy.packages.clear();
+    Ok(deploy)
+}
+
 pub(crate) fn rule_snapshot_part(conn: &Connection, part: &RulePart) -> StoreResult<RuleSnapshot> {
     let snapshots = Snapshots::new(conn);
-    let mut deploy = deploy_snapshot_of(conn, Some(&part.computers))?;
+    let mut deploy = deploy_part(conn, &part.computers)?;
     let rules = live_rules(conn)?;
     let mut jobs = Vec::new();
     if part.jobs {
@@ -899,21 +926,24 @@ pub(crate) fn rule_snapshot_part(conn: &Connection, part: &RulePart) -> StoreRes
                 |row| job_row(row, &snapshots),
             )?);
         }
+        // The rules already read are left out in SQL, so that their jobs are not decoded twice
+        // (a rule edited reads its own jobs on every member twice otherwise). The list holds
+        // integers this code formats.
+        let read: Vec<String> = part.rule_jobs.iter().map(|r| r.0.to_string()).collect();
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM jobs j INDEXED BY jobs_by_computer WHERE j.computer_id = ?1 \
+                 AND j.rule_id IS NOT NULL AND j.rule_id NOT IN ({}) \
+                 ORDER BY j.rule_id, j.package_id, j.kind"
+            ),
+            read.join(", ")
+        );
         for computer in deploy.computers.keys() {
-            let on_computer = rows(
-                conn,
-                concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM jobs j INDEXED BY jobs_by_computer WHERE j.computer_id = ?1 AND j.rule_id IS NOT NULL \
-                     ORDER BY j.rule_id, j.package_id, j.kind"
-                ),
-                [computer.0],
-                |row| job_row(row, &snapshots),
-            )?;
-            jobs.extend(on_computer.into_iter().filter(
-                |job| !matches!(job.origin, Origin::Rule(rule) if part.rule_jobs.contains(&rule)),
-            ));
+            jobs.extend(rows(conn, &sql, [computer.0], |row| {
+                job_row(row, &snapshots)
+            })?);
         }
     }
     // Packages: every rule's (with their dependencies), the assigned ones and the jobs' ones.
