@@ -423,8 +423,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
     /// For every world and change: the jobs after the server's incremental re-evaluation equal
-    /// those of a full re-evaluation of every rule, and evaluating any rule again finds nothing
-    /// to do.
+    /// those of a full re-evaluation of every rule, evaluating any rule again finds nothing to
+    /// do, and a rule's statistics report the conflicts a full evaluation finds.
     #[test]
     fn incremental_equals_full(spec in spec(), event in event()) {
         let incremental: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -449,6 +449,16 @@ proptest! {
         for rule in incremental.list_rules(Page::first(usize::MAX)).unwrap() {
             let diff = world.evaluate(rule.id, &Scope::full(), noon());
             prop_assert!(diff.is_empty(), "{:?} left work for rule {}: {:?}", event, rule.id, diff);
+            // Statistics read conflicts only where one is possible: the same as a full
+            // evaluation reports.
+            let (status, statistics) =
+                runtime.block_on(api.get(&format!("/rules/{}/statistics", rule.id)));
+            prop_assert_eq!(status, StatusCode::OK);
+            prop_assert_eq!(
+                &statistics["conflicts"],
+                &serde_json::to_value(&diff.conflicts).unwrap(),
+                "rule {}", rule.id
+            );
         }
     }
 }

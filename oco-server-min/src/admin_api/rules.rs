@@ -466,10 +466,10 @@ async fn statistics(
 /// can find one (`RuleWorld::conflict_candidates`) and no job.
 fn rule_conflicts(store: &dyn Store, id: RuleId) -> ApiResult<Vec<Conflict>> {
     let rules = RuleWorld::from_snapshot(&store.rule_snapshot_part(&RulePart::default())?);
-    let Some(resolved) = rules.rules.get(&id) else {
+    if !rules.rules.contains_key(&id) {
         // Being deleted: it no longer takes part in evaluation.
         return Ok(Vec::new());
-    };
+    }
     let enabled: Vec<&DeploymentRule> = rules
         .rules
         .values()
@@ -478,7 +478,6 @@ fn rule_conflicts(store: &dyn Store, id: RuleId) -> ApiResult<Vec<Conflict>> {
         .collect();
     let mut others = crate::rules::rule_members(store, &enabled)?;
     let members = others.remove(&id).unwrap_or_default();
-    debug_assert_eq!(resolved.rule.id, id);
     let candidates = rules.conflict_candidates(id, &members, &others);
     if candidates.is_empty() {
         return Ok(Vec::new());
