@@ -4,6 +4,8 @@
 -- A rule's jobs (up to millions, rarely all changing at once): counts kept by triggers, and the
 -- instants read at an end of an index each. `jobs_rule_finished` also answers the last finish
 -- of the jobs that started, walking back from the last finish to the first job that started.
+-- Both indexes leave out the jobs without the instant, so that inserting a rule's Waiting jobs
+-- (what a computer joining a rule does) writes neither.
 CREATE TABLE rule_job_counts (
     rule_id INTEGER NOT NULL,
     state   TEXT    NOT NULL,
@@ -33,7 +35,7 @@ CREATE TRIGGER rule_job_recounted AFTER UPDATE OF state ON jobs
 END;
 
 CREATE INDEX jobs_rule_finished ON jobs (rule_id, finished, execution_started)
-    WHERE rule_id IS NOT NULL;
+    WHERE rule_id IS NOT NULL AND finished IS NOT NULL;
 CREATE INDEX jobs_rule_started ON jobs (rule_id, execution_started)
     WHERE rule_id IS NOT NULL AND execution_started IS NOT NULL;
 

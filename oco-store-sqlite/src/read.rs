@@ -1022,8 +1022,10 @@ fn rule_job_summary(conn: &Connection, id: i64) -> StoreResult<JobSummary> {
             row(conn, sql, [id], |row| get(row, 0, "instant").map_err(what))?;
         Ok(value.flatten().map(from_time))
     };
-    summary.last_finished =
-        instant("SELECT MAX(finished) FROM jobs INDEXED BY jobs_rule_finished WHERE rule_id = ?1")?;
+    summary.last_finished = instant(
+        "SELECT MAX(finished) FROM jobs INDEXED BY jobs_rule_finished \
+         WHERE rule_id = ?1 AND finished IS NOT NULL",
+    )?;
     summary.first_execution_started = instant(
         "SELECT MIN(execution_started) FROM jobs INDEXED BY jobs_rule_started \
          WHERE rule_id = ?1 AND execution_started IS NOT NULL",
