@@ -159,8 +159,17 @@ pub fn container_statistics(
     jobs: &[Job],
     now: DateTime<Utc>,
 ) -> ContainerStatistics {
-    statistics(
-        jobs,
+    container_statistics_of(container, &JobSummary::of(jobs), now)
+}
+
+/// Statistics of a container at `now` from the summary of its jobs; see [`statistics`].
+pub fn container_statistics_of(
+    container: &JobContainer,
+    summary: &JobSummary,
+    now: DateTime<Utc>,
+) -> ContainerStatistics {
+    statistics_of(
+        summary,
         Some(container.schedule.start()),
         container.created_at,
         now,
@@ -185,31 +194,45 @@ pub fn statistics(
     created_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> ContainerStatistics {
+    statistics_of(&JobSummary::of(jobs), start, created_at, now)
+}
+
+/// [`statistics`] from the summary of the jobs rather than the jobs: what a store computes with
+/// an aggregate query ([`Store::job_summary`](crate::store::Store::job_summary)).
+pub fn statistics_of(
+    summary: &JobSummary,
+    start: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> ContainerStatistics {
     let mut counts: BTreeMap<JobState, usize> =
         JobState::ALL.into_iter().map(|state| (state, 0)).collect();
-    for job in jobs {
-        *counts.entry(job.state).or_default() += 1;
+    for (&state, &count) in &summary.counts {
+        *counts.entry(state).or_default() += count;
     }
-    let pending = jobs.iter().any(|job| job.state.is_pending());
+    let some_in = |states: &[JobState]| {
+        states
+            .iter()
+            .any(|state| counts.get(state).is_some_and(|&n| n > 0))
+    };
+    let pending = some_in(&[
+        JobState::Waiting,
+        JobState::Downloading,
+        JobState::Executing,
+    ]);
     let status = if pending {
         if start.is_some_and(|start| start > now) {
             ContainerStatus::Scheduled
         } else {
             ContainerStatus::Waiting
         }
-    } else if jobs.iter().any(|job| {
-        matches!(
-            job.state,
-            JobState::Failed | JobState::Expired | JobState::Incompatible
-        )
-    }) {
+    } else if some_in(&[JobState::Failed, JobState::Expired, JobState::Incompatible]) {
         ContainerStatus::Failed
     } else {
         ContainerStatus::Succeeded
     };
 
     let since = runtime_origin(start, created_at);
-    let last_finished = jobs.iter().filter_map(|job| job.finished).max();
     let total_runtime = match status {
         ContainerStatus::Scheduled => None,
         ContainerStatus::Waiting => Some(Runtime {
@@ -217,21 +240,15 @@ pub fn statistics(
             running: true,
         }),
         ContainerStatus::Failed | ContainerStatus::Succeeded => {
-            last_finished.map(|finished| Runtime {
+            summary.last_finished.map(|finished| Runtime {
                 duration: non_negative(finished - since),
                 running: false,
             })
         }
     };
-
-    let started = jobs.iter().filter(|job| job.execution_started.is_some());
-    let first_started = started
-        .clone()
-        .filter_map(|job| job.execution_started)
-        .min();
-    let last_started_finished = started.filter_map(|job| job.finished).max();
-    let effective_runtime = first_started
-        .zip(last_started_finished)
+    let effective_runtime = summary
+        .first_execution_started
+        .zip(summary.last_started_finished)
         .map(|(first, last)| non_negative(last - first));
 
     ContainerStatistics {
@@ -239,6 +256,60 @@ pub fn statistics(
         total_runtime,
         effective_runtime,
         counts,
+    }
+}
+
+/// What [`statistics`] reads of a set of jobs: how many are in each state, and three instants.
+/// A store computes it with one aggregate query instead of loading the jobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// How many jobs are in each state (a state without jobs may be absent or 0).
+    pub counts: BTreeMap<JobState, usize>,
+    /// The latest `finished` of any job.
+    pub last_finished: Option<DateTime<Utc>>,
+    /// The earliest `execution_started`.
+    pub first_execution_started: Option<DateTime<Utc>>,
+    /// The latest `finished` among the jobs with an `execution_started`.
+    pub last_started_finished: Option<DateTime<Utc>>,
+}
+
+impl JobSummary {
+    /// The summary of `jobs`, in any order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::housekeeping::JobSummary;
+    ///
+    /// let summary = JobSummary::of(&[]);
+    /// assert!(summary.counts.is_empty() && summary.last_finished.is_none());
+    /// ```
+    pub fn of(jobs: &[Job]) -> Self {
+        let mut summary = JobSummary::default();
+        for job in jobs {
+            summary.add(job);
+        }
+        summary
+    }
+
+    /// Counts one more job.
+    pub fn add(&mut self, job: &Job) {
+        *self.counts.entry(job.state).or_default() += 1;
+        self.last_finished = self.last_finished.max(job.finished);
+        if let Some(started) = job.execution_started {
+            self.first_execution_started = Some(
+                self.first_execution_started
+                    .map_or(started, |first| first.min(started)),
+            );
+            self.last_started_finished = self.last_started_finished.max(job.finished);
+        }
+    }
+
+    /// The same summary without states of no job, as two summaries of the same jobs compare.
+    #[must_use]
+    pub fn normalized(mut self) -> Self {
+        self.counts.retain(|_, count| *count > 0);
+        self
     }
 }
 

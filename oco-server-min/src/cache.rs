@@ -25,15 +25,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use oco_core::chrono::{DateTime, Utc};
+use oco_core::housekeeping::JobSummary;
 use oco_core::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
-    FamilyId, Job, JobContainer, JobId, Name, Package, PackageFamily, PackageGroup, PackageGroupId,
-    PackageId, Revision, RuleId,
+    FamilyId, Job, JobContainer, JobId, Name, Origin, Package, PackageFamily, PackageGroup,
+    PackageGroupId, PackageId, Revision, RuleId,
 };
 use oco_core::store::{
     AgentCredentials, Applied, Change, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState,
-    Store, StoreResult,
+    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
+    ServerState, Store, StoreResult,
 };
 
 /// How many computers the cache holds by default.
@@ -467,6 +468,12 @@ impl Store for CachedStore {
     }
     fn rule_snapshot_for(&self, computers: &[ComputerId]) -> StoreResult<RuleSnapshot> {
         self.inner.rule_snapshot_for(computers)
+    }
+    fn rule_snapshot_part(&self, part: &RulePart) -> StoreResult<RuleSnapshot> {
+        self.inner.rule_snapshot_part(part)
+    }
+    fn job_summary(&self, origin: Origin) -> StoreResult<JobSummary> {
+        self.inner.job_summary(origin)
     }
     fn delete_rule(&self, id: RuleId) -> StoreResult<()> {
         self.forget(Touched::Everything, || self.inner.delete_rule(id))

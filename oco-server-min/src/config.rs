@@ -85,6 +85,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The largest payload upload, in bytes.
     pub max_payload_size: u64,
+    /// How many heavy admin operations run at once.
+    pub admin_heavy_concurrency: usize,
     /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
     pub log: Option<String>,
 }
@@ -163,6 +165,8 @@ impl Config {
             agent_body_limit: self.agent_body_limit,
             max_job_output: self.max_job_output,
             max_payload_size: self.max_payload_size,
+            admin_heavy_concurrency: self.admin_heavy_concurrency,
+            admin_heavy_wait: crate::state::ADMIN_HEAVY_WAIT,
             payload_write_fault: None,
         }
     }
@@ -309,6 +313,12 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         }
         _ => cli.max_payload_size,
     };
+    let admin_heavy_concurrency = match file.admin_heavy_concurrency {
+        Some(count) if !given("admin_heavy_concurrency") => {
+            check_admin_heavy(count).map_err(|message| value("admin-heavy-concurrency", message))?
+        }
+        _ => cli.admin_heavy_concurrency,
+    };
     let max_clock_skew = match file.max_clock_skew {
         Some(secs) if !given("max_clock_skew") => {
             check_skew(secs).map_err(|message| value("max-clock-skew", message))?
@@ -390,6 +400,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         max_connections,
         shutdown_grace: Duration::from_secs(shutdown_grace),
         max_payload_size,
+        admin_heavy_concurrency,
         log: match file.log {
             Some(filter) if !given("log") => Some(filter),
             _ => cli.log,
@@ -514,6 +525,12 @@ struct Cli {
     /// it is refused with 413 (before it is read when its Content-Length says so).
     #[arg(long, env = "OCO_MAX_PAYLOAD_SIZE", value_name = "BYTES", default_value = "17179869184", value_parser = parse_payload_size)]
     max_payload_size: u64,
+    /// How many heavy admin operations run at once: those that re-evaluate deployment rules
+    /// (group, package group and rule changes, package edits), deploy, renew or delete a
+    /// container, or compute statistics. Each may read many computers and jobs; others wait
+    /// for their turn, up to 30 s, and are then refused with 503 and `Retry-After`.
+    #[arg(long, env = "OCO_ADMIN_HEAVY_CONCURRENCY", value_name = "COUNT", default_value_t = crate::state::ADMIN_HEAVY_CONCURRENCY, value_parser = parse_admin_heavy)]
+    admin_heavy_concurrency: usize,
 
     /// Log filter (tracing's EnvFilter syntax, e.g. `info,oco_server_min=debug`); without it,
     /// RUST_LOG, else `info`.
@@ -544,6 +561,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     shutdown_grace: Option<u64>,
     max_payload_size: Option<u64>,
+    admin_heavy_concurrency: Option<usize>,
     log: Option<String>,
 }
 
@@ -627,6 +645,18 @@ fn check_body_limit(bytes: usize) -> Result<usize, String> {
         Err(format!(
             "{bytes} is not between 65536 bytes (64 KiB) and 1073741824 bytes (1 GiB)"
         ))
+    }
+}
+
+fn parse_admin_heavy(text: &str) -> Result<usize, String> {
+    whole(text, "operations").and_then(check_admin_heavy)
+}
+
+fn check_admin_heavy(count: usize) -> Result<usize, String> {
+    if (1..=64).contains(&count) {
+        Ok(count)
+    } else {
+        Err(format!("{count} is not between 1 and 64"))
     }
 }
 
@@ -759,6 +789,7 @@ mod tests {
                 max_connections: None,
                 shutdown_grace: Duration::from_secs(60),
                 max_payload_size: 16 * 1024 * 1024 * 1024,
+                admin_heavy_concurrency: 2,
                 log: None,
             }
         );
@@ -793,6 +824,7 @@ mod tests {
             max-connections = 300
             shutdown-grace = 0
             max-payload-size = 1048576
+            admin-heavy-concurrency = 4
             log = "debug"
         "#;
         let config = resolve(&matches(&[]), file(text)).unwrap();
@@ -825,6 +857,7 @@ mod tests {
         assert_eq!(config.server_options().agent_body_limit, 1_048_576);
         assert_eq!(config.server_options().max_job_output, 8192);
         assert_eq!(config.server_options().max_payload_size, 1_048_576);
+        assert_eq!(config.server_options().admin_heavy_concurrency, 4);
         assert_eq!(config.server_options().hello_cache, 0);
         assert_eq!(config.log.as_deref(), Some("debug"));
         assert_eq!(
@@ -1031,6 +1064,8 @@ mod tests {
             ["--max-payload-size", "21"],
             ["--max-payload-size", "16GiB"],
             ["--max-payload-size", "9223372036854775808"],
+            ["--admin-heavy-concurrency", "0"],
+            ["--admin-heavy-concurrency", "many"],
         ] {
             let mut all = vec!["oco-server-min"];
             all.extend_from_slice(&args);
@@ -1061,6 +1096,7 @@ mod tests {
             "--max-connections",
             "--shutdown-grace",
             "--max-payload-size",
+            "--admin-heavy-concurrency",
             "--log",
         ] {
             assert!(help.contains(option), "{option} missing from\n{help}");

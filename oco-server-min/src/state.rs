@@ -9,6 +9,7 @@ use oco_core::chrono_tz::Tz;
 use oco_core::ipnet::IpNet;
 use oco_core::store::Store;
 use oco_core::Settings;
+use tokio::sync::Semaphore;
 
 use crate::agent_api::AgentState;
 use crate::cache::{self, CachedStore};
@@ -32,6 +33,8 @@ struct Shared {
     secrets: Secrets,
     agent: AgentState,
     housekeeping: HousekeepingStatus,
+    /// Permits for heavy admin operations (see [`ServerOptions::admin_heavy_concurrency`]).
+    admin_heavy: Arc<Semaphore>,
 }
 
 /// How the server behaves, as its options say.
@@ -63,10 +66,22 @@ pub struct ServerOptions {
     /// Makes payload writes fail as a full or failing disk would: for tests of those paths.
     /// `None` in a server (no option sets it).
     pub payload_write_fault: Option<crate::payloads::WriteFault>,
+    /// How many heavy admin operations (those that re-evaluate rules, deploy, renew, delete a
+    /// container or compute statistics) run at once (2 by default, at least 1); others wait.
+    pub admin_heavy_concurrency: usize,
+    /// How long a heavy admin operation waits for its turn before it is refused with 503 and
+    /// `Retry-After` ([`ADMIN_HEAVY_WAIT`] by default).
+    pub admin_heavy_wait: Duration,
 }
 
 /// The default largest payload upload: 16 GiB.
 pub const DEFAULT_MAX_PAYLOAD_SIZE: u64 = 16 * 1024 * 1024 * 1024;
+
+/// How many heavy admin operations run at once by default.
+pub const ADMIN_HEAVY_CONCURRENCY: usize = 2;
+
+/// How long a heavy admin operation waits for its turn by default: 30 s.
+pub const ADMIN_HEAVY_WAIT: Duration = Duration::from_secs(30);
 
 impl Default for ServerOptions {
     fn default() -> Self {
@@ -82,6 +97,8 @@ impl Default for ServerOptions {
             max_job_output: 1024 * 1024,
             max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
             payload_write_fault: None,
+            admin_heavy_concurrency: ADMIN_HEAVY_CONCURRENCY,
+            admin_heavy_wait: ADMIN_HEAVY_WAIT,
         }
     }
 }
@@ -129,6 +146,7 @@ impl AppState {
         let cached = Arc::new(CachedStore::new(store, options.hello_cache));
         let store: Arc<dyn Store> = cached.clone();
         let committer = Committer::start(store.clone())?;
+        let admin_heavy = Arc::new(Semaphore::new(options.admin_heavy_concurrency.max(1)));
         Ok(AppState(Arc::new(Shared {
             cached,
             store,
@@ -139,6 +157,7 @@ impl AppState {
             secrets,
             agent: AgentState::default(),
             housekeeping: HousekeepingStatus::default(),
+            admin_heavy,
         })))
     }
 
@@ -188,6 +207,11 @@ impl AppState {
     /// The agent API's own state (response timestamps, coalesced last-seen times).
     pub fn agent(&self) -> &AgentState {
         &self.0.agent
+    }
+
+    /// The permits of heavy admin operations.
+    pub fn admin_heavy(&self) -> &Arc<Semaphore> {
+        &self.0.admin_heavy
     }
 
     /// What the last housekeeping runs did.

@@ -70,15 +70,16 @@ use std::time::Duration;
 
 pub use oco_core;
 use oco_core::chrono::{DateTime, Utc};
+use oco_core::housekeeping::JobSummary;
 use oco_core::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
-    FamilyId, Job, JobContainer, JobId, Name, Package, PackageFamily, PackageGroup, PackageGroupId,
-    PackageId, Revision, RuleId,
+    FamilyId, Job, JobContainer, JobId, Name, Origin, Package, PackageFamily, PackageGroup,
+    PackageGroupId, PackageId, Revision, RuleId,
 };
 use oco_core::store::{
     AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState,
-    Store, StoreError, StoreResult,
+    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
+    ServerState, Store, StoreError, StoreResult,
 };
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
@@ -712,8 +713,12 @@ impl Store for SqliteStore {
         self.read(read::rule_snapshot)
     }
 
-    fn rule_snapshot_for(&self, computers: &[ComputerId]) -> StoreResult<RuleSnapshot> {
-        self.read(|c| read::rule_snapshot_for(c, computers))
+    fn rule_snapshot_part(&self, part: &RulePart) -> StoreResult<RuleSnapshot> {
+        self.read(|c| read::rule_snapshot_part(c, part))
+    }
+
+    fn job_summary(&self, origin: Origin) -> StoreResult<JobSummary> {
+        self.read(|c| read::job_summary(c, origin))
     }
 
     fn delete_rule(&self, id: RuleId) -> StoreResult<()> {

@@ -4,16 +4,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use oco_core::chrono::{DateTime, Utc};
+use oco_core::housekeeping::JobSummary;
 use oco_core::model::resolve::resolve_package_group;
 use oco_core::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
-    FamilyId, Job, JobContainer, JobId, Origin, Package, PackageFamily, PackageGroup,
+    FamilyId, Job, JobContainer, JobId, JobState, Origin, Package, PackageFamily, PackageGroup,
     PackageGroupId, PackageId, Revision, RuleId, SequenceMode,
 };
 use oco_core::store::{
     AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot, JobFilter,
-    OriginInfo, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState, StoreError,
-    StoreResult,
+    OriginInfo, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState,
+    StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
@@ -889,27 +890,72 @@ pub(crate) fn rule_snapshot(conn: &Connection) -> StoreResult<RuleSnapshot> {
     })
 }
 
-pub(crate) fn rule_snapshot_for(
-    conn: &Connection,
-    computers: &[ComputerId],
-) -> StoreResult<RuleSnapshot> {
+/// Parts of more computers than this may be read by scanning the tables (see [`deploy_part`]).
+pub(crate) const SCAN_ABOVE: usize = 1000;
+
+/// The deploy snapshot of `computers` (as `deploy_snapshot_of` with them, packages left to the
+/// caller): read computer by computer through the indexes, or, for a part of more than
+/// [`SCAN_ABOVE`] computers and an eighth of all, by scanning the tables once and keeping those
+/// computers, which is faster than thousands of lookups.
+fn deploy_part(conn: &Connection, computers: &BTreeSet<ComputerId>) -> StoreResult<DeploySnapshot> {
+    if computers.len() <= SCAN_ABOVE {
+        return deploy_snapshot_of(conn, Some(computers));
+    }
+    let total: i64 = conn
+        .query_row("SELECT COUNT(*) FROM computers", [], |row| row.get(0))
+        .map_err(backend)?;
+    if i64::try_from(computers.len()).is_ok_and(|n| n.saturating_mul(8) <= total) {
+        return deploy_snapshot_of(conn, Some(computers));
+    }
+    let mut deploy = deploy_snapshot_of(conn, None)?;
+    deploy.computers.retain(|id, _| computers.contains(id));
+    deploy.assignments.retain(|id, _| computers.contains(id));
+    for members in deploy.computer_group_members.values_mut() {
+        members.retain(|id| computers.contains(id));
+    }
+    deploy.packages.clear();
+    Ok(deploy)
+}
+
+pub(crate) fn rule_snapshot_part(conn: &Connection, part: &RulePart) -> StoreResult<RuleSnapshot> {
     let snapshots = Snapshots::new(conn);
-    let wanted: BTreeSet<ComputerId> = computers.iter().copied().collect();
-    let mut deploy = deploy_snapshot_of(conn, Some(&wanted))?;
+    let mut deploy = deploy_part(conn, &part.computers)?;
     let rules = live_rules(conn)?;
     let mut jobs = Vec::new();
-    for computer in deploy.computers.keys() {
-        jobs.extend(rows(
-            conn,
+    if part.jobs {
+        // Every job of the rules named, then the other rules' jobs on the computers: each once.
+        for rule in &part.rule_jobs {
+            jobs.extend(rows(
+                conn,
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs j INDEXED BY jobs_by_rule WHERE j.rule_id = ?1 \
+                     ORDER BY j.computer_id, j.package_id, j.kind"
+                ),
+                [rule.0],
+                |row| job_row(row, &snapshots),
+            )?);
+        }
+        // The rules already read are left out in SQL, so that their jobs are not decoded twice
+        // (a rule edited reads its own jobs on every member twice otherwise). The list holds
+        // integers this code formats.
+        let read: Vec<String> = part.rule_jobs.iter().map(|r| r.0.to_string()).collect();
+        let sql = format!(
             concat!(
                 "SELECT ",
                 job_columns!(),
-                " FROM jobs j INDEXED BY jobs_by_computer WHERE j.computer_id = ?1 AND j.rule_id IS NOT NULL \
+                " FROM jobs j INDEXED BY jobs_by_computer WHERE j.computer_id = ?1 \
+                 AND j.rule_id IS NOT NULL AND j.rule_id NOT IN ({}) \
                  ORDER BY j.rule_id, j.package_id, j.kind"
             ),
-            [computer.0],
-            |row| job_row(row, &snapshots),
-        )?);
+            read.join(", ")
+        );
+        for computer in deploy.computers.keys() {
+            jobs.extend(rows(conn, &sql, [computer.0], |row| {
+                job_row(row, &snapshots)
+            })?);
+        }
     }
     // Packages: every rule's (with their dependencies), the assigned ones and the jobs' ones.
     let mut todo: Vec<PackageId> = rules
@@ -945,9 +991,102 @@ pub(crate) fn rule_snapshot_for(
     Ok(RuleSnapshot {
         deploy,
         rules,
-        assignment_revisions: assignment_revisions(conn, Some(&wanted))?,
+        assignment_revisions: assignment_revisions(conn, Some(&part.computers))?,
         jobs,
     })
+}
+
+/// The summary of the jobs of `origin`, without reading every job. A rule's counts are kept
+/// by triggers (`rule_job_counts`) and its instants read at an end of an index each; a
+/// container's come from one aggregate by state over an index holding the state and both
+/// instants (no job row is read).
+pub(crate) fn job_summary(conn: &Connection, origin: Origin) -> StoreResult<JobSummary> {
+    match origin {
+        Origin::Rule(id) => rule_job_summary(conn, id.0),
+        Origin::Container(id) => container_job_summary(conn, id.0),
+    }
+}
+
+fn rule_job_summary(conn: &Connection, id: i64) -> StoreResult<JobSummary> {
+    let what = |reason: String| corrupt("rule", id, reason);
+    let mut summary = JobSummary::default();
+    let counts = rows(
+        conn,
+        "SELECT state, count FROM rule_job_counts WHERE rule_id = ?1 AND count > 0",
+        [id],
+        |row| {
+            let state: String = get(row, 0, "state").map_err(what)?;
+            let count: i64 = get(row, 1, "count").map_err(what)?;
+            Ok((
+                parse_column::<JobState>("state", &state).map_err(what)?,
+                count,
+            ))
+        },
+    )?;
+    for (state, count) in counts {
+        summary
+            .counts
+            .insert(state, usize::try_from(count).unwrap_or(0));
+    }
+    let instant = |sql: &str| -> StoreResult<Option<DateTime<Utc>>> {
+        let value: Option<Option<i64>> =
+            row(conn, sql, [id], |row| get(row, 0, "instant").map_err(what))?;
+        Ok(value.flatten().map(from_time))
+    };
+    summary.last_finished = instant(
+        "SELECT MAX(finished) FROM jobs INDEXED BY jobs_rule_finished \
+         WHERE rule_id = ?1 AND finished IS NOT NULL",
+    )?;
+    summary.first_execution_started = instant(
+        "SELECT MIN(execution_started) FROM jobs INDEXED BY jobs_rule_started \
+         WHERE rule_id = ?1 AND execution_started IS NOT NULL",
+    )?;
+    summary.last_started_finished = instant(
+        "SELECT finished FROM jobs INDEXED BY jobs_rule_finished \
+         WHERE rule_id = ?1 AND finished IS NOT NULL AND execution_started IS NOT NULL \
+         ORDER BY finished DESC LIMIT 1",
+    )?;
+    Ok(summary)
+}
+
+fn container_job_summary(conn: &Connection, id: i64) -> StoreResult<JobSummary> {
+    type Group = (JobState, usize, Option<i64>, Option<i64>, Option<i64>);
+    let decode = |row: &Row<'_>| -> StoreResult<Group> {
+        let what = |reason: String| corrupt("container", id, reason);
+        let state: String = get(row, 0, "state").map_err(what)?;
+        let count: i64 = get(row, 1, "count").map_err(what)?;
+        Ok((
+            parse_column("state", &state).map_err(what)?,
+            usize::try_from(count).unwrap_or(0),
+            get(row, 2, "finished").map_err(what)?,
+            get(row, 3, "execution_started").map_err(what)?,
+            get(row, 4, "finished").map_err(what)?,
+        ))
+    };
+    let groups = rows(
+        conn,
+        "SELECT state, COUNT(*), MAX(finished), MIN(execution_started), \
+         MAX(CASE WHEN execution_started IS NOT NULL THEN finished END) \
+         FROM jobs INDEXED BY jobs_by_container WHERE container_id = ?1 GROUP BY state",
+        [id],
+        decode,
+    )?;
+    let mut summary = JobSummary::default();
+    for (state, count, finished, started, started_finished) in groups {
+        *summary.counts.entry(state).or_default() += count;
+        summary.last_finished = summary.last_finished.max(finished.map(from_time));
+        if let Some(started) = started.map(from_time) {
+            summary.first_execution_started = Some(
+                summary
+                    .first_execution_started
+                    .map_or(started, |first| first.min(started)),
+            );
+        }
+        summary.last_started_finished = summary
+            .last_started_finished
+            .max(started_finished.map(from_time));
+    }
+    Ok(summary)
 }
 
 pub(crate) fn housekeeping_snapshot(

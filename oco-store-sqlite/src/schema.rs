@@ -31,6 +31,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0004_payload_digest.sql"),
         then: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0005_job_summaries.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this code writes: the number of migrations.

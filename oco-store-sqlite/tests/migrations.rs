@@ -476,3 +476,73 @@ fn names_stored_before_version_3_are_made_valid_and_stay_unique() {
     drop(SqliteStore::open(&path).unwrap());
     assert_eq!(raw_dump(&path), dump);
 }
+
+/// Migration 0005 counts the rule jobs a database already holds: a store's rule jobs, with the
+/// database put back to version 4 (the migration's objects dropped), are summarised as their
+/// jobs say once the store opens it again.
+#[test]
+fn rule_jobs_written_before_the_job_counts_are_counted() {
+    use oco_core::housekeeping::JobSummary;
+    use oco_core::model::{Origin, RuleId};
+    use oco_core::rules::{RuleWorld, Scope};
+    use oco_core::store::testkit::{fixture, rule};
+    use oco_core::store::JobFilter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.sqlite");
+    let rule_id = {
+        let store = SqliteStore::open(&path).unwrap();
+        let f = fixture(&store);
+        let group = store.create_computer_group(name("all"), None).unwrap();
+        store
+            .set_computer_group_members(group.id, &[f.computers[0].id, f.computers[1].id])
+            .unwrap();
+        let packages = store.create_package_group(name("all"), None).unwrap();
+        store
+            .set_package_group_members(packages.id, &[f.packages[0].id, f.other.id])
+            .unwrap();
+        let mut new = rule("r", group.id, packages.id);
+        new.enabled = true;
+        let id = store.create_rule(new).unwrap().id;
+        let world = RuleWorld::from_snapshot(&store.rule_snapshot().unwrap());
+        let diff = world.evaluate(id, &Scope::full(), at(10));
+        assert!(!diff.insert.is_empty());
+        store.apply(&diff.into_change_set()).unwrap();
+        id
+    };
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER rule_job_counted; DROP TRIGGER rule_job_uncounted;
+         DROP TRIGGER rule_job_recounted; DROP TABLE rule_job_counts;
+         DROP INDEX jobs_rule_finished; DROP INDEX jobs_rule_started;
+         DROP INDEX jobs_by_container;
+         CREATE INDEX jobs_by_container ON jobs (container_id, state)
+             WHERE container_id IS NOT NULL;
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let origin = Origin::Rule(rule_id);
+    let jobs = store
+        .list_jobs(
+            &JobFilter {
+                origin: Some(origin),
+                ..JobFilter::default()
+            },
+            Page::first(100),
+        )
+        .unwrap();
+    assert!(!jobs.is_empty());
+    assert_eq!(
+        store.job_summary(origin).unwrap().normalized(),
+        JobSummary::of(&jobs).normalized()
+    );
+    assert!(store
+        .job_summary(Origin::Rule(RuleId(rule_id.0 + 1)))
+        .unwrap()
+        .counts
+        .is_empty());
+}

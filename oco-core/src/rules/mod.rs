@@ -332,6 +332,16 @@ pub struct ResolvedRule {
 }
 
 impl RuleWorld {
+    /// Resolves a store's snapshot, taking its jobs rather than copying them: the same world as
+    /// [`from_snapshot`](Self::from_snapshot), with one copy of the jobs in memory instead of
+    /// two while it is built (a rule's jobs can be a million).
+    pub fn from_owned_snapshot(mut snapshot: RuleSnapshot) -> Self {
+        let jobs = std::mem::take(&mut snapshot.jobs);
+        let mut world = RuleWorld::from_snapshot(&snapshot);
+        world.set_jobs(jobs);
+        world
+    }
+
     /// Resolves a store's snapshot.
     pub fn from_snapshot(snapshot: &RuleSnapshot) -> Self {
         let groups = &snapshot.deploy;
@@ -454,10 +464,81 @@ impl RuleWorld {
                 packages: &resolved.packages,
                 world: self,
                 claims: &claims,
+                conflicts_only: false,
             },
             scope,
             now,
         )
+    }
+
+    /// The conflicts [`evaluate`](Self::evaluate) of `rule` for `scope` reports, without
+    /// merging jobs: the world needs no jobs (a snapshot of
+    /// [`RulePart::without_jobs`](crate::store::RulePart::without_jobs) will do). Sorted; none
+    /// for a rule the world does not have.
+    pub fn conflicts_of(&self, rule: RuleId, scope: &Scope) -> Vec<Conflict> {
+        let Some(resolved) = self.rules.get(&rule) else {
+            return Vec::new();
+        };
+        let claims = self.claims(rule, |computer| scope.has_computer(computer));
+        let inputs = RuleInputs {
+            rule: &resolved.rule,
+            computers: &resolved.computers,
+            packages: &resolved.packages,
+            world: self,
+            claims: &claims,
+            conflicts_only: true,
+        };
+        // The time only dates jobs, and none are made.
+        evaluate(&inputs, scope, DateTime::<Utc>::UNIX_EPOCH).conflicts
+    }
+
+    /// Of `members` (every computer of `rule`), those where evaluating it can report a
+    /// conflict, `others` giving each other rule's computers (the world's own member lists may
+    /// be restricted to a part).
+    ///
+    /// A family conflict needs two versions of a family on one computer: within the rule's own
+    /// packages, or with another enabled rule that has the computer and a package of the same
+    /// family. A missing dependency needs a package depending on one outside the rule's group.
+    /// So a rule whose packages are of distinct families and depend on nothing outside the group
+    /// can have conflicts only on the computers it shares with such rules: often none, and the
+    /// computers need not be read at all.
+    pub fn conflict_candidates(
+        &self,
+        rule: RuleId,
+        members: &BTreeSet<ComputerId>,
+        others: &BTreeMap<RuleId, BTreeSet<ComputerId>>,
+    ) -> BTreeSet<ComputerId> {
+        let Some(resolved) = self.rules.get(&rule) else {
+            return BTreeSet::new();
+        };
+        let packages: Vec<&Package> = resolved
+            .packages
+            .iter()
+            .filter_map(|id| self.packages.get(id))
+            .collect();
+        let families: BTreeSet<FamilyId> = packages.iter().map(|p| p.family).collect();
+        let in_group: BTreeSet<PackageId> = resolved.packages.iter().copied().collect();
+        let outside_dependency = packages
+            .iter()
+            .any(|p| p.dependencies.iter().any(|d| !in_group.contains(d)));
+        if families.len() != packages.len() || outside_dependency {
+            return members.clone();
+        }
+        let mut candidates = BTreeSet::new();
+        for (id, other) in &self.rules {
+            let shares_family = other
+                .packages
+                .iter()
+                .filter_map(|p| self.packages.get(p))
+                .any(|p| families.contains(&p.family));
+            if *id == rule || !other.rule.enabled || !shares_family {
+                continue;
+            }
+            if let Some(computers) = others.get(id) {
+                candidates.extend(members.intersection(computers).copied());
+            }
+        }
+        candidates
     }
 }
 
@@ -548,6 +629,8 @@ struct RuleInputs<'a> {
     world: &'a RuleWorld,
     /// Other enabled rules' claims on the computers in scope.
     claims: &'a Claims,
+    /// Only the conflicts are wanted: no job is merged, inserted or retired.
+    conflicts_only: bool,
 }
 
 /// The packages of `packages` a rule desires as installed on `computer` (its compatible ones):
@@ -607,7 +690,7 @@ fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> RuleD
 
     // A first evaluation inserts a job per member and package: reserve once instead of growing
     // a vector of millions step by step.
-    if existing.is_empty() {
+    if existing.is_empty() && !inputs.conflicts_only {
         diff.insert
             .reserve(members.len().saturating_mul(facts.packages.len()));
     }
@@ -678,6 +761,10 @@ fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> RuleD
             }
         }
 
+        if inputs.conflicts_only {
+            continue;
+        }
+
         // This computer's existing jobs, by (package, kind, id). A desired job in family scope
         // only matches jobs of its package, in scope too.
         let (jobs, keys) = existing.keyed_on(computer_id);
@@ -726,6 +813,9 @@ fn evaluate(inputs: &RuleInputs<'_>, scope: &Scope, now: DateTime<Utc>) -> RuleD
     }
 
     // Whatever existing job in scope is left is no longer desired.
+    if inputs.conflicts_only {
+        leftover.clear();
+    }
     leftover.sort_unstable_by_key(|job| job.id);
     for job in leftover {
         diff.unwant(job);

@@ -8,13 +8,14 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState,
-    Store, StoreError, StoreResult,
+    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
+    ServerState, Store, StoreError, StoreResult,
 };
+use crate::housekeeping::JobSummary;
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
-    FamilyId, Job, JobContainer, JobId, Name, Package, PackageFamily, PackageGroup, PackageGroupId,
-    PackageId, Revision, RuleId,
+    FamilyId, Job, JobContainer, JobId, Name, Origin, Package, PackageFamily, PackageGroup,
+    PackageGroupId, PackageId, Revision, RuleId,
 };
 
 /// The error a [`FailingStore`] injects, wrapped in [`StoreError::Backend`].
@@ -152,6 +153,12 @@ impl<S: Store> Store for FailingStore<S> {
     }
     fn rule_snapshot_for(&self, computers: &[ComputerId]) -> StoreResult<RuleSnapshot> {
         self.call(|s| s.rule_snapshot_for(computers))
+    }
+    fn rule_snapshot_part(&self, part: &RulePart) -> StoreResult<RuleSnapshot> {
+        self.call(|s| s.rule_snapshot_part(part))
+    }
+    fn job_summary(&self, origin: Origin) -> StoreResult<JobSummary> {
+        self.call(|s| s.job_summary(origin))
     }
     fn delete_rule(&self, id: RuleId) -> StoreResult<()> {
         self.call(|s| s.delete_rule(id))

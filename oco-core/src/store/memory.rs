@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use super::{
     AgentCredentials, Applied, Change, ChangeSet, ContainerJobs, DeploySnapshot, FailedJob,
     HousekeepingSnapshot, JobFilter, ListedJob, NewComputer, OriginInfo, Page, PlannerSnapshot,
-    ReportSnapshot, RuleSnapshot, ServerState, Store, StoreError, StoreResult,
+    ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreError, StoreResult,
 };
+use crate::housekeeping::JobSummary;
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
     FamilyId, Job, JobContainer, JobId, JobState, Name, Origin, Package, PackageFamily,
@@ -1067,6 +1068,76 @@ impl Store for MemoryStore {
                 .cloned()
                 .collect(),
         })
+    }
+
+    fn rule_snapshot_part(&self, part: &RulePart) -> StoreResult<RuleSnapshot> {
+        let state = self.lock();
+        let wanted = &part.computers;
+        // Only what the part names is copied; `restrict_rule_snapshot` then keeps the packages
+        // it needs and filters the memberships.
+        let snapshot = RuleSnapshot {
+            deploy: DeploySnapshot {
+                computers: wanted
+                    .iter()
+                    .filter_map(|id| state.computers.get(id).map(|c| (*id, c.clone())))
+                    .collect(),
+                computer_groups: state
+                    .computer_groups
+                    .values()
+                    .map(|(g, _)| g.clone())
+                    .collect(),
+                computer_group_members: state
+                    .computer_groups
+                    .iter()
+                    .map(|(id, (_, members))| {
+                        let members = members.iter().filter(|m| wanted.contains(m)).copied();
+                        (*id, members.collect())
+                    })
+                    .collect(),
+                packages: state.packages.clone(),
+                package_groups: state
+                    .package_groups
+                    .values()
+                    .map(|(g, _)| g.clone())
+                    .collect(),
+                package_group_members: state
+                    .package_groups
+                    .iter()
+                    .map(|(id, (_, members))| (*id, members.clone()))
+                    .collect(),
+                assignments: wanted
+                    .iter()
+                    .map(|computer| (*computer, state.assignments_of(*computer)))
+                    .filter(|(_, list)| !list.is_empty())
+                    .collect(),
+            },
+            rules: state
+                .rules
+                .values()
+                .filter(|rule| !state.deleting.contains(&rule.id))
+                .cloned()
+                .collect(),
+            assignment_revisions: wanted
+                .iter()
+                .filter_map(|c| state.assignment_revisions.get(c).map(|r| (*c, *r)))
+                .collect(),
+            jobs: state
+                .jobs
+                .values()
+                .filter(|job| part.has_job(job))
+                .cloned()
+                .collect(),
+        };
+        Ok(super::port::restrict_rule_snapshot(snapshot, part))
+    }
+
+    fn job_summary(&self, origin: Origin) -> StoreResult<JobSummary> {
+        let state = self.lock();
+        let mut summary = JobSummary::default();
+        for job in state.jobs.values().filter(|job| job.origin == origin) {
+            summary.add(job);
+        }
+        Ok(summary)
     }
 
     fn delete_rule(&self, id: RuleId) -> StoreResult<()> {

@@ -22,5 +22,5 @@ pub use memory::MemoryStore;
 pub use port::{JobFilter, ListedJob, NewComputer, Page, Store, StoreResult};
 pub use snapshot::{
     AgentContact, AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot,
-    OriginInfo, PlannerSnapshot, ReportSnapshot, RuleSnapshot, ServerState,
+    OriginInfo, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState,
 };

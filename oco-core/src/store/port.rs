@@ -3,8 +3,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, PlannerSnapshot,
-    ReportSnapshot, RuleSnapshot, ServerState, StoreError,
+    ReportSnapshot, RulePart, RuleSnapshot, ServerState, StoreError,
 };
+use crate::housekeeping::JobSummary;
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
     FamilyId, Job, JobContainer, JobId, JobState, Name, Origin, Package, PackageFamily,
@@ -268,7 +269,51 @@ pub trait Store: Send + Sync {
     /// computer that joined a group reads only what concerns that computer. Unknown computers
     /// are left out.
     fn rule_snapshot_for(&self, computers: &[ComputerId]) -> StoreResult<RuleSnapshot> {
-        Ok(restrict_rule_snapshot(self.rule_snapshot()?, computers))
+        self.rule_snapshot_part(&RulePart::computers(computers.iter().copied()))
+    }
+    /// The rule snapshot restricted to `part`: every rule (as [`Store::rule_snapshot`]), every
+    /// group with its direct members filtered to `part.computers` (package groups complete),
+    /// those computers, their assignments and assignment revisions, the packages of every rule's
+    /// package group (with their dependencies, transitively), of those assignments and of the
+    /// jobs read; and, if `part.jobs`, the rules' jobs on those computers and every job of the
+    /// rules in `part.rule_jobs`.
+    ///
+    /// With [`RulePart::computers`], this is [`Store::rule_snapshot_for`]. Evaluating a rule of
+    /// `part.rule_jobs` whose every member is in `part.computers` in full, or any rule for a
+    /// scope of computers of `part.computers`, on
+    /// [`RuleWorld::from_snapshot`](crate::rules::RuleWorld::from_snapshot) of it gives the same
+    /// diff as on the full snapshot. Unknown computers and rules are left out.
+    ///
+    /// The provided implementation filters [`Store::rule_snapshot`] (correct, but it reads
+    /// everything); a store with indexes overrides it, so that what a change reads grows with
+    /// the computers and rules it touches, not with the database.
+    fn rule_snapshot_part(&self, part: &RulePart) -> StoreResult<RuleSnapshot> {
+        Ok(restrict_rule_snapshot(self.rule_snapshot()?, part))
+    }
+    /// The summary of the jobs of `origin` (a container's or a rule's) that
+    /// [`statistics_of`](crate::housekeeping::statistics_of) needs: counts by state and three
+    /// instants, as [`JobSummary::of`] computes them from the jobs. Empty for an origin without
+    /// jobs (whether or not it exists).
+    ///
+    /// The provided implementation pages through [`Store::list_jobs`]; a store overrides it with
+    /// an aggregate query.
+    fn job_summary(&self, origin: Origin) -> StoreResult<JobSummary> {
+        let filter = JobFilter {
+            origin: Some(origin),
+            ..JobFilter::default()
+        };
+        let mut summary = JobSummary::default();
+        let mut page = Page::first(1000);
+        loop {
+            let jobs = self.list_jobs(&filter, page)?;
+            for job in &jobs {
+                summary.add(job);
+            }
+            match jobs.last() {
+                Some(last) if jobs.len() == page.limit => page.after = Some(last.id.0),
+                _ => return Ok(summary),
+            }
+        }
     }
     /// Deletes a rule: at once if it has no jobs; otherwise it leaves [`Store::rule_snapshot`] and
     /// [`Store::list_rules`] now (so rule evaluation retires its jobs instead of recreating them)
@@ -290,9 +335,9 @@ pub trait Store: Send + Sync {
     fn apply_many(&self, sets: &[ChangeSet]) -> Vec<StoreResult<Applied>>;
 }
 
-/// `snapshot` restricted to `computers`, as [`Store::rule_snapshot_for`] describes it.
-fn restrict_rule_snapshot(snapshot: RuleSnapshot, computers: &[ComputerId]) -> RuleSnapshot {
-    use std::collections::{BTreeMap, BTreeSet};
+/// `snapshot` restricted to `part`, as [`Store::rule_snapshot_part`] describes it.
+pub(crate) fn restrict_rule_snapshot(snapshot: RuleSnapshot, part: &RulePart) -> RuleSnapshot {
+    use std::collections::BTreeSet;
 
     use crate::model::resolve::resolve_package_group;
 
@@ -302,16 +347,13 @@ fn restrict_rule_snapshot(snapshot: RuleSnapshot, computers: &[ComputerId]) -> R
         assignment_revisions,
         jobs,
     } = snapshot;
-    let wanted: BTreeSet<ComputerId> = computers.iter().copied().collect();
-    let assignments: BTreeMap<ComputerId, Vec<Assignment>> = deploy
+    let wanted = &part.computers;
+    let assignments: std::collections::BTreeMap<ComputerId, Vec<Assignment>> = deploy
         .assignments
         .into_iter()
         .filter(|(computer, _)| wanted.contains(computer))
         .collect();
-    let jobs: Vec<Job> = jobs
-        .into_iter()
-        .filter(|job| wanted.contains(&job.computer) && matches!(job.origin, Origin::Rule(_)))
-        .collect();
+    let jobs: Vec<Job> = jobs.into_iter().filter(|job| part.has_job(job)).collect();
     // Packages: every rule's (with dependencies, transitively), the assigned ones, and those of
     // the jobs kept.
     let mut packages = BTreeSet::new();

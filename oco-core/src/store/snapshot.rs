@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, DeliveryPolicy,
     DeploymentRule, Job, JobContainer, JobId, Origin, Package, PackageGroup, PackageGroupId,
-    PackageId, Revision, Schedule, SequenceMode,
+    PackageId, Revision, RuleId, Schedule, SequenceMode,
 };
 
 /// Everything the planner needs for one computer's poll, from one consistent state.
@@ -207,4 +207,67 @@ pub struct RuleSnapshot {
     pub assignment_revisions: BTreeMap<ComputerId, Revision>,
     /// Every job of every rule.
     pub jobs: Vec<Job>,
+}
+
+/// Which part of the rule world [`Store::rule_snapshot_part`](super::Store::rule_snapshot_part)
+/// reads: what a change of groups, packages or rules concerns, so that re-evaluating it reads
+/// neither the computers nor the jobs it does not touch.
+///
+/// # Examples
+///
+/// The part a rule edit reads: the computers of the rule's groups before and after the edit,
+/// and every job of the rule (a full evaluation retires its jobs wherever they are).
+///
+/// ```
+/// use oco_core::model::{ComputerId, RuleId};
+/// use oco_core::store::RulePart;
+///
+/// let part = RulePart::computers([ComputerId(1), ComputerId(2)]).with_rule_jobs([RuleId(7)]);
+/// assert!(part.jobs);
+/// assert!(part.rule_jobs.contains(&RuleId(7)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulePart {
+    /// The computers read, with their group memberships, assignments, assignment revisions and
+    /// (if [`jobs`](Self::jobs)) every rule's jobs on them.
+    pub computers: BTreeSet<ComputerId>,
+    /// Rules whose every job is read as well, on whatever computer it is.
+    pub rule_jobs: BTreeSet<RuleId>,
+    /// Whether jobs are read at all (a conflict check needs none).
+    pub jobs: bool,
+}
+
+impl RulePart {
+    /// The part of `computers`, with their jobs.
+    pub fn computers(computers: impl IntoIterator<Item = ComputerId>) -> Self {
+        RulePart {
+            computers: computers.into_iter().collect(),
+            rule_jobs: BTreeSet::new(),
+            jobs: true,
+        }
+    }
+
+    /// The same part, with every job of `rules` too.
+    #[must_use]
+    pub fn with_rule_jobs(mut self, rules: impl IntoIterator<Item = RuleId>) -> Self {
+        self.rule_jobs.extend(rules);
+        self
+    }
+
+    /// The same part without any job.
+    #[must_use]
+    pub fn without_jobs(mut self) -> Self {
+        self.jobs = false;
+        self.rule_jobs.clear();
+        self
+    }
+
+    /// Whether `job` is in the part: a rule's job on one of its computers, or of one of its
+    /// rules.
+    pub fn has_job(&self, job: &Job) -> bool {
+        let Origin::Rule(rule) = job.origin else {
+            return false;
+        };
+        self.jobs && (self.computers.contains(&job.computer) || self.rule_jobs.contains(&rule))
+    }
 }

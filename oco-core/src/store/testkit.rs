@@ -131,6 +131,11 @@ pub const CHECKS: &[(&str, Check)] = &[
         "rule_snapshot_for_evaluates_as_the_full_one",
         rule_snapshot_for_evaluates_as_the_full_one,
     ),
+    (
+        "rule_snapshot_part_evaluates_as_the_full_one",
+        rule_snapshot_part_evaluates_as_the_full_one,
+    ),
+    ("job_summary_matches_the_jobs", job_summary_matches_the_jobs),
 ];
 
 /// Runs every check in [`CHECKS`], each on a fresh store from `make`.
@@ -2759,14 +2764,19 @@ pub fn removed_rule_keeps_tombstones(make: MakeStore<'_>) {
     );
 }
 
-/// A rule snapshot restricted to some computers has only what concerns them, and evaluating any
-/// rule for those computers on it gives the same diff as on the full snapshot (other rules'
-/// claims, assignments, dependencies and the jobs of a rule being deleted included).
-pub fn rule_snapshot_for_evaluates_as_the_full_one(make: MakeStore<'_>) {
+/// Rules evaluated and applied, then changed under them (for the checks of partial rule
+/// snapshots): `a` (enabled, on `all` and its subgroup: pc1, pc3, pc4; v2 and `tool`) has lost
+/// pc2 to pc4 and keeps its jobs on pc2; `b` (enabled, on pc2 and pc3, v1) conflicts with `a` where both
+/// have a computer; `c` was deleted with its jobs in place; pc1 was given `tool`.
+struct ChangedRules {
+    computers: [ComputerId; 4],
+    rules: [RuleId; 3],
+}
+
+fn changed_rules(store: &dyn Store) -> ChangedRules {
     use crate::rules::{RuleWorld, Scope};
 
-    let store = make();
-    let f = fixture(store.as_ref());
+    let f = fixture(store);
     let [pc1, pc2] = [f.computers[0].id, f.computers[1].id];
     let pc3 = store.create_computer(new_computer("pc3")).unwrap().id;
     let pc4 = store.create_computer(new_computer("pc4")).unwrap().id;
@@ -2811,7 +2821,7 @@ pub fn rule_snapshot_for_evaluates_as_the_full_one(make: MakeStore<'_>) {
         .unwrap()
         .id;
     apply(
-        store.as_ref(),
+        store,
         vec![Change::UpsertAssignment {
             assignment: Assignment {
                 computer: pc3,
@@ -2836,7 +2846,7 @@ pub fn rule_snapshot_for_evaluates_as_the_full_one(make: MakeStore<'_>) {
         .unwrap();
     store.delete_rule(c).unwrap();
     apply(
-        store.as_ref(),
+        store,
         vec![Change::UpsertAssignment {
             assignment: Assignment {
                 computer: pc1,
@@ -2847,6 +2857,23 @@ pub fn rule_snapshot_for_evaluates_as_the_full_one(make: MakeStore<'_>) {
         }],
     );
 
+    ChangedRules {
+        computers: [pc1, pc2, pc3, pc4],
+        rules: [a, b, c],
+    }
+}
+
+/// A rule snapshot restricted to some computers has only what concerns them, and evaluating any
+/// rule for those computers on it gives the same diff as on the full snapshot (other rules'
+/// claims, assignments, dependencies and the jobs of a rule being deleted included).
+pub fn rule_snapshot_for_evaluates_as_the_full_one(make: MakeStore<'_>) {
+    use crate::rules::{RuleWorld, Scope};
+
+    let store = make();
+    let ChangedRules {
+        computers: [pc1, pc2, pc3, pc4],
+        rules: [a, b, c],
+    } = changed_rules(store.as_ref());
     for computers in [
         vec![pc1],
         vec![pc2],
@@ -2894,4 +2921,242 @@ pub fn rule_snapshot_for_evaluates_as_the_full_one(make: MakeStore<'_>) {
             "the check evaluates something on {computers:?}"
         );
     }
+}
+
+/// [`Store::rule_snapshot_part`]: only the computers and jobs asked for, every rule, and
+/// evaluations equal to those on the full snapshot: a rule of `rule_jobs` in full (its jobs on
+/// computers that left it are read too), and conflicts without jobs.
+pub fn rule_snapshot_part_evaluates_as_the_full_one(make: MakeStore<'_>) {
+    use super::RulePart;
+    use crate::rules::{RuleWorld, Scope};
+
+    let store = make();
+    let ChangedRules {
+        computers: [pc1, pc2, pc3, pc4],
+        rules: [a, b, c],
+    } = changed_rules(store.as_ref());
+    let full_snapshot = store.rule_snapshot().unwrap();
+    let full = RuleWorld::from_snapshot(&full_snapshot);
+    assert!(
+        full_snapshot
+            .jobs
+            .iter()
+            .any(|job| job.origin == Origin::Rule(a) && job.computer == pc2),
+        "rule a has jobs on pc2, which left it"
+    );
+
+    let parts = [
+        // A rule edited or evaluated in full: its members and all its jobs.
+        (
+            RulePart::computers([pc1, pc3, pc4]).with_rule_jobs([a]),
+            vec![a],
+        ),
+        (RulePart::computers([pc2, pc3]).with_rule_jobs([b]), vec![b]),
+        (
+            RulePart::computers([pc1, pc2, pc3, pc4]).with_rule_jobs([a, b, c]),
+            vec![a, b, c],
+        ),
+        // A deleted rule is retired wherever its jobs are.
+        (RulePart::computers([]).with_rule_jobs([c]), vec![c]),
+        (RulePart::computers([pc3]), vec![]),
+        (RulePart::default(), vec![]),
+    ];
+    for (part, in_full) in parts {
+        let snapshot = store.rule_snapshot_part(&part).unwrap();
+        assert_eq!(snapshot.rules, full_snapshot.rules, "every rule, {part:?}");
+        assert!(
+            snapshot
+                .deploy
+                .computers
+                .keys()
+                .all(|id| part.computers.contains(id)),
+            "only the computers asked for: {part:?}"
+        );
+        let mut expected: Vec<JobId> = full_snapshot
+            .jobs
+            .iter()
+            .filter(|job| part.has_job(job))
+            .map(|job| job.id)
+            .collect();
+        let mut read: Vec<JobId> = snapshot.jobs.iter().map(|job| job.id).collect();
+        expected.sort_unstable();
+        read.sort_unstable();
+        assert_eq!(read, expected, "the jobs of {part:?}, each once");
+        let world = RuleWorld::from_snapshot(&snapshot);
+        for rule in in_full {
+            assert_eq!(
+                world.evaluate(rule, &Scope::full(), at(20)),
+                full.evaluate(rule, &Scope::full(), at(20)),
+                "rule {rule} in full on {part:?}"
+            );
+        }
+        let scope = Scope::computers(part.computers.iter().copied());
+        for rule in [a, b, c] {
+            assert_eq!(
+                world.evaluate(rule, &scope, at(20)),
+                full.evaluate(rule, &scope, at(20)),
+                "rule {rule} on the computers of {part:?}"
+            );
+        }
+
+        let jobless = store
+            .rule_snapshot_part(&part.clone().without_jobs())
+            .unwrap();
+        assert!(jobless.jobs.is_empty(), "no job without jobs: {part:?}");
+        let jobless = RuleWorld::from_snapshot(&jobless);
+        for rule in [a, b, c] {
+            assert_eq!(
+                jobless.conflicts_of(rule, &scope),
+                full.evaluate(rule, &scope, at(20)).conflicts,
+                "conflicts of rule {rule} on {part:?}"
+            );
+        }
+    }
+    let jobless = RuleWorld::from_snapshot(
+        &store
+            .rule_snapshot_part(&RulePart::computers([pc1, pc2, pc3, pc4]).without_jobs())
+            .unwrap(),
+    );
+    assert!(
+        !jobless.conflicts_of(a, &Scope::full()).is_empty(),
+        "the check sees a conflict"
+    );
+}
+
+/// [`Store::job_summary`] equals [`JobSummary::of`](crate::housekeeping::JobSummary::of) the
+/// origin's jobs, for a container and a rule with jobs in several states and instants, and is
+/// empty for an origin without jobs.
+pub fn job_summary_matches_the_jobs(make: MakeStore<'_>) {
+    use crate::housekeeping::{statistics, statistics_of, JobSummary};
+
+    let store = make();
+    let f = fixture(store.as_ref());
+    let [pc1, pc2] = [f.computers[0].id, f.computers[1].id];
+    let group = store.create_computer_group(name("all"), None).unwrap();
+    store
+        .set_computer_group_members(group.id, &[pc1, pc2])
+        .unwrap();
+    let packages = store.create_package_group(name("all"), None).unwrap();
+    store
+        .set_package_group_members(packages.id, &[f.packages[0].id, f.other.id])
+        .unwrap();
+    let with_jobs = store
+        .create_rule(rule("r", group.id, packages.id))
+        .unwrap()
+        .id;
+    let empty = store
+        .create_rule(rule("empty", group.id, packages.id))
+        .unwrap()
+        .id;
+    let mut jobs = Vec::new();
+    for (sequence, (computer, package)) in (1..).zip([
+        (pc1, &f.packages[0]),
+        (pc1, &f.other),
+        (pc2, &f.packages[0]),
+        (pc2, &f.other),
+    ]) {
+        jobs.push(job(Origin::Rule(with_jobs), computer, package, sequence));
+    }
+    let applied = apply(
+        store.as_ref(),
+        jobs.into_iter()
+            .map(|job| Change::InsertJob { job })
+            .collect(),
+    );
+    let (container, container_jobs) = create_container(
+        store.as_ref(),
+        "c",
+        vec![
+            job(Origin::Container(ContainerId(0)), pc1, &f.other, 1),
+            job(Origin::Container(ContainerId(0)), pc2, &f.other, 1),
+            job(Origin::Container(ContainerId(0)), pc2, &f.packages[1], 2),
+        ],
+    );
+    // States and instants: succeeded after running, failed without an execution start, still
+    // executing, and one left waiting.
+    let finish = |id: JobId, state: JobState, started: Option<i64>, finished: Option<i64>| {
+        let mut job = store.job(id).unwrap();
+        let expected = job.revision;
+        job.state = state;
+        job.execution_started = started.map(at);
+        job.finished = finished.map(at);
+        apply(store.as_ref(), vec![Change::UpdateJob { expected, job }]);
+    };
+    finish(applied.jobs[0], JobState::Succeeded, Some(10), Some(40));
+    finish(applied.jobs[1], JobState::Failed, None, Some(50));
+    finish(applied.jobs[2], JobState::Executing, Some(5), None);
+    finish(container_jobs[0], JobState::Succeeded, Some(20), Some(30));
+    finish(container_jobs[1], JobState::Expired, None, Some(60));
+    finish(container_jobs[2], JobState::Succeeded, Some(25), Some(35));
+
+    for origin in [
+        Origin::Rule(with_jobs),
+        Origin::Container(container),
+        Origin::Rule(empty),
+        Origin::Container(ContainerId(999)),
+    ] {
+        let filter = JobFilter {
+            origin: Some(origin),
+            ..JobFilter::default()
+        };
+        let jobs = store.list_jobs(&filter, Page::first(usize::MAX)).unwrap();
+        let summary = store.job_summary(origin).unwrap();
+        assert_eq!(
+            summary.clone().normalized(),
+            JobSummary::of(&jobs).normalized(),
+            "the summary of {origin:?}"
+        );
+        assert_eq!(
+            statistics_of(&summary, Some(at(0)), at(-10), at(100)),
+            statistics(&jobs, Some(at(0)), at(-10), at(100)),
+            "the statistics of {origin:?}"
+        );
+    }
+    // A rule job deleted and one moved to another state leave the summary as their jobs say.
+    let gone = store.job(applied.jobs[0]).unwrap();
+    apply(
+        store.as_ref(),
+        vec![Change::DeleteJob {
+            id: gone.id,
+            expected: gone.revision,
+            at: at(60),
+        }],
+    );
+    let filter = JobFilter {
+        origin: Some(Origin::Rule(with_jobs)),
+        ..JobFilter::default()
+    };
+    let jobs = store.list_jobs(&filter, Page::first(usize::MAX)).unwrap();
+    assert_eq!(
+        store
+            .job_summary(Origin::Rule(with_jobs))
+            .unwrap()
+            .normalized(),
+        JobSummary::of(&jobs).normalized(),
+        "after a deletion"
+    );
+    finish(applied.jobs[1], JobState::Expired, None, Some(55));
+    let jobs = store.list_jobs(&filter, Page::first(usize::MAX)).unwrap();
+    let summary = store.job_summary(Origin::Rule(with_jobs)).unwrap();
+    assert_eq!(
+        summary.clone().normalized(),
+        JobSummary::of(&jobs).normalized(),
+        "after a state change"
+    );
+    assert_eq!(
+        summary.counts.get(&JobState::Failed).copied().unwrap_or(0),
+        0
+    );
+    assert_eq!(summary.counts.get(&JobState::Expired), Some(&1));
+    let summary = store.job_summary(Origin::Rule(with_jobs)).unwrap();
+    assert_eq!(summary.first_execution_started, Some(at(5)));
+    assert_eq!(summary.last_finished, Some(at(55)));
+    assert_eq!(summary.last_started_finished, None);
+    assert_eq!(summary.counts.get(&JobState::Waiting), Some(&1));
+    assert!(store
+        .job_summary(Origin::Rule(empty))
+        .unwrap()
+        .normalized()
+        .counts
+        .is_empty());
 }

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::deploy::{self, ContainerSettings, DeployRequest, Renewal, UninstallRequest};
-use oco_core::housekeeping::{container_statistics, ContainerStatistics};
+use oco_core::housekeeping::{container_statistics_of, ContainerStatistics};
 use oco_core::model::{
     check_text, Computer, ComputerGroupId, ComputerId, ContainerId, Job, JobContainer, JobId, Name,
     Origin, Package, PackageGroupId, PackageId, Schedule, WolSettings, MAX_NOTES_CHARS,
@@ -21,7 +21,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
 use super::policy::{policy_or_default, PolicyInput};
-use super::{blocking, list_page};
+use super::{blocking, heavy, list_page, HeavyGate};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -241,7 +241,7 @@ async fn deploy_container(
         package_groups: input.package_groups,
         force_reinstall: input.force_reinstall,
     };
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let snapshot = store.deploy_snapshot()?;
         let changes = deploy::deploy(&request, &snapshot, now)?;
@@ -265,7 +265,7 @@ async fn uninstall_container(
             .map(|a| (a.computer, a.package))
             .collect(),
     };
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let snapshot = store.deploy_snapshot()?;
         let changes = deploy::uninstall(&request, &snapshot, now)?;
@@ -458,7 +458,7 @@ async fn renew(
         .map(|text| Name::new("into", text))
         .transpose()?;
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = ContainerId(id);
         let container = store.container(id)?;
@@ -483,7 +483,7 @@ async fn renew(
 
 async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = ContainerId(id);
         store.container(id)?;
@@ -507,12 +507,12 @@ async fn statistics(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<ContainerStatistics>> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = ContainerId(id);
         let container = store.container(id)?;
-        let jobs = chosen_jobs(store, Origin::Container(id), None)?;
-        Ok(Json(container_statistics(&container, &jobs, now)))
+        let summary = store.job_summary(Origin::Container(id))?;
+        Ok(Json(container_statistics_of(&container, &summary, now)))
     })
     .await
 }

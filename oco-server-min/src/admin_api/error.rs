@@ -17,6 +17,8 @@ use serde::Serialize;
 pub struct ApiError {
     status: StatusCode,
     body: Box<ErrorBody>,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 /// The `error` object of an error response.
@@ -56,6 +58,7 @@ impl ApiError {
                 rendered: None,
                 conflicts: None,
             }),
+            retry_after: None,
         }
     }
 
@@ -123,6 +126,23 @@ impl ApiError {
             "unauthorized",
             "a valid admin token is required: `Authorization: Bearer <token>`",
         )
+    }
+
+    /// 503 with `Retry-After: retry_after` seconds: heavy admin operations are all busy and the
+    /// request waited `waited` for its turn.
+    pub fn busy(waited: std::time::Duration, retry_after: u64) -> Self {
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "the server is busy with other heavy admin operations (re-evaluating rules, \
+                 deploying, statistics) and this one waited {} s for its turn; nothing was \
+                 changed, try again later",
+                waited.as_secs_f64()
+            ),
+        );
+        error.retry_after = Some(retry_after);
+        error
     }
 
     /// 500: logged here; the client learns only that the server failed.
@@ -278,6 +298,13 @@ impl IntoResponse for ApiError {
         struct Envelope {
             error: Box<ErrorBody>,
         }
-        (self.status, axum::Json(Envelope { error: self.body })).into_response()
+        let mut response = (self.status, axum::Json(Envelope { error: self.body })).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }

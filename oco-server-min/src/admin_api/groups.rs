@@ -9,15 +9,15 @@ use axum::{Json, Router};
 use oco_core::model::{
     ComputerGroup, ComputerGroupId, ComputerId, Name, PackageGroup, PackageGroupId, PackageId,
 };
-use oco_core::rules::{RuleEvent, RuleWorld};
+use oco_core::rules::RuleEvent;
 use oco_core::store::{Store, StoreError, StoreResult};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
-use super::rules::refuse_new_conflicts;
-use super::{blocking, change_with_rules};
+use super::rules::{complete_packages, refuse_new_conflicts, world_and_rest};
+use super::{blocking, change_with_rules, change_with_rules_in, heavy, HeavyGate};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -235,12 +235,16 @@ async fn set_computer_group_parent(
     Body(input): Body<SetParent<ComputerGroupId>>,
 ) -> ApiResult<Json<ComputerGroupView>> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = ComputerGroupId(id);
         let old = view::<ComputerGroups>(store, id)?;
-        // The members of the moved group join or leave the ancestors' rules: compare every rule.
-        let event = RuleEvent::ComputerGroupsChanged { computers: None };
+        // The members of the moved group and its subgroups join or leave the rules of its old
+        // and new ancestors; nobody else does.
+        let moved = crate::rules::computer_group_members(store, id)?;
+        let event = RuleEvent::ComputerGroupsChanged {
+            computers: Some(moved.into_iter().collect()),
+        };
         let before = crate::rules::world_for(store, &event)?;
         change_with_rules(
             store,
@@ -268,7 +272,7 @@ async fn set_computer_group_members(
     Body(input): Body<SetMembers<ComputerId>>,
 ) -> ApiResult<Json<ComputerGroupView>> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = ComputerGroupId(id);
         let old = view::<ComputerGroups>(store, id)?;
@@ -310,19 +314,21 @@ async fn set_package_group_parent(
     Body(input): Body<SetParent<PackageGroupId>>,
 ) -> ApiResult<Json<PackageGroupView>> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = PackageGroupId(id);
         let old = view::<PackageGroups>(store, id)?;
-        let snapshot = store.rule_snapshot()?;
-        let before = RuleWorld::from_snapshot(&snapshot);
-        let mut after = snapshot;
+        let part = crate::rules::package_group_part(store, id, Some(input.parent))?;
+        let snapshot = store.rule_snapshot_part(&part)?;
+        let (before, mut after) = world_and_rest(snapshot);
         if let Some(group) = after.deploy.package_groups.iter_mut().find(|g| g.id == id) {
             group.parent = input.parent;
         }
+        complete_packages(store, &mut after)?;
         refuse_new_conflicts(&before, &after)?;
-        change_with_rules(
+        change_with_rules_in(
             store,
+            &part,
             &before,
             now,
             || {
@@ -347,29 +353,33 @@ async fn set_package_group_members(
     Body(input): Body<SetMembers<PackageId>>,
 ) -> ApiResult<Json<PackageGroupView>> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = PackageGroupId(id);
         let old = view::<PackageGroups>(store, id)?;
-        let snapshot = store.rule_snapshot()?;
-        if let Some(unknown) = input
-            .members
-            .iter()
-            .find(|p| !snapshot.deploy.packages.contains_key(p))
-        {
-            return Err(
-                ApiError::not_found(format!("package {unknown} not found")).with_field("members")
-            );
+        let part = crate::rules::package_group_part(store, id, None)?;
+        let snapshot = store.rule_snapshot_part(&part)?;
+        for &member in &input.members {
+            if !snapshot.deploy.packages.contains_key(&member) {
+                store.package(member).map_err(|error| match error {
+                    StoreError::NotFound { .. } => {
+                        ApiError::not_found(format!("package {member} not found"))
+                            .with_field("members")
+                    }
+                    other => other.into(),
+                })?;
+            }
         }
-        let before = RuleWorld::from_snapshot(&snapshot);
-        let mut after = snapshot;
+        let (before, mut after) = world_and_rest(snapshot);
         after
             .deploy
             .package_group_members
             .insert(id, input.members.clone());
+        complete_packages(store, &mut after)?;
         refuse_new_conflicts(&before, &after)?;
-        change_with_rules(
+        change_with_rules_in(
             store,
+            &part,
             &before,
             now,
             || {

@@ -32,7 +32,7 @@ use axum::{Json, Router};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::model::{RuleId, MAX_LIST_ENTRIES};
 use oco_core::rules::{RuleDiff, RuleEvent, RuleWorld, Scope};
-use oco_core::store::{Page, Store, StoreResult};
+use oco_core::store::{Page, RulePart, Store, StoreResult};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
@@ -150,6 +150,43 @@ async fn blocking<T: Send + 'static>(
         .map_err(|error| ApiError::internal("blocking task", &error))?
 }
 
+/// Runs heavy `work` (one that re-evaluates rules, deploys, renews, deletes a container or
+/// computes statistics: it may read much) on the blocking thread pool once one of the
+/// `--admin-heavy-concurrency` permits is free, so that a few such requests at once cannot
+/// exhaust memory; a request that waits longer than the configured wait is refused with 503 and
+/// `Retry-After`. The permit goes with the work: a client that gives up does not free it before
+/// the work ends.
+async fn heavy<T: Send + 'static>(
+    gate: HeavyGate,
+    work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let HeavyGate { permits, wait } = gate;
+    let permit = tokio::time::timeout(wait, permits.acquire_owned())
+        .await
+        .map_err(|_| ApiError::busy(wait, wait.as_secs().clamp(1, 60)))?
+        .map_err(|error| ApiError::internal("admin permits", &error))?;
+    blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+}
+
+/// What [`heavy`] waits on: the permits of heavy admin operations and how long to wait.
+struct HeavyGate {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    wait: std::time::Duration,
+}
+
+impl HeavyGate {
+    fn of(state: &AppState) -> Self {
+        HeavyGate {
+            permits: state.admin_heavy().clone(),
+            wait: state.options().admin_heavy_wait,
+        }
+    }
+}
+
 /// One page of a store listing, as `GET /<resources>` answers it: `list` reads the page the query
 /// asks for with one item more (to know whether there is a next page), `id` gives an item's id.
 async fn list_page<T: Send + 'static>(
@@ -167,7 +204,8 @@ async fn list_page<T: Send + 'static>(
 }
 
 /// Writes a change of administrative data, then re-evaluates the rules `event` concerns, `before`
-/// being the rule world read before the write (`crate::rules::world_for`).
+/// being the rule world read before the write (`crate::rules::world_for`), in the part of the
+/// world the event names (`crate::rules::part_of_event`).
 ///
 /// If the re-evaluation fails, `undo` puts the data back and every rule concerned is evaluated
 /// in full again on the restored data (a diff applied before the failure is so reverted), and the
@@ -184,9 +222,56 @@ fn change_with_rules<T>(
     event: impl FnOnce(&T) -> RuleEvent,
     undo: impl FnOnce(&T) -> StoreResult<()>,
 ) -> ApiResult<(T, Vec<RuleDiff>)> {
+    change_in_part(
+        store,
+        crate::rules::part_of_event,
+        before,
+        now,
+        write,
+        event,
+        undo,
+    )
+}
+
+/// [`change_with_rules`] in the part of the world `part` names, `before` being
+/// `crate::rules::read_world` of it read before the write.
+///
+/// # Errors
+///
+/// As [`change_with_rules`].
+fn change_with_rules_in<T>(
+    store: &dyn Store,
+    part: &RulePart,
+    before: &RuleWorld,
+    now: DateTime<Utc>,
+    write: impl FnOnce() -> ApiResult<T>,
+    event: impl FnOnce(&T) -> RuleEvent,
+    undo: impl FnOnce(&T) -> StoreResult<()>,
+) -> ApiResult<(T, Vec<RuleDiff>)> {
+    change_in_part(
+        store,
+        |_| Some(part.clone()),
+        before,
+        now,
+        write,
+        event,
+        undo,
+    )
+}
+
+fn change_in_part<T>(
+    store: &dyn Store,
+    part: impl FnOnce(&RuleEvent) -> Option<RulePart>,
+    before: &RuleWorld,
+    now: DateTime<Utc>,
+    write: impl FnOnce() -> ApiResult<T>,
+    event: impl FnOnce(&T) -> RuleEvent,
+    undo: impl FnOnce(&T) -> StoreResult<()>,
+) -> ApiResult<(T, Vec<RuleDiff>)> {
     let value = write()?;
     let event = event(&value);
-    match crate::rules::reevaluate(store, &event, before, now) {
+    let part = part(&event);
+    match crate::rules::reevaluate_in(store, &event, part.as_ref(), before, now) {
         Ok(diffs) => Ok((value, diffs)),
         Err(error) => {
             tracing::warn!("admin API: re-evaluating rules after {event:?} failed: {error}");
@@ -207,7 +292,7 @@ fn change_with_rules<T>(
 /// `event` names, in full, and applies each diff that changes something. Failures are logged.
 fn repair(store: &dyn Store, before: &RuleWorld, event: &RuleEvent, now: DateTime<Utc>) {
     let result = store.rule_snapshot().and_then(|snapshot| {
-        let world = RuleWorld::from_snapshot(&snapshot);
+        let world = RuleWorld::from_owned_snapshot(snapshot);
         let mut ids: Vec<RuleId> = before
             .rules
             .keys()

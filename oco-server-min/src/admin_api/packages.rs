@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
-use super::{blocking, change_with_rules, check_entries, list_page};
+use super::{blocking, change_with_rules, check_entries, heavy, list_page, HeavyGate};
 use crate::payloads::{PayloadWriter, Written};
 use crate::AppState;
 
@@ -321,7 +321,7 @@ async fn update_package(
     patch: Patch,
 ) -> ApiResult<Json<Package>> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = PackageId(id);
         let old = store.package(id)?;
@@ -392,7 +392,9 @@ async fn upload_payload(
     }
     let written = receive(&state, id, body, limit).await?;
     let now = state.clock().now();
-    blocking(move || {
+    // A first payload changes what the package's jobs do (they download), so the rules are
+    // re-evaluated: a heavy operation.
+    heavy(HeavyGate::of(&state), move || {
         let checked = std::fs::File::open(written.partial.path())
             .and_then(crate::payloads::check_zip)
             .map_err(|error| ApiError::internal("reading a payload back", &error))?;
@@ -412,7 +414,13 @@ async fn upload_payload(
         let mut new = old.clone();
         new.payload = Some(payload);
         if new != old {
-            if let Err(error) = save_package(store, &old, &new, now) {
+            // Only whether there is a payload reaches the jobs; a new digest is the row's alone.
+            let saved = if new.has_payload() == old.has_payload() {
+                store.update_package(&new).map_err(ApiError::from)
+            } else {
+                save_package(store, &old, &new, now)
+            };
+            if let Err(error) = saved {
                 // Put the old file back only if the row is known to be as it was: a row with a
                 // payload always has a file.
                 match store.package(id) {

@@ -9,13 +9,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::chrono_tz::Tz;
-use oco_core::housekeeping::{statistics as job_statistics, ContainerStatistics};
+use oco_core::housekeeping::{statistics_of, ContainerStatistics};
+use oco_core::model::resolve::resolve_package_group;
 use oco_core::model::{
     check_text, ComputerGroupId, DeploymentRule, JobId, Name, Origin, PackageGroupId, RuleId,
     MAX_NOTES_CHARS,
 };
 use oco_core::rules::{Conflict, RuleDiff, RuleEvent, RuleWorld, Scope};
-use oco_core::store::{RuleSnapshot, Store, StoreError};
+use oco_core::store::{RulePart, RuleSnapshot, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::containers::{apply_renewal, chosen_jobs, renew_inputs};
@@ -23,7 +24,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
 use super::policy::{policy_or_default, PolicyInput};
-use super::{blocking, change_with_rules, list_page};
+use super::{blocking, change_with_rules_in, heavy, list_page, HeavyGate};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -54,6 +55,43 @@ pub(super) fn refuse_new_conflicts(before: &RuleWorld, after: &RuleSnapshot) -> 
     } else {
         Err(ApiError::family_conflicts(new))
     }
+}
+
+/// The world of `snapshot`, and the snapshot without its jobs (what a conflict check needs, to
+/// build the world after a change on): the jobs are moved into the world, not copied.
+pub(super) fn world_and_rest(mut snapshot: RuleSnapshot) -> (RuleWorld, RuleSnapshot) {
+    let jobs = std::mem::take(&mut snapshot.jobs);
+    let mut world = RuleWorld::from_snapshot(&snapshot);
+    world.set_jobs(jobs);
+    (world, snapshot)
+}
+
+/// Adds to `snapshot` the packages of its rules that it lacks: a snapshot of a part of the world
+/// holds the packages of the rules as they were, and a change may give a rule more (a rule that
+/// takes another package group, a package group that gains members or moves).
+///
+/// # Errors
+///
+/// The store's.
+pub(super) fn complete_packages(store: &dyn Store, snapshot: &mut RuleSnapshot) -> ApiResult<()> {
+    let deploy = &snapshot.deploy;
+    let missing: BTreeSet<_> = snapshot
+        .rules
+        .iter()
+        .flat_map(|rule| {
+            resolve_package_group(
+                rule.package_group,
+                &deploy.package_groups,
+                &deploy.package_group_members,
+            )
+        })
+        .filter(|id| !deploy.packages.contains_key(id))
+        .collect();
+    for id in missing {
+        let package = store.package(id)?;
+        snapshot.deploy.packages.insert(id, package);
+    }
+    Ok(())
 }
 
 /// A rule to create, and a rule's editable form (see [`super::patch`]). Absent or `null`
@@ -190,16 +228,18 @@ async fn create(
     let now = state.clock().now();
     // The store assigns the id; conflicts name the new rule as rule 0.
     let rule = input.into_rule(RuleId(0), now, state.options().time_zone)?;
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
-        let snapshot = store.rule_snapshot()?;
+        let part = crate::rules::rules_part(store, &[&rule])?;
+        let snapshot = store.rule_snapshot_part(&part)?;
         check_groups(&snapshot, &rule)?;
-        let before = RuleWorld::from_snapshot(&snapshot);
-        let mut after = snapshot;
+        let (before, mut after) = world_and_rest(snapshot);
         after.rules.push(rule.clone());
+        complete_packages(store, &mut after)?;
         refuse_new_conflicts(&before, &after)?;
-        let (rule, diffs) = change_with_rules(
+        let (rule, diffs) = change_with_rules_in(
             store,
+            &part,
             &before,
             now,
             || Ok(store.create_rule(rule)?),
@@ -248,18 +288,20 @@ fn update(
     let old = store.rule(id)?;
     let mut new = old.clone();
     edit(&mut new)?;
-    let snapshot = store.rule_snapshot()?;
+    let part = crate::rules::rules_part(store, &[&old, &new])?;
+    let snapshot = store.rule_snapshot_part(&part)?;
     check_groups(&snapshot, &new)?;
-    let before = RuleWorld::from_snapshot(&snapshot);
-    let mut after = snapshot;
+    let (before, mut after) = world_and_rest(snapshot);
     match after.rules.iter_mut().find(|rule| rule.id == id) {
         Some(rule) => *rule = new.clone(),
         // Being deleted: it no longer takes part in evaluation.
         None => return Err(ApiError::not_found(format!("rule {id} is being deleted"))),
     }
+    complete_packages(store, &mut after)?;
     refuse_new_conflicts(&before, &after)?;
-    let ((), diffs) = change_with_rules(
+    let ((), diffs) = change_with_rules_in(
         store,
+        &part,
         &before,
         now,
         || Ok(store.update_rule(&new)?),
@@ -280,7 +322,7 @@ async fn edit(
 ) -> ApiResult<Json<Changed>> {
     let now = state.clock().now();
     let zone = state.options().time_zone;
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         update(state.store().as_ref(), RuleId(id), now, |rule| {
             *rule =
                 patch
@@ -308,7 +350,7 @@ async fn disable(
 
 async fn set_enabled(state: AppState, id: i64, enabled: bool) -> ApiResult<Json<Changed>> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         update(state.store().as_ref(), RuleId(id), now, |rule| {
             rule.enabled = enabled;
             Ok(())
@@ -320,12 +362,18 @@ async fn set_enabled(state: AppState, id: i64, enabled: bool) -> ApiResult<Json<
 /// How many times an on-demand evaluation is recomputed after losing a race.
 const ATTEMPTS: usize = 5;
 
-/// Evaluates rule `id` in full on a fresh snapshot and applies the diff, recomputing it if it
-/// lost a race with an agent report.
-fn evaluate_fully(store: &dyn Store, id: RuleId, now: DateTime<Utc>) -> ApiResult<RuleDiff> {
+/// Evaluates `rule` in full on a fresh snapshot of its part of the world and applies the diff,
+/// recomputing it if it lost a race with an agent report.
+fn evaluate_fully(
+    store: &dyn Store,
+    rule: &DeploymentRule,
+    now: DateTime<Utc>,
+) -> ApiResult<RuleDiff> {
+    let id = rule.id;
+    let part = crate::rules::rules_part(store, &[rule])?;
     let mut attempt = 1;
     loop {
-        let world = RuleWorld::from_snapshot(&store.rule_snapshot()?);
+        let world = RuleWorld::from_owned_snapshot(store.rule_snapshot_part(&part)?);
         let diff = world.evaluate(id, &Scope::full(), now);
         if diff.is_empty() {
             return Ok(diff);
@@ -343,11 +391,11 @@ async fn evaluate(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Changed>> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = RuleId(id);
         let rule = store.rule(id)?;
-        let diff = evaluate_fully(store, id, now)?;
+        let diff = evaluate_fully(store, &rule, now)?;
         Ok(Json(Changed {
             rule,
             evaluations: vec![Evaluation::from(&diff)],
@@ -358,19 +406,20 @@ async fn evaluate(
 
 async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = RuleId(id);
-        store.rule(id)?;
+        let rule = store.rule(id)?;
         let event = RuleEvent::RuleChanged { rule: id };
-        let before = crate::rules::world_for(store, &event)?;
+        let part = crate::rules::rules_part(store, &[&rule])?;
+        let before = crate::rules::read_world(store, Some(&part))?;
         let deleting_already = !before.rules.contains_key(&id);
         store.delete_rule(id)?;
         // Retires its jobs (running ones are orphaned) and settles other rules' claims. A delete
         // cannot be undone; after a failure, deleting again finishes the retirement.
-        crate::rules::reevaluate(store, &event, &before, now)?;
+        crate::rules::reevaluate_in(store, &event, Some(&part), &before, now)?;
         if deleting_already {
-            evaluate_fully(store, id, now)?;
+            evaluate_fully(store, &rule, now)?;
         }
         Ok(StatusCode::NO_CONTENT)
     })
@@ -382,7 +431,7 @@ async fn renew(
     ApiPath(id): ApiPath<i64>,
     Body(input): Body<RenewInput>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = RuleId(id);
         store.rule(id)?;
@@ -404,17 +453,40 @@ async fn statistics(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<RuleStatistics>> {
     let now = state.clock().now();
-    blocking(move || {
+    heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let id = RuleId(id);
         let rule = store.rule(id)?;
-        let jobs = chosen_jobs(store, Origin::Rule(id), None)?;
-        let world = RuleWorld::from_snapshot(&store.rule_snapshot()?);
-        let conflicts = world.evaluate(id, &Scope::full(), now).conflicts;
+        let summary = store.job_summary(Origin::Rule(id))?;
         Ok(Json(RuleStatistics {
-            statistics: job_statistics(&jobs, None, rule.created_at, now),
-            conflicts,
+            statistics: statistics_of(&summary, None, rule.created_at, now),
+            conflicts: rule_conflicts(store, id)?,
         }))
     })
     .await
+}
+
+/// The conflicts a full evaluation of rule `id` reports, reading only the computers where it
+/// can find one (`RuleWorld::conflict_candidates`) and no job.
+fn rule_conflicts(store: &dyn Store, id: RuleId) -> ApiResult<Vec<Conflict>> {
+    let rules = RuleWorld::from_snapshot(&store.rule_snapshot_part(&RulePart::default())?);
+    if !rules.rules.contains_key(&id) {
+        // Being deleted: it no longer takes part in evaluation.
+        return Ok(Vec::new());
+    }
+    let enabled: Vec<&DeploymentRule> = rules
+        .rules
+        .values()
+        .map(|r| &r.rule)
+        .filter(|rule| rule.enabled || rule.id == id)
+        .collect();
+    let mut others = crate::rules::rule_members(store, &enabled)?;
+    let members = others.remove(&id).unwrap_or_default();
+    let candidates = rules.conflict_candidates(id, &members, &others);
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let part = RulePart::computers(candidates.iter().copied()).without_jobs();
+    let world = RuleWorld::from_snapshot(&store.rule_snapshot_part(&part)?);
+    Ok(world.conflicts_of(id, &Scope::computers(candidates)))
 }

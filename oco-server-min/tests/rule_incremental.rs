@@ -1,0 +1,464 @@
+//! Admin changes re-evaluate rules incrementally, reading only the part of the world they
+//! concern: for random worlds and changes, the jobs after the server's incremental re-evaluation
+//! are those a full re-evaluation of every rule on the whole world gives.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin_support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use admin_support::{noon, Api};
+use axum::http::StatusCode;
+use oco_core::model::{
+    Assignment, Compatibility, ComputerGroupId, ComputerId, DeliveryPolicy, DeploymentRule,
+    FamilyId, JobKind, JobSnapshot, JobState, Origin, PackageGroupId, PackageId, RuleId,
+    UpgradeBehavior,
+};
+use oco_core::rules::{RuleWorld, Scope};
+use oco_core::store::{testkit, Change, ChangeSet, MemoryStore, NewComputer, Page, Store};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+/// A world to build, by indices (taken modulo what exists).
+#[derive(Debug, Clone)]
+struct Spec {
+    /// Each computer: Linux (else Windows).
+    computers: Vec<bool>,
+    /// Each package: family, upgrade behaviour, a dependency on an earlier package, Windows only.
+    packages: Vec<(usize, usize, Option<usize>, bool)>,
+    /// Each computer group: a parent among the earlier ones, members.
+    computer_groups: Vec<(Option<usize>, Vec<usize>)>,
+    /// Each package group: a parent among the earlier ones, members in order.
+    package_groups: Vec<(Option<usize>, Vec<usize>)>,
+    /// Each rule: computer group, package group, enabled.
+    rules: Vec<(usize, usize, bool)>,
+    /// Installed (computer, package) pairs.
+    assignments: Vec<(usize, usize)>,
+}
+
+/// An admin change, by indices.
+#[derive(Debug, Clone)]
+enum Event {
+    ComputerMembers(usize, Vec<usize>),
+    ComputerParent(usize, Option<usize>),
+    PackageMembers(usize, Vec<usize>),
+    PackageParent(usize, Option<usize>),
+    RuleEdit(usize, usize, usize, bool),
+    RuleDelete(usize),
+    RuleCreate(usize, usize, bool),
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    let indices = || prop::collection::vec(0_usize..8, 0..4);
+    (
+        prop::collection::vec(any::<bool>(), 2..6),
+        prop::collection::vec(
+            (
+                0_usize..3,
+                0_usize..3,
+                prop::option::of(0_usize..8),
+                any::<bool>(),
+            ),
+            2..6,
+        ),
+        prop::collection::vec((prop::option::of(0_usize..8), indices()), 1..5),
+        prop::collection::vec((prop::option::of(0_usize..8), indices()), 1..4),
+        prop::collection::vec((0_usize..8, 0_usize..8, any::<bool>()), 1..4),
+        prop::collection::vec((0_usize..8, 0_usize..8), 0..6),
+    )
+        .prop_map(
+            |(computers, packages, computer_groups, package_groups, rules, assignments)| Spec {
+                computers,
+                packages,
+                computer_groups,
+                package_groups,
+                rules,
+                assignments,
+            },
+        )
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    let indices = || prop::collection::vec(0_usize..8, 0..5);
+    prop_oneof![
+        (0_usize..8, indices()).prop_map(|(g, m)| Event::ComputerMembers(g, m)),
+        (0_usize..8, prop::option::of(0_usize..8)).prop_map(|(g, p)| Event::ComputerParent(g, p)),
+        (0_usize..8, indices()).prop_map(|(g, m)| Event::PackageMembers(g, m)),
+        (0_usize..8, prop::option::of(0_usize..8)).prop_map(|(g, p)| Event::PackageParent(g, p)),
+        (0_usize..8, 0_usize..8, 0_usize..8, any::<bool>())
+            .prop_map(|(r, c, p, e)| Event::RuleEdit(r, c, p, e)),
+        (0_usize..8).prop_map(Event::RuleDelete),
+        (0_usize..8, 0_usize..8, any::<bool>()).prop_map(|(c, p, e)| Event::RuleCreate(c, p, e)),
+    ]
+}
+
+/// The ids of a built world.
+#[derive(Debug, Clone)]
+struct Ids {
+    computers: Vec<ComputerId>,
+    packages: Vec<PackageId>,
+    computer_groups: Vec<ComputerGroupId>,
+    package_groups: Vec<PackageGroupId>,
+    rules: Vec<RuleId>,
+}
+
+fn pick<T: Copy>(items: &[T], index: usize) -> T {
+    items[index % items.len()]
+}
+
+fn picks<T: Copy + Ord>(items: &[T], indices: &[usize]) -> Vec<T> {
+    let mut out: Vec<T> = indices.iter().map(|&i| pick(items, i)).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// A rule as both sides create it.
+fn rule(
+    n: usize,
+    computer_group: ComputerGroupId,
+    package_group: PackageGroupId,
+) -> DeploymentRule {
+    DeploymentRule {
+        id: RuleId(0),
+        name: testkit::name(&format!("rule {n}")),
+        notes: String::new(),
+        enabled: true,
+        computer_group,
+        package_group,
+        policy: DeliveryPolicy::new(oco_core::chrono_tz::Tz::UTC),
+        created_at: noon(),
+    }
+}
+
+/// Builds `spec` in `store` and evaluates every rule once, as a server that was up to date.
+fn build(store: &dyn Store, spec: &Spec) -> Ids {
+    let computers: Vec<ComputerId> = spec
+        .computers
+        .iter()
+        .enumerate()
+        .map(|(i, &linux)| {
+            store
+                .create_computer(NewComputer {
+                    hostname: testkit::name(&format!("pc{i}")),
+                    os: if linux { "Linux" } else { "Windows" }.into(),
+                    os_version: String::new(),
+                    architecture: String::new(),
+                    macs: vec![],
+                })
+                .unwrap()
+                .id
+        })
+        .collect();
+    let families: Vec<FamilyId> = (0..3)
+        .map(|f| {
+            store
+                .create_family(testkit::name(&format!("f{f}")))
+                .unwrap()
+                .id
+        })
+        .collect();
+    let mut packages: Vec<PackageId> = Vec::new();
+    for (i, &(family, upgrade, dependency, windows_only)) in spec.packages.iter().enumerate() {
+        let dependencies = match dependency {
+            Some(d) if !packages.is_empty() => vec![pick(&packages, d)],
+            _ => vec![],
+        };
+        let mut package = testkit::package(pick(&families, family), &format!("{i}"), dependencies);
+        package.upgrade_behavior = [
+            UpgradeBehavior::KeepOthers,
+            UpgradeBehavior::ImplicitRemove,
+            UpgradeBehavior::ExplicitUninstall,
+        ][upgrade];
+        package.compatibility = Compatibility {
+            os: if windows_only {
+                vec!["Windows".into()]
+            } else {
+                vec![]
+            },
+            ..Compatibility::default()
+        };
+        packages.push(store.create_package(package).unwrap().id);
+    }
+    let mut computer_groups: Vec<ComputerGroupId> = Vec::new();
+    for (i, (parent, members)) in spec.computer_groups.iter().enumerate() {
+        let parent = parent.filter(|_| i > 0).map(|p| pick(&computer_groups, p));
+        let group = store
+            .create_computer_group(testkit::name(&format!("cg{i}")), parent)
+            .unwrap()
+            .id;
+        store
+            .set_computer_group_members(group, &picks(&computers, members))
+            .unwrap();
+        computer_groups.push(group);
+    }
+    let mut package_groups: Vec<PackageGroupId> = Vec::new();
+    for (i, (parent, members)) in spec.package_groups.iter().enumerate() {
+        let parent = parent.filter(|_| i > 0).map(|p| pick(&package_groups, p));
+        let group = store
+            .create_package_group(testkit::name(&format!("pg{i}")), parent)
+            .unwrap()
+            .id;
+        let mut list: Vec<PackageId> = Vec::new();
+        for &m in members {
+            let package = pick(&packages, m);
+            if !list.contains(&package) {
+                list.push(package);
+            }
+        }
+        store.set_package_group_members(group, &list).unwrap();
+        package_groups.push(group);
+    }
+    let mut changes = Vec::new();
+    for (i, &(computer, package)) in spec.assignments.iter().enumerate() {
+        changes.push(Change::UpsertAssignment {
+            assignment: Assignment {
+                computer: pick(&computers, computer),
+                package: pick(&packages, package),
+                installed_at: testkit::at(i64::try_from(i).unwrap()),
+                job: None,
+            },
+        });
+    }
+    store.apply(&ChangeSet { changes }).unwrap();
+    let rules: Vec<RuleId> = spec
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(n, &(cg, pg, enabled))| {
+            let rule = DeploymentRule {
+                enabled,
+                ..rule(n, pick(&computer_groups, cg), pick(&package_groups, pg))
+            };
+            store.create_rule(rule).unwrap().id
+        })
+        .collect();
+    evaluate_fully(store, &rules);
+    Ids {
+        computers,
+        packages,
+        computer_groups,
+        package_groups,
+        rules,
+    }
+}
+
+/// Evaluates `rules` in full on the whole world and applies each diff.
+fn evaluate_fully(store: &dyn Store, rules: &[RuleId]) {
+    for &rule in rules {
+        let world = RuleWorld::from_snapshot(&store.rule_snapshot().unwrap());
+        let diff = world.evaluate(rule, &Scope::full(), noon());
+        store.apply(&diff.into_change_set()).unwrap();
+    }
+}
+
+/// The change through the admin API: the status.
+async fn send(api: &Api, ids: &Ids, event: &Event) -> StatusCode {
+    let (status, reply): (StatusCode, Value) = match event {
+        Event::ComputerMembers(g, members) => {
+            let g = pick(&ids.computer_groups, *g);
+            api.put(
+                &format!("/computer-groups/{g}/members"),
+                json!({"members": picks(&ids.computers, members)}),
+            )
+            .await
+        }
+        Event::ComputerParent(g, parent) => {
+            let g = pick(&ids.computer_groups, *g);
+            let parent = parent.map(|p| pick(&ids.computer_groups, p));
+            api.put(
+                &format!("/computer-groups/{g}/parent"),
+                json!({ "parent": parent }),
+            )
+            .await
+        }
+        Event::PackageMembers(g, members) => {
+            let g = pick(&ids.package_groups, *g);
+            api.put(
+                &format!("/package-groups/{g}/members"),
+                json!({"members": package_list(&ids.packages, members)}),
+            )
+            .await
+        }
+        Event::PackageParent(g, parent) => {
+            let g = pick(&ids.package_groups, *g);
+            let parent = parent.map(|p| pick(&ids.package_groups, p));
+            api.put(
+                &format!("/package-groups/{g}/parent"),
+                json!({ "parent": parent }),
+            )
+            .await
+        }
+        Event::RuleEdit(r, cg, pg, enabled) => {
+            let r = pick(&ids.rules, *r);
+            api.patch(
+                &format!("/rules/{r}"),
+                json!({
+                    "computer_group": pick(&ids.computer_groups, *cg),
+                    "package_group": pick(&ids.package_groups, *pg),
+                    "enabled": enabled,
+                }),
+            )
+            .await
+        }
+        Event::RuleDelete(r) => {
+            let r = pick(&ids.rules, *r);
+            api.delete(&format!("/rules/{r}")).await
+        }
+        Event::RuleCreate(cg, pg, enabled) => {
+            api.post(
+                "/rules",
+                json!({
+                    "name": format!("rule {}", ids.rules.len()),
+                    "computer_group": pick(&ids.computer_groups, *cg),
+                    "package_group": pick(&ids.package_groups, *pg),
+                    "enabled": enabled,
+                }),
+            )
+            .await
+        }
+    };
+    // Refusals are for cycles and new family conflicts only; anything else is a failure.
+    assert!(
+        status.is_success() || status == StatusCode::CONFLICT || status == StatusCode::BAD_REQUEST,
+        "{event:?}: {status} {reply}"
+    );
+    status
+}
+
+fn package_list(packages: &[PackageId], indices: &[usize]) -> Vec<PackageId> {
+    let mut list: Vec<PackageId> = Vec::new();
+    for &i in indices {
+        let package = pick(packages, i);
+        if !list.contains(&package) {
+            list.push(package);
+        }
+    }
+    list
+}
+
+/// The same change by store calls, then every rule (before and after) re-evaluated in full.
+fn apply_and_evaluate_fully(store: &dyn Store, ids: &Ids, event: &Event) {
+    let mut rules: Vec<RuleId> = store
+        .list_rules(Page::first(usize::MAX))
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    match event {
+        Event::ComputerMembers(g, members) => store
+            .set_computer_group_members(
+                pick(&ids.computer_groups, *g),
+                &picks(&ids.computers, members),
+            )
+            .unwrap(),
+        Event::ComputerParent(g, parent) => store
+            .set_computer_group_parent(
+                pick(&ids.computer_groups, *g),
+                parent.map(|p| pick(&ids.computer_groups, p)),
+            )
+            .unwrap(),
+        Event::PackageMembers(g, members) => store
+            .set_package_group_members(
+                pick(&ids.package_groups, *g),
+                &package_list(&ids.packages, members),
+            )
+            .unwrap(),
+        Event::PackageParent(g, parent) => store
+            .set_package_group_parent(
+                pick(&ids.package_groups, *g),
+                parent.map(|p| pick(&ids.package_groups, p)),
+            )
+            .unwrap(),
+        Event::RuleEdit(r, cg, pg, enabled) => {
+            let mut rule = store.rule(pick(&ids.rules, *r)).unwrap();
+            rule.computer_group = pick(&ids.computer_groups, *cg);
+            rule.package_group = pick(&ids.package_groups, *pg);
+            rule.enabled = *enabled;
+            store.update_rule(&rule).unwrap();
+        }
+        Event::RuleDelete(r) => store.delete_rule(pick(&ids.rules, *r)).unwrap(),
+        Event::RuleCreate(cg, pg, enabled) => {
+            let rule = DeploymentRule {
+                enabled: *enabled,
+                ..rule(
+                    ids.rules.len(),
+                    pick(&ids.computer_groups, *cg),
+                    pick(&ids.package_groups, *pg),
+                )
+            };
+            rules.push(store.create_rule(rule).unwrap().id);
+        }
+    }
+    evaluate_fully(store, &rules);
+}
+
+/// What a job is, without its id: keyed by origin, computer, package and kind.
+type JobKey = (Origin, ComputerId, PackageId, JobKind);
+type JobValue = (JobState, u32, bool, u32, JobSnapshot);
+
+fn jobs(store: &dyn Store) -> BTreeMap<JobKey, JobValue> {
+    store
+        .list_jobs(&Default::default(), Page::first(usize::MAX))
+        .unwrap()
+        .into_iter()
+        .map(|job| {
+            (
+                (job.origin, job.computer, job.package, job.kind),
+                (
+                    job.state,
+                    job.sequence,
+                    job.orphaned,
+                    job.attempt,
+                    job.snapshot,
+                ),
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// For every world and change: the jobs after the server's incremental re-evaluation equal
+    /// those of a full re-evaluation of every rule, evaluating any rule again finds nothing to
+    /// do, and a rule's statistics report the conflicts a full evaluation finds.
+    #[test]
+    fn incremental_equals_full(spec in spec(), event in event()) {
+        let incremental: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let full = MemoryStore::new();
+        let ids = build(incremental.as_ref(), &spec);
+        let same = build(&full, &spec);
+        prop_assert_eq!(&ids.rules, &same.rules);
+        prop_assert_eq!(jobs(incremental.as_ref()), jobs(&full));
+
+        let api = Api::on(incremental.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let status = runtime.block_on(send(&api, &ids, &event));
+        if status.is_success() {
+            apply_and_evaluate_fully(&full, &ids, &event);
+        }
+        prop_assert_eq!(jobs(incremental.as_ref()), jobs(&full), "{:?}", event);
+
+        let world = RuleWorld::from_snapshot(&incremental.rule_snapshot().unwrap());
+        for rule in incremental.list_rules(Page::first(usize::MAX)).unwrap() {
+            let diff = world.evaluate(rule.id, &Scope::full(), noon());
+            prop_assert!(diff.is_empty(), "{:?} left work for rule {}: {:?}", event, rule.id, diff);
+            // Statistics read conflicts only where one is possible: the same as a full
+            // evaluation reports.
+            let (status, statistics) =
+                runtime.block_on(api.get(&format!("/rules/{}/statistics", rule.id)));
+            prop_assert_eq!(status, StatusCode::OK);
+            prop_assert_eq!(
+                &statistics["conflicts"],
+                &serde_json::to_value(&diff.conflicts).unwrap(),
+                "rule {}", rule.id
+            );
+        }
+    }
+}
