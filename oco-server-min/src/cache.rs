@@ -21,7 +21,7 @@
 //! The cache holds at most a configured number of computers and starts again empty when it is
 //! full.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use oco_core::chrono::{DateTime, Utc};
@@ -471,6 +471,9 @@ impl Store for CachedStore {
     }
     fn rule_snapshot_part(&self, part: &RulePart) -> StoreResult<RuleSnapshot> {
         self.inner.rule_snapshot_part(part)
+    }
+    fn rule_job_computers(&self, rule: RuleId) -> StoreResult<BTreeSet<ComputerId>> {
+        self.inner.rule_job_computers(rule)
     }
     fn job_summary(&self, origin: Origin) -> StoreResult<JobSummary> {
         self.inner.job_summary(origin)

@@ -16,8 +16,11 @@ use oco_core::model::{
     FamilyId, JobKind, JobSnapshot, JobState, Origin, PackageGroupId, PackageId, RuleId,
     UpgradeBehavior,
 };
-use oco_core::rules::{RuleWorld, Scope};
-use oco_core::store::{testkit, Change, ChangeSet, MemoryStore, NewComputer, Page, Store};
+use oco_core::rules::{RuleEvent, RuleWorld, Scope};
+use oco_core::store::{
+    testkit, Change, ChangeSet, MemoryStore, NewComputer, Page, RulePart, Store, StoreError,
+};
+use oco_server_min::rules;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -347,39 +350,61 @@ fn apply_and_evaluate_fully(store: &dyn Store, ids: &Ids, event: &Event) {
         .iter()
         .map(|r| r.id)
         .collect();
-    match event {
-        Event::ComputerMembers(g, members) => store
-            .set_computer_group_members(
+    let (created, _) = apply_change(store, ids, event).unwrap();
+    rules.extend(created);
+    evaluate_fully(store, &rules);
+}
+
+/// The change by store calls, without re-evaluating: the rule created, if any, and the event
+/// the server re-evaluates after it.
+fn apply_change(
+    store: &dyn Store,
+    ids: &Ids,
+    event: &Event,
+) -> Result<(Option<RuleId>, RuleEvent), StoreError> {
+    let groups = RuleEvent::ComputerGroupsChanged { computers: None };
+    Ok(match event {
+        Event::ComputerMembers(g, members) => {
+            store.set_computer_group_members(
                 pick(&ids.computer_groups, *g),
                 &picks(&ids.computers, members),
-            )
-            .unwrap(),
-        Event::ComputerParent(g, parent) => store
-            .set_computer_group_parent(
+            )?;
+            (None, groups)
+        }
+        Event::ComputerParent(g, parent) => {
+            store.set_computer_group_parent(
                 pick(&ids.computer_groups, *g),
                 parent.map(|p| pick(&ids.computer_groups, p)),
-            )
-            .unwrap(),
-        Event::PackageMembers(g, members) => store
-            .set_package_group_members(
+            )?;
+            (None, groups)
+        }
+        Event::PackageMembers(g, members) => {
+            store.set_package_group_members(
                 pick(&ids.package_groups, *g),
                 &package_list(&ids.packages, members),
-            )
-            .unwrap(),
-        Event::PackageParent(g, parent) => store
-            .set_package_group_parent(
+            )?;
+            (None, RuleEvent::PackageGroupsChanged)
+        }
+        Event::PackageParent(g, parent) => {
+            store.set_package_group_parent(
                 pick(&ids.package_groups, *g),
                 parent.map(|p| pick(&ids.package_groups, p)),
-            )
-            .unwrap(),
+            )?;
+            (None, RuleEvent::PackageGroupsChanged)
+        }
         Event::RuleEdit(r, cg, pg, enabled) => {
-            let mut rule = store.rule(pick(&ids.rules, *r)).unwrap();
+            let mut rule = store.rule(pick(&ids.rules, *r))?;
             rule.computer_group = pick(&ids.computer_groups, *cg);
             rule.package_group = pick(&ids.package_groups, *pg);
             rule.enabled = *enabled;
-            store.update_rule(&rule).unwrap();
+            store.update_rule(&rule)?;
+            (None, RuleEvent::RuleChanged { rule: rule.id })
         }
-        Event::RuleDelete(r) => store.delete_rule(pick(&ids.rules, *r)).unwrap(),
+        Event::RuleDelete(r) => {
+            let rule = pick(&ids.rules, *r);
+            store.delete_rule(rule)?;
+            (None, RuleEvent::RuleChanged { rule })
+        }
         Event::RuleCreate(cg, pg, enabled) => {
             let rule = DeploymentRule {
                 enabled: *enabled,
@@ -389,10 +414,10 @@ fn apply_and_evaluate_fully(store: &dyn Store, ids: &Ids, event: &Event) {
                     pick(&ids.package_groups, *pg),
                 )
             };
-            rules.push(store.create_rule(rule).unwrap().id);
+            let id = store.create_rule(rule)?.id;
+            (Some(id), RuleEvent::RuleChanged { rule: id })
         }
-    }
-    evaluate_fully(store, &rules);
+    })
 }
 
 /// What a job is, without its id: keyed by origin, computer, package and kind.
@@ -460,5 +485,48 @@ proptest! {
                 "rule {}", rule.id
             );
         }
+    }
+
+    /// For every world, change and chunk size: re-evaluating after the change a few computers at
+    /// a time (as the server does for a rule of many computers), and evaluating every rule in
+    /// full a few computers at a time, give the jobs of one evaluation of every rule on the
+    /// whole world.
+    #[test]
+    fn chunked_equals_whole(spec in spec(), event in event(), chunk in 1_usize..4) {
+        let [chunked, per_rule, whole] = [MemoryStore::new(), MemoryStore::new(), MemoryStore::new()];
+        let ids = build(&chunked, &spec);
+        build(&per_rule, &spec);
+        build(&whole, &spec);
+        let rules_before = chunked.list_rules(Page::first(usize::MAX)).unwrap();
+
+        // Every computer, and every job of every rule: what a rule change of the server reads.
+        let part = RulePart::computers(ids.computers.iter().copied())
+            .with_rule_jobs(ids.rules.iter().copied());
+        let before = rules::read_world(&chunked, Some(&part.clone().without_jobs())).unwrap();
+        let Ok((created, rule_event)) = apply_change(&chunked, &ids, &event) else {
+            // A change the store refuses (a group made its own ancestor).
+            return Ok(());
+        };
+        let part = part.with_rule_jobs(created);
+        rules::reevaluate_in_chunks(&chunked, &rule_event, Some(&part), &before, noon(), chunk)
+            .unwrap();
+
+        apply_change(&per_rule, &ids, &event).unwrap();
+        let mut every: BTreeMap<RuleId, DeploymentRule> =
+            rules_before.into_iter().map(|rule| (rule.id, rule)).collect();
+        every.extend(
+            per_rule
+                .list_rules(Page::first(usize::MAX))
+                .unwrap()
+                .into_iter()
+                .map(|rule| (rule.id, rule)),
+        );
+        for rule in every.values() {
+            rules::evaluate_rule_in_chunks(&per_rule, rule, noon(), chunk).unwrap();
+        }
+
+        apply_and_evaluate_fully(&whole, &ids, &event);
+        prop_assert_eq!(jobs(&chunked), jobs(&whole), "re-evaluated, {:?}", event);
+        prop_assert_eq!(jobs(&per_rule), jobs(&whole), "evaluated, {:?}", event);
     }
 }

@@ -62,6 +62,7 @@ mod read;
 mod schema;
 mod write;
 
+use std::collections::BTreeSet;
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -715,6 +716,10 @@ impl Store for SqliteStore {
 
     fn rule_snapshot_part(&self, part: &RulePart) -> StoreResult<RuleSnapshot> {
         self.read(|c| read::rule_snapshot_part(c, part))
+    }
+
+    fn rule_job_computers(&self, rule: RuleId) -> StoreResult<BTreeSet<ComputerId>> {
+        self.read(|c| read::rule_job_computers(c, rule))
     }
 
     fn job_summary(&self, origin: Origin) -> StoreResult<JobSummary> {

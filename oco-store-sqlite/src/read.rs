@@ -996,6 +996,22 @@ pub(crate) fn rule_snapshot_part(conn: &Connection, part: &RulePart) -> StoreRes
     })
 }
 
+/// The computers where rule `rule` has jobs: the distinct computers of its entries in the
+/// `jobs_by_rule` index, without reading a job.
+pub(crate) fn rule_job_computers(
+    conn: &Connection,
+    rule: RuleId,
+) -> StoreResult<BTreeSet<ComputerId>> {
+    Ok(rows(
+        conn,
+        "SELECT DISTINCT computer_id FROM jobs INDEXED BY jobs_by_rule WHERE rule_id = ?1",
+        [rule.0],
+        |row| Ok(ComputerId(row.get(0).map_err(backend)?)),
+    )?
+    .into_iter()
+    .collect())
+}
+
 /// The summary of the jobs of `origin`, without reading every job. A rule's counts are kept
 /// by triggers (`rule_job_counts`) and its instants read at an end of an index each; a
 /// container's come from one aggregate by state over an index holding the state and both

@@ -1,6 +1,7 @@
 //! [`FailingStore`]: a wrapper that fails a chosen call of any store, to test callers' error
 //! paths.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -156,6 +157,9 @@ impl<S: Store> Store for FailingStore<S> {
     }
     fn rule_snapshot_part(&self, part: &RulePart) -> StoreResult<RuleSnapshot> {
         self.call(|s| s.rule_snapshot_part(part))
+    }
+    fn rule_job_computers(&self, rule: RuleId) -> StoreResult<BTreeSet<ComputerId>> {
+        self.call(|s| s.rule_job_computers(rule))
     }
     fn job_summary(&self, origin: Origin) -> StoreResult<JobSummary> {
         self.call(|s| s.job_summary(origin))

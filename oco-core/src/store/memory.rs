@@ -1131,6 +1131,16 @@ impl Store for MemoryStore {
         Ok(super::port::restrict_rule_snapshot(snapshot, part))
     }
 
+    fn rule_job_computers(&self, rule: RuleId) -> StoreResult<BTreeSet<ComputerId>> {
+        let state = self.lock();
+        Ok(state
+            .jobs
+            .values()
+            .filter(|job| job.origin == Origin::Rule(rule))
+            .map(|job| job.computer)
+            .collect())
+    }
+
     fn job_summary(&self, origin: Origin) -> StoreResult<JobSummary> {
         let state = self.lock();
         let mut summary = JobSummary::default();

@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -289,6 +291,23 @@ pub trait Store: Send + Sync {
     /// the computers and rules it touches, not with the database.
     fn rule_snapshot_part(&self, part: &RulePart) -> StoreResult<RuleSnapshot> {
         Ok(restrict_rule_snapshot(self.rule_snapshot()?, part))
+    }
+    /// The computers where rule `rule` has jobs, in any state (none for a rule without jobs or
+    /// unknown). With the members of the rule's computer group, these are every computer a
+    /// full evaluation of the rule can change, so that it can proceed a few computers at a time
+    /// instead of reading every job of the rule at once.
+    ///
+    /// The provided implementation reads the rule's jobs ([`Store::rule_snapshot_part`]); a
+    /// store with an index by rule overrides it.
+    fn rule_job_computers(&self, rule: RuleId) -> StoreResult<BTreeSet<ComputerId>> {
+        let part = RulePart::computers([]).with_rule_jobs([rule]);
+        Ok(self
+            .rule_snapshot_part(&part)?
+            .jobs
+            .iter()
+            .filter(|job| job.origin == Origin::Rule(rule))
+            .map(|job| job.computer)
+            .collect())
     }
     /// The summary of the jobs of `origin` (a container's or a rule's) that
     /// [`statistics_of`](crate::housekeeping::statistics_of) needs: counts by state and three

@@ -19,7 +19,7 @@
 // A test suite reports a failure by panicking: unwrap and expect are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -136,6 +136,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         rule_snapshot_part_evaluates_as_the_full_one,
     ),
     ("job_summary_matches_the_jobs", job_summary_matches_the_jobs),
+    (
+        "rule_job_computers_are_those_of_its_jobs",
+        rule_job_computers_are_those_of_its_jobs,
+    ),
 ];
 
 /// Runs every check in [`CHECKS`], each on a fresh store from `make`.
@@ -3021,6 +3025,30 @@ pub fn rule_snapshot_part_evaluates_as_the_full_one(make: MakeStore<'_>) {
         !jobless.conflicts_of(a, &Scope::full()).is_empty(),
         "the check sees a conflict"
     );
+}
+
+/// [`Store::rule_job_computers`]: the computers of the rule's jobs in the full snapshot, each
+/// once, those that left the rule included; none for a rule without jobs or unknown.
+pub fn rule_job_computers_are_those_of_its_jobs(make: MakeStore<'_>) {
+    let store = make();
+    let ChangedRules { rules, .. } = changed_rules(store.as_ref());
+    let full = store.rule_snapshot().unwrap();
+    let mut with_jobs = 0;
+    for rule in rules.into_iter().chain([RuleId(9_999)]) {
+        let expected: BTreeSet<ComputerId> = full
+            .jobs
+            .iter()
+            .filter(|job| job.origin == Origin::Rule(rule))
+            .map(|job| job.computer)
+            .collect();
+        with_jobs += usize::from(expected.len() > 1);
+        assert_eq!(
+            store.rule_job_computers(rule).unwrap(),
+            expected,
+            "the computers of rule {rule}'s jobs"
+        );
+    }
+    assert!(with_jobs > 0, "a rule has jobs on several computers");
 }
 
 /// [`Store::job_summary`] equals [`JobSummary::of`](crate::housekeeping::JobSummary::of) the

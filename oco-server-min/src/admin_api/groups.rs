@@ -319,7 +319,8 @@ async fn set_package_group_parent(
         let id = PackageGroupId(id);
         let old = view::<PackageGroups>(store, id)?;
         let part = crate::rules::package_group_part(store, id, Some(input.parent))?;
-        let snapshot = store.rule_snapshot_part(&part)?;
+        // The rules' jobs are read a chunk at a time as they are evaluated.
+        let snapshot = store.rule_snapshot_part(&part.clone().without_jobs())?;
         let (before, mut after) = world_and_rest(snapshot);
         if let Some(group) = after.deploy.package_groups.iter_mut().find(|g| g.id == id) {
             group.parent = input.parent;
@@ -358,7 +359,8 @@ async fn set_package_group_members(
         let id = PackageGroupId(id);
         let old = view::<PackageGroups>(store, id)?;
         let part = crate::rules::package_group_part(store, id, None)?;
-        let snapshot = store.rule_snapshot_part(&part)?;
+        // As for a move.
+        let snapshot = store.rule_snapshot_part(&part.clone().without_jobs())?;
         for &member in &input.members {
             if !snapshot.deploy.packages.contains_key(&member) {
                 store.package(member).map_err(|error| match error {

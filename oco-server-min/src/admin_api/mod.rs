@@ -25,16 +25,19 @@ mod patch;
 mod policy;
 mod rules;
 
+use std::collections::BTreeSet;
+
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::model::{RuleId, MAX_LIST_ENTRIES};
-use oco_core::rules::{RuleDiff, RuleEvent, RuleWorld, Scope};
+use oco_core::rules::{RuleEvent, RuleWorld};
 use oco_core::store::{Page, RulePart, Store, StoreResult};
 use sha2::{Digest, Sha256};
 
+use crate::rules::Evaluated;
 use crate::AppState;
 use extract::PageQuery;
 
@@ -209,7 +212,7 @@ async fn list_page<T: Send + 'static>(
 ///
 /// If the re-evaluation fails, `undo` puts the data back and every rule concerned is evaluated
 /// in full again on the restored data (a diff applied before the failure is so reverted), and the
-/// error is returned. Returns what `write` returned and the diffs applied.
+/// error is returned. Returns what `write` returned and what each rule's evaluation did.
 ///
 /// # Errors
 ///
@@ -221,7 +224,7 @@ fn change_with_rules<T>(
     write: impl FnOnce() -> ApiResult<T>,
     event: impl FnOnce(&T) -> RuleEvent,
     undo: impl FnOnce(&T) -> StoreResult<()>,
-) -> ApiResult<(T, Vec<RuleDiff>)> {
+) -> ApiResult<(T, Vec<Evaluated>)> {
     change_in_part(
         store,
         crate::rules::part_of_event,
@@ -247,7 +250,7 @@ fn change_with_rules_in<T>(
     write: impl FnOnce() -> ApiResult<T>,
     event: impl FnOnce(&T) -> RuleEvent,
     undo: impl FnOnce(&T) -> StoreResult<()>,
-) -> ApiResult<(T, Vec<RuleDiff>)> {
+) -> ApiResult<(T, Vec<Evaluated>)> {
     change_in_part(
         store,
         |_| Some(part.clone()),
@@ -267,7 +270,7 @@ fn change_in_part<T>(
     write: impl FnOnce() -> ApiResult<T>,
     event: impl FnOnce(&T) -> RuleEvent,
     undo: impl FnOnce(&T) -> StoreResult<()>,
-) -> ApiResult<(T, Vec<RuleDiff>)> {
+) -> ApiResult<(T, Vec<Evaluated>)> {
     let value = write()?;
     let event = event(&value);
     let part = part(&event);
@@ -289,29 +292,14 @@ fn change_in_part<T>(
 }
 
 /// After an undone change: evaluates every rule of `before` and of the store now, and the rule
-/// `event` names, in full, and applies each diff that changes something. Failures are logged.
+/// `event` names, in full (a chunk of computers at a time), and applies each diff that changes
+/// something. Failures are logged.
 fn repair(store: &dyn Store, before: &RuleWorld, event: &RuleEvent, now: DateTime<Utc>) {
-    let result = store.rule_snapshot().and_then(|snapshot| {
-        let world = RuleWorld::from_owned_snapshot(snapshot);
-        let mut ids: Vec<RuleId> = before
-            .rules
-            .keys()
-            .chain(world.rules.keys())
-            .copied()
-            .collect();
-        if let RuleEvent::RuleChanged { rule } = event {
-            ids.push(*rule);
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        for rule in ids {
-            let diff = world.evaluate(rule, &Scope::full(), now);
-            if !diff.is_empty() {
-                store.apply(&diff.into_change_set())?;
-            }
-        }
-        Ok(())
-    });
+    let mut ids: BTreeSet<RuleId> = before.rules.keys().copied().collect();
+    if let RuleEvent::RuleChanged { rule } = event {
+        ids.insert(*rule);
+    }
+    let result = crate::rules::evaluate_rules_fully(store, ids, now);
     if let Err(error) = result {
         tracing::error!("admin API: re-evaluating rules after an undone change failed: {error}");
     }

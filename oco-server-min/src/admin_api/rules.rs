@@ -15,8 +15,8 @@ use oco_core::model::{
     check_text, ComputerGroupId, DeploymentRule, JobId, Name, Origin, PackageGroupId, RuleId,
     MAX_NOTES_CHARS,
 };
-use oco_core::rules::{Conflict, RuleDiff, RuleEvent, RuleWorld, Scope};
-use oco_core::store::{RulePart, RuleSnapshot, Store, StoreError};
+use oco_core::rules::{Conflict, RuleEvent, RuleWorld, Scope};
+use oco_core::store::{RulePart, RuleSnapshot, Store};
 use serde::{Deserialize, Serialize};
 
 use super::containers::{apply_renewal, chosen_jobs, renew_inputs};
@@ -25,6 +25,7 @@ use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
 use super::policy::{policy_or_default, PolicyInput};
 use super::{blocking, change_with_rules_in, heavy, list_page, HeavyGate};
+use crate::rules::{Evaluated, CHUNK_COMPUTERS};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -155,35 +156,11 @@ struct RenewInput {
     jobs: Option<Vec<JobId>>,
 }
 
-/// What one rule evaluation wrote and found.
-#[derive(Debug, Serialize)]
-struct Evaluation {
-    rule: RuleId,
-    inserted: usize,
-    updated: usize,
-    deleted: usize,
-    orphaned: usize,
-    conflicts: Vec<Conflict>,
-}
-
-impl From<&RuleDiff> for Evaluation {
-    fn from(diff: &RuleDiff) -> Self {
-        Evaluation {
-            rule: diff.rule,
-            inserted: diff.insert.len(),
-            updated: diff.update.len(),
-            deleted: diff.delete.len(),
-            orphaned: diff.orphan.len(),
-            conflicts: diff.conflicts.clone(),
-        }
-    }
-}
-
 /// A rule and what re-evaluating the rules after its change did.
 #[derive(Debug, Serialize)]
 struct Changed {
     rule: DeploymentRule,
-    evaluations: Vec<Evaluation>,
+    evaluations: Vec<Evaluated>,
 }
 
 /// A rule's statistics, as a container's (never `scheduled`), with its conflicts.
@@ -231,7 +208,9 @@ async fn create(
     heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let part = crate::rules::rules_part(store, &[&rule])?;
-        let snapshot = store.rule_snapshot_part(&part)?;
+        // The world before needs no job (conflicts, and which rules to evaluate where): the
+        // rule's jobs are read a chunk at a time as it is evaluated.
+        let snapshot = store.rule_snapshot_part(&part.clone().without_jobs())?;
         check_groups(&snapshot, &rule)?;
         let (before, mut after) = world_and_rest(snapshot);
         after.rules.push(rule.clone());
@@ -250,7 +229,7 @@ async fn create(
             StatusCode::CREATED,
             Json(Changed {
                 rule,
-                evaluations: diffs.iter().map(Evaluation::from).collect(),
+                evaluations: diffs,
             }),
         ))
     })
@@ -289,7 +268,8 @@ fn update(
     let mut new = old.clone();
     edit(&mut new)?;
     let part = crate::rules::rules_part(store, &[&old, &new])?;
-    let snapshot = store.rule_snapshot_part(&part)?;
+    // Without jobs, as for a rule created.
+    let snapshot = store.rule_snapshot_part(&part.clone().without_jobs())?;
     check_groups(&snapshot, &new)?;
     let (before, mut after) = world_and_rest(snapshot);
     match after.rules.iter_mut().find(|rule| rule.id == id) {
@@ -310,7 +290,7 @@ fn update(
     )?;
     Ok(Json(Changed {
         rule: new,
-        evaluations: diffs.iter().map(Evaluation::from).collect(),
+        evaluations: diffs,
     }))
 }
 
@@ -359,31 +339,19 @@ async fn set_enabled(state: AppState, id: i64, enabled: bool) -> ApiResult<Json<
     .await
 }
 
-/// How many times an on-demand evaluation is recomputed after losing a race.
-const ATTEMPTS: usize = 5;
-
-/// Evaluates `rule` in full on a fresh snapshot of its part of the world and applies the diff,
-/// recomputing it if it lost a race with an agent report.
+/// Evaluates `rule` in full and applies the diff, [`CHUNK_COMPUTERS`] computers at a time,
+/// recomputing a chunk's diff if it lost a race with an agent report.
 fn evaluate_fully(
     store: &dyn Store,
     rule: &DeploymentRule,
     now: DateTime<Utc>,
-) -> ApiResult<RuleDiff> {
-    let id = rule.id;
-    let part = crate::rules::rules_part(store, &[rule])?;
-    let mut attempt = 1;
-    loop {
-        let world = RuleWorld::from_owned_snapshot(store.rule_snapshot_part(&part)?);
-        let diff = world.evaluate(id, &Scope::full(), now);
-        if diff.is_empty() {
-            return Ok(diff);
-        }
-        match store.apply(&diff.clone().into_change_set()) {
-            Ok(_) => return Ok(diff),
-            Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => attempt += 1,
-            Err(error) => return Err(error.into()),
-        }
-    }
+) -> ApiResult<Evaluated> {
+    Ok(crate::rules::evaluate_rule_in_chunks(
+        store,
+        rule,
+        now,
+        CHUNK_COMPUTERS,
+    )?)
 }
 
 async fn evaluate(
@@ -395,10 +363,10 @@ async fn evaluate(
         let store = state.store().as_ref();
         let id = RuleId(id);
         let rule = store.rule(id)?;
-        let diff = evaluate_fully(store, &rule, now)?;
+        let evaluated = evaluate_fully(store, &rule, now)?;
         Ok(Json(Changed {
             rule,
-            evaluations: vec![Evaluation::from(&diff)],
+            evaluations: vec![evaluated],
         }))
     })
     .await
@@ -412,7 +380,7 @@ async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Api
         let rule = store.rule(id)?;
         let event = RuleEvent::RuleChanged { rule: id };
         let part = crate::rules::rules_part(store, &[&rule])?;
-        let before = crate::rules::read_world(store, Some(&part))?;
+        let before = crate::rules::read_world(store, Some(&part.clone().without_jobs()))?;
         let deleting_already = !before.rules.contains_key(&id);
         store.delete_rule(id)?;
         // Retires its jobs (running ones are orphaned) and settles other rules' claims. A delete
