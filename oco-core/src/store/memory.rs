@@ -501,10 +501,20 @@ impl State {
         }
     }
 
-    fn deploy_snapshot(&self) -> DeploySnapshot {
+    /// The deploy snapshot: of every computer, or of the `wanted` ones only (their rows,
+    /// memberships and assignments; groups and packages are always whole).
+    fn deploy_snapshot(&self, wanted: Option<&BTreeSet<ComputerId>>) -> DeploySnapshot {
         let state = self;
+        let kept = |computer: &ComputerId| wanted.is_none_or(|wanted| wanted.contains(computer));
+        let computers: Vec<ComputerId> = match wanted {
+            Some(wanted) => wanted.iter().copied().collect(),
+            None => state.computers.keys().copied().collect(),
+        };
         DeploySnapshot {
-            computers: state.computers.clone(),
+            computers: computers
+                .iter()
+                .filter_map(|id| state.computers.get(id).map(|c| (*id, c.clone())))
+                .collect(),
             computer_groups: state
                 .computer_groups
                 .values()
@@ -513,7 +523,9 @@ impl State {
             computer_group_members: state
                 .computer_groups
                 .iter()
-                .map(|(id, (_, members))| (*id, members.clone()))
+                .map(|(id, (_, members))| {
+                    (*id, members.iter().filter(|m| kept(m)).copied().collect())
+                })
                 .collect(),
             packages: state.packages.clone(),
             package_groups: state
@@ -526,9 +538,8 @@ impl State {
                 .iter()
                 .map(|(id, (_, members))| (*id, members.clone()))
                 .collect(),
-            assignments: state
-                .assignments
-                .keys()
+            assignments: computers
+                .iter()
                 .map(|computer| (*computer, state.assignments_of(*computer)))
                 .filter(|(_, list)| !list.is_empty())
                 .collect(),
@@ -1047,13 +1058,13 @@ impl Store for MemoryStore {
     }
 
     fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot> {
-        Ok(self.lock().deploy_snapshot())
+        Ok(self.lock().deploy_snapshot(None))
     }
 
     fn rule_snapshot(&self) -> StoreResult<RuleSnapshot> {
         let state = self.lock();
         Ok(RuleSnapshot {
-            deploy: state.deploy_snapshot(),
+            deploy: state.deploy_snapshot(None),
             rules: state
                 .rules
                 .values()
@@ -1076,41 +1087,7 @@ impl Store for MemoryStore {
         // Only what the part names is copied; `restrict_rule_snapshot` then keeps the packages
         // it needs and filters the memberships.
         let snapshot = RuleSnapshot {
-            deploy: DeploySnapshot {
-                computers: wanted
-                    .iter()
-                    .filter_map(|id| state.computers.get(id).map(|c| (*id, c.clone())))
-                    .collect(),
-                computer_groups: state
-                    .computer_groups
-                    .values()
-                    .map(|(g, _)| g.clone())
-                    .collect(),
-                computer_group_members: state
-                    .computer_groups
-                    .iter()
-                    .map(|(id, (_, members))| {
-                        let members = members.iter().filter(|m| wanted.contains(m)).copied();
-                        (*id, members.collect())
-                    })
-                    .collect(),
-                packages: state.packages.clone(),
-                package_groups: state
-                    .package_groups
-                    .values()
-                    .map(|(g, _)| g.clone())
-                    .collect(),
-                package_group_members: state
-                    .package_groups
-                    .iter()
-                    .map(|(id, (_, members))| (*id, members.clone()))
-                    .collect(),
-                assignments: wanted
-                    .iter()
-                    .map(|computer| (*computer, state.assignments_of(*computer)))
-                    .filter(|(_, list)| !list.is_empty())
-                    .collect(),
-            },
+            deploy: state.deploy_snapshot(Some(wanted)),
             rules: state
                 .rules
                 .values()
