@@ -3,8 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+mod gated;
+
+use gated::{Gated, Held};
+
+use std::sync::Arc;
 use std::thread;
 
 use oco_core::model::{ComputerId, ContainerId, JobState, Origin, Revision};
@@ -367,108 +370,17 @@ fn capacity_zero_keeps_nothing() {
 // ---------------------------------------------------------------------------------------------
 // A read that overlaps a write.
 
-/// A store whose `hello_snapshot` reads, then waits until the test lets it return.
-struct Gated {
-    inner: MemoryStore,
-    /// Told when a gated read has read.
-    read: Mutex<Option<mpsc::Sender<()>>>,
-    /// Waited on before a gated read returns.
-    release: Mutex<Option<mpsc::Receiver<()>>>,
-}
-
-impl Gated {
-    fn hold_next_read(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
-        let (read_tx, read_rx) = mpsc::channel();
-        let (release_tx, release_rx) = mpsc::channel();
-        *self.read.lock().unwrap() = Some(read_tx);
-        *self.release.lock().unwrap() = Some(release_rx);
-        (read_rx, release_tx)
-    }
-}
-
-macro_rules! forward {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
-        $(fn $name(&self, $($arg: $ty),*) -> $ret { self.inner.$name($($arg),*) })*
-    };
-}
-
-impl Store for Gated {
-    fn hello_snapshot(
-        &self,
-        hostname: &str,
-    ) -> StoreResult<Option<(oco_core::model::Computer, AgentCredentials, PlannerSnapshot)>> {
-        let result = self.inner.hello_snapshot(hostname);
-        let read = self.read.lock().unwrap().take();
-        let release = self.release.lock().unwrap().take();
-        if let (Some(read), Some(release)) = (read, release) {
-            read.send(()).unwrap();
-            release.recv().unwrap();
-        }
-        result
-    }
-
-    forward! {
-        create_computer(c: oco_core::store::NewComputer) -> StoreResult<oco_core::model::Computer>;
-        update_computer(c: &oco_core::model::Computer) -> StoreResult<()>;
-        delete_computer(id: ComputerId, at: oco_core::chrono::DateTime<oco_core::chrono::Utc>) -> StoreResult<Vec<oco_core::model::JobId>>;
-        computer(id: ComputerId) -> StoreResult<oco_core::model::Computer>;
-        computer_by_hostname(h: &str) -> StoreResult<Option<oco_core::model::Computer>>;
-        list_computers(p: Page) -> StoreResult<Vec<oco_core::model::Computer>>;
-        set_last_seen(id: ComputerId, at: oco_core::chrono::DateTime<oco_core::chrono::Utc>) -> StoreResult<()>;
-        credentials(id: ComputerId) -> StoreResult<AgentCredentials>;
-        set_credentials(id: ComputerId, c: &AgentCredentials) -> StoreResult<()>;
-        server_state() -> StoreResult<oco_core::store::ServerState>;
-        set_server_state(s: &oco_core::store::ServerState) -> StoreResult<()>;
-        create_family(n: oco_core::model::Name) -> StoreResult<oco_core::model::PackageFamily>;
-        family(id: oco_core::model::FamilyId) -> StoreResult<oco_core::model::PackageFamily>;
-        list_families(p: Page) -> StoreResult<Vec<oco_core::model::PackageFamily>>;
-        create_package(p: oco_core::model::Package) -> StoreResult<oco_core::model::Package>;
-        update_package(p: &oco_core::model::Package) -> StoreResult<()>;
-        package(id: oco_core::model::PackageId) -> StoreResult<oco_core::model::Package>;
-        list_packages(p: Page) -> StoreResult<Vec<oco_core::model::Package>>;
-        create_computer_group(n: oco_core::model::Name, p: Option<oco_core::model::ComputerGroupId>) -> StoreResult<oco_core::model::ComputerGroup>;
-        set_computer_group_parent(id: oco_core::model::ComputerGroupId, p: Option<oco_core::model::ComputerGroupId>) -> StoreResult<()>;
-        set_computer_group_members(id: oco_core::model::ComputerGroupId, m: &[ComputerId]) -> StoreResult<()>;
-        computer_groups() -> StoreResult<Vec<(oco_core::model::ComputerGroup, Vec<ComputerId>)>>;
-        create_package_group(n: oco_core::model::Name, p: Option<oco_core::model::PackageGroupId>) -> StoreResult<oco_core::model::PackageGroup>;
-        set_package_group_parent(id: oco_core::model::PackageGroupId, p: Option<oco_core::model::PackageGroupId>) -> StoreResult<()>;
-        set_package_group_members(id: oco_core::model::PackageGroupId, m: &[oco_core::model::PackageId]) -> StoreResult<()>;
-        package_groups() -> StoreResult<Vec<(oco_core::model::PackageGroup, Vec<oco_core::model::PackageId>)>>;
-        assignments(c: ComputerId) -> StoreResult<(Vec<oco_core::model::Assignment>, Revision)>;
-        container(id: oco_core::model::ContainerId) -> StoreResult<oco_core::model::JobContainer>;
-        list_containers(p: Page) -> StoreResult<Vec<oco_core::model::JobContainer>>;
-        create_rule(r: oco_core::model::DeploymentRule) -> StoreResult<oco_core::model::DeploymentRule>;
-        update_rule(r: &oco_core::model::DeploymentRule) -> StoreResult<()>;
-        rule(id: oco_core::model::RuleId) -> StoreResult<oco_core::model::DeploymentRule>;
-        list_rules(p: Page) -> StoreResult<Vec<oco_core::model::DeploymentRule>>;
-        job(id: oco_core::model::JobId) -> StoreResult<oco_core::model::Job>;
-        list_jobs(f: &oco_core::store::JobFilter, p: Page) -> StoreResult<Vec<oco_core::model::Job>>;
-        planner_snapshot(c: ComputerId) -> StoreResult<PlannerSnapshot>;
-        report_snapshot(j: oco_core::model::JobId) -> StoreResult<oco_core::store::ReportSnapshot>;
-        deploy_snapshot() -> StoreResult<oco_core::store::DeploySnapshot>;
-        rule_snapshot() -> StoreResult<oco_core::store::RuleSnapshot>;
-        delete_rule(id: oco_core::model::RuleId) -> StoreResult<()>;
-        housekeeping_snapshot(now: oco_core::chrono::DateTime<oco_core::chrono::Utc>) -> StoreResult<oco_core::store::HousekeepingSnapshot>;
-        apply(c: &ChangeSet) -> StoreResult<oco_core::store::Applied>;
-        apply_many(s: &[ChangeSet]) -> Vec<StoreResult<oco_core::store::Applied>>;
-    }
-}
-
 /// A hello that read before a write and returns after it must not leave what it read behind.
 #[test]
 fn a_read_overlapping_a_write_is_not_kept() {
-    let gated = Arc::new(Gated {
-        inner: MemoryStore::new(),
-        read: Mutex::new(None),
-        release: Mutex::new(None),
-    });
+    let gated = Arc::new(Gated::new(Held::HelloSnapshot));
     let store = Arc::new(CachedStore::new(gated.clone(), 100));
     let fixture = testkit::fixture(store.as_ref());
     let pc1 = fixture.computers[0].id;
     let job = testkit::job(Origin::Container(ContainerId(0)), pc1, &fixture.other, 0);
     testkit::create_container(store.as_ref(), "a", vec![job]);
 
-    let (read, release) = gated.hold_next_read();
+    let (read, release) = gated.hold_next();
     let reader = {
         let store = store.clone();
         thread::spawn(move || store.hello("pc1").unwrap().unwrap())
