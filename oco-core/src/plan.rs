@@ -204,6 +204,80 @@ pub fn plan<'a>(
     }
 }
 
+/// The first instant after `now` at which [`plan`] may decide differently for `snapshot` and
+/// `addr`; `None` if it decides the same at every later instant. At every instant `t` in
+/// `now..until`, `plan(snapshot, t, addr, settings)` equals `plan(snapshot, now, addr, settings)`:
+/// the same deliveries, holds (with the same reasons) and writes. So a caller may keep a plan and
+/// hand it out again until then, as long as the snapshot and the address stay the same.
+///
+/// The instants where a decision may change: a container's start (while not started) and end,
+/// the edges of an origin's time frames (while its address and schedule let them matter), and
+/// the end of a Wake-on-LAN shutdown window.
+///
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use oco_core::chrono::{TimeZone, Utc};
+/// # use oco_core::model::*;
+/// # use oco_core::store::{OriginInfo, PlannerSnapshot};
+/// # use oco_core::plan::{plan, valid_until};
+/// # use oco_core::Settings;
+/// # let computer = Computer { id: ComputerId(1), hostname: Name::new("hostname", "pc1")?, os: String::new(),
+/// #     os_version: String::new(), architecture: String::new(), macs: vec![], last_seen: None };
+/// # let package = Package { id: PackageId(7), family: FamilyId(1), version: Name::new("version", "1.0")?,
+/// #     install: Procedure::default(), uninstall: Procedure::default(), payload: None,
+/// #     download_for_uninstall: false, upgrade_behavior: UpgradeBehavior::KeepOthers,
+/// #     compatibility: Compatibility::default(), dependencies: vec![] };
+/// // Tuesday noon; the container's jobs may be delivered on weekdays from 8:00 to 17:00 UTC.
+/// let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+/// let mut policy = DeliveryPolicy::new(oco_core::chrono_tz::Tz::UTC);
+/// policy.time_frames = "MON-FRI 08:00-17:00".parse()?;
+/// let origin = Origin::Container(ContainerId(3));
+/// let mut job = Job::new(origin, computer.id, &package, JobKind::Install, 1);
+/// job.id = JobId(42);
+/// let snapshot = PlannerSnapshot {
+///     computer,
+///     jobs: vec![job],
+///     origins: BTreeMap::from([(origin, OriginInfo {
+///         enabled: true,
+///         created_at: now,
+///         schedule: Some(Schedule::new(now, None)?),
+///         policy: Ok(policy),
+///         failed: vec![],
+///     })]),
+/// };
+/// let addr = "10.1.2.3".parse()?;
+/// let settings = Settings::default();
+/// let closes = Utc.with_ymd_and_hms(2026, 11, 24, 17, 0, 0).unwrap();
+/// assert_eq!(valid_until(&snapshot, now, addr, &settings), Some(closes));
+/// assert_eq!(plan(&snapshot, now, addr, &settings).deliver.len(), 1);
+/// assert!(plan(&snapshot, closes, addr, &settings).deliver.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn valid_until(
+    snapshot: &PlannerSnapshot,
+    now: DateTime<Utc>,
+    addr: IpAddr,
+    settings: &Settings,
+) -> Option<DateTime<Utc>> {
+    let origins = snapshot
+        .origins
+        .values()
+        .filter_map(|info| OriginGate::new(info, now, addr).changes_after(now));
+    let wol_windows = snapshot
+        .jobs
+        .iter()
+        .filter(|job| job.state.is_pending())
+        .filter_map(|job| match job.wol_shutdown {
+            // Woken while `now <= since + expiry`: the verdict turns a nanosecond after.
+            Some(WolShutdown::Pending { since }) => since
+                .checked_add_signed(settings.wol_shutdown_expiry)?
+                .checked_add_signed(TimeDelta::nanoseconds(1))
+                .filter(|&turns| turns > now),
+            _ => None,
+        });
+    origins.chain(wol_windows).min()
+}
+
 /// The delivery order key of a job: `(priority desc, origin created_at asc, origin kind, origin
 /// id, sequence, job id)`; origins without a readable policy sort after all others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -294,6 +368,36 @@ impl<'a> OriginGate<'a> {
             });
         }
         None
+    }
+
+    /// The first instant after `now` at which this origin's gate may decide differently, if any.
+    fn changes_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.hold {
+            Some(HoldReason::NotStarted { starts_at }) => return Some(*starts_at),
+            // Corrupt and Disabled hold until the origin itself changes.
+            Some(_) => return None,
+            None => {}
+        }
+        let end = self
+            .info
+            .schedule
+            .and_then(|schedule| schedule.end())
+            .filter(|&end| end > now);
+        let edge = match (self.policy, &self.constraint) {
+            // The address never changes for the caller's purpose: an origin that denies it
+            // holds at every instant.
+            (_, Some(HoldReason::IpDenied)) | (None, _) => None,
+            (Some(policy), _) if policy.time_frames.is_unconstrained() => None,
+            (Some(policy), constraint) => {
+                let matcher = policy.time_frames.compile();
+                if constraint.is_some() {
+                    matcher.next_open(now, policy.time_zone)
+                } else {
+                    matcher.next_closed(now, policy.time_zone)
+                }
+            }
+        };
+        [end, edge].into_iter().flatten().filter(|&at| at > now).min()
     }
 
     /// The origin's policy if `job` is handed out, else the first reason it is held.

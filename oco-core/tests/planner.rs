@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use oco_core::chrono::{DateTime, Duration, TimeDelta, TimeZone, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::model::*;
-use oco_core::plan::{plan, HoldReason, PostActionOrder};
+use oco_core::plan::{plan, valid_until, HoldReason, PostActionOrder};
 use oco_core::store::{Change, FailedJob, OriginInfo, PlannerSnapshot};
 use oco_core::Settings;
 use proptest::prelude::*;
@@ -527,4 +527,126 @@ proptest! {
         let pending = world.snapshot.jobs.iter().filter(|j| j.state.is_pending()).count();
         prop_assert_eq!(first.deliver.len() + first.held.len(), pending);
     }
+}
+
+/// A world whose origins have schedules, time frames (in two zones), IP ranges and Wake-on-LAN
+/// marks around `now()`: every way a plan can change with time.
+fn timed_world() -> impl Strategy<Value = World> {
+    let frames = prop_oneof![
+        Just(""),
+        Just("MON-FRI 08:00-17:00"),
+        Just("11:59-12:01"),
+        Just("!TUE 12:00-12:30, TUE"),
+        Just("SAT"),
+        Just("12:00-12:01, !12:00-12:01"),
+    ];
+    let ranges = prop_oneof![Just(""), Just("10.0.0.0/8"), Just("192.168.0.0/16")];
+    let zone = prop_oneof![Just(Tz::UTC), Just(oco_core::chrono_tz::Europe::Berlin)];
+    // Minutes from now(), or none.
+    let moment = proptest::option::of(-120i64..2 * 1440);
+    let origin_spec = (frames, ranges, zone, moment.clone(), moment, any::<bool>());
+    let wol = proptest::option::of(-600i64..600);
+    (
+        proptest::collection::vec(origin_spec, 1..4),
+        proptest::collection::vec((0usize..4, wol), 0..8),
+    )
+        .prop_map(|(origins, jobs)| {
+            let mut world = World::new();
+            for (index, (frames, ranges, zone, start, end, enabled)) in
+                origins.iter().cloned().enumerate()
+            {
+                let origin = container(index as i64 + 1);
+                let mut p = policy(0);
+                p.time_frames = frames.parse().unwrap();
+                p.ip_ranges = ranges.parse().unwrap();
+                p.time_zone = zone;
+                let mut i = info(origin, p, 10);
+                i.enabled = enabled;
+                let start = start.map_or(now() - Duration::days(1), |m| now() + Duration::minutes(m));
+                let end = end.map(|m| start + Duration::minutes(m.abs() + 1));
+                i.schedule = Some(Schedule::new(start, end).unwrap());
+                world.origin(origin, i);
+            }
+            for (which, wol) in jobs {
+                let origin = container((which % origins.len()) as i64 + 1);
+                world.job(origin, 1, JobState::Waiting);
+                if let Some(seconds) = wol {
+                    let since = now() + Duration::seconds(seconds);
+                    world.snapshot.jobs.last_mut().unwrap().wol_shutdown =
+                        Some(WolShutdown::Pending { since });
+                }
+            }
+            world
+        })
+}
+
+proptest! {
+    /// For every instant from `now` until `valid_until`, the plan is the one at `now`; and the
+    /// instant it names is a real change for the worlds where one is forced.
+    #[test]
+    fn a_plan_holds_until_valid_until(
+        world in timed_world(),
+        offsets in proptest::collection::vec(0i64..3 * 86_400, 8),
+        lan in any::<bool>(),
+    ) {
+        let addr: IpAddr = if lan { "10.1.2.3" } else { "172.16.0.1" }.parse().unwrap();
+        let settings = Settings::default();
+        let first = plan(&world.snapshot, now(), addr, &settings);
+        let until = valid_until(&world.snapshot, now(), addr, &settings);
+        if let Some(until) = until {
+            prop_assert!(until > now());
+        }
+        let before_until = until.map(|until| until - TimeDelta::nanoseconds(1));
+        let probes = offsets
+            .iter()
+            .map(|&seconds| now() + Duration::seconds(seconds))
+            .chain(before_until)
+            .filter(|&at| until.is_none_or(|until| at < until));
+        for at in probes {
+            prop_assert_eq!(&plan(&world.snapshot, at, addr, &settings), &first, "at {}", at);
+        }
+    }
+}
+
+#[test]
+fn valid_until_names_each_kind_of_edge() {
+    let settings = Settings::default();
+    let edge = |world: &World| valid_until(&world.snapshot, now(), addr(), &settings);
+
+    let mut world = World::new();
+    world.origin(container(1), info(container(1), policy(0), 10));
+    world.job(container(1), 1, JobState::Waiting);
+    assert_eq!(edge(&world), None, "no constraint, no end: the plan never changes");
+
+    let starts = now() + Duration::minutes(30);
+    world.info_mut(container(1)).schedule = Some(Schedule::new(starts, None).unwrap());
+    assert_eq!(edge(&world), Some(starts));
+
+    let ends = now() + Duration::minutes(90);
+    world.info_mut(container(1)).schedule =
+        Some(Schedule::new(now() - Duration::days(1), Some(ends)).unwrap());
+    assert_eq!(edge(&world), Some(ends));
+
+    let mut frames = policy(0);
+    frames.time_frames = "TUE 08:00-12:45".parse().unwrap();
+    world.info_mut(container(1)).policy = Ok(frames.clone());
+    let closes = now() + Duration::minutes(45);
+    assert_eq!(edge(&world), Some(closes), "the frame closes before the end");
+
+    frames.ip_ranges = "192.168.0.0/16".parse().unwrap();
+    world.info_mut(container(1)).policy = Ok(frames);
+    assert_eq!(edge(&world), Some(ends), "a denied address makes the frames moot");
+
+    world.info_mut(container(1)).enabled = false;
+    assert_eq!(edge(&world), None, "disabled until the origin changes");
+
+    world.info_mut(container(1)).enabled = true;
+    world.info_mut(container(1)).policy = Ok(policy(0));
+    world.info_mut(container(1)).schedule = None;
+    let since = now() - Duration::seconds(100);
+    world.snapshot.jobs[0].wol_shutdown = Some(WolShutdown::Pending { since });
+    assert_eq!(
+        edge(&world),
+        Some(since + settings.wol_shutdown_expiry + TimeDelta::nanoseconds(1))
+    );
 }

@@ -769,3 +769,66 @@ fn regression_canonical_form_longer_than_the_limit() {
     assert!(canonical.len() <= oco_core::constraint::MAX_INPUT_LEN);
     assert_eq!(frames(&canonical), parsed);
 }
+
+/// A list of one to three entries: optional negation, optional day range, optional window.
+fn arbitrary_frames() -> impl proptest::strategy::Strategy<Value = TimeFrames> {
+    use proptest::prelude::*;
+    const DAYS: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
+    let entry = (
+        any::<bool>(),
+        proptest::option::of((0usize..7, 0usize..7)),
+        proptest::option::of((0u32..24 * 60, 1u32..24 * 60)),
+    )
+        .prop_filter_map("an entry needs days or a window", |(negated, days, window)| {
+            if days.is_none() && window.is_none() {
+                return None;
+            }
+            let mut text = String::from(if negated { "!" } else { "" });
+            if let Some((first, last)) = days {
+                text.push_str(&format!("{}-{} ", DAYS[first], DAYS[last]));
+            }
+            if let Some((start, length)) = window {
+                let end = (start + length) % (24 * 60);
+                text.push_str(&format!(
+                    "{}:{:02}-{}:{:02}",
+                    start / 60,
+                    start % 60,
+                    end / 60,
+                    end % 60
+                ));
+            }
+            Some(text)
+        });
+    proptest::collection::vec(entry, 1..4)
+        .prop_map(|entries| frames(&entries.join(", ")))
+}
+
+proptest::proptest! {
+    /// `next_open` and `next_closed` find the first instant with their verdict: the verdict at
+    /// the answer is theirs, and every whole minute before it (and `now`) has the other one.
+    #[test]
+    fn next_open_and_next_closed_find_the_first_change(
+        list in arbitrary_frames(),
+        offset_seconds in 0i64..14 * 86_400,
+        zone in proptest::sample::select(vec![
+            Tz::UTC,
+            oco_core::chrono_tz::Europe::Berlin,
+            oco_core::chrono_tz::America::New_York,
+        ]),
+    ) {
+        // From Sunday 2026-03-22, so the fortnight crosses Europe's and America's DST changes.
+        let now = utc("2026-03-22T00:00:00Z") + oco_core::chrono::Duration::seconds(offset_seconds);
+        let matcher = list.compile();
+        for (allowed, found) in [
+            (true, matcher.next_open(now, zone)),
+            (false, matcher.next_closed(now, zone)),
+        ] {
+            // The brute force: `now`, then every whole minute for eight days.
+            let first_minute = now.timestamp().div_euclid(60) * 60 + 60;
+            let expected = std::iter::once(now)
+                .chain((0..8 * 1440).map(|m| DateTime::from_timestamp(first_minute + m * 60, 0).unwrap()))
+                .find(|&at| list.allows_at(at, zone) == allowed);
+            proptest::prop_assert_eq!(found, expected, "`{}` in {} from {}, verdict {}", list, zone, now, allowed);
+        }
+    }
+}

@@ -266,16 +266,41 @@ impl WeekMatcher {
     /// (A zone that changed its offset and changed it back within one day would be missed between
     /// the two; no zone in the time-zone database does that in the years chrono-tz covers.)
     pub fn next_open(&self, now: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        self.next_with(now, zone, true)
+    }
+
+    /// The first instant at or after `now` that the constraint denies in `zone`, or `None` if it
+    /// allows every instant: the mirror of [`next_open`](Self::next_open), searched the same way.
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::chrono_tz::Tz;
+    /// use oco_core::constraint::TimeFrames;
+    ///
+    /// let office: TimeFrames = "MON-FRI 08:00-17:00".parse()?;
+    /// let matcher = office.compile();
+    /// let tuesday_noon = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+    /// let closes = Utc.with_ymd_and_hms(2026, 11, 24, 17, 0, 0).unwrap();
+    /// assert_eq!(matcher.next_closed(tuesday_noon, Tz::UTC), Some(closes));
+    /// assert_eq!(matcher.next_closed(closes, Tz::UTC), Some(closes));
+    /// # Ok::<(), oco_core::constraint::ParseError>(())
+    /// ```
+    pub fn next_closed(&self, now: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        self.next_with(now, zone, false)
+    }
+
+    /// The first instant at or after `now` whose verdict in `zone` is `allowed`.
+    fn next_with(&self, now: DateTime<Utc>, zone: Tz, allowed: bool) -> Option<DateTime<Utc>> {
         let mut at = now;
         // Each round either answers or moves `at` to an offset change at least a second later;
-        // within a week of local time an allowed minute comes unless offset changes keep skipping
-        // it, which takes a handful of changes at most.
+        // within a week of local time a minute with the verdict comes unless offset changes keep
+        // skipping it, which takes a handful of changes at most.
         for _ in 0..64 {
             let (minute, offset) = local_week_minute(at, zone);
-            if self.bit(minute) {
+            if self.bit(minute) == allowed {
                 return Some(at);
             }
-            let distance = self.minutes_to_next_allowed(minute)?;
+            let distance = self.minutes_to_next(minute, allowed)?;
             let local_minute_start = (at.timestamp() + offset).div_euclid(60) * 60;
             let candidate =
                 DateTime::from_timestamp(local_minute_start + distance * 60 - offset, 0)?;
@@ -310,19 +335,21 @@ impl WeekMatcher {
         }
     }
 
-    /// Minutes from `minute` forward (wrapping over the week) to the next allowed minute.
-    fn minutes_to_next_allowed(&self, minute: usize) -> Option<i64> {
+    /// Minutes from `minute` forward (wrapping over the week) to the next minute whose verdict
+    /// is `allowed`.
+    fn minutes_to_next(&self, minute: usize, allowed: bool) -> Option<i64> {
         let next = self
-            .next_set_bit(minute + 1, MINUTES_PER_WEEK)
-            .or_else(|| self.next_set_bit(0, minute + 1))?;
+            .next_bit(minute + 1, MINUTES_PER_WEEK, allowed)
+            .or_else(|| self.next_bit(0, minute + 1, allowed))?;
         let distance = (next + MINUTES_PER_WEEK - minute) % MINUTES_PER_WEEK;
         i64::try_from(distance).ok()
     }
 
-    /// The first set bit in `from..to`.
-    fn next_set_bit(&self, from: usize, to: usize) -> Option<usize> {
+    /// The first bit in `from..to` that is `value`.
+    fn next_bit(&self, from: usize, to: usize, value: bool) -> Option<usize> {
+        let flip = if value { 0 } else { u64::MAX };
         let mut word_index = from / 64;
-        let mut word = self.bits.get(word_index)? & (!0u64 << (from % 64));
+        let mut word = (self.bits.get(word_index)? ^ flip) & (!0u64 << (from % 64));
         loop {
             if word != 0 {
                 let found = word_index * 64 + word.trailing_zeros() as usize;
@@ -332,7 +359,7 @@ impl WeekMatcher {
             if word_index * 64 >= to {
                 return None;
             }
-            word = *self.bits.get(word_index)?;
+            word = self.bits.get(word_index)? ^ flip;
         }
     }
 }
