@@ -308,8 +308,12 @@ fn print_diff(diff: &RuleDiff, fleet: &Fleet) {
             job.state
         );
     }
-    for (job, _) in &diff.delete {
-        println!("        delete job {job}");
+    for deletion in &diff.delete {
+        println!(
+            "        delete job {} of {}",
+            deletion.id,
+            fleet.hostname(deletion.computer)
+        );
     }
     for orphan in &diff.orphan {
         println!("        orphan job {}", orphan.job.id);

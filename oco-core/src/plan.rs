@@ -397,7 +397,11 @@ impl<'a> OriginGate<'a> {
                 }
             }
         };
-        [end, edge].into_iter().flatten().filter(|&at| at > now).min()
+        [end, edge]
+            .into_iter()
+            .flatten()
+            .filter(|&at| at > now)
+            .min()
     }
 
     /// The origin's policy if `job` is handed out, else the first reason it is held.

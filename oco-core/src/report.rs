@@ -625,6 +625,7 @@ fn assemble(
         // state in the tombstone.
         let delete = (snapshot.job.orphaned && new.state.is_final()).then(|| Change::DeleteJob {
             id: snapshot.job.id,
+            computer: snapshot.job.computer,
             expected: snapshot.job.revision.next(),
             at: now,
         });

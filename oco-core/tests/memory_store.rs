@@ -256,8 +256,10 @@ fn build(
                     Some(r) => Revision(r.0 + 3),
                     None => Revision(1),
                 };
+                let computer = w.store.job(id).map_or(computers[0], |job| job.computer);
                 set.push(Change::DeleteJob {
                     id,
+                    computer,
                     expected,
                     at: testkit::at(40),
                 });

@@ -562,7 +562,8 @@ fn timed_world() -> impl Strategy<Value = World> {
                 p.time_zone = zone;
                 let mut i = info(origin, p, 10);
                 i.enabled = enabled;
-                let start = start.map_or(now() - Duration::days(1), |m| now() + Duration::minutes(m));
+                let start =
+                    start.map_or(now() - Duration::days(1), |m| now() + Duration::minutes(m));
                 let end = end.map(|m| start + Duration::minutes(m.abs() + 1));
                 i.schedule = Some(Schedule::new(start, end).unwrap());
                 world.origin(origin, i);
@@ -616,7 +617,11 @@ fn valid_until_names_each_kind_of_edge() {
     let mut world = World::new();
     world.origin(container(1), info(container(1), policy(0), 10));
     world.job(container(1), 1, JobState::Waiting);
-    assert_eq!(edge(&world), None, "no constraint, no end: the plan never changes");
+    assert_eq!(
+        edge(&world),
+        None,
+        "no constraint, no end: the plan never changes"
+    );
 
     let starts = now() + Duration::minutes(30);
     world.info_mut(container(1)).schedule = Some(Schedule::new(starts, None).unwrap());
@@ -631,11 +636,19 @@ fn valid_until_names_each_kind_of_edge() {
     frames.time_frames = "TUE 08:00-12:45".parse().unwrap();
     world.info_mut(container(1)).policy = Ok(frames.clone());
     let closes = now() + Duration::minutes(45);
-    assert_eq!(edge(&world), Some(closes), "the frame closes before the end");
+    assert_eq!(
+        edge(&world),
+        Some(closes),
+        "the frame closes before the end"
+    );
 
     frames.ip_ranges = "192.168.0.0/16".parse().unwrap();
     world.info_mut(container(1)).policy = Ok(frames);
-    assert_eq!(edge(&world), Some(ends), "a denied address makes the frames moot");
+    assert_eq!(
+        edge(&world),
+        Some(ends),
+        "a denied address makes the frames moot"
+    );
 
     world.info_mut(container(1)).enabled = false;
     assert_eq!(edge(&world), None, "disabled until the origin changes");

@@ -1019,6 +1019,7 @@ fn final_report_on_an_orphan_deletes_it_after_recording_the_final_state() {
                 id,
                 expected,
                 at: when,
+                ..
             } => Some((*id, *expected, *when)),
             _ => None,
         })

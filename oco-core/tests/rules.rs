@@ -19,7 +19,7 @@ use oco_core::model::{
 };
 use oco_core::plan::plan;
 use oco_core::report::{apply_report, AgentReport, Disposition, ReportOutcome, ReportedState};
-use oco_core::rules::{scopes_for, Conflict, RuleDiff, RuleEvent, RuleWorld, Scope};
+use oco_core::rules::{scopes_for, Conflict, JobDeletion, RuleDiff, RuleEvent, RuleWorld, Scope};
 use oco_core::store::{
     Change, ChangeSet, JobFilter, MemoryStore, NewComputer, Page, Store, StoreError,
 };
@@ -618,11 +618,7 @@ fn check_cell(existing: Option<JobState>, desired: Desired, expect: Expect) {
         Expect::Delete => {
             let before = before.unwrap();
             assert!(after.is_none(), "{cell_name}");
-            assert_eq!(
-                diff.delete,
-                vec![(before.id, before.revision)],
-                "{cell_name}"
-            );
+            assert_eq!(diff.delete, vec![JobDeletion::of(&before)], "{cell_name}");
             let tombstone = cell.fleet.store.report_snapshot(before.id).unwrap();
             assert!(tombstone.deleted, "{cell_name}");
             assert_eq!(tombstone.job.state, before.state, "{cell_name}");

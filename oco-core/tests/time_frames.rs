@@ -779,28 +779,30 @@ fn arbitrary_frames() -> impl proptest::strategy::Strategy<Value = TimeFrames> {
         proptest::option::of((0usize..7, 0usize..7)),
         proptest::option::of((0u32..24 * 60, 1u32..24 * 60)),
     )
-        .prop_filter_map("an entry needs days or a window", |(negated, days, window)| {
-            if days.is_none() && window.is_none() {
-                return None;
-            }
-            let mut text = String::from(if negated { "!" } else { "" });
-            if let Some((first, last)) = days {
-                text.push_str(&format!("{}-{} ", DAYS[first], DAYS[last]));
-            }
-            if let Some((start, length)) = window {
-                let end = (start + length) % (24 * 60);
-                text.push_str(&format!(
-                    "{}:{:02}-{}:{:02}",
-                    start / 60,
-                    start % 60,
-                    end / 60,
-                    end % 60
-                ));
-            }
-            Some(text)
-        });
-    proptest::collection::vec(entry, 1..4)
-        .prop_map(|entries| frames(&entries.join(", ")))
+        .prop_filter_map(
+            "an entry needs days or a window",
+            |(negated, days, window)| {
+                if days.is_none() && window.is_none() {
+                    return None;
+                }
+                let mut text = String::from(if negated { "!" } else { "" });
+                if let Some((first, last)) = days {
+                    text.push_str(&format!("{}-{} ", DAYS[first], DAYS[last]));
+                }
+                if let Some((start, length)) = window {
+                    let end = (start + length) % (24 * 60);
+                    text.push_str(&format!(
+                        "{}:{:02}-{}:{:02}",
+                        start / 60,
+                        start % 60,
+                        end / 60,
+                        end % 60
+                    ));
+                }
+                Some(text)
+            },
+        );
+    proptest::collection::vec(entry, 1..4).prop_map(|entries| frames(&entries.join(", ")))
 }
 
 proptest::proptest! {

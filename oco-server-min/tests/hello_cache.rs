@@ -265,6 +265,7 @@ impl World {
                 if let Some(job) = self.job(*job) {
                     apply(vec![Change::DeleteJob {
                         id: job.id,
+                        computer: job.computer,
                         expected: job.revision,
                         at: testkit::at(1),
                     }]);

@@ -930,7 +930,12 @@ impl<'c> ChangeWriter<'c> {
                 }
             }
             Change::UpdateJob { expected, job } => self.update_job(*expected, job)?,
-            Change::DeleteJob { id, expected, at } => self.delete_job(*id, *expected, *at)?,
+            Change::DeleteJob {
+                id,
+                computer,
+                expected,
+                at,
+            } => self.delete_job(*id, *computer, *expected, *at)?,
             Change::PurgeTombstones { deleted_before } => {
                 self.exec(
                     "DELETE FROM tombstones WHERE deleted_at < ?1",
@@ -1272,7 +1277,13 @@ impl<'c> ChangeWriter<'c> {
         Ok(())
     }
 
-    fn delete_job(&self, id: JobId, expected: Revision, at: DateTime<Utc>) -> StoreResult<()> {
+    fn delete_job(
+        &self,
+        id: JobId,
+        computer: ComputerId,
+        expected: Revision,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
         self.tick()?;
         let rule = {
             let mut statement = self
@@ -1282,11 +1293,12 @@ impl<'c> ChangeWriter<'c> {
                     job_table_columns!(),
                     ", deleted_at) SELECT ",
                     job_table_columns!(),
-                    ", ?3 FROM jobs WHERE id = ?1 AND revision = ?2 RETURNING rule_id"
+                    ", ?3 FROM jobs WHERE id = ?1 AND revision = ?2 AND computer_id = ?4 \
+                     RETURNING rule_id"
                 ))
                 .map_err(backend)?;
             let mut rows = statement
-                .query(params![id.0, revision(expected)?, time(at)?])
+                .query(params![id.0, revision(expected)?, time(at)?, computer.0])
                 .map_err(backend)?;
             match rows.next().map_err(backend)? {
                 Some(row) => Some(row.get::<_, Option<i64>>(0).map_err(backend)?),
@@ -1295,7 +1307,8 @@ impl<'c> ChangeWriter<'c> {
         };
         let Some(rule) = rule else {
             self.check_revision(id, expected)?;
-            return Err(conflict(format!("job {id} could not be deleted")));
+            // The job is there at the expected revision: it is another computer's.
+            return Err(invalid(format!("job {id} is not computer {computer}'s")));
         };
         self.exec("DELETE FROM jobs WHERE id = ?1", [id.0])?;
         if let Some(rule) = rule {

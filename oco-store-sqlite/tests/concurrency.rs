@@ -538,6 +538,7 @@ fn delete_and_update_of_one_job_race_to_one_winner() {
             let change = if t % 2 == 0 {
                 Change::DeleteJob {
                     id: read.id,
+                    computer: read.computer,
                     expected: read.revision,
                     at: at(100),
                 }

@@ -72,6 +72,7 @@ fn scene() -> (Scene, Vec<Change>) {
     // A tombstone to purge.
     apply(vec![Change::DeleteJob {
         id: a.jobs[3],
+        computer: pc2,
         expected: Revision(1),
         at: at(10),
     }]);
@@ -154,6 +155,7 @@ fn scene() -> (Scene, Vec<Change>) {
         },
         Change::DeleteJob {
             id: a.jobs[1],
+            computer: pc1,
             expected: Revision(1),
             at: at(40),
         },
@@ -184,6 +186,7 @@ fn scene() -> (Scene, Vec<Change>) {
         },
         Change::DeleteJob {
             id: dying_jobs.jobs[0],
+            computer: pc1,
             expected: Revision(1),
             at: at(44),
         },
@@ -321,13 +324,14 @@ fn batch(changes: &[Change]) -> Vec<ChangeSet> {
         set(3..7),
         // Always a conflict: the job's revision is not 7.
         ChangeSet {
-            changes: vec![Change::DeleteJob {
-                id: match &changes[2] {
-                    Change::UpdateJob { job, .. } => job.id,
-                    _ => unreachable!(),
+            changes: vec![match &changes[2] {
+                Change::UpdateJob { job, .. } => Change::DeleteJob {
+                    id: job.id,
+                    computer: job.computer,
+                    expected: Revision(7),
+                    at: at(50),
                 },
-                expected: Revision(7),
-                at: at(50),
+                _ => unreachable!(),
             }],
         },
         // UpsertAssignment, DeleteAssignment, InsertRuleJobs, DeleteJob, PurgeTombstones.

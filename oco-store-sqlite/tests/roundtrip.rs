@@ -779,6 +779,7 @@ fn write(store: &dyn Store, world: &World) -> Ids {
                 store,
                 vec![Change::DeleteJob {
                     id,
+                    computer: job.computer,
                     expected: job.revision,
                     at: deleted_at,
                 }],

@@ -179,6 +179,28 @@ pub struct JobUpdate {
     pub job: Job,
 }
 
+/// A job a diff deletes: which, whose, and the revision it was read at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobDeletion {
+    /// The job.
+    pub id: JobId,
+    /// Its computer.
+    pub computer: ComputerId,
+    /// The revision the deletion was computed from.
+    pub expected: Revision,
+}
+
+impl JobDeletion {
+    /// The deletion of `job` as read.
+    pub fn of(job: &Job) -> Self {
+        JobDeletion {
+            id: job.id,
+            computer: job.computer,
+            expected: job.revision,
+        }
+    }
+}
+
 /// What evaluating a rule decided: the writes that make its jobs what it wants, and the conflicts
 /// it found. [`RuleDiff::into_change_set`] turns it into one atomic change set whose preconditions
 /// are the job revisions and the assignment revisions it was computed from.
@@ -193,7 +215,7 @@ pub struct RuleDiff {
     /// Jobs changed: state, snapshot or sequence.
     pub update: Vec<JobUpdate>,
     /// Jobs no longer wanted and not running: deleted (the store keeps a tombstone).
-    pub delete: Vec<(JobId, Revision)>,
+    pub delete: Vec<JobDeletion>,
     /// Running jobs no longer wanted: marked orphaned, deleted at their final report.
     pub orphan: Vec<JobUpdate>,
     /// Conflicts and missing dependencies found.
@@ -220,7 +242,7 @@ impl RuleDiff {
     /// Records that an existing job is no longer wanted: deleted, or orphaned if it runs (once).
     fn unwant(&mut self, job: &Job) {
         if !job.state.is_running() {
-            self.delete.push((job.id, job.revision));
+            self.delete.push(JobDeletion::of(job));
         } else if !job.orphaned {
             let mut orphan = job.clone();
             orphan.orphaned = true;
@@ -249,9 +271,15 @@ impl RuleDiff {
         for (computer, expected) in self.assignments_read {
             changes.push(Change::ExpectAssignments { computer, expected });
         }
-        for (id, expected) in self.delete {
+        for JobDeletion {
+            id,
+            computer,
+            expected,
+        } in self.delete
+        {
             changes.push(Change::DeleteJob {
                 id,
+                computer,
                 expected,
                 at: self.at,
             });

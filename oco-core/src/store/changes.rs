@@ -104,6 +104,10 @@ pub enum Change {
     DeleteJob {
         /// Which.
         id: JobId,
+        /// Its computer (a job never moves, so this is the job's own; a store refuses a
+        /// deletion that names another computer). Told so that whoever watches writes, a
+        /// cache say, knows which computer changed without reading the job.
+        computer: ComputerId,
         /// The revision the change was computed from.
         expected: Revision,
         /// When it was deleted (the tombstone's age, for purging it).

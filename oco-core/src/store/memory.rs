@@ -379,8 +379,20 @@ impl State {
             Change::PurgeTombstones { deleted_before } => {
                 self.tombstones.retain(|_, (_, at)| *at >= *deleted_before);
             }
-            Change::DeleteJob { id, expected, at } => {
+            Change::DeleteJob {
+                id,
+                computer,
+                expected,
+                at,
+            } => {
                 self.check_job_revision(*id, *expected)?;
+                if self
+                    .jobs
+                    .get(id)
+                    .is_some_and(|job| job.computer != *computer)
+                {
+                    return Err(invalid(format!("job {id} is not computer {computer}'s")));
+                }
                 if let Some(job) = self.jobs.remove(id) {
                     let origin = job.origin;
                     self.tombstones.insert(*id, (job, *at));

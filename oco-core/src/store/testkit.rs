@@ -1091,6 +1091,7 @@ pub fn update_job_is_compare_and_set(make: MakeStore<'_>) {
         store.apply(&ChangeSet {
             changes: vec![Change::DeleteJob {
                 id: jobs[0],
+                computer: read.computer,
                 expected: read.revision,
                 at: at(40),
             }],
@@ -1165,6 +1166,7 @@ pub fn delete_job_keeps_a_tombstone(make: MakeStore<'_>) {
         store.as_ref(),
         vec![Change::DeleteJob {
             id: ids[0],
+            computer: pc,
             expected: Revision(1),
             at: at(40),
         }],
@@ -1197,6 +1199,7 @@ pub fn delete_job_keeps_a_tombstone(make: MakeStore<'_>) {
         store.apply(&ChangeSet {
             changes: vec![Change::DeleteJob {
                 id: ids[0],
+                computer: pc,
                 expected: Revision(1),
                 at: at(40),
             }],
@@ -1521,6 +1524,7 @@ pub fn invalid_references(make: MakeStore<'_>) {
             "DeleteJob of a missing job",
             Change::DeleteJob {
                 id: ghost_job.id,
+                computer: ghost_job.computer,
                 expected: Revision(1),
                 at: at(40),
             },
@@ -1541,6 +1545,16 @@ pub fn invalid_references(make: MakeStore<'_>) {
                 at: at(0),
             },
             "NotFound",
+        ),
+        (
+            "DeleteJob naming a computer other than the job's",
+            Change::DeleteJob {
+                id: jobs[0],
+                computer: f.computers[1].id,
+                expected: Revision(1),
+                at: at(40),
+            },
+            "Invalid",
         ),
         (
             "UpsertAssignment on an unknown computer",
@@ -2334,6 +2348,7 @@ pub fn tombstones_are_purged_by_age(make: MakeStore<'_>) {
             store.as_ref(),
             vec![Change::DeleteJob {
                 id,
+                computer: store.job(id).unwrap().computer,
                 expected: revision,
                 at: at(minute),
             }],
@@ -2403,6 +2418,7 @@ pub fn rule_snapshot_and_delete_rule(make: MakeStore<'_>) {
             store.as_ref(),
             vec![Change::DeleteJob {
                 id: *id,
+                computer: store.job(*id).unwrap().computer,
                 expected: revision,
                 at: at(60),
             }],
@@ -2578,6 +2594,7 @@ pub fn delete_container_keeps_tombstones(make: MakeStore<'_>) {
         store.as_ref(),
         vec![Change::DeleteJob {
             id: jobs[0].id,
+            computer: jobs[0].computer,
             expected: jobs[0].revision,
             at: at(30),
         }],
@@ -2675,6 +2692,7 @@ pub fn delete_computer_keeps_tombstones(make: MakeStore<'_>) {
         store.as_ref(),
         vec![Change::DeleteJob {
             id: earlier.id,
+            computer: earlier.computer,
             expected: earlier.revision,
             at: at(30),
         }],
@@ -2753,6 +2771,7 @@ pub fn removed_rule_keeps_tombstones(make: MakeStore<'_>) {
             store.as_ref(),
             vec![Change::DeleteJob {
                 id: job.id,
+                computer: job.computer,
                 expected: job.revision,
                 at: at(seconds),
             }],
@@ -3146,6 +3165,7 @@ pub fn job_summary_matches_the_jobs(make: MakeStore<'_>) {
         store.as_ref(),
         vec![Change::DeleteJob {
             id: gone.id,
+            computer: gone.computer,
             expected: gone.revision,
             at: at(60),
         }],
