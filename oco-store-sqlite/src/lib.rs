@@ -78,9 +78,9 @@ use oco_core::model::{
     PackageGroupId, PackageId, Revision, RuleId,
 };
 use oco_core::store::{
-    AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
-    ServerState, Store, StoreError, StoreResult,
+    AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot,
+    JobFilter, ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RulePart,
+    RuleSnapshot, ServerState, Store, StoreError, StoreResult,
 };
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
@@ -551,6 +551,10 @@ impl Store for SqliteStore {
         hostname: &str,
     ) -> StoreResult<Option<(Computer, AgentCredentials, PlannerSnapshot)>> {
         self.read(|c| read::hello_snapshot(c, hostname))
+    }
+
+    fn agent_lookup(&self, hostname: &str) -> StoreResult<Option<AgentLookup>> {
+        self.read(|c| read::agent_lookup(c, hostname))
     }
 
     fn set_credentials(&self, id: ComputerId, credentials: &AgentCredentials) -> StoreResult<()> {

@@ -12,9 +12,9 @@ use oco_core::model::{
     PackageGroupId, PackageId, Revision, RuleId, SequenceMode,
 };
 use oco_core::store::{
-    AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot, JobFilter,
-    OriginInfo, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState,
-    StoreError, StoreResult,
+    AgentCredentials, AgentLookup, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot,
+    JobFilter, OriginInfo, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
+    ServerState, StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
@@ -562,6 +562,32 @@ fn planner_origin(row: &Row<'_>, container: bool, what: &str, id: i64) -> Origin
         },
         failed: Vec::new(),
     }
+}
+
+/// What an agent request reads first, in one statement: the computer's id and credentials by
+/// its hostname, and whether it has a pending job (an index probe).
+pub(crate) fn agent_lookup(conn: &Connection, hostname: &str) -> StoreResult<Option<AgentLookup>> {
+    let key = hostname.trim().to_lowercase();
+    row(
+        conn,
+        "SELECT cr.agent_key, cr.previous_agent_key, cr.server_key, cr.last_hello, \
+         cr.last_reply, cr.contact_at, cr.contact_address, cr.agent_version, c.id, \
+         EXISTS (SELECT 1 FROM jobs j INDEXED BY jobs_by_computer WHERE j.computer_id = c.id \
+         AND j.state IN ('waiting', 'downloading', 'executing')) \
+         FROM computers c LEFT JOIN credentials cr ON cr.computer_id = c.id \
+         WHERE c.hostname_key = ?1",
+        [key],
+        |row| {
+            let id: i64 = row.get(8).map_err(crate::backend)?;
+            let credentials = encode::credentials(row)
+                .map_err(|reason| corrupt("credentials of computer", id, reason))?;
+            Ok(AgentLookup {
+                computer: ComputerId(id),
+                credentials,
+                pending_jobs: row.get(9).map_err(crate::backend)?,
+            })
+        },
+    )
 }
 
 /// A hello's three reads in one transaction (the computer is read once).

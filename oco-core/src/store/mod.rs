@@ -21,6 +21,7 @@ pub use failing::{FailingStore, InjectedFailure};
 pub use memory::MemoryStore;
 pub use port::{JobFilter, ListedJob, NewComputer, Page, Store, StoreResult};
 pub use snapshot::{
-    AgentContact, AgentCredentials, ContainerJobs, DeploySnapshot, FailedJob, HousekeepingSnapshot,
-    OriginInfo, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState,
+    AgentContact, AgentCredentials, AgentLookup, ContainerJobs, DeploySnapshot, FailedJob,
+    HousekeepingSnapshot, OriginInfo, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
+    ServerState,
 };

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, PlannerSnapshot,
-    ReportSnapshot, RulePart, RuleSnapshot, ServerState, StoreError,
+    AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot,
+    PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState, StoreError,
 };
 use crate::housekeeping::JobSummary;
 use crate::model::{
@@ -252,6 +252,24 @@ pub trait Store: Send + Sync {
         let credentials = self.credentials(computer.id)?;
         let snapshot = self.planner_snapshot(computer.id)?;
         Ok(Some((computer, credentials, snapshot)))
+    }
+    /// What an agent request reads first: the computer named `hostname` (as
+    /// [`computer_by_hostname`](Store::computer_by_hostname)), its
+    /// [`credentials`](Store::credentials), and whether its
+    /// [`planner_snapshot`](Store::planner_snapshot) holds a pending job; `None` if no computer
+    /// has the hostname. Equal to those calls; a store answers it with one small read (the
+    /// provided implementation reads the whole planner snapshot).
+    fn agent_lookup(&self, hostname: &str) -> StoreResult<Option<AgentLookup>> {
+        let Some(computer) = self.computer_by_hostname(hostname)? else {
+            return Ok(None);
+        };
+        let credentials = self.credentials(computer.id)?;
+        let snapshot = self.planner_snapshot(computer.id)?;
+        Ok(Some(AgentLookup {
+            computer: computer.id,
+            credentials,
+            pending_jobs: snapshot.jobs.iter().any(|job| job.state.is_pending()),
+        }))
     }
     /// What deploying needs.
     fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot>;

@@ -184,6 +184,21 @@ impl AgentCredentials {
     }
 }
 
+/// What an agent request reads first of the computer it names ([`Store::agent_lookup`]): enough
+/// to check the request, and whether a hello has anything to plan at all.
+///
+/// [`Store::agent_lookup`]: crate::store::Store::agent_lookup
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentLookup {
+    /// The computer.
+    pub computer: ComputerId,
+    /// Its agent credentials.
+    pub credentials: AgentCredentials,
+    /// Whether it has pending jobs (Waiting, Downloading or Executing). Without any, its plan
+    /// hands out and holds nothing, whatever the time and the address.
+    pub pending_jobs: bool,
+}
+
 /// An agent's last accepted hello, as the server saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentContact {

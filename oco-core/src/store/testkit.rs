@@ -2008,6 +2008,38 @@ pub fn planner_snapshot_contents(make: MakeStore<'_>) {
             "hello snapshot of {hostname:?}"
         );
     }
+    // The agent lookup equals its reads too: with stored credentials (pc2), without (pc3), with
+    // pending jobs (pc1, pc2) and without (pc3).
+    let keyed = AgentCredentials {
+        agent_key: Some("agent key".into()),
+        server_key: Some("server key".into()),
+        last_hello: Some(1_700_000_000.25),
+        last_contact: Some(super::AgentContact {
+            at: at(30),
+            address: "10.1.2.3".parse().unwrap(),
+            agent_version: Some("1.2.0".into()),
+        }),
+        ..AgentCredentials::default()
+    };
+    store.set_credentials(w.f.computers[1].id, &keyed).unwrap();
+    for hostname in ["pc1", "PC2", " pc3 ", "nobody"] {
+        let expected = store.computer_by_hostname(hostname).unwrap().map(|c| {
+            let snapshot = store.planner_snapshot(c.id).unwrap();
+            super::AgentLookup {
+                computer: c.id,
+                credentials: store.credentials(c.id).unwrap(),
+                pending_jobs: !snapshot.jobs.is_empty(),
+            }
+        });
+        assert_eq!(
+            store.agent_lookup(hostname).unwrap(),
+            expected,
+            "agent lookup of {hostname:?}"
+        );
+    }
+    let lookup = store.agent_lookup("pc2").unwrap().unwrap();
+    assert!(lookup.pending_jobs && lookup.credentials == keyed);
+    assert!(!store.agent_lookup("pc3").unwrap().unwrap().pending_jobs);
     assert_err(
         store.planner_snapshot(ComputerId(pc3.id.0 + 100)),
         "NotFound",
