@@ -1,28 +1,42 @@
-//! The hello cache: what each polling agent's hello reads, kept in memory.
+//! The hello cache: what each polling computer's hello hands out, kept in memory.
 //!
-//! A hello reads the computer named by the agent, its credentials and its planner snapshot, and
-//! in the steady state writes only the credentials (the agent's timestamp, the replay guard). An
-//! agent polls about once a minute and its jobs rarely change in between, so [`CachedStore`]
-//! keeps those reads per computer and a repeated hello reads nothing from the database.
+//! A hello reads the computer named by the agent and its credentials (one small read,
+//! [`Store::agent_lookup`], which also tells whether the computer has pending jobs), checks the
+//! request, and plans: for a computer with pending jobs that means reading its planner snapshot
+//! (every pending job and its origins) and running the planner. An agent polls about once a
+//! minute and its jobs rarely change in between, and a plan stays right until one of its inputs
+//! changes: the computer's jobs, their origins, the agent's address, or the time passing one of
+//! the instants [`valid_until`] names (a time frame opening or closing, a container starting or
+//! ending). So [`CachedStore`] keeps each computer's [`Outlook`] (the planner's decision, the
+//! software jobs rendered as the reply carries them, and the conditions under which it holds),
+//! and a repeated hello of a computer whose jobs are held by time frames or IP ranges, or handed
+//! out, reads nothing but its credentials. A computer without pending jobs needs no outlook.
 //!
-//! [`CachedStore`] wraps the server's [`Store`] and is the store every handler, housekeeping and
-//! rule evaluation use, so every write passes through it. After each write it forgets what the
-//! write may have changed: the computer of a job or assignment change, or everything for a write
-//! of containers, rules, packages, groups or computers. Credentials and last-seen times, the
-//! writes of every hello, are updated in place instead of forgotten. Writes through the wrapper
-//! are serialised, so these updates happen in commit order.
+//! **Exact, not a time-to-live cache.** [`CachedStore`] wraps the server's [`Store`] and is the
+//! store every handler, housekeeping and rule evaluation use, so every write passes through it.
+//! Each write stamps what it touched with a new epoch: the computers of a job change (a job
+//! inserted, updated or deleted; a container created or a rule's jobs inserted, for each job's
+//! computer; a computer updated or deleted), or an origin (a container or rule updated, deleted,
+//! or its Wake-on-LAN packets marked sent). An outlook records the epoch read before its snapshot
+//! was, and is used only while no stamp of its computer or of its origins is newer: a write that
+//! finished while the snapshot was read makes the outlook stale at once, and a deploy to 100
+//! computers forgets the outlooks of those 100 computers only. Credentials, last-seen times,
+//! assignments, packages and groups are in no outlook, so their writes (every hello writes the
+//! credentials) forget nothing. The price: **the server must be the only writer of its
+//! database** (`DESIGN.md`).
 //!
-//! A read that misses notes the cache's epoch, which every write advances, before it reads the
-//! store, and keeps its result only if the epoch has not moved when it is done: a result read
-//! before a write that finished meanwhile is never kept. Anything the cache returns is therefore
-//! what the store returned after the last write through the wrapper. The server must be the only
-//! writer of its database (`DESIGN.md`).
+//! **Bounded by memory.** The outlooks live in a concurrent cache of a configured size in bytes
+//! (`quick_cache`, S3-FIFO: frequency- and recency-aware, resistant to scans), each weighed by
+//! its estimated size. A fleet larger than the cache keeps the computers the policy prefers and
+//! plans the others as without a cache: a miss costs the uncached read and plan plus an insert,
+//! never a cache that starts again empty.
 //!
-//! The cache holds at most a configured number of computers and starts again empty when it is
-//! full.
+//! [`valid_until`]: oco_core::plan::valid_until
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::housekeeping::JobSummary;
@@ -31,96 +45,269 @@ use oco_core::model::{
     FamilyId, Job, JobContainer, JobId, Name, Origin, Package, PackageFamily, PackageGroup,
     PackageGroupId, PackageId, Revision, RuleId,
 };
+use oco_core::plan::{plan, valid_until};
 use oco_core::store::{
-    AgentCredentials, Applied, Change, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
-    ServerState, Store, StoreResult,
+    AgentCredentials, AgentLookup, Applied, Change, ChangeSet, DeploySnapshot,
+    HousekeepingSnapshot, JobFilter, ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot,
+    RulePart, RuleSnapshot, ServerState, Store, StoreResult,
 };
+use oco_core::Settings;
 
-/// How many computers the cache holds by default.
-pub const DEFAULT_CAPACITY: usize = 100_000;
+use serde_json::value::RawValue;
 
-/// What a hello reads of one computer: its credentials and its planner snapshot (which holds
-/// the computer).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CachedHello {
-    /// The computer's agent credentials.
-    pub credentials: AgentCredentials,
-    /// Its planner snapshot, shared with the cache.
-    pub snapshot: Arc<PlannerSnapshot>,
+use crate::agent_api::{no_software_jobs, render_software_jobs};
+
+/// The memory the cache may use by default, in bytes (128 MiB).
+pub const DEFAULT_MEMORY: u64 = 128 * 1024 * 1024;
+
+/// What an entry costs beyond its outlook's own fields and heap: the cache's slot, key and
+/// metadata, the `Arc`'s counts and the allocator's headers (measured, see `benches/RESULTS.md`).
+const ENTRY_OVERHEAD: u64 = 96;
+
+/// The weight the cache's table is sized for, per expected entry (an outlook of held jobs).
+const TYPICAL_WEIGHT: u64 = 256;
+
+/// Stripes of computer stamps: a write to a computer's jobs makes the outlooks of the computers
+/// of its stripe (about one in this many of the fleet) plan again.
+const STRIPES: usize = 1 << 16;
+
+/// Origins stamped one by one; past this many distinct origins written since the last reset,
+/// every outlook is forgotten and the count starts again (a bound on the map, reached only by a
+/// long-running server that saw this many containers and rules change).
+const MAX_ORIGIN_STAMPS: usize = 1 << 16;
+
+/// What a hello of one computer hands out, as the planner decided it, and when that decision
+/// holds: for the agent's `address`, from `planned_at` until `until`, as long as no write touches
+/// the computer's jobs or their origins.
+#[derive(Debug, Clone)]
+pub struct Outlook {
+    address: IpAddr,
+    planned_at: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    /// The origins of the computer's pending jobs when planned.
+    origins: Box<[Origin]>,
+    /// The epoch read before the snapshot.
+    epoch: u64,
+    software_jobs: Box<RawValue>,
+    delivered: u32,
+    held: u32,
 }
 
-impl CachedHello {
-    /// The computer.
-    pub fn computer(&self) -> &Computer {
-        &self.snapshot.computer
+impl Outlook {
+    /// The outlook of a computer without pending jobs: nothing to hand out, at any time, to
+    /// any address.
+    fn idle() -> Self {
+        Outlook {
+            address: IpAddr::from([0, 0, 0, 0]),
+            planned_at: DateTime::<Utc>::MIN_UTC,
+            until: None,
+            origins: Box::new([]),
+            epoch: 0,
+            software_jobs: no_software_jobs(),
+            delivered: 0,
+            held: 0,
+        }
+    }
+
+    /// The jobs handed out, as the JSON array of the reply's `software-jobs`.
+    pub fn software_jobs(&self) -> &str {
+        self.software_jobs.get()
+    }
+
+    pub(crate) fn software_jobs_json(&self) -> &RawValue {
+        &self.software_jobs
+    }
+
+    /// How many jobs are handed out.
+    pub fn delivered(&self) -> u32 {
+        self.delivered
+    }
+
+    /// How many pending jobs are held.
+    pub fn held(&self) -> u32 {
+        self.held
+    }
+
+    /// Until when the decision holds (for the same address and inputs); `None`: for ever.
+    pub fn until(&self) -> Option<DateTime<Utc>> {
+        self.until
+    }
+
+    /// The memory it takes in the cache, estimated.
+    fn weight(&self) -> u64 {
+        let heap = self.origins.len() * size_of::<Origin>() + self.software_jobs.get().len();
+        ENTRY_OVERHEAD + (size_of::<Self>() + heap) as u64
+    }
+
+    fn holds_at(&self, now: DateTime<Utc>, address: IpAddr) -> bool {
+        self.address == address
+            && self.planned_at <= now
+            && self.until.is_none_or(|until| now < until)
     }
 }
 
-/// A [`Store`] that remembers the hello reads of the computers that poll (see the module docs).
+/// The outcome of [`CachedStore::hello_outlook`].
+#[derive(Debug, Clone)]
+pub struct HelloOutlook {
+    /// What the hello hands out.
+    pub outlook: Arc<Outlook>,
+    /// Writes the plan implies (Wake-on-LAN shutdown marks), to commit with the hello's own; an
+    /// outlook with writes is never kept, since they change the jobs it was planned from.
+    pub changes: ChangeSet,
+    /// Whether the outlook came from the cache.
+    pub hit: bool,
+}
+
+#[derive(Clone)]
+struct Weigh;
+
+impl quick_cache::Weighter<ComputerId, Arc<Outlook>> for Weigh {
+    fn weight(&self, _: &ComputerId, outlook: &Arc<Outlook>) -> u64 {
+        outlook.weight()
+    }
+}
+
+type Outlooks = quick_cache::sync::Cache<ComputerId, Arc<Outlook>, Weigh>;
+
+/// When writes last touched what outlooks are planned from (see the module docs).
+struct Stamps {
+    /// Advanced by every write that touches an outlook's inputs.
+    epoch: AtomicU64,
+    /// The epoch of the last write to the jobs of a computer of each stripe.
+    computers: Box<[AtomicU64]>,
+    origins: RwLock<OriginStamps>,
+}
+
+#[derive(Default)]
+struct OriginStamps {
+    /// Outlooks read before this epoch are stale.
+    floor: u64,
+    by_origin: HashMap<Origin, u64>,
+}
+
+impl Stamps {
+    fn new() -> Self {
+        Stamps {
+            epoch: AtomicU64::new(1),
+            computers: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            origins: RwLock::new(OriginStamps::default()),
+        }
+    }
+
+    /// The epoch a read that starts now records.
+    fn now(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// A new epoch for a write that finished.
+    fn advance(&self) -> u64 {
+        self.epoch.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn stripe(&self, computer: ComputerId) -> &AtomicU64 {
+        // Invariant: the remainder is below STRIPES, the slice's length.
+        let stripe = usize::try_from(computer.0.rem_euclid(STRIPES as i64)).unwrap_or(0);
+        &self.computers[stripe]
+    }
+
+    fn computer(&self, computer: ComputerId, epoch: u64) {
+        self.stripe(computer).fetch_max(epoch, Ordering::SeqCst);
+    }
+
+    fn origin(&self, origin: Origin, epoch: u64) {
+        let mut origins = self.origins.write().unwrap_or_else(PoisonError::into_inner);
+        if origins.by_origin.len() >= MAX_ORIGIN_STAMPS && !origins.by_origin.contains_key(&origin)
+        {
+            origins.by_origin.clear();
+            origins.floor = epoch;
+        }
+        origins.by_origin.insert(origin, epoch);
+    }
+
+    /// Whether no write since `outlook` was read touched its computer or origins.
+    fn fresh(&self, computer: ComputerId, outlook: &Outlook) -> bool {
+        if self.stripe(computer).load(Ordering::SeqCst) > outlook.epoch {
+            return false;
+        }
+        let origins = self.origins.read().unwrap_or_else(PoisonError::into_inner);
+        origins.floor <= outlook.epoch
+            && outlook.origins.iter().all(|origin| {
+                origins
+                    .by_origin
+                    .get(origin)
+                    .is_none_or(|&stamp| stamp <= outlook.epoch)
+            })
+    }
+}
+
+/// What a write touched.
+enum Touched<'a> {
+    /// Nothing an outlook is planned from.
+    Nothing,
+    /// The jobs of this computer.
+    Computer(ComputerId),
+    /// The changes of a change set.
+    Changes(&'a [Change]),
+    /// An origin.
+    Origin(Origin),
+}
+
+/// A [`Store`] that remembers what each polling computer's hello hands out (see the module docs).
 ///
 /// ```
 /// use std::sync::Arc;
 ///
-/// use oco_core::store::{testkit, MemoryStore, Store};
+/// use oco_core::chrono::{Duration, TimeZone, Utc};
+/// use oco_core::chrono_tz::Tz;
+/// use oco_core::model::{ContainerId, DeliveryPolicy, Origin, Schedule};
+/// use oco_core::store::{testkit, Change, MemoryStore, Store};
+/// use oco_core::Settings;
 /// use oco_server_min::cache::CachedStore;
 ///
-/// let store = CachedStore::new(Arc::new(MemoryStore::new()), 1_000);
-/// let pc = store.create_computer(testkit::new_computer("pc1"))?;
-/// let first = store.hello("pc1")?.expect("pc1 exists");
-/// let again = store.hello("pc1")?.expect("pc1 exists");
-/// assert!(Arc::ptr_eq(&first.snapshot, &again.snapshot)); // the second read was remembered
-/// assert_eq!(again.computer().id, pc.id);
-/// # Ok::<(), oco_core::store::StoreError>(())
+/// let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+/// let store = CachedStore::new(Arc::new(MemoryStore::new()), 1 << 20);
+/// let fixture = testkit::fixture(&store);
+/// let mut container = testkit::container("c");
+/// container.schedule = Schedule::new(now - Duration::days(1), None)?;
+/// container.policy = DeliveryPolicy::new(Tz::UTC);
+/// let pc = fixture.computers[0].id;
+/// let job = testkit::job(Origin::Container(ContainerId(0)), pc, &fixture.packages[0], 1);
+/// testkit::apply(&store, vec![Change::CreateContainer { container, jobs: vec![job] }]);
+///
+/// let lookup = store.agent_lookup("pc1")?.expect("pc1 exists");
+/// let address = "10.0.0.1".parse()?;
+/// let first = store.hello_outlook(&lookup, now, address, &Settings::default())?;
+/// assert!(!first.hit && first.outlook.delivered() == 1);
+/// let again = store.hello_outlook(&lookup, now, address, &Settings::default())?;
+/// assert!(again.hit && Arc::ptr_eq(&first.outlook, &again.outlook)); // planned once
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct CachedStore {
     inner: Arc<dyn Store>,
-    capacity: usize,
-    cache: Mutex<Cache>,
-    /// Held across each write and the cache update after it, so that updates follow the
-    /// order of the writes.
+    /// The outlook of every computer without pending jobs.
+    idle: Arc<Outlook>,
+    memory: u64,
+    outlooks: Option<Outlooks>,
+    stamps: Stamps,
+    /// Held across each write and the stamps after it.
     writes: Mutex<()>,
 }
 
-#[derive(Default)]
-struct Cache {
-    /// Advanced by every write; a miss keeps its result only if it did not move.
-    epoch: u64,
-    /// Hostnames as agents spelled them (the store compares them case-insensitively, so one
-    /// computer may have several).
-    hosts: HashMap<Box<str>, ComputerId>,
-    entries: HashMap<ComputerId, CachedHello>,
-}
-
-impl Cache {
-    /// The entry of the computer an agent names `hostname`, if the cache holds it.
-    fn get(&self, hostname: &str) -> Option<&CachedHello> {
-        self.hosts.get(hostname).and_then(|id| self.entries.get(id))
-    }
-
-    fn clear(&mut self) {
-        self.hosts.clear();
-        self.entries.clear();
-    }
-}
-
-/// What a write may have changed.
-enum Touched<'a> {
-    /// Nothing a hello reads.
-    Nothing,
-    /// These computers' hello reads.
-    Computers(&'a [ComputerId]),
-    /// Anything.
-    Everything,
-}
-
 impl CachedStore {
-    /// `inner` with a cache of at most `capacity` computers (0: nothing is cached).
-    pub fn new(inner: Arc<dyn Store>, capacity: usize) -> Self {
+    /// `inner` with a cache of at most `memory` bytes of outlooks (0: nothing is cached).
+    pub fn new(inner: Arc<dyn Store>, memory: u64) -> Self {
+        let outlooks = (memory > 0).then(|| {
+            let entries = usize::try_from(memory / TYPICAL_WEIGHT)
+                .unwrap_or(usize::MAX)
+                .max(16);
+            Outlooks::with_weighter(entries, memory, Weigh)
+        });
         CachedStore {
             inner,
-            capacity,
-            cache: Mutex::new(Cache::default()),
+            idle: Arc::new(Outlook::idle()),
+            memory,
+            outlooks,
+            stamps: Stamps::new(),
             writes: Mutex::new(()),
         }
     }
@@ -130,9 +317,9 @@ impl CachedStore {
         &self.inner
     }
 
-    /// How many computers the cache holds now.
+    /// How many computers' outlooks the cache holds now.
     pub fn len(&self) -> usize {
-        self.cache().entries.len()
+        self.outlooks.as_ref().map_or(0, Outlooks::len)
     }
 
     /// Whether the cache holds nothing.
@@ -140,139 +327,147 @@ impl CachedStore {
         self.len() == 0
     }
 
-    /// What the cache holds for a hello of `hostname`, reading nothing from the store.
-    pub fn cached(&self, hostname: &str) -> Option<CachedHello> {
-        self.cache().get(hostname).cloned()
+    /// The estimated memory the cache's outlooks take now, in bytes.
+    pub fn weight(&self) -> u64 {
+        self.outlooks.as_ref().map_or(0, Outlooks::weight)
     }
 
-    /// What a hello of `hostname` reads ([`Store::hello_snapshot`]), from the cache when it
-    /// holds it; `None` if no computer has the hostname.
+    /// What a hello of the computer `lookup` found hands out at `now` to an agent at `address`:
+    /// from the cache when it holds a fresh outlook for them, else planned from the computer's
+    /// snapshot (and kept, unless the plan writes).
     ///
     /// # Errors
     ///
     /// The store's, on a miss.
-    pub fn hello(&self, hostname: &str) -> StoreResult<Option<CachedHello>> {
-        let epoch = {
-            let cache = self.cache();
-            if let Some(hit) = cache.get(hostname) {
-                return Ok(Some(hit.clone()));
-            }
-            cache.epoch
-        };
-        let Some((_, credentials, snapshot)) = self.inner.hello_snapshot(hostname)? else {
-            return Ok(None);
-        };
-        let read = CachedHello {
-            credentials,
-            snapshot: Arc::new(snapshot),
-        };
-        let mut cache = self.cache();
-        if cache.epoch == epoch && self.capacity > 0 {
-            if cache.hosts.len() >= self.capacity {
-                cache.clear();
-            }
-            let id = read.computer().id;
-            cache.hosts.insert(hostname.into(), id);
-            cache.entries.insert(id, read.clone());
-        }
-        Ok(Some(read))
-    }
-
-    /// The computer named `hostname` and its credentials, from the cache when it holds them
-    /// (nothing is added to it on a miss); `None` if no computer has the hostname.
-    ///
-    /// # Errors
-    ///
-    /// The store's, on a miss.
-    pub fn computer_and_credentials(
+    pub fn hello_outlook(
         &self,
-        hostname: &str,
-    ) -> StoreResult<Option<(Computer, AgentCredentials)>> {
-        if let Some(hit) = self.cache().get(hostname) {
-            return Ok(Some((hit.computer().clone(), hit.credentials.clone())));
+        lookup: &AgentLookup,
+        now: DateTime<Utc>,
+        address: IpAddr,
+        settings: &Settings,
+    ) -> StoreResult<HelloOutlook> {
+        if !lookup.pending_jobs {
+            return Ok(HelloOutlook {
+                outlook: self.idle.clone(),
+                changes: ChangeSet::default(),
+                hit: false,
+            });
         }
-        let Some(computer) = self.inner.computer_by_hostname(hostname)? else {
-            return Ok(None);
-        };
-        let credentials = self.inner.credentials(computer.id)?;
-        Ok(Some((computer, credentials)))
-    }
-
-    fn cache(&self) -> MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Runs the write `f`, then lets `update` bring the cache up to date with its result; both
-    /// under the write lock, so that updates follow the order of the writes. Advances the epoch.
-    fn write<T>(&self, f: impl FnOnce() -> T, update: impl FnOnce(&mut Cache, &T)) -> T {
-        let _serial = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = f();
-        let mut cache = self.cache();
-        cache.epoch += 1;
-        update(&mut cache, &result);
-        result
-    }
-
-    /// Runs the plain write `f`, then forgets what it `touched` (whether or not it succeeded:
-    /// the cache does not guess what a failed write left behind).
-    fn forget<T>(&self, touched: Touched<'_>, f: impl FnOnce() -> T) -> T {
-        self.write(f, |cache, _| match touched {
-            Touched::Nothing => {}
-            Touched::Computers(ids) => {
-                for id in ids {
-                    cache.entries.remove(id);
+        let computer = lookup.computer;
+        if let Some(outlooks) = &self.outlooks {
+            if let Some(hit) = outlooks.get(&computer) {
+                if hit.holds_at(now, address) && self.stamps.fresh(computer, &hit) {
+                    return Ok(HelloOutlook {
+                        outlook: hit,
+                        changes: ChangeSet::default(),
+                        hit: true,
+                    });
                 }
             }
-            Touched::Everything => cache.clear(),
+        }
+        let epoch = self.stamps.now();
+        let snapshot = self.inner.planner_snapshot(computer)?;
+        let (outlook, changes) = Self::plan(&snapshot, epoch, now, address, settings);
+        let outlook = Arc::new(outlook);
+        if let (Some(outlooks), true) = (&self.outlooks, changes.is_empty()) {
+            outlooks.insert(computer, outlook.clone());
+        }
+        Ok(HelloOutlook {
+            outlook,
+            changes,
+            hit: false,
         })
     }
 
-    /// Brings the cache up to date with `set`, which the store applied (`applied`) or refused.
-    fn settle(cache: &mut Cache, set: &ChangeSet, applied: bool) {
-        for change in &set.changes {
-            match change {
-                // Tombstones are in no hello: a purge leaves every entry as it is.
-                Change::SetServerState { .. }
-                | Change::ExpectAssignments { .. }
-                | Change::PurgeTombstones { .. } => {}
-                Change::SetCredentials {
-                    computer,
-                    credentials,
-                    ..
-                } if applied => {
-                    if let Some(entry) = cache.entries.get_mut(computer) {
-                        entry.credentials = credentials.clone();
+    fn plan(
+        snapshot: &PlannerSnapshot,
+        epoch: u64,
+        now: DateTime<Utc>,
+        address: IpAddr,
+        settings: &Settings,
+    ) -> (Outlook, ChangeSet) {
+        let decided = plan(snapshot, now, address, settings);
+        let saturate = |count: usize| u32::try_from(count).unwrap_or(u32::MAX);
+        let outlook = Outlook {
+            address,
+            planned_at: now,
+            until: valid_until(snapshot, now, address, settings),
+            origins: snapshot.origins.keys().copied().collect(),
+            epoch,
+            software_jobs: render_software_jobs(&decided.deliver),
+            delivered: saturate(decided.deliver.len()),
+            held: saturate(decided.held.len()),
+        };
+        (outlook, decided.changes)
+    }
+
+    /// Runs the write `f`, then stamps what it `touched` (whether or not it succeeded: the cache
+    /// does not guess what a failed write left behind), under the write lock.
+    fn write<T>(&self, touched: Touched<'_>, f: impl FnOnce() -> T) -> T {
+        let _serial = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = f();
+        self.stamp(touched);
+        result
+    }
+
+    fn stamp(&self, touched: Touched<'_>) {
+        match touched {
+            Touched::Nothing => {}
+            Touched::Computer(computer) => {
+                let epoch = self.stamps.advance();
+                self.forget(computer, epoch);
+            }
+            Touched::Origin(origin) => {
+                let epoch = self.stamps.advance();
+                self.stamps.origin(origin, epoch);
+            }
+            Touched::Changes(changes) => {
+                let mut epoch = None;
+                let mut epoch = || *epoch.get_or_insert_with(|| self.stamps.advance());
+                for change in changes {
+                    match change {
+                        Change::SetCredentials { .. }
+                        | Change::SetLastSeen { .. }
+                        | Change::SetServerState { .. }
+                        | Change::ExpectAssignments { .. }
+                        | Change::UpsertAssignment { .. }
+                        | Change::DeleteAssignment { .. }
+                        | Change::PurgeTombstones { .. } => {}
+                        Change::InsertJob { job } | Change::UpdateJob { job, .. } => {
+                            self.forget(job.computer, epoch());
+                        }
+                        Change::DeleteJob { computer, .. } => self.forget(*computer, epoch()),
+                        // A new origin is in no outlook; its jobs' computers are.
+                        Change::CreateContainer { jobs, .. } => {
+                            let epoch = epoch();
+                            for job in jobs {
+                                self.forget(job.computer, epoch);
+                            }
+                        }
+                        Change::InsertRuleJobs { jobs, .. } => {
+                            let epoch = epoch();
+                            for job in jobs.iter() {
+                                self.forget(job.computer, epoch);
+                            }
+                        }
+                        Change::UpdateContainer { container } => {
+                            self.stamps.origin(Origin::Container(container.id), epoch());
+                        }
+                        Change::DeleteContainer { id, .. }
+                        | Change::MarkWolSent { container: id, .. } => {
+                            self.stamps.origin(Origin::Container(*id), epoch());
+                        }
                     }
-                }
-                Change::SetLastSeen { computer, at } if applied => {
-                    if let Some(entry) = cache.entries.get_mut(computer) {
-                        let seen = &mut Arc::make_mut(&mut entry.snapshot).computer.last_seen;
-                        *seen = (*seen).max(Some(*at));
-                    }
-                }
-                Change::SetCredentials { computer, .. }
-                | Change::SetLastSeen { computer, .. }
-                | Change::DeleteAssignment { computer, .. } => {
-                    cache.entries.remove(computer);
-                }
-                Change::InsertJob { job } | Change::UpdateJob { job, .. } => {
-                    cache.entries.remove(&job.computer);
-                }
-                Change::UpsertAssignment { assignment } => {
-                    cache.entries.remove(&assignment.computer);
-                }
-                // Containers, rule jobs, deletions (whose computer the change does not name):
-                // rare, and they may touch many computers.
-                Change::CreateContainer { .. }
-                | Change::UpdateContainer { .. }
-                | Change::DeleteContainer { .. }
-                | Change::MarkWolSent { .. }
-                | Change::InsertRuleJobs { .. }
-                | Change::DeleteJob { .. } => {
-                    cache.clear();
-                    return;
                 }
             }
+        }
+    }
+
+    /// Stamps `computer` with `epoch` and drops its outlook.
+    fn forget(&self, computer: ComputerId, epoch: u64) {
+        self.stamps.computer(computer, epoch);
+        if let Some(outlooks) = &self.outlooks {
+            outlooks.remove(&computer);
         }
     }
 }
@@ -280,21 +475,24 @@ impl CachedStore {
 impl std::fmt::Debug for CachedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedStore")
-            .field("capacity", &self.capacity)
+            .field("memory", &self.memory)
             .field("len", &self.len())
+            .field("weight", &self.weight())
             .finish_non_exhaustive()
     }
 }
 
 impl Store for CachedStore {
     fn create_computer(&self, computer: NewComputer) -> StoreResult<Computer> {
-        self.forget(Touched::Everything, || self.inner.create_computer(computer))
+        self.write(Touched::Nothing, || self.inner.create_computer(computer))
     }
     fn update_computer(&self, computer: &Computer) -> StoreResult<()> {
-        self.forget(Touched::Everything, || self.inner.update_computer(computer))
+        self.write(Touched::Computer(computer.id), || {
+            self.inner.update_computer(computer)
+        })
     }
     fn delete_computer(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<Vec<JobId>> {
-        self.forget(Touched::Everything, || self.inner.delete_computer(id, at))
+        self.write(Touched::Computer(id), || self.inner.delete_computer(id, at))
     }
     fn computer(&self, id: ComputerId) -> StoreResult<Computer> {
         self.inner.computer(id)
@@ -306,15 +504,13 @@ impl Store for CachedStore {
         self.inner.list_computers(page)
     }
     fn set_last_seen(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<()> {
-        self.forget(Touched::Computers(&[id]), || {
-            self.inner.set_last_seen(id, at)
-        })
+        self.write(Touched::Nothing, || self.inner.set_last_seen(id, at))
     }
     fn credentials(&self, id: ComputerId) -> StoreResult<AgentCredentials> {
         self.inner.credentials(id)
     }
     fn set_credentials(&self, id: ComputerId, credentials: &AgentCredentials) -> StoreResult<()> {
-        self.forget(Touched::Computers(&[id]), || {
+        self.write(Touched::Nothing, || {
             self.inner.set_credentials(id, credentials)
         })
     }
@@ -322,11 +518,11 @@ impl Store for CachedStore {
         self.inner.server_state()
     }
     fn set_server_state(&self, state: &ServerState) -> StoreResult<()> {
-        self.forget(Touched::Nothing, || self.inner.set_server_state(state))
+        self.write(Touched::Nothing, || self.inner.set_server_state(state))
     }
 
     fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {
-        self.forget(Touched::Everything, || self.inner.create_family(name))
+        self.write(Touched::Nothing, || self.inner.create_family(name))
     }
     fn family(&self, id: FamilyId) -> StoreResult<PackageFamily> {
         self.inner.family(id)
@@ -334,11 +530,12 @@ impl Store for CachedStore {
     fn list_families(&self, page: Page) -> StoreResult<Vec<PackageFamily>> {
         self.inner.list_families(page)
     }
+    // Jobs keep their own snapshot of the package: a package write changes no pending job.
     fn create_package(&self, package: Package) -> StoreResult<Package> {
-        self.forget(Touched::Everything, || self.inner.create_package(package))
+        self.write(Touched::Nothing, || self.inner.create_package(package))
     }
     fn update_package(&self, package: &Package) -> StoreResult<()> {
-        self.forget(Touched::Everything, || self.inner.update_package(package))
+        self.write(Touched::Nothing, || self.inner.update_package(package))
     }
     fn package(&self, id: PackageId) -> StoreResult<Package> {
         self.inner.package(id)
@@ -347,12 +544,13 @@ impl Store for CachedStore {
         self.inner.list_packages(page)
     }
 
+    // Groups are in no plan: the rule evaluation that follows a group change writes jobs.
     fn create_computer_group(
         &self,
         name: Name,
         parent: Option<ComputerGroupId>,
     ) -> StoreResult<ComputerGroup> {
-        self.forget(Touched::Everything, || {
+        self.write(Touched::Nothing, || {
             self.inner.create_computer_group(name, parent)
         })
     }
@@ -361,7 +559,7 @@ impl Store for CachedStore {
         id: ComputerGroupId,
         parent: Option<ComputerGroupId>,
     ) -> StoreResult<()> {
-        self.forget(Touched::Everything, || {
+        self.write(Touched::Nothing, || {
             self.inner.set_computer_group_parent(id, parent)
         })
     }
@@ -370,7 +568,7 @@ impl Store for CachedStore {
         id: ComputerGroupId,
         members: &[ComputerId],
     ) -> StoreResult<()> {
-        self.forget(Touched::Everything, || {
+        self.write(Touched::Nothing, || {
             self.inner.set_computer_group_members(id, members)
         })
     }
@@ -382,7 +580,7 @@ impl Store for CachedStore {
         name: Name,
         parent: Option<PackageGroupId>,
     ) -> StoreResult<PackageGroup> {
-        self.forget(Touched::Everything, || {
+        self.write(Touched::Nothing, || {
             self.inner.create_package_group(name, parent)
         })
     }
@@ -391,7 +589,7 @@ impl Store for CachedStore {
         id: PackageGroupId,
         parent: Option<PackageGroupId>,
     ) -> StoreResult<()> {
-        self.forget(Touched::Everything, || {
+        self.write(Touched::Nothing, || {
             self.inner.set_package_group_parent(id, parent)
         })
     }
@@ -400,7 +598,7 @@ impl Store for CachedStore {
         id: PackageGroupId,
         members: &[PackageId],
     ) -> StoreResult<()> {
-        self.forget(Touched::Everything, || {
+        self.write(Touched::Nothing, || {
             self.inner.set_package_group_members(id, members)
         })
     }
@@ -418,10 +616,12 @@ impl Store for CachedStore {
         self.inner.list_containers(page)
     }
     fn create_rule(&self, rule: DeploymentRule) -> StoreResult<DeploymentRule> {
-        self.forget(Touched::Everything, || self.inner.create_rule(rule))
+        self.write(Touched::Nothing, || self.inner.create_rule(rule))
     }
     fn update_rule(&self, rule: &DeploymentRule) -> StoreResult<()> {
-        self.forget(Touched::Everything, || self.inner.update_rule(rule))
+        self.write(Touched::Origin(Origin::Rule(rule.id)), || {
+            self.inner.update_rule(rule)
+        })
     }
     fn rule(&self, id: RuleId) -> StoreResult<DeploymentRule> {
         self.inner.rule(id)
@@ -455,10 +655,10 @@ impl Store for CachedStore {
         &self,
         hostname: &str,
     ) -> StoreResult<Option<(Computer, AgentCredentials, PlannerSnapshot)>> {
-        Ok(self.hello(hostname)?.map(|read| {
-            let snapshot = Arc::unwrap_or_clone(read.snapshot);
-            (snapshot.computer.clone(), read.credentials, snapshot)
-        }))
+        self.inner.hello_snapshot(hostname)
+    }
+    fn agent_lookup(&self, hostname: &str) -> StoreResult<Option<AgentLookup>> {
+        self.inner.agent_lookup(hostname)
     }
     fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot> {
         self.inner.deploy_snapshot()
@@ -479,26 +679,25 @@ impl Store for CachedStore {
         self.inner.job_summary(origin)
     }
     fn delete_rule(&self, id: RuleId) -> StoreResult<()> {
-        self.forget(Touched::Everything, || self.inner.delete_rule(id))
+        self.write(Touched::Origin(Origin::Rule(id)), || {
+            self.inner.delete_rule(id)
+        })
     }
     fn housekeeping_snapshot(&self, now: DateTime<Utc>) -> StoreResult<HousekeepingSnapshot> {
         self.inner.housekeeping_snapshot(now)
     }
 
     fn apply(&self, changes: &ChangeSet) -> StoreResult<Applied> {
-        self.write(
-            || self.inner.apply(changes),
-            |cache, result| Self::settle(cache, changes, result.is_ok()),
-        )
+        self.write(Touched::Changes(&changes.changes), || {
+            self.inner.apply(changes)
+        })
     }
     fn apply_many(&self, sets: &[ChangeSet]) -> Vec<StoreResult<Applied>> {
-        self.write(
-            || self.inner.apply_many(sets),
-            |cache, results| {
-                for (set, result) in sets.iter().zip(results) {
-                    Self::settle(cache, set, result.is_ok());
-                }
-            },
-        )
+        let _serial = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        let results = self.inner.apply_many(sets);
+        for set in sets {
+            self.stamp(Touched::Changes(&set.changes));
+        }
+        results
     }
 }

@@ -64,8 +64,8 @@ pub struct Config {
     pub self_registration: bool,
     /// When a commit reaches the disk.
     pub synchronous: Synchronous,
-    /// How many computers' hello reads are kept in memory (0: none).
-    pub hello_cache: usize,
+    /// The memory of the hello cache, in bytes (0: off).
+    pub hello_cache_memory: u64,
     /// How far ahead of the server clock an agent's timestamp may be.
     pub max_clock_skew: Duration,
     /// The largest agent request body, in bytes.
@@ -160,7 +160,7 @@ impl Config {
             time_zone: self.time_zone,
             self_registration: self.self_registration,
             payload_dir: self.payload_dir(),
-            hello_cache: self.hello_cache,
+            hello_cache_memory: self.hello_cache_memory,
             max_clock_skew: self.max_clock_skew,
             agent_body_limit: self.agent_body_limit,
             max_job_output: self.max_job_output,
@@ -291,9 +291,10 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         Some(mode) if !given("synchronous") => mode,
         _ => cli.synchronous,
     };
-    let hello_cache = match file.hello_cache {
-        Some(entries) if !given("hello_cache") => entries,
-        _ => cli.hello_cache,
+    let hello_cache_memory = match file.hello_cache_memory {
+        Some(bytes) if !given("hello_cache_memory") => check_hello_cache_memory(bytes)
+            .map_err(|message| value("hello-cache-memory", message))?,
+        _ => cli.hello_cache_memory,
     };
     let agent_body_limit = match file.agent_body_limit {
         Some(bytes) if !given("agent_body_limit") => {
@@ -390,7 +391,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         housekeeping_interval: Duration::from_secs(housekeeping_interval),
         self_registration,
         synchronous,
-        hello_cache,
+        hello_cache_memory,
         max_clock_skew: Duration::from_secs(max_clock_skew),
         agent_body_limit,
         max_job_output,
@@ -469,11 +470,14 @@ struct Cli {
     )]
     synchronous: Synchronous,
 
-    /// How many computers' hello reads (the computer, its credentials and pending jobs) are
-    /// kept in memory, so that a repeated poll reads nothing from the database; 0 turns the
-    /// cache off. A computer with 20 pending jobs takes about 9 KiB.
-    #[arg(long, env = "OCO_HELLO_CACHE", value_name = "COMPUTERS", default_value_t = crate::cache::DEFAULT_CAPACITY)]
-    hello_cache: usize,
+    /// The memory, in bytes, of the hello cache: what each polling computer with pending jobs
+    /// is handed out, kept until its jobs, their origins, the agent's address or a time-frame
+    /// edge change it, so that a repeated poll reads only the computer's credentials. A computer
+    /// whose jobs are held takes about 200 bytes, one with 20 jobs to hand out about 5 KiB;
+    /// computers without pending jobs take nothing. When full, the least useful entries go
+    /// (S3-FIFO). 0 turns the cache off.
+    #[arg(long, env = "OCO_HELLO_CACHE_MEMORY", value_name = "BYTES", default_value_t = crate::cache::DEFAULT_MEMORY, value_parser = parse_hello_cache_memory)]
+    hello_cache_memory: u64,
 
     /// Seconds an agent's timestamp may be ahead of the server clock. A request from further
     /// ahead is refused (401) and nothing of it is stored: its timestamp would otherwise become
@@ -551,7 +555,7 @@ struct FileConfig {
     housekeeping_interval: Option<u64>,
     self_registration: Option<bool>,
     synchronous: Option<Synchronous>,
-    hello_cache: Option<usize>,
+    hello_cache_memory: Option<u64>,
     max_clock_skew: Option<u64>,
     agent_body_limit: Option<usize>,
     max_job_output: Option<usize>,
@@ -689,6 +693,19 @@ fn check_payload_size(bytes: u64) -> Result<u64, String> {
     }
 }
 
+fn parse_hello_cache_memory(text: &str) -> Result<u64, String> {
+    whole(text, "bytes").and_then(check_hello_cache_memory)
+}
+
+fn check_hello_cache_memory(bytes: u64) -> Result<u64, String> {
+    const MAX: u64 = 1 << 40;
+    if bytes <= MAX {
+        Ok(bytes)
+    } else {
+        Err(format!("{bytes} is more than {MAX} bytes (1 TiB)"))
+    }
+}
+
 fn parse_skew(text: &str) -> Result<u64, String> {
     whole(text, "seconds").and_then(check_skew)
 }
@@ -779,7 +796,7 @@ mod tests {
                 housekeeping_interval: Duration::from_secs(60),
                 self_registration: false,
                 synchronous: Synchronous::Normal,
-                hello_cache: 100_000,
+                hello_cache_memory: crate::cache::DEFAULT_MEMORY,
                 max_clock_skew: Duration::from_secs(600),
                 agent_body_limit: 64 * 1024 * 1024,
                 max_job_output: 1024 * 1024,
@@ -814,7 +831,7 @@ mod tests {
             housekeeping-interval = 30
             self-registration = true
             synchronous = "full"
-            hello-cache = 0
+            hello-cache-memory = 0
             max-clock-skew = 30
             agent-body-limit = 1048576
             max-job-output = 8192
@@ -849,7 +866,7 @@ mod tests {
         assert_eq!(config.housekeeping_interval, Duration::from_secs(30));
         assert!(config.self_registration);
         assert_eq!(config.synchronous, Synchronous::Full);
-        assert_eq!(config.hello_cache, 0);
+        assert_eq!(config.hello_cache_memory, 0);
         assert_eq!(
             config.server_options().max_clock_skew,
             Duration::from_secs(30)
@@ -858,7 +875,7 @@ mod tests {
         assert_eq!(config.server_options().max_job_output, 8192);
         assert_eq!(config.server_options().max_payload_size, 1_048_576);
         assert_eq!(config.server_options().admin_heavy_concurrency, 4);
-        assert_eq!(config.server_options().hello_cache, 0);
+        assert_eq!(config.server_options().hello_cache_memory, 0);
         assert_eq!(config.log.as_deref(), Some("debug"));
         assert_eq!(
             config.connection_options(300),

@@ -50,8 +50,8 @@ pub struct ServerOptions {
     pub self_registration: bool,
     /// Where package payloads (zip archives) are kept, one file per package.
     pub payload_dir: PathBuf,
-    /// How many computers' hello reads are kept in memory (0: none); see [`crate::cache`].
-    pub hello_cache: usize,
+    /// The memory of the hello cache, in bytes (0: off); see [`crate::cache`].
+    pub hello_cache_memory: u64,
     /// How far ahead of the server clock an agent's timestamp may be (600 s by default); see
     /// [`crate::agent_api`].
     pub max_clock_skew: Duration,
@@ -91,7 +91,7 @@ impl Default for ServerOptions {
             time_zone: Tz::UTC,
             self_registration: false,
             payload_dir: PathBuf::from("payloads"),
-            hello_cache: cache::DEFAULT_CAPACITY,
+            hello_cache_memory: cache::DEFAULT_MEMORY,
             max_clock_skew: Duration::from_secs(600),
             agent_body_limit: crate::BODY_LIMIT,
             max_job_output: 1024 * 1024,
@@ -143,7 +143,7 @@ impl AppState {
         options: ServerOptions,
         secrets: Secrets,
     ) -> std::io::Result<AppState> {
-        let cached = Arc::new(CachedStore::new(store, options.hello_cache));
+        let cached = Arc::new(CachedStore::new(store, options.hello_cache_memory));
         let store: Arc<dyn Store> = cached.clone();
         let committer = Committer::start(store.clone())?;
         let admin_heavy = Arc::new(Semaphore::new(options.admin_heavy_concurrency.max(1)));

@@ -1,5 +1,6 @@
 //! The hello cache (`oco_server_min::cache::CachedStore`): a store like the one it wraps, whose
-//! hello reads always equal the wrapped store's after any sequence of writes through it.
+//! hello outlooks always equal what planning on the wrapped store gives, after any sequence of
+//! writes, at any time and from any address.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
@@ -7,57 +8,98 @@ mod gated;
 
 use gated::{Gated, Held};
 
+use std::cell::Cell;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::thread;
 
-use oco_core::model::{ComputerId, ContainerId, JobState, Origin, Revision};
+use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
+use oco_core::chrono_tz::Tz;
+use oco_core::model::{ComputerId, ContainerId, JobState, Origin, Revision, Schedule};
 use oco_core::store::{
-    testkit, AgentCredentials, Change, ChangeSet, MemoryStore, Page, PlannerSnapshot, Store,
-    StoreResult,
+    testkit, AgentCredentials, Change, ChangeSet, MemoryStore, Page, Store, StoreResult,
 };
-use oco_server_min::cache::CachedStore;
+use oco_core::Settings;
+use oco_server_min::cache::{CachedStore, HelloOutlook};
 use proptest::prelude::*;
 
-fn cached(capacity: usize) -> CachedStore {
-    CachedStore::new(Arc::new(MemoryStore::new()), capacity)
+fn cached(memory: u64) -> CachedStore {
+    CachedStore::new(Arc::new(MemoryStore::new()), memory)
 }
 
 #[test]
 fn passes_the_store_conformance_suite() {
-    for capacity in [0, 1, 1_000] {
-        testkit::run_conformance(&|| Box::new(cached(capacity)));
+    for memory in [0, 300, 1 << 20] {
+        testkit::run_conformance(&|| Box::new(cached(memory)));
     }
 }
 
-/// What a hello of `hostname` reads, as the plain store answers it.
-type HelloAnswer = Option<(AgentCredentials, PlannerSnapshot)>;
-
-fn from_store(store: &dyn Store, hostname: &str) -> StoreResult<HelloAnswer> {
-    Ok(store
-        .hello_snapshot(hostname)?
-        .map(|(_, credentials, snapshot)| (credentials, snapshot)))
+/// Monday 2026-11-30 07:30 UTC: half an hour before the office-hours frames open.
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 30, 7, 30, 0).unwrap()
 }
 
-fn from_cache(store: &CachedStore, hostname: &str) -> StoreResult<HelloAnswer> {
-    Ok(store
-        .hello(hostname)?
-        .map(|read| (read.credentials, (*read.snapshot).clone())))
+const LAN: &str = "10.1.2.3";
+const WAN: &str = "203.0.113.9";
+
+/// What a hello of `hostname` hands out, as `store` answers it: the lookup, then the outlook's
+/// contents (not whether it was a hit).
+type Answer = Option<(
+    AgentCredentials,
+    String,
+    u32,
+    u32,
+    Option<DateTime<Utc>>,
+    ChangeSet,
+)>;
+
+fn answer(
+    store: &CachedStore,
+    hostname: &str,
+    now: DateTime<Utc>,
+    address: IpAddr,
+) -> StoreResult<Answer> {
+    let Some(lookup) = store.agent_lookup(hostname)? else {
+        return Ok(None);
+    };
+    let HelloOutlook {
+        outlook, changes, ..
+    } = store.hello_outlook(&lookup, now, address, &Settings::default())?;
+    Ok(Some((
+        lookup.credentials,
+        outlook.software_jobs().to_owned(),
+        outlook.delivered(),
+        outlook.held(),
+        outlook.until(),
+        changes,
+    )))
 }
 
 // ---------------------------------------------------------------------------------------------
-// For all sequences of writes: the cache answers as the store.
+// For all sequences of writes, instants and addresses: the cache answers as planning does.
 
 const HOSTNAMES: [&str; 5] = ["pc0", "pc1", "PC1", "pc2", "pc3"];
+
+/// The delivery constraints a step may give a container: (IP ranges, time frames).
+const POLICIES: [(&str, &str); 4] = [
+    ("", ""),
+    ("10.0.0.0/8", ""),
+    ("", "MON-FRI 08:00-17:00"),
+    ("10.0.0.0/8", "MON-FRI 07:45-08:15, !MON 08:00-08:05"),
+];
 
 /// One step; indexes pick among what exists when the step runs.
 #[derive(Debug, Clone)]
 enum Step {
-    /// A hello of each hostname, the cache's answer compared with the store's.
+    /// A hello of each hostname from each address, the cache's answer compared with planning's.
     Hellos,
+    /// The clock moves on by this many minutes.
+    Tick(i64),
     CreateComputer(usize),
     RenameComputer(usize, usize),
     DeleteComputer(usize),
-    /// Credentials through a change set; `stale` computes it from out-of-date credentials.
+    /// Credentials through a change set (every hello writes them); `stale` computes it from
+    /// out-of-date credentials.
     Credentials {
         computer: usize,
         timestamp: u16,
@@ -65,7 +107,6 @@ enum Step {
     },
     CredentialsSetter(usize, u16),
     LastSeen(usize, i64),
-    LastSeenSetter(usize, i64),
     /// A job's state; `stale` names an old revision (a conflict).
     JobState {
         job: usize,
@@ -75,6 +116,8 @@ enum Step {
     InsertJob(usize, usize),
     DeleteJob(usize),
     ToggleContainer(usize),
+    /// A container's delivery constraints become one of [`POLICIES`].
+    Policy(usize, usize),
     Assignment(usize),
     /// Several credential and job changes in one `apply_many`.
     Many(Vec<(usize, u16)>),
@@ -83,6 +126,7 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => Just(Step::Hellos),
+        2 => (1..90i64).prop_map(Step::Tick),
         1 => any::<usize>().prop_map(Step::CreateComputer),
         1 => (any::<usize>(), any::<usize>()).prop_map(|(c, n)| Step::RenameComputer(c, n)),
         1 => any::<usize>().prop_map(Step::DeleteComputer),
@@ -90,31 +134,49 @@ fn step() -> impl Strategy<Value = Step> {
             |(computer, timestamp, stale)| Step::Credentials { computer, timestamp, stale }
         ),
         1 => (any::<usize>(), any::<u16>()).prop_map(|(c, t)| Step::CredentialsSetter(c, t)),
-        2 => (any::<usize>(), 0..1_000i64).prop_map(|(c, t)| Step::LastSeen(c, t)),
-        1 => (any::<usize>(), 0..1_000i64).prop_map(|(c, t)| Step::LastSeenSetter(c, t)),
+        1 => (any::<usize>(), 0..1_000i64).prop_map(|(c, t)| Step::LastSeen(c, t)),
         3 => (any::<usize>(), any::<usize>(), prop::bool::weighted(0.2))
             .prop_map(|(job, state, stale)| Step::JobState { job, state, stale }),
         1 => (any::<usize>(), any::<usize>()).prop_map(|(c, pc)| Step::InsertJob(c, pc)),
         1 => any::<usize>().prop_map(Step::DeleteJob),
         1 => any::<usize>().prop_map(Step::ToggleContainer),
+        2 => (any::<usize>(), any::<usize>()).prop_map(|(c, p)| Step::Policy(c, p)),
         1 => any::<usize>().prop_map(Step::Assignment),
         1 => prop::collection::vec((any::<usize>(), any::<u16>()), 1..6).prop_map(Step::Many),
     ]
 }
 
+/// Opens every container from a day before the clock starts, for ever, to any address at any
+/// time, in UTC (the steps give them constraints).
+fn open_containers(store: &dyn Store) {
+    for mut container in store.list_containers(Page::first(10)).unwrap() {
+        container.schedule = Schedule::new(start() - Duration::days(1), None).unwrap();
+        container.policy.ip_ranges = Default::default();
+        container.policy.time_frames = Default::default();
+        container.policy.time_zone = Tz::UTC;
+        testkit::apply(store, vec![Change::UpdateContainer { container }]);
+    }
+}
+
 /// Two equal stores: `plain`, and `cached` over its own copy; every write goes to both.
+/// `planned` plans on `plain` with no cache: the reference.
 struct World {
-    plain: MemoryStore,
+    plain: Arc<MemoryStore>,
+    planned: CachedStore,
     cached: CachedStore,
+    now: Cell<DateTime<Utc>>,
 }
 
 impl World {
-    fn new(capacity: usize) -> World {
+    fn new(memory: u64) -> World {
+        let plain = Arc::new(MemoryStore::new());
         let world = World {
-            plain: MemoryStore::new(),
-            cached: cached(capacity),
+            planned: CachedStore::new(plain.clone(), 0),
+            plain,
+            cached: cached(memory),
+            now: Cell::new(start()),
         };
-        for store in [&world.plain as &dyn Store, &world.cached] {
+        for store in [world.plain.as_ref() as &dyn Store, &world.cached] {
             let fixture = testkit::fixture(store);
             let [pc1, pc2] = &fixture.computers;
             let jobs = |pc: ComputerId| {
@@ -130,13 +192,14 @@ impl World {
             };
             testkit::create_container(store, "a", [jobs(pc1.id), jobs(pc2.id)].concat());
             testkit::create_container(store, "b", jobs(pc1.id));
+            open_containers(store);
         }
         world
     }
 
     /// Runs `write` on both stores; both must answer alike (errors compared by their text).
     fn both<T: std::fmt::Debug>(&self, write: impl Fn(&dyn Store) -> T) {
-        let plain = format!("{:?}", write(&self.plain));
+        let plain = format!("{:?}", write(self.plain.as_ref()));
         let cached = format!("{:?}", write(&self.cached));
         assert_eq!(plain, cached, "the stores answered a write differently");
     }
@@ -184,6 +247,21 @@ impl World {
         Some(Change::UpdateJob { expected, job })
     }
 
+    fn hellos(&self) {
+        for hostname in HOSTNAMES {
+            for address in [LAN, WAN] {
+                let address = address.parse().unwrap();
+                let now = self.now.get();
+                let planned = answer(&self.planned, hostname, now, address).unwrap();
+                let cached = answer(&self.cached, hostname, now, address).unwrap();
+                assert_eq!(
+                    planned, cached,
+                    "hello of {hostname} from {address} at {now}"
+                );
+            }
+        }
+    }
+
     fn run(&self, step: &Step) {
         let apply = |changes: Vec<Change>| {
             self.both(|s| {
@@ -193,13 +271,8 @@ impl World {
             })
         };
         match step {
-            Step::Hellos => {
-                for hostname in HOSTNAMES {
-                    let plain = from_store(&self.plain, hostname).unwrap();
-                    let cached = from_cache(&self.cached, hostname).unwrap();
-                    assert_eq!(plain, cached, "hello of {hostname}");
-                }
-            }
+            Step::Hellos => self.hellos(),
+            Step::Tick(minutes) => self.now.set(self.now.get() + Duration::minutes(*minutes)),
             Step::CreateComputer(name) => self.both(|s| {
                 s.create_computer(testkit::new_computer(HOSTNAMES[name % HOSTNAMES.len()]))
             }),
@@ -242,11 +315,6 @@ impl World {
                     }]);
                 }
             }
-            Step::LastSeenSetter(computer, at) => {
-                if let Some(id) = self.computer(*computer) {
-                    self.both(|s| s.set_last_seen(id, testkit::at(*at)));
-                }
-            }
             Step::JobState { job, state, stale } => {
                 if let Some(change) = self.job_change(*job, *state, *stale) {
                     apply(vec![change]);
@@ -276,6 +344,16 @@ impl World {
                 if !containers.is_empty() {
                     let mut container = containers[container % containers.len()].clone();
                     container.enabled = !container.enabled;
+                    apply(vec![Change::UpdateContainer { container }]);
+                }
+            }
+            Step::Policy(container, policy) => {
+                let containers = self.containers();
+                if !containers.is_empty() {
+                    let mut container = containers[container % containers.len()].clone();
+                    let (ranges, frames) = POLICIES[policy % POLICIES.len()];
+                    container.policy.ip_ranges = ranges.parse().unwrap();
+                    container.policy.time_frames = frames.parse().unwrap();
                     apply(vec![Change::UpdateContainer { container }]);
                 }
             }
@@ -311,80 +389,219 @@ impl World {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// For every sequence of writes, a hello through the cache reads what the plain store reads.
+    /// For every sequence of writes and clock steps, a hello through the cache hands out what
+    /// planning on the plain store hands out, and the cache stays within its memory.
     #[test]
-    fn hellos_read_what_the_store_holds(
-        capacity in prop_oneof![Just(0usize), Just(2), Just(100)],
+    fn hellos_hand_out_what_planning_does(
+        memory in prop_oneof![Just(0u64), Just(300), Just(1 << 20)],
         steps in prop::collection::vec(step(), 1..60),
     ) {
-        let world = World::new(capacity);
+        let world = World::new(memory);
         for step in &steps {
             world.run(step);
-            world.run(&Step::Hellos);
+            world.hellos();
+            prop_assert!(world.cached.weight() <= memory.max(1));
         }
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// What is kept and what is forgotten.
+
+fn outlook(world: &World, hostname: &str, address: &str) -> HelloOutlook {
+    let lookup = world.cached.agent_lookup(hostname).unwrap().unwrap();
+    world
+        .cached
+        .hello_outlook(
+            &lookup,
+            world.now.get(),
+            address.parse().unwrap(),
+            &Settings::default(),
+        )
+        .unwrap()
+}
+
+/// The index among all jobs (as [`World::job`] picks) of a job of `hostname` in container `name`.
+fn job_index(world: &World, hostname: &str, container: &str) -> usize {
+    let computer = world.plain.computer_by_hostname(hostname).unwrap().unwrap();
+    let container = world
+        .containers()
+        .into_iter()
+        .find(|c| c.name.as_str() == container)
+        .unwrap();
+    world
+        .plain
+        .list_jobs(&Default::default(), Page::first(1_000))
+        .unwrap()
+        .iter()
+        .position(|job| {
+            job.computer == computer.id && job.origin == Origin::Container(container.id)
+        })
+        .unwrap()
+}
+
 #[test]
-fn a_repeated_hello_is_served_from_memory() {
-    let world = World::new(100);
-    let first = world.cached.hello("pc1").unwrap().unwrap();
-    let again = world.cached.hello("pc1").unwrap().unwrap();
-    assert!(Arc::ptr_eq(&first.snapshot, &again.snapshot));
-    assert_eq!(world.cached.len(), 1);
-    // A credentials write is kept in place: the next hello still reads nothing.
+fn a_write_forgets_only_the_outlooks_it_touches() {
+    let world = World::new(1 << 20);
+    let first = outlook(&world, "pc1", LAN);
+    assert!(!first.hit);
+    assert_eq!(first.outlook.delivered(), 4);
+    let pc2 = outlook(&world, "pc2", LAN);
+    assert!(
+        outlook(&world, "pc1", LAN).hit,
+        "the second hello plans nothing"
+    );
+    assert_eq!(world.cached.len(), 2);
+
+    // Credentials (every hello writes them), last-seen times and assignments are in no outlook.
     world.run(&Step::Credentials {
         computer: 0,
         timestamp: 9,
         stale: false,
     });
-    let after = world.cached.hello("pc1").unwrap().unwrap();
-    assert!(Arc::ptr_eq(&first.snapshot, &after.snapshot));
-    assert_eq!(after.credentials.last_hello, Some(9.0));
-    // A change of one of its jobs is not.
-    let pc1 = first.computer().id;
-    let job = first.snapshot.jobs[0].clone();
-    assert_eq!(job.computer, pc1);
+    world.run(&Step::LastSeen(0, 5));
+    world.run(&Step::Assignment(0));
+    let again = outlook(&world, "pc1", LAN);
+    assert!(again.hit && Arc::ptr_eq(&first.outlook, &again.outlook));
+
+    // A job of pc1 changes: pc1 plans again, pc2 does not.
     world.run(&Step::JobState {
-        job: world
-            .plain
-            .list_jobs(&Default::default(), Page::first(100))
-            .unwrap()
-            .iter()
-            .position(|j| j.id == job.id)
-            .unwrap(),
+        job: job_index(&world, "pc1", "a"),
         state: 3, // Succeeded
         stale: false,
     });
-    let fresh = world.cached.hello("pc1").unwrap().unwrap();
-    assert!(!Arc::ptr_eq(&first.snapshot, &fresh.snapshot));
-    assert!(fresh.snapshot.jobs.iter().all(|j| j.id != job.id));
+    let fresh = outlook(&world, "pc1", LAN);
+    assert!(!fresh.hit);
+    assert_eq!(fresh.outlook.delivered(), 3);
+    assert!(outlook(&world, "pc2", LAN).hit);
+
+    // Container b (pc1's only) changes: pc1 plans again, pc2 does not.
+    world.run(&Step::Policy(1, 1));
+    assert!(!outlook(&world, "pc1", LAN).hit);
+    let kept = outlook(&world, "pc2", LAN);
+    assert!(kept.hit && Arc::ptr_eq(&kept.outlook, &pc2.outlook));
+    // Container a (both) changes: both plan again.
+    world.run(&Step::Policy(0, 1));
+    assert!(!outlook(&world, "pc1", LAN).hit);
+    assert!(!outlook(&world, "pc2", LAN).hit);
 }
 
 #[test]
-fn capacity_zero_keeps_nothing() {
+fn an_outlook_holds_for_its_address_and_until_its_time_frames_change() {
+    let world = World::new(1 << 20);
+    // Both containers: office hours only. At 07:30 on a Monday, everything is held.
+    world.run(&Step::Policy(0, 2));
+    world.run(&Step::Policy(1, 2));
+    let early = outlook(&world, "pc1", LAN);
+    assert_eq!((early.outlook.delivered(), early.outlook.held()), (0, 4));
+    let opens = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap();
+    assert_eq!(early.outlook.until(), Some(opens));
+    world.run(&Step::Tick(29));
+    assert!(
+        outlook(&world, "pc1", LAN).hit,
+        "07:59 is still before the edge"
+    );
+    assert!(
+        !outlook(&world, "pc1", WAN).hit,
+        "another address plans again"
+    );
+    world.run(&Step::Tick(1));
+    let open = outlook(&world, "pc1", LAN);
+    assert!(!open.hit, "08:00 is past the edge");
+    assert_eq!(open.outlook.delivered(), 4);
+    assert_eq!(
+        open.outlook.until(),
+        Some(Utc.with_ymd_and_hms(2026, 11, 30, 17, 0, 0).unwrap())
+    );
+}
+
+#[test]
+fn memory_zero_keeps_nothing_and_an_idle_computer_takes_nothing() {
     let world = World::new(0);
-    world.cached.hello("pc1").unwrap().unwrap();
+    assert!(!outlook(&world, "pc1", LAN).hit);
+    assert!(!outlook(&world, "pc1", LAN).hit);
     assert!(world.cached.is_empty());
+
+    let world = World::new(1 << 20);
+    world.both(|s| s.create_computer(testkit::new_computer("pc3")));
+    let idle = outlook(&world, "pc3", LAN);
+    assert_eq!((idle.outlook.delivered(), idle.outlook.held()), (0, 0));
+    assert_eq!(idle.outlook.software_jobs(), "[]");
+    assert!(
+        world.cached.is_empty(),
+        "no outlook is kept for a computer without jobs"
+    );
+}
+
+#[test]
+fn the_cache_stays_within_its_memory_and_serves_what_it_keeps() {
+    // Room for a few outlooks of held jobs; 50 computers poll in turn, three times, and one of
+    // them also between each of the others' polls.
+    let store = cached(2_000);
+    let fixture = testkit::fixture(&store);
+    let mut jobs = Vec::new();
+    for n in 0..50 {
+        let pc = store
+            .create_computer(testkit::new_computer(&format!("fleet{n}")))
+            .unwrap();
+        jobs.push(testkit::job(
+            Origin::Container(ContainerId(0)),
+            pc.id,
+            &fixture.packages[0],
+            1,
+        ));
+    }
+    testkit::create_container(&store, "fleet", jobs);
+    open_containers(&store);
+    let address: IpAddr = LAN.parse().unwrap();
+    let poll = |hostname: &str| {
+        let lookup = store.agent_lookup(hostname).unwrap().unwrap();
+        let planned = store
+            .hello_outlook(&lookup, start(), address, &Settings::default())
+            .unwrap();
+        assert_eq!(planned.outlook.delivered(), 1, "{hostname}");
+        assert!(store.weight() <= 2_000, "{} bytes", store.weight());
+        planned.hit
+    };
+    let mut hot_hits = 0;
+    for _ in 0..3 {
+        for n in 0..50 {
+            poll(&format!("fleet{n}"));
+            hot_hits += usize::from(poll("fleet0"));
+        }
+    }
+    assert!(
+        hot_hits >= 140,
+        "the frequent poller is kept: {hot_hits} hits of 150"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
 // A read that overlaps a write.
 
-/// A hello that read before a write and returns after it must not leave what it read behind.
+/// A hello that read the snapshot before a write and returns after it must not leave what it
+/// planned behind.
 #[test]
-fn a_read_overlapping_a_write_is_not_kept() {
-    let gated = Arc::new(Gated::new(Held::HelloSnapshot));
-    let store = Arc::new(CachedStore::new(gated.clone(), 100));
+fn a_plan_overlapping_a_write_is_not_kept() {
+    let gated = Arc::new(Gated::new(Held::PlannerSnapshot));
+    let store = Arc::new(CachedStore::new(gated.clone(), 1 << 20));
     let fixture = testkit::fixture(store.as_ref());
     let pc1 = fixture.computers[0].id;
     let job = testkit::job(Origin::Container(ContainerId(0)), pc1, &fixture.other, 0);
     testkit::create_container(store.as_ref(), "a", vec![job]);
+    open_containers(store.as_ref());
+    let lookup = store.agent_lookup("pc1").unwrap().unwrap();
+    let address: IpAddr = LAN.parse().unwrap();
 
     let (read, release) = gated.hold_next();
     let reader = {
         let store = store.clone();
-        thread::spawn(move || store.hello("pc1").unwrap().unwrap())
+        let lookup = lookup.clone();
+        thread::spawn(move || {
+            store
+                .hello_outlook(&lookup, start(), address, &Settings::default())
+                .unwrap()
+        })
     };
     read.recv().unwrap();
     // The reader has read the Waiting job; now it finishes.
@@ -398,18 +615,14 @@ fn a_read_overlapping_a_write_is_not_kept() {
     release.send(()).unwrap();
     let overlapped = reader.join().unwrap();
     assert_eq!(
-        overlapped.snapshot.jobs.len(),
+        overlapped.outlook.delivered(),
         1,
         "the reader read before the write"
     );
 
-    let after = store.hello("pc1").unwrap().unwrap();
-    assert!(
-        after.snapshot.jobs.is_empty(),
-        "a stale read was kept: {after:?}"
-    );
-    assert_eq!(
-        from_cache(&store, "pc1").unwrap(),
-        from_store(gated.as_ref(), "pc1").unwrap()
-    );
+    let after = store
+        .hello_outlook(&lookup, start(), address, &Settings::default())
+        .unwrap();
+    assert!(!after.hit, "a stale plan was kept: {after:?}");
+    assert_eq!(after.outlook.delivered(), 0);
 }

@@ -34,7 +34,7 @@ mod wire;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::ExtensionRejection;
@@ -46,23 +46,24 @@ use axum::routing::post;
 use axum::Router;
 use oco_core::chrono::{DateTime, Duration, Utc};
 use oco_core::ipnet::IpNet;
-use oco_core::model::{Computer, ComputerId, JobState, Name, PackageId};
-use oco_core::plan::plan;
+use oco_core::model::{ComputerId, JobState, Name, PackageId};
 use oco_core::report::{
     apply_report, AgentReport, Disposition, IgnoredReport, ReportError, ReportOutcome,
     ReportedState,
 };
 use oco_core::rules::RuleEvent;
 use oco_core::store::{
-    AgentContact, AgentCredentials, Change, ChangeSet, NewComputer, PlannerSnapshot,
-    ReportSnapshot, Store, StoreError, StoreResult,
+    AgentContact, AgentCredentials, AgentLookup, Change, ChangeSet, NewComputer, ReportSnapshot,
+    Store, StoreError, StoreResult,
 };
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::cache::HelloOutlook;
 use crate::AppState;
 use keys::{decide_hello, HelloGrant, HelloRefusal};
-use wire::{Head, HelloParams, NoParams, Reply, ReportReplyParams, ReportRequest, SoftwareJob};
+pub(crate) use wire::{no_software_jobs, render_software_jobs};
+use wire::{Head, HelloParams, NoParams, Reply, ReportReplyParams, ReportRequest};
 
 /// How many times a write that lost a compare-and-set race is recomputed from a fresh read
 /// before the request fails.
@@ -439,12 +440,11 @@ enum HelloRead {
     /// No computer has this hostname.
     Unknown,
     Refused(HelloRefusal),
-    /// The hostname named another computer, or none, by the time the snapshot was read.
-    Raced,
     Granted {
+        computer: ComputerId,
         credentials: AgentCredentials,
-        snapshot: Arc<PlannerSnapshot>,
         grant: HelloGrant,
+        planned: HelloOutlook,
     },
 }
 
@@ -452,6 +452,7 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
     let state = request.state;
     let hostname = request.head.params.hostname.to_string();
     let timestamp = request.head.params.timestamp;
+    let now = request.now;
     let agent_version = request
         .head
         .params
@@ -465,6 +466,7 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
     for _ in 0..ATTEMPTS {
         let read = {
             let store = state.cached_store().clone();
+            let settings = *state.settings();
             let hostname = hostname.clone();
             let body = request.body.clone();
             let signature = request.signature.to_owned();
@@ -473,25 +475,20 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             read(
                 state,
                 move || -> StoreResult<Result<HelloRead, getrandom::Error>> {
-                    // The checks first, on the computer's credentials (from the hello cache,
-                    // with its snapshot, or a small read): a refused hello never reads a
-                    // planner snapshot.
-                    let (id, credentials, cached) = match store.cached(&hostname) {
-                        Some(hit) => (hit.computer().id, hit.credentials, Some(hit.snapshot)),
-                        None => match store.computer_and_credentials(&hostname)? {
-                            Some((computer, credentials)) => (computer.id, credentials, None),
-                            None => return Ok(Ok(HelloRead::Unknown)),
-                        },
+                    // The checks first, on the computer's credentials (one small read): a
+                    // refused hello never reads a planner snapshot nor fills the cache.
+                    let Some(lookup) = store.agent_lookup(&hostname)? else {
+                        return Ok(Ok(HelloRead::Unknown));
                     };
                     let mut first_contact = vec![global.as_str()];
-                    if registered == Some(id) {
+                    if registered == Some(lookup.computer) {
                         first_contact.extend(registration.as_deref());
                     }
                     let mut shared = vec![global.as_str()];
                     shared.extend(registration.as_deref());
                     let verifies = |key: &str| signature::verify(key, &body, &signature);
                     let grant = match decide_hello(
-                        &credentials,
+                        &lookup.credentials,
                         verifies,
                         &first_contact,
                         &shared,
@@ -502,27 +499,21 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                         Ok(Err(refusal)) => return Ok(Ok(HelloRead::Refused(refusal))),
                         Err(error) => return Ok(Err(error)),
                     };
-                    let snapshot = match cached {
-                        Some(snapshot) => snapshot,
-                        None => match store.hello(&hostname)? {
-                            Some(found) if found.computer().id == id => found.snapshot,
-                            // Renamed or deleted between the two reads.
-                            _ => return Ok(Ok(HelloRead::Raced)),
-                        },
-                    };
+                    let planned = store.hello_outlook(&lookup, now, addr, &settings)?;
                     // The credentials the checks passed on are the ones the commit expects: if
                     // they changed meanwhile, it conflicts and the hello starts over.
                     Ok(Ok(HelloRead::Granted {
-                        credentials,
-                        snapshot,
+                        computer: lookup.computer,
+                        credentials: lookup.credentials,
                         grant,
+                        planned,
                     }))
                 },
             )
             .await?
             .map_err(|error| ApiError::Internal(format!("no random keys: {error}")))?
         };
-        let (stored, snapshot, grant) = match read {
+        let (computer, stored, grant, planned) = match read {
             HelloRead::Unknown => {
                 registered = Some(register(request, &hostname).await?);
                 continue;
@@ -533,21 +524,19 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             HelloRead::Refused(HelloRefusal::TimestampTooOld) => {
                 return Err(ApiError::Unauthorized("Agent timestamp too old"))
             }
-            HelloRead::Raced => continue,
             HelloRead::Granted {
+                computer,
                 credentials,
-                snapshot,
                 grant,
-            } => (credentials, snapshot, grant),
+                planned,
+            } => (computer, credentials, grant, planned),
         };
-        let computer = &snapshot.computer;
-        let plan = plan(&snapshot, request.now, addr, state.settings());
         // A hello writes the credentials anyway: it always renews the reservation.
-        let (issued, reserve) = timestamp::Replies::reserve(request.now, stored.last_reply);
+        let (issued, reserve) = timestamp::Replies::reserve(now, stored.last_reply);
         let credentials = AgentCredentials {
             last_reply: Some(reserve),
             last_contact: Some(AgentContact {
-                at: request.now,
+                at: now,
                 address: addr,
                 agent_version: agent_version.clone(),
             }),
@@ -555,11 +544,11 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
         };
         let mut set = ChangeSet::default();
         set.push(Change::SetCredentials {
-            computer: computer.id,
+            computer,
             expected: stored,
             credentials,
         });
-        set.extend(plan.changes.clone());
+        set.extend(planned.changes);
         match state.committer().commit(set).await {
             Ok(_) => {}
             Err(StoreError::Conflict { what }) => {
@@ -568,14 +557,13 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             }
             Err(error) => return Err(error.into()),
         }
-        state.agent().saw(computer.id, request.now);
-        state
-            .agent()
-            .replies
-            .stored(computer.id, issued, reserve, request.now);
+        state.agent().saw(computer, now);
+        state.agent().replies.stored(computer, issued, reserve, now);
+        let outlook = &planned.outlook;
         tracing::debug!(
-            jobs = plan.deliver.len(),
-            held = plan.held.len(),
+            jobs = outlook.delivered(),
+            held = outlook.held(),
+            cached = planned.hit,
             keys_sent = grant.send_agent_key.is_some(),
             "hello"
         );
@@ -583,7 +571,7 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             server_key: grant.send_server_key.as_deref(),
             agent_key: grant.send_agent_key.as_deref(),
             update: 0,
-            software_jobs: plan.deliver.iter().map(SoftwareJob::of).collect(),
+            software_jobs: outlook.software_jobs_json(),
         };
         return signed_json(
             &Reply::new(params, issued),
@@ -644,20 +632,24 @@ async fn register(request: &Request<'_>, hostname: &str) -> Result<ComputerId, A
 /// Authenticates a request other than a hello: signed with the computer's own key, with a
 /// timestamp not older than the last hello's. Returns the computer and the credentials read,
 /// which the request's write expects (see [`signed_request_write`]).
-async fn authenticate(request: &Request<'_>) -> Result<(Computer, AgentCredentials), ApiError> {
+async fn authenticate(request: &Request<'_>) -> Result<(ComputerId, AgentCredentials), ApiError> {
     let state = request.state;
     let store = state.cached_store().clone();
     let hostname = request.head.params.hostname.to_string();
-    let found = read(state, move || store.computer_and_credentials(&hostname)).await?;
+    let found = read(state, move || store.agent_lookup(&hostname)).await?;
     check_signed(request, found)
 }
 
 /// The checks of [`authenticate`] on what it read (`None`: no such computer).
 fn check_signed(
     request: &Request<'_>,
-    found: Option<(Computer, AgentCredentials)>,
-) -> Result<(Computer, AgentCredentials), ApiError> {
-    let (computer, credentials) = found.ok_or(ApiError::Unauthorized("Unknown computer"))?;
+    found: Option<AgentLookup>,
+) -> Result<(ComputerId, AgentCredentials), ApiError> {
+    let AgentLookup {
+        computer,
+        credentials,
+        ..
+    } = found.ok_or(ApiError::Unauthorized("Unknown computer"))?;
     let signed = credentials
         .agent_key
         .as_deref()
@@ -671,7 +663,7 @@ fn check_signed(
     {
         return Err(ApiError::Unauthorized("Agent timestamp too old"));
     }
-    request.state.agent().saw(computer.id, request.now);
+    request.state.agent().saw(computer, request.now);
     Ok((computer, credentials))
 }
 
@@ -748,13 +740,13 @@ impl ReplyStamp {
 async fn minimal_reply(request: &Request<'_>) -> Result<Response, ApiError> {
     for _ in 0..ATTEMPTS {
         let (computer, credentials) = authenticate(request).await?;
-        let stamp = ReplyStamp::new(request, computer.id, &credentials);
-        if let Some(write) = stamp.write(computer.id, &credentials) {
+        let stamp = ReplyStamp::new(request, computer, &credentials);
+        if let Some(write) = stamp.write(computer, &credentials) {
             let set = ChangeSet {
                 changes: vec![write],
             };
             match request.state.committer().commit(set).await {
-                Ok(_) => stamp.committed(request, computer.id),
+                Ok(_) => stamp.committed(request, computer),
                 Err(StoreError::Conflict { what }) => {
                     tracing::debug!(%what, "reply lost a race; reading again");
                     continue;
@@ -786,7 +778,7 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
         let hostname = request.head.params.hostname.to_string();
         let job = parsed_job.map(|(job, _)| job);
         read(state, move || {
-            let found = store.computer_and_credentials(&hostname)?;
+            let found = store.agent_lookup(&hostname)?;
             let snapshot = match (&found, job) {
                 (Some(_), Some(job)) => Some(store.report_snapshot(job)),
                 _ => None,
@@ -836,7 +828,7 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
             }
             Some(Err(error)) => return Err(error.into()),
         };
-        let outcome = match apply_report(&snapshot, computer.id, &report, request.now) {
+        let outcome = match apply_report(&snapshot, computer, &report, request.now) {
             Ok(outcome) => outcome,
             Err(ReportError::ForeignJob { .. }) => {
                 return Err(ApiError::Unauthorized("Job of another computer"))
@@ -845,16 +837,16 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
                 return Err(ApiError::Internal(error.to_string()))
             }
         };
-        let stamp = ReplyStamp::new(request, computer.id, &credentials);
+        let stamp = ReplyStamp::new(request, computer, &credentials);
         let mut set = outcome.changes.clone();
-        set.changes.extend(stamp.write(computer.id, &credentials));
+        set.changes.extend(stamp.write(computer, &credentials));
         let written = if set.is_empty() {
             Ok(Default::default())
         } else {
             state.committer().commit(set).await
         };
         match written {
-            Ok(_) => stamp.committed(request, computer.id),
+            Ok(_) => stamp.committed(request, computer),
             Err(StoreError::Conflict { what }) => {
                 tracing::debug!(%what, "report lost a race; reading again");
                 continue;
@@ -941,7 +933,7 @@ async fn download(request: &Request<'_>) -> Result<Response, ApiError> {
     let (computer, credentials) = authenticate(request).await?;
     if credentials.previous_agent_key.is_some() {
         // Signed with the computer's own key: the previous key's grace period ends.
-        let confirm = signed_request_write(computer.id, &credentials, credentials.last_reply);
+        let confirm = signed_request_write(computer, &credentials, credentials.last_reply);
         match state
             .committer()
             .commit(ChangeSet {
@@ -956,7 +948,7 @@ async fn download(request: &Request<'_>) -> Result<Response, ApiError> {
     }
     let store = state.store().clone();
     let pending = blocking(move || {
-        let snapshot = store.planner_snapshot(computer.id)?;
+        let snapshot = store.planner_snapshot(computer)?;
         Ok(snapshot
             .jobs
             .iter()

@@ -7,6 +7,7 @@ use oco_core::model::{Job, JobId, Origin, PostAction, SequenceMode};
 use oco_core::plan::Delivery;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 /// What every request carries: the method, who sends it and (a hello) the agent's version. Other
 /// fields (the rest of `data`, `uid`,
@@ -233,8 +234,26 @@ pub(crate) struct HelloParams<'a> {
     #[serde(rename = "agent-key", skip_serializing_if = "Option::is_none")]
     pub(crate) agent_key: Option<&'a str>,
     pub(crate) update: u8,
+    /// The jobs handed out, rendered by [`render_software_jobs`].
     #[serde(rename = "software-jobs")]
-    pub(crate) software_jobs: Vec<SoftwareJob<'a>>,
+    pub(crate) software_jobs: &'a RawValue,
+}
+
+/// The JSON array of the jobs handed out, as a hello reply carries it.
+pub(crate) fn render_software_jobs(deliveries: &[Delivery<'_>]) -> Box<RawValue> {
+    let jobs: Vec<SoftwareJob<'_>> = deliveries.iter().map(SoftwareJob::of).collect();
+    // Invariant: the fields are numbers, booleans and strings, which always serialize; were it
+    // otherwise, the poll would hand out nothing, and say why.
+    serde_json::value::to_raw_value(&jobs).unwrap_or_else(|error| {
+        tracing::error!(%error, "the jobs to hand out could not be rendered; none are");
+        no_software_jobs()
+    })
+}
+
+/// The empty JSON array.
+pub(crate) fn no_software_jobs() -> Box<RawValue> {
+    // Invariant: an empty slice serializes to `[]`.
+    serde_json::value::to_raw_value::<[u8]>(&[]).unwrap_or_default()
 }
 
 /// A job as the agent runs it.

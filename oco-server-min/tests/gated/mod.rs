@@ -13,8 +13,8 @@ use oco_core::store::{
 /// The read a [`Gated`] store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Held {
-    /// `hello_snapshot`.
-    HelloSnapshot,
+    /// `planner_snapshot`.
+    PlannerSnapshot,
     /// `job_summary`.
     JobSummary,
 }
@@ -71,12 +71,9 @@ macro_rules! forward {
 }
 
 impl Store for Gated {
-    fn hello_snapshot(
-        &self,
-        hostname: &str,
-    ) -> StoreResult<Option<(oco_core::model::Computer, AgentCredentials, PlannerSnapshot)>> {
-        let result = self.inner.hello_snapshot(hostname);
-        self.pass(Held::HelloSnapshot);
+    fn planner_snapshot(&self, computer: ComputerId) -> StoreResult<PlannerSnapshot> {
+        let result = self.inner.planner_snapshot(computer);
+        self.pass(Held::PlannerSnapshot);
         result
     }
 
@@ -122,7 +119,6 @@ impl Store for Gated {
         list_rules(p: Page) -> StoreResult<Vec<oco_core::model::DeploymentRule>>;
         job(id: oco_core::model::JobId) -> StoreResult<oco_core::model::Job>;
         list_jobs(f: &oco_core::store::JobFilter, p: Page) -> StoreResult<Vec<oco_core::model::Job>>;
-        planner_snapshot(c: ComputerId) -> StoreResult<PlannerSnapshot>;
         report_snapshot(j: oco_core::model::JobId) -> StoreResult<oco_core::store::ReportSnapshot>;
         deploy_snapshot() -> StoreResult<oco_core::store::DeploySnapshot>;
         rule_snapshot() -> StoreResult<oco_core::store::RuleSnapshot>;
