@@ -8,7 +8,8 @@
 //! changes: the computer's jobs, their origins, the agent's address, or the time passing one of
 //! the instants [`valid_until`] names (a time frame opening or closing, a container starting or
 //! ending). So [`CachedStore`] keeps each computer's [`Outlook`] (the planner's decision, the
-//! software jobs rendered as the reply carries them, and the conditions under which it holds),
+//! jobs to hand out as the reply carries them, and the conditions under which it holds; the part
+//! of a job's wire form that the jobs of one origin and package share is kept once for all),
 //! and a repeated hello of a computer whose jobs are held by time frames or IP ranges, or handed
 //! out, reads nothing but its credentials. A computer without pending jobs needs no outlook.
 //!
@@ -33,7 +34,7 @@
 //!
 //! [`valid_until`]: oco_core::plan::valid_until
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -55,7 +56,7 @@ use oco_core::Settings;
 
 use serde_json::value::RawValue;
 
-use crate::agent_api::{no_software_jobs, render_software_jobs};
+use crate::agent_api::{no_software_jobs, render_software_jobs, JobParts};
 
 /// The memory the cache may use by default, in bytes (128 MiB).
 pub const DEFAULT_MEMORY: u64 = 128 * 1024 * 1024;
@@ -66,6 +67,10 @@ const ENTRY_OVERHEAD: u64 = 96;
 
 /// The weight the cache's table is sized for, per expected entry (an outlook of held jobs).
 const TYPICAL_WEIGHT: u64 = 256;
+
+/// Distinct shared parts of delivered jobs kept (one per origin, package and post action in
+/// practice, about 200 bytes each): at most about 13 MiB beside the cache's own memory.
+const MAX_SHARED_PARTS: usize = 1 << 16;
 
 /// Stripes of computer stamps: a write to a computer's jobs makes the outlooks of the computers
 /// of its stripe (about one in this many of the fleet) plan again.
@@ -85,12 +90,52 @@ pub struct Outlook {
     planned_at: DateTime<Utc>,
     until: Option<DateTime<Utc>>,
     /// The origins of the computer's pending jobs when planned.
-    origins: Box<[Origin]>,
+    origins: Origins,
     /// The epoch read before the snapshot.
     epoch: u64,
-    software_jobs: Box<RawValue>,
-    delivered: u32,
+    /// The jobs handed out, in order.
+    deliveries: Box<[Delivered]>,
     held: u32,
+}
+
+/// A job handed out: its own part of the wire form, and the part it shares with the jobs of its
+/// origin and package (kept once, see [`CachedStore`]'s interned parts).
+#[derive(Debug, Clone)]
+struct Delivered {
+    id: JobId,
+    attempt: u32,
+    rest: Arc<str>,
+}
+
+/// The origins an outlook depends on; most computers' jobs come from one.
+#[derive(Debug, Clone)]
+enum Origins {
+    One(Origin),
+    Many(Box<[Origin]>),
+}
+
+impl Origins {
+    fn of(origins: impl ExactSizeIterator<Item = Origin>) -> Self {
+        let mut origins = origins.peekable();
+        match (origins.len(), origins.peek()) {
+            (1, Some(&one)) => Origins::One(one),
+            _ => Origins::Many(origins.collect()),
+        }
+    }
+
+    fn as_slice(&self) -> &[Origin] {
+        match self {
+            Origins::One(one) => std::slice::from_ref(one),
+            Origins::Many(many) => many,
+        }
+    }
+
+    fn heap(&self) -> usize {
+        match self {
+            Origins::One(_) => 0,
+            Origins::Many(many) => many.len() * size_of::<Origin>(),
+        }
+    }
 }
 
 impl Outlook {
@@ -101,26 +146,32 @@ impl Outlook {
             address: IpAddr::from([0, 0, 0, 0]),
             planned_at: DateTime::<Utc>::MIN_UTC,
             until: None,
-            origins: Box::new([]),
+            origins: Origins::Many(Box::new([])),
             epoch: 0,
-            software_jobs: no_software_jobs(),
-            delivered: 0,
+            deliveries: Box::new([]),
             held: 0,
         }
     }
 
     /// The jobs handed out, as the JSON array of the reply's `software-jobs`.
-    pub fn software_jobs(&self) -> &str {
-        self.software_jobs.get()
+    pub fn software_jobs(&self) -> String {
+        self.software_jobs_json().get().to_owned()
     }
 
-    pub(crate) fn software_jobs_json(&self) -> &RawValue {
-        &self.software_jobs
+    pub(crate) fn software_jobs_json(&self) -> Box<RawValue> {
+        if self.deliveries.is_empty() {
+            return no_software_jobs();
+        }
+        render_software_jobs(
+            self.deliveries
+                .iter()
+                .map(|job| (job.id, job.attempt, &*job.rest)),
+        )
     }
 
     /// How many jobs are handed out.
     pub fn delivered(&self) -> u32 {
-        self.delivered
+        u32::try_from(self.deliveries.len()).unwrap_or(u32::MAX)
     }
 
     /// How many pending jobs are held.
@@ -133,9 +184,10 @@ impl Outlook {
         self.until
     }
 
-    /// The memory it takes in the cache, estimated.
+    /// The memory it takes in the cache, estimated (the shared parts of its jobs are counted
+    /// apart, see [`MAX_SHARED_PARTS`]).
     fn weight(&self) -> u64 {
-        let heap = self.origins.len() * size_of::<Origin>() + self.software_jobs.get().len();
+        let heap = self.origins.heap() + self.deliveries.len() * size_of::<Delivered>();
         ENTRY_OVERHEAD + (size_of::<Self>() + heap) as u64
     }
 
@@ -231,7 +283,7 @@ impl Stamps {
         }
         let origins = self.origins.read().unwrap_or_else(PoisonError::into_inner);
         origins.floor <= outlook.epoch
-            && outlook.origins.iter().all(|origin| {
+            && outlook.origins.as_slice().iter().all(|origin| {
                 origins
                     .by_origin
                     .get(origin)
@@ -289,6 +341,8 @@ pub struct CachedStore {
     memory: u64,
     outlooks: Option<Outlooks>,
     stamps: Stamps,
+    /// The parts of delivered jobs' wire forms that jobs of one origin and package share.
+    shared: Mutex<HashSet<Arc<str>>>,
     /// Held across each write and the stamps after it.
     writes: Mutex<()>,
 }
@@ -308,6 +362,7 @@ impl CachedStore {
             memory,
             outlooks,
             stamps: Stamps::new(),
+            shared: Mutex::new(HashSet::new()),
             writes: Mutex::new(()),
         }
     }
@@ -367,7 +422,7 @@ impl CachedStore {
         }
         let epoch = self.stamps.now();
         let snapshot = self.inner.planner_snapshot(computer)?;
-        let (outlook, changes) = Self::plan(&snapshot, epoch, now, address, settings);
+        let (outlook, changes) = self.plan(&snapshot, epoch, now, address, settings);
         let outlook = Arc::new(outlook);
         if let (Some(outlooks), true) = (&self.outlooks, changes.is_empty()) {
             outlooks.insert(computer, outlook.clone());
@@ -380,6 +435,7 @@ impl CachedStore {
     }
 
     fn plan(
+        &self,
         snapshot: &PlannerSnapshot,
         epoch: u64,
         now: DateTime<Utc>,
@@ -387,18 +443,43 @@ impl CachedStore {
         settings: &Settings,
     ) -> (Outlook, ChangeSet) {
         let decided = plan(snapshot, now, address, settings);
-        let saturate = |count: usize| u32::try_from(count).unwrap_or(u32::MAX);
+        let deliveries = decided
+            .deliver
+            .iter()
+            .map(|delivery| {
+                let parts = JobParts::of(delivery);
+                Delivered {
+                    id: parts.id,
+                    attempt: parts.attempt,
+                    rest: self.share(parts.rest),
+                }
+            })
+            .collect();
         let outlook = Outlook {
             address,
             planned_at: now,
             until: valid_until(snapshot, now, address, settings),
-            origins: snapshot.origins.keys().copied().collect(),
+            origins: Origins::of(snapshot.origins.keys().copied()),
             epoch,
-            software_jobs: render_software_jobs(&decided.deliver),
-            delivered: saturate(decided.deliver.len()),
-            held: saturate(decided.held.len()),
+            deliveries,
+            held: u32::try_from(decided.held.len()).unwrap_or(u32::MAX),
         };
         (outlook, decided.changes)
+    }
+
+    /// `rest`, shared with the outlooks that hold the same (while fewer than
+    /// [`MAX_SHARED_PARTS`] distinct ones are shared; then the set starts again).
+    fn share(&self, rest: String) -> Arc<str> {
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = shared.get(rest.as_str()) {
+            return found.clone();
+        }
+        if shared.len() >= MAX_SHARED_PARTS {
+            shared.clear();
+        }
+        let rest: Arc<str> = rest.into();
+        shared.insert(rest.clone());
+        rest
     }
 
     /// Runs the write `f`, then stamps what it `touched` (whether or not it succeeded: the cache

@@ -62,7 +62,7 @@ use tracing::Instrument;
 use crate::cache::HelloOutlook;
 use crate::AppState;
 use keys::{decide_hello, HelloGrant, HelloRefusal};
-pub(crate) use wire::{no_software_jobs, render_software_jobs};
+pub(crate) use wire::{no_software_jobs, render_software_jobs, JobParts};
 use wire::{Head, HelloParams, NoParams, Reply, ReportReplyParams, ReportRequest};
 
 /// How many times a write that lost a compare-and-set race is recomputed from a fresh read
@@ -567,11 +567,12 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             keys_sent = grant.send_agent_key.is_some(),
             "hello"
         );
+        let software_jobs = outlook.software_jobs_json();
         let params = HelloParams {
             server_key: grant.send_server_key.as_deref(),
             agent_key: grant.send_agent_key.as_deref(),
             update: 0,
-            software_jobs: outlook.software_jobs_json(),
+            software_jobs: &software_jobs,
         };
         return signed_json(
             &Reply::new(params, issued),

@@ -239,12 +239,58 @@ pub(crate) struct HelloParams<'a> {
     pub(crate) software_jobs: &'a RawValue,
 }
 
-/// The JSON array of the jobs handed out, as a hello reply carries it.
-pub(crate) fn render_software_jobs(deliveries: &[Delivery<'_>]) -> Box<RawValue> {
-    let jobs: Vec<SoftwareJob<'_>> = deliveries.iter().map(SoftwareJob::of).collect();
-    // Invariant: the fields are numbers, booleans and strings, which always serialize; were it
-    // otherwise, the poll would hand out nothing, and say why.
-    serde_json::value::to_raw_value(&jobs).unwrap_or_else(|error| {
+/// A delivered job as a hello reply carries it, in two parts: its wire id, and the rest of its
+/// object, which it shares with every job of its origin and package (so that the hello cache
+/// keeps the rest once for all of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JobParts {
+    /// The job's id.
+    pub(crate) id: JobId,
+    /// Its attempt (the wire id is `"<id>.<attempt>"` after a renew).
+    pub(crate) attempt: u32,
+    /// The object's members after the id, and its closing brace.
+    pub(crate) rest: String,
+}
+
+impl JobParts {
+    /// The parts of a delivered job.
+    pub(crate) fn of(delivery: &Delivery<'_>) -> Self {
+        let job = SoftwareJob::of(delivery);
+        // Invariant: the fields are numbers, booleans and strings, which always serialize, to
+        // an object (`{` first).
+        let object = serde_json::to_string(&job.rest).unwrap_or_else(|_| "{}".to_owned());
+        JobParts {
+            id: delivery.job.id,
+            attempt: delivery.job.attempt,
+            rest: object.get(1..).unwrap_or("}").to_owned(),
+        }
+    }
+}
+
+/// The JSON array of the jobs handed out, as a hello reply carries it, from their parts: the
+/// bytes `serde_json` writes for the [`SoftwareJob`]s themselves.
+pub(crate) fn render_software_jobs<'a>(
+    jobs: impl ExactSizeIterator<Item = (JobId, u32, &'a str)>,
+) -> Box<RawValue> {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(2 + jobs.len() * 256);
+    text.push('[');
+    for (index, (id, attempt, rest)) in jobs.enumerate() {
+        if index > 0 {
+            text.push(',');
+        }
+        // Writing to a String cannot fail.
+        let _ = if attempt <= 1 {
+            write!(text, "{{\"id\":{id},")
+        } else {
+            write!(text, "{{\"id\":\"{id}.{attempt}\",")
+        };
+        text.push_str(rest);
+    }
+    text.push(']');
+    RawValue::from_string(text).unwrap_or_else(|error| {
+        // Invariant: the parts are what serde_json wrote; were it otherwise, the poll would
+        // hand out nothing, and say why.
         tracing::error!(%error, "the jobs to hand out could not be rendered; none are");
         no_software_jobs()
     })
@@ -261,6 +307,13 @@ pub(crate) fn no_software_jobs() -> Box<RawValue> {
 pub(crate) struct SoftwareJob<'a> {
     #[serde(serialize_with = "wire_id")]
     id: &'a Job,
+    #[serde(flatten)]
+    rest: SoftwareJobRest<'a>,
+}
+
+/// A job as the agent runs it, but its id.
+#[derive(Debug, Serialize)]
+struct SoftwareJobRest<'a> {
     #[serde(rename = "container-id", serialize_with = "wire_origin")]
     container_id: Origin,
     #[serde(rename = "package-id")]
@@ -292,17 +345,19 @@ impl<'a> SoftwareJob<'a> {
         }
         SoftwareJob {
             id: job,
-            container_id: job.origin,
-            package_id: job.package.0,
-            download: job.snapshot.download,
-            procedure: &job.snapshot.procedure.command,
-            sequence_mode: match delivery.sequence_mode {
-                SequenceMode::IgnoreFailed => 0,
-                SequenceMode::AbortAfterFailed => 1,
+            rest: SoftwareJobRest {
+                container_id: job.origin,
+                package_id: job.package.0,
+                download: job.snapshot.download,
+                procedure: &job.snapshot.procedure.command,
+                sequence_mode: match delivery.sequence_mode {
+                    SequenceMode::IgnoreFailed => 0,
+                    SequenceMode::AbortAfterFailed => 1,
+                },
+                restart,
+                shutdown,
+                exit,
             },
-            restart,
-            shutdown,
-            exit,
         }
     }
 }
@@ -346,6 +401,54 @@ mod tests {
         assert_eq!(parse("\"41.0\""), None);
         assert_eq!(parse("\"dynamic-3\""), None);
         assert_eq!(parse("\"41.x\""), None);
+    }
+
+    proptest::proptest! {
+        /// For all delivered jobs, the array rendered from their parts is exactly the bytes of
+        /// their serialized wire forms.
+        #[test]
+        fn jobs_rendered_from_parts_are_the_serialized_jobs(
+            jobs in proptest::collection::vec(
+                (1i64..1_000_000, 1u32..4, proptest::bool::ANY, "[ -~\u{e9}\\\\\"]{0,40}",
+                 proptest::bool::ANY, 0u8..4),
+                0..6,
+            ),
+        ) {
+            use oco_core::model::*;
+            use oco_core::plan::PostActionOrder;
+            let package = |download: bool, command: &str| Package {
+                id: PackageId(7),
+                family: FamilyId(1),
+                version: Name::new("version", "1.0").unwrap(),
+                install: Procedure { command: command.to_owned(), ..Procedure::default() },
+                uninstall: Procedure::default(),
+                payload: download.then(|| Payload::new(1, Sha256Digest([0; 32]))),
+                download_for_uninstall: false,
+                upgrade_behavior: UpgradeBehavior::KeepOthers,
+                compatibility: Compatibility::default(),
+                dependencies: vec![],
+            };
+            let built: Vec<(Job, SequenceMode, Option<PostActionOrder>)> = jobs
+                .iter()
+                .map(|(id, attempt, rule, command, download, post)| {
+                    let origin = if *rule { Origin::Rule(RuleId(3)) } else { Origin::Container(ContainerId(3)) };
+                    let mut job = Job::new(origin, ComputerId(1), &package(*download, command), JobKind::Install, 1);
+                    job.id = JobId(*id);
+                    job.attempt = *attempt;
+                    let action = [PostAction::None, PostAction::Restart, PostAction::Shutdown, PostAction::ExitAgent][usize::from(*post)];
+                    let mode = if *rule { SequenceMode::AbortAfterFailed } else { SequenceMode::IgnoreFailed };
+                    (job, mode, (*post > 0).then_some(PostActionOrder { action, timeout_minutes: 5 }))
+                })
+                .collect();
+            let deliveries: Vec<Delivery<'_>> = built
+                .iter()
+                .map(|(job, sequence_mode, post_action)| Delivery { job, sequence_mode: *sequence_mode, post_action: *post_action })
+                .collect();
+            let serialized: Vec<SoftwareJob<'_>> = deliveries.iter().map(SoftwareJob::of).collect();
+            let parts: Vec<JobParts> = deliveries.iter().map(JobParts::of).collect();
+            let rendered = render_software_jobs(parts.iter().map(|p| (p.id, p.attempt, p.rest.as_str())));
+            proptest::prop_assert_eq!(rendered.get(), serde_json::to_string(&serialized).unwrap());
+        }
     }
 
     #[test]
