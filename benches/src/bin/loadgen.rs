@@ -26,8 +26,31 @@
 //!   `/proc/PID/stat`, read at the start and end of the measured window) per request and its
 //!   memory (`VmRSS`, `VmHWM`) are reported.
 //!
-//! Run it through `benches/loadgen.sh`, which pins the server and the generator to different
-//! cores. By hand: `cargo run --release -p oco-benches --bin loadgen -- --help`.
+//! The fleet (see [`oco_benches::fleet`] for the seed's classes):
+//!
+//! - `loadgen seed --data-dir DIR --fleet --computers N --jobs M` writes the fleet seed (computers
+//!   `fl-0000001`…; 5 % deliverable with 20 jobs a hello hands out, 45 % whose jobs, the rest of
+//!   the `M` shared evenly, are held by their containers' IP list or time frame, 50 % without
+//!   jobs; every computer keyed) a chunk of computers at a time, prints the mix, the seeding time,
+//!   the size on disk (with `-wal`) and the peak RSS, and describes the seed in `DIR/fleet.txt`
+//!   (`computers=`, `jobs=`, `seeded_at=`, `hold_window=`).
+//! - `loadgen run --fleet --computers N` polls every computer of the fleet in turn (hello only),
+//!   shared out to the `--concurrency` connections as above, so that the working set is the whole
+//!   fleet. `--class deliverable|held|none|mix` picks the classes that poll, `--agents N` only the
+//!   first N of them in number order (classes repeat every 40 numbers, so a prefix keeps the mix).
+//!   Besides the checks above, a hello must hand out exactly the jobs of the computer's class (20
+//!   or none; counted as a `jobs` failure otherwise), which tells whether the server plans right.
+//!   The report adds the number of distinct computers that succeeded in the window and the
+//!   generator's own memory: a computer costs it about 100 bytes (its name, uid and keys are
+//!   derived from its number; the keys are kept as bytes and prepared per request).
+//! - `--interval SECONDS` (any run) paces each connection so that each of its computers polls at
+//!   most once per interval: its requests start at least `SECONDS / share` apart, so the whole
+//!   generator offers at most computers / SECONDS polls per second (fewer if the server is
+//!   slower; a late request is never made up for by a burst).
+//!
+//! Run it through `benches/loadgen.sh` (`--fleet` for the fleet, against the floor server of
+//! `src/bin/floor.rs` and ours), which pins the server and the generator to different cores. By
+//! hand: `cargo run --release -p oco-benches --bin loadgen -- --help`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
