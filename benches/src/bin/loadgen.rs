@@ -882,7 +882,10 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     let computers = numbers.len();
     // Agent `a` takes computers a, a + n, a + 2n…: no computer has two requests in flight.
-    let mut shares: Vec<Vec<Computer>> = (0..args.concurrency).map(|_| Vec::new()).collect();
+    let per_share = computers.div_ceil(args.concurrency);
+    let mut shares: Vec<Vec<Computer>> = (0..args.concurrency)
+        .map(|_| Vec::with_capacity(per_share))
+        .collect();
     for (i, (n, fleet)) in numbers.into_iter().enumerate() {
         let n = u32::try_from(n).map_err(|_| format!("computer {n}: numbers end at 2^32"))?;
         shares[i % args.concurrency].push(Computer::new(n, fleet));
@@ -1241,6 +1244,29 @@ mod tests {
         assert_eq!(
             pacing_gap(Duration::from_secs(1), 0),
             Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn a_computer_is_small_and_signs_with_the_seeds_keys() {
+        // A million of them stay near 100 MiB.
+        assert!(std::mem::size_of::<Computer>() <= 128);
+        let computer = Computer::new(20, true);
+        assert_eq!(computer.hostname(), "fl-0000020");
+        assert_eq!(computer.expected_jobs(), Some(20));
+        assert_eq!(Computer::new(21, true).expected_jobs(), Some(0));
+        assert_eq!(Computer::new(20, false).expected_jobs(), None);
+        let credentials = seeded_credentials("fl-0000020");
+        let body = b"{}";
+        let agent_key = credentials.agent_key.unwrap();
+        let server_key = credentials.server_key.unwrap();
+        assert_eq!(
+            sign(&computer.agent_key(), body),
+            sign(&keyed(agent_key.as_bytes()), body)
+        );
+        assert_eq!(
+            sign(&computer.server_key(), body),
+            sign(&keyed(server_key.as_bytes()), body)
         );
     }
 
