@@ -11,6 +11,25 @@
 #      agent does), the same with keep-alive, and update_job_state reports (new connection);
 #   5. stops the server with SIGTERM (it must exit 0) and prints a summary.
 #
+# With --fleet, the fleet benchmark instead: every computer of a large fleet polls in turn, so the
+# working set is the whole fleet, and most computers have nothing to receive (see the module docs
+# of benches/src/fleet.rs: 5 % deliverable with 20 jobs each, 45 % with jobs held by address or
+# by time, 50 % none):
+#
+#   1. builds the release binaries (oco-server-min; loadgen and floor of oco-benches);
+#   2. reuses the seeded fleet directory of --data DIR in place (written by `loadgen seed
+#      --fleet`, which describes it in DIR/fleet.txt), or seeds a small fleet into a temporary
+#      directory (FLEET_COMPUTERS, default 20,000; FLEET_JOBS, default 1,000,000);
+#   3. starts the floor server (benches/src/bin/floor.rs: a hello's protocol work without
+#      storage) and oco-server-min on the fleet, both pinned to core 1 (only one is loaded at a
+#      time);
+#   4. runs the generator pinned to core 0, every computer of the fleet in turn, a new connection
+#      per request, A B A B: the mix against the floor, ours, the floor, ours, DURATION seconds
+#      each after WARMUP; then ours for each class alone (deliverable, held, none), DURATION/3
+#      seconds each;
+#   5. stops both servers (each must exit 0) and prints every run's RESULT line, and for each run
+#      of ours its server CPU per hello as a ratio to the mean of the floor's two runs.
+#
 # Run from anywhere in the workspace, on a quiet machine with at least 2 cores:
 #
 #   bash benches/loadgen.sh                  # the full run (about 4 minutes)
@@ -19,22 +38,43 @@
 #   KEEP=1 bash benches/loadgen.sh           # keep the data directory and the server log
 #   PERF=1 bash benches/loadgen.sh           # also `perf record -g` the server during each run
 #   SERVER_BIN=/tmp/old/oco-server-min bash benches/loadgen.sh   # measure another build (a baseline)
+#   DURATION=15 bash benches/loadgen.sh --fleet                  # a small fleet, 20k/1M
+#   bash benches/loadgen.sh --fleet --data /work/seeds/fleet-200k # a seeded fleet, in place
+#   SERVER_ARGS="--hello-cache 0" bash benches/loadgen.sh --fleet # ours without its hello cache
 #
 # Environment: DURATION (seconds measured, default 60), WARMUP (default 5), CONCURRENCY
 # (default 32), KEEP (keep the temporary directory), PERF (profile the server during each
 # measured window with `perf record -g` and keep the directory: the reports are written next to
 # the server log), SERVER_BIN (the server binary to measure; default: this workspace's release
-# build). Each run prints its figures and a `RESULT` line; the server's CPU time per
-# request comes from /proc/PID/stat over the measured window.
+# build), SERVER_ARGS (extra options of the server, e.g. "--hello-cache 0"); with --fleet also
+# INTERVAL (each computer polls at most once per INTERVAL seconds; default: as fast as the
+# server answers), AGENTS (only the first AGENTS computers poll), FLEET_COMPUTERS and FLEET_JOBS
+# (the size of the fleet seeded when no --data is given). Each run prints its figures and a
+# `RESULT` line; the server's CPU time per request comes from /proc/PID/stat over the measured
+# window.
 set -euo pipefail
 
 small=()
-for arg in "$@"; do
-    case "$arg" in
+fleet=
+data=
+while [[ $# -gt 0 ]]; do
+    case "$1" in
         --small) small=(--small) ;;
-        *) echo "usage: $0 [--small]" >&2; exit 2 ;;
+        --fleet) fleet=1 ;;
+        --data) [[ $# -ge 2 ]] || { echo "--data needs a directory" >&2; exit 2; }; data=$2; shift ;;
+        *) echo "usage: $0 [--small] | --fleet [--data DIR]" >&2; exit 2 ;;
     esac
+    shift
 done
+if [[ -n "$data" && -z "$fleet" ]]; then
+    echo "--data goes with --fleet" >&2
+    exit 2
+fi
+if [[ -n "$fleet" && ${#small[@]} -gt 0 ]]; then
+    echo "--small and --fleet exclude each other" >&2
+    exit 2
+fi
+read -r -a server_args <<<"${SERVER_ARGS:-}"
 duration=${DURATION:-60}
 warmup=${WARMUP:-5}
 concurrency=${CONCURRENCY:-32}
@@ -46,11 +86,17 @@ server_bin=${SERVER_BIN:-$bin/oco-server-min}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/oco-loadgen.XXXXXX")
 server_pid=
-cleanup() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
+floor_pid=
+stop() {
+    local pid=$1
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     fi
+}
+cleanup() {
+    stop "$server_pid"
+    stop "$floor_pid"
     if [[ -n "${KEEP:-}${PERF:-}" ]]; then
         echo "kept $work"
     else
@@ -59,39 +105,45 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== $(date -u '+%Y-%m-%d %H:%M UTC'); nproc $(nproc); CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo '+dirty')"
-echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$bin/loadgen" seed --data-dir "$work/data" "${small[@]}"
-
-# Port 0: the kernel picks a free port, and the server logs the one it got.
-taskset -c 1 "$server_bin" --listen 127.0.0.1:0 --data-dir "$work/data" \
-    >"$work/server.log" 2>&1 &
-server_pid=$!
-url=
-for _ in $(seq 1 300); do
-    url=$(grep -o 'listening on http://[0-9.:]*' "$work/server.log" | sed 's/^listening on //' || true)
-    [[ -n "$url" ]] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; echo "the server died" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -n "$url" ]] || { cat "$work/server.log"; echo "the server does not listen" >&2; exit 1; }
-echo "== server $server_bin, pid $server_pid at $url (pinned to core 1); generator pinned to core 0"
-
-results=()
-run() {
+# Starts `$@` on core 1 with its output in $work/$name.log, and waits until it listens: sets
+# started_pid and started_url.
+started_pid=
+started_url=
+start() {
     local name=$1
     shift
+    # Port 0: the kernel picks a free port, and the server logs the one it got.
+    taskset -c 1 "$@" --listen 127.0.0.1:0 >"$work/$name.log" 2>&1 &
+    started_pid=$!
+    started_url=
+    for _ in $(seq 1 300); do
+        started_url=$(grep -o 'listening on http://[0-9.:]*' "$work/$name.log" | sed 's/^listening on //' || true)
+        [[ -n "$started_url" ]] && break
+        kill -0 "$started_pid" 2>/dev/null || { cat "$work/$name.log"; echo "$name died" >&2; exit 1; }
+        sleep 0.1
+    done
+    [[ -n "$started_url" ]] || { cat "$work/$name.log"; echo "$name does not listen" >&2; exit 1; }
+}
+
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'); nproc $(nproc); CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo '+dirty')"
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+results=()
+# run NAME PID URL ARGS...: one generator run against the server PID at URL.
+run() {
+    local name=$1 pid=$2 target=$3
+    shift 3
     local perf_pid=
     if [[ -n "${PERF:-}" ]]; then
         # Sample the server during the measured window only.
-        (sleep "$warmup"; exec perf record -g -F 999 -p "$server_pid" -o "$work/perf-$name.data" \
-            -- sleep "$duration") >"$work/perf-$name.log" 2>&1 &
+        (sleep "$warmup"; exec perf record -g -F 999 -p "$pid" -o "$work/perf-$name.data" \
+            -- sleep "$run_duration") >"$work/perf-$name.log" 2>&1 &
         perf_pid=$!
     fi
     echo "== $name"
     local out
-    out=$(taskset -c 0 "$bin/loadgen" run --url "$url/api-agent.php" --concurrency "$concurrency" \
-        --duration "$duration" --warmup "$warmup" --server-pid "$server_pid" "${small[@]}" "$@")
+    out=$(taskset -c 0 "$bin/loadgen" run --url "$target/api-agent.php" --concurrency "$concurrency" \
+        --duration "$run_duration" --warmup "$warmup" --server-pid "$pid" "$@")
     echo "$out"
     results+=("$name: $(grep '^RESULT' <<<"$out")")
     if [[ -n "$perf_pid" ]]; then
@@ -101,16 +153,85 @@ run() {
         echo "   perf report: $work/perf-$name.txt"
     fi
 }
-run hello-new-connection --method hello
-run hello-keep-alive --method hello --keep-alive
-run report-new-connection --method report
+run_duration=$duration
+
+if [[ -z "$fleet" ]]; then
+    "$bin/loadgen" seed --data-dir "$work/data" "${small[@]}"
+    start server "$server_bin" --data-dir "$work/data" "${server_args[@]}"
+    server_pid=$started_pid
+    url=$started_url
+    echo "== server $server_bin, pid $server_pid at $url (pinned to core 1); generator pinned to core 0"
+    run hello-new-connection "$server_pid" "$url" "${small[@]}" --method hello
+    run hello-keep-alive "$server_pid" "$url" "${small[@]}" --method hello --keep-alive
+    run report-new-connection "$server_pid" "$url" "${small[@]}" --method report
+
+    echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    kill -TERM "$server_pid"
+    status=0
+    wait "$server_pid" || status=$?
+    server_pid=
+    echo "== server stopped with status $status"
+    echo "== summary"
+    printf '%s\n' "${results[@]}"
+    [[ "$status" == 0 ]]
+    exit
+fi
+
+# The fleet benchmark.
+if [[ -n "$data" ]]; then
+    [[ -f "$data/fleet.txt" && -f "$data/oco.db" ]] \
+        || { echo "$data: no fleet seed (oco.db and fleet.txt of \`loadgen seed --fleet\`)" >&2; exit 1; }
+    data_dir=$data
+else
+    data_dir=$work/data
+    "$bin/loadgen" seed --data-dir "$data_dir" --fleet --computers "${FLEET_COMPUTERS:-20000}" \
+        --jobs "${FLEET_JOBS:-1000000}"
+fi
+computers=$(sed -n 's/^computers=//p' "$data_dir/fleet.txt")
+echo "== fleet $data_dir: $(tr '\n' ' ' <"$data_dir/fleet.txt")"
+fleet_args=(--fleet --computers "$computers")
+[[ -n "${AGENTS:-}" ]] && fleet_args+=(--agents "$AGENTS")
+[[ -n "${INTERVAL:-}" ]] && fleet_args+=(--interval "$INTERVAL")
+
+start floor "$bin/floor"
+floor_pid=$started_pid
+floor_url=$started_url
+start server "$server_bin" --data-dir "$data_dir" "${server_args[@]}"
+server_pid=$started_pid
+url=$started_url
+echo "== floor $bin/floor, pid $floor_pid at $floor_url; server $server_bin ${server_args[*]}, pid $server_pid at $url (both pinned to core 1); generator pinned to core 0"
+
+run floor-mix-1 "$floor_pid" "$floor_url" "${fleet_args[@]}"
+run ours-mix-1 "$server_pid" "$url" "${fleet_args[@]}"
+run floor-mix-2 "$floor_pid" "$floor_url" "${fleet_args[@]}"
+run ours-mix-2 "$server_pid" "$url" "${fleet_args[@]}"
+run_duration=$(awk -v d="$duration" 'BEGIN { printf "%g", d / 3 }')
+for class in deliverable held none; do
+    run "ours-$class" "$server_pid" "$url" "${fleet_args[@]}" --class "$class"
+done
 
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-kill -TERM "$server_pid"
 status=0
-wait "$server_pid" || status=$?
+for pid in "$floor_pid" "$server_pid"; do
+    kill -TERM "$pid"
+    wait "$pid" || status=$?
+done
+floor_pid=
 server_pid=
-echo "== server stopped with status $status"
+echo "== servers stopped with status $status"
 echo "== summary"
 printf '%s\n' "${results[@]}"
+echo "== server CPU per hello, as a ratio to the floor's (the mean of its two runs)"
+printf '%s\n' "${results[@]}" | awk '
+    { name = $1; sub(/:$/, "", name); cpu = ""
+      for (i = 2; i <= NF; i++) if ($i ~ /^server_cpu_ms=/) { cpu = substr($i, 15) }
+      names[++n] = name; cpus[n] = cpu
+      if (name ~ /^floor-/) { floor_sum += cpu; floors++ } }
+    END {
+      if (floors == 0) exit
+      floor = floor_sum / floors
+      printf "floor: %.4f ms per hello\n", floor
+      for (i = 1; i <= n; i++) if (names[i] ~ /^ours-/)
+        printf "%s: %.4f ms per hello, %.2f x the floor\n", names[i], cpus[i], cpus[i] / floor
+    }'
 [[ "$status" == 0 ]]

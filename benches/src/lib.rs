@@ -35,6 +35,7 @@ use oco_core::chrono_tz::Tz;
 use oco_core::constraint::{IpEntry, IpRanges, TimeFrames};
 
 pub mod agent;
+pub mod fleet;
 pub mod planner;
 pub mod rules;
 pub mod sqlite;

@@ -346,12 +346,13 @@ const PRODUCTS: [&str; 50] = [
 ];
 
 /// The family name of package `n`: a product and an edition.
-fn package_name(n: usize) -> String {
+pub(crate) fn package_name(n: usize) -> String {
     let edition = if n < PRODUCTS.len() { "x64" } else { "x86" };
     format!("{} ({edition})", PRODUCTS[n % PRODUCTS.len()])
 }
 
-fn package(family: oco_core::model::FamilyId, n: usize) -> Package {
+/// Package `n` of family `family`: its version, install and uninstall commands are `n`'s.
+pub(crate) fn package(family: oco_core::model::FamilyId, n: usize) -> Package {
     let slug: String = package_name(n)
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())

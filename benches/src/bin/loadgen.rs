@@ -26,8 +26,31 @@
 //!   `/proc/PID/stat`, read at the start and end of the measured window) per request and its
 //!   memory (`VmRSS`, `VmHWM`) are reported.
 //!
-//! Run it through `benches/loadgen.sh`, which pins the server and the generator to different
-//! cores. By hand: `cargo run --release -p oco-benches --bin loadgen -- --help`.
+//! The fleet (see [`oco_benches::fleet`] for the seed's classes):
+//!
+//! - `loadgen seed --data-dir DIR --fleet --computers N --jobs M` writes the fleet seed (computers
+//!   `fl-0000001`…; 5 % deliverable with 20 jobs a hello hands out, 45 % whose jobs, the rest of
+//!   the `M` shared evenly, are held by their containers' IP list or time frame, 50 % without
+//!   jobs; every computer keyed) a chunk of computers at a time, prints the mix, the seeding time,
+//!   the size on disk (with `-wal`) and the peak RSS, and describes the seed in `DIR/fleet.txt`
+//!   (`computers=`, `jobs=`, `seeded_at=`, `hold_window=`).
+//! - `loadgen run --fleet --computers N` polls every computer of the fleet in turn (hello only),
+//!   shared out to the `--concurrency` connections as above, so that the working set is the whole
+//!   fleet. `--class deliverable|held|none|mix` picks the classes that poll, `--agents N` only the
+//!   first N of them in number order (classes repeat every 40 numbers, so a prefix keeps the mix).
+//!   Besides the checks above, a hello must hand out exactly the jobs of the computer's class (20
+//!   or none; counted as a `jobs` failure otherwise), which tells whether the server plans right.
+//!   The report adds the number of distinct computers that succeeded in the window and the
+//!   generator's own memory: a computer costs it about 100 bytes (its name, uid and keys are
+//!   derived from its number; the keys are kept as bytes and prepared per request).
+//! - `--interval SECONDS` (any run) paces each connection so that each of its computers polls at
+//!   most once per interval: its requests start at least `SECONDS / share` apart, so the whole
+//!   generator offers at most computers / SECONDS polls per second (fewer if the server is
+//!   slower; a late request is never made up for by a burst).
+//!
+//! Run it through `benches/loadgen.sh` (`--fleet` for the fleet, against the floor server of
+//! `src/bin/floor.rs` and ours), which pins the server and the generator to different cores. By
+//! hand: `cargo run --release -p oco-benches --bin loadgen -- --help`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -37,11 +60,13 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use oco_benches::agent::{
     derive_key, envelope, epoch_ticks, exchange, hello_data, keyed, memory_kib, percentile,
-    polled_hostnames, report_data, request, result_timestamp, seeded_credentials, sign,
-    source_address, HmacSha256, Result, Target,
+    report_data, request, result_timestamp, seeded_credentials, sign, source_address, HmacSha256,
+    Result, Target,
 };
-use oco_benches::sqlite::{seed, SeedCase, SEED_1M, SEED_TEST};
+use oco_benches::fleet::{fleet_hostname, seed_fleet, Class, FleetCase};
+use oco_benches::sqlite::{seed, SEED_1M, SEED_TEST};
 use oco_benches::SHORT_IP_LIST;
+use oco_core::chrono::{DateTime, Utc};
 use oco_core::constraint::{IpRanges, TimeFrames};
 use oco_core::model::Schedule;
 use oco_core::store::{Change, ChangeSet, Page, Store};
@@ -66,8 +91,17 @@ enum Command {
         #[arg(long)]
         data_dir: PathBuf,
         /// The scaled-down seed: 2,000 computers, 100 polled, 50,000 jobs.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "fleet")]
         small: bool,
+        /// The fleet seed instead (`fl-0000001`…; see the module docs of `oco_benches::fleet`).
+        #[arg(long)]
+        fleet: bool,
+        /// With --fleet: the fleet's computers.
+        #[arg(long, requires = "fleet", default_value_t = 20_000)]
+        computers: usize,
+        /// With --fleet: the fleet's jobs (20 per deliverable computer, the rest held).
+        #[arg(long, requires = "fleet", default_value_t = 1_000_000)]
+        jobs: usize,
     },
     /// Runs simulated agents against a server and reports what it sustained.
     Run(RunArgs),
@@ -97,8 +131,76 @@ struct RunArgs {
     #[arg(long)]
     server_pid: Option<u32>,
     /// The server was seeded with `seed --small` (100 polled computers instead of 1,000).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fleet")]
     small: bool,
+    /// The server was seeded with `seed --fleet`: its computers poll (hello only).
+    #[arg(long)]
+    fleet: bool,
+    /// With --fleet: the fleet's computers, as seeded.
+    #[arg(long, requires = "fleet", default_value_t = 20_000)]
+    computers: usize,
+    /// With --fleet: only the first N computers of the chosen classes, in number order (which
+    /// keeps the class mix).
+    #[arg(long, requires = "fleet")]
+    agents: Option<usize>,
+    /// With --fleet: the classes whose computers poll.
+    #[arg(long, value_enum, requires = "fleet", default_value_t = ClassChoice::Mix)]
+    class: ClassChoice,
+    /// Each computer polls at most once per this many seconds (the generator paces itself to
+    /// computers / SECONDS polls per second); without it, as fast as the server answers.
+    #[arg(long, value_name = "SECONDS")]
+    interval: Option<f64>,
+}
+
+/// Which fleet computers poll.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ClassChoice {
+    /// Those with 20 jobs to hand out.
+    Deliverable,
+    /// Those with jobs held by address or by time.
+    Held,
+    /// Those without jobs.
+    None,
+    /// All of them.
+    Mix,
+}
+
+impl ClassChoice {
+    fn takes(self, class: Class) -> bool {
+        match self {
+            ClassChoice::Deliverable => class == Class::Deliverable,
+            ClassChoice::Held => class.is_held(),
+            ClassChoice::None => class == Class::Idle,
+            ClassChoice::Mix => true,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ClassChoice::Deliverable => "deliverable",
+            ClassChoice::Held => "held",
+            ClassChoice::None => "none",
+            ClassChoice::Mix => "mix",
+        }
+    }
+}
+
+/// The fleet computers that poll: the first `agents` (all if `None`) of `computers` whose class
+/// `choice` takes, in number order.
+fn fleet_numbers(computers: usize, choice: ClassChoice, agents: Option<usize>) -> Vec<usize> {
+    (1..=computers)
+        .filter(|&n| choice.takes(Class::of(n)))
+        .take(agents.unwrap_or(usize::MAX))
+        .collect()
+}
+
+/// The least time between the starts of two requests of one agent that polls `share` computers
+/// in turn, so that each of them polls at most once per `interval` (rounded up to the
+/// nanosecond).
+fn pacing_gap(interval: Duration, share: usize) -> Duration {
+    let share = u128::try_from(share.max(1)).unwrap_or(u128::MAX);
+    let nanos = interval.as_nanos().div_ceil(share);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +213,16 @@ enum Method {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Seed { data_dir, small } => seed_data_dir(&data_dir, small),
+        Command::Seed {
+            data_dir,
+            fleet: true,
+            computers,
+            jobs,
+            ..
+        } => seed_fleet_dir(&data_dir, FleetCase { computers, jobs }),
+        Command::Seed {
+            data_dir, small, ..
+        } => seed_data_dir(&data_dir, small),
         Command::Run(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -166,6 +277,87 @@ fn seed_data_dir(dir: &Path, small: bool) -> Result<()> {
     Ok(())
 }
 
+/// The file next to `oco.db` that describes a fleet seed, for `loadgen.sh --fleet --data DIR`.
+const FLEET_FILE: &str = "fleet.txt";
+
+#[allow(clippy::disallowed_methods)]
+fn utc_now() -> DateTime<Utc> {
+    DateTime::from(std::time::SystemTime::now())
+}
+
+/// Writes the fleet of `case` into `DIR/oco.db` and describes it in `DIR/fleet.txt`.
+#[allow(clippy::cast_precision_loss)]
+fn seed_fleet_dir(dir: &Path, case: FleetCase) -> Result<()> {
+    case.held_jobs()?;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("oco.db");
+    if path.exists() {
+        return Err(format!("{} exists already: seed an empty directory", path.display()).into());
+    }
+    let now = utc_now();
+    let (each, extra) = case.held_jobs()?;
+    println!(
+        "fleet of {} computers, {} jobs, seeded at {now}: {} deliverable (20 jobs each), {} held \
+         by address and {} held by time ({each} jobs each, the first {extra} one more), {} none",
+        case.computers,
+        case.jobs,
+        case.count(Class::Deliverable),
+        case.count(Class::HeldByAddress),
+        case.count(Class::HeldByTime),
+        case.count(Class::Idle),
+    );
+    let started = instant_now();
+    let options = Options {
+        readers: 0,
+        ..Options::default()
+    };
+    let store = SqliteStore::open_with(&path, &options)?;
+    let step = (case.computers / 10).max(1);
+    let mut next_report = step;
+    let seeded = seed_fleet(&store, case, now, |computers, jobs| {
+        if computers >= next_report || computers == case.computers {
+            eprintln!(
+                "  {computers} computers, {jobs} jobs ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+            next_report = computers + step;
+        }
+    })?;
+    let written = started.elapsed().as_secs_f64();
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let wal = dir.join("oco.db-wal");
+    let before_close = size(&path) + size(&wal);
+    drop(store);
+    let seconds = started.elapsed().as_secs_f64();
+    let after_close = size(&path) + size(&wal);
+    let (_, hwm) = memory_kib("self")?;
+    std::fs::write(
+        dir.join(FLEET_FILE),
+        format!(
+            "computers={}\njobs={}\nseeded_at={}\nhold_window={}\n",
+            case.computers,
+            case.jobs,
+            now.to_rfc3339(),
+            seeded.hold_window
+        ),
+    )?;
+    println!(
+        "seeded {}: {} computers, {} jobs, {} containers, {} packages, every computer keyed; \
+         held by time: {} (UTC); {written:.1} s written, {seconds:.1} s with the close; \
+         {:.1} MiB on disk before the close (with -wal), {:.1} MiB after; peak RSS {:.0} MiB",
+        path.display(),
+        case.computers,
+        seeded.jobs,
+        seeded.containers,
+        seeded.packages,
+        seeded.hold_window,
+        before_close as f64 / 1_048_576.0,
+        after_close as f64 / 1_048_576.0,
+        hwm as f64 / 1024.0,
+    );
+    Ok(())
+}
+
 /// Opens the polled computers' containers to the generator: their policies allow loopback
 /// agents (the seed's short IP list plus `127.0.0.0/8, ::1`) at any time (no time frames), and
 /// their schedules never end. The seed's jobs are held otherwise: its time frames are Berlin
@@ -189,38 +381,79 @@ fn open_polled_containers(store: &dyn Store) -> Result<usize> {
 // ---------------------------------------------------------------------------------------------
 // Simulated agents.
 
-/// One computer as its agent knows it.
+/// The length of a derived key ([`derive_key`]).
+const KEY_LEN: usize = 30;
+
+/// One computer as its agent knows it. Small, so that a generator of a million computers stays
+/// near 100 MiB: its name and uid follow from its number, and its keys are kept as bytes and
+/// prepared for each request (which costs about a microsecond).
 struct Computer {
-    /// Its number: `lg-00020` is 20.
-    number: usize,
-    hostname: String,
-    uid: String,
-    /// Its agent key, prepared.
-    agent_key: HmacSha256,
-    /// Its server key, prepared.
-    server_key: HmacSha256,
+    /// Its number: `lg-00020` and `fl-0000020` are 20.
+    number: u32,
+    /// A fleet computer (`fl-…`, see [`fleet_hostname`]) rather than one of the fixed seed.
+    fleet: bool,
+    /// Whether a request of it succeeded in the measured window.
+    counted: bool,
     /// Requests sent: the timestamp is the run's start plus this, in 10⁻⁴ s.
-    sent: u64,
+    sent: u32,
     /// The last `result.timestamp` accepted.
     last_server_timestamp: f64,
+    /// Its agent key, then its server key.
+    keys: [u8; 2 * KEY_LEN],
     /// Wire ids of its jobs (JSON), from a hello.
     jobs: Vec<String>,
-    next_job: usize,
+    next_job: u32,
 }
 
 impl Computer {
-    fn new(n: usize, hostname: String) -> Computer {
+    /// Computer `n` of the fixed seed (`lg-…`), or of the fleet seed if `fleet`.
+    fn new(number: u32, fleet: bool) -> Computer {
+        let n = number as usize;
+        let hostname = if fleet {
+            fleet_hostname(n)
+        } else {
+            oco_benches::agent::hostname(n)
+        };
+        let mut keys = [0; 2 * KEY_LEN];
+        keys[..KEY_LEN].copy_from_slice(derive_key("agent", &hostname).as_bytes());
+        keys[KEY_LEN..].copy_from_slice(derive_key("server", &hostname).as_bytes());
         Computer {
-            number: n,
-            uid: format!("4c4c4544-0030-4810-8052-{n:012}"),
-            agent_key: keyed(derive_key("agent", &hostname).as_bytes()),
-            server_key: keyed(derive_key("server", &hostname).as_bytes()),
-            hostname,
+            number,
+            fleet,
+            counted: false,
             sent: 0,
             last_server_timestamp: 0.0,
+            keys,
             jobs: Vec::new(),
             next_job: 0,
         }
+    }
+
+    fn hostname(&self) -> String {
+        let n = self.number as usize;
+        if self.fleet {
+            fleet_hostname(n)
+        } else {
+            oco_benches::agent::hostname(n)
+        }
+    }
+
+    fn uid(&self) -> String {
+        format!("4c4c4544-0030-4810-8052-{:012}", self.number)
+    }
+
+    fn agent_key(&self) -> HmacSha256 {
+        keyed(&self.keys[..KEY_LEN])
+    }
+
+    fn server_key(&self) -> HmacSha256 {
+        keyed(&self.keys[KEY_LEN..])
+    }
+
+    /// The jobs a hello must hand out, if the seed says (the fleet's computers).
+    fn expected_jobs(&self) -> Option<usize> {
+        self.fleet
+            .then(|| Class::of(self.number as usize).handed_out())
     }
 }
 
@@ -237,6 +470,8 @@ enum Failure {
     KeyExchange,
     /// Connecting, writing, reading or parsing failed, or the request timed out.
     Io,
+    /// A fleet computer's hello handed out another number of jobs than its class has.
+    Jobs,
 }
 
 /// What one agent measured.
@@ -246,8 +481,11 @@ struct Tally {
     ok: u64,
     /// Their latencies, in nanoseconds.
     latencies: Vec<u64>,
-    /// Failed requests that ended in the window, by kind: status, signature, timestamp, keys, I/O.
-    failures: [u64; 5],
+    /// Failed requests that ended in the window, by kind: status, signature, timestamp, keys,
+    /// I/O, jobs.
+    failures: [u64; 6],
+    /// Computers with a successful request in the window.
+    distinct: u64,
     /// Failed requests outside the window.
     failures_outside: u64,
     /// The first few failures, described.
@@ -262,6 +500,7 @@ impl Tally {
             Failure::Timestamp => 2,
             Failure::KeyExchange => 3,
             Failure::Io => 4,
+            Failure::Jobs => 5,
         };
         if measured {
             self.failures[kind] += 1;
@@ -275,6 +514,7 @@ impl Tally {
 
     fn merge(&mut self, other: Tally) {
         self.ok += other.ok;
+        self.distinct += other.distinct;
         self.latencies.extend(other.latencies);
         for (a, b) in self.failures.iter_mut().zip(other.failures) {
             *a += b;
@@ -334,33 +574,34 @@ impl Agent {
         computer.sent += 1;
         // Exact: both are far below 2^53.
         #[allow(clippy::cast_precision_loss)]
-        let timestamp = (self.plan.base_ticks + computer.sent) as f64 / 1e4;
+        let timestamp = (self.plan.base_ticks + u64::from(computer.sent)) as f64 / 1e4;
+        let (hostname, uid) = (computer.hostname(), computer.uid());
         self.body.clear();
         match method {
             Method::Hello => {
                 envelope(
                     "oco.agent.hello",
-                    &computer.uid,
-                    &computer.hostname,
+                    &uid,
+                    &hostname,
                     timestamp,
-                    &hello_data(computer.number),
+                    &hello_data(computer.number as usize),
                     &mut self.body,
                 );
             }
             Method::Report => {
-                let job = &computer.jobs[computer.next_job % computer.jobs.len()];
-                computer.next_job += 1;
+                let job = &computer.jobs[computer.next_job as usize % computer.jobs.len()];
+                computer.next_job = computer.next_job.wrapping_add(1);
                 envelope(
                     "oco.agent.update_job_state",
-                    &computer.uid,
-                    &computer.hostname,
+                    &uid,
+                    &hostname,
                     timestamp,
                     &report_data(job),
                     &mut self.body,
                 );
             }
         }
-        let signature = sign(&computer.agent_key, self.body.as_bytes());
+        let signature = sign(&computer.agent_key(), self.body.as_bytes());
         request(
             &self.plan.target,
             &signature,
@@ -382,11 +623,11 @@ impl Agent {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {
                 self.conn = None;
-                return Err((Failure::Io, format!("{}: {e}", computer.hostname)));
+                return Err((Failure::Io, format!("{}: {e}", hostname)));
             }
             Err(_) => {
                 self.conn = None;
-                return Err((Failure::Io, format!("{}: timed out", computer.hostname)));
+                return Err((Failure::Io, format!("{}: timed out", hostname)));
             }
         };
         if response.close || !self.plan.keep_alive {
@@ -400,20 +641,20 @@ impl Agent {
                 Failure::Status(response.status),
                 format!(
                     "{}: status {}: {}",
-                    computer.hostname,
+                    hostname,
                     response.status,
                     String::from_utf8_lossy(&body[..body.len().min(200)])
                 ),
             ));
         }
-        let expected = sign(&computer.server_key, body);
+        let expected = sign(&computer.server_key(), body);
         if response
             .signature
             .is_none_or(|(s, e)| self.response[s..e] != expected)
         {
             return Err((
                 Failure::Signature,
-                format!("{}: missing or wrong server signature", computer.hostname),
+                format!("{}: missing or wrong server signature", hostname),
             ));
         }
         match result_timestamp(body) {
@@ -423,7 +664,7 @@ impl Agent {
                     Failure::Timestamp,
                     format!(
                         "{}: result.timestamp {other:?} not above {}",
-                        computer.hostname, computer.last_server_timestamp
+                        hostname, computer.last_server_timestamp
                     ),
                 ))
             }
@@ -435,8 +676,20 @@ impl Agent {
         {
             return Err((
                 Failure::KeyExchange,
-                format!("{}: the hello reply offers new keys", computer.hostname),
+                format!("{}: the hello reply offers new keys", hostname),
             ));
+        }
+        if let Some(expected) = computer.expected_jobs().filter(|_| method == Method::Hello) {
+            let handed_out = count_jobs(body);
+            if handed_out != expected {
+                return Err((
+                    Failure::Jobs,
+                    format!(
+                        "{hostname} ({}): the hello handed out {handed_out} jobs, not {expected}",
+                        Class::of(computer.number as usize)
+                    ),
+                ));
+            }
         }
         Ok((start, end))
     }
@@ -452,7 +705,7 @@ impl Agent {
             let jobs = reply
                 .pointer("/result/params/software-jobs")
                 .and_then(serde_json::Value::as_array)
-                .ok_or_else(|| format!("{}: no software-jobs in the hello", computer.hostname))?;
+                .ok_or_else(|| format!("{}: no software-jobs in the hello", computer.hostname()))?;
             computer.jobs = jobs
                 .iter()
                 .filter_map(|job| job.get("id"))
@@ -462,7 +715,7 @@ impl Agent {
                 return Err(format!(
                     "{}: the hello handed out no jobs (was the server seeded with `loadgen \
                      seed`, and are the reports of an earlier run final?)",
-                    computer.hostname
+                    computer.hostname()
                 )
                 .into());
             }
@@ -471,19 +724,27 @@ impl Agent {
     }
 
     /// Calls `method` for each computer in turn until `window.1`; what ends in the window counts.
+    /// With `pace`, `(first, gap)`: the first request starts at `first` and each later one at
+    /// least `gap` after the start of the one before.
     async fn load(
         mut self,
         mut computers: Vec<Computer>,
         method: Method,
         window: (Instant, Instant),
+        pace: Option<(Instant, Duration)>,
     ) -> Tally {
         let mut tally = Tally::default();
         let mut index = 0;
+        let mut next = pace.map(|(first, _)| first);
         loop {
+            if let Some(at) = next {
+                tokio::time::sleep_until(at.min(window.1).into()).await;
+            }
             let started = instant_now();
             if started >= window.1 || computers.is_empty() {
                 break;
             }
+            next = pace.map(|(_, gap)| started + gap);
             let count = computers.len();
             let computer = &mut computers[index % count];
             index += 1;
@@ -492,6 +753,10 @@ impl Agent {
             let measured = ended >= window.0 && ended < window.1;
             match outcome {
                 Ok(_) if measured => {
+                    if !computer.counted {
+                        computer.counted = true;
+                        tally.distinct += 1;
+                    }
                     tally.ok += 1;
                     tally
                         .latencies
@@ -509,6 +774,13 @@ impl Agent {
         }
         tally
     }
+}
+
+/// The jobs a hello reply hands out: its `"container-id"` keys (every job object has one, and
+/// nothing else does).
+fn count_jobs(body: &[u8]) -> usize {
+    let key = b"\"container-id\"";
+    body.windows(key.len()).filter(|w| w == key).count()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -544,6 +816,8 @@ struct Samples {
     server: Option<(u64, u64)>,
     client: Option<(u64, u64)>,
     memory: Option<(u64, u64)>,
+    /// This process's memory at the end of the window.
+    own_memory: Option<(u64, u64)>,
 }
 
 /// Reads the CPU counters at `window.0` and `window.1`, on a thread of its own so that busy
@@ -563,6 +837,7 @@ fn sample(
             server: server0.zip(server1),
             client: client0.zip(client1),
             memory: pid.as_deref().map(memory_kib).transpose()?,
+            own_memory: Some(memory_kib("self")?),
         })
     })
 }
@@ -574,17 +849,46 @@ async fn run(args: RunArgs) -> Result<()> {
     if args.concurrency == 0 || args.duration <= 0.0 || args.warmup < 0.0 {
         return Err("--concurrency and --duration must be positive, --warmup not negative".into());
     }
-    let case = if args.small { SEED_TEST } else { SEED_1M };
+    let interval = args
+        .interval
+        .map(|seconds| {
+            Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("--interval {seconds}: not a positive number of seconds"))
+        })
+        .transpose()?;
+    if args.fleet && args.method != Method::Hello {
+        return Err("--fleet runs hellos only (--method hello)".into());
+    }
     let plan = Arc::new(Plan {
         target: Target::parse(&args.url)?,
         keep_alive: args.keep_alive,
         base_ticks: epoch_ticks()?,
     });
+    let numbers: Vec<(usize, bool)> = if args.fleet {
+        fleet_numbers(args.computers, args.class, args.agents)
+            .into_iter()
+            .map(|n| (n, true))
+            .collect()
+    } else {
+        let case = if args.small { SEED_TEST } else { SEED_1M };
+        (1..=case.polled())
+            .map(|i| (i * oco_benches::sqlite::POLLED_ONE_IN, false))
+            .collect()
+    };
+    if numbers.is_empty() {
+        return Err("no computer polls: check --computers, --agents and --class".into());
+    }
+    let computers = numbers.len();
     // Agent `a` takes computers a, a + n, a + 2n…: no computer has two requests in flight.
-    let mut shares: Vec<Vec<Computer>> = (0..args.concurrency).map(|_| Vec::new()).collect();
-    for (i, name) in polled_hostnames(case).into_iter().enumerate() {
-        let n = (i + 1) * oco_benches::sqlite::POLLED_ONE_IN;
-        shares[i % args.concurrency].push(Computer::new(n, name));
+    let per_share = computers.div_ceil(args.concurrency);
+    let mut shares: Vec<Vec<Computer>> = (0..args.concurrency)
+        .map(|_| Vec::with_capacity(per_share))
+        .collect();
+    for (i, (n, fleet)) in numbers.into_iter().enumerate() {
+        let n = u32::try_from(n).map_err(|_| format!("computer {n}: numbers end at 2^32"))?;
+        shares[i % args.concurrency].push(Computer::new(n, fleet));
     }
     shares.retain(|share| !share.is_empty());
 
@@ -616,9 +920,16 @@ async fn run(args: RunArgs) -> Result<()> {
     );
     let sampler = sample(args.server_pid, window);
     let mut tasks = Vec::new();
+    let agents = shares.len();
     for (index, share) in shares.into_iter().enumerate() {
         let agent = Agent::new(plan.clone(), index);
-        tasks.push(tokio::spawn(agent.load(share, args.method, window)));
+        // Paced agents start spread over their first gap, not all at once.
+        let pace = interval.map(|interval| {
+            let gap = pacing_gap(interval, share.len());
+            let offset = gap.mul_f64(index as f64 / agents as f64);
+            (start + offset, gap)
+        });
+        tasks.push(tokio::spawn(agent.load(share, args.method, window, pace)));
     }
     let mut tally = Tally::default();
     for task in tasks {
@@ -627,7 +938,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let samples = sampler
         .join()
         .map_err(|_| "the sampling thread panicked")??;
-    report(&args, case, &mut tally, &samples);
+    report(&args, computers, &mut tally, &samples);
     if tally.ok == 0 {
         return Err("no request succeeded in the measured window".into());
     }
@@ -635,7 +946,7 @@ async fn run(args: RunArgs) -> Result<()> {
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn report(args: &RunArgs, case: SeedCase, tally: &mut Tally, samples: &Samples) {
+fn report(args: &RunArgs, computers: usize, tally: &mut Tally, samples: &Samples) {
     tally.latencies.sort_unstable();
     let total = tally.ok + tally.failed();
     let rate = tally.ok as f64 / args.duration;
@@ -653,24 +964,38 @@ fn report(args: &RunArgs, case: SeedCase, tally: &mut Tally, samples: &Samples) 
     } else {
         "new connection per request"
     };
+    let whose = if args.fleet {
+        format!(
+            "fleet computers of class {} (of {})",
+            args.class.name(),
+            args.computers
+        )
+    } else {
+        "polled computers".to_owned()
+    };
+    let pacing = args.interval.map_or(String::new(), |seconds| {
+        format!(
+            ", each polling at most every {seconds} s ({:.0}/s at most)",
+            computers as f64 / seconds
+        )
+    });
     println!(
-        "{what}, {connection}: {} agents over {} polled computers, {} s measured after {} s of \
-         warm-up",
-        args.concurrency,
-        case.polled(),
-        args.duration,
-        args.warmup
+        "{what}, {connection}: {} agents over {computers} {whose}{pacing}, {} s measured after {} \
+         s of warm-up",
+        args.concurrency, args.duration, args.warmup
     );
     println!(
-        "  succeeded {} ({rate:.0}/s); failed {} (status {}, signature {}, timestamp {}, keys \
-         offered {}, I/O {}); {} more outside the window",
+        "  succeeded {} ({rate:.0}/s) by {} distinct computers; failed {} (status {}, signature \
+         {}, timestamp {}, keys offered {}, I/O {}, jobs {}); {} more outside the window",
         tally.ok,
+        tally.distinct,
         tally.failed(),
         tally.failures[0],
         tally.failures[1],
         tally.failures[2],
         tally.failures[3],
         tally.failures[4],
+        tally.failures[5],
         tally.failures_outside
     );
     for sample in &tally.samples {
@@ -700,10 +1025,27 @@ fn report(args: &RunArgs, case: SeedCase, tally: &mut Tally, samples: &Samples) 
         (rss, hwm) = (r as f64 / 1024.0, h as f64 / 1024.0);
         println!("  server memory: VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB");
     }
+    let (mut gen_rss, mut gen_hwm) = (f64::NAN, f64::NAN);
+    if let Some((r, h)) = samples.own_memory {
+        (gen_rss, gen_hwm) = (r as f64 / 1024.0, h as f64 / 1024.0);
+        println!("  generator memory: VmRSS {gen_rss:.1} MiB, VmHWM {gen_hwm:.1} MiB");
+    }
+    let fleet = if args.fleet {
+        format!(
+            " fleet={} class={} computers={computers}",
+            args.computers,
+            args.class.name()
+        )
+    } else {
+        String::new()
+    };
+    let interval = args
+        .interval
+        .map_or(String::new(), |seconds| format!(" interval_s={seconds}"));
     println!(
         "RESULT method={} keep_alive={} concurrency={} ok={} failed={} per_s={rate:.0} \
          p50_ms={p50:.3} p99_ms={p99:.3} server_cpu_ms={cpu_ms:.4} rss_mib={rss:.1} \
-         hwm_mib={hwm:.1}",
+         hwm_mib={hwm:.1} distinct={} gen_rss_mib={gen_rss:.1} gen_hwm_mib={gen_hwm:.1}{fleet}{interval}",
         match args.method {
             Method::Hello => "hello",
             Method::Report => "report",
@@ -712,12 +1054,14 @@ fn report(args: &RunArgs, case: SeedCase, tally: &mut Tally, samples: &Samples) 
         args.concurrency,
         tally.ok,
         tally.failed(),
+        tally.distinct,
     );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oco_benches::sqlite::SeedCase;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -839,12 +1183,7 @@ mod tests {
             keep_alive,
             base_ticks: epoch_ticks().unwrap(),
         });
-        let mut computers: Vec<Computer> = polled_hostnames(SEED_TEST)
-            .into_iter()
-            .take(3)
-            .enumerate()
-            .map(|(i, name)| Computer::new((i + 1) * 20, name))
-            .collect();
+        let mut computers: Vec<Computer> = (1..=3).map(|i| Computer::new(i * 20, false)).collect();
         if method == Method::Report {
             Agent::new(plan.clone(), 0)
                 .learn_jobs(&mut computers)
@@ -854,7 +1193,9 @@ mod tests {
         }
         let start = instant_now();
         let window = (start, start + Duration::from_millis(300));
-        Agent::new(plan, 1).load(computers, method, window).await
+        Agent::new(plan, 1)
+            .load(computers, method, window, None)
+            .await
     }
 
     #[tokio::test]
@@ -871,6 +1212,96 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_fleet_runs_take_the_first_computers_of_their_classes() {
+        assert_eq!(
+            fleet_numbers(100, ClassChoice::Deliverable, None),
+            [20, 40, 60, 80, 100]
+        );
+        assert_eq!(fleet_numbers(100, ClassChoice::Mix, Some(3)), [1, 2, 3]);
+        let held = fleet_numbers(80, ClassChoice::Held, None);
+        assert_eq!(held.len(), 36);
+        assert!(held.iter().all(|&n| Class::of(n).is_held()));
+        assert_eq!(fleet_numbers(40, ClassChoice::None, Some(100)).len(), 20);
+        // The first 40k of a fleet have its mix.
+        let mix = fleet_numbers(1_000_000, ClassChoice::Mix, Some(40_000));
+        let deliverable = mix
+            .iter()
+            .filter(|&&n| Class::of(n) == Class::Deliverable)
+            .count();
+        assert_eq!(deliverable, 2_000);
+    }
+
+    #[test]
+    fn paced_agents_poll_each_computer_at_most_once_per_interval() {
+        for (interval_ms, share) in [(1_000, 1), (60_000, 6_250), (7, 3), (1, 1_000_000)] {
+            let interval = Duration::from_millis(interval_ms);
+            let gap = pacing_gap(interval, share);
+            let cycle = gap * u32::try_from(share).unwrap();
+            assert!(cycle >= interval, "{interval:?} {share}");
+            assert!(cycle - interval < Duration::from_nanos(share as u64));
+        }
+        assert_eq!(
+            pacing_gap(Duration::from_secs(1), 0),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn a_computer_is_small_and_signs_with_the_seeds_keys() {
+        // A million of them stay near 100 MiB.
+        assert!(std::mem::size_of::<Computer>() <= 128);
+        let computer = Computer::new(20, true);
+        assert_eq!(computer.hostname(), "fl-0000020");
+        assert_eq!(computer.expected_jobs(), Some(20));
+        assert_eq!(Computer::new(21, true).expected_jobs(), Some(0));
+        assert_eq!(Computer::new(20, false).expected_jobs(), None);
+        let credentials = seeded_credentials("fl-0000020");
+        let body = b"{}";
+        let agent_key = credentials.agent_key.unwrap();
+        let server_key = credentials.server_key.unwrap();
+        assert_eq!(
+            sign(&computer.agent_key(), body),
+            sign(&keyed(agent_key.as_bytes()), body)
+        );
+        assert_eq!(
+            sign(&computer.server_key(), body),
+            sign(&keyed(server_key.as_bytes()), body)
+        );
+    }
+
+    #[test]
+    fn jobs_are_counted_by_their_container_ids() {
+        assert_eq!(count_jobs(b"{\"software-jobs\":[]}"), 0);
+        let two = br#"[{"id":1,"container-id":3},{"id":2,"container-id":"deployment_rule::1"}]"#;
+        assert_eq!(count_jobs(two), 2);
+    }
+
+    #[tokio::test]
+    async fn a_paced_agent_polls_no_computer_twice_within_the_interval() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(fake_server(listener));
+        let plan = Arc::new(Plan {
+            target: Target::parse(&format!("http://{addr}/api-agent.php")).unwrap(),
+            keep_alive: true,
+            base_ticks: epoch_ticks().unwrap(),
+        });
+        let computers: Vec<Computer> = (1..=4).map(|i| Computer::new(i * 20, false)).collect();
+        let start = instant_now();
+        let window = (start, start + Duration::from_millis(400));
+        let interval = Duration::from_millis(200);
+        let pace = Some((start, pacing_gap(interval, computers.len())));
+        let tally = Agent::new(plan, 0)
+            .load(computers, Method::Hello, window, pace)
+            .await;
+        // 400 ms at one poll per 200 ms and computer: at most 2 rounds of 4, and a third start
+        // at the very end at most.
+        assert!(tally.ok >= 4 && tally.ok <= 12, "{tally:?}");
+        assert_eq!(tally.distinct, 4);
+        assert_eq!(tally.failed(), 0, "{tally:?}");
+    }
+
     #[tokio::test]
     async fn a_replayed_hello_is_counted_as_a_failure() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -882,7 +1313,7 @@ mod tests {
             base_ticks: epoch_ticks().unwrap(),
         });
         let mut agent = Agent::new(plan, 0);
-        let mut computer = Computer::new(20, "lg-00020".into());
+        let mut computer = Computer::new(20, false);
         agent.call(&mut computer, Method::Hello).await.unwrap();
         computer.sent -= 1;
         let (failure, message) = agent.call(&mut computer, Method::Hello).await.unwrap_err();
