@@ -40,13 +40,13 @@
 #   SERVER_BIN=/tmp/old/oco-server-min bash benches/loadgen.sh   # measure another build (a baseline)
 #   DURATION=15 bash benches/loadgen.sh --fleet                  # a small fleet, 20k/1M
 #   bash benches/loadgen.sh --fleet --data /work/seeds/fleet-200k # a seeded fleet, in place
-#   SERVER_ARGS="--hello-cache 0" bash benches/loadgen.sh --fleet # ours without its hello cache
+#   SERVER_ARGS="--hello-cache-memory 0" bash benches/loadgen.sh --fleet # ours without its hello cache
 #
 # Environment: DURATION (seconds measured, default 60), WARMUP (default 5), CONCURRENCY
 # (default 32), KEEP (keep the temporary directory), PERF (profile the server during each
 # measured window with `perf record -g` and keep the directory: the reports are written next to
 # the server log), SERVER_BIN (the server binary to measure; default: this workspace's release
-# build), SERVER_ARGS (extra options of the server, e.g. "--hello-cache 0"); with --fleet also
+# build), SERVER_ARGS (extra options of the server, e.g. "--hello-cache-memory 0"); with --fleet also
 # INTERVAL (each computer polls at most once per INTERVAL seconds; default: as fast as the
 # server answers), AGENTS (only the first AGENTS computers poll), FLEET_COMPUTERS and FLEET_JOBS
 # (the size of the fleet seeded when no --data is given). Each run prints its figures and a
