@@ -401,6 +401,26 @@ pub fn source_address(server: SocketAddr, index: usize) -> Option<IpAddr> {
     }
 }
 
+/// The address computer `number` connects from when it opens a connection of its own for each
+/// request (as the OCO agent does) to a server on IPv4 loopback: 127.A.B.C, none of the bytes 0
+/// or 255, so about 16 million computers each have one. A computer keeps its address from run
+/// to run, as a real agent keeps its host's, so that a server may rely on it (the hello cache
+/// plans for an address).
+pub fn computer_address(server: SocketAddr, number: usize) -> Option<IpAddr> {
+    match server.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() => {
+            let byte = |value: usize| u8::try_from(1 + value % 254).ok();
+            Some(IpAddr::V4(Ipv4Addr::new(
+                127,
+                u8::try_from(1 + number / (254 * 254)).ok()?,
+                byte(number / 254)?,
+                byte(number)?,
+            )))
+        }
+        _ => None,
+    }
+}
+
 /// Sends `request` on `conn` (connecting first if there is none, from `source` if given) and
 /// reads the response.
 pub async fn exchange(
@@ -470,6 +490,20 @@ pub fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_computer_has_its_own_loopback_address() {
+        let server: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for number in (0..1_100_000).step_by(7).chain([64_515, 64_516, 64_517]) {
+            let address = computer_address(server, number).unwrap();
+            let IpAddr::V4(v4) = address else { panic!("{address}") };
+            assert!(v4.is_loopback(), "{address}");
+            assert!(v4.octets()[1..].iter().all(|&b| b != 0 && b != 255), "{address}");
+            assert!(seen.insert(address), "{number} shares {address}");
+        }
+        assert_eq!(computer_address("[::1]:8080".parse().unwrap(), 1), None);
+    }
+
     use super::*;
     use crate::sqlite::{SEED_1M, SEED_TEST};
 

@@ -16,9 +16,9 @@
 //!   the OCO agent 1.2.0 sends: Python `json.dumps` formatting, its headers, the
 //!   `x-oco-agent-signature` HMAC, a timestamp that strictly increases per computer (the run's
 //!   start in units of 10⁻⁴ s plus a per-computer counter), and a new connection per request
-//!   unless `--keep-alive`. Against a server on IPv4 loopback each agent connects from its own
-//!   address (127.0.1.1, 127.0.1.2, …; see [`source_address`]), as real agents come from hosts
-//!   of their own. `report` first sends one hello per computer to learn its job ids, then
+//!   unless `--keep-alive`. Against a server on IPv4 loopback each computer's connections come
+//!   from its own address, the same in every run ([`computer_address`]), as real agents come
+//!   from hosts of their own (a kept-alive connection from its agent's, [`source_address`]). `report` first sends one hello per computer to learn its job ids, then
 //!   reports Executing (state 2) with output on them in turn, which the server accepts every time.
 //!   Every response must be a 200 with a valid `x-oco-server-signature` (the computer's server
 //!   key) and a `result.timestamp` above the previous one of that computer; anything else is
@@ -59,9 +59,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use oco_benches::agent::{
-    derive_key, envelope, epoch_ticks, exchange, hello_data, keyed, memory_kib, percentile,
-    report_data, request, result_timestamp, seeded_credentials, sign, source_address, HmacSha256,
-    Result, Target,
+    computer_address, derive_key, envelope, epoch_ticks, exchange, hello_data, keyed, memory_kib,
+    percentile, report_data, request, result_timestamp, seeded_credentials, sign, source_address,
+    HmacSha256, Result, Target,
 };
 use oco_benches::fleet::{fleet_hostname, seed_fleet, Class, FleetCase};
 use oco_benches::sqlite::{seed, SEED_1M, SEED_TEST};
@@ -608,12 +608,19 @@ impl Agent {
             self.body.as_bytes(),
             &mut self.request,
         );
+        // A connection per request comes from the computer's own address; a kept-alive one from
+        // the agent's.
+        let source = if self.plan.keep_alive {
+            self.source
+        } else {
+            computer_address(self.plan.target.addr, computer.number as usize).or(self.source)
+        };
         let exchanged = tokio::time::timeout(
             REQUEST_TIMEOUT,
             exchange(
                 &mut self.conn,
                 self.plan.target.addr,
-                self.source,
+                source,
                 &self.request,
                 &mut self.response,
             ),
