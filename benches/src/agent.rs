@@ -496,9 +496,14 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for number in (0..1_100_000).step_by(7).chain([64_515, 64_516, 64_517]) {
             let address = computer_address(server, number).unwrap();
-            let IpAddr::V4(v4) = address else { panic!("{address}") };
+            let IpAddr::V4(v4) = address else {
+                panic!("{address}")
+            };
             assert!(v4.is_loopback(), "{address}");
-            assert!(v4.octets()[1..].iter().all(|&b| b != 0 && b != 255), "{address}");
+            assert!(
+                v4.octets()[1..].iter().all(|&b| b != 0 && b != 255),
+                "{address}"
+            );
             assert!(seen.insert(address), "{number} shares {address}");
         }
         assert_eq!(computer_address("[::1]:8080".parse().unwrap(), 1), None);
