@@ -24,9 +24,11 @@
 #      storage) and oco-server-min on the fleet, both pinned to core 1 (only one is loaded at a
 #      time);
 #   4. runs the generator pinned to core 0, every computer of the fleet in turn, a new connection
-#      per request, A B A B: the mix against the floor, ours, the floor, ours, DURATION seconds
-#      each after WARMUP; then ours for each class alone (deliverable, held, none), DURATION/3
-#      seconds each;
+#      per request: first ours alone for WARM seconds (the cold start: an empty hello cache),
+#      then A B A B: the mix against the floor, ours, the floor, ours, DURATION seconds each
+#      after WARMUP; then a deploy to 100 computers through the admin API and the mix against
+#      ours again (a deploy must not turn the fleet's next polls into misses); then ours for each
+#      class alone (deliverable, held, none), DURATION/3 seconds each;
 #   5. stops both servers (each must exit 0) and prints every run's RESULT line, and for each run
 #      of ours its server CPU per hello as a ratio to the mean of the floor's two runs.
 #
@@ -43,7 +45,8 @@
 #   SERVER_ARGS="--hello-cache-memory 0" bash benches/loadgen.sh --fleet # ours without its hello cache
 #
 # Environment: DURATION (seconds measured, default 60), WARMUP (default 5), CONCURRENCY
-# (default 32), KEEP (keep the temporary directory), PERF (profile the server during each
+# (default 32), WARM (seconds of the cold-start run of --fleet; default DURATION), KEEP (keep the
+# temporary directory), PERF (profile the server during each
 # measured window with `perf record -g` and keep the directory: the reports are written next to
 # the server log), SERVER_BIN (the server binary to measure; default: this workspace's release
 # build), SERVER_ARGS (extra options of the server, e.g. "--hello-cache-memory 0"); with --fleet also
@@ -201,10 +204,41 @@ server_pid=$started_pid
 url=$started_url
 echo "== floor $bin/floor, pid $floor_pid at $floor_url; server $server_bin ${server_args[*]}, pid $server_pid at $url (both pinned to core 1); generator pinned to core 0"
 
+# The cold start: the fleet's first polls of this server process (its hello cache is empty). It
+# runs WARM seconds (default DURATION), long enough for the fleet to poll once at the cold rate,
+# so that the runs after it measure the steady state.
+run_duration=${WARM:-$duration}
+run ours-warm "$server_pid" "$url" "${fleet_args[@]}"
+run_duration=$duration
 run floor-mix-1 "$floor_pid" "$floor_url" "${fleet_args[@]}"
 run ours-mix-1 "$server_pid" "$url" "${fleet_args[@]}"
 run floor-mix-2 "$floor_pid" "$floor_url" "${fleet_args[@]}"
 run ours-mix-2 "$server_pid" "$url" "${fleet_args[@]}"
+
+# A deploy to 100 computers of the fleet, through the admin API: one package to the first 100
+# computers without jobs, in a container that holds its jobs (IP ranges without loopback), so
+# that their hellos still hand out nothing. Then the mix again: a deploy forgets the hello
+# cache's outlooks of those 100 computers only, so the fleet's polls/s and CPU per hello after it
+# are those of the steady state.
+token=$(sed -n 's/^admin-token *= *"\(.*\)"/\1/p' "$data_dir/oco-secrets.toml")
+api="$url/api/v1"
+deploy_body=$(curl -sf -H "Authorization: Bearer $token" "$api/computers?limit=1000" \
+    | python3 -c '
+import json, sys
+page = json.load(sys.stdin)
+# Fleet computer n has no jobs when n % 40 >= 30 (benches/src/fleet.rs).
+ids = [c["id"] for c in page["items"] if int(c["hostname"][3:]) % 40 >= 30][:100]
+print(json.dumps({"container": {"name": "fleet deploy", "policy": {"ip_ranges": "10.0.0.0/8"}},
+                  "computers": ids, "packages": [int(sys.argv[1])]}))
+' "$(curl -sf -H "Authorization: Bearer $token" "$api/packages?limit=1" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["items"][0]["id"])')")
+deployed=$(curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    "$api/containers/deploy" -d "$deploy_body" \
+    | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["container"]["id"], len(d["jobs"]))')
+echo "== deployed container ${deployed% *} with ${deployed#* } jobs to 100 computers"
+run ours-after-deploy "$server_pid" "$url" "${fleet_args[@]}"
+curl -sf -X DELETE -H "Authorization: Bearer $token" "$api/containers/${deployed% *}" >/dev/null
+
 run_duration=$(awk -v d="$duration" 'BEGIN { printf "%g", d / 3 }')
 for class in deliverable held none; do
     run "ours-$class" "$server_pid" "$url" "${fleet_args[@]}" --class "$class"
