@@ -17,8 +17,9 @@
 //!
 //! The held computers share the jobs the deliverable ones leave over evenly
 //! ([`FleetCase::held_jobs`]: at 200,000 computers and 10M jobs, 108 or 109 each; at 1M and 20M,
-//! 42 or 43), Waiting jobs of packages `0, 1, …` in one container per chunk, hold and count. A
-//! hello of a held computer reads all of them, and the planner hands out none.
+//! 42 or 43), Waiting jobs of packages `0, 1, …` in one container per chunk, hold and count. The
+//! planner hands out none of them; a hello that plans (the computer's first poll of a server
+//! process, or one whose outlook the hello cache does not hold) reads all of them.
 //!
 //! [`seed_fleet`] writes the fleet a chunk of [`CHUNK`] computers at a time: the computers
 //! (created one by one), then one [`Store::apply_many`] with their credentials and the containers
