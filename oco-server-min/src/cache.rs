@@ -58,8 +58,9 @@ use serde_json::value::RawValue;
 
 use crate::agent_api::{no_software_jobs, render_software_jobs, JobParts};
 
-/// The memory the cache may use by default, in bytes (128 MiB).
-pub const DEFAULT_MEMORY: u64 = 128 * 1024 * 1024;
+/// The memory the cache may use by default, in bytes (192 MiB): the outlooks of a million-computer
+/// fleet between deployments (`benches/RESULTS.md`) with room to spare, the server within 256 MiB.
+pub const DEFAULT_MEMORY: u64 = 192 * 1024 * 1024;
 
 /// What an entry costs beyond its outlook's own fields and heap: the cache's slot, key and
 /// metadata, the `Arc`'s counts and the allocator's headers (measured, see `benches/RESULTS.md`).

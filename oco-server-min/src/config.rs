@@ -473,7 +473,7 @@ struct Cli {
     /// The memory, in bytes, of the hello cache: what each polling computer with pending jobs
     /// is handed out, kept until its jobs, their origins, the agent's address or a time-frame
     /// edge change it, so that a repeated poll reads only the computer's credentials. A computer
-    /// whose jobs are held takes about 200 bytes, one with 20 jobs to hand out about 5 KiB;
+    /// whose jobs are held takes about 200 bytes, one with 20 jobs to hand out about 1 KiB;
     /// computers without pending jobs take nothing. When full, the least useful entries go
     /// (S3-FIFO). 0 turns the cache off.
     #[arg(long, env = "OCO_HELLO_CACHE_MEMORY", value_name = "BYTES", default_value_t = crate::cache::DEFAULT_MEMORY, value_parser = parse_hello_cache_memory)]
