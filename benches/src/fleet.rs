@@ -56,7 +56,7 @@ use oco_core::store::{AgentCredentials, Change, ChangeSet, DeploySnapshot, NewCo
 
 use crate::agent::{seeded_credentials, Result};
 use crate::sqlite::{package, package_name};
-use crate::{SHORT_IP_LIST, WORKWEEK_FRAMES, ZONE};
+use crate::{SHORT_IP_LIST, ZONE};
 
 /// Classes repeat every this many computer numbers.
 pub const CLASS_CYCLE: usize = 40;
@@ -335,7 +335,7 @@ pub fn seed_fleet(
         }
         for ((class, count), computers) in &held {
             let (label, policy) = match class {
-                Class::HeldByAddress => ("held by address", address_held_policy()),
+                Class::HeldByAddress => ("held by address", crate::sqlite::office_policy()),
                 _ => ("held by time", time_held_policy(&window)),
             };
             let settings = container(
@@ -438,14 +438,6 @@ fn open_policy(index: usize) -> DeliveryPolicy {
     policy.ip_ranges = format!("{SHORT_IP_LIST}, 127.0.0.0/8, ::1")
         .parse()
         .expect("the short list and loopback parse");
-    policy
-}
-
-/// Held by address: the short IP list (no loopback address), Berlin office hours.
-fn address_held_policy() -> DeliveryPolicy {
-    let mut policy = DeliveryPolicy::new(ZONE);
-    policy.ip_ranges = SHORT_IP_LIST.parse().expect("the short list parses");
-    policy.time_frames = WORKWEEK_FRAMES.parse().expect("the workweek frames parse");
     policy
 }
 

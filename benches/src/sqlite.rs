@@ -256,7 +256,7 @@ pub fn seed(store: &dyn Store, case: SeedCase) -> StoreResult<Seeded> {
             enabled: true,
             computer_group: rule_group,
             package_group,
-            policy: rule_policy(),
+            policy: office_policy(),
             created_at: now - Duration::days(60),
         })?
         .id;
@@ -439,7 +439,9 @@ fn container_settings(index: usize, created: DateTime<Utc>) -> ContainerSettings
     }
 }
 
-fn rule_policy() -> DeliveryPolicy {
+/// The short IP list (no loopback address) and Berlin office hours: the seed rule's policy, and
+/// the fleet's held-by-address containers'.
+pub(crate) fn office_policy() -> DeliveryPolicy {
     let mut policy = DeliveryPolicy::new(ZONE);
     policy.ip_ranges = SHORT_IP_LIST.parse().expect("the short list parses");
     policy.time_frames = WORKWEEK_FRAMES.parse().expect("the workweek frames parse");
