@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod gated;
 
 use std::sync::Arc;
 
@@ -29,6 +30,30 @@ fn one_job(server_store: Arc<dyn Store>) -> (Server, oco_core::model::JobId) {
         &[(pc.id, &app)],
     );
     (Server::new(server_store), jobs[0])
+}
+
+/// A computer deleted between a hello's credentials read and its planner snapshot: the hello
+/// starts over and finds no computer (401, as for any unknown computer), rather than failing
+/// (500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_computer_deleted_while_its_hello_plans_is_unknown_not_a_failure() {
+    let gated = Arc::new(gated::Gated::new(gated::Held::PlannerSnapshot));
+    let (server, _) = one_job(gated.clone());
+    let pc1 = gated.computer_by_hostname("pc1").unwrap().unwrap().id;
+    let mut agent = TestAgent::new(server.target(), "pc1");
+    let (reached, release) = gated.hold_next();
+    let hello = tokio::spawn(async move { agent.hello().await });
+    tokio::task::spawn_blocking(move || reached.recv().unwrap())
+        .await
+        .unwrap();
+    gated.delete_computer(pc1, now()).unwrap();
+    release.send(()).unwrap();
+    match hello.await.unwrap() {
+        Err(AgentError::Status(401, body)) => {
+            assert_eq!(body, "Client self-registration is disabled")
+        }
+        other => panic!("a 401 expected: {other:?}"),
+    }
 }
 
 #[tokio::test]

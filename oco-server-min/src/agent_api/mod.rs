@@ -440,6 +440,8 @@ enum HelloRead {
     /// No computer has this hostname.
     Unknown,
     Refused(HelloRefusal),
+    /// The computer was deleted between its lookup and its planner snapshot.
+    Raced,
     Granted {
         computer: ComputerId,
         credentials: AgentCredentials,
@@ -499,7 +501,11 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                         Ok(Err(refusal)) => return Ok(Ok(HelloRead::Refused(refusal))),
                         Err(error) => return Ok(Err(error)),
                     };
-                    let planned = store.hello_outlook(&lookup, now, addr, &settings)?;
+                    let planned = match store.hello_outlook(&lookup, now, addr, &settings) {
+                        Ok(planned) => planned,
+                        Err(StoreError::NotFound { .. }) => return Ok(Ok(HelloRead::Raced)),
+                        Err(error) => return Err(error),
+                    };
                     // The credentials the checks passed on are the ones the commit expects: if
                     // they changed meanwhile, it conflicts and the hello starts over.
                     Ok(Ok(HelloRead::Granted {
@@ -524,6 +530,7 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             HelloRead::Refused(HelloRefusal::TimestampTooOld) => {
                 return Err(ApiError::Unauthorized("Agent timestamp too old"))
             }
+            HelloRead::Raced => continue,
             HelloRead::Granted {
                 computer,
                 credentials,
