@@ -27,10 +27,11 @@
 #      per request: first ours alone for WARM seconds (the cold start: an empty hello cache),
 #      then A B A B: the mix against the floor, ours, the floor, ours, DURATION seconds each
 #      after WARMUP; then a deploy to 100 computers through the admin API and the mix against
-#      ours again (a deploy must not turn the fleet's next polls into misses); then ours for each
-#      class alone (deliverable, held, none), DURATION/3 seconds each;
+#      ours again (a deploy must not turn the fleet's next polls into misses); then each class
+#      alone (deliverable, held, none), the floor then ours, DURATION/3 seconds each;
 #   5. stops both servers (each must exit 0) and prints every run's RESULT line, and for each run
-#      of ours its server CPU per hello as a ratio to the mean of the floor's two runs.
+#      of ours its server CPU per hello as a ratio to the floor's: a class run to the floor's run
+#      of the same class, the others to the mean of the floor's two mix runs.
 #
 # Run from anywhere in the workspace, on a quiet machine with at least 2 cores:
 #
@@ -240,7 +241,10 @@ run ours-after-deploy "$server_pid" "$url" "${fleet_args[@]}"
 curl -sf -X DELETE -H "Authorization: Bearer $token" "$api/containers/${deployed% *}" >/dev/null
 
 run_duration=$(awk -v d="$duration" 'BEGIN { printf "%g", d / 3 }')
+# Each class against the floor on the same class: a class's replies (20 jobs, or none) cost the
+# floor what they cost it, so the ratio is ours over the floor's for the same computers.
 for class in deliverable held none; do
+    run "floor-$class" "$floor_pid" "$floor_url" "${fleet_args[@]}" --class "$class"
     run "ours-$class" "$server_pid" "$url" "${fleet_args[@]}" --class "$class"
 done
 
@@ -255,17 +259,21 @@ server_pid=
 echo "== servers stopped with status $status"
 echo "== summary"
 printf '%s\n' "${results[@]}"
-echo "== server CPU per hello, as a ratio to the floor's (the mean of its two runs)"
+echo "== server CPU per hello, as a ratio to the floor's: a class run to the floor's run of the same class, the other runs to the mean of the floor's two mix runs"
 printf '%s\n' "${results[@]}" | awk '
     { name = $1; sub(/:$/, "", name); cpu = ""
       for (i = 2; i <= NF; i++) if ($i ~ /^server_cpu_ms=/) { cpu = substr($i, 15) }
       names[++n] = name; cpus[n] = cpu
-      if (name ~ /^floor-/) { floor_sum += cpu; floors++ } }
+      if (name ~ /^floor-mix-/) { mix_sum += cpu; mixes++ }
+      else if (name ~ /^floor-/) { class = name; sub(/^floor-/, "", class); floors[class] = cpu } }
     END {
-      if (floors == 0) exit
-      floor = floor_sum / floors
-      printf "floor: %.4f ms per hello\n", floor
-      for (i = 1; i <= n; i++) if (names[i] ~ /^ours-/)
-        printf "%s: %.4f ms per hello, %.2f x the floor\n", names[i], cpus[i], cpus[i] / floor
+      if (mixes == 0) exit
+      mix = mix_sum / mixes
+      printf "floor, mix: %.4f ms per hello\n", mix
+      for (i = 1; i <= n; i++) if (names[i] ~ /^ours-/) {
+        class = names[i]; sub(/^ours-/, "", class)
+        floor = (class in floors) ? floors[class] : mix
+        printf "%s: %.4f ms per hello, %.2f x the floor (%.4f ms)\n", names[i], cpus[i], cpus[i] / floor, floor
+      }
     }'
 [[ "$status" == 0 ]]

@@ -751,22 +751,41 @@ async fn reply_timestamps_increase_across_restarts() {
     }
 }
 
+/// A hello is seen at once: the credentials it commits hold the contact, which is the
+/// computer's last-seen time. Other requests are seen at the next flush.
 #[tokio::test]
-async fn flush_writes_last_seen_times() {
+async fn hellos_are_seen_at_once_other_requests_at_the_flush() {
     let (server, _) = one_job(memory());
     let mut agent = TestAgent::new(server.target(), "pc1");
-    agent.hello().await.unwrap();
+    let jobs = agent.hello().await.unwrap();
     let pc = server.store.computer_by_hostname("pc1").unwrap().unwrap();
-    assert_eq!(pc.last_seen, None);
-    agent_api::flush(&server.state).await.unwrap();
-    let pc = server.store.computer(pc.id).unwrap();
     assert_eq!(pc.last_seen, Some(now()));
+
+    server.clock.advance(oco_core::chrono::Duration::seconds(5));
+    agent
+        .report(jobs[0].id(), 1, None, Some(10), "")
+        .await
+        .unwrap();
+    assert_eq!(server.store.computer(pc.id).unwrap().last_seen, Some(now()));
     // A computer deleted since it was seen does not block the others.
     computer(server.store.as_ref(), "pc2");
     let mut other = TestAgent::new(server.target(), "pc2");
     other.hello().await.unwrap();
-    server.clock.advance(oco_core::chrono::Duration::seconds(5));
-    agent.hello().await.unwrap();
+    let (_, other_jobs) = container(
+        server.store.as_ref(),
+        "c2",
+        policy(SequenceMode::IgnoreFailed),
+        &[(
+            other_id(&server, "pc2"),
+            &plain_package(server.store.as_ref(), "tool", "x"),
+        )],
+    );
+    assert_eq!(other_jobs.len(), 1);
+    let other_job = other.hello().await.unwrap();
+    other
+        .report(other_job[0].id(), 1, None, Some(10), "")
+        .await
+        .unwrap();
     server
         .store
         .delete_computer(other_id(&server, "pc2"), now())

@@ -383,10 +383,15 @@ pub(crate) fn corrupt(what: &'static str, id: i64, reason: String) -> StoreError
 
 // Rows.
 
-/// The selected columns of a computer (table alias `c`), as [`computer_row`] reads them.
+/// The selected columns of a computer (table alias `c`), as [`computer_row`] reads them. Its
+/// last-seen time is the later of its own and its credentials' last contact (which a hello
+/// writes; see migration 6).
 macro_rules! computer_columns {
     () => {
-        "c.id, c.hostname, c.os, c.os_version, c.architecture, c.macs, c.last_seen"
+        "c.id, c.hostname, c.os, c.os_version, c.architecture, c.macs, \
+         coalesce((SELECT max(coalesce(c.last_seen, seen.contact_at), \
+         coalesce(seen.contact_at, c.last_seen)) FROM credentials seen \
+         WHERE seen.computer_id = c.id), c.last_seen)"
     };
 }
 pub(crate) use computer_columns;

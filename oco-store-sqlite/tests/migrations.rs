@@ -512,7 +512,8 @@ fn rule_jobs_written_before_the_job_counts_are_counted() {
     };
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TRIGGER rule_job_counted; DROP TRIGGER rule_job_uncounted;
+        "DROP TRIGGER credentials_keep_last_contact;
+         DROP TRIGGER rule_job_counted; DROP TRIGGER rule_job_uncounted;
          DROP TRIGGER rule_job_recounted; DROP TABLE rule_job_counts;
          DROP INDEX jobs_rule_finished; DROP INDEX jobs_rule_started;
          DROP INDEX jobs_by_container;

@@ -23,7 +23,13 @@ pub struct Computer {
     pub architecture: String,
     /// Network interfaces' MAC addresses, for Wake-on-LAN.
     pub macs: Vec<MacAddress>,
-    /// When the agent last contacted the server; `None` if never.
+    /// When the agent last contacted the server; `None` if never. A store reports the later of
+    /// the time last recorded for the computer ([`Store::set_last_seen`]) and its credentials'
+    /// last contact ([`AgentCredentials::last_contact`]), so a hello, which writes the
+    /// credentials anyway, needs no second write to be seen.
+    ///
+    /// [`Store::set_last_seen`]: crate::store::Store::set_last_seen
+    /// [`AgentCredentials::last_contact`]: crate::store::AgentCredentials::last_contact
     pub last_seen: Option<DateTime<Utc>>,
 }
 

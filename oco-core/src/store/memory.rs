@@ -108,6 +108,16 @@ impl MemoryStore {
 }
 
 impl State {
+    /// Raises `computer`'s last-seen time to the last contact of its new `credentials`.
+    fn contacted(&mut self, computer: ComputerId, credentials: &AgentCredentials) {
+        if let (Some(contact), Some(stored)) = (
+            credentials.last_contact.as_ref(),
+            self.computers.get_mut(&computer),
+        ) {
+            stored.last_seen = stored.last_seen.max(Some(contact.at));
+        }
+    }
+
     fn computer(&self, id: ComputerId) -> StoreResult<&Computer> {
         self.computers
             .get(&id)
@@ -439,6 +449,7 @@ impl State {
                     });
                 }
                 self.credentials.insert(*computer, credentials.clone());
+                self.contacted(*computer, credentials);
             }
             Change::SetLastSeen { computer, at } => {
                 let stored = self
@@ -646,11 +657,16 @@ impl Store for MemoryStore {
 
     fn set_last_seen(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<()> {
         let mut state = self.lock();
+        let contact = state
+            .credentials
+            .get(&id)
+            .and_then(|credentials| credentials.last_contact.as_ref())
+            .map(|contact| contact.at);
         let computer = state
             .computers
             .get_mut(&id)
             .ok_or_else(|| not_found("computer", id))?;
-        computer.last_seen = Some(at);
+        computer.last_seen = Some(at).max(contact);
         Ok(())
     }
 
@@ -664,6 +680,7 @@ impl Store for MemoryStore {
         let mut state = self.lock();
         state.computer(id)?;
         state.credentials.insert(id, credentials.clone());
+        state.contacted(id, credentials);
         Ok(())
     }
 

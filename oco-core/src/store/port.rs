@@ -122,7 +122,9 @@ pub trait Store: Send + Sync {
     fn computer_by_hostname(&self, hostname: &str) -> StoreResult<Option<Computer>>;
     /// Computers by id.
     fn list_computers(&self, page: Page) -> StoreResult<Vec<Computer>>;
-    /// Records that the computer's agent was seen at `at`.
+    /// Records that the computer's agent was seen at `at`. The computer's
+    /// [`last_seen`](crate::model::Computer::last_seen) is then the later of `at` and its
+    /// credentials' last contact.
     fn set_last_seen(&self, id: ComputerId, at: DateTime<Utc>) -> StoreResult<()>;
     /// The computer's agent credentials (all `None` before the first hello).
     fn credentials(&self, id: ComputerId) -> StoreResult<AgentCredentials>;

@@ -137,6 +137,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
     ("job_summary_matches_the_jobs", job_summary_matches_the_jobs),
     (
+        "last_seen_includes_the_last_contact",
+        last_seen_includes_the_last_contact,
+    ),
+    (
         "rule_job_computers_are_those_of_its_jobs",
         rule_job_computers_are_those_of_its_jobs,
     ),
@@ -622,6 +626,94 @@ pub fn agent_state_in_change_sets(make: MakeStore<'_>) {
             "agent state of a missing computer",
         );
     }
+}
+
+/// A computer's last-seen time is the later of the time last recorded for it and its
+/// credentials' last contact, in every read of the computer; replacing the credentials with an
+/// earlier contact or none (a key reset) does not move it back.
+pub fn last_seen_includes_the_last_contact(make: MakeStore<'_>) {
+    let store = make();
+    let pc = store.create_computer(new_computer("pc1")).unwrap();
+    let contacted = |seconds: Option<i64>| AgentCredentials {
+        agent_key: Some("agent".into()),
+        last_contact: seconds.map(|seconds| crate::store::AgentContact {
+            at: at(seconds),
+            address: "10.0.0.1".parse().unwrap(),
+            agent_version: None,
+        }),
+        ..AgentCredentials::default()
+    };
+    let seen = |context: &str| {
+        let computer = store.computer(pc.id).unwrap();
+        assert_eq!(
+            store.computer_by_hostname("PC1").unwrap().as_ref(),
+            Some(&computer),
+            "{context}: by hostname"
+        );
+        assert_eq!(
+            store.list_computers(Page::first(10)).unwrap(),
+            vec![computer.clone()],
+            "{context}: listed"
+        );
+        assert_eq!(
+            store.planner_snapshot(pc.id).unwrap().computer,
+            computer,
+            "{context}: planner snapshot"
+        );
+        assert_eq!(
+            store.deploy_snapshot().unwrap().computers.get(&pc.id),
+            Some(&computer),
+            "{context}: deploy snapshot"
+        );
+        computer.last_seen
+    };
+    assert_eq!(seen("new"), None);
+
+    // A hello's write: the contact is the last-seen time.
+    apply(
+        store.as_ref(),
+        vec![Change::SetCredentials {
+            computer: pc.id,
+            expected: AgentCredentials::default(),
+            credentials: contacted(Some(20)),
+        }],
+    );
+    assert_eq!(seen("after a contact"), Some(at(20)));
+    // An earlier recorded time leaves the contact; a later one wins.
+    store.set_last_seen(pc.id, at(10)).unwrap();
+    assert_eq!(seen("recorded before the contact"), Some(at(20)));
+    apply(
+        store.as_ref(),
+        vec![Change::SetLastSeen {
+            computer: pc.id,
+            at: at(30),
+        }],
+    );
+    assert_eq!(seen("recorded after the contact"), Some(at(30)));
+    // A later contact, by the setter.
+    store.set_credentials(pc.id, &contacted(Some(40))).unwrap();
+    assert_eq!(seen("a later contact"), Some(at(40)));
+    // A key reset clears the contact; the time it held stays.
+    store.set_credentials(pc.id, &contacted(None)).unwrap();
+    assert_eq!(store.credentials(pc.id).unwrap(), contacted(None));
+    assert_eq!(seen("contact cleared by the setter"), Some(at(40)));
+    apply(
+        store.as_ref(),
+        vec![Change::SetCredentials {
+            computer: pc.id,
+            expected: contacted(None),
+            credentials: contacted(Some(50)),
+        }],
+    );
+    apply(
+        store.as_ref(),
+        vec![Change::SetCredentials {
+            computer: pc.id,
+            expected: contacted(Some(50)),
+            credentials: contacted(Some(45)),
+        }],
+    );
+    assert_eq!(seen("an earlier contact in a change set"), Some(at(50)));
 }
 
 /// Families and packages: every field round-trips; names and versions are unique; references

@@ -564,7 +564,8 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             }
             Err(error) => return Err(error.into()),
         }
-        state.agent().saw(computer, now);
+        // No `saw`: the credentials just written hold the contact, which is the computer's
+        // last-seen time (a hello writes one row).
         state.agent().replies.stored(computer, issued, reserve, now);
         let outlook = &planned.outlook;
         tracing::debug!(
