@@ -150,38 +150,7 @@ impl ParseError {
     /// (marked with `...`); control characters (tabs too) are shown as spaces so the caret lines
     /// up.
     pub fn render(&self, input: &str) -> String {
-        const CONTEXT: usize = 40;
-        let start = floor_char_boundary(input, self.span.start.min(input.len()));
-        let end = floor_char_boundary(input, self.span.end.clamp(start, input.len()));
-
-        let before: Vec<char> = input[..start].chars().collect();
-        let marked: Vec<char> = input[start..end].chars().collect();
-        let after: Vec<char> = input[end..].chars().collect();
-        let before_cut = before.len().saturating_sub(CONTEXT);
-        let after_keep = after.len().min(CONTEXT);
-
-        let mut line = String::new();
-        let mut carets = String::new();
-        if before_cut > 0 {
-            line.push_str("...");
-            carets.push_str("   ");
-        }
-        for &c in &before[before_cut..] {
-            line.push(printable(c));
-            carets.push(' ');
-        }
-        for &c in &marked {
-            line.push(printable(c));
-            carets.push('^');
-        }
-        if marked.is_empty() {
-            carets.push('^');
-        }
-        line.extend(after[..after_keep].iter().map(|&c| printable(c)));
-        if after_keep < after.len() {
-            line.push_str("...");
-        }
-        format!("{self}\n{line}\n{carets}")
+        render_span(&self.to_string(), input, &self.span)
     }
 
     pub(crate) fn new(kind: ErrorKind, span: Range<usize>) -> Self {
@@ -199,6 +168,44 @@ impl ParseError {
         });
         self
     }
+}
+
+/// `message`, then `input` and a caret line under `span`: long inputs are cut to a window around
+/// the span (marked with `...`), and control characters (tabs too) are shown as spaces so that
+/// the caret lines up.
+pub(super) fn render_span(message: &str, input: &str, span: &Range<usize>) -> String {
+    const CONTEXT: usize = 40;
+    let start = floor_char_boundary(input, span.start.min(input.len()));
+    let end = floor_char_boundary(input, span.end.clamp(start, input.len()));
+
+    let before: Vec<char> = input[..start].chars().collect();
+    let marked: Vec<char> = input[start..end].chars().collect();
+    let after: Vec<char> = input[end..].chars().collect();
+    let before_cut = before.len().saturating_sub(CONTEXT);
+    let after_keep = after.len().min(CONTEXT);
+
+    let mut line = String::new();
+    let mut carets = String::new();
+    if before_cut > 0 {
+        line.push_str("...");
+        carets.push_str("   ");
+    }
+    for &c in &before[before_cut..] {
+        line.push(printable(c));
+        carets.push(' ');
+    }
+    for &c in &marked {
+        line.push(printable(c));
+        carets.push('^');
+    }
+    if marked.is_empty() {
+        carets.push('^');
+    }
+    line.extend(after[..after_keep].iter().map(|&c| printable(c)));
+    if after_keep < after.len() {
+        line.push_str("...");
+    }
+    format!("{message}\n{line}\n{carets}")
 }
 
 impl fmt::Display for ParseError {

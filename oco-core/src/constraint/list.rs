@@ -25,7 +25,17 @@ pub(super) struct RawEntry<'a> {
 /// accepted must parse again from its canonical form.
 pub(super) fn parse_list<T: fmt::Display>(
     input: &str,
+    parse_entry: impl FnMut(&RawEntry<'_>) -> Result<T, ParseError>,
+) -> Result<Vec<T>, ParseError> {
+    parse_list_spanned(input, parse_entry, |_| {})
+}
+
+/// [`parse_list`], calling `span` with each entry's byte range in `input` (from its `!`, if any,
+/// to its end, without the white space around it), in order.
+pub(super) fn parse_list_spanned<T: fmt::Display>(
+    input: &str,
     mut parse_entry: impl FnMut(&RawEntry<'_>) -> Result<T, ParseError>,
+    mut span: impl FnMut(std::ops::Range<usize>),
 ) -> Result<Vec<T>, ParseError> {
     if input.len() > MAX_INPUT_LEN {
         let mut start = MAX_INPUT_LEN;
@@ -79,6 +89,7 @@ pub(super) fn parse_list<T: fmt::Display>(
             )));
         }
         entries.push(entry);
+        span(text_offset..text_offset + text.len());
     }
     Ok(entries)
 }
@@ -146,6 +157,18 @@ macro_rules! text_impls {
             fn from_str(input: &str) -> Result<Self, Self::Err> {
                 let entries = list::parse_list(input, parse_entry)?;
                 Ok($list { entries })
+            }
+        }
+
+        impl $list {
+            /// Parses `input` as `FromStr` does, with each entry's byte range in `input`.
+            pub(super) fn parse_spanned(
+                input: &str,
+            ) -> Result<(Self, Vec<std::ops::Range<usize>>), ParseError> {
+                let mut spans = Vec::new();
+                let entries =
+                    list::parse_list_spanned(input, parse_entry, |span| spans.push(span))?;
+                Ok(($list { entries }, spans))
             }
         }
 

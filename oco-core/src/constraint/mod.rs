@@ -40,11 +40,13 @@
 
 mod error;
 mod ip;
+mod lint;
 mod list;
 mod time;
 
 pub use error::{ErrorKind, ParseError};
 pub use ip::{IpEntry, IpMatcher, IpRanges};
+pub use lint::{lint_ip_entries, Finding, FindingKind};
 pub use time::{DayRange, TimeFrame, TimeFrames, TimeWindow, WeekMatcher};
 
 /// The longest constraint text accepted, in bytes (64 KiB).

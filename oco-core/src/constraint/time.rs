@@ -82,7 +82,7 @@ pub struct WeekMatcher {
 }
 
 const MINUTES_PER_DAY: u16 = 24 * 60;
-const MINUTES_PER_WEEK: usize = 7 * MINUTES_PER_DAY as usize;
+pub(super) const MINUTES_PER_WEEK: usize = 7 * MINUTES_PER_DAY as usize;
 const WEEK_WORDS: usize = MINUTES_PER_WEEK.div_ceil(64);
 const WEEK: [Weekday; 7] = [
     Weekday::Mon,
@@ -181,7 +181,7 @@ impl TimeFrame {
 
     /// Calls `paint(start, end)` for each range of minutes of the week (Monday 00:00 is 0) that
     /// the entry contains.
-    fn for_each_week_range(&self, mut paint: impl FnMut(usize, usize)) {
+    pub(super) fn for_each_week_range(&self, mut paint: impl FnMut(usize, usize)) {
         let day_len = usize::from(MINUTES_PER_DAY);
         for (day, weekday) in WEEK.into_iter().enumerate() {
             if !self.days.is_none_or(|days| days.contains(weekday)) {
