@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use oco_benches::{
-    expected_ip_verdicts, frame_lists, instants, ip_lookups, local_times, long_ip_list,
-    minute_scan_next_open, short_ip_list, NaiveIpScan, INSTANT_COUNT, LONG_IP_COUNTS, LOOKUP_COUNT,
-    ZONE,
+    brute_force_ip_lint, brute_force_time_lint, expected_ip_verdicts, frame_lists, instants,
+    ip_lookups, local_times, long_ip_list, minute_scan_next_open, short_ip_list, BruteLint,
+    NaiveIpScan, INSTANT_COUNT, LONG_IP_COUNTS, LOOKUP_COUNT, ZONE,
 };
-use oco_core::constraint::{IpEntry, IpMatcher};
+use oco_core::constraint::{lint_ip_entries, IpEntry, IpMatcher};
 
 /// IP check, short list (parsed text, `IpRanges::compile`): `IpMatcher::allows` against the
 /// naive `ipnet` scan.
@@ -155,6 +155,57 @@ fn next_open(c: &mut Criterion) {
     group.finish();
 }
 
+/// The constraint lint on the long IP lists and the two time-frame lists, against the
+/// brute-force baseline (`brute_force_ip_lint`, `brute_force_time_lint`: each entry removed in
+/// turn, the list compiled again and compared). The baseline is quadratic: at 10,000 entries it
+/// takes about a minute per lint, so that list is measured without it.
+fn lint(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lint");
+    for count in LONG_IP_COUNTS {
+        let entries = long_ip_list(count);
+        let expected = BruteLint::from_findings(&lint_ip_entries(&entries));
+        group.bench_function(BenchmarkId::new("ip", count), |b| {
+            b.iter(|| {
+                let findings = lint_ip_entries(black_box(&entries));
+                assert_eq!(
+                    findings.len(),
+                    expected.never_applies.len() + expected.removable.len()
+                );
+                findings
+            });
+        });
+        if count <= 1_000 {
+            let brute = brute_force_ip_lint(&entries);
+            assert!(
+                brute.matches(&expected),
+                "the lint and brute force disagree on the {count}-entry list: {brute:?} against {expected:?}"
+            );
+            group.bench_function(BenchmarkId::new("ip_brute_force", count), |b| {
+                b.iter(|| assert_eq!(&brute_force_ip_lint(black_box(&entries)), &brute));
+            });
+        }
+    }
+    for (name, frames) in frame_lists() {
+        let expected = BruteLint::from_findings(&frames.lint());
+        let brute = brute_force_time_lint(&frames);
+        assert!(
+            brute.matches(&expected),
+            "{name}: {brute:?} against {expected:?}"
+        );
+        group.bench_function(BenchmarkId::new("time", name), |b| {
+            b.iter(|| {
+                let findings = black_box(&frames).lint();
+                assert_eq!(BruteLint::from_findings(&findings), expected);
+                findings
+            });
+        });
+        group.bench_function(BenchmarkId::new("time_brute_force", name), |b| {
+            b.iter(|| assert_eq!(&brute_force_time_lint(black_box(&frames)), &brute));
+        });
+    }
+    group.finish();
+}
+
 /// Adds `matcher`'s check and the naive scan of `entries` (the list it was compiled from) to
 /// `group`, with the entry count as parameter.
 fn ip_check(
@@ -200,6 +251,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = constraints;
     config = config();
-    targets = ip_check_short, ip_check_long, ip_compile, time_check_local, time_check_at, next_open
+    targets = ip_check_short, ip_check_long, ip_compile, time_check_local, time_check_at, next_open, lint
 }
 criterion_main!(constraints);

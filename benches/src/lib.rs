@@ -30,9 +30,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use oco_core::chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
+use oco_core::chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use oco_core::chrono_tz::Tz;
-use oco_core::constraint::{IpEntry, IpRanges, TimeFrames};
+use oco_core::constraint::{IpEntry, IpMatcher, IpRanges, TimeFrames};
 
 pub mod agent;
 pub mod fleet;
@@ -513,5 +513,150 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+/// What the lint baseline finds: the entries (0-based) that are never the first match, and those
+/// whose removal changes no verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BruteLint {
+    /// Entries that never decide anything.
+    pub never_applies: Vec<usize>,
+    /// Entries whose removal alone changes no verdict.
+    pub removable: Vec<usize>,
+}
+
+impl BruteLint {
+    /// The same sets from `oco_core`'s findings: shadowed entries never apply; redundant ones
+    /// decide somewhere but are removable (shadowed ones are left out of `removable`, which the
+    /// comparison in [`BruteLint::matches`] allows for).
+    pub fn from_findings(findings: &[oco_core::constraint::Finding]) -> BruteLint {
+        use oco_core::constraint::FindingKind;
+        let numbered = |wanted: fn(&FindingKind) -> bool| {
+            findings
+                .iter()
+                .filter(|f| wanted(f.kind()))
+                .filter_map(|f| f.entry_number().map(|n| n - 1))
+                .collect()
+        };
+        BruteLint {
+            never_applies: numbered(|k| matches!(k, FindingKind::Shadowed { .. })),
+            removable: numbered(|k| matches!(k, FindingKind::Redundant)),
+        }
+    }
+
+    /// Whether the lint's sets (`from_findings`) agree with these: the same entries never apply,
+    /// and the redundant ones are the removable entries that do apply.
+    pub fn matches(&self, lint: &BruteLint) -> bool {
+        let redundant: Vec<usize> = self
+            .removable
+            .iter()
+            .copied()
+            .filter(|entry| !self.never_applies.contains(entry))
+            .collect();
+        self.never_applies == lint.never_applies && redundant == lint.removable
+    }
+}
+
+/// The lint baseline for IP lists: for each entry, a scan of the list at one address of every
+/// stretch on which no entry begins or ends (is it ever the first match?), and the list compiled
+/// without it and compared at those addresses (does removing it change a verdict?). Quadratic.
+pub fn brute_force_ip_lint(entries: &[IpEntry]) -> BruteLint {
+    let mapped_last = (0xffff_u128 << 32) | 0xffff_ffff;
+    let mapped = (0xffff_u128 << 32)..=mapped_last;
+    let mut points: Vec<IpAddr> = vec![
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        IpAddr::V6(Ipv6Addr::from(mapped_last + 1)),
+    ];
+    for entry in entries {
+        match entry.network() {
+            IpNet::V4(net) => {
+                points.push(IpAddr::V4(net.network()));
+                if let Some(next) = u32::from(net.broadcast()).checked_add(1) {
+                    points.push(IpAddr::V4(next.into()));
+                }
+            }
+            IpNet::V6(net) => {
+                points.push(IpAddr::V6(net.network()));
+                if let Some(next) = u128::from(net.broadcast()).checked_add(1) {
+                    if !mapped.contains(&next) {
+                        points.push(IpAddr::V6(next.into()));
+                    }
+                }
+            }
+        }
+    }
+    points.sort_unstable();
+    points.dedup();
+    let first_match = |addr: &IpAddr| entries.iter().position(|e| e.network().contains(addr));
+    let mut applies = vec![false; entries.len()];
+    for point in &points {
+        if let Some(first) = first_match(point) {
+            applies[first] = true;
+        }
+    }
+    let whole = IpMatcher::new(entries.iter().copied());
+    let verdicts: Vec<bool> = points.iter().map(|&p| whole.allows(p)).collect();
+    let removable = (0..entries.len())
+        .filter(|&removed| {
+            let rest = IpMatcher::new(
+                entries
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != removed)
+                    .map(|(_, e)| *e),
+            );
+            points
+                .iter()
+                .zip(&verdicts)
+                .all(|(&p, &verdict)| rest.allows(p) == verdict)
+        })
+        .collect();
+    BruteLint {
+        never_applies: (0..entries.len()).filter(|&i| !applies[i]).collect(),
+        removable,
+    }
+}
+
+/// The lint baseline for time frames: every minute of a week scanned for its first entry, and
+/// the list without each entry compared with the list at every minute.
+pub fn brute_force_time_lint(frames: &TimeFrames) -> BruteLint {
+    let monday = NaiveDate::from_ymd_opt(2026, 11, 23)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .expect("a valid Monday");
+    let minutes: Vec<NaiveDateTime> = (0..7 * 24 * 60)
+        .map(|m| monday + Duration::minutes(m))
+        .collect();
+    let entries = frames.entries();
+    let mut applies = vec![false; entries.len()];
+    for &minute in &minutes {
+        if let Some(first) = entries.iter().position(|e| e.contains_local(minute)) {
+            applies[first] = true;
+        }
+    }
+    let whole = frames.compile();
+    let verdicts: Vec<bool> = minutes.iter().map(|&m| whole.allows_local(m)).collect();
+    let removable = (0..entries.len())
+        .filter(|&removed| {
+            let rest: TimeFrames = entries
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != removed)
+                .map(|(_, e)| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+                .parse()
+                .expect("a sublist parses");
+            let rest = rest.compile();
+            minutes
+                .iter()
+                .zip(&verdicts)
+                .all(|(&m, &verdict)| rest.allows_local(m) == verdict)
+        })
+        .collect();
+    BruteLint {
+        never_applies: (0..entries.len()).filter(|&i| !applies[i]).collect(),
+        removable,
     }
 }

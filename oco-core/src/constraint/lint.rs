@@ -9,7 +9,7 @@
 //! the verdict for what nothing matches) is redundant.
 
 use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::ops::Range;
 
 use ipnet::IpNet;
@@ -371,11 +371,23 @@ fn canonical_spans<T: fmt::Display>(entries: &[T]) -> Vec<Range<usize>> {
     let mut spans = Vec::with_capacity(entries.len());
     let mut at = 0;
     for entry in entries {
-        let len = entry.to_string().len();
-        spans.push(at..at + len);
-        at += len + ", ".len();
+        let mut len = Length(0);
+        // Writing into a counter cannot fail.
+        let _ = write!(len, "{entry}");
+        spans.push(at..at + len.0);
+        at += len.0 + ", ".len();
     }
     spans
+}
+
+/// Counts the bytes written to it.
+struct Length(usize);
+
+impl fmt::Write for Length {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -641,32 +653,30 @@ impl IpCovers {
                 last: u128::from(net.broadcast()),
             },
         };
-        // The distinct networks, each with the two lowest entry indices that have it.
-        let mut ids: HashMap<Node, usize> = HashMap::new();
-        let mut nodes: Vec<(Node, u32, u32)> = Vec::new();
-        let mut node_of = Vec::with_capacity(entries.len());
-        for (index, entry) in entries.iter().enumerate() {
-            let key = node(entry.network());
-            let id = *ids.entry(key).or_insert_with(|| {
-                nodes.push((key, NONE, NONE));
-                nodes.len() - 1
-            });
-            let (_, lowest, next) = &mut nodes[id];
-            // Indices come in increasing order.
-            let index = u32::try_from(index).unwrap_or(NONE - 2);
-            if *lowest == NONE {
-                *lowest = index;
-            } else if *next == NONE {
-                *next = index;
-            }
-            node_of.push(id);
-        }
-        let mut order: Vec<usize> = (0..nodes.len()).collect();
-        order.sort_unstable_by_key(|&id| {
-            let (node, _, _) = nodes[id];
-            // Within a family by start, the larger network first.
-            (node.v6, node.first, std::cmp::Reverse(node.last))
+        // The entries in sweep order: by family, then by start, the larger network first, then
+        // in list order; equal networks are adjacent and become one node, which keeps the two
+        // lowest indices.
+        let mut sorted: Vec<(Node, u32)> = entries
+            .iter()
+            .zip(0..)
+            .map(|(entry, index)| (node(entry.network()), index))
+            .collect();
+        sorted.sort_unstable_by_key(|&(node, index)| {
+            (node.v6, node.first, std::cmp::Reverse(node.last), index)
         });
+        let mut nodes: Vec<(Node, u32, u32)> = Vec::new();
+        let mut node_of = vec![0; entries.len()];
+        for (key, index) in sorted {
+            match nodes.last_mut() {
+                Some((last, _, next)) if *last == key => {
+                    if *next == NONE {
+                        *next = index;
+                    }
+                }
+                _ => nodes.push((key, index, NONE)),
+            }
+            node_of[index as usize] = nodes.len() - 1;
+        }
 
         let mut starts: Vec<(bool, u128)> = Vec::new();
         let mut segments = Segments {
@@ -674,21 +684,18 @@ impl IpCovers {
             second: Vec::new(),
         };
         let mut ranges = vec![0..0; nodes.len()];
-        for v6 in [false, true] {
-            let family: Vec<usize> = order
-                .iter()
-                .copied()
-                .filter(|&id| nodes[id].0.v6 == v6)
-                .collect();
+        // IPv4 nodes come first.
+        let split = nodes.partition_point(|(node, _, _)| !node.v6);
+        for (v6, family) in [(false, 0..split), (true, split..nodes.len())] {
             let from = starts.len();
-            sweep(v6, &family, &nodes, &mut starts, &mut segments);
+            sweep(v6, &nodes[family.clone()], &mut starts, &mut segments);
             // Each node's segments: from the one holding its first address to the one holding
             // its last.
             let family_starts = &starts[from..];
             let at = |address: u128| {
                 from + family_starts.partition_point(|&(_, start)| start <= address) - 1
             };
-            for &id in &family {
+            for id in family {
                 let (node, _, _) = nodes[id];
                 ranges[id] = at(node.first)..at(node.last) + 1;
             }
@@ -702,12 +709,12 @@ impl IpCovers {
     }
 }
 
-/// Cuts one family's address space at the ends of its nodes (sorted by start, larger first),
+/// Cuts one family's address space at the ends of its nodes (sorted by start, larger first,
+/// each with its two lowest entry indices),
 /// appending the segments' starts and first and second entries. In IPv6, the IPv4-mapped block
 /// is a segment of its own, outside the space.
 fn sweep(
     v6: bool,
-    family: &[usize],
     nodes: &[(Node, u32, u32)],
     starts: &mut Vec<(bool, u128)>,
     segments: &mut Segments,
@@ -724,8 +731,7 @@ fn sweep(
     };
     let order = |node: &Node| (node.first, std::cmp::Reverse(node.last));
     let mut mapped_pending = v6;
-    for &id in family {
-        let (node, lowest, next) = nodes[id];
+    for &(node, lowest, next) in nodes {
         if mapped_pending && order(&node) > order(&mapped) {
             mapped_pending = false;
             sweep.open(mapped, OUTSIDE, OUTSIDE);

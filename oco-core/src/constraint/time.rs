@@ -168,6 +168,23 @@ impl TimeFrame {
         self.window
     }
 
+    /// Whether the entry covers the local wall-clock time `local`, whether it is negated or not
+    /// (what it decides there, if it is the first entry to cover it).
+    ///
+    /// ```
+    /// use oco_core::constraint::TimeFrames;
+    /// use oco_core::chrono::NaiveDate;
+    ///
+    /// let frames: TimeFrames = "!FRI 22:00-02:00".parse()?;
+    /// // Saturday 2026-11-28, 01:30.
+    /// let saturday = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap().and_hms_opt(1, 30, 0).unwrap();
+    /// assert!(frames.entries()[0].contains_local(saturday));
+    /// # Ok::<(), oco_core::constraint::ParseError>(())
+    /// ```
+    pub fn contains_local(&self, local: NaiveDateTime) -> bool {
+        self.contains(local.weekday(), minute_of_day(local))
+    }
+
     fn contains(&self, day: Weekday, minute: u16) -> bool {
         let on = |day: Weekday| self.days.is_none_or(|days| days.contains(day));
         match self.window {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
-use super::policy::{policy_or_default, PolicyInput};
+use super::policy::{policy_or_default, PolicyInput, Warning};
 use super::{blocking, heavy, list_page, HeavyGate};
 use crate::AppState;
 
@@ -88,18 +88,18 @@ impl From<&JobContainer> for SettingsInput {
 }
 
 impl SettingsInput {
-    /// The settings; errors name fields under `prefix` (`"container."` in a deploy, `""` in an
-    /// edit).
+    /// The settings and the constraint lint's warnings on them; errors and warnings name fields
+    /// under `prefix` (`"container."` in a deploy, `""` in an edit).
     fn into_settings(
         self,
         zone: Tz,
         now: DateTime<Utc>,
         prefix: &str,
-    ) -> ApiResult<ContainerSettings> {
+    ) -> ApiResult<(ContainerSettings, Vec<Warning>)> {
         let within = |field: &str| format!("{prefix}{field}");
-        let policy = policy_or_default(self.policy, zone, &within("policy"))?;
+        let (policy, warnings) = policy_or_default(self.policy, zone, &within("policy"))?;
         let schedule = Schedule::new(self.start.unwrap_or(now), self.end);
-        Ok(ContainerSettings {
+        let settings = ContainerSettings {
             name: Name::new(&within("name"), &self.name)?,
             notes: {
                 check_text(&within("notes"), &self.notes, MAX_NOTES_CHARS, true)?;
@@ -117,7 +117,8 @@ impl SettingsInput {
                 sent_at: None,
             },
             self_service: self.self_service,
-        })
+        };
+        Ok((settings, warnings))
     }
 }
 
@@ -154,11 +155,24 @@ struct AssignmentRef {
     package: PackageId,
 }
 
-/// A created container and its jobs.
+/// A created container, its jobs, and the constraint lint's warnings on its policy.
 #[derive(Debug, Serialize)]
 struct Created {
     container: JobContainer,
     jobs: Vec<CreatedJob>,
+    /// Present only when the lint found something.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<Warning>,
+}
+
+/// An edited container (its fields), and the constraint lint's warnings on its policy.
+#[derive(Debug, Serialize)]
+struct Edited {
+    #[serde(flatten)]
+    container: JobContainer,
+    /// Present only when the lint found something.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<Warning>,
 }
 
 /// A job of a created container: enough to tell the jobs apart without fetching each.
@@ -193,7 +207,11 @@ struct Renewed {
 
 /// Applies a change set creating one container and answers with it (built from the change set:
 /// nothing is read after the write, so a failed read cannot turn a done write into an error).
-fn create(store: &dyn Store, changes: &ChangeSet) -> ApiResult<(StatusCode, Json<Created>)> {
+fn create(
+    store: &dyn Store,
+    changes: &ChangeSet,
+    warnings: Vec<Warning>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
     let applied = store.apply(changes)?;
     let created = changes.changes.iter().find_map(|change| match change {
         Change::CreateContainer { container, jobs } => Some((container.clone(), jobs)),
@@ -223,7 +241,14 @@ fn create(store: &dyn Store, changes: &ChangeSet) -> ApiResult<(StatusCode, Json
             sequence: job.sequence,
         })
         .collect();
-    Ok((StatusCode::CREATED, Json(Created { container, jobs })))
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            container,
+            jobs,
+            warnings,
+        }),
+    ))
 }
 
 async fn deploy_container(
@@ -231,10 +256,12 @@ async fn deploy_container(
     Body(input): Body<DeployInput>,
 ) -> ApiResult<(StatusCode, Json<Created>)> {
     let now = state.clock().now();
-    let request = DeployRequest {
-        container: input
+    let (container, warnings) =
+        input
             .container
-            .into_settings(state.options().time_zone, now, "container.")?,
+            .into_settings(state.options().time_zone, now, "container.")?;
+    let request = DeployRequest {
+        container,
         computers: input.computers,
         computer_groups: input.computer_groups,
         packages: input.packages,
@@ -245,7 +272,7 @@ async fn deploy_container(
         let store = state.store().as_ref();
         let snapshot = store.deploy_snapshot()?;
         let changes = deploy::deploy(&request, &snapshot, now)?;
-        create(store, &changes)
+        create(store, &changes, warnings)
     })
     .await
 }
@@ -255,10 +282,12 @@ async fn uninstall_container(
     Body(input): Body<UninstallInput>,
 ) -> ApiResult<(StatusCode, Json<Created>)> {
     let now = state.clock().now();
-    let request = UninstallRequest {
-        container: input
+    let (container, warnings) =
+        input
             .container
-            .into_settings(state.options().time_zone, now, "container.")?,
+            .into_settings(state.options().time_zone, now, "container.")?;
+    let request = UninstallRequest {
+        container,
         assignments: input
             .assignments
             .iter()
@@ -269,7 +298,7 @@ async fn uninstall_container(
         let store = state.store().as_ref();
         let snapshot = store.deploy_snapshot()?;
         let changes = deploy::uninstall(&request, &snapshot, now)?;
-        create(store, &changes)
+        create(store, &changes, warnings)
     })
     .await
 }
@@ -315,12 +344,14 @@ async fn edit(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     patch: Patch,
-) -> ApiResult<Json<JobContainer>> {
+) -> ApiResult<Json<Edited>> {
     let zone = state.options().time_zone;
     let now = state.clock().now();
     blocking(move || {
-        update(state.store().as_ref(), ContainerId(id), |container| {
-            let settings = patch
+        let mut warnings = Vec::new();
+        let Json(container) = update(state.store().as_ref(), ContainerId(id), |container| {
+            let settings;
+            (settings, warnings) = patch
                 .apply(&SettingsInput::from(&*container))?
                 .into_settings(zone, now, "")?;
             container.name = settings.name;
@@ -333,7 +364,11 @@ async fn edit(
             container.wol.shutdown_after = settings.wol.shutdown_after;
             container.self_service = settings.self_service;
             Ok(())
-        })
+        })?;
+        Ok(Json(Edited {
+            container,
+            warnings,
+        }))
     })
     .await
 }

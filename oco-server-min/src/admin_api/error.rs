@@ -37,10 +37,10 @@ struct ErrorBody {
 }
 
 /// A byte span of the field's text.
-#[derive(Debug, Serialize)]
-struct Position {
-    start: usize,
-    end: usize,
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Position {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// The result of a handler.

@@ -3,14 +3,17 @@
 //! `explain` plans the job's computer at the current time for an address: the one given with
 //! `?address=`, else that of the computer's last accepted hello (the answer says which, as
 //! `address_source`). With neither, it answers `deliverable` or `held` only when every address
-//! gets that answer, and `depends-on-address` otherwise.
+//! gets that answer, and `depends-on-address` otherwise. Its `findings` are those of the
+//! constraint lint on the origin's policy that bear on this verdict (see [`bearing`]).
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use oco_core::model::{ComputerId, Job, JobId, JobState, Origin, PackageId};
+use oco_core::chrono::{DateTime, Utc};
+use oco_core::constraint::{Finding, FindingKind};
+use oco_core::model::{ComputerId, DeliveryPolicy, Job, JobId, JobState, Origin, PackageId};
 use oco_core::plan::{plan, HoldReason};
 use oco_core::store::{JobFilter, ListedJob};
 use serde::{Deserialize, Serialize};
@@ -18,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::blocking;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, PageQuery, Paged};
+use super::policy::Warning;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -108,6 +112,8 @@ enum Explanation {
         job: JobId,
         #[serde(flatten)]
         address: Address,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        findings: Vec<Warning>,
     },
     /// It is held, for this reason (the first that applies).
     Held {
@@ -115,10 +121,16 @@ enum Explanation {
         #[serde(flatten)]
         address: Address,
         reason: HoldReason,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        findings: Vec<Warning>,
     },
     /// No address was given and none is known, and the verdict differs between addresses (the
     /// origin's IP ranges decide); `?address=` tells.
-    DependsOnAddress { job: JobId },
+    DependsOnAddress {
+        job: JobId,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        findings: Vec<Warning>,
+    },
     /// It is not pending: nothing is handed out.
     NotPending { job: JobId, state: JobState },
 }
@@ -165,6 +177,11 @@ async fn explain(
             }));
         }
         let snapshot = store.planner_snapshot(job.computer)?;
+        // Missing or corrupt: held whatever the address, and nothing to lint.
+        let policy = snapshot
+            .origins
+            .get(&job.origin)
+            .and_then(|origin| origin.policy.as_ref().ok());
         let verdict = |address: IpAddr| -> ApiResult<Verdict> {
             let planned = plan(&snapshot, now, address, state.settings());
             if planned.deliver.iter().any(|d| d.job.id == id) {
@@ -197,11 +214,7 @@ async fn explain(
             None => {
                 // Only the origin's IP ranges tell addresses apart: one address they allow and
                 // one they deny (where such exist) cover every address.
-                let samples: Vec<IpAddr> = match snapshot
-                    .origins
-                    .get(&job.origin)
-                    .and_then(|origin| origin.policy.as_ref().ok())
-                {
+                let samples: Vec<IpAddr> = match policy {
                     Some(policy) => [true, false]
                         .into_iter()
                         .filter_map(|allowed| policy.ip_ranges.sample(allowed))
@@ -221,18 +234,87 @@ async fn explain(
                             address_source: None,
                         },
                     ),
-                    _ => return Ok(Json(Explanation::DependsOnAddress { job: id })),
+                    _ => {
+                        return Ok(Json(Explanation::DependsOnAddress {
+                            job: id,
+                            findings: bearing(policy, None, now),
+                        }))
+                    }
                 }
             }
         };
+        let findings = bearing(policy, address.address, now);
         Ok(Json(match verdict {
-            Verdict::Deliverable => Explanation::Deliverable { job: id, address },
+            Verdict::Deliverable => Explanation::Deliverable {
+                job: id,
+                address,
+                findings,
+            },
             Verdict::Held(reason) => Explanation::Held {
                 job: id,
                 address,
                 reason,
+                findings,
             },
         }))
     })
     .await
+}
+
+/// The findings of the constraint lint on `policy` that bear on the verdict for an agent at
+/// `address` at `now` (`None`: some address): a list that allows or denies everything, and an
+/// entry that never applies although it covers that address or instant and would decide it the
+/// other way. (A redundant entry, or one that never applies and would decide the same, changes
+/// no verdict.)
+fn bearing(
+    policy: Option<&DeliveryPolicy>,
+    address: Option<IpAddr>,
+    now: DateTime<Utc>,
+) -> Vec<Warning> {
+    let Some(policy) = policy else {
+        return Vec::new();
+    };
+    let opposite = |finding: &Finding| match finding.kind() {
+        FindingKind::AllowsEverything | FindingKind::DeniesEverything => Some(None),
+        FindingKind::Shadowed {
+            move_before: Some(_),
+            ..
+        } => finding.entry_number().map(|number| Some(number - 1)),
+        _ => None,
+    };
+    let mut found = Vec::new();
+    let ip_text = policy.ip_ranges.to_string();
+    let address = address.map(|address| match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        v4 => v4,
+    });
+    for finding in policy.ip_ranges.lint() {
+        let bears = match opposite(&finding) {
+            None => false,
+            Some(None) => true,
+            Some(Some(entry)) => policy.ip_ranges.entries().get(entry).is_some_and(|entry| {
+                address.is_none_or(|address| entry.network().contains(&address))
+            }),
+        };
+        if bears {
+            found.push(Warning::new("policy.ip_ranges", &ip_text, &finding));
+        }
+    }
+    let time_text = policy.time_frames.to_string();
+    let local = now.with_timezone(&policy.time_zone).naive_local();
+    for finding in policy.time_frames.lint() {
+        let bears = match opposite(&finding) {
+            None => false,
+            Some(None) => true,
+            Some(Some(entry)) => policy
+                .time_frames
+                .entries()
+                .get(entry)
+                .is_some_and(|entry| entry.contains_local(local)),
+        };
+        if bears {
+            found.push(Warning::new("policy.time_frames", &time_text, &finding));
+        }
+    }
+    found
 }

@@ -23,7 +23,7 @@ use super::containers::{apply_renewal, chosen_jobs, renew_inputs};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
-use super::policy::{policy_or_default, PolicyInput};
+use super::policy::{policy_or_default, PolicyInput, Warning};
 use super::{blocking, change_with_rules_in, heavy, list_page, HeavyGate};
 use crate::rules::{Evaluated, CHUNK_COMPUTERS};
 use crate::AppState;
@@ -125,14 +125,16 @@ impl From<&DeploymentRule> for RuleInput {
 }
 
 impl RuleInput {
-    /// The rule with these fields, keeping `id` and `created_at`.
+    /// The rule with these fields, keeping `id` and `created_at`, and the constraint lint's
+    /// warnings on its policy.
     fn into_rule(
         self,
         id: RuleId,
         created_at: DateTime<Utc>,
         zone: Tz,
-    ) -> ApiResult<DeploymentRule> {
-        Ok(DeploymentRule {
+    ) -> ApiResult<(DeploymentRule, Vec<Warning>)> {
+        let (policy, warnings) = policy_or_default(self.policy, zone, "policy")?;
+        let rule = DeploymentRule {
             id,
             name: Name::new("name", &self.name)?,
             notes: {
@@ -142,9 +144,10 @@ impl RuleInput {
             enabled: self.enabled.unwrap_or(true),
             computer_group: self.computer_group,
             package_group: self.package_group,
-            policy: policy_or_default(self.policy, zone, "policy")?,
+            policy,
             created_at,
-        })
+        };
+        Ok((rule, warnings))
     }
 }
 
@@ -156,11 +159,15 @@ struct RenewInput {
     jobs: Option<Vec<JobId>>,
 }
 
-/// A rule and what re-evaluating the rules after its change did.
+/// A rule, what re-evaluating the rules after its change did, and the constraint lint's
+/// warnings on its policy (on a create or an edit).
 #[derive(Debug, Serialize)]
 struct Changed {
     rule: DeploymentRule,
     evaluations: Vec<Evaluated>,
+    /// Present only when the lint found something.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<Warning>,
 }
 
 /// A rule's statistics, as a container's (never `scheduled`), with its conflicts.
@@ -204,7 +211,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Changed>)> {
     let now = state.clock().now();
     // The store assigns the id; conflicts name the new rule as rule 0.
-    let rule = input.into_rule(RuleId(0), now, state.options().time_zone)?;
+    let (rule, warnings) = input.into_rule(RuleId(0), now, state.options().time_zone)?;
     heavy(HeavyGate::of(&state), move || {
         let store = state.store().as_ref();
         let part = crate::rules::rules_part(store, &[&rule])?;
@@ -230,6 +237,7 @@ async fn create(
             Json(Changed {
                 rule,
                 evaluations: diffs,
+                warnings,
             }),
         ))
     })
@@ -291,6 +299,7 @@ fn update(
     Ok(Json(Changed {
         rule: new,
         evaluations: diffs,
+        warnings: Vec::new(),
     }))
 }
 
@@ -303,13 +312,16 @@ async fn edit(
     let now = state.clock().now();
     let zone = state.options().time_zone;
     heavy(HeavyGate::of(&state), move || {
-        update(state.store().as_ref(), RuleId(id), now, |rule| {
-            *rule =
+        let mut warnings = Vec::new();
+        let Json(mut changed) = update(state.store().as_ref(), RuleId(id), now, |rule| {
+            (*rule, warnings) =
                 patch
                     .apply(&RuleInput::from(&*rule))?
                     .into_rule(rule.id, rule.created_at, zone)?;
             Ok(())
-        })
+        })?;
+        changed.warnings = warnings;
+        Ok(Json(changed))
     })
     .await
 }
@@ -367,6 +379,7 @@ async fn evaluate(
         Ok(Json(Changed {
             rule,
             evaluations: vec![evaluated],
+            warnings: Vec::new(),
         }))
     })
     .await
