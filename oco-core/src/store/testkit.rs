@@ -196,7 +196,7 @@ pub fn policy() -> DeliveryPolicy {
     DeliveryPolicy {
         priority: Priority::new(-42).unwrap(),
         sequence_mode: SequenceMode::AbortAfterFailed,
-        ip_ranges: "10.0.0.0/8, !10.66.0.0/16, 2001:db8::/32".parse().unwrap(),
+        ip_ranges: "!10.66.0.0/16, 10.0.0.0/8, 2001:db8::/32".parse().unwrap(),
         time_frames: "MON-FRI 18:00-06:00, SAT-SUN".parse().unwrap(),
         time_zone: chrono_tz::Tz::Europe__Berlin,
         post_action_timeout: None,
