@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use oco_benches::{
-    brute_force_ip_lint, brute_force_time_lint, expected_ip_verdicts, frame_lists, instants,
-    ip_lookups, local_times, long_ip_list, minute_scan_next_open, short_ip_list, BruteLint,
-    NaiveIpScan, INSTANT_COUNT, LONG_IP_COUNTS, LOOKUP_COUNT, ZONE,
+    expected_ip_verdicts, frame_lists, instants, ip_lookups, local_times, long_ip_list,
+    minute_scan_next_open, short_ip_list, NaiveIpScan, INSTANT_COUNT, LONG_IP_COUNTS, LOOKUP_COUNT,
+    ZONE,
 };
+use oco_core::constraint::testkit::{brute_force_ip_lint, brute_force_time_lint, BruteLint};
 use oco_core::constraint::{lint_ip_entries, IpEntry, IpMatcher};
 
 /// IP check, short list (parsed text, `IpRanges::compile`): `IpMatcher::allows` against the

@@ -42,6 +42,8 @@ mod error;
 mod ip;
 mod lint;
 mod list;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod time;
 
 pub use error::{ErrorKind, ParseError};
