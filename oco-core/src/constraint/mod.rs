@@ -17,7 +17,13 @@
 //!   makes a list of negations useless; this crate deliberately differs.
 //! - `Display` prints the canonical form, which `FromStr` accepts: `parse(display(x)) == x`.
 //!   serde uses that string.
-//! - Input is limited to [`MAX_INPUT_LEN`] bytes and [`MAX_ENTRIES`] entries.
+//! - Input is limited to [`MAX_INPUT_LEN`] bytes and [`MAX_ENTRIES`] entries, its canonical form
+//!   to [`MAX_INPUT_LEN`] bytes.
+//!
+//! # Grammar
+//!
+//! The [`grammar`] module has both languages as a grammar, with an example of every production,
+//! every error with its message, OCO's own examples and the deliberate differences from OCO.
 //!
 //! # Examples
 //!
@@ -37,6 +43,8 @@
 //! assert!(frames.allows_at(wednesday, Berlin));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+pub mod grammar;
 
 mod error;
 mod ip;
