@@ -25,6 +25,14 @@
 //! The [`grammar`] module has both languages as a grammar, with an example of every production,
 //! every error with its message, OCO's own examples and the deliberate differences from OCO.
 //!
+//! # Lint
+//!
+//! A list that parses can still not mean what it says: under first match, `10.0.0.0/8,
+//! !10.66.0.0/16` gives the lab every job, since the negation never applies.
+//! [`IpRanges::lint`], [`TimeFrames::lint`] and their `parse_linted` report such entries (never
+//! applies, with the reordering that makes it apply; redundant) and lists that allow or deny
+//! everything, as [`Finding`]s rendered like parse errors. They are exact: see [`Finding`].
+//!
 //! # Examples
 //!
 //! ```
