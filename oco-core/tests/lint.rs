@@ -14,6 +14,104 @@ use oco_core::ipnet::IpNet;
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
+// The checks, for both languages.
+
+/// A constraint language as the checks see it, through its public API.
+trait Language {
+    type List: std::fmt::Display + std::fmt::Debug;
+    type Entry: Copy + std::fmt::Display;
+    type Point: Copy + std::fmt::Debug;
+    fn entries(list: &Self::List) -> &[Self::Entry];
+    /// The list of these entries, through their text.
+    fn list(entries: &[Self::Entry]) -> Self::List;
+    fn negated(entry: &Self::Entry) -> bool;
+    /// Whether the entry covers the point, whatever its verdict.
+    fn covers(entry: &Self::Entry, point: Self::Point) -> bool;
+    fn allows(list: &Self::List, point: Self::Point) -> bool;
+    fn lint(list: &Self::List) -> Vec<Finding>;
+    /// One point of every stretch on which the list's verdicts (and its sublists') are constant.
+    fn points(list: &Self::List) -> Vec<Self::Point>;
+}
+
+fn first_match<L: Language>(entries: &[L::Entry], point: L::Point) -> Option<usize> {
+    entries.iter().position(|entry| L::covers(entry, point))
+}
+
+/// The lint's findings equal those computed by brute force.
+fn findings_are_those_of_brute_force<L: Language>(list: &L::List) -> Result<(), TestCaseError> {
+    let entries = L::entries(list);
+    let points = L::points(list);
+    let want = expected(
+        entries.len(),
+        &|i| L::negated(&entries[i]),
+        &points,
+        &|p| first_match::<L>(entries, p),
+        &|i, p| L::covers(&entries[i], p),
+        &|p| L::allows(list, p),
+        &|i, p| L::allows(&L::list(&without(entries, i)), p),
+    );
+    prop_assert_eq!(kinds(&L::lint(list)), want, "`{}`", list);
+    Ok(())
+}
+
+/// A shadowed entry's removal changes no verdict unless it is the only plain entry (whose
+/// removal leaves negations, which allow what nothing matches); and moving it where the finding
+/// says makes it apply and changes what the list means.
+fn shadowed_entries_and_their_reordering<L: Language>(list: &L::List) -> Result<(), TestCaseError> {
+    let entries = L::entries(list);
+    let points = L::points(list);
+    for finding in L::lint(list) {
+        let FindingKind::Shadowed { move_before, .. } = finding.kind() else {
+            continue;
+        };
+        let entry = finding.entry_number().unwrap() - 1;
+        let rest = L::list(&without(entries, entry));
+        let changes = points
+            .iter()
+            .any(|&p| L::allows(list, p) != L::allows(&rest, p));
+        let only_plain =
+            !L::negated(&entries[entry]) && entries.iter().filter(|e| !L::negated(e)).count() == 1;
+        prop_assert!(
+            !changes || only_plain,
+            "`{}`: removing entry {}",
+            list,
+            entry + 1
+        );
+        if let Some(before) = move_before {
+            let mut moved = without(entries, entry);
+            moved.insert(before - 1, entries[entry]);
+            let moved = L::list(&moved);
+            let still = L::lint(&moved).iter().any(|f| {
+                f.entry_number() == Some(*before)
+                    && matches!(f.kind(), FindingKind::Shadowed { .. })
+            });
+            prop_assert!(!still, "`{}` still shadows the moved entry", moved);
+            prop_assert!(points
+                .iter()
+                .any(|&p| L::allows(list, p) != L::allows(&moved, p)));
+            if let Some(suggestion) = finding.suggestion() {
+                prop_assert_eq!(suggestion, moved.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The entries' text joined, parsed.
+fn joined<E: std::fmt::Display, T: std::str::FromStr>(entries: &[E]) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    entries
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+        .parse()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
 // IP ranges.
 
 /// Entries drawn from a small pool of nested and overlapping networks of both families, so that
@@ -66,16 +164,6 @@ fn without<T: Clone>(entries: &[T], removed: usize) -> Vec<T> {
     rest
 }
 
-fn ip_text(entries: &[IpEntry]) -> IpRanges {
-    entries
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-        .parse()
-        .unwrap()
-}
-
 /// One address in every stretch of the space on which the list's verdicts (and those of any of
 /// its sublists) are constant: each stretch begins at 0, at an entry's first address or just
 /// after an entry's last one. IPv6 addresses in the IPv4-mapped block are skipped (they are
@@ -106,13 +194,38 @@ fn ip_points(ranges: &IpRanges) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The index of the first entry containing `addr` (mapped addresses as IPv4), by scanning.
-fn ip_first_match(entries: &[IpEntry], addr: IpAddr) -> Option<usize> {
-    let addr = match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-        v4 => v4,
-    };
-    entries.iter().position(|e| e.network().contains(&addr))
+struct Ip;
+
+impl Language for Ip {
+    type List = IpRanges;
+    type Entry = IpEntry;
+    type Point = IpAddr;
+    fn entries(list: &IpRanges) -> &[IpEntry] {
+        list.entries()
+    }
+    fn list(entries: &[IpEntry]) -> IpRanges {
+        joined(entries)
+    }
+    fn negated(entry: &IpEntry) -> bool {
+        entry.is_negated()
+    }
+    fn covers(entry: &IpEntry, addr: IpAddr) -> bool {
+        // IPv4-mapped addresses are checked as IPv4.
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        entry.network().contains(&addr)
+    }
+    fn allows(list: &IpRanges, addr: IpAddr) -> bool {
+        list.allows(addr)
+    }
+    fn lint(list: &IpRanges) -> Vec<Finding> {
+        list.lint()
+    }
+    fn points(list: &IpRanges) -> Vec<IpAddr> {
+        ip_points(list)
+    }
 }
 
 fn kinds(findings: &[Finding]) -> Vec<(Option<usize>, FindingKind)> {
@@ -176,50 +289,12 @@ proptest! {
 
     #[test]
     fn ip_findings_are_those_of_brute_force(ranges in ip_list()) {
-        let entries = ranges.entries();
-        let points = ip_points(&ranges);
-        let want = expected(
-            entries.len(),
-            &|i| entries[i].is_negated(),
-            &points,
-            &|p| ip_first_match(entries, p),
-            &|i, p| ip_first_match(&entries[i..=i], p).is_some(),
-            &|p| ranges.allows(p),
-            &|i, p| ip_text(&without(entries, i)).allows(p),
-        );
-        prop_assert_eq!(kinds(&ranges.lint()), want, "`{}`", ranges);
+        findings_are_those_of_brute_force::<Ip>(&ranges)?;
     }
 
-    /// A shadowed entry's removal changes no verdict unless it is the only plain entry (whose
-    /// removal leaves negations, which allow what nothing matches); and moving it where the
-    /// finding says makes it apply and changes what the list means.
     #[test]
     fn ip_shadowed_entries_and_their_reordering(ranges in ip_list()) {
-        let entries = ranges.entries();
-        let points = ip_points(&ranges);
-        for finding in ranges.lint() {
-            let FindingKind::Shadowed { move_before, .. } = finding.kind() else { continue };
-            let entry = finding.entry_number().unwrap() - 1;
-            let rest = ip_text(&without(entries, entry));
-            let changes = points.iter().any(|&p| ranges.allows(p) != rest.allows(p));
-            let only_plain = !entries[entry].is_negated()
-                && entries.iter().filter(|e| !e.is_negated()).count() == 1;
-            prop_assert!(!changes || only_plain, "`{}`: removing entry {}", ranges, entry + 1);
-            if let Some(before) = move_before {
-                let mut moved = without(entries, entry);
-                moved.insert(before - 1, entries[entry]);
-                let moved = ip_text(&moved);
-                let still = moved.lint().iter().any(|f| {
-                    f.entry_number() == Some(*before)
-                        && matches!(f.kind(), FindingKind::Shadowed { .. })
-                });
-                prop_assert!(!still, "`{}` still shadows the moved entry", moved);
-                prop_assert!(points.iter().any(|&p| ranges.allows(p) != moved.allows(p)));
-                if let Some(suggestion) = finding.suggestion() {
-                    prop_assert_eq!(suggestion, moved.to_string());
-                }
-            }
-        }
+        shadowed_entries_and_their_reordering::<Ip>(&ranges)?;
     }
 
     #[test]
@@ -276,16 +351,6 @@ fn time_list() -> impl Strategy<Value = TimeFrames> {
         .prop_map(|entries| entries.join(", ").parse().unwrap())
 }
 
-fn time_text(entries: &[TimeFrame]) -> TimeFrames {
-    entries
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-        .parse()
-        .unwrap()
-}
-
 /// One instant (a local time on the week of Monday 2026-11-23) in every stretch of minutes on
 /// which no window begins or ends.
 fn time_points(frames: &TimeFrames) -> Vec<NaiveDateTime> {
@@ -310,32 +375,36 @@ fn time_points(frames: &TimeFrames) -> Vec<NaiveDateTime> {
         .collect()
 }
 
-fn time_first_match(entries: &[TimeFrame], at: NaiveDateTime) -> Option<usize> {
-    entries
-        .iter()
-        .position(|e| time_text(std::slice::from_ref(&e.negated_as(false))).allows_local(at))
-}
+struct Time;
 
-/// The entry without its `!` (or with it), through its text.
-trait Negation {
-    fn negated_as(&self, negated: bool) -> TimeFrame;
-}
-
-impl Negation for TimeFrame {
-    fn negated_as(&self, negated: bool) -> TimeFrame {
-        let text = self.to_string();
-        let body = text.strip_prefix('!').unwrap_or(&text);
-        let text = if negated {
-            format!("!{body}")
-        } else {
-            body.to_owned()
-        };
-        time_text_entry(&text)
+impl Language for Time {
+    type List = TimeFrames;
+    type Entry = TimeFrame;
+    type Point = NaiveDateTime;
+    fn entries(list: &TimeFrames) -> &[TimeFrame] {
+        list.entries()
     }
-}
-
-fn time_text_entry(text: &str) -> TimeFrame {
-    text.parse::<TimeFrames>().unwrap().entries()[0]
+    fn list(entries: &[TimeFrame]) -> TimeFrames {
+        joined(entries)
+    }
+    fn negated(entry: &TimeFrame) -> bool {
+        entry.is_negated()
+    }
+    fn covers(entry: &TimeFrame, at: NaiveDateTime) -> bool {
+        // The entry alone, without its `!`, allows exactly what it covers.
+        let text = entry.to_string();
+        let plain: TimeFrames = text.trim_start_matches('!').parse().unwrap();
+        plain.allows_local(at)
+    }
+    fn allows(list: &TimeFrames, at: NaiveDateTime) -> bool {
+        list.allows_local(at)
+    }
+    fn lint(list: &TimeFrames) -> Vec<Finding> {
+        list.lint()
+    }
+    fn points(list: &TimeFrames) -> Vec<NaiveDateTime> {
+        time_points(list)
+    }
 }
 
 proptest! {
@@ -343,47 +412,12 @@ proptest! {
 
     #[test]
     fn time_findings_are_those_of_brute_force(frames in time_list()) {
-        let entries = frames.entries();
-        let points = time_points(&frames);
-        let want = expected(
-            entries.len(),
-            &|i| entries[i].is_negated(),
-            &points,
-            &|p| time_first_match(entries, p),
-            &|i, p| time_first_match(&entries[i..=i], p).is_some(),
-            &|p| frames.allows_local(p),
-            &|i, p| time_text(&without(entries, i)).allows_local(p),
-        );
-        prop_assert_eq!(kinds(&frames.lint()), want, "`{}`", frames);
+        findings_are_those_of_brute_force::<Time>(&frames)?;
     }
 
     #[test]
     fn time_shadowed_entries_and_their_reordering(frames in time_list()) {
-        let entries = frames.entries();
-        let points = time_points(&frames);
-        for finding in frames.lint() {
-            let FindingKind::Shadowed { move_before, .. } = finding.kind() else { continue };
-            let entry = finding.entry_number().unwrap() - 1;
-            let rest = time_text(&without(entries, entry));
-            let changes = points.iter().any(|&p| frames.allows_local(p) != rest.allows_local(p));
-            let only_plain = !entries[entry].is_negated()
-                && entries.iter().filter(|e| !e.is_negated()).count() == 1;
-            prop_assert!(!changes || only_plain, "`{}`: removing entry {}", frames, entry + 1);
-            if let Some(before) = move_before {
-                let mut moved = without(entries, entry);
-                moved.insert(before - 1, entries[entry]);
-                let moved = time_text(&moved);
-                let still = moved.lint().iter().any(|f| {
-                    f.entry_number() == Some(*before)
-                        && matches!(f.kind(), FindingKind::Shadowed { .. })
-                });
-                prop_assert!(!still, "`{}` still shadows the moved entry", moved);
-                prop_assert!(points.iter().any(|&p| frames.allows_local(p) != moved.allows_local(p)));
-                if let Some(suggestion) = finding.suggestion() {
-                    prop_assert_eq!(suggestion, moved.to_string());
-                }
-            }
-        }
+        shadowed_entries_and_their_reordering::<Time>(&frames)?;
     }
 
     #[test]

@@ -256,12 +256,7 @@ impl IpRanges {
     /// The parse error, as from `FromStr`.
     pub fn parse_linted(input: &str) -> Result<(IpRanges, Vec<Finding>), ParseError> {
         let (ranges, spans) = IpRanges::parse_spanned(input)?;
-        let findings = lint_ip(
-            ranges.entries(),
-            &|i| input[spans[i].clone()].to_owned(),
-            &|i| spans[i].clone(),
-            0..input.len(),
-        );
+        let findings = lint_ip(ranges.entries(), &Source::Text { input, spans });
         Ok((ranges, findings))
     }
 }
@@ -297,14 +292,7 @@ impl TimeFrames {
     /// # Ok::<(), oco_core::constraint::ParseError>(())
     /// ```
     pub fn lint(&self) -> Vec<Finding> {
-        let entries = self.entries();
-        let spans = canonical_spans(entries);
-        lint_time(
-            entries,
-            &|i| entries[i].to_string(),
-            &|i| spans[i].clone(),
-            0..spans.last().map_or(0, |span| span.end),
-        )
+        lint_time(self.entries(), &Source::canonical())
     }
 
     /// Parses `input` as `FromStr` does and lints the list, with spans in `input` (see
@@ -315,12 +303,7 @@ impl TimeFrames {
     /// The parse error, as from `FromStr`.
     pub fn parse_linted(input: &str) -> Result<(TimeFrames, Vec<Finding>), ParseError> {
         let (frames, spans) = TimeFrames::parse_spanned(input)?;
-        let findings = lint_time(
-            frames.entries(),
-            &|i| input[spans[i].clone()].to_owned(),
-            &|i| spans[i].clone(),
-            0..input.len(),
-        );
+        let findings = lint_time(frames.entries(), &Source::Text { input, spans });
         Ok((frames, findings))
     }
 }
@@ -347,23 +330,7 @@ impl TimeFrames {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn lint_ip_entries(entries: &[IpEntry]) -> Vec<Finding> {
-    let spans = std::cell::OnceCell::new();
-    let spans = || spans.get_or_init(|| canonical_spans(entries));
-    lint_ip(
-        entries,
-        &|i| entries[i].to_string(),
-        &|i| spans()[i].clone(),
-        // The whole text's span is only needed for a finding about the whole list.
-        0..0,
-    )
-    .into_iter()
-    .map(|mut finding| {
-        if finding.entry.is_none() {
-            finding.span = 0..spans().last().map_or(0, |span| span.end);
-        }
-        finding
-    })
-    .collect()
+    lint_ip(entries, &Source::canonical())
 }
 
 /// Each entry's byte range in the canonical text of `entries` (joined by `", "`).
@@ -407,6 +374,7 @@ struct Segments {
 /// One entry's part in the analysis: its verdict, the segments it covers and a key shared by
 /// entries that cover the same segments.
 trait Covers {
+    fn segments(&self) -> &Segments;
     fn len(&self) -> usize;
     fn negated(&self, entry: usize) -> bool;
     /// Calls `visit` with each range of segment indices the entry covers.
@@ -423,7 +391,8 @@ enum Raw {
     Denies,
 }
 
-fn analyse(covers: &dyn Covers, segments: &Segments) -> Vec<Raw> {
+fn analyse(covers: &dyn Covers) -> Vec<Raw> {
+    let segments = covers.segments();
     let n = covers.len();
     if n == 0 {
         return Vec::new();
@@ -507,15 +476,15 @@ fn analyse(covers: &dyn Covers, segments: &Segments) -> Vec<Raw> {
 }
 
 /// Turns raw findings into findings, with the entries' texts and spans.
-fn finish(
+fn finish<E: fmt::Display>(
     raw: Vec<Raw>,
     covers: &dyn Covers,
     space: Space,
-    text: &dyn Fn(usize) -> String,
-    span: &dyn Fn(usize) -> Range<usize>,
-    whole: Range<usize>,
-    reordered: &dyn Fn(usize, usize) -> String,
+    entries: &[E],
+    source: &Source<'_>,
 ) -> Vec<Finding> {
+    let text = |entry: usize| source.text(entries, entry);
+    let span = |entry: usize| source.span(entries, entry);
     let noted = |entry: usize| Noted {
         number: entry + 1,
         text: text(entry),
@@ -530,7 +499,7 @@ fn finish(
                     .any(|&cause| covers.negated(cause) != negated)
                     .then(|| by[0]);
                 let suggestion = before
-                    .map(|before| reordered(entry, before))
+                    .map(|before| reorder(entries, entry, before))
                     .filter(|list| list.len() <= QUOTED_SUGGESTION);
                 Finding {
                     kind: FindingKind::Shadowed {
@@ -566,7 +535,7 @@ fn finish(
                 } else {
                     FindingKind::DeniesEverything
                 },
-                span: whole.clone(),
+                span: source.whole(entries),
                 entry: None,
                 by: Vec::new(),
                 suggestion: None,
@@ -576,6 +545,62 @@ fn finish(
             },
         })
         .collect()
+}
+
+/// Where the texts and spans of a list's findings come from.
+enum Source<'a> {
+    /// The text the list was parsed from, and each entry's byte range in it.
+    Text {
+        input: &'a str,
+        spans: Vec<Range<usize>>,
+    },
+    /// The list's canonical text, whose spans are computed when a finding first needs one.
+    Canonical {
+        spans: std::cell::OnceCell<Vec<Range<usize>>>,
+    },
+}
+
+impl Source<'_> {
+    fn canonical() -> Self {
+        Source::Canonical {
+            spans: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn text<E: fmt::Display>(&self, entries: &[E], entry: usize) -> String {
+        match self {
+            Source::Text { input, spans } => input[spans[entry].clone()].to_owned(),
+            Source::Canonical { .. } => entries[entry].to_string(),
+        }
+    }
+
+    fn span<E: fmt::Display>(&self, entries: &[E], entry: usize) -> Range<usize> {
+        self.spans(entries)[entry].clone()
+    }
+
+    fn whole<E: fmt::Display>(&self, entries: &[E]) -> Range<usize> {
+        match self {
+            Source::Text { input, .. } => 0..input.len(),
+            Source::Canonical { .. } => 0..self.spans(entries).last().map_or(0, |span| span.end),
+        }
+    }
+
+    fn spans<E: fmt::Display>(&self, entries: &[E]) -> &[Range<usize>] {
+        match self {
+            Source::Text { spans, .. } => spans,
+            Source::Canonical { spans } => spans.get_or_init(|| canonical_spans(entries)),
+        }
+    }
+}
+
+/// The findings on `entries`, whose segments `covers` has.
+fn lint_list<E: fmt::Display>(
+    entries: &[E],
+    covers: &dyn Covers,
+    space: Space,
+    source: &Source<'_>,
+) -> Vec<Finding> {
+    finish(analyse(covers), covers, space, entries, source)
 }
 
 /// The canonical text of `entries` with entry `moved` put before entry `before`.
@@ -603,23 +628,8 @@ fn reorder<T: fmt::Display>(entries: &[T], moved: usize, before: usize) -> Strin
 // ---------------------------------------------------------------------------------------------
 // IP ranges: the address space of each family cut at every entry's ends.
 
-fn lint_ip(
-    entries: &[IpEntry],
-    text: &dyn Fn(usize) -> String,
-    span: &dyn Fn(usize) -> Range<usize>,
-    whole: Range<usize>,
-) -> Vec<Finding> {
-    let covers = IpCovers::new(entries);
-    let raw = analyse(&covers, &covers.segments);
-    finish(
-        raw,
-        &covers,
-        Space::Addresses,
-        text,
-        span,
-        whole,
-        &|moved, before| reorder(entries, moved, before),
-    )
+fn lint_ip(entries: &[IpEntry], source: &Source<'_>) -> Vec<Finding> {
+    lint_list(entries, &IpCovers::new(entries), Space::Addresses, source)
 }
 
 /// A distinct network of the list, as integers of its family (IPv4 in the low 32 bits).
@@ -807,6 +817,10 @@ fn two_lowest(a1: u32, a2: u32, b1: u32, b2: u32) -> (u32, u32) {
 }
 
 impl Covers for IpCovers {
+    fn segments(&self) -> &Segments {
+        &self.segments
+    }
+
     fn len(&self) -> usize {
         self.negated.len()
     }
@@ -828,23 +842,8 @@ impl Covers for IpCovers {
 // Time frames: the minutes of the week (every window begins and ends on a whole minute, so every
 // second of a minute gets the same verdict).
 
-fn lint_time(
-    entries: &[TimeFrame],
-    text: &dyn Fn(usize) -> String,
-    span: &dyn Fn(usize) -> Range<usize>,
-    whole: Range<usize>,
-) -> Vec<Finding> {
-    let covers = TimeCovers::new(entries);
-    let raw = analyse(&covers, &covers.segments);
-    finish(
-        raw,
-        &covers,
-        Space::Week,
-        text,
-        span,
-        whole,
-        &|moved, before| reorder(entries, moved, before),
-    )
+fn lint_time(entries: &[TimeFrame], source: &Source<'_>) -> Vec<Finding> {
+    lint_list(entries, &TimeCovers::new(entries), Space::Week, source)
 }
 
 struct TimeCovers<'a> {
@@ -888,6 +887,10 @@ impl<'a> TimeCovers<'a> {
 }
 
 impl Covers for TimeCovers<'_> {
+    fn segments(&self) -> &Segments {
+        &self.segments
+    }
+
     fn len(&self) -> usize {
         self.entries.len()
     }
