@@ -33,6 +33,15 @@ async fn deploy(api: &Api, policy: Value) -> (Value, i64) {
     (created, job)
 }
 
+/// The kinds of a list of warnings or findings.
+fn kinds(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["kind"].as_str().unwrap())
+        .collect()
+}
+
 /// Numbers the families of the deploys, so that each has its own.
 static FAMILIES: AtomicUsize = AtomicUsize::new(0);
 
@@ -106,13 +115,10 @@ async fn a_saved_rule_comes_with_the_lint_warnings() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let kinds: Vec<&str> = created["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["shadowed", "denies-everything"]);
+    assert_eq!(
+        kinds(&created["warnings"]),
+        ["shadowed", "denies-everything"]
+    );
     assert_eq!(created["warnings"][1]["field"], "policy.time_frames");
     assert_eq!(
         created["warnings"][1]["message"],
@@ -165,13 +171,7 @@ async fn explain_gives_the_findings_that_bear_on_the_verdict() {
     let (_, held) = api.get(&format!("/jobs/{job}/explain")).await;
     assert_eq!(held["status"], "held", "{held}");
     assert_eq!(held["reason"]["reason"], "outside-time-frames");
-    let kinds: Vec<&str> = held["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["shadowed", "denies-everything"]);
+    assert_eq!(kinds(&held["findings"]), ["shadowed", "denies-everything"]);
     assert_eq!(held["findings"][1]["field"], "policy.time_frames");
     // Outside the shadowed window, only the list's finding bears on it.
     let (_, job) = deploy(&api, json!({"time_frames": "!MON-SUN, 08:00-09:00"})).await;
