@@ -43,6 +43,13 @@ mod ip;
 mod list;
 mod time;
 
+mod construct;
+pub use construct::BuildError;
+#[cfg(feature = "arbitrary")]
+mod arbitrary_impls;
+#[cfg(feature = "proptest")]
+pub mod strategy;
+
 pub use error::{ErrorKind, ParseError};
 pub use ip::{IpEntry, IpMatcher, IpRanges};
 pub use time::{DayRange, TimeFrame, TimeFrames, TimeWindow, WeekMatcher};
