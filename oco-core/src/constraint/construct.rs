@@ -147,4 +147,3 @@ impl fmt::Write for LengthCounter {
         Ok(())
     }
 }
-
