@@ -338,9 +338,9 @@ fn arbitrary_covers_the_edges_and_reaches_the_limits() {
     assert_eq!(time_seen, BTreeSet::from(time_expected));
 }
 
-/// IPv4-mapped networks are generated (and normalised): some IPv4 entries come from them, which
-/// shows as IPv4 networks of prefix lengths a plain IPv4 draw gives rarely; check directly that
-/// `Arbitrary` builds them through `IpEntry::new` by feeding the mapped family's choice.
+/// The IPv4-mapped family of `IpEntry::arbitrary` goes through `IpEntry::new`, so it comes out
+/// as IPv4. (The bytes follow the impl's reading order: not negated, family 6, the address
+/// little-endian, prefix choice 1, the longest.)
 #[test]
 fn arbitrary_ip_entries_include_normalised_mapped_networks() {
     // Negation 0, family 6 (IPv4-mapped), address 10.1.2.3 (little-endian), prefix "max" (/128).
