@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::construct::{self, BuildError};
 use super::error::{ErrorKind, ParseError};
 use super::list::{self, RawEntry};
 
@@ -66,6 +67,42 @@ pub struct IpMatcher {
 }
 
 impl IpRanges {
+    /// A list of `entries`, in the order given (the first entry containing an address decides).
+    ///
+    /// The list must fit the limits of text input, so that it prints as text that parses back to
+    /// it: at most [`MAX_ENTRIES`](super::MAX_ENTRIES) entries and a canonical form of at most
+    /// [`MAX_INPUT_LEN`](super::MAX_INPUT_LEN) bytes. For longer lists built in code, such as a
+    /// large block list, use [`IpMatcher::new`], which takes any number of entries.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::TooManyEntries`] or [`BuildError::CanonicalTooLong`] when the list exceeds
+    /// those limits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::constraint::{BuildError, IpEntry, IpRanges, MAX_ENTRIES};
+    ///
+    /// let lab = IpEntry::new("10.66.0.0/16".parse()?, true);
+    /// let office = IpEntry::new("10.0.0.0/8".parse()?, false);
+    /// let ranges = IpRanges::from_entries([lab, office])?;
+    /// assert_eq!(ranges.to_string(), "!10.66.0.0/16, 10.0.0.0/8");
+    /// assert!(!ranges.allows("10.66.1.1".parse()?));
+    ///
+    /// let too_many = vec![office; MAX_ENTRIES + 1];
+    /// assert_eq!(
+    ///     IpRanges::from_entries(too_many),
+    ///     Err(BuildError::TooManyEntries { count: MAX_ENTRIES + 1 })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_entries(entries: impl IntoIterator<Item = IpEntry>) -> Result<Self, BuildError> {
+        let entries: Vec<IpEntry> = entries.into_iter().collect();
+        construct::check_list_limits(&entries)?;
+        Ok(IpRanges { entries })
+    }
+
     /// Whether this is no constraint at all (the empty list), which allows every address.
     pub fn is_unconstrained(&self) -> bool {
         self.entries.is_empty()

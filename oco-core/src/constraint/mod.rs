@@ -53,15 +53,21 @@
 //! ```
 
 pub mod grammar;
+#[cfg(feature = "proptest")]
+pub mod strategy;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
+#[cfg(feature = "arbitrary")]
+mod arbitrary_impls;
+mod construct;
 mod error;
 mod ip;
 mod lint;
 mod list;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 mod time;
 
+pub use construct::BuildError;
 pub use error::{ErrorKind, ParseError};
 pub use ip::{IpEntry, IpMatcher, IpRanges};
 pub use lint::{lint_ip_entries, Finding, FindingKind};

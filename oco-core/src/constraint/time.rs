@@ -5,6 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Datelike, NaiveDateTime, Offset, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 
+use super::construct::{self, BuildError};
 use super::error::{ErrorKind, ParseError};
 use super::list::{self, RawEntry};
 
@@ -95,6 +96,40 @@ const WEEK: [Weekday; 7] = [
 ];
 
 impl TimeFrames {
+    /// A list of `entries`, in the order given (the first entry containing an instant decides).
+    ///
+    /// The list must fit the limits of text input, so that it prints as text that parses back to
+    /// it: at most [`MAX_ENTRIES`](super::MAX_ENTRIES) entries and a canonical form of at most
+    /// [`MAX_INPUT_LEN`](super::MAX_INPUT_LEN) bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::TooManyEntries`] or [`BuildError::CanonicalTooLong`] when the list exceeds
+    /// those limits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::Weekday;
+    /// use oco_core::constraint::{DayRange, TimeFrame, TimeFrames, TimeWindow};
+    ///
+    /// let weekdays = DayRange::new(Weekday::Mon, Weekday::Fri);
+    /// let nights = TimeWindow::new(22 * 60, 6 * 60)?;
+    /// let lunch = TimeWindow::new(12 * 60, 13 * 60)?;
+    /// let frames = TimeFrames::from_entries([
+    ///     TimeFrame::new(None, Some(lunch), true)?,
+    ///     TimeFrame::new(Some(weekdays), Some(nights), false)?,
+    ///     TimeFrame::new(Some(DayRange::new(Weekday::Sat, Weekday::Sun)), None, false)?,
+    /// ])?;
+    /// assert_eq!(frames.to_string(), "!12:00-13:00, MON-FRI 22:00-06:00, SAT-SUN");
+    /// # Ok::<(), oco_core::constraint::BuildError>(())
+    /// ```
+    pub fn from_entries(entries: impl IntoIterator<Item = TimeFrame>) -> Result<Self, BuildError> {
+        let entries: Vec<TimeFrame> = entries.into_iter().collect();
+        construct::check_list_limits(&entries)?;
+        Ok(TimeFrames { entries })
+    }
+
     /// Whether this is no constraint at all (the empty list), which allows every instant.
     pub fn is_unconstrained(&self) -> bool {
         self.entries.is_empty()
@@ -153,6 +188,45 @@ impl TimeFrames {
 }
 
 impl TimeFrame {
+    /// An entry for `window` on `days`, denying instead of allowing when `negated`.
+    ///
+    /// No days means every day; no window means the whole of each day.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::EmptyFrame`] when both are `None`: the text form has no spelling for such
+    /// an entry (write no entry, or a whole-week one such as `MON-SUN`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::Weekday;
+    /// use oco_core::constraint::{BuildError, DayRange, TimeFrame, TimeWindow};
+    ///
+    /// let friday_night = TimeFrame::new(
+    ///     Some(DayRange::new(Weekday::Fri, Weekday::Fri)),
+    ///     Some(TimeWindow::new(22 * 60, 2 * 60)?),
+    ///     false,
+    /// )?;
+    /// assert_eq!(friday_night.to_string(), "FRI 22:00-02:00");
+    /// assert_eq!(TimeFrame::new(None, None, true), Err(BuildError::EmptyFrame));
+    /// # Ok::<(), BuildError>(())
+    /// ```
+    pub fn new(
+        days: Option<DayRange>,
+        window: Option<TimeWindow>,
+        negated: bool,
+    ) -> Result<Self, BuildError> {
+        if days.is_none() && window.is_none() {
+            return Err(BuildError::EmptyFrame);
+        }
+        Ok(TimeFrame {
+            negated,
+            days,
+            window,
+        })
+    }
+
     /// Whether the entry denies the times it contains (it was written with `!`).
     pub fn is_negated(&self) -> bool {
         self.negated
@@ -222,6 +296,25 @@ impl TimeFrame {
 }
 
 impl DayRange {
+    /// The days from `first` to `last`, inclusive, wrapping over Sunday to Monday when `last`
+    /// precedes `first`; `first == last` is that day alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::Weekday;
+    /// use oco_core::constraint::DayRange;
+    ///
+    /// let long_weekend = DayRange::new(Weekday::Fri, Weekday::Mon);
+    /// assert_eq!(long_weekend.to_string(), "FRI-MON");
+    /// assert!(long_weekend.contains(Weekday::Sun));
+    /// assert!(!long_weekend.contains(Weekday::Wed));
+    /// assert_eq!(DayRange::new(Weekday::Sat, Weekday::Sat).to_string(), "SAT");
+    /// ```
+    pub fn new(first: Weekday, last: Weekday) -> Self {
+        DayRange { first, last }
+    }
+
     /// The first day of the range.
     pub fn first(&self) -> Weekday {
         self.first
@@ -246,6 +339,42 @@ impl DayRange {
 }
 
 impl TimeWindow {
+    /// The daily window `[start, end)`, in minutes from local midnight; `end <= start` crosses
+    /// midnight, and an `end` of 1440 is `24:00`.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::StartOutOfRange`] when `start` is above 1439, [`BuildError::EndOutOfRange`]
+    /// when `end` is above 1440, and [`BuildError::EmptyWindow`] when they are equal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::constraint::{BuildError, TimeWindow};
+    ///
+    /// let night = TimeWindow::new(22 * 60, 6 * 60)?;
+    /// assert!(night.crosses_midnight());
+    /// assert_eq!(night.to_string(), "22:00-06:00");
+    /// assert_eq!(TimeWindow::new(18 * 60, 1440)?.to_string(), "18:00-24:00");
+    /// assert_eq!(
+    ///     TimeWindow::new(1440, 60),
+    ///     Err(BuildError::StartOutOfRange { minute: 1440 })
+    /// );
+    /// # Ok::<(), BuildError>(())
+    /// ```
+    pub fn new(start: u16, end: u16) -> Result<Self, BuildError> {
+        if start >= MINUTES_PER_DAY {
+            return Err(BuildError::StartOutOfRange { minute: start });
+        }
+        if end > MINUTES_PER_DAY {
+            return Err(BuildError::EndOutOfRange { minute: end });
+        }
+        if start == end {
+            return Err(BuildError::EmptyWindow { minute: start });
+        }
+        Ok(TimeWindow { start, end })
+    }
+
     /// Minutes from local midnight to the start, `0..=1439`.
     pub fn start_minute(&self) -> u16 {
         self.start
