@@ -19,11 +19,13 @@
 
 #![no_main]
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use oco_core::constraint::{IpEntry, IpRanges, MAX_ENTRIES, MAX_INPUT_LEN};
+use oco_core::constraint::{IpEntry, IpRanges};
 
 /// Entries of a generated list, at most.
 const MAX_FUZZ_ENTRIES: usize = 256;
@@ -36,47 +38,12 @@ const MAX_CHECKED: usize = 512;
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let mut entries = Vec::new();
-    for entry in u
-        .arbitrary_iter::<IpEntry>()
-        .into_iter()
-        .flatten()
-        .take(MAX_FUZZ_ENTRIES)
-    {
-        match entry {
-            Ok(entry) => entries.push(entry),
-            Err(err) => panic!("Arbitrary refused its input: {err}"),
-        }
-    }
+    let entries: Vec<IpEntry> = common::draw(&mut u, MAX_FUZZ_ENTRIES);
     let ranges = match IpRanges::from_entries(entries) {
         Ok(ranges) => ranges,
         Err(err) => panic!("{MAX_FUZZ_ENTRIES} entries are within the limits, but: {err}"),
     };
-
-    let canonical = ranges.to_string();
-    assert!(
-        ranges.entries().len() <= MAX_ENTRIES,
-        "{} entries",
-        ranges.entries().len()
-    );
-    assert!(
-        canonical.len() <= MAX_INPUT_LEN,
-        "canonical form of {} bytes",
-        canonical.len()
-    );
-    let reparsed: IpRanges = match canonical.parse() {
-        Ok(reparsed) => reparsed,
-        Err(err) => panic!("canonical form does not parse\n{}", err.render(&canonical)),
-    };
-    assert_eq!(
-        reparsed, ranges,
-        "parse(display(x)) != x\ncanonical: {canonical}"
-    );
-    assert_eq!(
-        reparsed.to_string(),
-        canonical,
-        "canonical form is not a fixed point"
-    );
+    common::check_built(&ranges, ranges.entries().len());
     assert_eq!(
         IpRanges::from_entries(ranges.entries().iter().copied()).as_ref(),
         Ok(&ranges)

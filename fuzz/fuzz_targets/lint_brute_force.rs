@@ -16,6 +16,8 @@
 
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use oco_core::constraint::testkit::{brute_force_ip_lint, brute_force_time_lint, BruteLint};
@@ -28,8 +30,8 @@ const MAX_TIME_ENTRIES: usize = 6;
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let ip: Vec<IpEntry> = draw(&mut u, MAX_IP_ENTRIES);
-    let frames: Vec<TimeFrame> = draw(&mut u, MAX_TIME_ENTRIES);
+    let ip: Vec<IpEntry> = common::draw(&mut u, MAX_IP_ENTRIES);
+    let frames: Vec<TimeFrame> = common::draw(&mut u, MAX_TIME_ENTRIES);
 
     let ranges = IpRanges::from_entries(ip).expect("16 entries are within the limits");
     let lint = ranges.lint();
@@ -49,23 +51,6 @@ fuzz_target!(|data: &[u8]| {
     );
     same_from_text(&frames.to_string(), &lint, TimeFrames::parse_linted);
 });
-
-/// Up to `max` values drawn one by one from the input.
-fn draw<'a, T: libfuzzer_sys::arbitrary::Arbitrary<'a>>(
-    u: &mut Unstructured<'a>,
-    max: usize,
-) -> Vec<T> {
-    let mut values = Vec::new();
-    if let Ok(iter) = u.arbitrary_iter::<T>() {
-        for value in iter.take(max) {
-            match value {
-                Ok(value) => values.push(value),
-                Err(err) => panic!("Arbitrary refused its input: {err}"),
-            }
-        }
-    }
-    values
-}
 
 /// The lint of `canonical` parsed finds what `lint` (on the value) found, with the same spans:
 /// the text is the canonical one.

@@ -19,11 +19,13 @@
 
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::arbitrary::{Arbitrary, Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use oco_core::chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta};
 use oco_core::chrono_tz::TZ_VARIANTS;
-use oco_core::constraint::{TimeFrame, TimeFrames, MAX_ENTRIES, MAX_INPUT_LEN};
+use oco_core::constraint::{TimeFrame, TimeFrames};
 
 /// Entries of a generated list, at most.
 const MAX_FUZZ_ENTRIES: usize = 256;
@@ -38,47 +40,12 @@ const INSTANT_RANGE: i64 = 4_102_444_800;
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let mut entries = Vec::new();
-    for entry in u
-        .arbitrary_iter::<TimeFrame>()
-        .into_iter()
-        .flatten()
-        .take(MAX_FUZZ_ENTRIES)
-    {
-        match entry {
-            Ok(entry) => entries.push(entry),
-            Err(err) => panic!("Arbitrary refused its input: {err}"),
-        }
-    }
+    let entries: Vec<TimeFrame> = common::draw(&mut u, MAX_FUZZ_ENTRIES);
     let frames = match TimeFrames::from_entries(entries) {
         Ok(frames) => frames,
         Err(err) => panic!("{MAX_FUZZ_ENTRIES} entries are within the limits, but: {err}"),
     };
-
-    let canonical = frames.to_string();
-    assert!(
-        frames.entries().len() <= MAX_ENTRIES,
-        "{} entries",
-        frames.entries().len()
-    );
-    assert!(
-        canonical.len() <= MAX_INPUT_LEN,
-        "canonical form of {} bytes",
-        canonical.len()
-    );
-    let reparsed: TimeFrames = match canonical.parse() {
-        Ok(reparsed) => reparsed,
-        Err(err) => panic!("canonical form does not parse\n{}", err.render(&canonical)),
-    };
-    assert_eq!(
-        reparsed, frames,
-        "parse(display(x)) != x\ncanonical: {canonical}"
-    );
-    assert_eq!(
-        reparsed.to_string(),
-        canonical,
-        "canonical form is not a fixed point"
-    );
+    common::check_built(&frames, frames.entries().len());
     assert_eq!(
         TimeFrames::from_entries(frames.entries().iter().copied()).as_ref(),
         Ok(&frames)

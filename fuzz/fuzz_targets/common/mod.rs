@@ -1,9 +1,50 @@
-//! Checks shared by the round-trip targets.
+//! Checks shared by the targets.
+
+// Each target uses some of these.
+#![allow(dead_code)]
 
 use std::fmt::{Debug, Display};
 use std::str::FromStr;
 
-use oco_core::constraint::ParseError;
+use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
+use oco_core::constraint::{ParseError, MAX_ENTRIES, MAX_INPUT_LEN};
+
+/// Up to `max` values drawn one by one from the input (`Arbitrary`).
+pub fn draw<'a, T: Arbitrary<'a>>(u: &mut Unstructured<'a>, max: usize) -> Vec<T> {
+    let mut values = Vec::new();
+    if let Ok(iter) = u.arbitrary_iter::<T>() {
+        for value in iter.take(max) {
+            match value {
+                Ok(value) => values.push(value),
+                Err(err) => panic!("Arbitrary refused its input: {err}"),
+            }
+        }
+    }
+    values
+}
+
+/// A list of `entries` entries built in code: within the limits, its canonical form parses back
+/// to it, and the round trip of [`check_roundtrip`] holds for that form.
+pub fn check_built<T>(value: &T, entries: usize)
+where
+    T: FromStr<Err = ParseError> + Display + Debug + PartialEq,
+{
+    let canonical = value.to_string();
+    assert!(entries <= MAX_ENTRIES, "{entries} entries");
+    assert!(
+        canonical.len() <= MAX_INPUT_LEN,
+        "canonical form of {} bytes",
+        canonical.len()
+    );
+    match canonical.parse::<T>() {
+        Ok(reparsed) => assert_eq!(
+            &reparsed, value,
+            "parse(display(x)) != x\ncanonical: {canonical}"
+        ),
+        Err(err) => panic!("canonical form does not parse\n{}", err.render(&canonical)),
+    }
+    check_roundtrip::<T>(&canonical);
+}
 
 /// Parses `input` as a `T` and checks the round trip, or the error, as the targets' headers say.
 pub fn check_roundtrip<T>(input: &str)

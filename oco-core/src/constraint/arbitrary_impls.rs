@@ -18,6 +18,8 @@ use chrono::Weekday;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::construct::truncate_to_limits;
+use super::ip::MAPPED;
+use super::time::{MINUTES_PER_DAY as DAY, WEEK};
 use super::{DayRange, IpEntry, IpRanges, TimeFrame, TimeFrames, TimeWindow, MAX_ENTRIES};
 
 impl<'a> Arbitrary<'a> for IpRanges {
@@ -147,19 +149,6 @@ impl<'a> Arbitrary<'a> for TimeWindow {
         (2, Some(6))
     }
 }
-
-const DAY: u16 = 24 * 60;
-/// `::ffff:0:0`, the IPv4-mapped block of IPv6.
-const MAPPED: u128 = 0xffff << 32;
-const WEEK: [Weekday; 7] = [
-    Weekday::Mon,
-    Weekday::Tue,
-    Weekday::Wed,
-    Weekday::Thu,
-    Weekday::Fri,
-    Weekday::Sat,
-    Weekday::Sun,
-];
 
 /// An entry of a list, with the variations a long list is made of.
 trait ListEntry: for<'a> Arbitrary<'a> + fmt::Display {

@@ -3,6 +3,7 @@
 
 use std::fmt::{self, Write as _};
 
+use super::list::LengthCounter;
 use super::{MAX_ENTRIES, MAX_INPUT_LEN};
 
 /// Why a constraint value built in code (not parsed) was refused.
@@ -135,15 +136,5 @@ pub(super) fn truncate_to_limits<T: fmt::Display>(entries: &mut Vec<T>) {
             entries.truncate(i);
             return;
         }
-    }
-}
-
-/// Counts the bytes written to it.
-struct LengthCounter(usize);
-
-impl fmt::Write for LengthCounter {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0 += s.len();
-        Ok(())
     }
 }

@@ -159,7 +159,7 @@ impl IpRanges {
             return Some(IpAddr::V4(Ipv4Addr::from(starts[i])));
         }
         // IPv6, skipping the IPv4-mapped block ::ffff:0:0/96 (those addresses are IPv4).
-        let (mapped_first, mapped_last) = (0xffff_u128 << 32, (0xffff_u128 << 32) | 0xffff_ffff);
+        let (mapped_first, mapped_last) = (MAPPED, MAPPED | 0xffff_ffff);
         let (starts, verdicts) = intervals(v6, default);
         (0..starts.len())
             .filter(|&i| verdicts[i] == verdict)
@@ -262,6 +262,10 @@ impl fmt::Display for IpEntry {
         }
     }
 }
+
+/// `::ffff:0:0`, the first address of IPv6's IPv4-mapped block (`::ffff:0:0/96`), whose
+/// addresses are checked as the IPv4 addresses they map.
+pub(super) const MAPPED: u128 = 0xffff << 32;
 
 /// Maps IPv4-mapped IPv6 addresses to IPv4; dual-stack servers see IPv4 agents that way.
 fn normalize(addr: IpAddr) -> IpAddr {

@@ -15,7 +15,8 @@ use std::ops::Range;
 use ipnet::IpNet;
 
 use super::error::render_span;
-use super::ip::{IpEntry, IpRanges};
+use super::ip::{IpEntry, IpRanges, MAPPED};
+use super::list::LengthCounter;
 use super::time::{DayRange, TimeFrame, TimeFrames, TimeWindow, MINUTES_PER_WEEK};
 use super::ParseError;
 
@@ -338,23 +339,13 @@ fn canonical_spans<T: fmt::Display>(entries: &[T]) -> Vec<Range<usize>> {
     let mut spans = Vec::with_capacity(entries.len());
     let mut at = 0;
     for entry in entries {
-        let mut len = Length(0);
+        let mut len = LengthCounter(0);
         // Writing into a counter cannot fail.
         let _ = write!(len, "{entry}");
         spans.push(at..at + len.0);
         at += len.0 + ", ".len();
     }
     spans
-}
-
-/// Counts the bytes written to it.
-struct Length(usize);
-
-impl fmt::Write for Length {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0 += s.len();
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -736,8 +727,8 @@ fn sweep(
     };
     let mapped = Node {
         v6: true,
-        first: 0xffff_u128 << 32,
-        last: (0xffff_u128 << 32) | 0xffff_ffff,
+        first: MAPPED,
+        last: MAPPED | 0xffff_ffff,
     };
     let order = |node: &Node| (node.first, std::cmp::Reverse(node.last));
     let mut mapped_pending = v6;

@@ -94,8 +94,8 @@ pub(super) fn parse_list_spanned<T: fmt::Display>(
     Ok(entries)
 }
 
-/// Counts the bytes written to it.
-struct LengthCounter(usize);
+/// Counts the bytes written to it: the length of a canonical form, without writing it.
+pub(super) struct LengthCounter(pub(super) usize);
 
 impl fmt::Write for LengthCounter {
     fn write_str(&mut self, s: &str) -> fmt::Result {

@@ -82,6 +82,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use super::construct::truncate_to_limits;
+use super::ip::MAPPED;
+use super::time::{MINUTES_PER_DAY as DAY, WEEK};
 use super::{
     DayRange, ErrorKind, IpEntry, IpRanges, TimeFrame, TimeFrames, TimeWindow, MAX_ENTRIES,
     MAX_INPUT_LEN,
@@ -347,19 +349,7 @@ pub fn time_frames_near_miss() -> impl Strategy<Value = NearMiss> {
 // Helpers: values
 // ---------------------------------------------------------------------------------------------
 
-const DAY: u16 = 24 * 60;
 const FORTNIGHT_MINUTES: u32 = 14 * 24 * 60;
-/// `::ffff:0:0`, the IPv4-mapped block of IPv6.
-const MAPPED: u128 = 0xffff << 32;
-const WEEK: [Weekday; 7] = [
-    Weekday::Mon,
-    Weekday::Tue,
-    Weekday::Wed,
-    Weekday::Thu,
-    Weekday::Fri,
-    Weekday::Sat,
-    Weekday::Sun,
-];
 const FULL_DAY_NAMES: [&str; 7] = [
     "Monday",
     "Tuesday",

@@ -20,6 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use ipnet::IpNet;
 
+use super::ip::MAPPED;
 use super::{Finding, FindingKind, IpEntry, IpMatcher, TimeFrames};
 
 /// What the lint baseline finds: the entries (0-based) that are never the first match, and those
@@ -67,8 +68,8 @@ impl BruteLint {
 /// stretch on which no entry begins or ends (is it ever the first match?), and the list compiled
 /// without it and compared at those addresses (does removing it change a verdict?). Quadratic.
 pub fn brute_force_ip_lint(entries: &[IpEntry]) -> BruteLint {
-    let mapped_last = (0xffff_u128 << 32) | 0xffff_ffff;
-    let mapped = (0xffff_u128 << 32)..=mapped_last;
+    let mapped_last = MAPPED | 0xffff_ffff;
+    let mapped = MAPPED..=mapped_last;
     let mut points: Vec<IpAddr> = vec![
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(Ipv6Addr::UNSPECIFIED),

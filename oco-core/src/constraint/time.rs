@@ -82,10 +82,11 @@ pub struct WeekMatcher {
     bits: [u64; WEEK_WORDS],
 }
 
-const MINUTES_PER_DAY: u16 = 24 * 60;
+pub(super) const MINUTES_PER_DAY: u16 = 24 * 60;
 pub(super) const MINUTES_PER_WEEK: usize = 7 * MINUTES_PER_DAY as usize;
 const WEEK_WORDS: usize = MINUTES_PER_WEEK.div_ceil(64);
-const WEEK: [Weekday; 7] = [
+/// The days of the week from Monday, as the week's minutes count them.
+pub(super) const WEEK: [Weekday; 7] = [
     Weekday::Mon,
     Weekday::Tue,
     Weekday::Wed,
