@@ -16,6 +16,8 @@
 
 #![no_main]
 
+mod common;
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -45,27 +47,7 @@ fuzz_target!(|data: &[u8]| {
         },
     };
     let matcher = ranges.compile();
-    let check = |addr: IpAddr| {
-        let plain = ranges.allows(addr);
-        assert_eq!(
-            matcher.allows(addr),
-            plain,
-            "compiled != plain for {addr}\nranges: {ranges}"
-        );
-        if let IpAddr::V4(v4) = addr {
-            let mapped = IpAddr::V6(v4.to_ipv6_mapped());
-            assert_eq!(
-                ranges.allows(mapped),
-                plain,
-                "{mapped} != {addr}\nranges: {ranges}"
-            );
-            assert_eq!(
-                matcher.allows(mapped),
-                plain,
-                "compiled {mapped} != {addr}\nranges: {ranges}"
-            );
-        }
-    };
+    let check = |addr: IpAddr| common::check_compiled_ip(&ranges, &matcher, addr);
 
     for entry in ranges.entries().iter().take(MAX_BOUNDARY_ENTRIES) {
         let net = entry.network();

@@ -56,25 +56,7 @@ fuzz_target!(|data: &[u8]| {
             return false;
         }
         checks -= 1;
-        let plain = ranges.allows(addr);
-        assert_eq!(
-            matcher.allows(addr),
-            plain,
-            "compiled != plain for {addr}\nranges: {ranges}"
-        );
-        if let IpAddr::V4(v4) = addr {
-            let mapped = IpAddr::V6(v4.to_ipv6_mapped());
-            assert_eq!(
-                ranges.allows(mapped),
-                plain,
-                "{mapped} != {addr}\nranges: {ranges}"
-            );
-            assert_eq!(
-                matcher.allows(mapped),
-                plain,
-                "compiled {mapped} != {addr}\nranges: {ranges}"
-            );
-        }
+        common::check_compiled_ip(&ranges, &matcher, addr);
         true
     };
     // Addresses from the input first (the fuzzer steers them), then the networks' edges.

@@ -7,7 +7,9 @@ use std::fmt::{Debug, Display};
 use std::str::FromStr;
 
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
-use oco_core::constraint::{ParseError, MAX_ENTRIES, MAX_INPUT_LEN};
+use std::net::IpAddr;
+
+use oco_core::constraint::{IpMatcher, IpRanges, ParseError, MAX_ENTRIES, MAX_INPUT_LEN};
 
 /// Up to `max` values drawn one by one from the input (`Arbitrary`).
 pub fn draw<'a, T: Arbitrary<'a>>(u: &mut Unstructured<'a>, max: usize) -> Vec<T> {
@@ -90,5 +92,29 @@ where
                 "render does not start with the message\ninput: {input:?}\nrendered: {rendered:?}"
             );
         }
+    }
+}
+
+/// The compiled matcher answers for `addr` as the list does, and an IPv4 address gets the same
+/// answer as its IPv4-mapped IPv6 form from both.
+pub fn check_compiled_ip(ranges: &IpRanges, matcher: &IpMatcher, addr: IpAddr) {
+    let plain = ranges.allows(addr);
+    assert_eq!(
+        matcher.allows(addr),
+        plain,
+        "compiled != plain for {addr}\nranges: {ranges}"
+    );
+    if let IpAddr::V4(v4) = addr {
+        let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+        assert_eq!(
+            ranges.allows(mapped),
+            plain,
+            "{mapped} != {addr}\nranges: {ranges}"
+        );
+        assert_eq!(
+            matcher.allows(mapped),
+            plain,
+            "compiled {mapped} != {addr}\nranges: {ranges}"
+        );
     }
 }
