@@ -103,6 +103,7 @@ pub struct UninstallRequest {
 
 /// The outcome of renewing failed-like jobs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[must_use = "a renewal writes nothing until its `changes` are applied"]
 pub struct Renewal {
     /// What to write: job updates (in place) or one new container (into a container).
     pub changes: ChangeSet,

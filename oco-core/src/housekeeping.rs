@@ -35,6 +35,7 @@ use crate::Settings;
 
 /// What one housekeeping run decided.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "a housekeeping run's writes and effects happen only when applied and carried out"]
 pub struct Housekeeping {
     /// The writes, to apply atomically. Ordered by container id; within a container, job updates
     /// by job id, then the container's own update or deletion. A job appears at most once.

@@ -60,6 +60,7 @@ use crate::Settings;
 
 /// What a poll decides: jobs to hand out, jobs held, and the writes the poll implies.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[must_use = "a plan decides what to hand out and what to write; dropping it loses its changes"]
 pub struct Plan<'a> {
     /// Jobs to hand out now, in delivery order: by `(priority desc, origin created_at asc,
     /// origin kind (container before rule), origin id asc, sequence asc, job id asc)`, so that an

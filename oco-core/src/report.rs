@@ -186,6 +186,7 @@ impl std::error::Error for ReportError {}
 /// then the upsert). Every `UpdateJob` expects the revision in the snapshot. An ignored report has
 /// no changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[must_use = "a report's outcome holds the writes it decided; apply its `changes`"]
 pub struct ReportOutcome {
     /// The writes to apply atomically.
     pub changes: ChangeSet,

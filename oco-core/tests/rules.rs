@@ -5,6 +5,9 @@
 
 // Test helpers panic on bad fixtures by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The fleet's helpers apply what they decide and return it for inspection; a test that only
+// needs the writes ignores it.
+#![allow(unused_must_use)]
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

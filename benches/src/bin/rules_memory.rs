@@ -60,7 +60,7 @@ fn main() -> Result<()> {
         mib(after.hwm.saturating_sub(built.rss)),
         mib(after.rss.saturating_sub(built.rss))
     );
-    black_box(diff);
+    black_box(&diff);
     Ok(())
 }
 

@@ -205,6 +205,7 @@ impl JobDeletion {
 /// it found. [`RuleDiff::into_change_set`] turns it into one atomic change set whose preconditions
 /// are the job revisions and the assignment revisions it was computed from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[must_use = "a rule diff's writes happen only when applied (`into_change_set`, then the store)"]
 pub struct RuleDiff {
     /// The rule.
     pub rule: RuleId,

@@ -13,6 +13,7 @@ use crate::model::{
 /// precondition fails, nothing is written and the store returns
 /// [`StoreError::Conflict`](super::StoreError::Conflict).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[must_use = "a change set writes nothing until a store applies it"]
 pub struct ChangeSet {
     /// The changes, applied in order.
     pub changes: Vec<Change>,
@@ -38,6 +39,7 @@ impl ChangeSet {
 /// One write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "change")]
+#[must_use = "a change writes nothing until a store applies it"]
 pub enum Change {
     /// Creates a container and its jobs; the store assigns the ids, sets each job's origin to the
     /// new container and its revision to 1.
