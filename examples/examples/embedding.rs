@@ -14,7 +14,7 @@ use oco_core::deploy::{deploy, ContainerSettings, DeployRequest};
 use oco_core::housekeeping::{container_statistics, housekeeping};
 use oco_core::model::{
     Compatibility, DeliveryPolicy, FamilyId, JobId, Name, Origin, Package, PackageId, Payload,
-    PostAction, Procedure, Schedule, Sha256Digest, SuccessCodes, UpgradeBehavior, WolSettings,
+    Procedure, Schedule, Sha256Digest, SuccessCodes, UpgradeBehavior,
 };
 use oco_core::plan::plan;
 use oco_core::report::{apply_report, AgentReport, ReportedState};
@@ -40,8 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A container for both computers: the office network except its lab (the first matching
     // entry decides, so the exception comes first), weekday evenings in Berlin.
-    let mut policy = DeliveryPolicy::new(Berlin);
-    policy.ip_ranges = "!10.66.0.0/16, 10.0.0.0/8".parse()?;
+    let policy = DeliveryPolicy::new(Berlin)
+        .with_ip_ranges("!10.66.0.0/16, 10.0.0.0/8".parse()?)
+        .with_time_frames("MON-FRI 18:00-23:00".parse()?);
     assert!(
         !policy.ip_ranges.allows("10.66.1.1".parse()?),
         "the lab gets nothing"
@@ -50,23 +51,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         policy.ip_ranges.allows("10.1.2.3".parse()?),
         "the office does"
     );
-    policy.time_frames = "MON-FRI 18:00-23:00".parse()?;
-    let request = DeployRequest {
-        container: ContainerSettings {
-            name: Name::new("name", "7-Zip roll-out")?,
-            notes: String::new(),
-            enabled: true,
-            schedule: Schedule::new(monday, Some(monday + Duration::days(7)))?,
-            policy,
-            wol: WolSettings::default(),
-            self_service: false,
-        },
-        computers: vec![pc1.id, pc2.id],
-        computer_groups: vec![],
-        packages: vec![package.id],
-        package_groups: vec![],
-        force_reinstall: false,
-    };
+    let mut container =
+        ContainerSettings::new(Name::new("name", "7-Zip roll-out")?, monday, policy);
+    container.schedule = Schedule::new(monday, Some(monday + Duration::days(7)))?;
+    let request = DeployRequest::new(container)
+        .with_computers([pc1.id, pc2.id])
+        .with_packages([package.id]);
     let changes = deploy(&request, &store.deploy_snapshot()?, monday)?;
     let applied = store.apply(&changes)?;
     let container = applied.containers[0];
@@ -183,16 +173,9 @@ fn seven_zip(family: FamilyId) -> Result<Package, Box<dyn std::error::Error>> {
         id: PackageId(0),
         family,
         version: Name::new("version", "24.08")?,
-        install: Procedure {
-            command: "msiexec /i 7z2408-x64.msi /qn".into(),
-            success_codes: "0, 3010".parse::<SuccessCodes>()?,
-            post_action: PostAction::None,
-        },
-        uninstall: Procedure {
-            command: "msiexec /x 7z2408-x64.msi /qn".into(),
-            success_codes: SuccessCodes::zero(),
-            post_action: PostAction::None,
-        },
+        install: Procedure::new("msiexec /i 7z2408-x64.msi /qn")
+            .with_success_codes("0, 3010".parse::<SuccessCodes>()?),
+        uninstall: Procedure::new("msiexec /x 7z2408-x64.msi /qn"),
         payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
         download_for_uninstall: false,
         upgrade_behavior: UpgradeBehavior::ImplicitRemove,

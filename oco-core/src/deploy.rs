@@ -72,6 +72,96 @@ pub struct ContainerSettings {
     pub self_service: bool,
 }
 
+impl ContainerSettings {
+    /// Settings of an enabled container named `name`, starting at `start` with no end, with
+    /// `policy`, no Wake-on-LAN, empty notes, not from the self-service portal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::chrono_tz::Tz;
+    /// use oco_core::deploy::{ContainerSettings, DeployRequest};
+    /// use oco_core::model::{ComputerId, DeliveryPolicy, Name, PackageId};
+    ///
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+    /// let settings = ContainerSettings::new(Name::new("name", "editor 2.0")?, now, DeliveryPolicy::new(Tz::UTC));
+    /// let request = DeployRequest::new(settings)
+    ///     .with_computers([ComputerId(1), ComputerId(2)])
+    ///     .with_packages([PackageId(7)]);
+    /// assert_eq!(request.computers.len(), 2);
+    /// assert!(request.container.enabled);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(name: Name, start: DateTime<Utc>, policy: DeliveryPolicy) -> Self {
+        ContainerSettings {
+            name,
+            notes: String::new(),
+            enabled: true,
+            schedule: Schedule::starting(start),
+            policy,
+            wol: WolSettings::default(),
+            self_service: false,
+        }
+    }
+}
+
+impl DeployRequest {
+    /// A deploy of nothing yet into a new container with `container`'s settings; the `with_*`
+    /// methods add targets and packages (see [`ContainerSettings::new`] for an example).
+    pub fn new(container: ContainerSettings) -> Self {
+        DeployRequest {
+            container,
+            computers: Vec::new(),
+            computer_groups: Vec::new(),
+            packages: Vec::new(),
+            package_groups: Vec::new(),
+            force_reinstall: false,
+        }
+    }
+
+    /// The request with these target computers added, in order.
+    #[must_use]
+    pub fn with_computers(mut self, computers: impl IntoIterator<Item = ComputerId>) -> Self {
+        self.computers.extend(computers);
+        self
+    }
+
+    /// The request with these target computer groups added, in order.
+    #[must_use]
+    pub fn with_computer_groups(
+        mut self,
+        groups: impl IntoIterator<Item = ComputerGroupId>,
+    ) -> Self {
+        self.computer_groups.extend(groups);
+        self
+    }
+
+    /// The request with these packages added, in order.
+    #[must_use]
+    pub fn with_packages(mut self, packages: impl IntoIterator<Item = PackageId>) -> Self {
+        self.packages.extend(packages);
+        self
+    }
+
+    /// The request with these package groups added, in order.
+    #[must_use]
+    pub fn with_package_groups(mut self, groups: impl IntoIterator<Item = PackageGroupId>) -> Self {
+        self.package_groups.extend(groups);
+        self
+    }
+
+    /// The request installing again what is already installed (instead of recording it as
+    /// AlreadyInstalled).
+    #[must_use]
+    pub fn forcing_reinstall(self) -> Self {
+        DeployRequest {
+            force_reinstall: true,
+            ..self
+        }
+    }
+}
+
 /// What an administrator asks to deploy: a new container with these settings, for these
 /// computers and packages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -51,6 +51,11 @@ impl Schedule {
         }
     }
 
+    /// A schedule from `start` with no end.
+    pub fn starting(start: DateTime<Utc>) -> Self {
+        Schedule { start, end: None }
+    }
+
     /// When jobs may start.
     pub fn start(&self) -> DateTime<Utc> {
         self.start

@@ -260,6 +260,49 @@ pub struct Procedure {
     pub post_action: PostAction,
 }
 
+impl Procedure {
+    /// The command `command`, which succeeds with return code 0 and is followed by nothing; the
+    /// `with_*` methods change the rest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::model::{PostAction, Procedure};
+    ///
+    /// let install = Procedure::new("msiexec /i app.msi /qn")
+    ///     .with_success_codes("0, 3010".parse()?)
+    ///     .with_post_action(PostAction::Restart);
+    /// assert!(install.success_codes.accepts(3010));
+    /// assert!(!install.success_codes.accepts(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(command: impl Into<String>) -> Self {
+        Procedure {
+            command: command.into(),
+            success_codes: SuccessCodes::zero(),
+            post_action: PostAction::None,
+        }
+    }
+
+    /// The procedure with these success codes.
+    #[must_use]
+    pub fn with_success_codes(self, success_codes: SuccessCodes) -> Self {
+        Procedure {
+            success_codes,
+            ..self
+        }
+    }
+
+    /// The procedure with this post action.
+    #[must_use]
+    pub fn with_post_action(self, post_action: PostAction) -> Self {
+        Procedure {
+            post_action,
+            ..self
+        }
+    }
+}
+
 /// What the agent does after a successful job.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

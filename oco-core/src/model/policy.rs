@@ -30,7 +30,23 @@ pub struct DeliveryPolicy {
 
 impl DeliveryPolicy {
     /// A policy with priority 0, failures ignored, no constraints, post actions after 5 minutes,
-    /// in `time_zone`.
+    /// in `time_zone`; the `with_*` methods change one field each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono_tz::Europe::Berlin;
+    /// use oco_core::model::{DeliveryPolicy, Priority, SequenceMode};
+    ///
+    /// let evenings = DeliveryPolicy::new(Berlin)
+    ///     .with_priority(Priority::new(10)?)
+    ///     .with_sequence_mode(SequenceMode::AbortAfterFailed)
+    ///     .with_ip_ranges("!10.66.0.0/16, 10.0.0.0/8".parse()?)
+    ///     .with_time_frames("MON-FRI 18:00-06:00, SAT-SUN".parse()?);
+    /// assert_eq!(evenings.priority.get(), 10);
+    /// assert_eq!(evenings.post_action_timeout, Some(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(time_zone: Tz) -> Self {
         DeliveryPolicy {
             priority: Priority::default(),
@@ -39,6 +55,45 @@ impl DeliveryPolicy {
             time_frames: TimeFrames::default(),
             time_zone,
             post_action_timeout: Some(5),
+        }
+    }
+
+    /// The policy with this priority.
+    #[must_use]
+    pub fn with_priority(self, priority: Priority) -> Self {
+        DeliveryPolicy { priority, ..self }
+    }
+
+    /// The policy with this sequence mode.
+    #[must_use]
+    pub fn with_sequence_mode(self, sequence_mode: SequenceMode) -> Self {
+        DeliveryPolicy {
+            sequence_mode,
+            ..self
+        }
+    }
+
+    /// The policy with these agent IP ranges.
+    #[must_use]
+    pub fn with_ip_ranges(self, ip_ranges: IpRanges) -> Self {
+        DeliveryPolicy { ip_ranges, ..self }
+    }
+
+    /// The policy with these time frames (read in its zone).
+    #[must_use]
+    pub fn with_time_frames(self, time_frames: TimeFrames) -> Self {
+        DeliveryPolicy {
+            time_frames,
+            ..self
+        }
+    }
+
+    /// The policy with this post-action timeout in minutes (`None`: no post actions).
+    #[must_use]
+    pub fn with_post_action_timeout(self, minutes: Option<u32>) -> Self {
+        DeliveryPolicy {
+            post_action_timeout: minutes,
+            ..self
         }
     }
 }
