@@ -49,8 +49,8 @@ use oco_core::chrono::{DateTime, Duration, Timelike, Utc};
 use oco_core::constraint::TimeFrames;
 use oco_core::deploy::{deploy, ContainerSettings, DeployRequest};
 use oco_core::model::{
-    ComputerId, DeliveryPolicy, MacAddress, Name, Package, PackageId, Priority, Schedule,
-    SequenceMode, WolSettings,
+    ComputerId, DeliveryPolicy, MacAddress, Name, PackageId, Priority, Schedule, SequenceMode,
+    WolSettings,
 };
 use oco_core::store::{AgentCredentials, Change, ChangeSet, DeploySnapshot, NewComputer, Store};
 
@@ -397,8 +397,7 @@ fn fleet_package_name(n: usize) -> String {
 
 /// The install command of fleet package `n`, as the jobs of its containers carry it.
 pub fn install_command(n: usize) -> String {
-    let package: Package = package(oco_core::model::FamilyId(0), n);
-    package.install.command
+    package(oco_core::model::FamilyId(0), n).install.command
 }
 
 fn new_fleet_computer(n: usize) -> NewComputer {

@@ -43,12 +43,14 @@
 use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::deploy::{deploy, ContainerSettings, DeployRequest};
 use oco_core::model::{
-    Assignment, Compatibility, ComputerGroupId, ComputerId, DeliveryPolicy, DeploymentRule, JobId,
-    Name, Package, PackageId, Payload, PostAction, Priority, Procedure, RuleId, Schedule,
-    SequenceMode, Sha256Digest, UpgradeBehavior, WolSettings,
+    Assignment, Compatibility, ComputerGroupId, ComputerId, DeliveryPolicy, JobId, Name, PackageId,
+    Payload, PostAction, Priority, Procedure, RuleId, Schedule, SequenceMode, Sha256Digest,
+    UpgradeBehavior, WolSettings,
 };
 use oco_core::rules::{RuleWorld, Scope};
-use oco_core::store::{Change, ChangeSet, JobFilter, NewComputer, Page, Store, StoreResult};
+use oco_core::store::{
+    Change, ChangeSet, JobFilter, NewComputer, NewPackage, NewRule, Page, Store, StoreResult,
+};
 
 use crate::{SplitMix64, SEED, SHORT_IP_LIST, WORKWEEK_FRAMES, ZONE};
 
@@ -249,8 +251,7 @@ pub fn seed(store: &dyn Store, case: SeedCase) -> StoreResult<Seeded> {
     let package_group = store.create_package_group(name("baseline"), None)?.id;
     store.set_package_group_members(package_group, &packages)?;
     let rule = store
-        .create_rule(DeploymentRule {
-            id: RuleId(0),
+        .create_rule(NewRule {
             name: name("baseline software for the office"),
             notes: "Every office computer gets the baseline.".into(),
             enabled: true,
@@ -352,7 +353,7 @@ pub(crate) fn package_name(n: usize) -> String {
 }
 
 /// Package `n` of family `family`: its version, install and uninstall commands are `n`'s.
-pub(crate) fn package(family: oco_core::model::FamilyId, n: usize) -> Package {
+pub(crate) fn package(family: oco_core::model::FamilyId, n: usize) -> NewPackage {
     let slug: String = package_name(n)
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
@@ -376,8 +377,7 @@ pub(crate) fn package(family: oco_core::model::FamilyId, n: usize) -> Package {
             PostAction::None,
         )
     };
-    Package {
-        id: PackageId(0),
+    NewPackage {
         family,
         version: name(&version),
         install: Procedure {

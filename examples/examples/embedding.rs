@@ -13,12 +13,12 @@ use oco_core::chrono_tz::Europe::Berlin;
 use oco_core::deploy::{deploy, ContainerSettings, DeployRequest};
 use oco_core::housekeeping::{container_statistics, housekeeping};
 use oco_core::model::{
-    Compatibility, DeliveryPolicy, FamilyId, JobId, Name, Origin, Package, PackageId, Payload,
-    Procedure, Schedule, Sha256Digest, SuccessCodes, UpgradeBehavior,
+    Compatibility, DeliveryPolicy, FamilyId, JobId, Name, Origin, Payload, Procedure, Schedule,
+    Sha256Digest, SuccessCodes, UpgradeBehavior,
 };
 use oco_core::plan::plan;
 use oco_core::report::{apply_report, AgentReport, ReportedState};
-use oco_core::store::{JobFilter, MemoryStore, NewComputer, Page, Store};
+use oco_core::store::{JobFilter, MemoryStore, NewComputer, NewPackage, Page, Store};
 use oco_core::Settings;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -168,21 +168,17 @@ fn new_computer(hostname: &str) -> Result<NewComputer, Box<dyn std::error::Error
     })
 }
 
-fn seven_zip(family: FamilyId) -> Result<Package, Box<dyn std::error::Error>> {
-    Ok(Package {
-        id: PackageId(0),
-        family,
-        version: Name::new("version", "24.08")?,
-        install: Procedure::new("msiexec /i 7z2408-x64.msi /qn")
-            .with_success_codes("0, 3010".parse::<SuccessCodes>()?),
-        uninstall: Procedure::new("msiexec /x 7z2408-x64.msi /qn"),
-        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
-        download_for_uninstall: false,
-        upgrade_behavior: UpgradeBehavior::ImplicitRemove,
-        compatibility: Compatibility {
-            os: vec!["Windows".into()],
-            ..Compatibility::default()
-        },
-        dependencies: vec![],
-    })
+fn seven_zip(family: FamilyId) -> Result<NewPackage, Box<dyn std::error::Error>> {
+    let install = Procedure::new("msiexec /i 7z2408-x64.msi /qn")
+        .with_success_codes("0, 3010".parse::<SuccessCodes>()?);
+    Ok(
+        NewPackage::new(family, Name::new("version", "24.08")?, install)
+            .with_uninstall(Procedure::new("msiexec /x 7z2408-x64.msi /qn"))
+            .with_payload(Payload::new(4096, Sha256Digest([0x5a; 32])))
+            .with_upgrade_behavior(UpgradeBehavior::ImplicitRemove)
+            .with_compatibility(Compatibility {
+                os: vec!["Windows".into()],
+                ..Compatibility::default()
+            }),
+    )
 }

@@ -21,13 +21,12 @@ use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono_tz::Europe::Berlin;
 use oco_core::model::{
     Compatibility, Computer, ComputerGroupId, ComputerId, DeliveryPolicy, DeploymentRule, FamilyId,
-    JobId, Name, Package, PackageGroupId, PackageId, Payload, PostAction, Procedure, RuleId,
-    Sha256Digest, SuccessCodes, UpgradeBehavior,
+    JobId, Name, PackageGroupId, PackageId, Payload, Procedure, Sha256Digest, UpgradeBehavior,
 };
 use oco_core::plan::plan;
 use oco_core::report::{apply_report, AgentReport, ReportedState};
 use oco_core::rules::{scopes_for, RuleDiff, RuleEvent, RuleWorld, Scope};
-use oco_core::store::{MemoryStore, NewComputer, Store};
+use oco_core::store::{MemoryStore, NewComputer, NewPackage, NewRule, Store};
 use oco_core::Settings;
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
@@ -347,17 +346,15 @@ fn rule(
     package_group: PackageGroupId,
     enabled: bool,
     now: DateTime<Utc>,
-) -> Result<DeploymentRule> {
-    Ok(DeploymentRule {
-        id: RuleId(0),
-        name: Name::new("name", "browser for the office")?,
-        notes: String::new(),
-        enabled,
+) -> Result<NewRule> {
+    let rule = NewRule::new(
+        Name::new("name", "browser for the office")?,
         computer_group,
         package_group,
-        policy: DeliveryPolicy::new(Berlin),
-        created_at: now,
-    })
+        now,
+    )
+    .with_policy(DeliveryPolicy::new(Berlin));
+    Ok(if enabled { rule } else { rule.disabled() })
 }
 
 fn new_computer(hostname: &str) -> Result<NewComputer> {
@@ -370,28 +367,18 @@ fn new_computer(hostname: &str) -> Result<NewComputer> {
     })
 }
 
-fn firefox(family: FamilyId, version: &str, upgrade: UpgradeBehavior) -> Result<Package> {
-    Ok(Package {
-        id: PackageId(0),
-        family,
-        version: Name::new("version", version)?,
-        install: Procedure {
-            command: format!("\"Firefox Setup {version}.exe\" /S"),
-            success_codes: SuccessCodes::zero(),
-            post_action: PostAction::None,
-        },
-        uninstall: Procedure {
-            command: "\"C:\\Program Files\\Mozilla Firefox\\uninstall\\helper.exe\" /S".into(),
-            success_codes: SuccessCodes::zero(),
-            post_action: PostAction::None,
-        },
-        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
-        download_for_uninstall: false,
-        upgrade_behavior: upgrade,
-        compatibility: Compatibility {
-            os: vec!["Windows".into()],
-            ..Compatibility::default()
-        },
-        dependencies: vec![],
-    })
+fn firefox(family: FamilyId, version: &str, upgrade: UpgradeBehavior) -> Result<NewPackage> {
+    let install = Procedure::new(format!("\"Firefox Setup {version}.exe\" /S"));
+    let uninstall =
+        Procedure::new("\"C:\\Program Files\\Mozilla Firefox\\uninstall\\helper.exe\" /S");
+    Ok(
+        NewPackage::new(family, Name::new("version", version)?, install)
+            .with_uninstall(uninstall)
+            .with_payload(Payload::new(4096, Sha256Digest([0x5a; 32])))
+            .with_upgrade_behavior(upgrade)
+            .with_compatibility(Compatibility {
+                os: vec!["Windows".into()],
+                ..Compatibility::default()
+            }),
+    )
 }

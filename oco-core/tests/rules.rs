@@ -15,16 +15,16 @@ use std::net::IpAddr;
 use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::model::{
-    Assignment, Compatibility, ComputerGroupId, ComputerId, DeliveryPolicy, DeploymentRule,
-    FamilyId, Job, JobId, JobKind, JobSnapshot, JobState, Name, Origin, Package, PackageGroupId,
-    PackageId, Payload, PostAction, Procedure, RuleId, ServerFinal, Sha256Digest, SuccessCodes,
-    UpgradeBehavior,
+    Assignment, Compatibility, ComputerGroupId, ComputerId, DeliveryPolicy, FamilyId, Job, JobId,
+    JobKind, JobSnapshot, JobState, Name, Origin, Package, PackageGroupId, PackageId, Payload,
+    PostAction, Procedure, RuleId, ServerFinal, Sha256Digest, SuccessCodes, UpgradeBehavior,
 };
 use oco_core::plan::plan;
 use oco_core::report::{apply_report, AgentReport, Disposition, ReportOutcome, ReportedState};
 use oco_core::rules::{scopes_for, Conflict, JobDeletion, RuleDiff, RuleEvent, RuleWorld, Scope};
 use oco_core::store::{
-    Change, ChangeSet, JobFilter, MemoryStore, NewComputer, Page, Store, StoreError,
+    Change, ChangeSet, JobFilter, MemoryStore, NewComputer, NewPackage, NewRule, Page, Store,
+    StoreError,
 };
 use oco_core::Settings;
 
@@ -85,8 +85,7 @@ impl Fleet {
     /// everything.
     fn package(&self, family: FamilyId, version: &str, upgrade: UpgradeBehavior) -> Package {
         self.store
-            .create_package(Package {
-                id: PackageId(0),
+            .create_package(NewPackage {
                 family,
                 version: Name::new("version", version).unwrap(),
                 install: procedure(format!("install {version}")),
@@ -159,8 +158,7 @@ impl Fleet {
         enabled: bool,
     ) -> RuleId {
         self.store
-            .create_rule(DeploymentRule {
-                id: RuleId(0),
+            .create_rule(NewRule {
                 name: name(title),
                 notes: String::new(),
                 enabled,

@@ -17,15 +17,16 @@ use oco_core::housekeeping::{
 use oco_core::model::{
     Assignment, Compatibility, ComputerId, ContainerId, DeliveryPolicy, FamilyId, Job, JobId,
     JobKind, JobState, MacAddress, MessageCode, Name, Origin, Package, PackageId, Payload,
-    PostAction, Priority, Procedure, Schedule, SequenceMode, Sha256Digest, SuccessCodes,
-    UpgradeBehavior, WolSettings, WolShutdown,
+    PostAction, Priority, Procedure, Schedule, SequenceMode, Sha256Digest, UpgradeBehavior,
+    WolSettings, WolShutdown,
 };
 use oco_core::plan::{plan, HoldReason, PostActionOrder};
 use oco_core::report::{
     apply_report, AgentReport, Disposition, IgnoredReport, ReportOutcome, ReportedState,
 };
 use oco_core::store::{
-    Change, ChangeSet, FailingStore, JobFilter, MemoryStore, NewComputer, Page, Store, StoreError,
+    Change, ChangeSet, FailingStore, JobFilter, MemoryStore, NewComputer, NewPackage, Page, Store,
+    StoreError,
 };
 use oco_core::Settings;
 
@@ -47,24 +48,14 @@ fn name(text: &str) -> Name {
 
 /// A package of `family` to create: install/uninstall commands naming the version, only 0 counts
 /// as success, no post action, keep-others, compatible with everything.
-fn package(family: FamilyId, version: &str) -> Package {
-    let procedure = |verb: &str| Procedure {
-        command: format!("{verb} {version}"),
-        success_codes: SuccessCodes::zero(),
-        post_action: PostAction::None,
-    };
-    Package {
-        id: PackageId(0),
+fn package(family: FamilyId, version: &str) -> NewPackage {
+    NewPackage::new(
         family,
-        version: Name::new("version", version).unwrap(),
-        install: procedure("install"),
-        uninstall: procedure("uninstall"),
-        payload: Some(Payload::new(4096, Sha256Digest([0x5a; 32]))),
-        download_for_uninstall: false,
-        upgrade_behavior: UpgradeBehavior::KeepOthers,
-        compatibility: Compatibility::default(),
-        dependencies: Vec::new(),
-    }
+        Name::new("version", version).unwrap(),
+        Procedure::new(format!("install {version}")),
+    )
+    .with_uninstall(Procedure::new(format!("uninstall {version}")))
+    .with_payload(Payload::new(4096, Sha256Digest([0x5a; 32])))
 }
 
 /// A deploy of `packages` on `computers`: enabled, starting at `start`, no end, priority 0,
@@ -165,7 +156,7 @@ impl<S: Store> Fleet<S> {
         self.store.create_family(name(title)).unwrap().id
     }
 
-    fn package(&self, package: Package) -> Package {
+    fn package(&self, package: NewPackage) -> Package {
         self.store.create_package(package).unwrap()
     }
 
@@ -483,7 +474,7 @@ fn upgrade_fixture(behavior: UpgradeBehavior) -> (Fleet, ComputerId, Package, Pa
     let pc = fleet.computer("pc1", "02:00:00:00:00:01", None);
     let browser = fleet.family("Browser");
     let v1 = fleet.package(package(browser, "1.0"));
-    let v2 = fleet.package(Package {
+    let v2 = fleet.package(NewPackage {
         upgrade_behavior: behavior,
         ..package(browser, "2.0")
     });
@@ -743,7 +734,7 @@ fn already_installed_and_incompatible_jobs_take_sequences_are_never_handed_out_a
     let [installed_family, linux_family, new_family] =
         ["Installed", "LinuxOnly", "New"].map(|f| fleet.family(f));
     let installed = fleet.package(package(installed_family, "1"));
-    let linux_only = fleet.package(Package {
+    let linux_only = fleet.package(NewPackage {
         compatibility: Compatibility {
             os: vec!["Linux".into()],
             ..Compatibility::default()

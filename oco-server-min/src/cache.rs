@@ -49,8 +49,8 @@ use oco_core::model::{
 use oco_core::plan::{plan, valid_until};
 use oco_core::store::{
     AgentCredentials, AgentLookup, Applied, Change, ChangeSet, DeploySnapshot,
-    HousekeepingSnapshot, JobFilter, ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot,
-    RulePart, RuleSnapshot, ServerState, Store, StoreResult,
+    HousekeepingSnapshot, JobFilter, ListedJob, NewComputer, NewPackage, NewRule, Page,
+    PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreResult,
 };
 use oco_core::Settings;
 
@@ -613,7 +613,7 @@ impl Store for CachedStore {
         self.inner.list_families(page)
     }
     // Jobs keep their own snapshot of the package: a package write changes no pending job.
-    fn create_package(&self, package: Package) -> StoreResult<Package> {
+    fn create_package(&self, package: NewPackage) -> StoreResult<Package> {
         self.write(Touched::Nothing, || self.inner.create_package(package))
     }
     fn update_package(&self, package: &Package) -> StoreResult<()> {
@@ -697,7 +697,7 @@ impl Store for CachedStore {
     fn list_containers(&self, page: Page) -> StoreResult<Vec<JobContainer>> {
         self.inner.list_containers(page)
     }
-    fn create_rule(&self, rule: DeploymentRule) -> StoreResult<DeploymentRule> {
+    fn create_rule(&self, rule: NewRule) -> StoreResult<DeploymentRule> {
         self.write(Touched::Nothing, || self.inner.create_rule(rule))
     }
     fn update_rule(&self, rule: &DeploymentRule) -> StoreResult<()> {

@@ -9,12 +9,10 @@ use std::sync::Arc;
 
 use admin_support::{noon, Api};
 use axum::http::StatusCode;
-use oco_core::model::{
-    ComputerGroupId, DeliveryPolicy, DeploymentRule, PackageGroupId, PackageId, RuleId,
-};
+use oco_core::model::{ComputerGroupId, PackageGroupId, PackageId};
 use oco_core::rules::{RuleWorld, Scope};
 use oco_core::store::testkit::{self, dump};
-use oco_core::store::{FailingStore, MemoryStore, Store};
+use oco_core::store::{FailingStore, MemoryStore, NewRule, Store};
 use serde_json::{json, Value};
 
 /// What a fixture made: ids the operations name.
@@ -52,16 +50,12 @@ fn fixture(with_rule: bool) -> (MemoryStore, Ids) {
         .unwrap();
     if with_rule {
         let rule = store
-            .create_rule(DeploymentRule {
-                id: RuleId(0),
-                name: testkit::name("existing"),
-                notes: String::new(),
-                enabled: true,
-                computer_group: office.id,
-                package_group: tools.id,
-                policy: DeliveryPolicy::new(oco_core::chrono_tz::Tz::UTC),
-                created_at: noon(),
-            })
+            .create_rule(NewRule::new(
+                testkit::name("existing"),
+                office.id,
+                tools.id,
+                noon(),
+            ))
             .unwrap();
         let world = RuleWorld::from_snapshot(&store.rule_snapshot().unwrap());
         let diff = world.evaluate(rule.id, &Scope::full(), noon());

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use admin_support::{noon, Api};
 use axum::http::StatusCode;
 use oco_core::model::{
-    Assignment, Compatibility, ComputerGroupId, ComputerId, DeliveryPolicy, DeploymentRule,
-    FamilyId, JobKind, JobSnapshot, JobState, Origin, PackageGroupId, PackageId, RuleId,
-    UpgradeBehavior,
+    Assignment, Compatibility, ComputerGroupId, ComputerId, DeploymentRule, FamilyId, JobKind,
+    JobSnapshot, JobState, Origin, PackageGroupId, PackageId, RuleId, UpgradeBehavior,
 };
 use oco_core::rules::{RuleEvent, RuleWorld, Scope};
 use oco_core::store::{
-    testkit, Change, ChangeSet, MemoryStore, NewComputer, Page, RulePart, Store, StoreError,
+    testkit, Change, ChangeSet, MemoryStore, NewComputer, NewRule, Page, RulePart, Store,
+    StoreError,
 };
 use oco_server_min::rules;
 use proptest::prelude::*;
@@ -119,21 +119,13 @@ fn picks<T: Copy + Ord>(items: &[T], indices: &[usize]) -> Vec<T> {
 }
 
 /// A rule as both sides create it.
-fn rule(
-    n: usize,
-    computer_group: ComputerGroupId,
-    package_group: PackageGroupId,
-) -> DeploymentRule {
-    DeploymentRule {
-        id: RuleId(0),
-        name: testkit::name(&format!("rule {n}")),
-        notes: String::new(),
-        enabled: true,
+fn rule(n: usize, computer_group: ComputerGroupId, package_group: PackageGroupId) -> NewRule {
+    NewRule::new(
+        testkit::name(&format!("rule {n}")),
         computer_group,
         package_group,
-        policy: DeliveryPolicy::new(oco_core::chrono_tz::Tz::UTC),
-        created_at: noon(),
-    }
+        noon(),
+    )
 }
 
 /// Builds `spec` in `store` and evaluates every rule once, as a server that was up to date.
@@ -231,7 +223,7 @@ fn build(store: &dyn Store, spec: &Spec) -> Ids {
         .iter()
         .enumerate()
         .map(|(n, &(cg, pg, enabled))| {
-            let rule = DeploymentRule {
+            let rule = NewRule {
                 enabled,
                 ..rule(n, pick(&computer_groups, cg), pick(&package_groups, pg))
             };
@@ -406,7 +398,7 @@ fn apply_change(
             (None, RuleEvent::RuleChanged { rule })
         }
         Event::RuleCreate(cg, pg, enabled) => {
-            let rule = DeploymentRule {
+            let rule = NewRule {
                 enabled: *enabled,
                 ..rule(
                     ids.rules.len(),

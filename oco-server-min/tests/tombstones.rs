@@ -329,7 +329,7 @@ impl Store for DeletesDuringReport {
         create_family(n: Name) -> StoreResult<PackageFamily>;
         family(id: FamilyId) -> StoreResult<PackageFamily>;
         list_families(p: Page) -> StoreResult<Vec<PackageFamily>>;
-        create_package(p: Package) -> StoreResult<Package>;
+        create_package(p: oco_core::store::NewPackage) -> StoreResult<Package>;
         update_package(p: &Package) -> StoreResult<()>;
         package(id: PackageId) -> StoreResult<Package>;
         list_packages(p: Page) -> StoreResult<Vec<Package>>;
@@ -344,7 +344,7 @@ impl Store for DeletesDuringReport {
         assignments(c: ComputerId) -> StoreResult<(Vec<Assignment>, Revision)>;
         container(id: ContainerId) -> StoreResult<JobContainer>;
         list_containers(p: Page) -> StoreResult<Vec<JobContainer>>;
-        create_rule(r: DeploymentRule) -> StoreResult<DeploymentRule>;
+        create_rule(r: oco_core::store::NewRule) -> StoreResult<DeploymentRule>;
         update_rule(r: &DeploymentRule) -> StoreResult<()>;
         rule(id: RuleId) -> StoreResult<DeploymentRule>;
         list_rules(p: Page) -> StoreResult<Vec<DeploymentRule>>;

@@ -79,8 +79,8 @@ use oco_core::model::{
 };
 use oco_core::store::{
     AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot,
-    JobFilter, ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RulePart,
-    RuleSnapshot, ServerState, Store, StoreError, StoreResult,
+    JobFilter, ListedJob, NewComputer, NewPackage, NewRule, Page, PlannerSnapshot, ReportSnapshot,
+    RulePart, RuleSnapshot, ServerState, Store, StoreError, StoreResult,
 };
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
@@ -581,7 +581,7 @@ impl Store for SqliteStore {
         self.read(|c| read::list_families(c, page))
     }
 
-    fn create_package(&self, package: Package) -> StoreResult<Package> {
+    fn create_package(&self, package: NewPackage) -> StoreResult<Package> {
         self.write(|c| write::create_package(c, package))
     }
 
@@ -665,7 +665,7 @@ impl Store for SqliteStore {
         self.read(|c| read::list_containers(c, page))
     }
 
-    fn create_rule(&self, rule: DeploymentRule) -> StoreResult<DeploymentRule> {
+    fn create_rule(&self, rule: NewRule) -> StoreResult<DeploymentRule> {
         self.write(|c| write::create_rule(c, rule))
     }
 

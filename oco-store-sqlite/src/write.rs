@@ -13,7 +13,8 @@ use oco_core::model::{
     WolShutdown,
 };
 use oco_core::store::{
-    AgentCredentials, Applied, Change, ChangeSet, NewComputer, ServerState, StoreError, StoreResult,
+    AgentCredentials, Applied, Change, ChangeSet, NewComputer, NewPackage, NewRule, ServerState,
+    StoreError, StoreResult,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, Params};
@@ -419,7 +420,9 @@ macro_rules! package_params {
     };
 }
 
-pub(crate) fn create_package(conn: &Connection, mut package: Package) -> StoreResult<Package> {
+pub(crate) fn create_package(conn: &Connection, package: NewPackage) -> StoreResult<Package> {
+    // The id is the row's, known once it is inserted.
+    let mut package = package.with_id(PackageId(0));
     check_package(conn, &package, None)?;
     let compat = compatibility(&package.compatibility);
     let payload = encode::payload_columns(&package)?;
@@ -648,10 +651,9 @@ fn check_rule_groups(conn: &Connection, rule: &DeploymentRule) -> StoreResult<()
     Ok(())
 }
 
-pub(crate) fn create_rule(
-    conn: &Connection,
-    mut rule: DeploymentRule,
-) -> StoreResult<DeploymentRule> {
+pub(crate) fn create_rule(conn: &Connection, rule: NewRule) -> StoreResult<DeploymentRule> {
+    // The id is the row's, known once it is inserted.
+    let mut rule = rule.with_id(RuleId(0));
     check_rule_groups(conn, &rule)?;
     let columns = rule_values(&rule)?;
     execute(

@@ -264,8 +264,7 @@ fn a_garbage_rule_policy_makes_only_that_rule_corrupt() {
     assert!(delivered.contains(&s.bad_jobs[0]) && delivered.contains(&s.good_jobs[0]));
 
     // Updating the rule with a valid policy repairs it.
-    let mut repaired = rule("bad rule", computers.id, packages.id);
-    repaired.id = bad;
+    let mut repaired = rule("bad rule", computers.id, packages.id).with_id(bad);
     repaired.enabled = true;
     repaired.policy = common::open_policy();
     s.store.update_rule(&repaired).unwrap();

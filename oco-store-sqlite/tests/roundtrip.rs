@@ -17,17 +17,16 @@ use oco_core::chrono_tz::Tz;
 use oco_core::constraint::{IpEntry, IpRanges, TimeFrames};
 use oco_core::ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use oco_core::model::{
-    Assignment, Compatibility, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy,
-    DeploymentRule, Job, JobContainer, JobId, JobKind, JobSnapshot, JobState, MacAddress,
-    MessageCode, Origin, Package, PackageGroupId, PackageId, Payload, PostAction, Priority,
-    Procedure, RuleId, Schedule, SequenceMode, Sha256Digest, UpgradeBehavior, WolSettings,
-    WolShutdown,
+    Assignment, Compatibility, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy, Job,
+    JobContainer, JobId, JobKind, JobSnapshot, JobState, MacAddress, MessageCode, Origin, Package,
+    PackageGroupId, PackageId, Payload, PostAction, Priority, Procedure, RuleId, Schedule,
+    SequenceMode, Sha256Digest, UpgradeBehavior, WolSettings, WolShutdown,
 };
 use oco_core::rules::{NewJob, NewJobs};
 use oco_core::store::testkit::{at, dump, name};
 use oco_core::store::{
-    AgentContact, AgentCredentials, Change, ChangeSet, JobFilter, MemoryStore, NewComputer, Page,
-    ServerState, Store, StoreError,
+    AgentContact, AgentCredentials, Change, ChangeSet, JobFilter, MemoryStore, NewComputer,
+    NewPackage, NewRule, Page, ServerState, Store, StoreError,
 };
 use oco_store_sqlite::SqliteStore;
 use proptest::prelude::*;
@@ -609,8 +608,7 @@ fn write(store: &dyn Store, world: &World) -> Ids {
             let mut seen = std::collections::BTreeSet::new();
             dependencies.retain(|d| seen.insert(*d));
             let package = store
-                .create_package(Package {
-                    id: PackageId(0),
+                .create_package(NewPackage {
                     family: family_id,
                     version: name(&format!("{v}.0")),
                     install: spec.install.clone(),
@@ -730,8 +728,7 @@ fn write(store: &dyn Store, world: &World) -> Ids {
     let mut rules = Vec::new();
     for (r, spec) in world.rules.iter().enumerate() {
         let rule = store
-            .create_rule(DeploymentRule {
-                id: RuleId(0),
+            .create_rule(NewRule {
                 name: name(&format!("rule {r}")),
                 notes: spec.notes.clone(),
                 enabled: spec.enabled,

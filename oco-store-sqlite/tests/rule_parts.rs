@@ -6,10 +6,10 @@
 // Tests report failures by panicking: unwrap and expect are their assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use oco_core::model::{ComputerId, DeploymentRule};
+use oco_core::model::ComputerId;
 use oco_core::rules::{RuleWorld, Scope};
 use oco_core::store::testkit::{at, fixture, name, new_computer, rule};
-use oco_core::store::{RulePart, Store};
+use oco_core::store::{NewRule, RulePart, Store};
 use oco_store_sqlite::SqliteStore;
 
 #[test]
@@ -33,7 +33,7 @@ fn a_large_part_scanned_equals_the_part_read_by_computer() {
         .set_package_group_members(packages.id, &[f.other.id, f.packages[0].id])
         .unwrap();
     let id = store
-        .create_rule(DeploymentRule {
+        .create_rule(NewRule {
             enabled: true,
             ..rule("many", group.id, packages.id)
         })

@@ -21,28 +21,29 @@
 //! # use oco_core::chrono::{TimeZone, Utc};
 //! # use oco_core::model::*;
 //! # use oco_core::rules::{RuleWorld, Scope};
-//! # use oco_core::store::{MemoryStore, NewComputer, Store};
+//! # use oco_core::store::{MemoryStore, NewComputer, NewPackage, NewRule, Store};
 //! # let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
 //! # let name = |text: &str| Name::new("name", text).unwrap();
 //! # let store = MemoryStore::new();
 //! # let pc = store.create_computer(NewComputer { hostname: name("pc1"), os: "Linux".into(),
 //! #     os_version: String::new(), architecture: String::new(), macs: vec![] })?;
 //! # let family = store.create_family(name("editor"))?;
-//! # let package = |version: &str, upgrade| Package { id: PackageId(0), family: family.id,
-//! #     version: name(version), install: Procedure::default(), uninstall: Procedure::default(),
-//! #     payload: None, download_for_uninstall: false, upgrade_behavior: upgrade,
-//! #     compatibility: Compatibility::default(), dependencies: vec![] };
+//! # let package = |version: &str, upgrade| {
+//! #     NewPackage::new(family.id, name(version), Procedure::new("install"))
+//! #         .with_upgrade_behavior(upgrade)
+//! # };
 //! let v1 = store.create_package(package("1", UpgradeBehavior::ImplicitRemove))?;
 //! let v2 = store.create_package(package("2", UpgradeBehavior::ImplicitRemove))?;
 //! let computers = store.create_computer_group(name("office"), None)?;
 //! store.set_computer_group_members(computers.id, &[pc.id])?;
 //! let packages = store.create_package_group(name("editor"), None)?;
 //! store.set_package_group_members(packages.id, &[v1.id])?;
-//! let rule = store.create_rule(DeploymentRule {
-//!     id: RuleId(0), name: name("editor for the office"), notes: String::new(), enabled: true,
-//!     computer_group: computers.id, package_group: packages.id,
-//!     policy: DeliveryPolicy::new(oco_core::chrono_tz::Tz::UTC), created_at: now,
-//! })?;
+//! let rule = store.create_rule(NewRule::new(
+//!     name("editor for the office"),
+//!     computers.id,
+//!     packages.id,
+//!     now,
+//! ))?;
 //!
 //! // The rule wants v1 on pc1: one job to insert; applied, the rule is up to date.
 //! let world = RuleWorld::from_snapshot(&store.rule_snapshot()?);

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    ListedJob, NewComputer, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
-    ServerState, Store, StoreError, StoreResult,
+    ListedJob, NewComputer, NewPackage, NewRule, Page, PlannerSnapshot, ReportSnapshot, RulePart,
+    RuleSnapshot, ServerState, Store, StoreError, StoreResult,
 };
 use crate::housekeeping::JobSummary;
 use crate::model::{
@@ -182,7 +182,7 @@ impl<S: Store> Store for FailingStore<S> {
     fn list_families(&self, page: Page) -> StoreResult<Vec<PackageFamily>> {
         self.call(|s| s.list_families(page))
     }
-    fn create_package(&self, package: Package) -> StoreResult<Package> {
+    fn create_package(&self, package: NewPackage) -> StoreResult<Package> {
         self.call(|s| s.create_package(package))
     }
     fn update_package(&self, package: &Package) -> StoreResult<()> {
@@ -251,7 +251,7 @@ impl<S: Store> Store for FailingStore<S> {
     fn list_containers(&self, page: Page) -> StoreResult<Vec<JobContainer>> {
         self.call(|s| s.list_containers(page))
     }
-    fn create_rule(&self, rule: DeploymentRule) -> StoreResult<DeploymentRule> {
+    fn create_rule(&self, rule: NewRule) -> StoreResult<DeploymentRule> {
         self.call(|s| s.create_rule(rule))
     }
     fn update_rule(&self, rule: &DeploymentRule) -> StoreResult<()> {

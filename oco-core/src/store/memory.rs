@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AgentCredentials, Applied, Change, ChangeSet, ContainerJobs, DeploySnapshot, FailedJob,
-    HousekeepingSnapshot, JobFilter, ListedJob, NewComputer, OriginInfo, Page, PlannerSnapshot,
-    ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreError, StoreResult,
+    HousekeepingSnapshot, JobFilter, ListedJob, NewComputer, NewPackage, NewRule, OriginInfo, Page,
+    PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreError,
+    StoreResult,
 };
 use crate::housekeeping::JobSummary;
 use crate::model::{
@@ -719,8 +720,10 @@ impl Store for MemoryStore {
         Ok(page_of(&self.lock().families, page, |id| id.0))
     }
 
-    fn create_package(&self, mut package: Package) -> StoreResult<Package> {
+    fn create_package(&self, package: NewPackage) -> StoreResult<Package> {
         let mut state = self.lock();
+        // Checked under the id it would get; the id is taken only if it passes.
+        let mut package = package.with_id(PackageId(state.last_ids.package + 1));
         state.check_package(&package, None)?;
         package.id = PackageId(next(&mut state.last_ids.package));
         state.packages.insert(package.id, package.clone());
@@ -910,8 +913,9 @@ impl Store for MemoryStore {
         Ok(page_of(&self.lock().containers, page, |id| id.0))
     }
 
-    fn create_rule(&self, mut rule: DeploymentRule) -> StoreResult<DeploymentRule> {
+    fn create_rule(&self, rule: NewRule) -> StoreResult<DeploymentRule> {
         let mut state = self.lock();
+        let mut rule = rule.with_id(RuleId(state.last_ids.rule + 1));
         state.check_rule_groups(&rule)?;
         rule.id = RuleId(next(&mut state.last_ids.rule));
         state.rules.insert(rule.id, rule.clone());

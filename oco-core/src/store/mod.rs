@@ -19,7 +19,7 @@ pub use changes::{Applied, Change, ChangeSet};
 pub use error::StoreError;
 pub use failing::{FailingStore, InjectedFailure};
 pub use memory::MemoryStore;
-pub use port::{JobFilter, ListedJob, NewComputer, Page, Store, StoreResult};
+pub use port::{JobFilter, ListedJob, NewComputer, NewPackage, NewRule, Page, Store, StoreResult};
 pub use snapshot::{
     AgentContact, AgentCredentials, AgentLookup, ContainerJobs, DeploySnapshot, FailedJob,
     HousekeepingSnapshot, OriginInfo, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,

@@ -9,9 +9,10 @@ use super::{
 };
 use crate::housekeeping::JobSummary;
 use crate::model::{
-    Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
-    FamilyId, Job, JobContainer, JobId, JobState, Name, Origin, Package, PackageFamily,
-    PackageGroup, PackageGroupId, PackageId, Revision, RuleId,
+    Assignment, Compatibility, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId,
+    DeliveryPolicy, DeploymentRule, FamilyId, Job, JobContainer, JobId, JobState, Name, Origin,
+    Package, PackageFamily, PackageGroup, PackageGroupId, PackageId, Payload, Procedure, Revision,
+    RuleId, UpgradeBehavior,
 };
 
 /// The result of a store call.
@@ -91,6 +92,255 @@ pub struct NewComputer {
     pub macs: Vec<crate::model::MacAddress>,
 }
 
+/// A package to create: everything but the id, which the store assigns. [`NewPackage::new`]
+/// gives the common defaults, and the `with_*` methods change them.
+///
+/// # Examples
+///
+/// ```
+/// use oco_core::model::{Name, Procedure, UpgradeBehavior};
+/// use oco_core::store::{MemoryStore, NewPackage, Store};
+///
+/// let store = MemoryStore::new();
+/// let family = store.create_family(Name::new("name", "7-Zip")?)?;
+/// let package = store.create_package(
+///     NewPackage::new(family.id, Name::new("version", "24.08")?, Procedure::new("msiexec /i 7z.msi /qn"))
+///         .with_uninstall(Procedure::new("msiexec /x 7z.msi /qn"))
+///         .with_upgrade_behavior(UpgradeBehavior::ImplicitRemove),
+/// )?;
+/// assert_eq!(store.package(package.id)?, package);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPackage {
+    /// The family; (family, version) is unique.
+    pub family: FamilyId,
+    /// The version, unique within the family.
+    pub version: Name,
+    /// How to install it.
+    pub install: Procedure,
+    /// How to uninstall it.
+    pub uninstall: Procedure,
+    /// The payload archive stored for it, if any.
+    pub payload: Option<Payload>,
+    /// Whether uninstall jobs download the payload too.
+    pub download_for_uninstall: bool,
+    /// What installing it means for other installed versions of the family.
+    pub upgrade_behavior: UpgradeBehavior,
+    /// Which computers it may be installed on.
+    pub compatibility: Compatibility,
+    /// Packages that must be installed first, in order.
+    pub dependencies: Vec<PackageId>,
+}
+
+impl NewPackage {
+    /// Version `version` of `family`, installed with `install`; no uninstall command (an empty
+    /// command that any return code completes), no payload, other versions kept, compatible with
+    /// every computer, no dependencies.
+    pub fn new(family: FamilyId, version: Name, install: Procedure) -> Self {
+        NewPackage {
+            family,
+            version,
+            install,
+            uninstall: Procedure::default(),
+            payload: None,
+            download_for_uninstall: false,
+            upgrade_behavior: UpgradeBehavior::default(),
+            compatibility: Compatibility::default(),
+            dependencies: Vec::new(),
+        }
+    }
+
+    /// The package uninstalled with `uninstall`.
+    #[must_use]
+    pub fn with_uninstall(self, uninstall: Procedure) -> Self {
+        NewPackage { uninstall, ..self }
+    }
+
+    /// The package with this upgrade behavior.
+    #[must_use]
+    pub fn with_upgrade_behavior(self, upgrade_behavior: UpgradeBehavior) -> Self {
+        NewPackage {
+            upgrade_behavior,
+            ..self
+        }
+    }
+
+    /// The package with these compatibility lists.
+    #[must_use]
+    pub fn with_compatibility(self, compatibility: Compatibility) -> Self {
+        NewPackage {
+            compatibility,
+            ..self
+        }
+    }
+
+    /// The package depending on these packages, in order.
+    #[must_use]
+    pub fn with_dependencies(self, dependencies: Vec<PackageId>) -> Self {
+        NewPackage {
+            dependencies,
+            ..self
+        }
+    }
+
+    /// The package with this payload recorded (its archive is stored elsewhere).
+    #[must_use]
+    pub fn with_payload(self, payload: Payload) -> Self {
+        NewPackage {
+            payload: Some(payload),
+            ..self
+        }
+    }
+
+    /// The package as stored under `id`: what a [`Store`] implementation returns.
+    pub fn with_id(self, id: PackageId) -> Package {
+        Package {
+            id,
+            family: self.family,
+            version: self.version,
+            install: self.install,
+            uninstall: self.uninstall,
+            payload: self.payload,
+            download_for_uninstall: self.download_for_uninstall,
+            upgrade_behavior: self.upgrade_behavior,
+            compatibility: self.compatibility,
+            dependencies: self.dependencies,
+        }
+    }
+}
+
+impl From<Package> for NewPackage {
+    /// The package's fields without its id (to create a copy).
+    fn from(package: Package) -> Self {
+        NewPackage {
+            family: package.family,
+            version: package.version,
+            install: package.install,
+            uninstall: package.uninstall,
+            payload: package.payload,
+            download_for_uninstall: package.download_for_uninstall,
+            upgrade_behavior: package.upgrade_behavior,
+            compatibility: package.compatibility,
+            dependencies: package.dependencies,
+        }
+    }
+}
+
+/// A deployment rule to create: everything but the id, which the store assigns.
+///
+/// # Examples
+///
+/// ```
+/// use oco_core::chrono::{TimeZone, Utc};
+/// use oco_core::chrono_tz::Tz;
+/// use oco_core::model::{DeliveryPolicy, Name};
+/// use oco_core::store::{MemoryStore, NewRule, Store};
+///
+/// let store = MemoryStore::new();
+/// let computers = store.create_computer_group(Name::new("name", "office")?, None)?;
+/// let packages = store.create_package_group(Name::new("name", "base")?, None)?;
+/// let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+/// let rule = store.create_rule(
+///     NewRule::new(Name::new("name", "office base")?, computers.id, packages.id, now)
+///         .with_policy(DeliveryPolicy::new(Tz::UTC).with_time_frames("MON-FRI 18:00-06:00".parse()?)),
+/// )?;
+/// assert!(rule.enabled);
+/// assert_eq!(store.rule(rule.id)?, rule);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRule {
+    /// Not blank.
+    pub name: Name,
+    /// Free text.
+    pub notes: String,
+    /// A disabled rule's jobs are held and it claims nothing.
+    pub enabled: bool,
+    /// Whose computers.
+    pub computer_group: ComputerGroupId,
+    /// Which packages, in order.
+    pub package_group: PackageGroupId,
+    /// How its jobs are delivered.
+    pub policy: DeliveryPolicy,
+    /// When it is created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl NewRule {
+    /// An enabled rule named `name`: the members of `computer_group` should have the packages of
+    /// `package_group`; created at `created_at`, with no notes and a new policy in UTC.
+    pub fn new(
+        name: Name,
+        computer_group: ComputerGroupId,
+        package_group: PackageGroupId,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        NewRule {
+            name,
+            notes: String::new(),
+            enabled: true,
+            computer_group,
+            package_group,
+            policy: DeliveryPolicy::new(chrono_tz::Tz::UTC),
+            created_at,
+        }
+    }
+
+    /// The rule with this policy.
+    #[must_use]
+    pub fn with_policy(self, policy: DeliveryPolicy) -> Self {
+        NewRule { policy, ..self }
+    }
+
+    /// The rule with these notes.
+    #[must_use]
+    pub fn with_notes(self, notes: impl Into<String>) -> Self {
+        NewRule {
+            notes: notes.into(),
+            ..self
+        }
+    }
+
+    /// The rule created disabled.
+    #[must_use]
+    pub fn disabled(self) -> Self {
+        NewRule {
+            enabled: false,
+            ..self
+        }
+    }
+
+    /// The rule as stored under `id`: what a [`Store`] implementation returns.
+    pub fn with_id(self, id: RuleId) -> DeploymentRule {
+        DeploymentRule {
+            id,
+            name: self.name,
+            notes: self.notes,
+            enabled: self.enabled,
+            computer_group: self.computer_group,
+            package_group: self.package_group,
+            policy: self.policy,
+            created_at: self.created_at,
+        }
+    }
+}
+
+impl From<DeploymentRule> for NewRule {
+    /// The rule's fields without its id.
+    fn from(rule: DeploymentRule) -> Self {
+        NewRule {
+            name: rule.name,
+            notes: rule.notes,
+            enabled: rule.enabled,
+            computer_group: rule.computer_group,
+            package_group: rule.package_group,
+            policy: rule.policy,
+            created_at: rule.created_at,
+        }
+    }
+}
+
 /// The storage port. Synchronous, object-safe, `Send + Sync`; methods take `&self` and
 /// implementations synchronise inside.
 ///
@@ -143,9 +393,9 @@ pub trait Store: Send + Sync {
     fn family(&self, id: FamilyId) -> StoreResult<PackageFamily>;
     /// Package families by id.
     fn list_families(&self, page: Page) -> StoreResult<Vec<PackageFamily>>;
-    /// Creates a package (its id is ignored). [`StoreError::Duplicate`] if the family has the
-    /// version; [`StoreError::Invalid`] for an unknown family or dependency.
-    fn create_package(&self, package: Package) -> StoreResult<Package>;
+    /// Creates a package and returns it with its id. [`StoreError::Duplicate`] if the family has
+    /// the version; [`StoreError::Invalid`] for an unknown family or dependency.
+    fn create_package(&self, package: NewPackage) -> StoreResult<Package>;
     /// Replaces a package's fields (jobs keep their snapshots).
     fn update_package(&self, package: &Package) -> StoreResult<()>;
     /// One package.
@@ -204,8 +454,9 @@ pub trait Store: Send + Sync {
     fn container(&self, id: ContainerId) -> StoreResult<JobContainer>;
     /// Containers by id.
     fn list_containers(&self, page: Page) -> StoreResult<Vec<JobContainer>>;
-    /// Creates a deployment rule (its id is ignored). [`StoreError::Invalid`] for unknown groups.
-    fn create_rule(&self, rule: DeploymentRule) -> StoreResult<DeploymentRule>;
+    /// Creates a deployment rule and returns it with its id. [`StoreError::Invalid`] for unknown
+    /// groups.
+    fn create_rule(&self, rule: NewRule) -> StoreResult<DeploymentRule>;
     /// Replaces a rule's fields.
     fn update_rule(&self, rule: &DeploymentRule) -> StoreResult<()>;
     /// One rule.

@@ -24,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::{
-    AgentCredentials, Change, ChangeSet, JobFilter, ListedJob, NewComputer, OriginInfo, Page,
-    ServerState, Store, StoreError, StoreResult,
+    AgentCredentials, Change, ChangeSet, JobFilter, ListedJob, NewComputer, NewPackage, NewRule,
+    OriginInfo, Page, ServerState, Store, StoreError, StoreResult,
 };
 use crate::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerId, ContainerId, DeliveryPolicy,
@@ -204,9 +204,8 @@ pub fn policy() -> DeliveryPolicy {
 }
 
 /// A package of `family` with every field away from its default.
-pub fn package(family: FamilyId, version: &str, dependencies: Vec<PackageId>) -> Package {
-    Package {
-        id: PackageId(0),
+pub fn package(family: FamilyId, version: &str, dependencies: Vec<PackageId>) -> NewPackage {
+    NewPackage {
         family,
         version: name(version),
         install: Procedure {
@@ -260,9 +259,8 @@ pub fn rule(
     title: &str,
     computer_group: crate::model::ComputerGroupId,
     package_group: crate::model::PackageGroupId,
-) -> DeploymentRule {
-    DeploymentRule {
-        id: RuleId(0),
+) -> NewRule {
+    NewRule {
         name: name(title),
         notes: "rule notes".into(),
         enabled: false,
@@ -737,8 +735,7 @@ pub fn families_and_packages(make: MakeStore<'_>) {
     let v1 = store
         .create_package(package(family.id, "1.0", vec![]))
         .unwrap();
-    let mut expected = package(family.id, "1.0", vec![]);
-    expected.id = v1.id;
+    let expected = package(family.id, "1.0", vec![]).with_id(v1.id);
     assert_eq!(v1, expected);
     assert_eq!(store.package(v1.id).unwrap(), expected);
     let v2 = store
@@ -962,8 +959,7 @@ pub fn rules_round_trip(make: MakeStore<'_>) {
     let cg = store.create_computer_group(name("cg"), None).unwrap();
     let pg = store.create_package_group(name("pg"), None).unwrap();
     let created = store.create_rule(rule("r", cg.id, pg.id)).unwrap();
-    let mut expected = rule("r", cg.id, pg.id);
-    expected.id = created.id;
+    let expected = rule("r", cg.id, pg.id).with_id(created.id);
     assert_eq!(created, expected);
     assert_eq!(store.rule(created.id).unwrap(), expected);
     assert_eq!(
@@ -2951,7 +2947,7 @@ fn changed_rules(store: &dyn Store) -> ChangedRules {
         .unwrap();
     let oldest = store.create_package_group(name("oldest"), None).unwrap();
     store.set_package_group_members(oldest.id, &[v1]).unwrap();
-    let enabled = |title: &str, cg, pg| DeploymentRule {
+    let enabled = |title: &str, cg, pg| NewRule {
         enabled: true,
         ..rule(title, cg, pg)
     };

@@ -11,7 +11,7 @@ use oco_core::model::{
     MAX_LABEL_CHARS,
 };
 use oco_core::rules::RuleEvent;
-use oco_core::store::Store;
+use oco_core::store::{NewPackage, Store};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
@@ -277,7 +277,9 @@ async fn create_package(
             .map_err(|error| ApiError::from(error).with_field("family"))?;
         check_dependencies(store, None, &package.dependencies)?;
         // A new package is in no package group: no rule wants it yet.
-        let package = store.create_package(package).map_err(name_duplicate)?;
+        let package = store
+            .create_package(NewPackage::from(package))
+            .map_err(name_duplicate)?;
         Ok((StatusCode::CREATED, Json(package)))
     })
     .await

@@ -16,7 +16,7 @@ use oco_core::model::{
     MAX_NOTES_CHARS,
 };
 use oco_core::rules::{Conflict, RuleEvent, RuleWorld, Scope};
-use oco_core::store::{RulePart, RuleSnapshot, Store};
+use oco_core::store::{NewRule, RulePart, RuleSnapshot, Store};
 use serde::{Deserialize, Serialize};
 
 use super::containers::{apply_renewal, chosen_jobs, renew_inputs};
@@ -228,7 +228,7 @@ async fn create(
             &part,
             &before,
             now,
-            || Ok(store.create_rule(rule)?),
+            || Ok(store.create_rule(NewRule::from(rule))?),
             |rule| RuleEvent::RuleChanged { rule: rule.id },
             |rule| store.delete_rule(rule.id),
         )?;

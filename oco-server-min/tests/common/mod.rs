@@ -17,10 +17,10 @@ use oco_core::chrono::{DateTime, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::model::{
     Computer, ComputerId, ContainerId, DeliveryPolicy, DeploymentRule, FamilyId, JobContainer,
-    JobId, Name, Origin, Package, PackageId, PostAction, Procedure, RuleId, Schedule, SequenceMode,
-    UpgradeBehavior, WolSettings,
+    JobId, Name, Origin, Package, PackageId, PostAction, Procedure, Schedule, SequenceMode,
+    WolSettings,
 };
-use oco_core::store::{testkit, Change, ChangeSet, Store};
+use oco_core::store::{testkit, Change, ChangeSet, NewPackage, NewRule, Store};
 use oco_core::Settings;
 use oco_server_min::agent_api::client::{self, HttpResponse};
 use oco_server_min::clock::FixedClock;
@@ -169,30 +169,22 @@ pub fn package(
         }
     };
     store
-        .create_package(Package {
-            id: PackageId(0),
-            family,
-            version: Name::new("version", "1.0").unwrap(),
-            install: Procedure {
-                command: command.into(),
-                success_codes: codes.parse().unwrap(),
-                post_action,
-            },
-            uninstall: Procedure::default(),
+        .create_package(NewPackage {
             payload: has_payload.then_some(oco_core::model::Payload::Unknown),
-            download_for_uninstall: false,
-            upgrade_behavior: UpgradeBehavior::KeepOthers,
-            compatibility: Default::default(),
-            dependencies: vec![],
+            ..NewPackage::new(
+                family,
+                Name::new("version", "1.0").unwrap(),
+                Procedure::new(command)
+                    .with_success_codes(codes.parse().unwrap())
+                    .with_post_action(post_action),
+            )
         })
         .unwrap()
 }
 
 /// A policy without constraints.
 pub fn policy(mode: SequenceMode) -> DeliveryPolicy {
-    let mut policy = DeliveryPolicy::new(Tz::UTC);
-    policy.sequence_mode = mode;
-    policy
+    DeliveryPolicy::new(Tz::UTC).with_sequence_mode(mode)
 }
 
 /// A started, enabled container with `policy` and one job per (computer, package), sequences in
@@ -250,16 +242,15 @@ pub fn rule(store: &dyn Store, computers: &[ComputerId], packages: &[PackageId])
         .set_package_group_members(package_group.id, packages)
         .unwrap();
     store
-        .create_rule(DeploymentRule {
-            id: RuleId(0),
-            name: testkit::name("base"),
-            notes: String::new(),
-            enabled: true,
-            computer_group: computer_group.id,
-            package_group: package_group.id,
-            policy: policy(SequenceMode::IgnoreFailed),
-            created_at: testkit::at(-10),
-        })
+        .create_rule(
+            NewRule::new(
+                testkit::name("base"),
+                computer_group.id,
+                package_group.id,
+                testkit::at(-10),
+            )
+            .with_policy(policy(SequenceMode::IgnoreFailed)),
+        )
         .unwrap()
 }
 

@@ -98,7 +98,7 @@ impl Store for Gated {
         create_family(n: oco_core::model::Name) -> StoreResult<oco_core::model::PackageFamily>;
         family(id: oco_core::model::FamilyId) -> StoreResult<oco_core::model::PackageFamily>;
         list_families(p: Page) -> StoreResult<Vec<oco_core::model::PackageFamily>>;
-        create_package(p: oco_core::model::Package) -> StoreResult<oco_core::model::Package>;
+        create_package(p: oco_core::store::NewPackage) -> StoreResult<oco_core::model::Package>;
         update_package(p: &oco_core::model::Package) -> StoreResult<()>;
         package(id: oco_core::model::PackageId) -> StoreResult<oco_core::model::Package>;
         list_packages(p: Page) -> StoreResult<Vec<oco_core::model::Package>>;
@@ -113,7 +113,7 @@ impl Store for Gated {
         assignments(c: ComputerId) -> StoreResult<(Vec<oco_core::model::Assignment>, Revision)>;
         container(id: oco_core::model::ContainerId) -> StoreResult<oco_core::model::JobContainer>;
         list_containers(p: Page) -> StoreResult<Vec<oco_core::model::JobContainer>>;
-        create_rule(r: oco_core::model::DeploymentRule) -> StoreResult<oco_core::model::DeploymentRule>;
+        create_rule(r: oco_core::store::NewRule) -> StoreResult<oco_core::model::DeploymentRule>;
         update_rule(r: &oco_core::model::DeploymentRule) -> StoreResult<()>;
         rule(id: oco_core::model::RuleId) -> StoreResult<oco_core::model::DeploymentRule>;
         list_rules(p: Page) -> StoreResult<Vec<oco_core::model::DeploymentRule>>;
