@@ -106,6 +106,75 @@ impl ContainerSettings {
     }
 }
 
+impl ContainerSettings {
+    /// The settings with jobs expiring at `end` if not begun by then.
+    ///
+    /// # Errors
+    ///
+    /// When `end` is not after the start (field `end`).
+    pub fn with_end(self, end: DateTime<Utc>) -> Result<Self, crate::model::InvalidField> {
+        Ok(ContainerSettings {
+            schedule: Schedule::new(self.schedule.start(), Some(end))?,
+            ..self
+        })
+    }
+
+    /// The settings with these notes.
+    #[must_use]
+    pub fn with_notes(self, notes: impl Into<String>) -> Self {
+        ContainerSettings {
+            notes: notes.into(),
+            ..self
+        }
+    }
+
+    /// The settings with these Wake-on-LAN settings (`sent_at` is ignored).
+    #[must_use]
+    pub fn with_wol(self, wol: WolSettings) -> Self {
+        ContainerSettings { wol, ..self }
+    }
+
+    /// The settings of a container created disabled (its jobs are held).
+    #[must_use]
+    pub fn disabled(self) -> Self {
+        ContainerSettings {
+            enabled: false,
+            ..self
+        }
+    }
+}
+
+impl UninstallRequest {
+    /// An uninstall of `assignments` (computer, package), in order, into a new container with
+    /// `container`'s settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{Duration, TimeZone, Utc};
+    /// use oco_core::deploy::{ContainerSettings, UninstallRequest};
+    /// use oco_core::model::{ComputerId, DeliveryPolicy, Name, PackageId};
+    ///
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+    /// let settings = ContainerSettings::new(Name::new("name", "remove 7-Zip")?, now, DeliveryPolicy::default())
+    ///     .with_end(now + Duration::days(7))?
+    ///     .with_notes("ticket 4711");
+    /// assert!(settings.clone().with_end(now).is_err(), "an end must come after the start");
+    /// let request = UninstallRequest::new(settings, [(ComputerId(1), PackageId(7))]);
+    /// assert_eq!(request.container.schedule.end(), Some(now + Duration::days(7)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(
+        container: ContainerSettings,
+        assignments: impl IntoIterator<Item = (ComputerId, PackageId)>,
+    ) -> Self {
+        UninstallRequest {
+            container,
+            assignments: assignments.into_iter().collect(),
+        }
+    }
+}
+
 impl DeployRequest {
     /// A deploy of nothing yet into a new container with `container`'s settings; the `with_*`
     /// methods add targets and packages (see [`ContainerSettings::new`] for an example).

@@ -75,6 +75,61 @@ pub struct AgentReport {
     pub output: Option<String>,
 }
 
+impl AgentReport {
+    /// A report of `state` for `attempt` of `job`, with no return code, progress or output; the
+    /// `with_*` methods add them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::model::JobId;
+    /// use oco_core::report::{AgentReport, ReportedState};
+    ///
+    /// let failed = AgentReport::new(JobId(7), 1, ReportedState::Failed)
+    ///     .with_return_code(1603)
+    ///     .with_output("MSI error 1603");
+    /// assert_eq!(failed.return_code, Some(1603));
+    /// assert_eq!(failed.download_progress, None);
+    /// ```
+    pub fn new(job: JobId, attempt: u32, state: ReportedState) -> Self {
+        AgentReport {
+            job,
+            attempt,
+            state,
+            return_code: None,
+            download_progress: None,
+            output: None,
+        }
+    }
+
+    /// The report with this return code.
+    #[must_use]
+    pub fn with_return_code(self, code: i64) -> Self {
+        AgentReport {
+            return_code: Some(code),
+            ..self
+        }
+    }
+
+    /// The report with this download progress, in percent (101: unpacking).
+    #[must_use]
+    pub fn with_download_progress(self, percent: u8) -> Self {
+        AgentReport {
+            download_progress: Some(percent),
+            ..self
+        }
+    }
+
+    /// The report with this output, which replaces the stored output.
+    #[must_use]
+    pub fn with_output(self, output: impl Into<String>) -> Self {
+        AgentReport {
+            output: Some(output.into()),
+            ..self
+        }
+    }
+}
+
 /// The states an agent may report, with OCO's wire codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -58,6 +58,12 @@ impl DeliveryPolicy {
         }
     }
 
+    /// The policy with its time frames read in `time_zone`.
+    #[must_use]
+    pub fn with_time_zone(self, time_zone: Tz) -> Self {
+        DeliveryPolicy { time_zone, ..self }
+    }
+
     /// The policy with this priority.
     #[must_use]
     pub fn with_priority(self, priority: Priority) -> Self {
@@ -95,6 +101,13 @@ impl DeliveryPolicy {
             post_action_timeout: minutes,
             ..self
         }
+    }
+}
+
+impl Default for DeliveryPolicy {
+    /// [`DeliveryPolicy::new`] in UTC, the server's default zone unless configured.
+    fn default() -> Self {
+        DeliveryPolicy::new(Tz::UTC)
     }
 }
 

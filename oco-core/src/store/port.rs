@@ -92,6 +92,63 @@ pub struct NewComputer {
     pub macs: Vec<crate::model::MacAddress>,
 }
 
+impl NewComputer {
+    /// A computer named `hostname` with no os, version, architecture or MAC addresses known yet
+    /// (its agent's hello does not report them; an administrator or an import does); the
+    /// `with_*` methods set them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::model::Name;
+    /// use oco_core::store::{MemoryStore, NewComputer, Store};
+    ///
+    /// let store = MemoryStore::new();
+    /// let pc = store.create_computer(
+    ///     NewComputer::new(Name::hostname("hostname", "pc-042")?)
+    ///         .with_os("Windows", "11")
+    ///         .with_architecture("x64")
+    ///         .with_macs(vec!["aa:bb:cc:dd:ee:ff".parse()?]),
+    /// )?;
+    /// assert_eq!(store.computer(pc.id)?.os, "Windows");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(hostname: Name) -> Self {
+        NewComputer {
+            hostname,
+            os: String::new(),
+            os_version: String::new(),
+            architecture: String::new(),
+            macs: Vec::new(),
+        }
+    }
+
+    /// The computer with this operating system and version.
+    #[must_use]
+    pub fn with_os(self, os: impl Into<String>, os_version: impl Into<String>) -> Self {
+        NewComputer {
+            os: os.into(),
+            os_version: os_version.into(),
+            ..self
+        }
+    }
+
+    /// The computer with this architecture.
+    #[must_use]
+    pub fn with_architecture(self, architecture: impl Into<String>) -> Self {
+        NewComputer {
+            architecture: architecture.into(),
+            ..self
+        }
+    }
+
+    /// The computer with these MAC addresses (for Wake-on-LAN).
+    #[must_use]
+    pub fn with_macs(self, macs: Vec<crate::model::MacAddress>) -> Self {
+        NewComputer { macs, ..self }
+    }
+}
+
 /// A package to create: everything but the id, which the store assigns. [`NewPackage::new`]
 /// gives the common defaults, and the `with_*` methods change them.
 ///
