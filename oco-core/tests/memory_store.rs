@@ -20,6 +20,16 @@ fn memory_store_passes_the_conformance_suite() {
     testkit::run_conformance(&make);
 }
 
+/// A store behind a reference or a smart pointer is a store too, and behaves as the one it points
+/// to: the conformance suite through `Arc`, `Box<dyn Store>` and `&`.
+#[test]
+fn pointers_to_a_store_pass_the_conformance_suite() {
+    testkit::run_conformance(&|| Box::new(std::sync::Arc::new(MemoryStore::new())));
+    testkit::run_conformance(&|| Box::new(make()));
+    // A `&'static` store for the suite's `Box<dyn Store>`: one small store leaked per check.
+    testkit::run_conformance(&|| Box::new(&*Box::leak(Box::new(MemoryStore::new()))));
+}
+
 // FailingStore.
 
 fn store_with_failure(nth: Option<u64>, from: Option<u64>) -> FailingStore<MemoryStore> {

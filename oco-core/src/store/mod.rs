@@ -9,6 +9,7 @@
 mod changes;
 mod error;
 mod failing;
+mod forward;
 mod memory;
 mod port;
 mod snapshot;

@@ -404,6 +404,32 @@ impl From<DeploymentRule> for NewRule {
 /// Reads return values from one consistent state. Writes of jobs and assignments go through
 /// [`Store::apply`] as [`ChangeSet`]s; the plain setters below are for administrative data. Every
 /// method that names a missing id returns [`StoreError::NotFound`].
+///
+/// References and smart pointers to a store (`&S`, `Box<S>`, `Arc<S>`, `S` unsized too) are
+/// stores that call the one they point to, so code generic over `S: Store` takes any of them.
+/// An adapter checks itself with the conformance suite (`store::testkit::run_conformance`,
+/// feature `testkit`).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use oco_core::model::Name;
+/// use oco_core::store::{MemoryStore, NewComputer, Page, Store};
+///
+/// fn inventory<S: Store>(store: S) -> Result<usize, Box<dyn std::error::Error>> {
+///     Ok(store.list_computers(Page::first(100))?.len())
+/// }
+///
+/// let store = Arc::new(MemoryStore::new());
+/// store.create_computer(NewComputer::new(Name::hostname("hostname", "pc-042")?))?;
+/// assert_eq!(inventory(&*store)?, 1);
+/// assert_eq!(inventory(Arc::clone(&store))?, 1);
+/// let shared: Box<dyn Store> = Box::new(MemoryStore::new());
+/// assert_eq!(inventory(shared)?, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Store: Send + Sync {
     // Computers.
 
