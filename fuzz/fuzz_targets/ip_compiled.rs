@@ -53,8 +53,8 @@ fuzz_target!(|data: &[u8]| {
         let net = entry.network();
         for addr in [net.network(), net.broadcast()] {
             check(addr);
-            check(offset(addr, 1));
-            check(offset(addr, -1));
+            check(common::offset(addr, 1));
+            check(common::offset(addr, -1));
         }
     }
 
@@ -139,17 +139,5 @@ fn with_host_bits(network: IpAddr, len: u8, host: &[u8]) -> IpAddr {
             let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
             IpAddr::V6(Ipv6Addr::from((u128::from(net) & mask) | (host & !mask)))
         }
-    }
-}
-
-/// `addr + delta`, wrapping within its family.
-fn offset(addr: IpAddr, delta: i8) -> IpAddr {
-    match addr {
-        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(
-            u32::from(v4).wrapping_add_signed(i32::from(delta)),
-        )),
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
-            u128::from(v6).wrapping_add_signed(i128::from(delta)),
-        )),
     }
 }

@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
     for entry in ranges.entries() {
         let net = entry.network();
         for addr in [net.network(), net.broadcast()] {
-            for addr in [addr, offset(addr, 1), offset(addr, -1)] {
+            for addr in [addr, common::offset(addr, 1), common::offset(addr, -1)] {
                 if !check(addr) {
                     return;
                 }
@@ -112,16 +112,4 @@ fn probe(u: &mut Unstructured<'_>, ranges: &IpRanges) -> libfuzzer_sys::arbitrar
             }
         }
     })
-}
-
-/// `addr + delta`, wrapping within its family.
-fn offset(addr: IpAddr, delta: i8) -> IpAddr {
-    match addr {
-        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(
-            u32::from(v4).wrapping_add_signed(i32::from(delta)),
-        )),
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
-            u128::from(v6).wrapping_add_signed(i128::from(delta)),
-        )),
-    }
 }

@@ -7,7 +7,7 @@ use std::fmt::{Debug, Display};
 use std::str::FromStr;
 
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use oco_core::constraint::{IpMatcher, IpRanges, ParseError, MAX_ENTRIES, MAX_INPUT_LEN};
 
@@ -116,5 +116,17 @@ pub fn check_compiled_ip(ranges: &IpRanges, matcher: &IpMatcher, addr: IpAddr) {
             plain,
             "compiled {mapped} != {addr}\nranges: {ranges}"
         );
+    }
+}
+
+/// `addr + delta`, wrapping within its family.
+pub fn offset(addr: IpAddr, delta: i8) -> IpAddr {
+    match addr {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(
+            u32::from(v4).wrapping_add_signed(i32::from(delta)),
+        )),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
+            u128::from(v6).wrapping_add_signed(i128::from(delta)),
+        )),
     }
 }
