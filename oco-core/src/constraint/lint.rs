@@ -443,9 +443,9 @@ fn analyse(covers: &dyn Covers) -> Vec<Raw> {
                                 .filter(|&&owner| owner != NONE && owner != OUTSIDE)
                                 .map(|&owner| owner as usize),
                         );
-                        owners.sort_unstable();
-                        owners.dedup();
                     });
+                    owners.sort_unstable();
+                    owners.dedup();
                     owners
                 })
                 .clone();
@@ -624,7 +624,7 @@ fn lint_ip(entries: &[IpEntry], source: &Source<'_>) -> Vec<Finding> {
 }
 
 /// A distinct network of the list, as integers of its family (IPv4 in the low 32 bits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Node {
     v6: bool,
     first: u128,
@@ -850,8 +850,9 @@ impl<'a> TimeCovers<'a> {
             second: vec![NONE; MINUTES_PER_WEEK],
         };
         // Painting from the last entry to the first: each entry painted is the lowest so far.
-        for (index, entry) in entries.iter().enumerate().rev() {
-            let index = u32::try_from(index).unwrap_or(NONE - 2);
+        // Lists have at most `MAX_ENTRIES` entries, far below `u32::MAX`.
+        let indexed: Vec<(u32, &TimeFrame)> = (0..).zip(entries).collect();
+        for (index, entry) in indexed.into_iter().rev() {
             entry.for_each_week_range(|start, end| {
                 for minute in start..end {
                     if segments.first[minute] != index {
