@@ -42,6 +42,7 @@ pub use ipnet;
 
 pub mod constraint;
 pub mod deploy;
+pub mod engine;
 pub mod housekeeping;
 pub mod model;
 pub mod plan;

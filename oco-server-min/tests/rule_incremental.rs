@@ -7,10 +7,12 @@
 mod admin_support;
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use admin_support::{noon, Api};
 use axum::http::StatusCode;
+use oco_core::engine::{Engine, EngineOptions};
 use oco_core::model::{
     Assignment, Compatibility, ComputerGroupId, ComputerId, DeploymentRule, FamilyId, JobKind,
     JobSnapshot, JobState, Origin, PackageGroupId, PackageId, RuleId, UpgradeBehavior,
@@ -20,7 +22,6 @@ use oco_core::store::{
     testkit, Change, ChangeSet, MemoryStore, NewComputer, NewRule, Page, RulePart, Store,
     StoreError,
 };
-use oco_server_min::rules;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -494,14 +495,15 @@ proptest! {
         // Every computer, and every job of every rule: what a rule change of the server reads.
         let part = RulePart::computers(ids.computers.iter().copied())
             .with_rule_jobs(ids.rules.iter().copied());
-        let before = rules::read_world(&chunked, Some(&part.clone().without_jobs())).unwrap();
+        let chunk = NonZeroUsize::new(chunk).unwrap();
+        let engine = |store| Engine::with_options(store, EngineOptions::default().with_chunk_computers(chunk));
+        let before = engine(&chunked).rule_world(Some(&part.clone().without_jobs())).unwrap();
         let Ok((created, rule_event)) = apply_change(&chunked, &ids, &event) else {
             // A change the store refuses (a group made its own ancestor).
             return Ok(());
         };
         let part = part.with_rule_jobs(created);
-        rules::reevaluate_in_chunks(&chunked, &rule_event, Some(&part), &before, noon(), chunk)
-            .unwrap();
+        engine(&chunked).reevaluate_in(&rule_event, Some(&part), &before, noon()).unwrap();
 
         apply_change(&per_rule, &ids, &event).unwrap();
         let mut every: BTreeMap<RuleId, DeploymentRule> =
@@ -514,7 +516,7 @@ proptest! {
                 .map(|rule| (rule.id, rule)),
         );
         for rule in every.values() {
-            rules::evaluate_rule_in_chunks(&per_rule, rule, noon(), chunk).unwrap();
+            engine(&per_rule).evaluate_rule(rule, noon()).unwrap();
         }
 
         apply_and_evaluate_fully(&whole, &ids, &event);

@@ -75,7 +75,7 @@ use crate::model::{
     Assignment, Computer, ComputerId, DeploymentRule, FamilyId, Job, JobId, JobKind, JobSnapshot,
     JobState, Origin, Package, PackageId, Revision, RuleId, ServerFinal, UpgradeBehavior,
 };
-use crate::store::{Change, ChangeSet, RuleSnapshot};
+use crate::store::{Change, ChangeSet, RulePart, RuleSnapshot};
 
 pub use existing::RuleJobs;
 use existing::{Key, Snapshots};
@@ -1226,6 +1226,34 @@ pub enum RuleEvent {
         /// The rule.
         rule: RuleId,
     },
+}
+
+impl RuleEvent {
+    /// The part of the world the event concerns when the event alone says it: the computers it
+    /// names. `None` (the whole world) for the events whose part takes knowing the change
+    /// ([`RuleEvent::PackageEdited`], and group and rule changes without computers of their own).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::model::ComputerId;
+    /// use oco_core::rules::RuleEvent;
+    ///
+    /// let event = RuleEvent::AssignmentsChanged { computer: ComputerId(7) };
+    /// assert!(event.part().is_some_and(|part| part.computers.contains(&ComputerId(7))));
+    /// assert!(RuleEvent::PackageGroupsChanged.part().is_none());
+    /// ```
+    pub fn part(&self) -> Option<RulePart> {
+        match self {
+            RuleEvent::AssignmentsChanged { computer }
+            | RuleEvent::ComputerChanged { computer }
+            | RuleEvent::ComputerDeleted { computer } => Some(RulePart::computers([*computer])),
+            RuleEvent::ComputerGroupsChanged {
+                computers: Some(computers),
+            } => Some(RulePart::computers(computers.iter().copied())),
+            _ => None,
+        }
+    }
 }
 
 /// Which rules to re-evaluate after `event`, and for what scope, given the world before and
