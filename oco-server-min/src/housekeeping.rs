@@ -1,32 +1,29 @@
 //! Housekeeping on an interval: expiry, purge, Wake-on-LAN.
 //!
-//! A run reads the clock once, loads [`Store::housekeeping_snapshot`], asks the core
-//! ([`oco_core::housekeeping::housekeeping`]) what to do, commits the change set through the
-//! group committer and then performs the effects: a UDP magic packet per MAC address to every
-//! configured target ([`send_magic_packets`]). Packets are sent only after the commit that marks
-//! the container's packets as sent, so a container is never woken twice, even across restarts;
-//! a packet that fails to leave is logged and not retried.
+//! A run reads the clock once and runs the engine's housekeeping
+//! ([`Engine::housekeeping_op`](oco_core::engine::Engine::housekeeping_op): the snapshot, the
+//! core's decision, decided again when a request moved a job meanwhile), its change set committed
+//! through the group committer, and then performs the effects: a UDP magic packet per MAC
+//! address to every configured target ([`send_magic_packets`]). Packets are sent only after the
+//! commit that marks the container's packets as sent, so a container is never woken twice, even
+//! across restarts; a packet that fails to leave is logged and not retried.
 //!
 //! [`HousekeepingStatus`] keeps what the last runs did for the admin API.
-//!
-//! [`Store::housekeeping_snapshot`]: oco_core::store::Store::housekeeping_snapshot
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use oco_core::chrono::{DateTime, Utc};
-use oco_core::housekeeping::{housekeeping, Effect, Summary};
+use oco_core::engine::EngineError;
+use oco_core::housekeeping::{Effect, Summary};
 use oco_core::model::MacAddress;
 use oco_core::store::StoreError;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::drive::{drive, Reads};
 use crate::AppState;
-
-/// How often a change set that lost a race with a request is recomputed before the run gives up
-/// (the next run tries again).
-const ATTEMPTS: usize = 3;
 
 /// What the last housekeeping runs did, for the admin API. Shared by the task and the handlers.
 #[derive(Debug, Default)]
@@ -71,9 +68,22 @@ pub enum HousekeepingError {
     /// Reading the snapshot or committing the changes failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The run kept losing compare-and-set races with requests; nothing was written (the next
+    /// run tries again).
+    #[error("{0}")]
+    Contended(EngineError),
     /// The store call's thread panicked or was cancelled.
     #[error("the store call did not finish: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+impl From<EngineError> for HousekeepingError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Store(error) => HousekeepingError::Store(error),
+            other => HousekeepingError::Contended(other),
+        }
+    }
 }
 
 /// What one run did.
@@ -233,22 +243,8 @@ async fn decide_and_apply(
     now: DateTime<Utc>,
     wol_targets: &[SocketAddr],
 ) -> Result<RunReport, HousekeepingError> {
-    let mut attempt = 1;
-    let run = loop {
-        let store = state.store().clone();
-        let snapshot =
-            tokio::task::spawn_blocking(move || store.housekeeping_snapshot(now)).await??;
-        let run = housekeeping(now, &snapshot, state.settings());
-        if run.changes.is_empty() {
-            break run;
-        }
-        match state.committer().commit(run.changes.clone()).await {
-            Ok(_) => break run,
-            // A request changed a job since the snapshot: decide again from the new state.
-            Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => attempt += 1,
-            Err(error) => return Err(error.into()),
-        }
-    };
+    let op = state.engine().housekeeping_op(now);
+    let run = drive(state, Reads::Blocking, op).await??;
     let macs: Vec<MacAddress> = run
         .effects
         .iter()

@@ -54,6 +54,7 @@ pub mod clock;
 pub mod commit;
 pub mod config;
 pub mod connections;
+mod drive;
 pub mod housekeeping;
 pub mod payloads;
 pub mod rules;

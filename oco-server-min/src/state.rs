@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oco_core::chrono_tz::Tz;
+use oco_core::engine::{Engine, EngineOptions};
 use oco_core::ipnet::IpNet;
 use oco_core::store::Store;
 use oco_core::Settings;
@@ -26,6 +27,8 @@ struct Shared {
     /// The same store as `store`, with its hello cache.
     cached: Arc<CachedStore>,
     store: Arc<dyn Store>,
+    /// The engine over `store`, with the server's settings.
+    engine: Engine<Arc<dyn Store>>,
     clock: Arc<dyn Clock>,
     committer: Committer,
     settings: Settings,
@@ -146,10 +149,15 @@ impl AppState {
         let cached = Arc::new(CachedStore::new(store, options.hello_cache_memory));
         let store: Arc<dyn Store> = cached.clone();
         let committer = Committer::start(store.clone())?;
+        let engine = Engine::with_options(
+            store.clone(),
+            EngineOptions::default().with_settings(settings),
+        );
         let admin_heavy = Arc::new(Semaphore::new(options.admin_heavy_concurrency.max(1)));
         Ok(AppState(Arc::new(Shared {
             cached,
             store,
+            engine,
             clock,
             committer,
             settings,
@@ -164,6 +172,12 @@ impl AppState {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.0.store
+    }
+
+    /// The engine over [`AppState::store`], with the server's settings: what every operation
+    /// that decides and writes goes through.
+    pub fn engine(&self) -> &Engine<Arc<dyn Store>> {
+        &self.0.engine
     }
 
     /// The store, as its hello cache (the same store as [`AppState::store`]).

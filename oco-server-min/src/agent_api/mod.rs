@@ -45,13 +45,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use oco_core::chrono::{DateTime, Duration, Utc};
+use oco_core::engine::FollowUp;
 use oco_core::ipnet::IpNet;
 use oco_core::model::{ComputerId, JobState, Name, PackageId};
 use oco_core::report::{
     apply_report, AgentReport, Disposition, IgnoredReport, ReportError, ReportOutcome,
     ReportedState,
 };
-use oco_core::rules::RuleEvent;
 use oco_core::store::{
     AgentContact, AgentCredentials, AgentLookup, Change, ChangeSet, NewComputer, ReportSnapshot,
     Store, StoreError, StoreResult,
@@ -133,37 +133,18 @@ pub fn router(path: &str) -> Router<AppState> {
 pub async fn flush(state: &AppState) -> StoreResult<()> {
     let agent = state.agent();
     let pending: Vec<(ComputerId, DateTime<Utc>)> = agent.pending().drain().collect();
-    if !pending.is_empty() {
-        let set = ChangeSet {
-            changes: pending
-                .iter()
-                .map(|&(computer, at)| Change::SetLastSeen { computer, at })
-                .collect(),
-        };
-        match state.committer().commit(set).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound { .. }) => {
-                // A computer was deleted since it was seen: write the others one by one.
-                for (computer, at) in pending.iter().copied() {
-                    let one = ChangeSet {
-                        changes: vec![Change::SetLastSeen { computer, at }],
-                    };
-                    match state.committer().commit(one).await {
-                        Ok(_) | Err(StoreError::NotFound { .. }) => {}
-                        Err(error) => {
-                            requeue(state, &pending);
-                            return Err(error);
-                        }
-                    }
-                }
-            }
-            Err(error) => {
-                requeue(state, &pending);
-                return Err(error);
-            }
-        }
+    if pending.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let op = state.engine().record_seen_op(pending);
+    match crate::drive::drive(state, crate::drive::Reads::Blocking, op).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(not_recorded)) => {
+            requeue(state, &not_recorded.unwritten);
+            Err(not_recorded.error)
+        }
+        Err(error) => Err(StoreError::Backend(Box::new(error))),
+    }
 }
 
 fn requeue(state: &AppState, pending: &[(ComputerId, DateTime<Utc>)]) {
@@ -875,7 +856,10 @@ async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
             Disposition::Ignored(reason) => tracing::debug!(%job, %reason, "report ignored"),
         }
         if !outcome.reevaluate.is_empty() {
-            spawn_reevaluation(state, outcome.reevaluate.clone(), request.now);
+            let follow_up = FollowUp {
+                computers: outcome.reevaluate.clone(),
+            };
+            spawn_reevaluation(state, follow_up, request.now);
         }
         let params = ReportReplyParams {
             job_succeeded: job_succeeded(&snapshot, &outcome),
@@ -912,18 +896,16 @@ fn job_succeeded(snapshot: &ReportSnapshot, outcome: &ReportOutcome) -> bool {
 
 /// Re-evaluates the rules of `computers` in the background (their assignments changed, or a
 /// rule's job stopped running).
-fn spawn_reevaluation(state: &AppState, computers: Vec<ComputerId>, now: DateTime<Utc>) {
-    let store = state.store().clone();
+fn spawn_reevaluation(state: &AppState, follow_up: FollowUp, now: DateTime<Utc>) {
+    let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        for computer in computers {
-            let event = RuleEvent::AssignmentsChanged { computer };
-            let result = crate::rules::world_for(store.as_ref(), &event)
-                .and_then(|before| crate::rules::reevaluate(store.as_ref(), &event, &before, now));
-            match result {
-                Ok(diffs) => tracing::debug!(%computer, rules = diffs.len(), "rules re-evaluated"),
-                Err(error) => {
-                    tracing::error!(%computer, %error, "re-evaluating rules after a report failed");
-                }
+        let computers = follow_up.computers.clone();
+        match state.engine().follow_up(follow_up, now) {
+            Ok(evaluated) => {
+                tracing::debug!(?computers, rules = evaluated.len(), "rules re-evaluated")
+            }
+            Err(error) => {
+                tracing::error!(?computers, %error, "re-evaluating rules after a report failed");
             }
         }
     });
