@@ -476,7 +476,7 @@ struct Cli {
     /// whose jobs are held takes about 200 bytes, one with 20 jobs to hand out about 1 KiB;
     /// computers without pending jobs take nothing. When full, the least useful entries go
     /// (S3-FIFO). 0 turns the cache off.
-    #[arg(long, env = "OCO_HELLO_CACHE_MEMORY", value_name = "BYTES", default_value_t = crate::cache::DEFAULT_MEMORY, value_parser = parse_hello_cache_memory)]
+    #[arg(long, env = "OCO_HELLO_CACHE_MEMORY", value_name = "BYTES", default_value_t = oco_agent_protocol::cache::DEFAULT_MEMORY, value_parser = parse_hello_cache_memory)]
     hello_cache_memory: u64,
 
     /// Seconds an agent's timestamp may be ahead of the server clock. A request from further
@@ -796,7 +796,7 @@ mod tests {
                 housekeeping_interval: Duration::from_secs(60),
                 self_registration: false,
                 synchronous: Synchronous::Normal,
-                hello_cache_memory: crate::cache::DEFAULT_MEMORY,
+                hello_cache_memory: oco_agent_protocol::cache::DEFAULT_MEMORY,
                 max_clock_skew: Duration::from_secs(600),
                 agent_body_limit: 64 * 1024 * 1024,
                 max_job_output: 1024 * 1024,

@@ -49,7 +49,6 @@
 
 pub mod admin_api;
 pub mod agent_api;
-pub mod cache;
 pub mod clock;
 pub mod commit;
 pub mod config;

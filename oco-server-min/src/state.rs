@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use oco_agent_protocol::cache::{self, CachedStore};
 use oco_core::chrono_tz::Tz;
 use oco_core::engine::{Engine, EngineOptions};
 use oco_core::ipnet::IpNet;
@@ -13,7 +14,6 @@ use oco_core::Settings;
 use tokio::sync::Semaphore;
 
 use crate::agent_api::AgentState;
-use crate::cache::{self, CachedStore};
 use crate::clock::Clock;
 use crate::commit::Committer;
 use crate::housekeeping::HousekeepingStatus;
@@ -53,7 +53,7 @@ pub struct ServerOptions {
     pub self_registration: bool,
     /// Where package payloads (zip archives) are kept, one file per package.
     pub payload_dir: PathBuf,
-    /// The memory of the hello cache, in bytes (0: off); see [`crate::cache`].
+    /// The memory of the hello cache, in bytes (0: off); see [`oco_agent_protocol::cache`].
     pub hello_cache_memory: u64,
     /// How far ahead of the server clock an agent's timestamp may be (600 s by default); see
     /// [`crate::agent_api`].

@@ -1,12 +1,12 @@
 //! The OCO agent's wire protocol: one endpoint, JSON-RPC bodies routed on their `method`.
 //!
-//! Every request is signed by the agent (HMAC-SHA256 of the exact body, see [`signature`]) and
-//! carries the agent's clock, which may be at most
+//! Every request is signed by the agent (HMAC-SHA256 of the exact body, see
+//! [`oco_agent_protocol::signature`]) and carries the agent's clock, which may be at most
 //! [`ServerOptions::max_clock_skew`](crate::ServerOptions::max_clock_skew) ahead of the server's
 //! (nothing of a request from further ahead is stored: one such timestamp would otherwise
 //! become the replay guard and lock the agent out). Every JSON reply carries a `result.timestamp`
 //! that strictly increases for each agent (stored per computer before the reply, see
-//! `timestamp.rs`) and is signed with the computer's server key. The methods:
+//! [`oco_agent_protocol::timestamp`]) and is signed with the computer's server key. The methods:
 //!
 //! - `oco.agent.hello`: the key exchange (trust on first use), the replay guard (the agent's
 //!   timestamp must exceed the last hello's, made durable with the reply's other writes before
@@ -26,10 +26,6 @@
 //! seconds and at shutdown.
 
 pub mod client;
-mod keys;
-pub mod signature;
-mod timestamp;
-mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -44,6 +40,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use oco_agent_protocol::cache::HelloOutlook;
+use oco_agent_protocol::keys::{self, decide_hello, HelloGrant, HelloRefusal, KeyError, OsKeys};
+use oco_agent_protocol::wire::{
+    Head, HelloParams, NoParams, Reply, ReportReplyParams, ReportRequest,
+};
+use oco_agent_protocol::{signature, timestamp};
 use oco_core::chrono::{DateTime, Duration, Utc};
 use oco_core::engine::FollowUp;
 use oco_core::ipnet::IpNet;
@@ -59,11 +61,7 @@ use oco_core::store::{
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::cache::HelloOutlook;
 use crate::AppState;
-use keys::{decide_hello, HelloGrant, HelloRefusal};
-pub(crate) use wire::{no_software_jobs, render_software_jobs, JobParts};
-use wire::{Head, HelloParams, NoParams, Reply, ReportReplyParams, ReportRequest};
 
 /// How many times a write that lost a compare-and-set race is recomputed from a fresh read
 /// before the request fails.
@@ -457,7 +455,7 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
             let registration = state.secrets().registration_key.clone();
             read(
                 state,
-                move || -> StoreResult<Result<HelloRead, getrandom::Error>> {
+                move || -> StoreResult<Result<HelloRead, KeyError>> {
                     // The checks first, on the computer's credentials (one small read): a
                     // refused hello never reads a planner snapshot nor fills the cache.
                     let Some(lookup) = store.agent_lookup(&hostname)? else {
@@ -476,7 +474,7 @@ async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError
                         &first_contact,
                         &shared,
                         timestamp,
-                        keys::new_key,
+                        &OsKeys,
                     ) {
                         Ok(Ok(grant)) => grant,
                         Ok(Err(refusal)) => return Ok(Ok(HelloRead::Refused(refusal))),

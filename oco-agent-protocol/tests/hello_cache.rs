@@ -1,9 +1,11 @@
-//! The hello cache (`oco_server_min::cache::CachedStore`): a store like the one it wraps, whose
+//! The hello cache (`oco_agent_protocol::cache::CachedStore`): a store like the one it wraps, whose
 //! hello outlooks always equal what planning on the wrapped store gives, after any sequence of
 //! writes, at any time and from any address.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
+// The server's tests hold reads with the same store.
+#[path = "../../oco-server-min/tests/gated/mod.rs"]
 mod gated;
 
 use gated::{Gated, Held};
@@ -13,6 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::thread;
 
+use oco_agent_protocol::cache::{CachedStore, HelloOutlook};
 use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::model::{ComputerId, ContainerId, JobState, Origin, Revision, Schedule};
@@ -20,7 +23,6 @@ use oco_core::store::{
     testkit, AgentCredentials, Change, ChangeSet, MemoryStore, Page, Store, StoreResult,
 };
 use oco_core::Settings;
-use oco_server_min::cache::{CachedStore, HelloOutlook};
 use proptest::prelude::*;
 
 fn cached(memory: u64) -> CachedStore {

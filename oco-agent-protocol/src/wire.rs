@@ -1,4 +1,21 @@
 //! The JSON the agent sends and the server replies, as types.
+//!
+//! Requests are read in two parts: [`Head`], what every request carries (borrowed from the body,
+//! the rest skipped without being built), and a report's own [`ReportRequest`]. Replies are
+//! [`Reply`]s around a method's parameters; a hello's jobs are rendered from [`JobParts`] by
+//! [`render_software_jobs`], byte for byte what `serde_json` writes for the [`SoftwareJob`]s.
+//!
+//! ```
+//! use oco_agent_protocol::wire::Head;
+//!
+//! let body = br#"{"jsonrpc": "2.0", "id": 1, "method": "oco.agent.hello", "params": {"uid": "test-uid", "hostname": "testhost", "timestamp": 1700000000.5, "data": {"agent_version": "1.2.0"}}}"#;
+//! let head: Head<'_> = serde_json::from_slice(body)?;
+//! assert_eq!(head.method, "oco.agent.hello");
+//! assert_eq!(head.params.hostname, "testhost");
+//! assert_eq!(head.params.timestamp, 1_700_000_000.5);
+//! assert_eq!(head.params.data.agent_version.as_deref(), Some("1.2.0"));
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,31 +30,38 @@ use serde_json::value::RawValue;
 /// fields (the rest of `data`, `uid`,
 /// `jsonrpc`, `id`) are skipped without being built.
 #[derive(Debug, Deserialize)]
-pub(crate) struct Head<'a> {
+pub struct Head<'a> {
+    /// The JSON-RPC method, `oco.agent.hello` and so on.
     #[serde(borrow)]
-    pub(crate) method: Cow<'a, str>,
+    pub method: Cow<'a, str>,
+    /// What every request's `params` carries.
     #[serde(borrow)]
-    pub(crate) params: HeadParams<'a>,
+    pub params: HeadParams<'a>,
 }
 
 /// The parameters every request carries, and the download's package.
 #[derive(Debug, Deserialize)]
-pub(crate) struct HeadParams<'a> {
+pub struct HeadParams<'a> {
+    /// The computer's hostname, as the agent names it.
     #[serde(borrow)]
-    pub(crate) hostname: Cow<'a, str>,
-    pub(crate) timestamp: f64,
+    pub hostname: Cow<'a, str>,
+    /// The agent's clock, in seconds since the epoch.
+    pub timestamp: f64,
+    /// The package of a download (`package-id`).
     #[serde(rename = "package-id", default)]
-    pub(crate) package_id: Option<i64>,
+    pub package_id: Option<i64>,
+    /// What the server keeps of `data`.
     #[serde(borrow, default)]
-    pub(crate) data: HeadData<'a>,
+    pub data: HeadData<'a>,
 }
 
 /// What every request's `params.data` says that the server keeps: the agent's version (a hello
 /// sends it). Everything else in `data`, a report's output included, is skipped without being
 /// built, and a `data` that is not an object, or a version that is not a string, says nothing.
 #[derive(Debug, Default)]
-pub(crate) struct HeadData<'a> {
-    pub(crate) agent_version: Option<Cow<'a, str>>,
+pub struct HeadData<'a> {
+    /// The agent's version, as sent (a hello's `data.agent_version`).
+    pub agent_version: Option<Cow<'a, str>>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for HeadData<'a> {
@@ -131,42 +155,77 @@ impl<'de> Deserialize<'de> for IsAgentVersion {
 }
 
 /// An `oco.agent.update_job_state` request's report.
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::wire::ReportRequest;
+/// use oco_core::model::JobId;
+///
+/// let body = br#"{"params": {"data": {"job-id": "41.2", "state": 3, "return-code": 0, "message": "done"}}}"#;
+/// let report: ReportRequest = serde_json::from_slice(body)?;
+/// let data = &report.params.data;
+/// assert_eq!(data.job_id.parse(), Some((JobId(41), 2)));
+/// assert_eq!((data.state, data.return_code), (3, Some(0)));
+/// assert_eq!(data.download_progress, None);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Deserialize)]
-pub(crate) struct ReportRequest {
-    pub(crate) params: ReportParams,
+pub struct ReportRequest {
+    /// The request's parameters.
+    pub params: ReportParams,
 }
 
-/// Its parameters.
+/// A report's parameters (what it needs of them).
 #[derive(Debug, Deserialize)]
-pub(crate) struct ReportParams {
-    pub(crate) data: ReportData,
+pub struct ReportParams {
+    /// The job's state.
+    pub data: ReportData,
 }
 
 /// One job's state, as the agent reports it.
 #[derive(Debug, Deserialize)]
-pub(crate) struct ReportData {
+pub struct ReportData {
+    /// The job, as the hello named it (`job-id`).
     #[serde(rename = "job-id")]
-    pub(crate) job_id: WireJobId,
-    pub(crate) state: i64,
+    pub job_id: WireJobId,
+    /// The agent's state code: 1 downloading, 2 executing, 3 finished, -1 error.
+    pub state: i64,
+    /// The procedure's exit code (`return-code`), once it ended.
     #[serde(rename = "return-code", default)]
-    pub(crate) return_code: Option<i64>,
+    pub return_code: Option<i64>,
+    /// A download's progress in percent (`download-progress`).
     #[serde(rename = "download-progress", default)]
-    pub(crate) download_progress: Option<i64>,
+    pub download_progress: Option<i64>,
+    /// The output so far.
     #[serde(default)]
-    pub(crate) message: Option<String>,
+    pub message: Option<String>,
 }
 
 /// A job id as the agent echoes it: a number, or a string (`"<id>.<attempt>"` after a renew).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub(crate) enum WireJobId {
+pub enum WireJobId {
+    /// A number: a first attempt.
     Number(i64),
+    /// A string: `"<id>"`, or `"<id>.<attempt>"` after a renew.
     Text(String),
 }
 
 impl WireJobId {
     /// The job and attempt it names, if it is one of ours.
-    pub(crate) fn parse(&self) -> Option<(JobId, u32)> {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_agent_protocol::wire::WireJobId;
+    /// use oco_core::model::JobId;
+    ///
+    /// assert_eq!(WireJobId::Number(41).parse(), Some((JobId(41), 1)));
+    /// assert_eq!(WireJobId::Text("41.3".into()).parse(), Some((JobId(41), 3)));
+    /// assert_eq!(WireJobId::Text("dynamic-3".into()).parse(), None);
+    /// ```
+    pub fn parse(&self) -> Option<(JobId, u32)> {
         match self {
             WireJobId::Number(id) => Some((JobId(*id), 1)),
             WireJobId::Text(text) => match text.split_once('.') {
@@ -191,8 +250,21 @@ impl std::fmt::Display for WireJobId {
 }
 
 /// `{"id":1,"error":null,"result":{"success":true,"params":P,"timestamp":F}}`.
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::wire::{NoParams, Reply};
+///
+/// let reply = Reply::new(NoParams {}, 1_700_000_001.25);
+/// assert_eq!(
+///     serde_json::to_string(&reply)?,
+///     r#"{"id":1,"error":null,"result":{"success":true,"params":{},"timestamp":1700000001.25}}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Serialize)]
-pub(crate) struct Reply<P> {
+pub struct Reply<P> {
     id: u8,
     error: Option<()>,
     result: ReplyResult<P>,
@@ -207,7 +279,7 @@ struct ReplyResult<P> {
 
 impl<P: Serialize> Reply<P> {
     /// A successful reply with `params`, stamped `timestamp`.
-    pub(crate) fn new(params: P, timestamp: f64) -> Self {
+    pub fn new(params: P, timestamp: f64) -> Self {
         Reply {
             id: 1,
             error: None,
@@ -222,39 +294,81 @@ impl<P: Serialize> Reply<P> {
 
 /// An empty `params` object (never a list: the agent indexes into it).
 #[derive(Debug, Serialize)]
-pub(crate) struct NoParams {}
+pub struct NoParams {}
 
 /// The hello reply's parameters. Keys are left out unless sent (a `null` server key corrupts a new
 /// agent's configuration); `update-passwords` and `events` are left out so that the agent makes
 /// no extra calls.
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::wire::{no_software_jobs, HelloParams, Reply};
+///
+/// let jobs = no_software_jobs();
+/// let params = HelloParams {
+///     server_key: Some("serverkey0123456789abcdefghijkl"),
+///     agent_key: None,
+///     update: 0,
+///     software_jobs: &jobs,
+/// };
+/// assert_eq!(
+///     serde_json::to_string(&Reply::new(params, 1_700_000_001.25))?,
+///     r#"{"id":1,"error":null,"result":{"success":true,"params":{"server-key":"serverkey0123456789abcdefghijkl","update":0,"software-jobs":[]},"timestamp":1700000001.25}}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Serialize)]
-pub(crate) struct HelloParams<'a> {
+pub struct HelloParams<'a> {
+    /// The server key to send (`server-key`), left out when `None`.
     #[serde(rename = "server-key", skip_serializing_if = "Option::is_none")]
-    pub(crate) server_key: Option<&'a str>,
+    pub server_key: Option<&'a str>,
+    /// The agent key to send (`agent-key`), left out when `None`.
     #[serde(rename = "agent-key", skip_serializing_if = "Option::is_none")]
-    pub(crate) agent_key: Option<&'a str>,
-    pub(crate) update: u8,
+    pub agent_key: Option<&'a str>,
+    /// Whether the agent should update itself; always 0.
+    pub update: u8,
     /// The jobs handed out, rendered by [`render_software_jobs`].
     #[serde(rename = "software-jobs")]
-    pub(crate) software_jobs: &'a RawValue,
+    pub software_jobs: &'a RawValue,
 }
 
 /// A delivered job as a hello reply carries it, in two parts: its wire id, and the rest of its
 /// object, which it shares with every job of its origin and package (so that the hello cache
 /// keeps the rest once for all of them).
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::wire::{render_software_jobs, JobParts};
+/// use oco_core::model::{ContainerId, JobId, Origin, SequenceMode};
+/// use oco_core::plan::Delivery;
+/// use oco_core::store::{testkit, MemoryStore};
+///
+/// let store = MemoryStore::new();
+/// let fixture = testkit::fixture(&store);
+/// let origin = Origin::Container(ContainerId(3));
+/// let mut job = testkit::job(origin, fixture.computers[0].id, &fixture.packages[0], 1);
+/// job.id = JobId(41);
+/// let delivery = Delivery { job: &job, sequence_mode: SequenceMode::IgnoreFailed, post_action: None };
+/// let parts = JobParts::of(&delivery);
+/// assert!(parts.rest.starts_with(r#""container-id":3,"package-id":"#));
+/// let jobs = render_software_jobs([(parts.id, parts.attempt, parts.rest.as_str())].into_iter());
+/// assert!(jobs.get().starts_with(r#"[{"id":41,"container-id":3,"#));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct JobParts {
+pub struct JobParts {
     /// The job's id.
-    pub(crate) id: JobId,
+    pub id: JobId,
     /// Its attempt (the wire id is `"<id>.<attempt>"` after a renew).
-    pub(crate) attempt: u32,
+    pub attempt: u32,
     /// The object's members after the id, and its closing brace.
-    pub(crate) rest: String,
+    pub rest: String,
 }
 
 impl JobParts {
     /// The parts of a delivered job.
-    pub(crate) fn of(delivery: &Delivery<'_>) -> Self {
+    pub fn of(delivery: &Delivery<'_>) -> Self {
         let job = SoftwareJob::of(delivery);
         // Invariant: the fields are numbers, booleans and strings, which always serialize, to
         // an object (`{` first).
@@ -269,7 +383,9 @@ impl JobParts {
 
 /// The JSON array of the jobs handed out, as a hello reply carries it, from their parts: the
 /// bytes `serde_json` writes for the [`SoftwareJob`]s themselves.
-pub(crate) fn render_software_jobs<'a>(
+///
+/// Each item is a job's id, attempt and [`JobParts::rest`]; see [`JobParts`] for an example.
+pub fn render_software_jobs<'a>(
     jobs: impl ExactSizeIterator<Item = (JobId, u32, &'a str)>,
 ) -> Box<RawValue> {
     use std::fmt::Write as _;
@@ -297,14 +413,20 @@ pub(crate) fn render_software_jobs<'a>(
 }
 
 /// The empty JSON array.
-pub(crate) fn no_software_jobs() -> Box<RawValue> {
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(oco_agent_protocol::wire::no_software_jobs().get(), "[]");
+/// ```
+pub fn no_software_jobs() -> Box<RawValue> {
     // Invariant: an empty slice serializes to `[]`.
     serde_json::value::to_raw_value::<[u8]>(&[]).unwrap_or_default()
 }
 
-/// A job as the agent runs it.
+/// A job as the agent runs it: what [`render_software_jobs`] writes for each job, built whole.
 #[derive(Debug, Serialize)]
-pub(crate) struct SoftwareJob<'a> {
+pub struct SoftwareJob<'a> {
     #[serde(serialize_with = "wire_id")]
     id: &'a Job,
     #[serde(flatten)]
@@ -331,7 +453,7 @@ impl<'a> SoftwareJob<'a> {
     /// The wire form of a delivered job. The post action is the planner's (already `None` when
     /// the policy disables post actions); its minutes go into the one field it names, the other
     /// two stay `null` (`0` or `false` would trigger them).
-    pub(crate) fn of(delivery: &Delivery<'a>) -> Self {
+    pub fn of(delivery: &Delivery<'a>) -> Self {
         let job = delivery.job;
         let (mut restart, mut shutdown, mut exit) = (None, None, None);
         if let Some(order) = delivery.post_action {
@@ -381,9 +503,10 @@ fn wire_origin<S: Serializer>(origin: &Origin, serializer: S) -> Result<S::Ok, S
 
 /// The report reply's parameters.
 #[derive(Debug, Serialize)]
-pub(crate) struct ReportReplyParams {
+pub struct ReportReplyParams {
+    /// Whether the job succeeded (`job-succeeded`).
     #[serde(rename = "job-succeeded")]
-    pub(crate) job_succeeded: bool,
+    pub job_succeeded: bool,
 }
 
 #[cfg(test)]

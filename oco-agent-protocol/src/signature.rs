@@ -17,6 +17,20 @@ pub const SERVER_SIGNATURE: &str = "x-oco-server-signature";
 type HmacSha256 = Hmac<Sha256>;
 
 /// The lower-case hex HMAC-SHA256 of `body` keyed with `key`.
+///
+/// # Examples
+///
+/// The request vector of the protocol reference (§1.2):
+///
+/// ```
+/// use oco_agent_protocol::signature::sign;
+///
+/// let body = br#"{"jsonrpc": "2.0", "id": 1, "method": "oco.agent.hello", "params": {"uid": "test-uid", "hostname": "testhost", "timestamp": 1700000000.5, "data": {"agent_version": "1.2.0"}}}"#;
+/// assert_eq!(
+///     sign("initial-agent-key", body),
+///     "f5983077d34e5473f6252cf10dc776cb04c2152d541ffcd1d722bfb70c6a2190"
+/// );
+/// ```
 pub fn sign(key: &str, body: &[u8]) -> String {
     let mut mac = mac(key);
     mac.update(body);
@@ -34,6 +48,21 @@ pub fn sign(key: &str, body: &[u8]) -> String {
 /// The comparison of the tags is constant-time; a signature that is not 64 lower-case hex digits
 /// is refused before any comparison (the agent always sends lower case, and OCO compares the hex
 /// text exactly).
+///
+/// # Examples
+///
+/// The response vector of the protocol reference (§1.2), and the same signature in upper case:
+///
+/// ```
+/// use oco_agent_protocol::signature::verify;
+///
+/// let body = br#"{"id": 1, "error": null, "result": {"success": true, "params": {"update": 0, "software-jobs": []}, "timestamp": 1700000001.25}}"#;
+/// let key = "serverkey0123456789abcdefghijkl";
+/// let signature = "b47f21d9c67663f6f52f2abd2290a888eb7e767c57e2695913ec36c7d59dc249";
+/// assert!(verify(key, body, signature));
+/// assert!(!verify(key, body, &signature.to_uppercase()));
+/// assert!(!verify("another-key", body, signature));
+/// ```
 pub fn verify(key: &str, body: &[u8], signature: &str) -> bool {
     let Some(tag) = decode_hex(signature) else {
         return false;

@@ -1,36 +1,147 @@
-//! Agent keys: generation and the trust-on-first-use decision of a hello.
+//! Agent keys: where they come from, and the trust-on-first-use decision of a hello.
+//!
+//! A computer's agent key and server key are shared secrets of [`KEY_LENGTH`] characters from
+//! `[0-9a-z]`, as OCO's `randomString()` makes them. A [`KeySource`] makes them: `OsKeys` (feature
+//! `os-random`) from the operating system's random source, [`CountingKeys`] deterministically for
+//! tests and examples. [`decide_hello`] is the whole key exchange of a hello.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use oco_core::store::AgentCredentials;
 
 /// Generated keys are this long, from `[0-9a-z]` (as OCO's `randomString()`).
-pub(crate) const KEY_LENGTH: usize = 30;
+pub const KEY_LENGTH: usize = 30;
 
-const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+/// Where new agent and server keys come from.
+///
+/// A key is a shared secret: whoever can guess it can sign as the agent or read the server's
+/// replies as genuine. A source for a server must therefore be unpredictable, as `OsKeys` (feature
+/// `os-random`) is. Every key must be [`KEY_LENGTH`] characters from `[0-9a-z]`: the agent stores
+/// it in its configuration file as it is, and a stored previous key of that alphabet is never
+/// mistaken for a fingerprint ([`remember`]).
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::keys::{CountingKeys, KeySource, KEY_LENGTH};
+///
+/// let keys = CountingKeys::new();
+/// let first = keys.new_key()?;
+/// assert_eq!(first.len(), KEY_LENGTH);
+/// assert_eq!(first, CountingKeys::nth(1));
+/// assert_ne!(keys.new_key()?, first);
+/// # Ok::<(), oco_agent_protocol::keys::KeyError>(())
+/// ```
+pub trait KeySource: Send + Sync {
+    /// A new key of [`KEY_LENGTH`] characters from `[0-9a-z]`, unlike every key made before.
+    ///
+    /// # Errors
+    ///
+    /// If the source cannot make one (for `OsKeys`, the operating system's random source failed).
+    fn new_key(&self) -> Result<String, KeyError>;
+}
 
-/// A new random key of [`KEY_LENGTH`] characters from `[0-9a-z]`.
-///
-/// # Errors
-///
-/// If the operating system's random source fails.
-pub(crate) fn new_key() -> Result<String, getrandom::Error> {
-    let mut key = String::with_capacity(KEY_LENGTH);
-    let mut buffer = [0u8; 64];
-    while key.len() < KEY_LENGTH {
-        getrandom::fill(&mut buffer)?;
-        // Rejection sampling: 252 = 7 × 36, so the accepted bytes map uniformly onto the alphabet.
-        for byte in buffer.iter().copied().filter(|byte| *byte < 252) {
-            if key.len() == KEY_LENGTH {
-                break;
-            }
-            key.push(char::from(ALPHABET[usize::from(byte % 36)]));
-        }
+/// A [`KeySource`] could not make a key; its message is the cause's.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct KeyError(Box<dyn std::error::Error + Send + Sync>);
+
+impl KeyError {
+    /// The failure `error` of a key source.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_agent_protocol::keys::KeyError;
+    ///
+    /// let error = KeyError::new("the random source is not ready");
+    /// assert_eq!(error.to_string(), "the random source is not ready");
+    /// ```
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        KeyError(error.into())
     }
-    Ok(key)
+}
+
+/// Keys from the operating system's random source (`getrandom`), uniform over `[0-9a-z]`: what a
+/// server uses. Feature `os-random`.
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::keys::{KeySource, OsKeys, KEY_LENGTH};
+///
+/// let key = OsKeys.new_key()?;
+/// assert_eq!(key.len(), KEY_LENGTH);
+/// assert!(key.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+/// # Ok::<(), oco_agent_protocol::keys::KeyError>(())
+/// ```
+#[cfg(feature = "os-random")]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsKeys;
+
+#[cfg(feature = "os-random")]
+impl KeySource for OsKeys {
+    fn new_key(&self) -> Result<String, KeyError> {
+        const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut key = String::with_capacity(KEY_LENGTH);
+        let mut buffer = [0u8; 64];
+        while key.len() < KEY_LENGTH {
+            getrandom::fill(&mut buffer).map_err(KeyError::new)?;
+            // Rejection sampling: 252 = 7 × 36, so the accepted bytes map uniformly onto the
+            // alphabet.
+            for byte in buffer.iter().copied().filter(|byte| *byte < 252) {
+                if key.len() == KEY_LENGTH {
+                    break;
+                }
+                key.push(char::from(ALPHABET[usize::from(byte % 36)]));
+            }
+        }
+        Ok(key)
+    }
+}
+
+/// Keys that count, [`CountingKeys::nth`]`(1)`, `nth(2)`, …: deterministic, for tests and
+/// examples, so that a whole exchange gives the same bytes every time. Never for a server:
+/// anyone can guess the next key.
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::keys::{CountingKeys, KeySource};
+///
+/// let keys = CountingKeys::new();
+/// assert_eq!(keys.new_key()?, "key000000000000000000000000001");
+/// assert_eq!(keys.new_key()?, CountingKeys::nth(2));
+/// # Ok::<(), oco_agent_protocol::keys::KeyError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct CountingKeys {
+    issued: AtomicU64,
+}
+
+impl CountingKeys {
+    /// A source whose first key is [`CountingKeys::nth`]`(1)`.
+    pub fn new() -> Self {
+        CountingKeys::default()
+    }
+
+    /// The key the `n`-th call of [`KeySource::new_key`] returns, counting from 1: `key` and `n`
+    /// in 27 digits.
+    pub fn nth(n: u64) -> String {
+        format!("key{n:027}")
+    }
+}
+
+impl KeySource for CountingKeys {
+    fn new_key(&self) -> Result<String, KeyError> {
+        let n = self.issued.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        Ok(CountingKeys::nth(n))
+    }
 }
 
 /// Why a hello is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HelloRefusal {
+pub enum HelloRefusal {
     /// No acceptable key produced the signature.
     Signature,
     /// The agent's timestamp is not greater than the last accepted hello's.
@@ -39,20 +150,21 @@ pub(crate) enum HelloRefusal {
 
 /// What an accepted hello writes and sends.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct HelloGrant {
+#[must_use]
+pub struct HelloGrant {
     /// The credentials to store (compare-and-set against the ones read).
-    pub(crate) credentials: AgentCredentials,
+    pub credentials: AgentCredentials,
     /// The agent key to send (`None`: send none).
-    pub(crate) send_agent_key: Option<String>,
+    pub send_agent_key: Option<String>,
     /// The server key to send (`None`: send none; never `null` on the wire).
-    pub(crate) send_server_key: Option<String>,
+    pub send_server_key: Option<String>,
 }
 
 /// Decides a hello of a computer whose stored credentials are `stored`.
 ///
 /// `verifies(key)` says whether the request is signed with `key`; `first_contact` are the keys a
 /// computer without its own key may sign with (the global agent key, or the registration key for a
-/// computer this request registered); `new_key` makes fresh keys.
+/// computer this request registered); `keys` makes fresh keys.
 ///
 /// - Signed with the computer's own key: accepted; the previous key is forgotten (the new key is
 ///   in use); a server key is created (and sent) only if there is none.
@@ -66,14 +178,46 @@ pub(crate) struct HelloGrant {
 /// is stored as a fingerprint ([`remember`]), never copied into the computer's row.
 ///
 /// In every case the agent's `timestamp` must be strictly greater than the stored last hello.
-pub(crate) fn decide_hello<E>(
+///
+/// # Errors
+///
+/// The key source's, if a key was needed and it could not make one.
+///
+/// # Examples
+///
+/// A first contact signed with the global key gets both keys:
+///
+/// ```
+/// use oco_agent_protocol::keys::{decide_hello, recall, CountingKeys};
+/// use oco_agent_protocol::signature::{sign, verify};
+/// use oco_core::store::AgentCredentials;
+///
+/// let body = br#"{"method": "oco.agent.hello"}"#;
+/// let signature = sign("global", body);
+/// let grant = decide_hello(
+///     &AgentCredentials::default(),
+///     |key| verify(key, body, &signature),
+///     &["global"],
+///     &["global"],
+///     1_700_000_000.5,
+///     &CountingKeys::new(),
+/// )?
+/// .expect("signed with the global key");
+/// assert_eq!(grant.send_agent_key, Some(CountingKeys::nth(1)));
+/// assert_eq!(grant.send_server_key, Some(CountingKeys::nth(2)));
+/// let previous = grant.credentials.previous_agent_key.as_deref().unwrap_or_default();
+/// assert_eq!(recall(previous, &["global"]), Some("global"));
+/// # Ok::<(), oco_agent_protocol::keys::KeyError>(())
+/// ```
+pub fn decide_hello(
     stored: &AgentCredentials,
     verifies: impl Fn(&str) -> bool,
     first_contact: &[&str],
     shared: &[&str],
     timestamp: f64,
-    mut new_key: impl FnMut() -> Result<String, E>,
-) -> Result<Result<HelloGrant, HelloRefusal>, E> {
+    keys: &(impl KeySource + ?Sized),
+) -> Result<Result<HelloGrant, HelloRefusal>, KeyError> {
+    let new_key = || keys.new_key();
     let previous = stored
         .previous_agent_key
         .as_deref()
@@ -149,7 +293,18 @@ const FINGERPRINT: &str = "fingerprint:";
 /// server's `shared` keys by a fingerprint (the database holds no copy of the global or the
 /// registration key), a computer's own earlier key (kept by a reset) as itself. Keys are
 /// `[0-9a-z]`, so no key looks like a fingerprint.
-pub(crate) fn remember(used: &str, shared: &[&str]) -> String {
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::keys::{recall, remember};
+///
+/// let stored = remember("global", &["global"]);
+/// assert!(stored.starts_with("fingerprint:") && !stored.contains("global"));
+/// assert_eq!(recall(&stored, &["global"]), Some("global"));
+/// assert_eq!(remember("own-earlier-key", &["global"]), "own-earlier-key");
+/// ```
+pub fn remember(used: &str, shared: &[&str]) -> String {
     if shared.contains(&used) {
         format!("{FINGERPRINT}{}", fingerprint(used))
     } else {
@@ -159,7 +314,17 @@ pub(crate) fn remember(used: &str, shared: &[&str]) -> String {
 
 /// The key a stored previous key stands for: the shared key with its fingerprint (`None` if it
 /// was replaced since), or the stored key itself.
-pub(crate) fn recall<'a>(stored: &'a str, shared: &[&'a str]) -> Option<&'a str> {
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::keys::{recall, remember};
+///
+/// let stored = remember("global", &["global", "registration"]);
+/// assert_eq!(recall(&stored, &["rotated", "registration"]), None);
+/// assert_eq!(recall("own-earlier-key", &["global"]), Some("own-earlier-key"));
+/// ```
+pub fn recall<'a>(stored: &'a str, shared: &[&'a str]) -> Option<&'a str> {
     match stored.strip_prefix(FINGERPRINT) {
         Some(print) => shared.iter().copied().find(|key| fingerprint(key) == print),
         None => Some(stored),
@@ -180,29 +345,46 @@ fn fingerprint(key: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
-    use std::convert::Infallible;
-
     use super::*;
 
-    fn counter() -> impl FnMut() -> Result<String, Infallible> {
-        let mut n = 0;
-        move || {
-            n += 1;
-            Ok(format!("key{n}"))
-        }
+    fn counter() -> CountingKeys {
+        CountingKeys::new()
+    }
+
+    fn counted(n: u64) -> Option<String> {
+        Some(CountingKeys::nth(n))
     }
 
     fn signed_with(key: &'static str) -> impl Fn(&str) -> bool {
         move |candidate| candidate == key
     }
 
+    #[cfg(feature = "os-random")]
     #[test]
     fn keys_are_30_characters_of_the_alphabet_and_differ() {
-        let a = new_key().unwrap();
-        let b = new_key().unwrap();
+        let a = OsKeys.new_key().unwrap();
+        let b = OsKeys.new_key().unwrap();
         assert_eq!(a.len(), KEY_LENGTH);
-        assert!(a.bytes().all(|c| ALPHABET.contains(&c)), "{a}");
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()),
+            "{a}"
+        );
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn counting_keys_are_keys_of_the_alphabet_in_order() {
+        let keys = CountingKeys::new();
+        for n in 1..=3 {
+            let made = keys.new_key().unwrap();
+            assert_eq!(made, CountingKeys::nth(n));
+            assert_eq!(made.len(), KEY_LENGTH);
+            assert!(made
+                .bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+        }
+        assert_eq!(CountingKeys::nth(u64::MAX).len(), KEY_LENGTH);
     }
 
     #[test]
@@ -214,18 +396,18 @@ mod tests {
             &["global"],
             &["global"],
             10.0,
-            counter(),
+            &counter(),
         )
         .unwrap()
         .unwrap();
-        assert_eq!(grant.send_agent_key.as_deref(), Some("key1"));
-        assert_eq!(grant.send_server_key.as_deref(), Some("key2"));
+        assert_eq!(grant.send_agent_key, counted(1));
+        assert_eq!(grant.send_server_key, counted(2));
         assert_eq!(
             grant.credentials,
             AgentCredentials {
-                agent_key: Some("key1".into()),
+                agent_key: counted(1),
                 previous_agent_key: Some(remember("global", &["global"])),
-                server_key: Some("key2".into()),
+                server_key: counted(2),
                 last_hello: Some(10.0),
                 ..AgentCredentials::default()
             }
@@ -258,11 +440,11 @@ mod tests {
                 &["global"],
                 &["global"],
                 10.0,
-                counter(),
+                &counter(),
             )
             .unwrap()
             .unwrap();
-            assert_eq!(grant.send_agent_key.as_deref(), Some("key1"), "{key}");
+            assert_eq!(grant.send_agent_key, counted(1), "{key}");
             // The agent keeps the server key it has, so the server keeps it too.
             assert_eq!(grant.send_server_key.as_deref(), Some("server"), "{key}");
             let previous = grant.credentials.previous_agent_key.unwrap();
@@ -276,7 +458,7 @@ mod tests {
             &["global"],
             &["global"],
             10.0,
-            counter(),
+            &counter(),
         )
         .unwrap();
         assert_eq!(refused, Err(HelloRefusal::Signature));
@@ -297,7 +479,7 @@ mod tests {
             &["global"],
             &["global"],
             11.0,
-            counter(),
+            &counter(),
         )
         .unwrap()
         .unwrap();
@@ -314,7 +496,7 @@ mod tests {
             &["global"],
             &["global"],
             12.0,
-            counter(),
+            &counter(),
         )
         .unwrap()
         .unwrap();
@@ -331,7 +513,7 @@ mod tests {
             &["global"],
             &["global"],
             13.0,
-            counter(),
+            &counter(),
         )
         .unwrap();
         assert_eq!(refused, Err(HelloRefusal::Signature));
@@ -353,7 +535,7 @@ mod tests {
                 &[],
                 &["global"],
                 timestamp,
-                counter(),
+                &counter(),
             )
             .unwrap();
             assert_eq!(decision, Err(HelloRefusal::TimestampTooOld));
@@ -364,7 +546,7 @@ mod tests {
             &[],
             &["global"],
             10.0001,
-            counter()
+            &counter()
         )
         .unwrap()
         .is_ok());
@@ -382,11 +564,11 @@ mod tests {
             &[],
             &["global"],
             1.0,
-            counter(),
+            &counter(),
         )
         .unwrap()
         .unwrap();
-        assert_eq!(grant.send_server_key.as_deref(), Some("key1"));
+        assert_eq!(grant.send_server_key, counted(1));
         assert_eq!(grant.send_agent_key, None);
     }
 
@@ -403,7 +585,7 @@ mod tests {
             &["global"],
             &["global"],
             1.0,
-            counter(),
+            &counter(),
         )
         .unwrap();
         assert_eq!(decision, Err(HelloRefusal::Signature));

@@ -30,7 +30,20 @@ use oco_core::model::ComputerId;
 
 /// The timestamp of the next reply to an agent whose last reply was `last`, at `now`: the first
 /// microsecond at or after `max(now, last + 1 µs)` whose last digit is not 0.
-pub(crate) fn next_reply(now: DateTime<Utc>, last: Option<f64>) -> f64 {
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::timestamp::next_reply;
+/// use oco_core::chrono::{TimeZone, Utc};
+///
+/// let now = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+/// // The wall clock, moved off a last digit of 0 so that six decimals are written.
+/// assert_eq!(next_reply(now, None), 1_700_000_000.000_001);
+/// // Above the last reply when that is ahead of the clock.
+/// assert_eq!(next_reply(now, Some(1_700_000_005.25)), 1_700_000_005.250_001);
+/// ```
+pub fn next_reply(now: DateTime<Utc>, last: Option<f64>) -> f64 {
     let after_last = last.map_or(i64::MIN, |last| micros(last).saturating_add(1));
     let mut micros = now.timestamp_micros().max(after_last);
     if micros % 10 == 0 {
@@ -49,7 +62,7 @@ fn seconds(micros: i64) -> f64 {
 
 /// How far (microseconds: half a second) a reservation reaches beyond the reply that wrote it: the
 /// most a first reply after a restart can be ahead of the wall clock.
-const RESERVE_MICROS: i64 = 500_000;
+pub const RESERVE_MICROS: i64 = 500_000;
 
 /// Computers whose reservation this process remembers before it forgets those that have passed
 /// (and, if that is not enough, all of them: a forgotten reservation only costs a write).
@@ -57,7 +70,8 @@ const REMEMBERED: usize = 10_000;
 
 /// What the next reply to an agent needs.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum NextReply {
+#[must_use]
+pub enum NextReply {
     /// Send this timestamp; the stored reservation already covers it.
     Covered(f64),
     /// Store `reserve` as the computer's reservation, then send `reply`.
@@ -70,8 +84,33 @@ pub(crate) enum NextReply {
 }
 
 /// The reservations this process wrote and the last reply it sent under each, per computer.
+///
+/// It remembers at most 10,000 computers; past that it forgets the reservations that have
+/// passed, and if that is not enough, all of them (a forgotten reservation costs only a write).
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::timestamp::{NextReply, Replies};
+/// use oco_core::chrono::{TimeZone, Utc};
+/// use oco_core::model::ComputerId;
+///
+/// let replies = Replies::default();
+/// let pc = ComputerId(1);
+/// let now = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+/// // Nothing stored by this process yet: the reply needs a new reservation, written first.
+/// let NextReply::Reserve { reply, reserve } = replies.next(pc, now, None) else {
+///     unreachable!("a reservation is needed");
+/// };
+/// replies.stored(pc, reply, reserve, now);
+/// // The next reply is under that reservation: no write.
+/// assert_eq!(
+///     replies.next(pc, now, Some(reserve)),
+///     NextReply::Covered(1_700_000_000.000_002)
+/// );
+/// ```
 #[derive(Debug, Default)]
-pub(crate) struct Replies {
+pub struct Replies {
     reserved: Mutex<HashMap<ComputerId, Reserved>>,
 }
 
@@ -87,12 +126,7 @@ impl Replies {
     /// The next reply to `computer`'s agent at `now`, whose stored reservation is `stored` (as
     /// read by this request). `Covered` only when `stored` is the reservation this process wrote
     /// last; the value is then taken (a later call gets a larger one).
-    pub(crate) fn next(
-        &self,
-        computer: ComputerId,
-        now: DateTime<Utc>,
-        stored: Option<f64>,
-    ) -> NextReply {
+    pub fn next(&self, computer: ComputerId, now: DateTime<Utc>, stored: Option<f64>) -> NextReply {
         let mut reserved = self.lock();
         if let Some(mine) = reserved.get_mut(&computer) {
             if Some(mine.until) == stored {
@@ -109,19 +143,13 @@ impl Replies {
 
     /// A reply above `stored` and a new reservation beyond it (`(reply, reserve)`), whatever this
     /// process remembers: what a request that writes the credentials anyway (a hello) takes.
-    pub(crate) fn reserve(now: DateTime<Utc>, stored: Option<f64>) -> (f64, f64) {
+    pub fn reserve(now: DateTime<Utc>, stored: Option<f64>) -> (f64, f64) {
         let reply = next_reply(now, stored);
         (reply, seconds(micros(reply) + RESERVE_MICROS))
     }
 
     /// Notes that `reserve` is now `computer`'s stored reservation and `reply` was sent under it.
-    pub(crate) fn stored(
-        &self,
-        computer: ComputerId,
-        reply: f64,
-        reserve: f64,
-        now: DateTime<Utc>,
-    ) {
+    pub fn stored(&self, computer: ComputerId, reply: f64, reserve: f64, now: DateTime<Utc>) {
         let mut reserved = self.lock();
         if reserved.len() >= REMEMBERED && !reserved.contains_key(&computer) {
             let now = epoch_seconds(now);
@@ -146,8 +174,18 @@ impl Replies {
     }
 }
 
-/// Seconds since the epoch, with fractions.
-pub(crate) fn epoch_seconds(at: DateTime<Utc>) -> f64 {
+/// Seconds since the epoch, with fractions: `at` as the agent's timestamps count.
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::timestamp::epoch_seconds;
+/// use oco_core::chrono::{TimeZone, Utc};
+///
+/// let at = Utc.timestamp_opt(1_700_000_000, 500_000_000).unwrap();
+/// assert_eq!(epoch_seconds(at), 1_700_000_000.5);
+/// ```
+pub fn epoch_seconds(at: DateTime<Utc>) -> f64 {
     // Exact: f64 holds microseconds exactly for the next few centuries.
     #[allow(clippy::cast_precision_loss)]
     let seconds = at.timestamp_micros() as f64 / 1e6;

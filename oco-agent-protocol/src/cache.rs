@@ -56,7 +56,7 @@ use oco_core::Settings;
 
 use serde_json::value::RawValue;
 
-use crate::agent_api::{no_software_jobs, render_software_jobs, JobParts};
+use crate::wire::{no_software_jobs, render_software_jobs, JobParts};
 
 /// The memory the cache may use by default, in bytes (192 MiB): the outlooks of a million-computer
 /// fleet between deployments (`benches/RESULTS.md`) with room to spare, the server within 256 MiB.
@@ -159,7 +159,9 @@ impl Outlook {
         self.software_jobs_json().get().to_owned()
     }
 
-    pub(crate) fn software_jobs_json(&self) -> Box<RawValue> {
+    /// The jobs handed out, as the JSON array of the reply's `software-jobs`, ready for
+    /// [`HelloParams::software_jobs`](crate::wire::HelloParams::software_jobs).
+    pub fn software_jobs_json(&self) -> Box<RawValue> {
         if self.deliveries.is_empty() {
             return no_software_jobs();
         }
@@ -315,7 +317,7 @@ enum Touched<'a> {
 /// use oco_core::model::{ContainerId, DeliveryPolicy, Origin, Schedule};
 /// use oco_core::store::{testkit, Change, MemoryStore, Store};
 /// use oco_core::Settings;
-/// use oco_server_min::cache::CachedStore;
+/// use oco_agent_protocol::cache::CachedStore;
 ///
 /// let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
 /// let store = CachedStore::new(Arc::new(MemoryStore::new()), 1 << 20);
