@@ -55,6 +55,7 @@
 pub mod agent;
 pub mod cache;
 pub mod keys;
+pub mod service;
 pub mod signature;
 pub mod timestamp;
 pub mod wire;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oco_agent_protocol::cache::{self, CachedStore};
+use oco_agent_protocol::keys::OsKeys;
+use oco_agent_protocol::service::{AgentService, ServiceConfig};
 use oco_core::chrono_tz::Tz;
 use oco_core::engine::{Engine, EngineOptions};
 use oco_core::ipnet::IpNet;
@@ -35,6 +37,8 @@ struct Shared {
     options: ServerOptions,
     secrets: Secrets,
     agent: AgentState,
+    /// The agent protocol over `cached`.
+    agent_service: AgentService,
     housekeeping: HousekeepingStatus,
     /// Permits for heavy admin operations (see [`ServerOptions::admin_heavy_concurrency`]).
     admin_heavy: Arc<Semaphore>,
@@ -149,9 +153,19 @@ impl AppState {
         let cached = Arc::new(CachedStore::new(store, options.hello_cache_memory));
         let store: Arc<dyn Store> = cached.clone();
         let committer = Committer::start(store.clone())?;
-        let engine = Engine::with_options(
-            store.clone(),
-            EngineOptions::default().with_settings(settings),
+        let engine_options = EngineOptions::default().with_settings(settings);
+        let engine = Engine::with_options(store.clone(), engine_options.clone());
+        let mut config = ServiceConfig::new(secrets.agent_key.clone())
+            .with_max_clock_skew(options.max_clock_skew)
+            .with_max_job_output(options.max_job_output);
+        // The registration key is known even with self-registration off: a previous key that
+        // is it is recognised by its fingerprint.
+        config.registration_key = secrets.registration_key.clone();
+        config.self_registration = options.self_registration;
+        let agent_service = AgentService::new(
+            Engine::with_options(cached.clone(), engine_options),
+            config,
+            Arc::new(OsKeys),
         );
         let admin_heavy = Arc::new(Semaphore::new(options.admin_heavy_concurrency.max(1)));
         Ok(AppState(Arc::new(Shared {
@@ -164,6 +178,7 @@ impl AppState {
             options,
             secrets,
             agent: AgentState::default(),
+            agent_service,
             housekeeping: HousekeepingStatus::default(),
             admin_heavy,
         })))
@@ -221,6 +236,11 @@ impl AppState {
     /// The agent API's own state (response timestamps, coalesced last-seen times).
     pub fn agent(&self) -> &AgentState {
         &self.0.agent
+    }
+
+    /// The agent protocol: what agent requests are answered.
+    pub fn agent_service(&self) -> &AgentService {
+        &self.0.agent_service
     }
 
     /// The permits of heavy admin operations.

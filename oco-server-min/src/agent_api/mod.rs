@@ -27,9 +27,8 @@
 
 pub mod client;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
 
 use axum::body::{Body, Bytes};
@@ -40,57 +39,25 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use oco_agent_protocol::cache::HelloOutlook;
-use oco_agent_protocol::keys::{self, decide_hello, HelloGrant, HelloRefusal, KeyError, OsKeys};
-use oco_agent_protocol::wire::{
-    Head, HelloParams, NoParams, Reply, ReportReplyParams, ReportRequest,
-};
-use oco_agent_protocol::{signature, timestamp};
+use oco_agent_protocol::keys;
+use oco_agent_protocol::service::{self, AgentService, Outcome, PayloadRef, Refusal, Request};
+use oco_agent_protocol::signature;
 use oco_core::chrono::{DateTime, Duration, Utc};
 use oco_core::engine::FollowUp;
 use oco_core::ipnet::IpNet;
-use oco_core::model::{ComputerId, JobState, Name, PackageId};
-use oco_core::report::{
-    apply_report, AgentReport, Disposition, IgnoredReport, ReportError, ReportOutcome,
-    ReportedState,
-};
-use oco_core::store::{
-    AgentContact, AgentCredentials, AgentLookup, Change, ChangeSet, NewComputer, ReportSnapshot,
-    Store, StoreError, StoreResult,
-};
-use serde::Serialize;
+use oco_core::store::{StoreError, StoreResult};
 use tracing::Instrument;
 
+use crate::drive::{drive, Reads};
 use crate::AppState;
 
-/// How many times a write that lost a compare-and-set race is recomputed from a fresh read
-/// before the request fails.
-const ATTEMPTS: usize = 8;
-
-/// The agent API's own state: the reply timestamps reserved by this process, and last-seen times
-/// waiting for [`flush`].
+/// The agent API's own state in the server: which refusals are logged, and how many store reads
+/// run on the async workers now.
 #[derive(Debug, Default)]
 pub struct AgentState {
-    replies: timestamp::Replies,
     refusals: RefusalLog,
-    last_seen: Mutex<HashMap<ComputerId, DateTime<Utc>>>,
-    /// Reads running inline on an async worker now (see [`read`]).
-    inline_reads: AtomicUsize,
-}
-
-impl AgentState {
-    /// Notes that `computer`'s agent was seen at `at` (written at the next [`flush`]).
-    fn saw(&self, computer: ComputerId, at: DateTime<Utc>) {
-        let mut pending = self.pending();
-        let seen = pending.entry(computer).or_insert(at);
-        *seen = (*seen).max(at);
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<ComputerId, DateTime<Utc>>> {
-        self.last_seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+    /// Reads running inline on an async worker now (see [`crate::drive`]).
+    pub(crate) inline_reads: AtomicUsize,
 }
 
 /// Takes copies of `shared` keys (the global agent key, the registration key) out of the
@@ -129,73 +96,22 @@ pub fn router(path: &str) -> Router<AppState> {
 ///
 /// The store's; the times not written are kept for the next call.
 pub async fn flush(state: &AppState) -> StoreResult<()> {
-    let agent = state.agent();
-    let pending: Vec<(ComputerId, DateTime<Utc>)> = agent.pending().drain().collect();
-    if pending.is_empty() {
+    let service = state.agent_service();
+    let Some(op) = service.flush() else {
         return Ok(());
-    }
-    let op = state.engine().record_seen_op(pending);
-    match crate::drive::drive(state, crate::drive::Reads::Blocking, op).await {
+    };
+    match drive(state, Reads::Blocking, op).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(not_recorded)) => {
-            requeue(state, &not_recorded.unwritten);
+            service.requeue(&not_recorded.unwritten);
             Err(not_recorded.error)
         }
         Err(error) => Err(StoreError::Backend(Box::new(error))),
     }
 }
 
-fn requeue(state: &AppState, pending: &[(ComputerId, DateTime<Utc>)]) {
-    for &(computer, at) in pending {
-        state.agent().saw(computer, at);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The endpoint.
-
-/// A refused or failed request: plain text with its status.
-#[derive(Debug, thiserror::Error)]
-enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Unauthorized(&'static str),
-    #[error(
-        "Agent timestamp too far ahead: more than {limit} s ahead of the server clock \
-         (check the agent's clock)"
-    )]
-    AheadOfClock { limit: u64 },
-    #[error("Request body too large: the limit is {0} bytes")]
-    TooLarge(usize),
-    #[error("Internal server error")]
-    Store(#[from] StoreError),
-    #[error("Internal server error")]
-    Internal(String),
-}
-
-impl ApiError {
-    fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) | ApiError::AheadOfClock { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let mut response = (status, self.to_string()).into_response();
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        response
-    }
-}
 
 /// Refused requests are logged at most [`REFUSALS_LOGGED`] times per [`REFUSAL_WINDOW`]:
 /// unauthenticated traffic must not be able to flood the log.
@@ -246,15 +162,6 @@ impl RefusalLog {
     }
 }
 
-/// Whatever a request needs besides its body.
-struct Request<'a> {
-    state: &'a AppState,
-    body: &'a Bytes,
-    signature: &'a str,
-    head: Head<'a>,
-    now: DateTime<Utc>,
-}
-
 async fn endpoint(
     State(state): State<AppState>,
     peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
@@ -268,110 +175,187 @@ async fn endpoint(
     );
     async move {
         let now = state.clock().now();
-        match handle(&state, now, peer, &headers, body).await {
-            Ok(response) => {
-                tracing::debug!(
-                    status = response.status().as_u16(),
-                    "agent request answered"
-                );
-                response
-            }
-            Err(error) => {
-                match &error {
-                    ApiError::Store(failure) => {
-                        tracing::error!(error = %failure, "agent request failed")
-                    }
-                    ApiError::Internal(failure) => {
-                        tracing::error!(error = %failure, "agent request failed")
-                    }
-                    refused => {
-                        if let Some(suppressed) = state.agent().refusals.admit(now) {
-                            tracing::warn!(
-                                status = refused.status().as_u16(),
-                                reason = %refused,
-                                suppressed,
-                                "agent request refused"
-                            );
-                        }
-                    }
-                }
-                error.into_response()
-            }
+        let mut answer = answer(&state, now, peer, &headers, body).await;
+        let span = tracing::Span::current();
+        if let Some(method) = &answer.method {
+            span.record("method", method.as_str());
         }
+        if let Some(hostname) = &answer.hostname {
+            span.record("hostname", hostname.as_str());
+        }
+        log(&state, now, &answer);
+        if let Some(follow_up) = answer.follow_up.take() {
+            spawn_reevaluation(&state, follow_up, now);
+        }
+        encode(&state, answer).await
     }
     .instrument(span)
     .await
 }
 
-async fn handle(
+/// The service's answer to the request: the headers checked before the body is read, the body
+/// read within its limit, the exchange run.
+async fn answer(
     state: &AppState,
     now: DateTime<Utc>,
     peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> service::Response {
     // What the headers decide is decided before a byte of the body is read.
-    if headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes) != Some(b"application/json") {
-        return Err(ApiError::BadRequest("Content type mismatch".into()));
-    }
-    let signature = headers
-        .get(signature::AGENT_SIGNATURE)
-        .and_then(|value| value.to_str().ok())
-        .ok_or(ApiError::Unauthorized("Missing signature"))?;
-    let body = read_body(headers, body, state.options().agent_body_limit).await?;
-    let head: Head<'_> = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::BadRequest(format!("Invalid request: {error}")))?;
-    let span = tracing::Span::current();
-    span.record("method", &*head.method);
-    span.record("hostname", &*head.params.hostname);
-    let ConnectInfo(peer) = peer.map_err(|rejection| {
-        ApiError::Internal(format!("the peer address is unknown: {rejection}"))
-    })?;
-    let limit = state.options().max_clock_skew;
-    let ahead = head.params.timestamp - timestamp::epoch_seconds(now);
-    // NaN is refused too (serde_json reads none, but nothing here should depend on that).
-    if ahead.is_nan() || ahead > limit.as_secs_f64() {
-        return Err(ApiError::AheadOfClock {
-            limit: limit.as_secs(),
-        });
-    }
-    let request = Request {
-        state,
-        body: &body,
-        signature,
-        now,
-        head,
+    let signature = match AgentService::check_headers(
+        headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+        headers
+            .get(signature::AGENT_SIGNATURE)
+            .map(HeaderValue::as_bytes),
+    ) {
+        Ok(signature) => signature.to_owned(),
+        Err(refusal) => return refusal.into(),
     };
-    match &*request.head.method {
-        "oco.agent.hello" => {
-            let addr = agent_address(peer, headers, &state.options().trusted_proxies)?;
-            hello(&request, addr).await
+    let body = match read_body(headers, body, state.options().agent_body_limit).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into(),
+    };
+    let ConnectInfo(peer) = match peer {
+        Ok(peer) => peer,
+        Err(rejection) => {
+            return service::Response::internal(format!("the peer address is unknown: {rejection}"))
         }
-        "oco.agent.update_job_state" => update_job_state(&request).await,
-        "oco.agent.download" => download(&request).await,
-        "oco.agent.update" | "oco.agent.events" | "oco.agent.passwords" => {
-            minimal_reply(&request).await
-        }
-        other => Err(ApiError::BadRequest(format!("Unknown method `{other}`"))),
+    };
+    let address = agent_address(peer, headers, &state.options().trusted_proxies);
+    let exchange = state.agent_service().exchange(Request {
+        body,
+        signature,
+        address,
+        now,
+    });
+    drive(state, Reads::Inline, exchange)
+        .await
+        .unwrap_or_else(|error| {
+            service::Response::internal(format!("the exchange was lost: {error}"))
+        })
+}
+
+/// Logs what the answer says happened: refusals at WARN (at most [`REFUSALS_LOGGED`] per
+/// [`REFUSAL_WINDOW`]), store failures at ERROR, the rest at DEBUG.
+fn log(state: &AppState, now: DateTime<Utc>, answer: &service::Response) {
+    if let Some(computer) = answer.registered {
+        tracing::info!(%computer, "computer registered itself");
     }
+    match &answer.outcome {
+        Outcome::Failed { error } => tracing::error!(%error, "agent request failed"),
+        Outcome::Refused => {
+            if let Some(suppressed) = state.agent().refusals.admit(now) {
+                let reason = match &answer.body {
+                    service::Body::Text(reason) => reason.as_str(),
+                    _ => "",
+                };
+                tracing::warn!(
+                    status = answer.status.code(),
+                    reason,
+                    suppressed,
+                    "agent request refused"
+                );
+            }
+        }
+        Outcome::Hello {
+            delivered,
+            held,
+            cached,
+            keys_sent,
+        } => tracing::debug!(jobs = delivered, held, cached, keys_sent, "hello"),
+        Outcome::Report { job, disposition } => {
+            tracing::debug!(%job, ?disposition, "report answered")
+        }
+        Outcome::Download { package } => tracing::debug!(%package, "payload requested"),
+        _ => tracing::debug!(status = answer.status.code(), "agent request answered"),
+    }
+}
+
+/// The answer as an HTTP response: a payload streamed from its file, the rest as they are.
+async fn encode(state: &AppState, answer: service::Response) -> Response {
+    let status =
+        StatusCode::from_u16(answer.status.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = HeaderValue::from_static(answer.content_type());
+    let mut response = match answer.body {
+        service::Body::Json(bytes) => Response::new(Body::from(bytes)),
+        service::Body::Text(text) => Response::new(Body::from(text)),
+        service::Body::Payload(payload) => return stream_payload(state, &payload).await,
+        _ => Response::new(Body::empty()),
+    };
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, content_type);
+    if let Some(signature) = answer.signature {
+        match HeaderValue::try_from(signature) {
+            Ok(value) => {
+                headers.insert(signature::SERVER_SIGNATURE, value);
+            }
+            Err(error) => {
+                tracing::error!(%error, "signature header");
+                return internal_error();
+            }
+        }
+    }
+    response
+}
+
+/// The payload archive of a package, streamed from its file.
+async fn stream_payload(state: &AppState, payload: &PayloadRef) -> Response {
+    let path = state.payload_path(payload.package);
+    let (length, body) = match crate::payloads::open_stream(&path).await {
+        Ok(opened) => opened,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let missing = payload.missing();
+            log(state, state.clock().now(), &missing);
+            return Box::pin(encode(state, missing)).await;
+        }
+        Err(error) => {
+            tracing::error!(path = %path.display(), %error, "agent request failed");
+            return internal_error();
+        }
+    };
+    tracing::debug!(package = %payload.package, bytes = length, "payload sending");
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    if let Ok(value) =
+        HeaderValue::try_from(format!("attachment; filename=\"{}\"", payload.file_name()))
+    {
+        headers.insert(CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+fn internal_error() -> Response {
+    let mut response = (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 /// The request body, at most `limit` bytes: a `Content-Length` over it is refused before reading,
 /// a body that grows past it while read is refused there.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        return Err(ApiError::TooLarge(limit));
+        return Err(Refusal::too_large(limit));
     }
     axum::body::to_bytes(body, limit).await.map_err(|error| {
         let error = error.into_inner();
         if error.is::<http_body_util::LengthLimitError>() {
-            ApiError::TooLarge(limit)
+            Refusal::too_large(limit)
         } else {
-            ApiError::BadRequest(format!("Could not read the request body: {error}"))
+            Refusal::bad_request(format!("Could not read the request body: {error}"))
         }
     })
 }
@@ -382,7 +366,7 @@ fn agent_address(
     peer: SocketAddr,
     headers: &HeaderMap,
     trusted: &[IpNet],
-) -> Result<IpAddr, ApiError> {
+) -> Result<IpAddr, String> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let peer = peer.ip().to_canonical();
     if !is_trusted(&peer) {
@@ -392,11 +376,11 @@ fn agent_address(
     for value in headers.get_all("x-forwarded-for") {
         let text = value
             .to_str()
-            .map_err(|_| ApiError::BadRequest("Invalid X-Forwarded-For header".into()))?;
+            .map_err(|_| "Invalid X-Forwarded-For header".to_owned())?;
         for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let ip: IpAddr = entry.parse().map_err(|_| {
-                ApiError::BadRequest(format!("Invalid X-Forwarded-For entry `{entry}`"))
-            })?;
+            let ip: IpAddr = entry
+                .parse()
+                .map_err(|_| format!("Invalid X-Forwarded-For entry `{entry}`"))?;
             entries.push(ip.to_canonical());
         }
     }
@@ -409,491 +393,8 @@ fn agent_address(
         .unwrap_or(peer))
 }
 
-// ---------------------------------------------------------------------------------------------
-// Hello.
-
-/// What a hello found in the store.
-// One per request, moved once: boxing the large variant would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-enum HelloRead {
-    /// No computer has this hostname.
-    Unknown,
-    Refused(HelloRefusal),
-    /// The computer was deleted between its lookup and its planner snapshot.
-    Raced,
-    Granted {
-        computer: ComputerId,
-        credentials: AgentCredentials,
-        grant: HelloGrant,
-        planned: HelloOutlook,
-    },
-}
-
-async fn hello(request: &Request<'_>, addr: IpAddr) -> Result<Response, ApiError> {
-    let state = request.state;
-    let hostname = request.head.params.hostname.to_string();
-    let timestamp = request.head.params.timestamp;
-    let now = request.now;
-    let agent_version = request
-        .head
-        .params
-        .data
-        .agent_version
-        .as_deref()
-        .map(printable_version);
-    // The computer this request registered, whose first hello may be signed with the
-    // registration key.
-    let mut registered: Option<ComputerId> = None;
-    for _ in 0..ATTEMPTS {
-        let read = {
-            let store = state.cached_store().clone();
-            let settings = *state.settings();
-            let hostname = hostname.clone();
-            let body = request.body.clone();
-            let signature = request.signature.to_owned();
-            let global = state.secrets().agent_key.clone();
-            let registration = state.secrets().registration_key.clone();
-            read(
-                state,
-                move || -> StoreResult<Result<HelloRead, KeyError>> {
-                    // The checks first, on the computer's credentials (one small read): a
-                    // refused hello never reads a planner snapshot nor fills the cache.
-                    let Some(lookup) = store.agent_lookup(&hostname)? else {
-                        return Ok(Ok(HelloRead::Unknown));
-                    };
-                    let mut first_contact = vec![global.as_str()];
-                    if registered == Some(lookup.computer) {
-                        first_contact.extend(registration.as_deref());
-                    }
-                    let mut shared = vec![global.as_str()];
-                    shared.extend(registration.as_deref());
-                    let verifies = |key: &str| signature::verify(key, &body, &signature);
-                    let grant = match decide_hello(
-                        &lookup.credentials,
-                        verifies,
-                        &first_contact,
-                        &shared,
-                        timestamp,
-                        &OsKeys,
-                    ) {
-                        Ok(Ok(grant)) => grant,
-                        Ok(Err(refusal)) => return Ok(Ok(HelloRead::Refused(refusal))),
-                        Err(error) => return Ok(Err(error)),
-                    };
-                    let planned = match store.hello_outlook(&lookup, now, addr, &settings) {
-                        Ok(planned) => planned,
-                        Err(StoreError::NotFound { .. }) => return Ok(Ok(HelloRead::Raced)),
-                        Err(error) => return Err(error),
-                    };
-                    // The credentials the checks passed on are the ones the commit expects: if
-                    // they changed meanwhile, it conflicts and the hello starts over.
-                    Ok(Ok(HelloRead::Granted {
-                        computer: lookup.computer,
-                        credentials: lookup.credentials,
-                        grant,
-                        planned,
-                    }))
-                },
-            )
-            .await?
-            .map_err(|error| ApiError::Internal(format!("no random keys: {error}")))?
-        };
-        let (computer, stored, grant, planned) = match read {
-            HelloRead::Unknown => {
-                registered = Some(register(request, &hostname).await?);
-                continue;
-            }
-            HelloRead::Refused(HelloRefusal::Signature) => {
-                return Err(ApiError::Unauthorized("Invalid signature"))
-            }
-            HelloRead::Refused(HelloRefusal::TimestampTooOld) => {
-                return Err(ApiError::Unauthorized("Agent timestamp too old"))
-            }
-            HelloRead::Raced => continue,
-            HelloRead::Granted {
-                computer,
-                credentials,
-                grant,
-                planned,
-            } => (computer, credentials, grant, planned),
-        };
-        // A hello writes the credentials anyway: it always renews the reservation.
-        let (issued, reserve) = timestamp::Replies::reserve(now, stored.last_reply);
-        let credentials = AgentCredentials {
-            last_reply: Some(reserve),
-            last_contact: Some(AgentContact {
-                at: now,
-                address: addr,
-                agent_version: agent_version.clone(),
-            }),
-            ..grant.credentials.clone()
-        };
-        let mut set = ChangeSet::default();
-        set.push(Change::SetCredentials {
-            computer,
-            expected: stored,
-            credentials,
-        });
-        set.extend(planned.changes);
-        match state.committer().commit(set).await {
-            Ok(_) => {}
-            Err(StoreError::Conflict { what }) => {
-                tracing::debug!(%what, "hello lost a race; reading again");
-                continue;
-            }
-            Err(error) => return Err(error.into()),
-        }
-        // No `saw`: the credentials just written hold the contact, which is the computer's
-        // last-seen time (a hello writes one row).
-        state.agent().replies.stored(computer, issued, reserve, now);
-        let outlook = &planned.outlook;
-        tracing::debug!(
-            jobs = outlook.delivered(),
-            held = outlook.held(),
-            cached = planned.hit,
-            keys_sent = grant.send_agent_key.is_some(),
-            "hello"
-        );
-        let software_jobs = outlook.software_jobs_json();
-        let params = HelloParams {
-            server_key: grant.send_server_key.as_deref(),
-            agent_key: grant.send_agent_key.as_deref(),
-            update: 0,
-            software_jobs: &software_jobs,
-        };
-        return signed_json(
-            &Reply::new(params, issued),
-            grant.credentials.server_key.as_deref(),
-        );
-    }
-    Err(ApiError::Internal(format!(
-        "hello of {hostname} lost {ATTEMPTS} races in a row"
-    )))
-}
-
-/// Registers an unknown computer that signed its hello with the registration key (when
-/// self-registration is on), and returns its id.
-async fn register(request: &Request<'_>, hostname: &str) -> Result<ComputerId, ApiError> {
-    let state = request.state;
-    let key = match &state.secrets().registration_key {
-        Some(key) if state.options().self_registration => key,
-        _ => {
-            return Err(ApiError::Unauthorized(
-                "Client self-registration is disabled",
-            ))
-        }
-    };
-    if !signature::verify(key, request.body, request.signature) {
-        return Err(ApiError::Unauthorized("Invalid signature"));
-    }
-    let name = Name::hostname("hostname", hostname)
-        .map_err(|error| ApiError::BadRequest(format!("Invalid hostname: {error}")))?;
-    let store = state.store().clone();
-    let hostname = name.as_str().to_owned();
-    let created = blocking(move || {
-        match store.create_computer(NewComputer {
-            hostname: name,
-            os: String::new(),
-            os_version: String::new(),
-            architecture: String::new(),
-            macs: Vec::new(),
-        }) {
-            Ok(computer) => Ok(computer.id),
-            // Registered by a concurrent hello meanwhile.
-            Err(StoreError::Duplicate { .. }) => store
-                .computer_by_hostname(&hostname)?
-                .map(|computer| computer.id)
-                .ok_or_else(|| StoreError::Conflict {
-                    what: format!("computer {hostname} registered and deleted at once"),
-                }),
-            Err(error) => Err(error),
-        }
-    })
-    .await?;
-    tracing::info!(computer = %created, "computer registered itself");
-    Ok(created)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Other methods.
-
-/// Authenticates a request other than a hello: signed with the computer's own key, with a
-/// timestamp not older than the last hello's. Returns the computer and the credentials read,
-/// which the request's write expects (see [`signed_request_write`]).
-async fn authenticate(request: &Request<'_>) -> Result<(ComputerId, AgentCredentials), ApiError> {
-    let state = request.state;
-    let store = state.cached_store().clone();
-    let hostname = request.head.params.hostname.to_string();
-    let found = read(state, move || store.agent_lookup(&hostname)).await?;
-    check_signed(request, found)
-}
-
-/// The checks of [`authenticate`] on what it read (`None`: no such computer).
-fn check_signed(
-    request: &Request<'_>,
-    found: Option<AgentLookup>,
-) -> Result<(ComputerId, AgentCredentials), ApiError> {
-    let AgentLookup {
-        computer,
-        credentials,
-        ..
-    } = found.ok_or(ApiError::Unauthorized("Unknown computer"))?;
-    let signed = credentials
-        .agent_key
-        .as_deref()
-        .is_some_and(|key| signature::verify(key, request.body, request.signature));
-    if !signed {
-        return Err(ApiError::Unauthorized("Invalid signature"));
-    }
-    if credentials
-        .last_hello
-        .is_some_and(|last| request.head.params.timestamp < last)
-    {
-        return Err(ApiError::Unauthorized("Agent timestamp too old"));
-    }
-    request.state.agent().saw(computer, request.now);
-    Ok((computer, credentials))
-}
-
-/// The write after an authenticated request other than a hello: `last_reply` becomes the
-/// computer's reply reservation (a new one, or the stored one for a download, which sends no
-/// timestamp), and, the request being signed with the computer's own key, the previous key's
-/// grace period ends. Compare-and-set against `credentials` as read: a concurrent request of the
-/// same agent makes it conflict, and the request is computed again.
-fn signed_request_write(
-    computer: ComputerId,
-    credentials: &AgentCredentials,
-    last_reply: Option<f64>,
-) -> Change {
-    Change::SetCredentials {
-        computer,
-        expected: credentials.clone(),
-        credentials: AgentCredentials {
-            previous_agent_key: None,
-            last_reply,
-            ..credentials.clone()
-        },
-    }
-}
-
-/// The timestamp of a JSON reply to an authenticated request other than a hello, and the
-/// reservation the request must store before replying, if the stored one does not cover it.
-struct ReplyStamp {
-    issued: f64,
-    reserve: Option<f64>,
-}
-
-impl ReplyStamp {
-    /// The stamp of a reply to `computer`, whose credentials the request read.
-    fn new(request: &Request<'_>, computer: ComputerId, credentials: &AgentCredentials) -> Self {
-        let replies = &request.state.agent().replies;
-        let next = if credentials.previous_agent_key.is_some() {
-            // The credentials are written anyway (the previous key's grace period ends).
-            let (reply, reserve) = timestamp::Replies::reserve(request.now, credentials.last_reply);
-            timestamp::NextReply::Reserve { reply, reserve }
-        } else {
-            replies.next(computer, request.now, credentials.last_reply)
-        };
-        match next {
-            timestamp::NextReply::Covered(issued) => ReplyStamp {
-                issued,
-                reserve: None,
-            },
-            timestamp::NextReply::Reserve { reply, reserve } => ReplyStamp {
-                issued: reply,
-                reserve: Some(reserve),
-            },
-        }
-    }
-
-    /// The credentials write the reply needs, if any.
-    fn write(&self, computer: ComputerId, credentials: &AgentCredentials) -> Option<Change> {
-        self.reserve
-            .map(|reserve| signed_request_write(computer, credentials, Some(reserve)))
-    }
-
-    /// Notes, once the write is committed, the reservation it stored.
-    fn committed(&self, request: &Request<'_>, computer: ComputerId) {
-        if let Some(reserve) = self.reserve {
-            request
-                .state
-                .agent()
-                .replies
-                .stored(computer, self.issued, reserve, request.now);
-        }
-    }
-}
-
-/// The minimal reply of `oco.agent.update`, `events` and `passwords`.
-async fn minimal_reply(request: &Request<'_>) -> Result<Response, ApiError> {
-    for _ in 0..ATTEMPTS {
-        let (computer, credentials) = authenticate(request).await?;
-        let stamp = ReplyStamp::new(request, computer, &credentials);
-        if let Some(write) = stamp.write(computer, &credentials) {
-            let set = ChangeSet {
-                changes: vec![write],
-            };
-            match request.state.committer().commit(set).await {
-                Ok(_) => stamp.committed(request, computer),
-                Err(StoreError::Conflict { what }) => {
-                    tracing::debug!(%what, "reply lost a race; reading again");
-                    continue;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-        return signed_json(
-            &Reply::new(NoParams {}, stamp.issued),
-            credentials.server_key.as_deref(),
-        );
-    }
-    Err(ApiError::Internal(format!(
-        "{} lost {ATTEMPTS} races in a row",
-        request.head.method
-    )))
-}
-
-async fn update_job_state(request: &Request<'_>) -> Result<Response, ApiError> {
-    let state = request.state;
-    let parsed: ReportRequest = serde_json::from_slice(request.body)
-        .map_err(|error| ApiError::BadRequest(format!("Invalid job report: {error}")))?;
-    let data = parsed.params.data;
-    let parsed_job = data.job_id.parse();
-    // One read for the authentication and the job's report snapshot, which is read only if the
-    // job id parses; its outcome is looked at after the authentication, as if read after it.
-    let read_both = || {
-        let store = state.cached_store().clone();
-        let hostname = request.head.params.hostname.to_string();
-        let job = parsed_job.map(|(job, _)| job);
-        read(state, move || {
-            let found = store.agent_lookup(&hostname)?;
-            let snapshot = match (&found, job) {
-                (Some(_), Some(job)) => Some(store.report_snapshot(job)),
-                _ => None,
-            };
-            Ok((found, snapshot))
-        })
-    };
-    let (found, mut snapshot) = read_both().await?;
-    let (mut computer, mut credentials) = check_signed(request, found)?;
-    let (job, attempt) =
-        parsed_job.ok_or_else(|| ApiError::BadRequest(format!("Unknown job {}", data.job_id)))?;
-    let reported = ReportedState::from_wire_code(data.state)
-        .map_err(|error| ApiError::BadRequest(format!("Invalid job report: {error}")))?;
-    let download_progress = data
-        .download_progress
-        .map(|progress| {
-            u8::try_from(progress)
-                .ok()
-                .filter(|p| *p <= 101)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "Invalid job report: download-progress {progress} is not 0 to 101"
-                    ))
-                })
-        })
-        .transpose()?;
-    let report = AgentReport {
-        job,
-        attempt,
-        state: reported,
-        return_code: data.return_code,
-        download_progress,
-        output: data
-            .message
-            .map(|output| capped_output(output, state.options().max_job_output)),
-    };
-    for round in 0..ATTEMPTS {
-        if round > 0 {
-            let (found, again) = read_both().await?;
-            (computer, credentials) = check_signed(request, found)?;
-            snapshot = again;
-        }
-        let snapshot = match snapshot.take() {
-            Some(Ok(snapshot)) => snapshot,
-            Some(Err(StoreError::NotFound { .. })) | None => {
-                return Err(ApiError::BadRequest(format!("Unknown job {}", data.job_id)))
-            }
-            Some(Err(error)) => return Err(error.into()),
-        };
-        let outcome = match apply_report(&snapshot, computer, &report, request.now) {
-            Ok(outcome) => outcome,
-            Err(ReportError::ForeignJob { .. }) => {
-                return Err(ApiError::Unauthorized("Job of another computer"))
-            }
-            Err(error @ ReportError::JobMismatch { .. }) => {
-                return Err(ApiError::Internal(error.to_string()))
-            }
-        };
-        let stamp = ReplyStamp::new(request, computer, &credentials);
-        let mut set = outcome.changes.clone();
-        set.changes.extend(stamp.write(computer, &credentials));
-        let written = if set.is_empty() {
-            Ok(Default::default())
-        } else {
-            state.committer().commit(set).await
-        };
-        match written {
-            Ok(_) => stamp.committed(request, computer),
-            Err(StoreError::Conflict { what }) => {
-                tracing::debug!(%what, "report lost a race; reading again");
-                continue;
-            }
-            // The computer was deleted since the report was authenticated (its job is a
-            // tombstone now, with nothing to record the success on): answered as the agent's
-            // next request will be.
-            Err(StoreError::NotFound {
-                what: "computer", ..
-            }) => return Err(ApiError::Unauthorized("Unknown computer")),
-            Err(error) => return Err(error.into()),
-        }
-        match outcome.disposition {
-            Disposition::Applied => {
-                tracing::debug!(%job, state = %reported.wire_code(), "report applied")
-            }
-            Disposition::Ignored(reason) => tracing::debug!(%job, %reason, "report ignored"),
-        }
-        if !outcome.reevaluate.is_empty() {
-            let follow_up = FollowUp {
-                computers: outcome.reevaluate.clone(),
-            };
-            spawn_reevaluation(state, follow_up, request.now);
-        }
-        let params = ReportReplyParams {
-            job_succeeded: job_succeeded(&snapshot, &outcome),
-        };
-        return signed_json(
-            &Reply::new(params, stamp.issued),
-            credentials.server_key.as_deref(),
-        );
-    }
-    Err(ApiError::Internal(format!(
-        "report on job {job} lost {ATTEMPTS} races in a row"
-    )))
-}
-
-/// Whether the job stands Succeeded after the report: its written state, a success recorded on a
-/// deleted job, or, for an ignored report, the stored state.
-fn job_succeeded(snapshot: &ReportSnapshot, outcome: &ReportOutcome) -> bool {
-    let written = outcome
-        .changes
-        .changes
-        .iter()
-        .find_map(|change| match change {
-            Change::UpdateJob { job, .. } if job.id == snapshot.job.id => Some(job.state),
-            _ => None,
-        });
-    match (written, outcome.disposition) {
-        (Some(state), _) => state == JobState::Succeeded,
-        // An accepted success on a deleted job writes assignments only.
-        (None, Disposition::Applied)
-        | (None, Disposition::Ignored(IgnoredReport::DeletedJobRecorded)) => true,
-        (None, Disposition::Ignored(_)) => snapshot.job.state == JobState::Succeeded,
-    }
-}
-
-/// Re-evaluates the rules of `computers` in the background (their assignments changed, or a
-/// rule's job stopped running).
+/// Re-evaluates the rules a report calls for in the background (the computers' assignments
+/// changed, or a rule's job stopped running).
 fn spawn_reevaluation(state: &AppState, follow_up: FollowUp, now: DateTime<Utc>) {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
@@ -909,166 +410,6 @@ fn spawn_reevaluation(state: &AppState, follow_up: FollowUp, now: DateTime<Utc>)
     });
 }
 
-async fn download(request: &Request<'_>) -> Result<Response, ApiError> {
-    let state = request.state;
-    let package = request
-        .head
-        .params
-        .package_id
-        .map(PackageId)
-        .ok_or_else(|| {
-            ApiError::BadRequest("Invalid request: missing field `package-id`".into())
-        })?;
-    let (computer, credentials) = authenticate(request).await?;
-    if credentials.previous_agent_key.is_some() {
-        // Signed with the computer's own key: the previous key's grace period ends.
-        let confirm = signed_request_write(computer, &credentials, credentials.last_reply);
-        match state
-            .committer()
-            .commit(ChangeSet {
-                changes: vec![confirm],
-            })
-            .await
-        {
-            // A concurrent request changed them: the next request tries again.
-            Ok(_) | Err(StoreError::Conflict { .. }) => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    let store = state.store().clone();
-    let pending = blocking(move || {
-        let snapshot = store.planner_snapshot(computer)?;
-        Ok(snapshot
-            .jobs
-            .iter()
-            .any(|job| job.package == package && job.state.is_pending()))
-    })
-    .await?;
-    if !pending {
-        return Err(ApiError::BadRequest(format!(
-            "No pending job for package {package}"
-        )));
-    }
-    let path = state.payload_path(package);
-    let (length, body) = match crate::payloads::open_stream(&path).await {
-        Ok(opened) => opened,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::BadRequest(format!(
-                "No payload for package {package}"
-            )))
-        }
-        Err(error) => {
-            return Err(ApiError::Internal(format!(
-                "reading {}: {error}",
-                path.display()
-            )))
-        }
-    };
-    tracing::debug!(%package, bytes = length, "payload sending");
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-    if let Ok(value) = HeaderValue::try_from(format!("attachment; filename=\"{}.zip\"", package.0))
-    {
-        headers.insert(CONTENT_DISPOSITION, value);
-    }
-    Ok(response)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers.
-
-/// A job's output as stored: whole when it has at most `limit` bytes; otherwise its first and
-/// last `limit / 2` bytes or so (cut at character boundaries) around a line saying how much was
-/// left out. The head says what ran, the tail how it ended.
-fn capped_output(output: String, limit: usize) -> String {
-    if output.len() <= limit {
-        return output;
-    }
-    let mut head = limit / 2;
-    while !output.is_char_boundary(head) {
-        head -= 1;
-    }
-    let mut tail = output.len() - limit / 2;
-    while !output.is_char_boundary(tail) {
-        tail += 1;
-    }
-    format!(
-        "{}\n[… {} bytes of output left out by the server …]\n{}",
-        &output[..head],
-        tail - head,
-        &output[tail..]
-    )
-}
-
-/// The longest agent version kept, in characters; the OCO agent sends a few (`1.2.0`).
-const MAX_AGENT_VERSION: usize = 64;
-
-/// An agent's version as kept: control characters dropped, at most [`MAX_AGENT_VERSION`]
-/// characters (the rest is cut off: the version is shown, never compared).
-fn printable_version(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_AGENT_VERSION)
-        .collect()
-}
-
-/// `value` as a JSON response, signed with `server_key` over the exact bytes sent.
-fn signed_json<T: Serialize>(value: &T, server_key: Option<&str>) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(value)
-        .map_err(|error| ApiError::Internal(format!("encoding a reply: {error}")))?;
-    let signature = server_key.map(|key| signature::sign(key, &body));
-    let mut response = Response::new(Body::from(body));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(signature) = signature {
-        let value = HeaderValue::try_from(signature)
-            .map_err(|error| ApiError::Internal(format!("signature header: {error}")))?;
-        headers.insert(signature::SERVER_SIGNATURE, value);
-    }
-    Ok(response)
-}
-
-/// At most this many store reads run inline on the async workers at once; more wait on the
-/// blocking pool. Bounds how many workers a slow read can hold up.
-const INLINE_READS: usize = 2;
-
-/// Runs a short store read of the request path: inline on the async worker when fewer than
-/// [`INLINE_READS`] do so already, else on the blocking pool. A read takes tens of
-/// microseconds; handing it to a pool thread and back costs as much CPU again in context
-/// switches.
-async fn read<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce() -> StoreResult<T> + Send + 'static,
-) -> StoreResult<T> {
-    let inline = &state.agent().inline_reads;
-    if inline.fetch_add(1, Ordering::Acquire) < INLINE_READS {
-        struct Slot<'a>(&'a AtomicUsize);
-        impl Drop for Slot<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::Release);
-            }
-        }
-        let _slot = Slot(inline);
-        return f();
-    }
-    inline.fetch_sub(1, Ordering::Release);
-    blocking(f).await
-}
-
-/// Runs blocking store calls off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> StoreResult<T> + Send + 'static,
-) -> StoreResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|error| StoreError::Backend(Box::new(error)))?
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
@@ -1081,21 +422,6 @@ mod tests {
             headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
         }
         headers
-    }
-
-    #[test]
-    fn long_outputs_keep_their_head_and_tail() {
-        assert_eq!(capped_output("short".into(), 10), "short");
-        assert_eq!(
-            capped_output("0123456789abcdefghij".into(), 10),
-            "01234\n[… 10 bytes of output left out by the server …]\nfghij"
-        );
-        // Cut at character boundaries: `é` is two bytes, so 2 + 2 of the 5 are kept.
-        let capped = capped_output("ééééé".into(), 5);
-        assert_eq!(
-            capped,
-            "é\n[… 6 bytes of output left out by the server …]\né"
-        );
     }
 
     #[test]
@@ -1117,7 +443,6 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let from = |peer: &str, forwarded: &[&str]| {
             agent_address(peer.parse().unwrap(), &headers(forwarded), &trusted)
-                .map_err(|e| e.to_string())
         };
         let ip = |text: &str| Ok(text.parse::<IpAddr>().unwrap());
         assert_eq!(from("192.0.2.1:1", &["198.51.100.7"]), ip("192.0.2.1"));
