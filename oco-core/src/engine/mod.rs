@@ -62,8 +62,11 @@
 //! ```
 
 mod agent;
+mod change;
+mod computers;
 mod containers;
 mod error;
+mod groups;
 mod machine;
 mod rules;
 
@@ -76,6 +79,8 @@ pub use agent::{
     Delivered, FollowUp, HeldJob, HousekeepingOp, Housekept, Poll, PollOp, RecordSeenOp,
     RecordedSeen, ReportOp, Reported, SeenNotRecorded,
 };
+pub use change::Changed;
+pub use computers::ComputerDeleted;
 pub use containers::{CreatedJob, Deployed};
 pub use error::{EngineError, Undo};
 pub use machine::{run, Operation, Progress, Step, Write, Written};

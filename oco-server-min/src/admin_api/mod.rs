@@ -26,12 +26,14 @@ mod policy;
 mod rules;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use oco_core::chrono::{DateTime, Utc};
+use oco_core::engine::{Engine, EngineOptions};
 use oco_core::model::{RuleId, MAX_LIST_ENTRIES};
 use oco_core::rules::{RuleEvent, RuleWorld};
 use oco_core::store::{Page, RulePart, Store, StoreResult};
@@ -188,6 +190,14 @@ impl HeavyGate {
             wait: state.options().admin_heavy_wait,
         }
     }
+}
+
+/// The engine over the server's store, with its settings: what handlers call to change data.
+fn engine(state: &AppState) -> Engine<Arc<dyn Store>> {
+    Engine::with_options(
+        state.store().clone(),
+        EngineOptions::default().with_settings(*state.settings()),
+    )
 }
 
 /// One page of a store listing, as `GET /<resources>` answers it: `list` reads the page the query
