@@ -293,6 +293,168 @@ fn a_package_group_change_that_adds_a_family_conflict_is_refused_and_writes_noth
     assert_eq!(dump(engine.store()), before);
 }
 
+#[test]
+fn packages_are_created_and_updated_with_their_references_checked() {
+    let engine = Engine::new(MemoryStore::new());
+    let w = world(engine.store());
+    let family = engine.create_family(name("runtime")).unwrap();
+    let refused = engine.create_package(NewPackage::new(
+        oco_core::model::FamilyId(99),
+        name("1"),
+        Procedure::new("x"),
+    ));
+    assert!(matches!(refused, Err(EngineError::Reference { field, .. }) if field == "family"));
+    let runtime = engine
+        .create_package(
+            NewPackage::new(family.id, name("1"), Procedure::new("x"))
+                .with_dependencies(vec![w.viewer]),
+        )
+        .unwrap();
+
+    // The viewer may not depend on what depends on it, nor on itself, nor move family.
+    let mut viewer = engine.store().package(w.viewer).unwrap();
+    viewer.dependencies = vec![runtime.id];
+    let refused = engine.update_package(viewer.clone(), now());
+    assert!(
+        matches!(refused, Err(EngineError::DependencyCycle(_))),
+        "{refused:?}"
+    );
+    viewer.dependencies = vec![w.viewer];
+    let refused = engine.update_package(viewer.clone(), now());
+    assert!(matches!(refused, Err(EngineError::Invalid(error)) if error.field == "dependencies"));
+    viewer.dependencies = Vec::new();
+    viewer.family = family.id;
+    let refused = engine.update_package(viewer, now());
+    assert!(matches!(refused, Err(EngineError::Invalid(error)) if error.field == "family"));
+
+    // An edit reaches the rule's job; the payload is set_payload's, not update_package's.
+    let mut viewer = engine.store().package(w.viewer).unwrap();
+    viewer.install.command = "viewer.exe /S".into();
+    viewer.payload = Some(oco_core::model::Payload::new(
+        1,
+        oco_core::model::Sha256Digest([1; 32]),
+    ));
+    let updated = engine.update_package(viewer, now()).unwrap();
+    assert_eq!(updated.value.payload, None);
+    assert_eq!(updated.evaluations.len(), 1);
+    assert_eq!(updated.evaluations[0].updated, 1);
+
+    let payload = oco_core::model::Payload::new(10, oco_core::model::Sha256Digest([2; 32]));
+    let first = engine.set_payload(w.viewer, Some(payload), now()).unwrap();
+    assert_eq!(first.evaluations.len(), 1, "the jobs now download");
+    let digest = oco_core::model::Payload::new(11, oco_core::model::Sha256Digest([3; 32]));
+    let second = engine.set_payload(w.viewer, Some(digest), now()).unwrap();
+    assert!(
+        second.evaluations.is_empty(),
+        "a new digest is the package's alone"
+    );
+    assert_eq!(
+        engine.store().package(w.viewer).unwrap().payload,
+        Some(digest)
+    );
+}
+
+#[test]
+fn rules_are_created_edited_disabled_evaluated_and_deleted() {
+    let engine = Engine::new(MemoryStore::new());
+    let w = world(engine.store());
+    let everyone = engine
+        .create_computer_group(name("everyone"), None)
+        .unwrap();
+    engine
+        .set_computer_group_members(everyone.id, &w.pcs, now())
+        .unwrap();
+    let notes = engine.create_package_group(name("notes"), None).unwrap();
+    engine
+        .set_package_group_members(notes.id, &[w.notes], now())
+        .unwrap();
+
+    let refused = engine.create_rule(
+        NewRule::new(name("bad"), ComputerGroupId(99), notes.id, now()),
+        now(),
+    );
+    assert!(
+        matches!(refused, Err(EngineError::Reference { field, .. }) if field == "computer_group")
+    );
+    let rule = engine
+        .create_rule(
+            NewRule::new(name("notes"), everyone.id, notes.id, now()),
+            now(),
+        )
+        .unwrap();
+    let of = |evaluations: &[oco_core::engine::Evaluated], rule| {
+        evaluations.iter().find(|e| e.rule == rule).unwrap().clone()
+    };
+    assert_eq!(of(&rule.evaluations, rule.value.id).inserted, 2);
+    let rule = rule.value;
+
+    let disabled = engine.set_rule_enabled(rule.id, false, now()).unwrap();
+    assert!(!disabled.value.enabled);
+    assert!(!engine.store().rule(rule.id).unwrap().enabled);
+    let mut narrowed = disabled.value.clone();
+    narrowed.enabled = true;
+    narrowed.computer_group = w.office;
+    let edited = engine.update_rule(narrowed.clone(), now()).unwrap();
+    assert_eq!(edited.value, narrowed);
+    assert_eq!(
+        of(&edited.evaluations, rule.id).deleted,
+        1,
+        "pc2 left the rule"
+    );
+
+    let statistics = engine.rule_statistics(rule.id, now()).unwrap();
+    assert!(statistics.conflicts.is_empty());
+    assert_eq!(engine.evaluate_rule(&narrowed, now()).unwrap().inserted, 0);
+
+    let evaluations = engine.delete_rule(rule.id, now()).unwrap();
+    assert_eq!(of(&evaluations, rule.id).deleted, 1);
+    assert!(engine.store().rule(rule.id).is_err());
+    assert!(matches!(
+        engine.delete_rule(rule.id, now()),
+        Err(EngineError::Store(_))
+    ));
+}
+
+#[test]
+fn a_rule_that_adds_a_family_conflict_is_refused_as_rule_0_and_writes_nothing() {
+    let engine = Engine::new(MemoryStore::new());
+    let w = world(engine.store());
+    let newer = engine.create_package_group(name("newer"), None).unwrap();
+    engine
+        .set_package_group_members(newer.id, &[w.editor[1]], now())
+        .unwrap();
+    let before = dump(engine.store());
+    let refused = engine.create_rule(
+        NewRule::new(name("newer"), w.office, newer.id, now()),
+        now(),
+    );
+    let Err(EngineError::FamilyConflicts(conflicts)) = refused else {
+        panic!("not refused: {refused:?}");
+    };
+    assert!(matches!(
+        &conflicts[..],
+        [Conflict::FamilyVersions { rules, .. }] if rules.contains(&oco_core::model::RuleId(0))
+    ));
+    assert_eq!(dump(engine.store()), before, "nothing written");
+
+    // Created disabled it is harmless, and its statistics name the conflict enabling would add.
+    let disabled = engine
+        .create_rule(
+            NewRule::new(name("newer"), w.office, newer.id, now()).disabled(),
+            now(),
+        )
+        .unwrap()
+        .value;
+    let statistics = engine.rule_statistics(disabled.id, now()).unwrap();
+    assert_eq!(statistics.conflicts.len(), 1);
+    let before = dump(engine.store());
+    assert!(matches!(
+        engine.set_rule_enabled(disabled.id, true, now()),
+        Err(EngineError::FamilyConflicts(_))
+    ));
+    assert_eq!(dump(engine.store()), before);
+}
+
 /// A change through an engine over a failing store.
 type AdminChange = fn(&Engine<&FailingStore<MemoryStore>>, &World) -> Result<(), EngineError>;
 
@@ -338,7 +500,7 @@ fn each_failure(
 
 #[test]
 fn a_failed_re_evaluation_undoes_the_write_and_repairs_the_rules() {
-    let changes: [(&str, AdminChange); 4] = [
+    let changes: [(&str, AdminChange); 6] = [
         ("members", |engine, w| {
             engine
                 .set_computer_group_members(w.office, &[w.pcs[1]], now())
@@ -351,6 +513,15 @@ fn a_failed_re_evaluation_undoes_the_write_and_repairs_the_rules() {
             engine
                 .set_package_group_members(w.tools, &[w.viewer], now())
                 .map(drop)
+        }),
+        ("rule", |engine, w| {
+            let rule = NewRule::new(name("again"), w.office, w.tools, now());
+            engine.create_rule(rule, now()).map(drop)
+        }),
+        ("package", |engine, w| {
+            let mut viewer = engine.store().inner().package(w.viewer).unwrap();
+            viewer.install.command = "viewer.exe /S".into();
+            engine.update_package(viewer, now()).map(drop)
         }),
         ("computer", |engine, w| {
             // Read past the failing store: only the engine's calls count.

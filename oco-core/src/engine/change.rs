@@ -185,3 +185,15 @@ pub(super) fn refused(field: &'static str) -> impl Fn(StoreError) -> EngineError
         other => EngineError::Store(other),
     }
 }
+
+/// A read of what `field` of a request names: [`StoreError::NotFound`] as
+/// [`EngineError::Reference`] naming `field`; other errors as they are.
+pub(super) fn unknown(field: impl Into<String>) -> impl FnOnce(StoreError) -> EngineError {
+    move |error| match error {
+        StoreError::NotFound { .. } => EngineError::Reference {
+            field: field.into(),
+            source: error,
+        },
+        other => EngineError::Store(other),
+    }
+}

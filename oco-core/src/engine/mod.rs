@@ -68,6 +68,8 @@ mod containers;
 mod error;
 mod groups;
 mod machine;
+mod packages;
+mod rule_admin;
 mod rules;
 
 use std::num::NonZeroUsize;
@@ -84,6 +86,7 @@ pub use computers::ComputerDeleted;
 pub use containers::{CreatedJob, Deployed};
 pub use error::{EngineError, Undo};
 pub use machine::{run, Operation, Progress, Step, Write, Written};
+pub use rule_admin::RuleStatistics;
 pub use rules::Evaluated;
 
 /// The orchestration layer over store `S`: see the [module documentation](self).
