@@ -557,13 +557,13 @@ fn a_failed_undo_leaves_the_write_and_says_so() {
     }
 }
 
-/// A [`MemoryStore`] where an agent's report records an assignment of `notes` on `computer`
-/// just before each of the next `races` assignment writes: each of those loses its race.
+/// A [`MemoryStore`] where `report` (an agent's report, say) writes just before each of the
+/// next `races` writes that `contested` picks: each of those loses its race.
 struct Racing {
     inner: MemoryStore,
     races: AtomicUsize,
-    computer: ComputerId,
-    package: PackageId,
+    contested: fn(&ChangeSet) -> bool,
+    report: Box<dyn Fn(&MemoryStore) + Send + Sync>,
     applies: AtomicUsize,
 }
 
@@ -576,26 +576,13 @@ macro_rules! forward {
 impl Store for Racing {
     fn apply(&self, changes: &ChangeSet) -> StoreResult<oco_core::store::Applied> {
         self.applies.fetch_add(1, Ordering::SeqCst);
-        let expects = matches!(
-            changes.changes.first(),
-            Some(Change::ExpectAssignments { .. })
-        );
-        let race = self
-            .races
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if expects && race {
-            let report = ChangeSet {
-                changes: vec![Change::UpsertAssignment {
-                    assignment: oco_core::model::Assignment {
-                        computer: self.computer,
-                        package: self.package,
-                        installed_at: now(),
-                        job: None,
-                    },
-                }],
-            };
-            self.inner.apply(&report)?;
+        if (self.contested)(changes)
+            && self
+                .races
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            (self.report)(&self.inner);
         }
         self.inner.apply(changes)
     }
@@ -648,18 +635,147 @@ impl Store for Racing {
 }
 
 /// An engine over a [`Racing`] store on the [`world`], whose assignment writes lose `races`
-/// races to a report of `notes` on `pc1`.
+/// races to a report that records `notes` on `pc1`.
 fn racing(races: usize, options: EngineOptions) -> (Engine<Racing>, World) {
     let inner = MemoryStore::new();
     let w = world(&inner);
+    let (computer, package) = (w.pcs[0], w.notes);
     let store = Racing {
         inner,
         races: AtomicUsize::new(races),
-        computer: w.pcs[0],
-        package: w.notes,
+        contested: |set| matches!(set.changes.first(), Some(Change::ExpectAssignments { .. })),
+        report: Box::new(move |store| {
+            let assignment = oco_core::model::Assignment {
+                computer,
+                package,
+                installed_at: now(),
+                job: None,
+            };
+            let report = ChangeSet {
+                changes: vec![Change::UpsertAssignment { assignment }],
+            };
+            store.apply(&report).unwrap();
+        }),
         applies: AtomicUsize::new(0),
     };
     (Engine::with_options(store, options), w)
+}
+
+/// An engine over a [`Racing`] store on the [`world`] plus a container of one job on `pc2`,
+/// failed; the container's job writes (renewals, deletion) lose `races` races to a report that
+/// moves the job (its revision) without changing its state. Returns the job too.
+fn racing_container(
+    races: usize,
+) -> (
+    Engine<Racing>,
+    oco_core::model::ContainerId,
+    oco_core::model::JobId,
+) {
+    let inner = MemoryStore::new();
+    let w = world(&inner);
+    let engine = Engine::new(&inner);
+    let container = ContainerSettings::new(name("viewer"), now(), DeliveryPolicy::default());
+    let deployed = engine
+        .deploy(
+            &DeployRequest::new(container)
+                .with_computers([w.pcs[1]])
+                .with_packages([w.viewer]),
+            now(),
+        )
+        .unwrap();
+    let job = deployed.jobs[0].id;
+    let failure =
+        oco_core::report::AgentReport::new(job, 1, oco_core::report::ReportedState::Failed)
+            .with_return_code(1);
+    engine.report(w.pcs[1], failure, now()).unwrap();
+    let store = Racing {
+        inner,
+        races: AtomicUsize::new(races),
+        contested: |set| {
+            matches!(
+                set.changes.first(),
+                Some(Change::UpdateJob { .. } | Change::DeleteContainer { .. })
+            )
+        },
+        report: Box::new(move |store| {
+            let stored = store.job(job).unwrap();
+            let moved = ChangeSet {
+                changes: vec![Change::UpdateJob {
+                    expected: stored.revision,
+                    job: stored,
+                }],
+            };
+            store.apply(&moved).unwrap();
+        }),
+        applies: AtomicUsize::new(0),
+    };
+    (Engine::new(store), deployed.container.id, job)
+}
+
+#[test]
+fn a_renewal_and_a_container_deletion_that_lose_a_race_are_decided_again() {
+    let (engine, container, job) = racing_container(1);
+    let renewed = engine
+        .renew_container(container, Some(&[job]), None, now())
+        .unwrap();
+    assert_eq!(renewed.renewed, [job]);
+    assert_eq!(renewed.container, None);
+    let stored = engine.store().job(job).unwrap();
+    assert_eq!((stored.state, stored.attempt), (JobState::Waiting, 2));
+    assert_eq!(
+        engine.store().applies.load(Ordering::SeqCst),
+        2,
+        "lost, then won"
+    );
+
+    let (engine, container, job) = racing_container(2);
+    engine.delete_container(container, now()).unwrap();
+    assert!(engine.store().container(container).is_err());
+    assert!(engine.store().job(job).is_err());
+    assert_eq!(engine.store().applies.load(Ordering::SeqCst), 3);
+
+    let (engine, container, _) = racing_container(usize::MAX);
+    assert!(matches!(
+        engine.delete_container(container, now()),
+        Err(EngineError::Contended {
+            operation: "container deletion",
+            attempts: 8
+        })
+    ));
+    assert!(
+        engine.store().container(container).is_ok(),
+        "nothing deleted"
+    );
+}
+
+#[test]
+fn containers_are_renewed_into_a_new_one_edited_disabled_and_counted() {
+    let (engine, container, job) = racing_container(0);
+    let refused =
+        engine.renew_container(container, Some(&[oco_core::model::JobId(999)]), None, now());
+    assert!(matches!(refused, Err(EngineError::Reference { field, .. }) if field == "jobs"));
+    let renewed = engine
+        .renew_container(container, None, Some(name("viewer again")), now())
+        .unwrap();
+    assert_eq!(renewed.renewed, [job]);
+    let copy = renewed.container.unwrap();
+    assert_eq!(
+        engine.store().container(copy).unwrap().name.as_str(),
+        "viewer again"
+    );
+
+    let settings = ContainerSettings::new(name("renamed"), now(), DeliveryPolicy::default())
+        .with_notes("notes");
+    let edited = engine.edit_container(container, settings).unwrap();
+    assert_eq!(edited.name.as_str(), "renamed");
+    assert_eq!(edited.id, container);
+    assert_eq!(engine.store().container(container).unwrap(), edited);
+    assert!(!engine.set_container_enabled(copy, false).unwrap().enabled);
+    let statistics = engine.container_statistics(container, now()).unwrap();
+    assert_eq!(
+        statistics.status,
+        oco_core::housekeeping::ContainerStatus::Failed
+    );
 }
 
 #[test]
@@ -680,7 +796,7 @@ fn an_assignment_that_loses_a_race_is_decided_again_on_a_fresh_read() {
             (w.viewer, JobState::AlreadyInstalled)
         ]
     );
-    // The lost write, the report, the won write, the rule's diff.
+    // The lost write, the won write, the rule's diff.
     assert_eq!(store.applies.load(Ordering::SeqCst), 3);
 }
 

@@ -83,7 +83,7 @@ pub use agent::{
 };
 pub use change::Changed;
 pub use computers::ComputerDeleted;
-pub use containers::{CreatedJob, Deployed};
+pub use containers::{CreatedJob, Deployed, Renewed};
 pub use error::{EngineError, Undo};
 pub use machine::{run, Operation, Progress, Step, Write, Written};
 pub use rule_admin::RuleStatistics;

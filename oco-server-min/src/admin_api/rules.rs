@@ -9,13 +9,12 @@ use oco_core::chrono::{DateTime, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::engine::{Evaluated, RuleStatistics};
 use oco_core::model::{
-    check_text, ComputerGroupId, DeploymentRule, JobId, Name, Origin, PackageGroupId, RuleId,
+    check_text, ComputerGroupId, DeploymentRule, JobId, Name, PackageGroupId, RuleId,
     MAX_NOTES_CHARS,
 };
 use oco_core::store::NewRule;
 use serde::{Deserialize, Serialize};
 
-use super::containers::{apply_renewal, chosen_jobs, renew_inputs};
 use super::error::ApiResult;
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
@@ -235,13 +234,7 @@ async fn renew(
     Body(input): Body<RenewInput>,
 ) -> ApiResult<Json<serde_json::Value>> {
     heavy(HeavyGate::of(&state), move || {
-        let store = state.store().as_ref();
-        let id = RuleId(id);
-        store.rule(id)?;
-        let jobs = chosen_jobs(store, Origin::Rule(id), input.jobs.as_deref())?;
-        let (packages, computers) = renew_inputs(store, &jobs)?;
-        let renewal = oco_core::deploy::renew_in_place(&jobs, &packages, &computers);
-        let (renewal, _) = apply_renewal(store, renewal)?;
+        let renewal = engine(&state).renew_rule(RuleId(id), input.jobs.as_deref())?;
         Ok(Json(serde_json::json!({
             "renewed": renewal.renewed,
             "incompatible": renewal.incompatible,
