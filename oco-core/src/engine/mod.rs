@@ -62,9 +62,14 @@
 //! ```
 
 mod agent;
+mod change;
+mod computers;
 mod containers;
 mod error;
+mod groups;
 mod machine;
+mod packages;
+mod rule_admin;
 mod rules;
 
 use std::num::NonZeroUsize;
@@ -76,9 +81,12 @@ pub use agent::{
     Delivered, FollowUp, HeldJob, HousekeepingOp, Housekept, Poll, PollOp, RecordSeenOp,
     RecordedSeen, ReportOp, Reported, SeenNotRecorded,
 };
-pub use containers::{CreatedJob, Deployed};
+pub use change::Changed;
+pub use computers::ComputerDeleted;
+pub use containers::{CreatedJob, Deployed, Renewed};
 pub use error::{EngineError, Undo};
 pub use machine::{run, Operation, Progress, Step, Write, Written};
+pub use rule_admin::RuleStatistics;
 pub use rules::Evaluated;
 
 /// The orchestration layer over store `S`: see the [module documentation](self).

@@ -443,7 +443,7 @@ impl Rules<'_> {
 }
 
 /// The computers of `roots` and their subgroups.
-fn members_in(
+pub(super) fn members_in(
     groups: &[(ComputerGroup, Vec<ComputerId>)],
     roots: impl IntoIterator<Item = ComputerGroupId>,
 ) -> BTreeSet<ComputerId> {

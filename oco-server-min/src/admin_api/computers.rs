@@ -8,14 +8,13 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use oco_core::model::{check_text, Computer, ComputerId, JobId, MacAddress, Name, MAX_LABEL_CHARS};
-use oco_core::rules::{RuleEvent, RuleWorld};
-use oco_core::store::{AgentContact, Change, ChangeSet, NewComputer, Store, StoreError};
+use oco_core::store::{AgentContact, NewComputer, Store};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
-use super::{blocking, change_with_rules, check_entries};
+use super::{blocking, check_entries, engine};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -106,20 +105,11 @@ async fn create(
     let new = input.into_new()?;
     let now = state.clock().now();
     blocking(move || {
-        let store = state.store().as_ref();
-        // A new computer is in no group yet, so no rule had it before.
-        let (computer, _) = change_with_rules(
-            store,
-            &RuleWorld::default(),
-            now,
-            || Ok(store.create_computer(new)?),
-            |computer| RuleEvent::ComputerChanged {
-                computer: computer.id,
-            },
-            // A computer just created has no jobs: nothing to keep.
-            |computer| store.delete_computer(computer.id, now).map(drop),
-        )?;
-        Ok((StatusCode::CREATED, Json(view(store, computer)?)))
+        let computer = engine(&state).create_computer(new, now)?.value;
+        Ok((
+            StatusCode::CREATED,
+            Json(view(state.store().as_ref(), computer)?),
+        ))
     })
     .await
 }
@@ -161,8 +151,7 @@ async fn update(
     let now = state.clock().now();
     blocking(move || {
         let store = state.store().as_ref();
-        let id = ComputerId(id);
-        let old = store.computer(id)?;
+        let old = store.computer(ComputerId(id))?;
         let fields = patch.apply(&ComputerInput::from(&old))?.into_new()?;
         let new = Computer {
             hostname: fields.hostname,
@@ -170,18 +159,9 @@ async fn update(
             os_version: fields.os_version,
             architecture: fields.architecture,
             macs: fields.macs,
-            ..old.clone()
+            ..old
         };
-        let event = RuleEvent::ComputerChanged { computer: id };
-        let before = crate::rules::world_for(store, &event)?;
-        change_with_rules(
-            store,
-            &before,
-            now,
-            || Ok(store.update_computer(&new)?),
-            |()| event.clone(),
-            |()| store.update_computer(&old),
-        )?;
+        let new = engine(&state).update_computer(new, now)?.value;
         Ok(Json(view(store, new)?))
     })
     .await
@@ -203,30 +183,21 @@ async fn remove(
 ) -> ApiResult<Json<Deleted>> {
     let now = state.clock().now();
     blocking(move || {
-        let store = state.store().as_ref();
         let id = ComputerId(id);
-        store.computer(id)?;
-        let event = RuleEvent::ComputerDeleted { computer: id };
-        let before = crate::rules::world_for(store, &event)?;
-        let unfinished_jobs = store.delete_computer(id, now)?;
-        if !unfinished_jobs.is_empty() {
+        let deleted = engine(&state).delete_computer(id, now)?;
+        if !deleted.unfinished_jobs.is_empty() {
             tracing::warn!(
                 computer = %id,
-                jobs = ?unfinished_jobs,
+                jobs = ?deleted.unfinished_jobs,
                 "deleted a computer with unfinished jobs; their outcome will not be recorded"
             );
         }
-        // The store deleted the computer's jobs with it; this settles the other rules' claims.
-        // A deleted computer cannot be restored: a failure here is reported, and the next change
-        // of those rules evaluates them again.
-        crate::rules::reevaluate(store, &event, &before, now)?;
-        Ok(Json(Deleted { unfinished_jobs }))
+        Ok(Json(Deleted {
+            unfinished_jobs: deleted.unfinished_jobs,
+        }))
     })
     .await
 }
-
-/// How many times a reset is tried again when the agent's credentials change while it is written.
-const RESET_ATTEMPTS: usize = 8;
 
 /// `POST /computers/{id}/agent/reset`: the computer's next hello is a first contact again (see
 /// [`AgentCredentials::reset_to_first_contact`](oco_core::store::AgentCredentials)): for an
@@ -236,28 +207,10 @@ async fn reset_agent(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<ComputerView>> {
     blocking(move || {
-        let store = state.store().as_ref();
         let id = ComputerId(id);
-        for _ in 0..RESET_ATTEMPTS {
-            let credentials = store.credentials(id)?;
-            let set = ChangeSet {
-                changes: vec![Change::SetCredentials {
-                    computer: id,
-                    expected: credentials.clone(),
-                    credentials: credentials.reset_to_first_contact(),
-                }],
-            };
-            match store.apply(&set) {
-                // A hello or report of the agent changed them meanwhile: read them again.
-                Err(StoreError::Conflict { .. }) => continue,
-                result => result?,
-            };
-            return Ok(Json(view(store, store.computer(id)?)?));
-        }
-        Err(StoreError::Conflict {
-            what: format!("the agent credentials of computer {id} kept changing"),
-        }
-        .into())
+        engine(&state).reset_agent(id)?;
+        let store = state.store().as_ref();
+        Ok(Json(view(store, store.computer(id)?)?))
     })
     .await
 }

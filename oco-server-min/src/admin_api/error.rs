@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use oco_core::constraint::ParseError;
 use oco_core::deploy::{DeployError, Entity};
+use oco_core::engine::{EngineError, Undo};
 use oco_core::model::InvalidField;
 use oco_core::rules::Conflict;
 use oco_core::store::StoreError;
@@ -289,6 +290,62 @@ impl From<DeployError> for ApiError {
             }
             DeployError::NoJobs => ApiError::new(StatusCode::BAD_REQUEST, "no-jobs", message),
         }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Store(error) => error.into(),
+            EngineError::Reference { field, source } => match source {
+                StoreError::Invalid { reason } => ApiError::invalid(field, reason),
+                other => ApiError::from(other).with_field(field),
+            },
+            EngineError::Invalid(error) => error.into(),
+            EngineError::Deploy(error) => error.into(),
+            EngineError::DependencyCycle(cycle) => {
+                ApiError::conflict(cycle.to_string()).with_field("dependencies")
+            }
+            EngineError::FamilyConflicts(conflicts) => ApiError::family_conflicts(conflicts),
+            EngineError::NotAssigned { computer, package } => ApiError::not_found(format!(
+                "package {package} is not assigned to computer {computer}"
+            )),
+            EngineError::RuleBeingDeleted(rule) => {
+                ApiError::not_found(format!("rule {rule} is being deleted"))
+            }
+            EngineError::UnknownJob(job) => ApiError::not_found(format!("job {job} not found")),
+            EngineError::Contended { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{error}; the data kept changing meanwhile, try again"),
+            ),
+            EngineError::Reevaluation { source, undo } => {
+                log_undo(&source, &undo);
+                source.into()
+            }
+            other => ApiError::internal("engine", &other),
+        }
+    }
+}
+
+/// Logs a change whose rule re-evaluation failed, and what became of it.
+fn log_undo(source: &StoreError, undo: &Undo) {
+    tracing::warn!("admin API: re-evaluating rules after a change failed: {source}");
+    match undo {
+        Undo::Undone { repair: Ok(_) } => {
+            tracing::warn!("admin API: the change was undone and its rules repaired");
+        }
+        Undo::Undone { repair: Err(error) } => {
+            tracing::error!("admin API: re-evaluating rules after an undone change failed: {error}")
+        }
+        Undo::Failed(error) => {
+            tracing::error!("admin API: undoing a change failed: {error}; the change stands");
+        }
+        Undo::NotPossible => tracing::warn!(
+            "admin API: the change cannot be undone; the next change of its rules evaluates \
+             them again"
+        ),
+        _ => tracing::error!("admin API: the change's undo: {undo:?}"),
     }
 }
 

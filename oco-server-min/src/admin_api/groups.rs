@@ -1,23 +1,23 @@
 //! Computer groups and package groups: create, list, get, move under a parent, set members.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use oco_core::engine::{Engine, EngineError};
 use oco_core::model::{
     ComputerGroup, ComputerGroupId, ComputerId, Name, PackageGroup, PackageGroupId, PackageId,
 };
-use oco_core::rules::RuleEvent;
-use oco_core::store::{Store, StoreError, StoreResult};
+use oco_core::store::{Store, StoreResult};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
-use super::rules::{complete_packages, refuse_new_conflicts, world_and_rest};
-use super::{blocking, change_with_rules, change_with_rules_in, heavy, HeavyGate};
+use super::{blocking, engine, heavy, HeavyGate};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -92,7 +92,11 @@ trait Kind: Send + 'static {
     fn raw(id: Self::Id) -> i64;
     /// Every group with its direct members.
     fn groups(store: &dyn Store) -> StoreResult<Listing<Self>>;
-    fn create(store: &dyn Store, name: Name, parent: Option<Self::Id>) -> StoreResult<Self::Group>;
+    fn create(
+        engine: &Engine<Arc<dyn Store>>,
+        name: Name,
+        parent: Option<Self::Id>,
+    ) -> Result<Self::Group, EngineError>;
     /// A group's id, name and parent.
     fn parts(group: Self::Group) -> (Self::Id, Name, Option<Self::Id>);
 }
@@ -118,11 +122,11 @@ impl Kind for ComputerGroups {
         store.computer_groups()
     }
     fn create(
-        store: &dyn Store,
+        engine: &Engine<Arc<dyn Store>>,
         name: Name,
         parent: Option<Self::Id>,
-    ) -> StoreResult<ComputerGroup> {
-        store.create_computer_group(name, parent)
+    ) -> Result<ComputerGroup, EngineError> {
+        engine.create_computer_group(name, parent)
     }
     fn parts(group: ComputerGroup) -> (Self::Id, Name, Option<Self::Id>) {
         (group.id, group.name, group.parent)
@@ -144,11 +148,11 @@ impl Kind for PackageGroups {
         store.package_groups()
     }
     fn create(
-        store: &dyn Store,
+        engine: &Engine<Arc<dyn Store>>,
         name: Name,
         parent: Option<Self::Id>,
-    ) -> StoreResult<PackageGroup> {
-        store.create_package_group(name, parent)
+    ) -> Result<PackageGroup, EngineError> {
+        engine.create_package_group(name, parent)
     }
     fn parts(group: PackageGroup) -> (Self::Id, Name, Option<Self::Id>) {
         (group.id, group.name, group.parent)
@@ -182,14 +186,6 @@ fn view<K: Kind>(store: &dyn Store, id: K::Id) -> ApiResult<GroupView<K::Id, K::
         .ok_or_else(|| ApiError::not_found(format!("{} {id} not found", K::WHAT)))
 }
 
-/// The store's `Invalid` for an unknown parent or a cycle, naming the field.
-fn field_error(field: &'static str) -> impl Fn(StoreError) -> ApiError {
-    move |error| match error {
-        StoreError::Invalid { reason } => ApiError::invalid(field, reason),
-        other => other.into(),
-    }
-}
-
 // Both kinds.
 
 async fn create<K: Kind>(
@@ -199,8 +195,7 @@ async fn create<K: Kind>(
     let name = Name::new("name", &input.name)?;
     blocking(move || {
         // A new group has no members: no rule's computers or packages change.
-        let group =
-            K::create(state.store().as_ref(), name, input.parent).map_err(field_error("parent"))?;
+        let group = K::create(&engine(&state), name, input.parent)?;
         Ok((
             StatusCode::CREATED,
             Json(group_view::<K>(group, Vec::new())),
@@ -236,28 +231,9 @@ async fn set_computer_group_parent(
 ) -> ApiResult<Json<ComputerGroupView>> {
     let now = state.clock().now();
     heavy(HeavyGate::of(&state), move || {
-        let store = state.store().as_ref();
         let id = ComputerGroupId(id);
-        let old = view::<ComputerGroups>(store, id)?;
-        // The members of the moved group and its subgroups join or leave the rules of its old
-        // and new ancestors; nobody else does.
-        let moved = crate::rules::computer_group_members(store, id)?;
-        let event = RuleEvent::ComputerGroupsChanged {
-            computers: Some(moved.into_iter().collect()),
-        };
-        let before = crate::rules::world_for(store, &event)?;
-        change_with_rules(
-            store,
-            &before,
-            now,
-            || {
-                store
-                    .set_computer_group_parent(id, input.parent)
-                    .map_err(field_error("parent"))
-            },
-            |()| event.clone(),
-            |()| store.set_computer_group_parent(id, old.parent),
-        )?;
+        let old = view::<ComputerGroups>(state.store().as_ref(), id)?;
+        engine(&state).set_computer_group_parent(id, input.parent, now)?;
         Ok(Json(GroupView {
             parent: input.parent,
             ..old
@@ -273,33 +249,13 @@ async fn set_computer_group_members(
 ) -> ApiResult<Json<ComputerGroupView>> {
     let now = state.clock().now();
     heavy(HeavyGate::of(&state), move || {
-        let store = state.store().as_ref();
         let id = ComputerGroupId(id);
-        let old = view::<ComputerGroups>(store, id)?;
-        let (was, will): (BTreeSet<_>, BTreeSet<_>) = (
-            old.members.iter().copied().collect(),
-            input.members.iter().copied().collect(),
-        );
-        let moved: Vec<ComputerId> = was.symmetric_difference(&will).copied().collect();
-        let event = RuleEvent::ComputerGroupsChanged {
-            computers: Some(moved),
-        };
-        let before = crate::rules::world_for(store, &event)?;
-        change_with_rules(
-            store,
-            &before,
-            now,
-            || {
-                store
-                    .set_computer_group_members(id, &input.members)
-                    .map_err(field_error("members"))
-            },
-            |()| event.clone(),
-            |()| store.set_computer_group_members(id, &old.members),
-        )?;
+        let old = view::<ComputerGroups>(state.store().as_ref(), id)?;
+        engine(&state).set_computer_group_members(id, &input.members, now)?;
         // As the store keeps them: each once, by id.
+        let members: BTreeSet<ComputerId> = input.members.into_iter().collect();
         Ok(Json(GroupView {
-            members: will.into_iter().collect(),
+            members: members.into_iter().collect(),
             ..old
         }))
     })
@@ -315,31 +271,9 @@ async fn set_package_group_parent(
 ) -> ApiResult<Json<PackageGroupView>> {
     let now = state.clock().now();
     heavy(HeavyGate::of(&state), move || {
-        let store = state.store().as_ref();
         let id = PackageGroupId(id);
-        let old = view::<PackageGroups>(store, id)?;
-        let part = crate::rules::package_group_part(store, id, Some(input.parent))?;
-        // The rules' jobs are read a chunk at a time as they are evaluated.
-        let snapshot = store.rule_snapshot_part(&part.clone().without_jobs())?;
-        let (before, mut after) = world_and_rest(snapshot);
-        if let Some(group) = after.deploy.package_groups.iter_mut().find(|g| g.id == id) {
-            group.parent = input.parent;
-        }
-        complete_packages(store, &mut after)?;
-        refuse_new_conflicts(&before, &after)?;
-        change_with_rules_in(
-            store,
-            &part,
-            &before,
-            now,
-            || {
-                store
-                    .set_package_group_parent(id, input.parent)
-                    .map_err(field_error("parent"))
-            },
-            |()| RuleEvent::PackageGroupsChanged,
-            |()| store.set_package_group_parent(id, old.parent),
-        )?;
+        let old = view::<PackageGroups>(state.store().as_ref(), id)?;
+        engine(&state).set_package_group_parent(id, input.parent, now)?;
         Ok(Json(GroupView {
             parent: input.parent,
             ..old
@@ -355,43 +289,9 @@ async fn set_package_group_members(
 ) -> ApiResult<Json<PackageGroupView>> {
     let now = state.clock().now();
     heavy(HeavyGate::of(&state), move || {
-        let store = state.store().as_ref();
         let id = PackageGroupId(id);
-        let old = view::<PackageGroups>(store, id)?;
-        let part = crate::rules::package_group_part(store, id, None)?;
-        // As for a move.
-        let snapshot = store.rule_snapshot_part(&part.clone().without_jobs())?;
-        for &member in &input.members {
-            if !snapshot.deploy.packages.contains_key(&member) {
-                store.package(member).map_err(|error| match error {
-                    StoreError::NotFound { .. } => {
-                        ApiError::not_found(format!("package {member} not found"))
-                            .with_field("members")
-                    }
-                    other => other.into(),
-                })?;
-            }
-        }
-        let (before, mut after) = world_and_rest(snapshot);
-        after
-            .deploy
-            .package_group_members
-            .insert(id, input.members.clone());
-        complete_packages(store, &mut after)?;
-        refuse_new_conflicts(&before, &after)?;
-        change_with_rules_in(
-            store,
-            &part,
-            &before,
-            now,
-            || {
-                store
-                    .set_package_group_members(id, &input.members)
-                    .map_err(field_error("members"))
-            },
-            |()| RuleEvent::PackageGroupsChanged,
-            |()| store.set_package_group_members(id, &old.members),
-        )?;
+        let old = view::<PackageGroups>(state.store().as_ref(), id)?;
+        engine(&state).set_package_group_members(id, &input.members, now)?;
         Ok(Json(GroupView {
             members: input.members,
             ..old

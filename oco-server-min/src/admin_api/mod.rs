@@ -8,9 +8,11 @@
 //! (`extract::read_whole_body`), except a payload upload's, which is streamed to disk, bounded
 //! by `--max-payload-size` rather than the 64 MiB body limit (`packages.rs`).
 //!
-//! A change of administrative data that concerns deployment rules reads the rule world before
-//! it, writes, and re-evaluates the rules it concerns (`change_with_rules`); if the
-//! re-evaluation fails, the write is undone, so that an error leaves the data as it was.
+//! Every change of data goes through the engine ([`oco_core::engine::Engine`], `engine`
+//! over the server's store): it reads what the change needs, decides, writes with its
+//! preconditions and retries a lost race, and re-evaluates the deployment rules the change
+//! concerns, undoing the write if that fails. Its errors become [`ApiError`]s
+//! (`From<EngineError>`), which log what became of an undone change.
 
 mod assignments;
 mod computers;
@@ -25,19 +27,17 @@ mod patch;
 mod policy;
 mod rules;
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use oco_core::chrono::{DateTime, Utc};
-use oco_core::model::{RuleId, MAX_LIST_ENTRIES};
-use oco_core::rules::{RuleEvent, RuleWorld};
-use oco_core::store::{Page, RulePart, Store, StoreResult};
+use oco_core::engine::{Engine, EngineOptions};
+use oco_core::model::MAX_LIST_ENTRIES;
+use oco_core::store::{Page, Store, StoreResult};
 use sha2::{Digest, Sha256};
 
-use crate::rules::Evaluated;
 use crate::AppState;
 use extract::PageQuery;
 
@@ -190,6 +190,14 @@ impl HeavyGate {
     }
 }
 
+/// The engine over the server's store, with its settings: what handlers call to change data.
+fn engine(state: &AppState) -> Engine<Arc<dyn Store>> {
+    Engine::with_options(
+        state.store().clone(),
+        EngineOptions::default().with_settings(*state.settings()),
+    )
+}
+
 /// One page of a store listing, as `GET /<resources>` answers it: `list` reads the page the query
 /// asks for with one item more (to know whether there is a next page), `id` gives an item's id.
 async fn list_page<T: Send + 'static>(
@@ -204,105 +212,6 @@ async fn list_page<T: Send + 'static>(
         Ok(Json(Paged::of(items, limit, id)))
     })
     .await
-}
-
-/// Writes a change of administrative data, then re-evaluates the rules `event` concerns, `before`
-/// being the rule world read before the write (`crate::rules::world_for`), in the part of the
-/// world the event names (`crate::rules::part_of_event`).
-///
-/// If the re-evaluation fails, `undo` puts the data back and every rule concerned is evaluated
-/// in full again on the restored data (a diff applied before the failure is so reverted), and the
-/// error is returned. Returns what `write` returned and what each rule's evaluation did.
-///
-/// # Errors
-///
-/// The write's, or the store's from the re-evaluation.
-fn change_with_rules<T>(
-    store: &dyn Store,
-    before: &RuleWorld,
-    now: DateTime<Utc>,
-    write: impl FnOnce() -> ApiResult<T>,
-    event: impl FnOnce(&T) -> RuleEvent,
-    undo: impl FnOnce(&T) -> StoreResult<()>,
-) -> ApiResult<(T, Vec<Evaluated>)> {
-    change_in_part(
-        store,
-        crate::rules::part_of_event,
-        before,
-        now,
-        write,
-        event,
-        undo,
-    )
-}
-
-/// [`change_with_rules`] in the part of the world `part` names, `before` being
-/// `crate::rules::read_world` of it read before the write.
-///
-/// # Errors
-///
-/// As [`change_with_rules`].
-fn change_with_rules_in<T>(
-    store: &dyn Store,
-    part: &RulePart,
-    before: &RuleWorld,
-    now: DateTime<Utc>,
-    write: impl FnOnce() -> ApiResult<T>,
-    event: impl FnOnce(&T) -> RuleEvent,
-    undo: impl FnOnce(&T) -> StoreResult<()>,
-) -> ApiResult<(T, Vec<Evaluated>)> {
-    change_in_part(
-        store,
-        |_| Some(part.clone()),
-        before,
-        now,
-        write,
-        event,
-        undo,
-    )
-}
-
-fn change_in_part<T>(
-    store: &dyn Store,
-    part: impl FnOnce(&RuleEvent) -> Option<RulePart>,
-    before: &RuleWorld,
-    now: DateTime<Utc>,
-    write: impl FnOnce() -> ApiResult<T>,
-    event: impl FnOnce(&T) -> RuleEvent,
-    undo: impl FnOnce(&T) -> StoreResult<()>,
-) -> ApiResult<(T, Vec<Evaluated>)> {
-    let value = write()?;
-    let event = event(&value);
-    let part = part(&event);
-    match crate::rules::reevaluate_in(store, &event, part.as_ref(), before, now) {
-        Ok(diffs) => Ok((value, diffs)),
-        Err(error) => {
-            tracing::warn!("admin API: re-evaluating rules after {event:?} failed: {error}");
-            match undo(&value) {
-                Ok(()) => repair(store, before, &event, now),
-                Err(undo_error) => {
-                    tracing::error!(
-                        "admin API: undoing a change after {event:?} failed: {undo_error}"
-                    );
-                }
-            }
-            Err(error.into())
-        }
-    }
-}
-
-/// After an undone change: evaluates every rule of `before` and of the store now, and the rule
-/// `event` names, in full (a chunk of computers at a time), and applies each diff that changes
-/// something. Failures are logged.
-fn repair(store: &dyn Store, before: &RuleWorld, event: &RuleEvent, now: DateTime<Utc>) {
-    let mut ids: BTreeSet<RuleId> = before.rules.keys().copied().collect();
-    if let RuleEvent::RuleChanged { rule } = event {
-        ids.insert(*rule);
-    }
-    let result = crate::rules::evaluate_rules_fully(store, ids, now);
-    if let Err(error) = result {
-        tracing::error!("admin API: re-evaluating rules after an undone change failed: {error}");
-    }
 }
 
 /// 400 naming `field` when a list in a request has more than [`MAX_LIST_ENTRIES`] entries.

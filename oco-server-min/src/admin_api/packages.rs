@@ -5,19 +5,18 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use oco_core::engine::EngineError;
 use oco_core::model::{
-    check_text, dependency_cycle, Compatibility, FamilyId, Name, Package, PackageFamily, PackageId,
-    Payload, PostAction, Procedure, SuccessCodes, UpgradeBehavior, MAX_COMMAND_CHARS,
-    MAX_LABEL_CHARS,
+    check_text, Compatibility, FamilyId, Name, Package, PackageFamily, PackageId, Payload,
+    PostAction, Procedure, SuccessCodes, UpgradeBehavior, MAX_COMMAND_CHARS, MAX_LABEL_CHARS,
 };
-use oco_core::rules::RuleEvent;
-use oco_core::store::{NewPackage, Store};
+use oco_core::store::{NewPackage, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
-use super::{blocking, change_with_rules, check_entries, heavy, list_page, HeavyGate};
+use super::{blocking, check_entries, engine, heavy, list_page, HeavyGate};
 use crate::payloads::{PayloadWriter, Written};
 use crate::AppState;
 
@@ -199,47 +198,13 @@ impl PackageInput {
     }
 }
 
-/// Checks the dependencies `package` (`None` while it is being created) is to have: 400 naming
-/// `dependencies` for a package depending on itself, 404 naming `dependencies[i]` for an
-/// unknown one, 409 naming `dependencies` with the cycle when one would close. The stores refuse
-/// the same (`oco_core::model::dependency_cycle`); checking here first gives the client the
-/// status and the field.
-fn check_dependencies(
-    store: &dyn Store,
-    package: Option<PackageId>,
-    dependencies: &[PackageId],
-) -> ApiResult<()> {
-    if package.is_some_and(|id| dependencies.contains(&id)) {
-        return Err(ApiError::invalid(
-            "dependencies",
-            "a package cannot depend on itself",
-        ));
-    }
-    for (i, &dependency) in dependencies.iter().enumerate() {
-        store
-            .package(dependency)
-            .map_err(|error| ApiError::from(error).with_field(format!("dependencies[{i}]")))?;
-    }
-    let Some(id) = package else {
-        // Nothing depends on a package being created: it cannot close a cycle.
-        return Ok(());
-    };
-    let cycle = dependency_cycle(id, dependencies, |other| {
-        store.package(other).map(|package| package.dependencies)
-    })?;
-    match cycle {
-        Some(cycle) => Err(ApiError::conflict(cycle.to_string()).with_field("dependencies")),
-        None => Ok(()),
-    }
-}
-
 async fn create_family(
     State(state): State<AppState>,
     Body(input): Body<CreateFamily>,
 ) -> ApiResult<(StatusCode, Json<PackageFamily>)> {
     let name = Name::new("name", &input.name)?;
     blocking(move || {
-        let family = state.store().create_family(name)?;
+        let family = engine(&state).create_family(name)?;
         Ok((StatusCode::CREATED, Json(family)))
     })
     .await
@@ -271,13 +236,7 @@ async fn create_package(
 ) -> ApiResult<(StatusCode, Json<Package>)> {
     let package = input.into_package(PackageId(0), None)?;
     blocking(move || {
-        let store = state.store().as_ref();
-        store
-            .family(package.family)
-            .map_err(|error| ApiError::from(error).with_field("family"))?;
-        check_dependencies(store, None, &package.dependencies)?;
-        // A new package is in no package group: no rule wants it yet.
-        let package = store
+        let package = engine(&state)
             .create_package(NewPackage::from(package))
             .map_err(name_duplicate)?;
         Ok((StatusCode::CREATED, Json(package)))
@@ -285,9 +244,9 @@ async fn create_package(
     .await
 }
 
-/// A duplicate (family, version) names `version`; other errors name nothing.
-fn name_duplicate(error: oco_core::store::StoreError) -> ApiError {
-    let duplicate = matches!(error, oco_core::store::StoreError::Duplicate { .. });
+/// A duplicate (family, version) names `version`; other errors are as they are.
+fn name_duplicate(error: EngineError) -> ApiError {
+    let duplicate = matches!(error, EngineError::Store(StoreError::Duplicate { .. }));
     let error = ApiError::from(error);
     if duplicate {
         error.with_field("version")
@@ -324,45 +283,17 @@ async fn update_package(
 ) -> ApiResult<Json<Package>> {
     let now = state.clock().now();
     heavy(HeavyGate::of(&state), move || {
-        let store = state.store().as_ref();
         let id = PackageId(id);
-        let old = store.package(id)?;
+        let old = state.store().package(id)?;
         let new = patch
             .apply(&PackageInput::from(&old))?
             .into_package(id, old.payload)?;
-        if new.family != old.family {
-            return Err(ApiError::invalid(
-                "family",
-                "a package cannot move to another family; create it in that family instead",
-            ));
-        }
-        if new.dependencies != old.dependencies {
-            check_dependencies(store, Some(id), &new.dependencies)?;
-        }
-        save_package(store, &old, &new, now)?;
-        Ok(Json(new))
+        let changed = engine(&state)
+            .update_package(new, now)
+            .map_err(name_duplicate)?;
+        Ok(Json(changed.value))
     })
     .await
-}
-
-/// Replaces `old` with `new` and re-evaluates the rules that have it.
-fn save_package(
-    store: &dyn Store,
-    old: &Package,
-    new: &Package,
-    now: oco_core::chrono::DateTime<oco_core::chrono::Utc>,
-) -> ApiResult<()> {
-    let event = RuleEvent::PackageEdited { package: new.id };
-    let before = crate::rules::world_for(store, &event)?;
-    change_with_rules(
-        store,
-        &before,
-        now,
-        || store.update_package(new).map_err(name_duplicate),
-        |()| event.clone(),
-        |()| store.update_package(old),
-    )?;
-    Ok(())
 }
 
 /// Streams the body to a temporary file, hashing it, then checks it is a zip archive, puts it
@@ -413,27 +344,21 @@ async fn upload_payload(
             .partial
             .commit()
             .map_err(|error| write_error("putting the payload in place", &error))?;
-        let mut new = old.clone();
-        new.payload = Some(payload);
-        if new != old {
-            // Only whether there is a payload reaches the jobs; a new digest is the row's alone.
-            let saved = if new.has_payload() == old.has_payload() {
-                store.update_package(&new).map_err(ApiError::from)
-            } else {
-                save_package(store, &old, &new, now)
-            };
-            if let Err(error) = saved {
+        match engine(&state).set_payload(id, Some(payload), now) {
+            Ok(changed) => {
+                replaced.keep();
+                Ok(Json(changed.value))
+            }
+            Err(error) => {
                 // Put the old file back only if the row is known to be as it was: a row with a
                 // payload always has a file.
                 match store.package(id) {
                     Ok(row) if row.payload == old.payload => replaced.undo(),
                     _ => replaced.keep(),
                 }
-                return Err(error);
+                Err(error.into())
             }
         }
-        replaced.keep();
-        Ok(Json(new))
     })
     .await
 }
