@@ -56,7 +56,6 @@ pub mod connections;
 mod drive;
 pub mod housekeeping;
 pub mod payloads;
-pub mod rules;
 pub mod secrets;
 pub mod state;
 
