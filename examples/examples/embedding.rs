@@ -1,7 +1,9 @@
-//! Embedding `oco-core` with its in-memory store: computers and a package are created, a
-//! container is deployed with an IP-range and a time-frame constraint, and two simulated agents
-//! poll and report across a simulated week. Each poll prints what the agent gets and why the rest
-//! is held; at the end housekeeping runs and the container's statistics are printed.
+//! Embedding `oco-core` with its in-memory store, through the engine: computers and a package
+//! are created, a container is deployed with an IP-range and a time-frame constraint, and two
+//! simulated agents poll and report across a simulated week. Each poll prints what the agent gets
+//! and why the rest is held; at the end housekeeping runs and the container's statistics are
+//! printed. Every operation is one engine call; the engine reads, decides, writes with
+//! compare-and-set and re-evaluates rules, and `now` is always an argument.
 //!
 //! Run: `cargo run -p oco-examples --example embedding`
 
@@ -10,26 +12,17 @@ use std::net::IpAddr;
 
 use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono_tz::Europe::Berlin;
-use oco_core::deploy::{deploy, ContainerSettings, DeployRequest};
-use oco_core::housekeeping::{container_statistics, housekeeping};
+use oco_core::deploy::{ContainerSettings, DeployRequest};
+use oco_core::engine::Engine;
 use oco_core::model::{
-    Compatibility, DeliveryPolicy, FamilyId, JobId, Name, Origin, Payload, Procedure, Schedule,
+    Compatibility, ComputerId, DeliveryPolicy, FamilyId, JobId, Name, Payload, Procedure,
     Sha256Digest, SuccessCodes, UpgradeBehavior,
 };
-use oco_core::plan::plan;
-use oco_core::report::{apply_report, AgentReport, ReportedState};
-use oco_core::store::{JobFilter, MemoryStore, NewComputer, NewPackage, Page, Store};
-use oco_core::Settings;
+use oco_core::report::{AgentReport, ReportedState};
+use oco_core::store::{MemoryStore, NewComputer, NewPackage, Store};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = MemoryStore::new();
-    let settings = Settings::default();
-
-    // The fleet and the software.
-    let pc1 = store.create_computer(new_computer("pc1")?)?;
-    let pc2 = store.create_computer(new_computer("pc2")?)?;
-    let family = store.create_family(Name::new("name", "7-Zip")?)?;
-    let package = store.create_package(seven_zip(family.id)?)?;
+    let engine = Engine::new(MemoryStore::new());
 
     // Monday 2026-11-23, 00:00 in Berlin.
     let monday = Berlin
@@ -37,6 +30,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .single()
         .ok_or("no such time")?
         .to_utc();
+
+    // The fleet and the software.
+    let pc1 = engine.create_computer(new_computer("pc1")?, monday)?.value;
+    let pc2 = engine.create_computer(new_computer("pc2")?, monday)?.value;
+    let family = engine.create_family(Name::new("name", "7-Zip")?)?;
+    let package = engine.create_package(seven_zip(family.id)?)?;
 
     // A container for both computers: the office network except its lab (the first matching
     // entry decides, so the exception comes first), weekday evenings in Berlin.
@@ -51,19 +50,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         policy.ip_ranges.allows("10.1.2.3".parse()?),
         "the office does"
     );
-    let mut container =
-        ContainerSettings::new(Name::new("name", "7-Zip roll-out")?, monday, policy);
-    container.schedule = Schedule::new(monday, Some(monday + Duration::days(7)))?;
+    let container = ContainerSettings::new(Name::new("name", "7-Zip roll-out")?, monday, policy)
+        .with_end(monday + Duration::days(7))?;
     let request = DeployRequest::new(container)
         .with_computers([pc1.id, pc2.id])
         .with_packages([package.id]);
-    let changes = deploy(&request, &store.deploy_snapshot()?, monday)?;
-    let applied = store.apply(&changes)?;
-    let container = applied.containers[0];
-    println!(
-        "deployed container {container} with jobs {:?}\n",
-        applied.jobs
-    );
+    let deployed = engine.deploy(&request, monday)?;
+    let container = deployed.container.id;
+    let jobs: Vec<JobId> = deployed.jobs.iter().map(|job| job.id).collect();
+    println!("deployed container {container} with jobs {jobs:?}\n");
 
     // pc2 is in the branch office (192.168.1.20) until Wednesday, then in the office.
     let address = |hostname: &str, at: DateTime<Utc>| -> IpAddr {
@@ -79,52 +74,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let now = monday + Duration::hours(6 * step);
         for computer in [&pc1, &pc2] {
             let addr = address(computer.hostname.as_str(), now);
-            let snapshot = store.planner_snapshot(computer.id)?;
-            let plan = plan(&snapshot, now, addr, &settings);
-            if plan.deliver.is_empty() && plan.held.is_empty() {
+            let poll = engine.poll(computer.id, addr, now)?;
+            if poll.deliver.is_empty() && poll.held.is_empty() {
                 continue;
             }
             let local = now.with_timezone(&Berlin).format("%a %H:%M");
             println!("{local}  {} polls from {addr}", computer.hostname);
-            for held in &plan.held {
+            for held in &poll.held {
                 println!("    held job {}: {:?}", held.job.id, held.reason);
             }
-            let delivered: Vec<JobId> = plan.deliver.iter().map(|d| d.job.id).collect();
-            store.apply(&plan.changes)?;
-            for job in delivered {
-                println!("    runs job {job}");
-                run_agent(&store, computer.id, job, now)?;
+            for delivered in &poll.deliver {
+                println!("    runs job {}", delivered.job.id);
+                run_agent(&engine, computer.id, &delivered.job, now)?;
             }
         }
     }
 
     // After the container's end: its statistics, then housekeeping (which purges it).
     let after = monday + Duration::days(8);
-    let jobs = store.list_jobs(
-        &JobFilter {
-            origin: Some(Origin::Container(container)),
-            ..JobFilter::default()
-        },
-        Page::first(100),
-    )?;
-    let statistics = container_statistics(&store.container(container)?, &jobs, after);
+    let statistics = engine.container_statistics(container, after)?;
     println!("\nstatus: {:?}", statistics.status);
     let counts: BTreeMap<_, _> = statistics.counts.iter().filter(|(_, n)| **n > 0).collect();
     println!("jobs by state: {counts:?}");
     if let Some(runtime) = statistics.total_runtime {
         println!("total runtime: {} hours", runtime.duration.num_hours());
     }
-    let chores = housekeeping(after, &store.housekeeping_snapshot(after)?, &settings);
-    store.apply(&chores.changes)?;
+    let chores = engine.housekeeping(after)?;
     println!("housekeeping a day after the end: {:?}", chores.summary);
     Ok(())
 }
 
 /// An agent that downloads, executes and succeeds, reporting each step a minute apart.
 fn run_agent(
-    store: &MemoryStore,
-    computer: oco_core::model::ComputerId,
-    job: JobId,
+    engine: &Engine<MemoryStore>,
+    computer: ComputerId,
+    job: &oco_core::model::Job,
     start: DateTime<Utc>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let steps = [
@@ -133,24 +117,11 @@ fn run_agent(
         (ReportedState::Succeeded, Some(0), "done"),
     ];
     for (minute, (state, return_code, output)) in (1..).zip(steps) {
-        let snapshot = store.report_snapshot(job)?;
-        let report = AgentReport {
-            job,
-            attempt: snapshot.job.attempt,
-            state,
-            return_code,
-            download_progress: None,
-            output: Some(output.to_owned()),
-        };
-        let outcome = apply_report(
-            &snapshot,
-            computer,
-            &report,
-            start + Duration::minutes(minute),
-        )?;
-        store.apply(&outcome.changes)?;
+        let mut report = AgentReport::new(job.id, job.attempt, state).with_output(output);
+        report.return_code = return_code;
+        let _ = engine.report(computer, report, start + Duration::minutes(minute))?;
     }
-    let job = store.job(job)?;
+    let job = engine.store().job(job.id)?;
     println!(
         "    job {} is {:?} (return code {:?})",
         job.id, job.state, job.return_code
@@ -159,13 +130,10 @@ fn run_agent(
 }
 
 fn new_computer(hostname: &str) -> Result<NewComputer, Box<dyn std::error::Error>> {
-    Ok(NewComputer {
-        hostname: Name::new("hostname", hostname)?,
-        os: "Windows".into(),
-        os_version: "11".into(),
-        architecture: "x64".into(),
-        macs: vec!["aa:bb:cc:dd:ee:01".parse()?],
-    })
+    Ok(NewComputer::new(Name::hostname("hostname", hostname)?)
+        .with_os("Windows", "11")
+        .with_architecture("x64")
+        .with_macs(vec!["aa:bb:cc:dd:ee:01".parse()?]))
 }
 
 fn seven_zip(family: FamilyId) -> Result<NewPackage, Box<dyn std::error::Error>> {
