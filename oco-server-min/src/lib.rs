@@ -47,22 +47,25 @@
 //! # }
 //! ```
 
-pub mod admin_api;
+mod admin_api;
 pub mod agent_api;
 pub mod clock;
-pub mod commit;
+mod commit;
 pub mod config;
 pub mod connections;
 mod drive;
 pub mod housekeeping;
 pub mod payloads;
 pub mod secrets;
-pub mod state;
+mod state;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
-pub use state::{AppState, Secrets, ServerOptions};
+pub use state::{
+    AppState, Secrets, ServerOptions, ADMIN_HEAVY_CONCURRENCY, ADMIN_HEAVY_WAIT,
+    DEFAULT_MAX_PAYLOAD_SIZE,
+};
 
 /// Request bodies up to 64 MiB: an agent report carries a job's whole output.
 pub const BODY_LIMIT: usize = 64 * 1024 * 1024;

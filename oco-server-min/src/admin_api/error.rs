@@ -15,7 +15,7 @@ use serde::Serialize;
 /// An error answered as `{"error": {"code", "message", "field"?, "position"?, "rendered"?,
 /// "conflicts"?}}` with its status.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     body: Box<ErrorBody>,
     /// Seconds for a `Retry-After` header.
@@ -45,7 +45,7 @@ pub(crate) struct Position {
 }
 
 /// The result of a handler.
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -64,25 +64,25 @@ impl ApiError {
     }
 
     /// The same error, naming `field`.
-    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+    pub(crate) fn with_field(mut self, field: impl Into<String>) -> Self {
         self.body.field = Some(field.into());
         self
     }
 
     /// 400: invalid input, naming the field.
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid", message).with_field(field)
     }
 
     /// 400: a body or query that does not decode (serde's message, with the path).
-    pub fn malformed(field: Option<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn malformed(field: Option<String>, message: impl Into<String>) -> Self {
         let mut error = ApiError::new(StatusCode::BAD_REQUEST, "malformed", message);
         error.body.field = field.filter(|path| !path.is_empty() && path != ".");
         error
     }
 
     /// 400: a constraint that does not parse, with the span and the caret rendering.
-    pub fn constraint(field: impl Into<String>, input: &str, error: &ParseError) -> Self {
+    pub(crate) fn constraint(field: impl Into<String>, input: &str, error: &ParseError) -> Self {
         let span: Range<usize> = error.span();
         let mut api = ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -99,17 +99,17 @@ impl ApiError {
     }
 
     /// 404: an unknown id.
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not-found", message)
     }
 
     /// 409: the change would break a rule of the data (a dependency cycle, …), said in `message`.
-    pub fn conflict(message: impl Into<String>) -> Self {
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::CONFLICT, "conflict", message)
     }
 
     /// 409: the change would make versions of one family remove each other forever.
-    pub fn family_conflicts(conflicts: Vec<Conflict>) -> Self {
+    pub(crate) fn family_conflicts(conflicts: Vec<Conflict>) -> Self {
         let mut error = ApiError::new(
             StatusCode::CONFLICT,
             "family-conflict",
@@ -121,7 +121,7 @@ impl ApiError {
     }
 
     /// 401: no admin token, or a wrong one.
-    pub fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -131,7 +131,7 @@ impl ApiError {
 
     /// 503 with `Retry-After: retry_after` seconds: heavy admin operations are all busy and the
     /// request waited `waited` for its turn.
-    pub fn busy(waited: std::time::Duration, retry_after: u64) -> Self {
+    pub(crate) fn busy(waited: std::time::Duration, retry_after: u64) -> Self {
         let mut error = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
@@ -147,7 +147,7 @@ impl ApiError {
     }
 
     /// 500: logged here; the client learns only that the server failed.
-    pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
+    pub(crate) fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!("admin API: {context}: {error}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -157,7 +157,7 @@ impl ApiError {
     }
 
     /// 413: a body over [`crate::BODY_LIMIT`].
-    pub fn too_large() -> Self {
+    pub(crate) fn too_large() -> Self {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
@@ -169,7 +169,7 @@ impl ApiError {
     }
 
     /// 413: a payload upload over `limit` bytes (`--max-payload-size`).
-    pub fn payload_too_large(limit: u64) -> Self {
+    pub(crate) fn payload_too_large(limit: u64) -> Self {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
@@ -178,7 +178,7 @@ impl ApiError {
     }
 
     /// 507: the disk of the payload directory is full; logged here.
-    pub fn insufficient_storage(context: &str, error: &dyn std::fmt::Display) -> Self {
+    pub(crate) fn insufficient_storage(context: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!("admin API: {context}: {error}");
         ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
@@ -189,7 +189,7 @@ impl ApiError {
 
     /// 500: a file could not be written; logged here, and the message says what was being
     /// written.
-    pub fn write_failed(context: &str, error: &dyn std::fmt::Display) -> Self {
+    pub(crate) fn write_failed(context: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!("admin API: {context}: {error}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -199,7 +199,7 @@ impl ApiError {
     }
 
     /// 415: a JSON route given a body of another content type.
-    pub fn unsupported_media_type() -> Self {
+    pub(crate) fn unsupported_media_type() -> Self {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
@@ -210,7 +210,7 @@ impl ApiError {
     /// The error for `status` when nothing more is known (a response made below the handlers:
     /// routing, body limits): its own code and message for the statuses the stack produces, the
     /// status's reason otherwise.
-    pub fn from_status(status: StatusCode) -> Self {
+    pub(crate) fn from_status(status: StatusCode) -> Self {
         match status {
             StatusCode::NOT_FOUND => ApiError::not_found("no such admin API route"),
             StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
@@ -234,11 +234,6 @@ impl ApiError {
                     .unwrap_or("the request was refused"),
             ),
         }
-    }
-
-    /// The status answered.
-    pub fn status(&self) -> StatusCode {
-        self.status
     }
 }
 

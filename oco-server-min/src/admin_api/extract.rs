@@ -152,9 +152,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// The default page length.
-pub const DEFAULT_LIMIT: usize = 100;
+pub(crate) const DEFAULT_LIMIT: usize = 100;
 /// The longest page.
-pub const MAX_LIMIT: usize = 1000;
+pub(crate) const MAX_LIMIT: usize = 1000;
 
 /// `?after=<last id>&limit=<n>`.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -198,7 +198,7 @@ impl PageQuery {
 
 /// One page of a listing: `{"items": [...], "next": <id to pass as after> | null}`.
 #[derive(Debug, Serialize)]
-pub struct Paged<T> {
+pub(crate) struct Paged<T> {
     /// The items, by id.
     pub items: Vec<T>,
     /// The `after` of the next page, `null` on the last.
@@ -208,7 +208,7 @@ pub struct Paged<T> {
 impl<T> Paged<T> {
     /// The page of `limit` items out of `items` (read with one item more than `limit`), `id` giving
     /// each item's id.
-    pub fn of(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> Self {
+    pub(crate) fn of(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> Self {
         let more = items.len() > limit;
         items.truncate(limit);
         let next = if more { items.last().map(id) } else { None };

@@ -41,11 +41,11 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use extract::PageQuery;
 
-pub use error::{ApiError, ApiResult};
-pub use extract::{Paged, DEFAULT_LIMIT, MAX_LIMIT};
+pub(crate) use error::{ApiError, ApiResult};
+pub(crate) use extract::Paged;
 
 /// The admin routes, relative to `/api/v1`, behind the admin token of `state`.
-pub fn router(state: &AppState) -> Router<AppState> {
+pub(crate) fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(computers::routes())
         .merge(groups::routes())
@@ -62,7 +62,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 }
 
 /// The path the admin API is served under.
-pub const PREFIX: &str = "/api/v1";
+pub(crate) const PREFIX: &str = "/api/v1";
 
 /// Gives every error response under [`PREFIX`] the JSON error shape.
 ///
@@ -72,7 +72,7 @@ pub const PREFIX: &str = "/api/v1";
 /// because only there does it see the first of these; the agent endpoint, outside the prefix,
 /// keeps the plain-text errors the OCO agent expects. Headers other than the body's own (an
 /// `Allow` of a 405) are kept.
-pub async fn json_errors(request: Request, next: Next) -> Response {
+pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let admin = path
         .strip_prefix(PREFIX)
