@@ -114,6 +114,23 @@ pub struct SeenNotRecorded {
     pub unwritten: Vec<(ComputerId, DateTime<Utc>)>,
 }
 
+impl std::fmt::Display for SeenNotRecorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} last-seen time(s) not written: {}",
+            self.unwritten.len(),
+            self.error
+        )
+    }
+}
+
+impl std::error::Error for SeenNotRecorded {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 impl<S: Store> Engine<S> {
     /// What computer `computer`, polling from `address` at `now`, gets: jobs to hand out and
     /// jobs held, with why. Writes what the poll settles (Wake-on-LAN shutdown marks), with
@@ -150,6 +167,21 @@ impl<S: Store> Engine<S> {
     }
 
     /// [`poll`](Self::poll) as an [`Operation`], for a driver of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::{run, Engine};
+    /// use oco_core::store::{testkit, MemoryStore};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let pc = testkit::fixture(engine.store()).computers[0].id;
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let op = engine.poll_op(pc, "10.0.0.7".parse()?, now);
+    /// assert!(run(engine.store(), op)?.deliver.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn poll_op(&self, computer: ComputerId, address: IpAddr, now: DateTime<Utc>) -> PollOp {
         PollOp {
             computer,
@@ -232,6 +264,33 @@ impl<S: Store> Engine<S> {
     /// [`report`](Self::report) as an [`Operation`], for a driver of its own: it ends with the
     /// report written and the [`FollowUp`] to run (with [`follow_up`](Self::follow_up)) after
     /// answering the agent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::deploy::{ContainerSettings, DeployRequest};
+    /// use oco_core::engine::{run, Engine};
+    /// use oco_core::model::{DeliveryPolicy, Name};
+    /// use oco_core::report::{AgentReport, ReportedState};
+    /// use oco_core::store::{testkit, MemoryStore};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let fixture = testkit::fixture(engine.store());
+    /// let (pc, package) = (fixture.computers[0].id, fixture.other.id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let container = ContainerSettings::new(Name::new("name", "tool")?, now, DeliveryPolicy::default());
+    /// let request = DeployRequest::new(container).with_computers([pc]).with_packages([package]);
+    /// let job = engine.deploy(&request, now)?.jobs[0].id;
+    ///
+    /// let done = AgentReport::new(job, 1, ReportedState::Succeeded).with_return_code(0);
+    /// let (reported, follow_up) = run(engine.store(), engine.report_op(pc, done, now))?;
+    /// assert!(reported.job_succeeded);
+    /// // The assignments changed: the computer's rules are re-evaluated, after answering.
+    /// assert_eq!(follow_up.computers, [pc]);
+    /// assert!(engine.follow_up(follow_up, now)?.is_empty()); // no rule
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn report_op(
         &self,
         reporter: ComputerId,
@@ -253,6 +312,10 @@ impl<S: Store> Engine<S> {
     ///
     /// As [`reevaluate`](Self::reevaluate); the computers before the failing one were
     /// re-evaluated.
+    ///
+    /// # Examples
+    ///
+    /// See [`report_op`](Self::report_op).
     pub fn follow_up(
         &self,
         follow_up: FollowUp,
@@ -273,6 +336,23 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// The store's, with the times not written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::Engine;
+    /// use oco_core::store::{testkit, MemoryStore, Store};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let [pc1, pc2] = testkit::fixture(engine.store()).computers.map(|pc| pc.id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// engine.store().delete_computer(pc2, now)?;
+    /// let recorded = engine.record_seen(vec![(pc1, now), (pc2, now)])?;
+    /// assert_eq!((recorded.written, recorded.skipped), (1, vec![pc2]));
+    /// assert_eq!(engine.store().computer(pc1)?.last_seen, Some(now));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn record_seen(
         &self,
         seen: Vec<(ComputerId, DateTime<Utc>)>,
@@ -280,7 +360,23 @@ impl<S: Store> Engine<S> {
         run(self.dyn_store(), self.record_seen_op(seen))
     }
 
-    /// [`record_seen`](Self::record_seen) as an [`Operation`].
+    /// [`record_seen`](Self::record_seen) as an [`Operation`]: one write of every time, then,
+    /// if a computer turned out deleted, one write per time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::{Engine, Operation, Step, Write};
+    /// use oco_core::store::{testkit, MemoryStore};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let pc = testkit::fixture(engine.store()).computers[0].id;
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let mut op = engine.record_seen_op(vec![(pc, now)]);
+    /// let Step::Write(Write::Apply(set)) = op.resume(engine.store()) else { unreachable!() };
+    /// assert_eq!(set.changes.len(), 1); // the driver writes it, with other requests' writes
+    /// ```
     pub fn record_seen_op(&self, seen: Vec<(ComputerId, DateTime<Utc>)>) -> RecordSeenOp {
         RecordSeenOp {
             seen,
@@ -328,7 +424,22 @@ impl<S: Store> Engine<S> {
         run(self.dyn_store(), self.housekeeping_op(now))
     }
 
-    /// [`housekeeping`](Self::housekeeping) as an [`Operation`].
+    /// [`housekeeping`](Self::housekeeping) as an [`Operation`]; see [`Operation`] for a driver
+    /// of it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::{run, Engine};
+    /// use oco_core::store::MemoryStore;
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let housekept = run(engine.store(), engine.housekeeping_op(now))?;
+    /// assert!(housekept.effects.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn housekeeping_op(&self, now: DateTime<Utc>) -> HousekeepingOp {
         HousekeepingOp {
             now,

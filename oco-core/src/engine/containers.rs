@@ -93,6 +93,26 @@ impl<S: Store> Engine<S> {
     ///
     /// [`EngineError::Deploy`] when the core refuses (an unknown id, a pair not assigned, no
     /// pairs); the store's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::deploy::{ContainerSettings, UninstallRequest};
+    /// use oco_core::engine::Engine;
+    /// use oco_core::model::{DeliveryPolicy, JobKind, Name};
+    /// use oco_core::store::{testkit, MemoryStore, Store};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let fixture = testkit::fixture(engine.store());
+    /// let (pc, package) = (fixture.computers[0].id, fixture.other.id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let _ = engine.assign(pc, package, now)?; // installed by hand
+    /// let container = ContainerSettings::new(Name::new("name", "remove")?, now, DeliveryPolicy::default());
+    /// let removal = engine.uninstall(&UninstallRequest::new(container, [(pc, package)]), now)?;
+    /// assert_eq!(engine.store().job(removal.jobs[0].id)?.kind, JobKind::Uninstall);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn uninstall(
         &self,
         request: &UninstallRequest,

@@ -134,6 +134,29 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// The store's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::Engine;
+    /// use oco_core::model::Name;
+    /// use oco_core::store::{testkit, MemoryStore, NewRule, RulePart};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let fixture = testkit::fixture(engine.store());
+    /// let (pc1, pc2) = (fixture.computers[0].id, fixture.computers[1].id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let office = engine.create_computer_group(Name::new("name", "office")?, None)?;
+    /// let _ = engine.set_computer_group_members(office.id, &[pc1, pc2], now)?;
+    /// let tools = engine.create_package_group(Name::new("name", "tools")?, None)?;
+    /// let _ = engine.set_package_group_members(tools.id, &[fixture.other.id], now)?;
+    /// let rule = engine.create_rule(NewRule::new(Name::new("name", "tools")?, office.id, tools.id, now), now)?.value;
+    ///
+    /// let before = engine.world_for(&oco_core::rules::RuleEvent::AssignmentsChanged { computer: pc1 })?;
+    /// assert_eq!(before.jobs(rule.id).len(), 1); // pc1's job of the rule: its part only
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn world_for(&self, event: &RuleEvent) -> Result<RuleWorld, EngineError> {
         Ok(read_world(self.dyn_store(), event.part().as_ref())?)
     }
@@ -189,6 +212,35 @@ impl<S: Store> Engine<S> {
     /// The store's; [`EngineError::Contended`] if a diff lost its race on every attempt
     /// ([`rule_attempts`](super::EngineOptions::rule_attempts)). Diffs applied before the error
     /// stand.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::Engine;
+    /// use oco_core::model::Name;
+    /// use oco_core::store::{testkit, MemoryStore, NewRule, RulePart};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let fixture = testkit::fixture(engine.store());
+    /// let (pc1, pc2) = (fixture.computers[0].id, fixture.computers[1].id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let office = engine.create_computer_group(Name::new("name", "office")?, None)?;
+    /// let _ = engine.set_computer_group_members(office.id, &[pc1, pc2], now)?;
+    /// let tools = engine.create_package_group(Name::new("name", "tools")?, None)?;
+    /// let _ = engine.set_package_group_members(tools.id, &[fixture.other.id], now)?;
+    /// let rule = engine.create_rule(NewRule::new(Name::new("name", "tools")?, office.id, tools.id, now), now)?.value;
+    ///
+    /// // pc2 leaves the group behind the engine's back, then the rule is re-evaluated for it.
+    /// let part = RulePart::computers([pc2]);
+    /// let before = engine.rule_world(Some(&part))?;
+    /// use oco_core::store::Store;
+    /// engine.store().set_computer_group_members(office.id, &[pc1])?;
+    /// let event = oco_core::rules::RuleEvent::ComputerGroupsChanged { computers: Some(vec![pc2]) };
+    /// let evaluated = engine.reevaluate_in(&event, Some(&part), &before, now)?;
+    /// assert_eq!((evaluated[0].rule, evaluated[0].deleted), (rule.id, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reevaluate_in(
         &self,
         event: &RuleEvent,
@@ -228,6 +280,29 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// As [`reevaluate_in`](Self::reevaluate_in).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::Engine;
+    /// use oco_core::model::Name;
+    /// use oco_core::store::{testkit, MemoryStore, NewRule, RulePart};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let fixture = testkit::fixture(engine.store());
+    /// let (pc1, pc2) = (fixture.computers[0].id, fixture.computers[1].id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let office = engine.create_computer_group(Name::new("name", "office")?, None)?;
+    /// let _ = engine.set_computer_group_members(office.id, &[pc1, pc2], now)?;
+    /// let tools = engine.create_package_group(Name::new("name", "tools")?, None)?;
+    /// let _ = engine.set_package_group_members(tools.id, &[fixture.other.id], now)?;
+    /// let rule = engine.create_rule(NewRule::new(Name::new("name", "tools")?, office.id, tools.id, now), now)?.value;
+    ///
+    /// let evaluated = engine.evaluate_rule(&rule, now)?;
+    /// assert_eq!(evaluated.inserted, 0, "already up to date");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn evaluate_rule(
         &self,
         rule: &DeploymentRule,
@@ -249,6 +324,30 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// As [`reevaluate_in`](Self::reevaluate_in).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::Engine;
+    /// use oco_core::model::Name;
+    /// use oco_core::store::{testkit, MemoryStore, NewRule, RulePart};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let fixture = testkit::fixture(engine.store());
+    /// let (pc1, pc2) = (fixture.computers[0].id, fixture.computers[1].id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let office = engine.create_computer_group(Name::new("name", "office")?, None)?;
+    /// let _ = engine.set_computer_group_members(office.id, &[pc1, pc2], now)?;
+    /// let tools = engine.create_package_group(Name::new("name", "tools")?, None)?;
+    /// let _ = engine.set_package_group_members(tools.id, &[fixture.other.id], now)?;
+    /// let rule = engine.create_rule(NewRule::new(Name::new("name", "tools")?, office.id, tools.id, now), now)?.value;
+    ///
+    /// let evaluated = engine.evaluate_all_rules([], now)?;
+    /// assert_eq!(evaluated.len(), 1);
+    /// assert!(evaluated[0].conflicts.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn evaluate_all_rules(
         &self,
         also: impl IntoIterator<Item = RuleId>,
@@ -273,6 +372,28 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// The store's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::Engine;
+    /// use oco_core::model::Name;
+    /// use oco_core::store::{testkit, MemoryStore, NewRule, RulePart};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let fixture = testkit::fixture(engine.store());
+    /// let (pc1, pc2) = (fixture.computers[0].id, fixture.computers[1].id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let office = engine.create_computer_group(Name::new("name", "office")?, None)?;
+    /// let _ = engine.set_computer_group_members(office.id, &[pc1, pc2], now)?;
+    /// let tools = engine.create_package_group(Name::new("name", "tools")?, None)?;
+    /// let _ = engine.set_package_group_members(tools.id, &[fixture.other.id], now)?;
+    /// let rule = engine.create_rule(NewRule::new(Name::new("name", "tools")?, office.id, tools.id, now), now)?.value;
+    ///
+    /// assert_eq!(engine.computer_group_members(office.id)?.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn computer_group_members(
         &self,
         group: ComputerGroupId,
@@ -286,6 +407,28 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// The store's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::Engine;
+    /// use oco_core::model::Name;
+    /// use oco_core::store::{testkit, MemoryStore, NewRule, RulePart};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let fixture = testkit::fixture(engine.store());
+    /// let (pc1, pc2) = (fixture.computers[0].id, fixture.computers[1].id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let office = engine.create_computer_group(Name::new("name", "office")?, None)?;
+    /// let _ = engine.set_computer_group_members(office.id, &[pc1, pc2], now)?;
+    /// let tools = engine.create_package_group(Name::new("name", "tools")?, None)?;
+    /// let _ = engine.set_package_group_members(tools.id, &[fixture.other.id], now)?;
+    /// let rule = engine.create_rule(NewRule::new(Name::new("name", "tools")?, office.id, tools.id, now), now)?.value;
+    ///
+    /// assert_eq!(engine.rule_members(&[&rule])?[&rule.id].len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rule_members(
         &self,
         rules: &[&DeploymentRule],
@@ -304,6 +447,29 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// The store's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::Engine;
+    /// use oco_core::model::Name;
+    /// use oco_core::store::{testkit, MemoryStore, NewRule, RulePart};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let fixture = testkit::fixture(engine.store());
+    /// let (pc1, pc2) = (fixture.computers[0].id, fixture.computers[1].id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let office = engine.create_computer_group(Name::new("name", "office")?, None)?;
+    /// let _ = engine.set_computer_group_members(office.id, &[pc1, pc2], now)?;
+    /// let tools = engine.create_package_group(Name::new("name", "tools")?, None)?;
+    /// let _ = engine.set_package_group_members(tools.id, &[fixture.other.id], now)?;
+    /// let rule = engine.create_rule(NewRule::new(Name::new("name", "tools")?, office.id, tools.id, now), now)?.value;
+    ///
+    /// let part = engine.rules_part(&[&rule])?;
+    /// assert_eq!((part.computers.len(), part.rule_jobs.len()), (2, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rules_part(&self, rules: &[&DeploymentRule]) -> Result<RulePart, EngineError> {
         let groups = self.store.computer_groups()?;
         let computers = members_in(&groups, rules.iter().map(|rule| rule.computer_group));
@@ -317,6 +483,29 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// The store's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_core::chrono::{TimeZone, Utc};
+    /// use oco_core::engine::Engine;
+    /// use oco_core::model::Name;
+    /// use oco_core::store::{testkit, MemoryStore, NewRule, RulePart};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let fixture = testkit::fixture(engine.store());
+    /// let (pc1, pc2) = (fixture.computers[0].id, fixture.computers[1].id);
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    /// let office = engine.create_computer_group(Name::new("name", "office")?, None)?;
+    /// let _ = engine.set_computer_group_members(office.id, &[pc1, pc2], now)?;
+    /// let tools = engine.create_package_group(Name::new("name", "tools")?, None)?;
+    /// let _ = engine.set_package_group_members(tools.id, &[fixture.other.id], now)?;
+    /// let rule = engine.create_rule(NewRule::new(Name::new("name", "tools")?, office.id, tools.id, now), now)?.value;
+    ///
+    /// let part = engine.package_group_part(tools.id, None)?;
+    /// assert!(part.rule_jobs.contains(&rule.id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn package_group_part(
         &self,
         group: PackageGroupId,
