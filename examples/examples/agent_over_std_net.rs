@@ -666,6 +666,29 @@ fn demo_with_payloads(payloads: &Path) -> Result<(), Box<dyn Error>> {
     let reply = agent.call("POST", &body)?;
     assert_eq!(agent.accept(&reply)?["job-succeeded"], true);
 
+    // The transport's own refusals, decided on the head before the body is read.
+    let oversized = format!(
+        "POST /api-agent.php HTTP/1.1\r\ncontent-type: application/json\r\n\
+         {}: {}\r\ncontent-length: {}\r\n\r\n",
+        signature::AGENT_SIGNATURE,
+        sign(&agent.key, b"{}"),
+        BODY_LIMIT + 1
+    );
+    let reply = exchange(server, oversized.as_bytes())?;
+    println!(
+        "agent: a body over the limit -> {} {}",
+        reply.status,
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.status, 413);
+    let form =
+        b"POST /api-agent.php HTTP/1.1\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\n{}";
+    let reply = exchange(server, form)?;
+    assert_eq!(
+        (reply.status, reply.body.as_slice()),
+        (400, &b"Content type mismatch"[..])
+    );
+
     // The reports noted when the agent was last seen; a server writes that every few seconds.
     flush_seen(&service);
     println!("the scripted agent's cycle went as it should");
@@ -710,8 +733,6 @@ impl ScriptedAgent {
     }
 
     fn call_signed(&self, method: &str, body: &[u8], key: &str) -> io::Result<HttpReply> {
-        let mut stream = TcpStream::connect(self.server)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
         let head = format!(
             "{method} /api-agent.php HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
              {}: {}\r\ncontent-length: {}\r\n\r\n",
@@ -720,13 +741,9 @@ impl ScriptedAgent {
             sign(key, body),
             body.len()
         );
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        // The server closes the connection after its answer.
-        let mut received = Vec::new();
-        stream.read_to_end(&mut received)?;
-        let reply = parse_reply(&received)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a malformed reply"))?;
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        let reply = exchange(self.server, &request)?;
         let method = serde_json::from_slice::<Value>(body).ok();
         let method = method
             .as_ref()
@@ -772,6 +789,18 @@ impl ScriptedAgent {
         self.last_reply = timestamp;
         Ok(json["result"]["params"].clone())
     }
+}
+
+/// Sends `request` on a connection of its own and reads the reply to the end (the server closes
+/// the connection after it).
+fn exchange(server: SocketAddr, request: &[u8]) -> io::Result<HttpReply> {
+    let mut stream = TcpStream::connect(server)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.write_all(request)?;
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received)?;
+    parse_reply(&received)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a malformed reply"))
 }
 
 /// A whole HTTP/1.1 reply: its status, headers (names in lower case) and body (as long as its
