@@ -1,1 +1,2 @@
-//! Short programs showing how to use `oco-core`; see the `examples/` folder of this crate.
+//! Short programs showing how to use `oco-core` and `oco-agent-protocol`; see the `examples/`
+//! folder of this crate.

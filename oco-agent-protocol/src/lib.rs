@@ -14,6 +14,13 @@
 //! - [`cache`]: the hello cache, a [`Store`](oco_core::store::Store) decorator that keeps what
 //!   each polling computer's hello hands out, in its wire form.
 //! - [`agent`]: the agent's side, request bodies byte for byte as the real agent writes them.
+//! - [`service`]: [`AgentService`](service::AgentService), the whole server side: one request's
+//!   body, signature header, address and time in, its status, body and signature header out.
+//!
+//! A transport moves bytes between its connections and the service. The server's HTTP endpoint
+//! (`oco-server-min`, on axum) is one; `examples/examples/agent_over_std_net.rs` in the
+//! workspace is another, on `std::net` with a thread per connection and no async runtime
+//! (`cargo run -p oco-examples --example agent_over_std_net`).
 //!
 //! # Examples
 //!
@@ -50,6 +57,84 @@
 //!     "b47f21d9c67663f6f52f2abd2290a888eb7e767c57e2695913ec36c7d59dc249"
 //! );
 //! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
+//! One hello and one report answered by [`AgentService::handle`](service::AgentService::handle)
+//! on an in-memory store: the agent gets its job, runs it, and hears that it succeeded, each
+//! reply signed with the server key the hello gave it.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use oco_agent_protocol::agent::{hello_body, job_state_body, HelloData, JobState};
+//! use oco_agent_protocol::cache::CachedStore;
+//! use oco_agent_protocol::keys::CountingKeys;
+//! use oco_agent_protocol::service::{AgentService, Body, Request, ServiceConfig, Status};
+//! use oco_agent_protocol::signature::{sign, verify};
+//! use oco_core::chrono::{Duration, TimeZone, Utc};
+//! use oco_core::deploy::{ContainerSettings, DeployRequest};
+//! use oco_core::engine::Engine;
+//! use oco_core::model::{DeliveryPolicy, Name, Procedure};
+//! use oco_core::store::{MemoryStore, NewComputer, NewPackage, Store};
+//! use serde_json::Value;
+//!
+//! // A computer with one job, in memory; every write goes through the hello cache.
+//! let store = Arc::new(CachedStore::new(Arc::new(MemoryStore::new()), 1 << 20));
+//! let service = AgentService::new(
+//!     Engine::new(store.clone()),
+//!     ServiceConfig::new("global-agent-key"),
+//!     Arc::new(CountingKeys::new()), // predictable keys; a server uses `keys::OsKeys`
+//! );
+//! let now = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+//! let pc = store.create_computer(NewComputer::new(Name::hostname("hostname", "pc1")?))?;
+//! let family = store.create_family(Name::new("name", "Editor")?)?;
+//! let install = Procedure::new("sh ./install.sh");
+//! let package = store.create_package(NewPackage::new(family.id, Name::new("version", "1.0")?, install))?;
+//! let container = ContainerSettings::new(Name::new("name", "Editor 1.0")?, now, DeliveryPolicy::default());
+//! let request = DeployRequest::new(container).with_computers([pc.id]).with_packages([package.id]);
+//! service.engine().deploy(&request, now)?;
+//!
+//! // The agent's first hello, signed with the global key: its keys and its job.
+//! let hello = hello_body("uid", "pc1", 1_700_000_000.5, &HelloData::minimal());
+//! let response = service.handle(Request {
+//!     signature: sign("global-agent-key", &hello),
+//!     body: hello,
+//!     address: Ok("10.0.0.7".parse()?),
+//!     now: now + Duration::seconds(1),
+//! });
+//! assert_eq!(response.status, Status::Ok);
+//! let Body::Json(bytes) = &response.body else { unreachable!("a hello is answered in JSON") };
+//! let reply: Value = serde_json::from_slice(bytes)?;
+//! let params = &reply["result"]["params"];
+//! let agent_key = params["agent-key"].as_str().unwrap_or_default();
+//! let server_key = params["server-key"].as_str().unwrap_or_default();
+//! assert!(verify(server_key, bytes, response.signature.as_deref().unwrap_or_default()));
+//! let job = &params["software-jobs"][0];
+//! assert_eq!(job["procedure"], "sh ./install.sh");
+//!
+//! // The job ran; its report is signed with the agent's new key.
+//! let done = JobState {
+//!     job_id: &job["id"],
+//!     state: 3,
+//!     return_code: Some(0),
+//!     download_progress: None,
+//!     message: "installed\n",
+//! };
+//! let report = job_state_body("uid", "pc1", 1_700_000_030.5, &done);
+//! let response = service.handle(Request {
+//!     signature: sign(agent_key, &report),
+//!     body: report,
+//!     address: Ok("10.0.0.7".parse()?),
+//!     now: now + Duration::seconds(31),
+//! });
+//! assert_eq!(response.status, Status::Ok);
+//! let Body::Json(bytes) = &response.body else { unreachable!("a report is answered in JSON") };
+//! assert!(verify(server_key, bytes, response.signature.as_deref().unwrap_or_default()));
+//! let answer: Value = serde_json::from_slice(bytes)?;
+//! assert_eq!(answer["result"]["params"]["job-succeeded"], true);
+//! // Every reply's timestamp is above the one before.
+//! assert!(answer["result"]["timestamp"].as_f64() > reply["result"]["timestamp"].as_f64());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod agent;

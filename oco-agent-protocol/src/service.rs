@@ -58,9 +58,17 @@ impl ServiceConfig {
     ///
     /// # Examples
     ///
-    /// ```ignore
+    /// ```
+    /// use oco_agent_protocol::service::ServiceConfig;
+    ///
     /// let config = ServiceConfig::new("global-agent-key").with_max_job_output(64 * 1024);
     /// assert!(!config.self_registration);
+    /// assert_eq!(config.max_job_output, 64 * 1024);
+    /// assert_eq!(config.max_clock_skew.as_secs(), 600);
+    ///
+    /// let open = config.with_registration("registration-key");
+    /// assert!(open.self_registration);
+    /// assert_eq!(open.registration_key.as_deref(), Some("registration-key"));
     /// ```
     pub fn new(global_key: impl Into<String>) -> Self {
         ServiceConfig {
@@ -105,6 +113,54 @@ impl ServiceConfig {
 ///
 /// Cheap to clone (one `Arc`); every clone shares the reply reservations and the last-seen
 /// times noted.
+///
+/// # Examples
+///
+/// A computer's first hello, answered on an in-memory store:
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use oco_agent_protocol::agent::{hello_body, HelloData};
+/// use oco_agent_protocol::cache::CachedStore;
+/// use oco_agent_protocol::keys::CountingKeys;
+/// use oco_agent_protocol::service::{AgentService, Body, Request, ServiceConfig, Status};
+/// use oco_agent_protocol::signature::{sign, verify};
+/// use oco_core::chrono::{TimeZone, Utc};
+/// use oco_core::engine::Engine;
+/// use oco_core::model::Name;
+/// use oco_core::store::{MemoryStore, NewComputer, Store};
+///
+/// // The store behind the hello cache, through which every write goes.
+/// let store = Arc::new(CachedStore::new(Arc::new(MemoryStore::new()), 1 << 20));
+/// store.create_computer(NewComputer::new(Name::hostname("hostname", "pc1")?))?;
+/// let service = AgentService::new(
+///     Engine::new(store.clone()),
+///     ServiceConfig::new("global-agent-key"),
+///     // Predictable keys for an example; a server makes them with `keys::OsKeys`.
+///     Arc::new(CountingKeys::new()),
+/// );
+///
+/// // The agent's first hello, signed with the global key.
+/// let body = hello_body("uid", "pc1", 1_700_000_000.5, &HelloData::minimal());
+/// let response = service.handle(Request {
+///     signature: sign("global-agent-key", &body),
+///     body,
+///     address: Ok("10.0.0.7".parse()?),
+///     now: Utc.timestamp_opt(1_700_000_001, 0).unwrap(),
+/// });
+/// assert_eq!(response.status, Status::Ok);
+/// let Body::Json(bytes) = &response.body else {
+///     unreachable!("a hello is answered in JSON");
+/// };
+/// // The keys of the computer, and the reply signed with the new server key.
+/// let reply: serde_json::Value = serde_json::from_slice(bytes)?;
+/// assert_eq!(reply["result"]["params"]["agent-key"], CountingKeys::nth(1));
+/// assert_eq!(reply["result"]["params"]["server-key"], CountingKeys::nth(2));
+/// let signature = response.signature.as_deref().unwrap_or_default();
+/// assert!(verify(&CountingKeys::nth(2), bytes, signature));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct AgentService(Arc<Shared>);
 
@@ -183,6 +239,16 @@ pub enum Body {
 }
 
 /// The payload archive of a package, for the transport to stream.
+///
+/// # Examples
+///
+/// ```
+/// use oco_agent_protocol::service::PayloadRef;
+/// use oco_core::model::PackageId;
+///
+/// let payload = PayloadRef { package: PackageId(3) };
+/// assert_eq!(payload.file_name(), "3.zip");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadRef {
     /// The package.
@@ -196,6 +262,19 @@ impl PayloadRef {
     }
 
     /// The answer when the package has no payload file: 400 `No payload for package N`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_agent_protocol::service::{Body, PayloadRef, Status};
+    /// use oco_core::model::PackageId;
+    ///
+    /// // The transport found no file to stream.
+    /// let missing = PayloadRef { package: PackageId(3) }.missing();
+    /// assert_eq!(missing.status, Status::BadRequest);
+    /// assert_eq!(missing.body, Body::Text("No payload for package 3".into()));
+    /// assert_eq!(missing.content_type(), "text/plain; charset=utf-8");
+    /// ```
     pub fn missing(&self) -> Response {
         Response::refused(
             Status::BadRequest,
@@ -285,6 +364,19 @@ fn refuse(status: Status, reason: impl Into<String>) -> Refusal {
 
 impl Refusal {
     /// The refusal of a body over the transport's limit of `limit` bytes (413).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_agent_protocol::service::{Body, Refusal, Response};
+    ///
+    /// let response = Response::from(Refusal::too_large(1024));
+    /// assert_eq!(response.status.code(), 413);
+    /// assert_eq!(
+    ///     response.body,
+    ///     Body::Text("Request body too large: the limit is 1024 bytes".into())
+    /// );
+    /// ```
     pub fn too_large(limit: usize) -> Refusal {
         refuse(
             Status::PayloadTooLarge,
@@ -381,6 +473,27 @@ impl AgentService {
     /// What the headers decide, before a byte of the body is read: the content type must be
     /// exactly `application/json` (400) and the signature header present and text (401).
     /// Returns the signature.
+    ///
+    /// # Errors
+    ///
+    /// The refusal to answer with, without reading the body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use oco_agent_protocol::service::{AgentService, Status};
+    ///
+    /// let signature = AgentService::check_headers(Some(b"application/json"), Some(b"f598"))?;
+    /// assert_eq!(signature, "f598");
+    ///
+    /// let refusal =
+    ///     AgentService::check_headers(Some(b"application/json; charset=utf-8"), Some(b"f598"))
+    ///         .unwrap_err();
+    /// assert_eq!((refusal.status, refusal.reason.as_str()), (Status::BadRequest, "Content type mismatch"));
+    /// let refusal = AgentService::check_headers(Some(b"application/json"), None).unwrap_err();
+    /// assert_eq!((refusal.status, refusal.reason.as_str()), (Status::Unauthorized, "Missing signature"));
+    /// # Ok::<(), oco_agent_protocol::service::Refusal>(())
+    /// ```
     pub fn check_headers<'h>(
         content_type: Option<&[u8]>,
         signature: Option<&'h [u8]>,
@@ -394,6 +507,64 @@ impl AgentService {
     }
 
     /// The exchange that answers `request`, for a driver to run.
+    ///
+    /// The driver resumes it with the store to read from, performs each write it asks for (on
+    /// that store, or batched with other requests' writes into one commit of the same data),
+    /// and hands back the result, until it ends with the [`Response`]. [`handle`](Self::handle)
+    /// is the simplest such driver.
+    ///
+    /// # Examples
+    ///
+    /// A driver by hand (`service` answers over `store`, as in the [type's example](Self)):
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use oco_agent_protocol::agent::{hello_body, HelloData};
+    /// # use oco_agent_protocol::cache::CachedStore;
+    /// # use oco_agent_protocol::keys::CountingKeys;
+    /// # use oco_agent_protocol::service::{AgentService, Request, ServiceConfig, Status};
+    /// # use oco_agent_protocol::signature::sign;
+    /// # use oco_core::chrono::{TimeZone, Utc};
+    /// # use oco_core::engine::Engine;
+    /// # use oco_core::model::Name;
+    /// # use oco_core::store::{MemoryStore, NewComputer, Store};
+    /// # let store = Arc::new(CachedStore::new(Arc::new(MemoryStore::new()), 1 << 20));
+    /// # let pc = store.create_computer(NewComputer::new(Name::hostname("hostname", "pc1")?))?;
+    /// # let service = AgentService::new(
+    /// #     Engine::new(store.clone()),
+    /// #     ServiceConfig::new("global-agent-key"),
+    /// #     Arc::new(CountingKeys::new()),
+    /// # );
+    /// use oco_core::engine::{Operation, Progress, Step, Write, Written};
+    ///
+    /// let body = hello_body("uid", "pc1", 1_700_000_000.5, &HelloData::minimal());
+    /// let mut exchange = service.exchange(Request {
+    ///     signature: sign("global-agent-key", &body),
+    ///     body,
+    ///     address: Ok("10.0.0.7".parse()?),
+    ///     now: Utc.timestamp_opt(1_700_000_001, 0).unwrap(),
+    /// });
+    /// let mut writes = 0;
+    /// let response = loop {
+    ///     let write = match exchange.resume(store.as_ref()) {
+    ///         Step::Done(response) => break response,
+    ///         Step::Write(write) => write,
+    ///     };
+    ///     writes += 1;
+    ///     let written = match write {
+    ///         Write::Apply(set) => Written::Applied(store.apply(&set)),
+    ///         Write::CreateComputer(computer) => Written::Created(store.create_computer(computer)),
+    ///     };
+    ///     // `Resume` after a lost race: the exchange reads and decides again.
+    ///     if let Progress::Done(response) = exchange.written(written) {
+    ///         break response;
+    ///     }
+    /// };
+    /// assert_eq!((response.status, writes), (Status::Ok, 1));
+    /// // The hello wrote the computer's new keys before it was answered.
+    /// assert_eq!(store.credentials(pc.id)?.agent_key, Some(CountingKeys::nth(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn exchange<B: AsRef<[u8]>>(&self, request: Request<B>) -> Exchange<B> {
         Exchange {
             service: self.clone(),
@@ -406,7 +577,9 @@ impl AgentService {
         }
     }
 
-    /// Answers `request` on the engine's store, each write applied directly.
+    /// Answers `request` on the engine's store, each write applied directly: the
+    /// [`exchange`](Self::exchange) run by [`oco_core::engine::run`]. See the [type's
+    /// example](Self).
     pub fn handle<B: AsRef<[u8]>>(&self, request: Request<B>) -> Response {
         oco_core::engine::run(self.0.engine.store().as_ref(), self.exchange(request))
     }
@@ -414,6 +587,61 @@ impl AgentService {
     /// The last-seen times noted since the last call, as an operation that writes them (`None`
     /// when there are none). Give the times it could not write back with
     /// [`requeue`](Self::requeue).
+    ///
+    /// A hello records its time itself (with the computer's credentials); the other requests of
+    /// an agent only note theirs, for a driver to write every few seconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use oco_agent_protocol::agent::{hello_body, HelloData};
+    /// # use oco_agent_protocol::cache::CachedStore;
+    /// # use oco_agent_protocol::keys::CountingKeys;
+    /// # use oco_agent_protocol::service::{AgentService, Request, ServiceConfig, Status};
+    /// # use oco_agent_protocol::signature::sign;
+    /// # use oco_core::chrono::{TimeZone, Utc};
+    /// # use oco_core::engine::Engine;
+    /// # use oco_core::model::Name;
+    /// # use oco_core::store::{MemoryStore, NewComputer, Store};
+    /// # let store = Arc::new(CachedStore::new(Arc::new(MemoryStore::new()), 1 << 20));
+    /// # let pc = store.create_computer(NewComputer::new(Name::hostname("hostname", "pc1")?))?;
+    /// # let service = AgentService::new(
+    /// #     Engine::new(store.clone()),
+    /// #     ServiceConfig::new("global-agent-key"),
+    /// #     Arc::new(CountingKeys::new()),
+    /// # );
+    /// use oco_agent_protocol::agent::plain_body;
+    ///
+    /// let hello = hello_body("uid", "pc1", 1_700_000_000.5, &HelloData::minimal());
+    /// let at = |seconds| Utc.timestamp_opt(seconds, 0).unwrap();
+    /// let response = service.handle(Request {
+    ///     signature: sign("global-agent-key", &hello),
+    ///     body: hello,
+    ///     address: Ok("10.0.0.7".parse()?),
+    ///     now: at(1_700_000_001),
+    /// });
+    /// assert_eq!(response.status, Status::Ok);
+    /// assert_eq!(service.flush().map(|_| ()), None); // the hello wrote its own
+    ///
+    /// // A later request, signed with the key the hello gave the agent.
+    /// let update = plain_body("oco.agent.update", "uid", "pc1", 1_700_000_060.5);
+    /// let response = service.handle(Request {
+    ///     signature: sign(&CountingKeys::nth(1), &update),
+    ///     body: update,
+    ///     address: Ok("10.0.0.7".parse()?),
+    ///     now: at(1_700_000_061),
+    /// });
+    /// assert_eq!(response.status, Status::Ok);
+    ///
+    /// let op = service.flush().expect("a time noted");
+    /// match oco_core::engine::run(store.as_ref(), op) {
+    ///     Ok(recorded) => assert_eq!(recorded.written, 1),
+    ///     Err(not_recorded) => service.requeue(&not_recorded.unwritten), // for the next flush
+    /// }
+    /// assert_eq!(store.computer(pc.id)?.last_seen, Some(at(1_700_000_061)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn flush(&self) -> Option<RecordSeenOp> {
         let pending: Vec<(ComputerId, DateTime<Utc>)> = self.seen().drain().collect();
         (!pending.is_empty()).then(|| self.0.engine.record_seen_op(pending))
