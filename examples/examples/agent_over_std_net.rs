@@ -154,7 +154,7 @@ impl Transport {
         let follow_up = response.follow_up.take();
         eprintln!(
             "server: {peer} {} {} -> {}",
-            response.method.as_deref().unwrap_or("-"),
+            response.method.unwrap_or("-"),
             response.hostname.as_deref().unwrap_or("-"),
             response.status.code(),
         );

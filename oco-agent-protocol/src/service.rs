@@ -337,8 +337,8 @@ pub struct Response {
     pub follow_up: Option<FollowUp>,
     /// A computer this request registered.
     pub registered: Option<ComputerId>,
-    /// The request's method, when the body said it.
-    pub method: Option<String>,
+    /// The request's method, when the body named one the protocol knows.
+    pub method: Option<&'static str>,
     /// The agent's hostname, when the body said it.
     pub hostname: Option<String>,
     /// What happened, for the log.
@@ -665,10 +665,21 @@ impl AgentService {
     }
 }
 
+/// The methods of the protocol.
+const METHODS: [&str; 6] = [
+    "oco.agent.hello",
+    "oco.agent.update_job_state",
+    "oco.agent.download",
+    "oco.agent.update",
+    "oco.agent.events",
+    "oco.agent.passwords",
+];
+
 /// What the exchange keeps of the request's head.
 #[derive(Debug)]
 struct Parsed {
-    method: String,
+    /// One of [`METHODS`], or `None` for another.
+    method: Option<&'static str>,
     hostname: String,
     timestamp: f64,
     package: Option<i64>,
@@ -781,9 +792,9 @@ impl<B: AsRef<[u8]>> Exchange<B> {
     /// Names the request in the response, and ends the exchange.
     fn finish(&mut self, mut response: Response) -> Response {
         self.stage = Stage::Done;
-        if let Some(head) = &self.head {
-            response.method = Some(head.method.clone());
-            response.hostname = Some(head.hostname.clone());
+        if let Some(head) = self.head.take() {
+            response.method = head.method;
+            response.hostname = Some(head.hostname);
         }
         response.registered = response.registered.or(self.registered);
         response
@@ -798,7 +809,8 @@ impl<B: AsRef<[u8]>> Exchange<B> {
             let method = self
                 .head
                 .as_ref()
-                .map_or("request", |head| head.method.as_str());
+                .and_then(|head| head.method)
+                .unwrap_or("request");
             return Step::Done(Response::internal(format!(
                 "{method} lost {} races in a row",
                 self.service.0.engine.options().agent_attempts
@@ -828,7 +840,7 @@ impl<B: AsRef<[u8]>> Exchange<B> {
         let head: Head<'_> = serde_json::from_slice(self.request.body.as_ref())
             .map_err(|error| refuse(Status::BadRequest, format!("Invalid request: {error}")))?;
         let parsed = Parsed {
-            method: head.method.to_string(),
+            method: METHODS.iter().copied().find(|&known| known == head.method),
             hostname: head.params.hostname.to_string(),
             timestamp: head.params.timestamp,
             package: head.params.package_id,
@@ -853,7 +865,12 @@ impl<B: AsRef<[u8]>> Exchange<B> {
                 ),
             ));
         }
-        let method = self.head.as_ref().map_or("", |head| head.method.as_str());
+        let Some(method) = self.head.as_ref().and_then(|head| head.method) else {
+            return Err(refuse(
+                Status::BadRequest,
+                format!("Unknown method `{}`", head.method),
+            ));
+        };
         match method {
             "oco.agent.hello" => match &self.request.address {
                 Ok(_) => Ok(Stage::Hello(None)),
@@ -1465,7 +1482,7 @@ impl<B: AsRef<[u8]>> Exchange<B> {
 }
 
 static EMPTY_HEAD: Parsed = Parsed {
-    method: String::new(),
+    method: None,
     hostname: String::new(),
     timestamp: 0.0,
     package: None,

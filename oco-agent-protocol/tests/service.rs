@@ -310,7 +310,7 @@ fn the_hello_vector_is_a_first_contact_of_a_registered_computer() {
     let timestamp = timestamp_text(bytes);
     assert_eq!(timestamp.split_once('.').unwrap().1.len(), 6, "{timestamp}");
     assert!(timestamp.parse::<f64>().unwrap() >= 1_700_000_001.25);
-    assert_eq!(response.method.as_deref(), Some("oco.agent.hello"));
+    assert_eq!(response.method, Some("oco.agent.hello"));
     assert_eq!(response.hostname.as_deref(), Some("testhost"));
     assert_eq!(response.registered, None);
     assert_eq!(
@@ -502,7 +502,7 @@ fn a_download_needs_a_pending_job_of_its_package() {
         refusal(&refused, Status::BadRequest),
         format!("No pending job for package {}", other.id)
     );
-    assert_eq!(refused.method.as_deref(), Some("oco.agent.download"));
+    assert_eq!(refused.method, Some("oco.agent.download"));
 }
 
 // ---------------------------------------------------------------------------------------------

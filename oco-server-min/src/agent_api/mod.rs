@@ -177,8 +177,8 @@ async fn endpoint(
         let now = state.clock().now();
         let mut answer = answer(&state, now, peer, &headers, body).await;
         let span = tracing::Span::current();
-        if let Some(method) = &answer.method {
-            span.record("method", method.as_str());
+        if let Some(method) = answer.method {
+            span.record("method", method);
         }
         if let Some(hostname) = &answer.hostname {
             span.record("hostname", hostname.as_str());
