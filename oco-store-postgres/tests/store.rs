@@ -1,0 +1,283 @@
+//! What the PostgreSQL store does beyond the conformance suite: its migrations, a change set
+//! failing at any statement or cut off by a killed connection leaves no trace, and the planner
+//! snapshot's index. Skipped, saying so, without `OCO_TEST_POSTGRES`; see `tests/common`.
+
+// Test fixtures fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use common::TestDatabase;
+use oco_core::model::{ContainerId, Job, JobKind, JobState, Origin};
+use oco_core::store::testkit::{self, fixture, Fixture};
+use oco_core::store::{Change, ChangeSet, Page, Store, StoreError};
+use oco_store_postgres::{PgStore, SCHEMA_VERSION};
+
+#[test]
+fn a_new_database_gets_the_current_schema_and_records_it() {
+    let Some(db) = TestDatabase::get("a_new_database_gets_the_current_schema_and_records_it")
+    else {
+        return;
+    };
+    let schema = db.schema();
+    let store = PgStore::connect_with(&db.url, &db.options(&schema)).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    drop(store);
+    // Opening again migrates nothing: one row per version.
+    let store = PgStore::connect_with(&db.url, &db.options(&schema)).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let mut client = db.client(Some(&schema));
+    let versions: Vec<i64> = client
+        .query(
+            "SELECT version FROM oco_schema_migrations ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=i64::from(SCHEMA_VERSION)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn stores_opened_at_once_migrate_one_after_the_other() {
+    let Some(db) = TestDatabase::get("stores_opened_at_once_migrate_one_after_the_other") else {
+        return;
+    };
+    let schema = db.schema();
+    let opened: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, options) = (db.url.clone(), db.options(&schema));
+            thread::spawn(move || PgStore::connect_with(&url, &options).map(drop))
+        })
+        .collect();
+    for handle in opened {
+        handle.join().unwrap().unwrap();
+    }
+    let count: i64 = db
+        .client(Some(&schema))
+        .query_one("SELECT count(*) FROM oco_schema_migrations", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(count, i64::from(SCHEMA_VERSION));
+}
+
+#[test]
+fn a_newer_schema_is_refused_naming_both_versions() {
+    let Some(db) = TestDatabase::get("a_newer_schema_is_refused_naming_both_versions") else {
+        return;
+    };
+    let schema = db.schema();
+    drop(PgStore::connect_with(&db.url, &db.options(&schema)).unwrap());
+    let newer = SCHEMA_VERSION + 1;
+    db.client(Some(&schema))
+        .execute(
+            "INSERT INTO oco_schema_migrations (version, description) VALUES ($1, 'future')",
+            &[&i64::from(newer)],
+        )
+        .unwrap();
+    let err = PgStore::connect_with(&db.url, &db.options(&schema)).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid: the database has schema version {newer}, newer than version \
+             {SCHEMA_VERSION} that this oco-store-postgres knows: open it with a newer release"
+        )
+    );
+}
+
+#[test]
+fn a_connection_string_that_does_not_parse_is_invalid() {
+    let err = PgStore::connect("postgres://host:notaport/db").unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("the PostgreSQL connection string does not parse"),
+        "{err}"
+    );
+}
+
+/// A change set of a container with `jobs` Waiting jobs on the fixture's first computer.
+fn big_container(f: &Fixture, jobs: usize) -> ChangeSet {
+    let job = Job::new(
+        Origin::Container(ContainerId(0)),
+        f.computers[0].id,
+        &f.packages[0],
+        JobKind::Install,
+        1,
+    );
+    ChangeSet {
+        changes: vec![Change::CreateContainer {
+            container: testkit::container("big"),
+            jobs: vec![job; jobs],
+        }],
+    }
+}
+
+#[test]
+fn a_failed_statement_rolls_the_whole_set_back() {
+    let Some(db) = TestDatabase::get("a_failed_statement_rolls_the_whole_set_back") else {
+        return;
+    };
+    let store = db.store();
+    let f = fixture(&store);
+    let c = testkit::create_container(
+        &store,
+        "c",
+        vec![Job::new(
+            Origin::Container(ContainerId(0)),
+            f.computers[0].id,
+            &f.packages[0],
+            JobKind::Install,
+            1,
+        )],
+    )
+    .0;
+    let job = store
+        .list_jobs(&oco_core::store::JobFilter::default(), Page::first(1))
+        .unwrap()[0]
+        .clone();
+    let mut done = job.clone();
+    done.state = JobState::Succeeded;
+    let set = ChangeSet {
+        changes: vec![
+            Change::UpdateJob {
+                expected: job.revision,
+                job: done,
+            },
+            Change::UpsertAssignment {
+                assignment: oco_core::model::Assignment {
+                    computer: job.computer,
+                    package: job.package,
+                    installed_at: testkit::at(3),
+                    job: Some(job.id),
+                },
+            },
+            Change::InsertJob {
+                job: Job::new(
+                    Origin::Container(c),
+                    f.computers[1].id,
+                    &f.other,
+                    JobKind::Install,
+                    1,
+                ),
+            },
+        ],
+    };
+    let before = testkit::dump(&store);
+    let mut n = 1;
+    loop {
+        store.fail_nth_statement(Some(n));
+        match store.apply(&set) {
+            Err(StoreError::Backend(_)) => {
+                assert_eq!(testkit::dump(&store), before, "statement {n} failed");
+                n += 1;
+            }
+            Ok(_) => break,
+            Err(other) => panic!("statement {n}: {other:?}"),
+        }
+    }
+    assert!(n > 4, "the set runs several statements, got {n}");
+    store.fail_nth_statement(None);
+    assert_eq!(store.job(job.id).unwrap().state, JobState::Succeeded);
+}
+
+#[test]
+fn a_connection_killed_mid_transaction_leaves_nothing_half_written() {
+    let Some(db) =
+        TestDatabase::get("a_connection_killed_mid_transaction_leaves_nothing_half_written")
+    else {
+        return;
+    };
+    let schema = db.schema();
+    // A name of its own, so that only this store's connection is terminated.
+    let separator = if db.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}application_name=oco-killed", db.url);
+    let store = PgStore::connect_with(&url, &db.options(&schema)).unwrap();
+    let f = fixture(&store);
+    let set = big_container(&f, 20_000);
+    let before = testkit::dump(&store);
+    let (started, started_rx) = mpsc::channel();
+    let mut client = db.client(None);
+    let killer = thread::spawn(move || {
+        started_rx.recv().unwrap();
+        // Up to about 10 s for the set's transaction to be seen inserting its jobs.
+        for _ in 0..5_000 {
+            let killed = client
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = 'oco-killed' AND query LIKE 'INSERT INTO jobs%'",
+                    &[],
+                )
+                .unwrap();
+            if killed.iter().any(|row| row.get::<_, bool>(0)) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        false
+    });
+    started.send(()).unwrap();
+    let result = store.apply(&set);
+    assert!(
+        killer.join().unwrap(),
+        "the applying connection was terminated"
+    );
+    let err = result.unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    // Nothing of the set is there, and the store goes on with a new connection.
+    assert_eq!(testkit::dump(&store), before);
+    assert!(store.apply(&big_container(&f, 1)).is_ok());
+}
+
+#[test]
+fn a_computers_pending_jobs_are_one_index_range_scan() {
+    let Some(db) = TestDatabase::get("a_computers_pending_jobs_are_one_index_range_scan") else {
+        return;
+    };
+    let schema = db.schema();
+    let store = PgStore::connect_with(&db.url, &db.options(&schema)).unwrap();
+    let f = fixture(&store);
+    // 300 computers with 5 jobs each: one computer's are a few rows among many.
+    let mut jobs = Vec::new();
+    for n in 0..300 {
+        let pc = store
+            .create_computer(testkit::new_computer(&format!("pc-{n}")))
+            .unwrap();
+        for package in [&f.packages[0], &f.packages[1], &f.other] {
+            jobs.push(Job::new(
+                Origin::Container(ContainerId(0)),
+                pc.id,
+                package,
+                JobKind::Install,
+                1,
+            ));
+        }
+    }
+    testkit::create_container(&store, "many", jobs);
+    let mut client = db.client(Some(&schema));
+    client.batch_execute("ANALYZE jobs").unwrap();
+    let plan: Vec<String> = client
+        .query(
+            "EXPLAIN (COSTS OFF) SELECT * FROM jobs j WHERE j.computer_id = $1 \
+             AND j.state IN ('waiting', 'downloading', 'executing')",
+            &[&f.computers[0].id.0],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.starts_with("Index Scan using jobs_by_computer on jobs"),
+        "{plan}"
+    );
+}
