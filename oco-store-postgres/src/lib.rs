@@ -69,6 +69,7 @@
 mod encode;
 mod read;
 mod schema;
+mod shared;
 mod write;
 
 use std::cell::RefCell;
@@ -95,6 +96,7 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row, Statement};
 
 pub use schema::SCHEMA_VERSION;
+pub use shared::{Leadership, Listener, Touched};
 
 /// How many times a write is attempted when PostgreSQL cancels it for a concurrent one.
 pub const WRITE_ATTEMPTS: u32 = 16;
@@ -172,6 +174,7 @@ impl PgStore {
         }
         let pool = Pool {
             config,
+            writer: writer_tag(),
             schema: options.schema.clone(),
             max: options.max_connections.max(1),
             wait: options.connect_timeout,
@@ -375,6 +378,9 @@ impl Session {
 /// The connections of a store.
 struct Pool {
     config: Config,
+    /// This store's `oco.writer` setting in each of its sessions, which its change notifications
+    /// carry: its own [`Listener`] leaves them out.
+    writer: String,
     schema: Option<String>,
     max: usize,
     wait: Duration,
@@ -444,13 +450,19 @@ impl Pool {
         }
     }
 
-    fn open(&self) -> StoreResult<Session> {
+    /// A new connection, set up as every session of the store is: its schema, its writer.
+    fn connect(&self) -> StoreResult<Client> {
         let mut client = self.config.connect(NoTls).map_err(backend)?;
+        let mut setup = format!("SET oco.writer TO '{}'", self.writer);
         if let Some(schema) = &self.schema {
-            client
-                .batch_execute(&format!("SET search_path TO {}", quote(schema)))
-                .map_err(backend)?;
+            setup.push_str(&format!("; SET search_path TO {}", quote(schema)));
         }
+        client.batch_execute(&setup).map_err(backend)?;
+        Ok(client)
+    }
+
+    fn open(&self) -> StoreResult<Session> {
+        let client = self.connect()?;
         Ok(Session {
             client,
             statements: HashMap::new(),
@@ -496,6 +508,15 @@ impl Drop for Pooled<'_> {
             self.pool.give_back(session);
         }
     }
+}
+
+/// A tag that tells this store's writes from every other process's: the process id and the
+/// time the store was opened.
+fn writer_tag() -> String {
+    let opened = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    format!("{}.{opened}", std::process::id())
 }
 
 /// `name` as a quoted SQL identifier.

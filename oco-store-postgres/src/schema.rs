@@ -13,10 +13,16 @@ struct Migration {
 }
 
 /// The migrations in order: migration `i` (0-based) brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[Migration] = &[Migration {
-    description: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        description: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        description: "change notifications",
+        sql: include_str!("../migrations/0002_change_notifications.sql"),
+    },
+];
 
 /// The schema version this code writes: the number of migrations.
 // Checked at compile time: a handful of migrations fits in a u32.
