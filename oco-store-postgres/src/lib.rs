@@ -172,9 +172,9 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("oco");
         }
-        let pool = Pool {
+        let mut pool = Pool {
             config,
-            writer: writer_tag(),
+            writer: String::new(),
             schema: options.schema.clone(),
             max: options.max_connections.max(1),
             wait: options.connect_timeout,
@@ -184,6 +184,16 @@ impl PgStore {
             }),
             returned: Condvar::new(),
         };
+        // A tag that tells this store's writes from every other's, drawn by the database (the
+        // store reads no random source of its own).
+        pool.writer = pool
+            .connect()?
+            .query_one(
+                "SELECT md5(random()::text || clock_timestamp()::text || pg_backend_pid())",
+                &[],
+            )
+            .and_then(|row| row.try_get(0))
+            .map_err(backend)?;
         let store = PgStore {
             pool,
             #[cfg(feature = "fault-injection")]
@@ -453,6 +463,7 @@ impl Pool {
     /// A new connection, set up as every session of the store is: its schema, its writer.
     fn connect(&self) -> StoreResult<Client> {
         let mut client = self.config.connect(NoTls).map_err(backend)?;
+        // The tag is hexadecimal digits: nothing to quote.
         let mut setup = format!("SET oco.writer TO '{}'", self.writer);
         if let Some(schema) = &self.schema {
             setup.push_str(&format!("; SET search_path TO {}", quote(schema)));
@@ -508,15 +519,6 @@ impl Drop for Pooled<'_> {
             self.pool.give_back(session);
         }
     }
-}
-
-/// A tag that tells this store's writes from every other process's: the process id and the
-/// time the store was opened.
-fn writer_tag() -> String {
-    let opened = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos());
-    format!("{}.{opened}", std::process::id())
 }
 
 /// `name` as a quoted SQL identifier.
