@@ -23,8 +23,16 @@
 //! finished while the snapshot was read makes the outlook stale at once, and a deploy to 100
 //! computers forgets the outlooks of those 100 computers only. Credentials, last-seen times,
 //! assignments, packages and groups are in no outlook, so their writes (every hello writes the
-//! credentials) forget nothing. The price: **the server must be the only writer of its
-//! database** (`DESIGN.md`).
+//! credentials) forget nothing. The price: every write must pass through the cache, so **the
+//! server is the only writer of its database** (`DESIGN.md`).
+//!
+//! **Other writers.** When other processes write to the same database (several servers on one
+//! PostgreSQL), [`CachedStore::shared`] makes the cache trust a hit only while someone who hears
+//! those writes says it may: [`CachedStore::touched_elsewhere`] forgets what another process's
+//! write touched, and [`CachedStore::in_sync_until`] says until when everything written elsewhere
+//! so far has been reported (a listener's round trip to the database). Past that instant, or
+//! before the first report, every hello plans from the store: a write by another process is seen
+//! within that bound, never later.
 //!
 //! **Bounded by memory.** The outlooks live in a concurrent cache of a configured size in bytes
 //! (`quick_cache`, S3-FIFO: frequency- and recency-aware, resistant to scans), each weighed by
@@ -36,7 +44,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use oco_core::chrono::{DateTime, Utc};
@@ -279,6 +287,13 @@ impl Stamps {
         origins.by_origin.insert(origin, epoch);
     }
 
+    /// Makes every outlook read before `epoch` stale.
+    fn everything(&self, epoch: u64) {
+        let mut origins = self.origins.write().unwrap_or_else(PoisonError::into_inner);
+        origins.by_origin.clear();
+        origins.floor = epoch;
+    }
+
     /// Whether no write since `outlook` was read touched its computer or origins.
     fn fresh(&self, computer: ComputerId, outlook: &Outlook) -> bool {
         if self.stripe(computer).load(Ordering::SeqCst) > outlook.epoch {
@@ -293,6 +308,17 @@ impl Stamps {
                     .is_none_or(|&stamp| stamp <= outlook.epoch)
             })
     }
+}
+
+/// What a write by another process touched (see [`CachedStore::touched_elsewhere`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elsewhere<'a> {
+    /// The jobs of these computers, or the computers themselves.
+    Computers(&'a [ComputerId]),
+    /// This container or rule.
+    Origin(Origin),
+    /// Anything: what was written is not known (a listener reconnected, say).
+    Everything,
 }
 
 /// What a write touched.
@@ -348,7 +374,14 @@ pub struct CachedStore {
     shared: Mutex<HashSet<Arc<str>>>,
     /// Held across each write and the stamps after it.
     writes: Mutex<()>,
+    /// With other writers ([`CachedStore::shared`]): until when (microseconds since the epoch)
+    /// a hit may be trusted; [`NOT_SYNCED`] before the first report. `None`: the only writer.
+    synced_until: Option<AtomicI64>,
 }
+
+/// [`CachedStore::synced_until`] before anything was reported, or after
+/// [`CachedStore::out_of_sync`].
+const NOT_SYNCED: i64 = i64::MIN;
 
 impl CachedStore {
     /// `inner` with a cache of at most `memory` bytes of outlooks (0: nothing is cached).
@@ -367,7 +400,98 @@ impl CachedStore {
             stamps: Stamps::new(),
             shared: Mutex::new(HashSet::new()),
             writes: Mutex::new(()),
+            synced_until: None,
         }
+    }
+
+    /// `inner` with a cache of at most `memory` bytes, when other processes write to the same
+    /// database too: a hit is trusted only until the instant the last
+    /// [`CachedStore::in_sync_until`] named, and their writes are reported with
+    /// [`CachedStore::touched_elsewhere`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use oco_core::chrono::{Duration, TimeZone, Utc};
+    /// use oco_core::chrono_tz::Tz;
+    /// use oco_core::model::{ContainerId, DeliveryPolicy, Origin, Schedule};
+    /// use oco_core::store::{testkit, Change, MemoryStore, Store};
+    /// use oco_core::Settings;
+    /// use oco_agent_protocol::cache::{CachedStore, Elsewhere};
+    ///
+    /// let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    /// let store = CachedStore::shared(Arc::new(MemoryStore::new()), 1 << 20);
+    /// let fixture = testkit::fixture(&store);
+    /// let mut container = testkit::container("c");
+    /// container.schedule = Schedule::new(now - Duration::days(1), None)?;
+    /// container.policy = DeliveryPolicy::new(Tz::UTC);
+    /// let pc = fixture.computers[0].id;
+    /// let job = testkit::job(Origin::Container(ContainerId(0)), pc, &fixture.packages[0], 1);
+    /// testkit::apply(&store, vec![Change::CreateContainer { container, jobs: vec![job] }]);
+    /// let lookup = store.agent_lookup("pc1")?.expect("pc1 exists");
+    /// let address = "10.0.0.1".parse()?;
+    /// let hello = || store.hello_outlook(&lookup, now, address, &Settings::default());
+    ///
+    /// hello()?;
+    /// assert!(!hello()?.hit, "nobody said the cache is in sync yet");
+    /// store.in_sync_until(now + Duration::seconds(2));
+    /// hello()?;
+    /// assert!(hello()?.hit);
+    /// // Another process wrote to this computer's jobs: planned again.
+    /// store.touched_elsewhere(Elsewhere::Computers(&[pc]));
+    /// assert!(!hello()?.hit);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shared(inner: Arc<dyn Store>, memory: u64) -> Self {
+        CachedStore {
+            synced_until: Some(AtomicI64::new(NOT_SYNCED)),
+            ..CachedStore::new(inner, memory)
+        }
+    }
+
+    /// Forgets what a write by another process touched (see [`CachedStore::shared`]). Safe to
+    /// call at any time, from any thread.
+    pub fn touched_elsewhere(&self, touched: Elsewhere<'_>) {
+        let _serial = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        let epoch = self.stamps.advance();
+        match touched {
+            Elsewhere::Computers(computers) => {
+                for &computer in computers {
+                    self.forget(computer, epoch);
+                }
+            }
+            Elsewhere::Origin(origin) => self.stamps.origin(origin, epoch),
+            Elsewhere::Everything => {
+                self.stamps.everything(epoch);
+                if let Some(outlooks) = &self.outlooks {
+                    outlooks.clear();
+                }
+            }
+        }
+    }
+
+    /// Says that every write by another process committed so far has been reported, and that
+    /// until `until` a hit may be trusted. A later instant than an earlier call's extends the
+    /// trust; an earlier one changes nothing. Without [`CachedStore::shared`], nothing to do.
+    pub fn in_sync_until(&self, until: DateTime<Utc>) {
+        if let Some(synced) = &self.synced_until {
+            synced.fetch_max(until.timestamp_micros(), Ordering::SeqCst);
+        }
+    }
+
+    /// Says that writes by other processes may go unreported from now on (the listener lost its
+    /// connection): no hit is trusted until the next [`CachedStore::in_sync_until`].
+    pub fn out_of_sync(&self) {
+        if let Some(synced) = &self.synced_until {
+            synced.store(NOT_SYNCED, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a hit may be trusted at `now`.
+    fn trusted_at(&self, now: DateTime<Utc>) -> bool {
+        self.synced_until
+            .as_ref()
+            .is_none_or(|synced| now.timestamp_micros() < synced.load(Ordering::SeqCst))
     }
 
     /// The wrapped store.
@@ -414,7 +538,10 @@ impl CachedStore {
         let computer = lookup.computer;
         if let Some(outlooks) = &self.outlooks {
             if let Some(hit) = outlooks.get(&computer) {
-                if hit.holds_at(now, address) && self.stamps.fresh(computer, &hit) {
+                if hit.holds_at(now, address)
+                    && self.stamps.fresh(computer, &hit)
+                    && self.trusted_at(now)
+                {
                     return Ok(HelloOutlook {
                         outlook: hit,
                         changes: ChangeSet::default(),

@@ -15,10 +15,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::thread;
 
-use oco_agent_protocol::cache::{CachedStore, HelloOutlook};
+use oco_agent_protocol::cache::{CachedStore, Elsewhere, HelloOutlook};
 use oco_core::chrono::{DateTime, Duration, TimeZone, Utc};
 use oco_core::chrono_tz::Tz;
-use oco_core::model::{ComputerId, ContainerId, JobState, Origin, Revision, Schedule};
+use oco_core::model::{
+    ComputerId, ContainerId, DeliveryPolicy, JobState, Origin, Revision, Schedule,
+};
 use oco_core::store::{
     testkit, AgentCredentials, Change, ChangeSet, MemoryStore, Page, Store, StoreResult,
 };
@@ -627,4 +629,120 @@ fn a_plan_overlapping_a_write_is_not_kept() {
         .unwrap();
     assert!(!after.hit, "a stale plan was kept: {after:?}");
     assert_eq!(after.outlook.delivered(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Other processes writing to the same database.
+
+/// Two caches over one store, as two server processes over one database; pc1 has one job of a
+/// container open since yesterday.
+fn two_processes() -> (CachedStore, CachedStore, ComputerId, ContainerId) {
+    let database: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let a = CachedStore::shared(database.clone(), 1 << 20);
+    let b = CachedStore::shared(database, 1 << 20);
+    let fixture = testkit::fixture(&a);
+    let mut container = testkit::container("c");
+    container.schedule = Schedule::new(start() - Duration::days(1), None).unwrap();
+    container.policy = DeliveryPolicy::new(Tz::UTC);
+    let pc = fixture.computers[0].id;
+    let jobs = [&fixture.packages[0], &fixture.other]
+        .into_iter()
+        .zip(1..)
+        .map(|(package, sequence)| {
+            testkit::job(Origin::Container(ContainerId(0)), pc, package, sequence)
+        })
+        .collect();
+    let applied = a
+        .apply(&ChangeSet {
+            changes: vec![Change::CreateContainer { container, jobs }],
+        })
+        .unwrap();
+    let container = applied.containers[0];
+    (a, b, pc, container)
+}
+
+fn hello(store: &CachedStore, now: DateTime<Utc>) -> HelloOutlook {
+    let lookup = store.agent_lookup("pc1").unwrap().unwrap();
+    store
+        .hello_outlook(&lookup, now, LAN.parse().unwrap(), &Settings::default())
+        .unwrap()
+}
+
+#[test]
+fn with_other_writers_a_hit_is_trusted_only_within_the_reported_bound() {
+    let (_, b, _, _) = two_processes();
+    let now = start();
+    assert!(!hello(&b, now).hit);
+    assert!(!hello(&b, now).hit, "nothing reported yet: no hit");
+    b.in_sync_until(now + Duration::seconds(2));
+    assert!(hello(&b, now).hit);
+    // An earlier bound does not shorten a later one.
+    b.in_sync_until(now + Duration::seconds(1));
+    assert!(hello(&b, now + Duration::milliseconds(1999)).hit);
+    assert!(
+        !hello(&b, now + Duration::seconds(2)).hit,
+        "past the bound the store answers"
+    );
+    let now = now + Duration::seconds(2);
+    // The listener lost its connection: no hit until it reports again.
+    b.out_of_sync();
+    assert!(!hello(&b, now).hit);
+    b.in_sync_until(now + Duration::seconds(2));
+    assert!(hello(&b, now).hit);
+}
+
+#[test]
+fn a_write_by_another_process_is_forgotten_when_reported() {
+    let (a, b, pc, container) = two_processes();
+    let now = start();
+    b.in_sync_until(now + Duration::days(1));
+    let before = hello(&b, now);
+    assert_eq!(before.outlook.delivered(), 2);
+
+    // A's job update, not yet reported to B: B still answers from its cache. This is the window
+    // the bound limits.
+    let job = a
+        .list_jobs(&Default::default(), Page::first(1))
+        .unwrap()
+        .remove(0);
+    let mut done = job.clone();
+    done.state = JobState::Succeeded;
+    a.apply(&ChangeSet {
+        changes: vec![Change::UpdateJob {
+            expected: job.revision,
+            job: done,
+        }],
+    })
+    .unwrap();
+    assert!(hello(&b, now).hit);
+    assert_eq!(
+        hello(&b, now).outlook.delivered(),
+        2,
+        "stale until reported"
+    );
+    b.touched_elsewhere(Elsewhere::Computers(&[pc]));
+    let after = hello(&b, now);
+    assert!(!after.hit);
+    assert_eq!(after.outlook.delivered(), 1);
+    assert!(hello(&b, now).hit);
+
+    // A container disabled elsewhere: reported as its origin.
+    let mut disabled = a.container(container).unwrap();
+    disabled.enabled = false;
+    a.apply(&ChangeSet {
+        changes: vec![Change::UpdateContainer {
+            container: disabled,
+        }],
+    })
+    .unwrap();
+    b.touched_elsewhere(Elsewhere::Origin(Origin::Container(container)));
+    let held = hello(&b, now);
+    assert!(!held.hit);
+    assert_eq!(held.outlook.delivered(), 0);
+
+    // Anything: every outlook is planned again.
+    assert!(hello(&b, now).hit);
+    b.touched_elsewhere(Elsewhere::Everything);
+    assert!(!hello(&b, now).hit);
+    assert!(hello(&b, now).hit);
 }
