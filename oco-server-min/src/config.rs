@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +51,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Holds the database, the secrets file and the payloads.
     pub data_dir: PathBuf,
+    /// The database: SQLite in the data directory unless an option named another.
+    pub database: Database,
+    /// The most connections to a PostgreSQL database this process opens for requests.
+    pub database_connections: usize,
     /// The agent API's path.
     pub agent_path: String,
     /// The default time zone of new delivery policies.
@@ -89,6 +94,74 @@ pub struct Config {
     pub admin_heavy_concurrency: usize,
     /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
     pub log: Option<String>,
+}
+
+/// Where the server keeps its data.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file (by default `oco.db` in the data directory): one server process.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by its connection URL: one or several server processes.
+    Postgres(String),
+}
+
+impl Database {
+    /// What the database is, fit for a log line: a PostgreSQL URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("SQLite {}", path.display()),
+            Database::Postgres(url) => format!("PostgreSQL {}", redact_password(url)),
+        }
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// `url` with the password of its user part, if any, replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// A `--database` value: a `postgres://` or `postgresql://` URL, or `sqlite:PATH`.
+fn parse_database(text: &str) -> Result<Database, String> {
+    let text = text.trim();
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return Ok(Database::Postgres(text.to_owned()));
+    }
+    match text.strip_prefix("sqlite:") {
+        Some(path) if !path.is_empty() => Ok(Database::Sqlite(PathBuf::from(path))),
+        _ => Err(format!(
+            "`{}` is not a database: a PostgreSQL URL (`postgres://user@host/dbname`) or \
+             `sqlite:PATH`",
+            redact_password(text)
+        )),
+    }
+}
+
+fn parse_database_connections(text: &str) -> Result<usize, String> {
+    whole(text, "connections").and_then(check_database_connections)
+}
+
+fn check_database_connections(count: usize) -> Result<usize, String> {
+    if (1..=1000).contains(&count) {
+        Ok(count)
+    } else {
+        Err(format!("{count} is not between 1 and 1000"))
+    }
 }
 
 /// When a commit reaches the disk (SQLite's `synchronous` in WAL mode).
@@ -137,9 +210,12 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// The SQLite database file.
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join(DATABASE_FILE)
+    /// The SQLite database file, when the database is SQLite.
+    pub fn database_path(&self) -> Option<&Path> {
+        match &self.database {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
     }
 
     /// The secrets file.
@@ -168,6 +244,10 @@ impl Config {
             admin_heavy_concurrency: self.admin_heavy_concurrency,
             admin_heavy_wait: crate::state::ADMIN_HEAVY_WAIT,
             payload_write_fault: None,
+            // The PostgreSQL client must not run on an async worker; several processes may
+            // share its database.
+            inline_reads: matches!(self.database, Database::Sqlite(_)),
+            other_writers: matches!(self.database, Database::Postgres(_)),
         }
     }
 
@@ -179,6 +259,14 @@ impl Config {
             idle_timeout: self.idle_timeout,
             max_connections,
             shutdown_grace: self.shutdown_grace,
+        }
+    }
+
+    /// How the PostgreSQL store connects.
+    pub fn postgres_options(&self) -> oco_store_postgres::Options {
+        oco_store_postgres::Options {
+            max_connections: self.database_connections,
+            ..oco_store_postgres::Options::default()
         }
     }
 
@@ -287,6 +375,22 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         Some(on) if !given("self_registration") => on,
         _ => cli.self_registration,
     };
+    let data_dir = match file.data_dir {
+        Some(dir) if !given("data_dir") => dir,
+        _ => cli.data_dir,
+    };
+    let database = match file.database {
+        Some(text) if !given("database") => {
+            Some(parse_database(&text).map_err(|message| value("database", message))?)
+        }
+        _ => cli.database,
+    }
+    .unwrap_or_else(|| Database::Sqlite(data_dir.join(DATABASE_FILE)));
+    let database_connections = match file.database_connections {
+        Some(count) if !given("database_connections") => check_database_connections(count)
+            .map_err(|message| value("database-connections", message))?,
+        _ => cli.database_connections,
+    };
     let synchronous = match file.synchronous {
         Some(mode) if !given("synchronous") => mode,
         _ => cli.synchronous,
@@ -368,10 +472,9 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
             file.listen,
             parse_socket_addr
         ),
-        data_dir: match file.data_dir {
-            Some(dir) if !given("data_dir") => dir,
-            _ => cli.data_dir,
-        },
+        data_dir,
+        database,
+        database_connections,
         agent_path: pick!(
             "agent_path",
             "agent-path",
@@ -433,6 +536,18 @@ struct Cli {
     /// payloads (payloads/); created if missing.
     #[arg(long, env = "OCO_DATA_DIR", value_name = "DIR", default_value = ".")]
     data_dir: PathBuf,
+
+    /// The database: a PostgreSQL URL (`postgres://user:password@host/dbname`), which several
+    /// server processes may share, or `sqlite:PATH`. Default: SQLite, oco.db in the data
+    /// directory. The secrets file and the payloads stay in the data directory: processes
+    /// sharing a database share it too (see the README).
+    #[arg(long, env = "OCO_DATABASE", value_name = "URL", value_parser = parse_database)]
+    database: Option<Database>,
+
+    /// The most connections to a PostgreSQL database this process opens for its requests (two
+    /// more listen to other processes' writes and hold the housekeeping lock).
+    #[arg(long, env = "OCO_DATABASE_CONNECTIONS", value_name = "COUNT", default_value = "16", value_parser = parse_database_connections)]
+    database_connections: usize,
 
     /// Path of the agent API (the agents' `api-url` ends with it).
     #[arg(long, env = "OCO_AGENT_PATH", value_name = "PATH", default_value = "/api-agent.php", value_parser = parse_agent_path)]
@@ -548,6 +663,8 @@ struct Cli {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    database: Option<String>,
+    database_connections: Option<usize>,
     agent_path: Option<String>,
     time_zone: Option<String>,
     trusted_proxy: Option<Vec<String>>,
@@ -789,6 +906,8 @@ mod tests {
             Config {
                 listen: "127.0.0.1:8080".parse().unwrap(),
                 data_dir: PathBuf::from("."),
+                database: Database::Sqlite(PathBuf::from("./oco.db")),
+                database_connections: 16,
                 agent_path: "/api-agent.php".into(),
                 time_zone: Tz::UTC,
                 trusted_proxies: vec![],
@@ -810,13 +929,81 @@ mod tests {
                 log: None,
             }
         );
-        assert_eq!(config.database_path(), Path::new("./oco.db"));
+        assert_eq!(config.database_path(), Some(Path::new("./oco.db")));
+        assert!(config.server_options().inline_reads);
+        assert!(!config.server_options().other_writers);
         assert_eq!(config.secrets_path(), Path::new("./oco-secrets.toml"));
         assert_eq!(config.server_options().payload_dir, Path::new("./payloads"));
         assert_eq!(
             config.store_options().synchronous,
             oco_store_sqlite::Synchronous::Normal
         );
+    }
+
+    #[test]
+    fn the_database_is_sqlite_in_the_data_dir_unless_named() {
+        let config = resolve(&matches(&["--data-dir", "/srv/oco"]), None).unwrap();
+        assert_eq!(config.database, Database::Sqlite("/srv/oco/oco.db".into()));
+        let config = resolve(&matches(&["--database", "sqlite:/tmp/x.db"]), None).unwrap();
+        assert_eq!(config.database_path(), Some(Path::new("/tmp/x.db")));
+
+        let url = "postgres://oco:s3cret@db.example:5432/oco?sslmode=disable";
+        let config = resolve(
+            &matches(&["--database", url, "--database-connections", "40"]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.database, Database::Postgres(url.into()));
+        assert_eq!(config.database_path(), None);
+        assert_eq!(config.postgres_options().max_connections, 40);
+        let options = config.server_options();
+        assert!(!options.inline_reads && options.other_writers);
+        // Neither the log line nor `Debug` shows the password.
+        let described = config.database.describe();
+        assert_eq!(
+            described,
+            "PostgreSQL postgres://oco:***@db.example:5432/oco?sslmode=disable"
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
+
+        // The file names it too; the command line beats the file.
+        let config = resolve(
+            &matches(&[]),
+            file("database = \"postgresql://oco@db/oco\"\ndatabase-connections = 4"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.database,
+            Database::Postgres("postgresql://oco@db/oco".into())
+        );
+        assert_eq!(config.database_connections, 4);
+        let config = resolve(
+            &matches(&["--database", "sqlite:a.db"]),
+            file("database = \"postgresql://oco@db/oco\""),
+        )
+        .unwrap();
+        assert_eq!(config.database, Database::Sqlite("a.db".into()));
+    }
+
+    #[test]
+    fn a_database_that_is_neither_is_refused() {
+        let err = command()
+            .try_get_matches_from(["oco-server-min", "--database", "mysql://u:pw@h/db"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a database"), "{err}");
+        // (clap quotes the argument as given; the explanation does not repeat the password.)
+        assert!(
+            err.contains("`mysql://u:***@h/db` is not a database"),
+            "{err}"
+        );
+        let err = resolve(&matches(&[]), file("database = \"sqlite:\"")).unwrap_err();
+        assert!(err.to_string().contains("`database`"), "{err}");
+        let err = command()
+            .try_get_matches_from(["oco-server-min", "--database-connections", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not between 1 and 1000"), "{err}");
     }
 
     #[test]

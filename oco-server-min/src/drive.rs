@@ -67,7 +67,10 @@ where
 {
     loop {
         let inline = match reads {
-            Reads::Inline => InlineSlot::take(&state.agent().inline_reads),
+            Reads::Inline if state.options().inline_reads => {
+                InlineSlot::take(&state.agent().inline_reads)
+            }
+            Reads::Inline => None,
             Reads::Blocking => None,
         };
         let (back, step) = match inline {

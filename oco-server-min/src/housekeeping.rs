@@ -8,10 +8,13 @@
 //! commit that marks the container's packets as sent, so a container is never woken twice, even
 //! across restarts; a packet that fails to leave is logged and not retried.
 //!
+//! With several processes on one database, only the one that [`Lead`]s runs it.
+//!
 //! [`HousekeepingStatus`] keeps what the last runs did for the admin API.
 
+use std::fmt;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use oco_core::chrono::{DateTime, Utc};
@@ -54,12 +57,37 @@ pub struct RunError {
 }
 
 /// How the housekeeping task runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct HousekeepingOptions {
     /// Time between the starts of two runs.
     pub interval: Duration,
     /// Where magic packets go (broadcast addresses, port 9 usually).
     pub wol_targets: Vec<SocketAddr>,
+    /// With several processes on one database: who runs housekeeping. `None`: this process
+    /// alone.
+    pub lead: Option<Arc<dyn Lead>>,
+}
+
+impl fmt::Debug for HousekeepingOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HousekeepingOptions")
+            .field("interval", &self.interval)
+            .field("wol_targets", &self.wol_targets)
+            .field("shared", &self.lead.is_some())
+            .finish()
+    }
+}
+
+/// Who among several server processes runs housekeeping: one at a time, so that a machine is
+/// woken once and a purge is not done twice.
+pub trait Lead: Send + Sync + 'static {
+    /// Whether this process leads now: confirms the lead if it holds it, takes it if it is free.
+    /// Blocks (the server calls it from a blocking thread).
+    ///
+    /// # Errors
+    ///
+    /// The store's: then this process does not know, and skips the run.
+    fn lead(&self) -> Result<bool, StoreError>;
 }
 
 /// Why a run failed.
@@ -200,9 +228,37 @@ pub async fn run_periodically(
                 }
             }
             _ = ticks.tick() => {
+                if !leads(options.lead.as_ref()).await {
+                    continue;
+                }
                 // Failures are recorded and logged by the run; the next run tries again.
                 let _ = run_once(&state, &options.wol_targets).await;
             }
+        }
+    }
+}
+
+/// Whether this process is to run housekeeping now.
+async fn leads(lead: Option<&Arc<dyn Lead>>) -> bool {
+    let Some(lead) = lead.cloned() else {
+        return true;
+    };
+    match tokio::task::spawn_blocking(move || lead.lead()).await {
+        Ok(Ok(leads)) => {
+            if !leads {
+                tracing::debug!("another process runs housekeeping");
+            }
+            leads
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(
+                "cannot tell whether this process leads housekeeping: {error}; run skipped"
+            );
+            false
+        }
+        Err(error) => {
+            tracing::error!("the housekeeping lead check did not finish: {error}; run skipped");
+            false
         }
     }
 }

@@ -56,6 +56,7 @@ pub mod connections;
 mod drive;
 pub mod housekeeping;
 pub mod payloads;
+pub mod peers;
 pub mod secrets;
 mod state;
 

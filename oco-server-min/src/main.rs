@@ -1,7 +1,8 @@
 //! `oco-server-min`: parses the options, opens the store and serves (see the crate docs).
 //!
 //! Start-up: options ([`config`]), logging, the data directory, the secrets file ([`secrets`]),
-//! the SQLite store, the descriptor limit (raised to the hard limit; the connection cap is sized
+//! the store (SQLite, or PostgreSQL with [`peers`]' listener and housekeeping lead), the
+//! descriptor limit (raised to the hard limit; the connection cap is sized
 //! from it). Then it serves [`oco_server_min::app`] through [`connections::serve`] with the
 //! housekeeping task and the periodic flush of the agent API's coalesced state beside it, until
 //! SIGINT or SIGTERM: then idle and stalled connections close at once, in-flight requests finish
@@ -10,19 +11,21 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oco_core::store::StoreError;
+use oco_core::store::{Store, StoreError};
 use oco_core::Settings;
-use oco_server_min::clock::SystemClock;
+use oco_server_min::clock::{Clock, SystemClock};
 use oco_server_min::config::{self, Config};
 use oco_server_min::connections::{self, ConnectionOptions};
-use oco_server_min::housekeeping::{self, HousekeepingOptions};
+use oco_server_min::housekeeping::{self, HousekeepingOptions, Lead};
+use oco_server_min::peers::{self, PgLeadership};
 use oco_server_min::secrets::{self, Outcome, SecretsError};
 use oco_server_min::AppState;
+use oco_store_postgres::PgStore;
 use oco_store_sqlite::SqliteStore;
 use tokio::sync::watch;
 
@@ -54,7 +57,8 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let connections = connection_options(&config);
-    match start(&config).and_then(|(state, store)| serve(&config, connections, state, store)) {
+    match start(&config).and_then(|(state, database)| serve(&config, connections, state, database))
+    {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -78,8 +82,11 @@ enum Error {
     },
     #[error(transparent)]
     Secrets(#[from] SecretsError),
-    #[error("database {}: {source}", path.display())]
-    Store { path: PathBuf, source: StoreError },
+    #[error("database {database}: {source}")]
+    Store {
+        database: String,
+        source: StoreError,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -139,7 +146,7 @@ fn connection_options(config: &Config) -> ConnectionOptions {
 }
 
 /// Prepares the data directory, the secrets and the store.
-fn start(config: &Config) -> Result<(AppState, Arc<SqliteStore>), Error> {
+fn start(config: &Config) -> Result<(AppState, Database), Error> {
     // The data directory holds the keys of every agent: created for its owner only (0700),
     // and an existing one that others can enter or read is reported.
     for dir in [config.data_dir.clone(), config.payload_dir()] {
@@ -152,11 +159,15 @@ fn start(config: &Config) -> Result<(AppState, Arc<SqliteStore>), Error> {
             source,
         })?;
     }
+    let database_file = config.database_path().map(Path::to_path_buf);
     for path in [
-        config.data_dir.clone(),
-        config.payload_dir(),
-        config.database_path(),
-    ] {
+        Some(config.data_dir.clone()),
+        Some(config.payload_dir()),
+        database_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
         if path.exists() && secrets::readable_by_others(&path)? {
             tracing::warn!(
                 "{} can be read by other users; `chmod go-rwx` it (it holds agent keys or payloads)",
@@ -164,9 +175,16 @@ fn start(config: &Config) -> Result<(AppState, Arc<SqliteStore>), Error> {
             );
         }
     }
-    // Uploads a crash interrupted; no upload runs yet.
+    // Uploads a crash interrupted; no upload of this process runs yet, but another process
+    // sharing the directory may be writing one: only files no upload wrote to for twice the
+    // body timeout (after which an upload is cut off) go.
     let payloads = config.payload_dir();
-    match oco_server_min::payloads::remove_partials(&payloads) {
+    let idle_for = 2 * config.body_timeout.max(Duration::from_secs(30));
+    match oco_server_min::payloads::remove_partials(
+        &payloads,
+        std::time::SystemTime::from(SystemClock.now()),
+        idle_for,
+    ) {
         Ok(removed) if !removed.is_empty() => tracing::info!(
             "removed {} interrupted upload(s) from {}",
             removed.len(),
@@ -212,40 +230,70 @@ fn start(config: &Config) -> Result<(AppState, Arc<SqliteStore>), Error> {
         );
     }
 
-    let database = config.database_path();
-    let store = SqliteStore::open_with(&database, &config.store_options()).map_err(|source| {
-        Error::Store {
-            path: database.clone(),
-            source,
+    let (store, database): (Arc<dyn Store>, Database) = match &config.database {
+        config::Database::Sqlite(path) => {
+            let store = SqliteStore::open_with(path, &config.store_options())
+                .map_err(|source| store_error(config, source))?;
+            tracing::info!(
+                "database {} (synchronous = {:?})",
+                config.database.describe(),
+                config.synchronous
+            );
+            let store = Arc::new(store);
+            (store.clone(), Database::Sqlite(store))
         }
-    })?;
-    tracing::info!(
-        "database {} (synchronous = {:?})",
-        database.display(),
-        config.synchronous
-    );
+        config::Database::Postgres(url) => {
+            let store = PgStore::connect_with(url, &config.postgres_options())
+                .map_err(|source| store_error(config, source))?;
+            tracing::info!(
+                "database {} (at most {} connections for requests); other server processes \
+                 may share it",
+                config.database.describe(),
+                config.database_connections
+            );
+            let store = Arc::new(store);
+            (store.clone(), Database::Postgres(store))
+        }
+    };
     let shared = [stored.agent_key.as_str(), stored.registration_key.as_str()];
-    match oco_server_min::agent_api::forget_shared_keys(&store, &shared) {
+    let replaced = match &database {
+        Database::Sqlite(sqlite) => oco_server_min::agent_api::forget_shared_keys(
+            |from, to| sqlite.replace_previous_agent_key(from, to),
+            &shared,
+        ),
+        Database::Postgres(pg) => oco_server_min::agent_api::forget_shared_keys(
+            |from, to| pg.replace_previous_agent_key(from, to),
+            &shared,
+        ),
+    };
+    match replaced {
         Ok(0) => {}
         Ok(rows) => tracing::info!(
             "replaced the copies of a shared agent key in {rows} computer row(s) by a fingerprint"
         ),
-        Err(source) => {
-            return Err(Error::Store {
-                path: database,
-                source,
-            })
-        }
+        Err(source) => return Err(store_error(config, source)),
     }
-    let store = Arc::new(store);
     let state = AppState::new(
-        store.clone(),
+        store,
         Arc::new(SystemClock),
         Settings::default(),
         config.server_options(),
         stored.for_server(config.self_registration),
     )?;
-    Ok((state, store))
+    Ok((state, database))
+}
+
+/// The store a server runs on.
+enum Database {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+fn store_error(config: &Config, source: StoreError) -> Error {
+    Error::Store {
+        database: config.database.describe(),
+        source,
+    }
 }
 
 /// Serves until a signal, then stops in order and closes the store.
@@ -253,15 +301,35 @@ fn serve(
     config: &Config,
     connections: ConnectionOptions,
     state: AppState,
-    store: Arc<SqliteStore>,
+    database: Database,
 ) -> Result<(), Error> {
+    let (listening, lead) = match &database {
+        Database::Sqlite(_) => (None, None),
+        Database::Postgres(pg) => {
+            let listening = peers::listen(
+                pg.clone(),
+                state.cached_store().clone(),
+                Arc::new(SystemClock),
+            )?;
+            let lead: Arc<dyn Lead> = Arc::new(PgLeadership::new(pg.clone()));
+            (Some(listening), Some(lead))
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve_until_signal(config, connections, state))?;
+    let served = runtime.block_on(serve_until_signal(config, connections, state, lead));
     // Every task is done; the runtime's blocking threads may still hold the store a moment.
     runtime.shutdown_timeout(CLOSE_TIMEOUT);
-    close(store);
+    if let Some(listening) = listening {
+        listening.stop();
+    }
+    served?;
+    match database {
+        Database::Sqlite(store) => close(store),
+        // Its connections close as the last holder lets go; nothing is left to checkpoint.
+        Database::Postgres(_) => {}
+    }
     Ok(())
 }
 
@@ -269,6 +337,7 @@ async fn serve_until_signal(
     config: &Config,
     connections: ConnectionOptions,
     state: AppState,
+    lead: Option<Arc<dyn Lead>>,
 ) -> Result<(), Error> {
     // Signal handlers first: a signal that arrives once the server is announced must stop it
     // gracefully, not kill it.
@@ -291,6 +360,7 @@ async fn serve_until_signal(
         HousekeepingOptions {
             interval: config.housekeeping_interval,
             wol_targets: config.wol_targets.clone(),
+            lead,
         },
         stopped.clone(),
     ));

@@ -8,7 +8,8 @@
 //! all *before* the package row is updated: whatever the moment of a crash, a row with a payload
 //! has its file. A crash can leave the opposite, a file whose row does not say so yet; it is
 //! never served (downloads check the row), and the next upload replaces it. Temporary files left
-//! by a crash are removed by [`remove_partials`] when the server starts.
+//! by a crash are removed by [`remove_partials`] when the server starts (those no upload wrote
+//! to lately: another process sharing the directory may be writing one).
 //!
 //! A file replaced by an upload is kept (a hard link) until the row is written, so that a failed
 //! row write can put it back ([`Replaced::undo`]).
@@ -22,6 +23,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use oco_core::model::Sha256Digest;
@@ -344,14 +346,21 @@ impl Drop for PartialPayload {
     }
 }
 
-/// Removes the temporary files of uploads a crash interrupted from `dir`; their paths. A
-/// missing directory has none. Call it before serving: an upload in progress in this or another
-/// process would lose its file.
+/// Removes from `dir` the temporary files of uploads a crash interrupted: those not written to
+/// since `idle_for` before `now`; their paths. A missing directory has none.
+///
+/// An upload in progress writes its file at least once per body timeout (a slower client is
+/// cut off, and its file removed), so with `idle_for` above the body timeout an upload in
+/// progress in this or another process sharing the directory keeps its file.
 ///
 /// # Errors
 ///
 /// Reading the directory or removing a file.
-pub fn remove_partials(dir: &Path) -> io::Result<Vec<PathBuf>> {
+pub fn remove_partials(
+    dir: &Path,
+    now: SystemTime,
+    idle_for: Duration,
+) -> io::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -362,9 +371,19 @@ pub fn remove_partials(dir: &Path) -> io::Result<Vec<PathBuf>> {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(PARTIAL_SUFFIX) && entry.file_type()?.is_file() {
-            std::fs::remove_file(entry.path())?;
-            removed.push(entry.path());
+        if !(name.starts_with('.') && name.ends_with(PARTIAL_SUFFIX)) {
+            continue;
+        }
+        let metadata = entry.metadata()?;
+        // A file written in the future (a clock set back) counts as written now.
+        let idle = now.duration_since(metadata.modified()?).unwrap_or_default();
+        if metadata.is_file() && idle >= idle_for {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed.push(entry.path()),
+                // Another process removed it first.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
         }
     }
     removed.sort();

@@ -133,8 +133,11 @@ pub fn load_or_create(path: &Path) -> Result<(StoredSecrets, Outcome), SecretsEr
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let secrets = StoredSecrets::generate()?;
-            write_new(path, &secrets).map_err(io)?;
-            return Ok((secrets, Outcome::Created));
+            if write_new(path, &secrets).map_err(io)? {
+                return Ok((secrets, Outcome::Created));
+            }
+            // Another process starting on the same directory created it first: use its.
+            std::fs::read_to_string(path).map_err(io)?
         }
         Err(error) => return Err(io(error)),
     };
@@ -239,18 +242,33 @@ fn parse(path: &Path, text: &str) -> Result<SecretsFile, SecretsError> {
     Ok(file)
 }
 
-/// Creates the file at `path` with mode 0600, failing if it exists.
-fn write_new(path: &Path, secrets: &StoredSecrets) -> std::io::Result<()> {
+/// Creates the file at `path` with mode 0600, whole or not at all: written to a temporary file,
+/// then linked to `path` unless that exists. `false` if it existed (the file is left as it is):
+/// of processes starting at once on one directory, one creates it and the others read it.
+fn write_new(path: &Path, secrets: &StoredSecrets) -> std::io::Result<bool> {
+    let mut temporary = path.as_os_str().to_owned();
+    let unique = random_key(12).map_err(std::io::Error::other)?;
+    temporary.push(format!(".{unique}.new"));
+    let temporary = PathBuf::from(temporary);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(secrets.to_toml().as_bytes())?;
-    file.sync_all()
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(secrets.to_toml().as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    // The temporary name goes whatever happened; a failure to remove it only leaves a file.
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 /// Replaces the file at `path` atomically (a new file, then a rename).
@@ -262,13 +280,43 @@ fn replace(path: &Path, secrets: &StoredSecrets) -> std::io::Result<()> {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
         _ => {}
     }
-    write_new(&temporary, secrets)?;
+    if !write_new(&temporary, secrets)? {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{} is being written by another process",
+                temporary.display()
+            ),
+        ));
+    }
     std::fs::rename(&temporary, path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_starting_at_once_all_get_the_secrets_of_the_one_that_created_them() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("oco-secrets.toml");
+            let loaded: Vec<_> = std::thread::scope(|scope| {
+                let starts: Vec<_> = (0..8)
+                    .map(|_| scope.spawn(|| load_or_create(&path).unwrap()))
+                    .collect();
+                starts.into_iter().map(|s| s.join().unwrap()).collect()
+            });
+            let created: Vec<_> = loaded
+                .iter()
+                .filter(|(_, outcome)| *outcome == Outcome::Created)
+                .collect();
+            assert_eq!(created.len(), 1, "one creates the file");
+            assert!(loaded.iter().all(|(secrets, _)| *secrets == created[0].0));
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert_eq!(left.len(), 1, "no temporary file is left");
+        }
+    }
 
     #[test]
     fn first_start_creates_the_file_private_and_second_reads_the_same() {

@@ -79,6 +79,16 @@ pub struct ServerOptions {
     /// How long a heavy admin operation waits for its turn before it is refused with 503 and
     /// `Retry-After` ([`ADMIN_HEAVY_WAIT`] by default).
     pub admin_heavy_wait: Duration,
+    /// Whether the short reads of agent requests may run on the async workers (`true` by
+    /// default: a SQLite read takes microseconds). `false` for a store that waits on the
+    /// network, or that must not run inside an async runtime (PostgreSQL's client): every read
+    /// then runs on a blocking thread.
+    pub inline_reads: bool,
+    /// Whether other server processes write to the same database (`false` by default). Then
+    /// the hello cache trusts a hit only while their writes are being heard
+    /// ([`CachedStore::shared`]): the caller must report them, as
+    /// [`crate::peers::listen`] does for PostgreSQL.
+    pub other_writers: bool,
 }
 
 /// The default largest payload upload: 16 GiB.
@@ -106,6 +116,8 @@ impl Default for ServerOptions {
             payload_write_fault: None,
             admin_heavy_concurrency: ADMIN_HEAVY_CONCURRENCY,
             admin_heavy_wait: ADMIN_HEAVY_WAIT,
+            inline_reads: true,
+            other_writers: false,
         }
     }
 }
@@ -138,7 +150,8 @@ impl AppState {
     /// The state of a server on `store`, reading time from `clock`; starts the group committer.
     ///
     /// The server wraps `store` in a [`CachedStore`] and writes only through it: from here on,
-    /// nothing else may write to `store`.
+    /// nothing else may write to `store`, unless [`ServerOptions::other_writers`] says so and
+    /// their writes are reported to [`AppState::cached_store`].
     ///
     /// # Errors
     ///
@@ -150,7 +163,11 @@ impl AppState {
         options: ServerOptions,
         secrets: Secrets,
     ) -> std::io::Result<AppState> {
-        let cached = Arc::new(CachedStore::new(store, options.hello_cache_memory));
+        let cached = Arc::new(if options.other_writers {
+            CachedStore::shared(store, options.hello_cache_memory)
+        } else {
+            CachedStore::new(store, options.hello_cache_memory)
+        });
         let store: Arc<dyn Store> = cached.clone();
         let committer = Committer::start(store.clone())?;
         let engine_options = EngineOptions::default().with_settings(settings);

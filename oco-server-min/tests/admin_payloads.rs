@@ -12,6 +12,7 @@ mod common;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use admin_support::{error, Api, TOKEN};
 use axum::body::{Body, Bytes};
@@ -585,7 +586,25 @@ fn stale_partial_uploads_are_removed() {
         std::fs::write(payloads.join(name), b"x").unwrap();
     }
     std::fs::create_dir(payloads.join(".dir.partial")).unwrap();
-    let removed = oco_server_min::payloads::remove_partials(payloads).unwrap();
+    // Another process's upload in progress: written a moment ago.
+    let in_progress = payloads.join(".4.zip.79.0.partial");
+    std::fs::write(&in_progress, b"x").unwrap();
+    let written = std::fs::metadata(&in_progress).unwrap().modified().unwrap();
+    let idle = Duration::from_secs(60);
+    let set_written = |name: &str, at: std::time::SystemTime| {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(payloads.join(name))
+            .unwrap();
+        file.set_modified(at).unwrap();
+    };
+    // The abandoned ones were last written two minutes before.
+    set_written(".4.zip.77.0.partial", written - Duration::from_secs(120));
+    set_written(".4.zip.78.3.partial", written - Duration::from_secs(61));
+    let now = written + Duration::from_secs(1);
+    let remove =
+        |dir: &std::path::Path| oco_server_min::payloads::remove_partials(dir, now, idle).unwrap();
+    let removed = remove(payloads);
     assert_eq!(
         removed,
         [
@@ -598,9 +617,15 @@ fn stale_partial_uploads_are_removed() {
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
     left.sort();
-    assert_eq!(left, [".dir.partial", ".keep", "4.zip", "5.zip"]);
     assert_eq!(
-        oco_server_min::payloads::remove_partials(&payloads.join("missing")).unwrap(),
-        Vec::<std::path::PathBuf>::new()
+        left,
+        [
+            ".4.zip.79.0.partial",
+            ".dir.partial",
+            ".keep",
+            "4.zip",
+            "5.zip"
+        ]
     );
+    assert_eq!(remove(&payloads.join("missing")), Vec::<PathBuf>::new());
 }

@@ -904,8 +904,22 @@ async fn copies_of_shared_keys_left_by_older_releases_are_replaced_and_still_rec
     store.set_credentials(pc.id, &first_contact).unwrap();
 
     let shared = [GLOBAL_KEY, REGISTRATION_KEY];
-    assert_eq!(agent_api::forget_shared_keys(&sqlite, &shared).unwrap(), 1);
-    assert_eq!(agent_api::forget_shared_keys(&sqlite, &shared).unwrap(), 0);
+    assert_eq!(
+        agent_api::forget_shared_keys(
+            |from, to| sqlite.replace_previous_agent_key(from, to),
+            &shared
+        )
+        .unwrap(),
+        1
+    );
+    assert_eq!(
+        agent_api::forget_shared_keys(
+            |from, to| sqlite.replace_previous_agent_key(from, to),
+            &shared
+        )
+        .unwrap(),
+        0
+    );
     let row = format!("{:?}", store.credentials(pc.id).unwrap());
     assert!(!row.contains(GLOBAL_KEY), "{row}");
 

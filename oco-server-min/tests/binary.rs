@@ -373,10 +373,19 @@ fn first_start_creates_the_secrets_and_a_restart_keeps_them() {
     assert!(log.contains("stopped"), "{log}");
     assert_no_secret_in(&log, &data);
 
-    // An upload a crash interrupted left its temporary file; the next start removes it and
-    // keeps the payloads.
+    // An upload a crash interrupted left its temporary file, last written ten minutes ago; the
+    // next start removes it and keeps the payloads and a partial upload written just now
+    // (another process sharing the directory may be writing it).
     let payloads = data.join("payloads");
-    std::fs::write(payloads.join(".3.zip.4242.0.partial"), b"PK\x03\x04 half").unwrap();
+    let interrupted = payloads.join(".3.zip.4242.0.partial");
+    std::fs::write(&interrupted, b"PK\x03\x04 half").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&interrupted)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(600))
+        .unwrap();
+    std::fs::write(payloads.join(".3.zip.4343.0.partial"), b"PK\x03\x04 new").unwrap();
     std::fs::write(payloads.join("3.zip"), b"PK\x03\x04 whole").unwrap();
 
     let before = std::fs::read_to_string(&secrets_file).unwrap();
@@ -395,11 +404,12 @@ fn first_start_creates_the_secrets_and_a_restart_keeps_them() {
     assert_eq!(std::fs::read_to_string(&secrets_file).unwrap(), before);
     assert!(!log.contains("created the admin token"), "{log}");
     assert_no_secret_in(&log, &data);
-    let left: Vec<_> = std::fs::read_dir(&payloads)
+    let mut left: Vec<_> = std::fs::read_dir(&payloads)
         .unwrap()
         .map(|entry| entry.unwrap().file_name())
         .collect();
-    assert_eq!(left, ["3.zip"], "{log}");
+    left.sort();
+    assert_eq!(left, [".3.zip.4343.0.partial", "3.zip"], "{log}");
     assert!(log.contains("removed 1 interrupted upload(s)"), "{log}");
 }
 

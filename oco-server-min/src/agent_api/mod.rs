@@ -61,7 +61,8 @@ pub struct AgentState {
 }
 
 /// Takes copies of `shared` keys (the global agent key, the registration key) out of the
-/// computer rows of `store`: a release before this one stored the key a computer in first
+/// computer rows of a store, through its `replace_previous_agent_key` (the SQLite and the
+/// PostgreSQL store each have one): a release before this one stored the key a computer in first
 /// contact had signed with as itself; it becomes the reference a first contact stores now, so
 /// such an agent is still recognised. Returns how many rows held a copy. Run it at start,
 /// before serving.
@@ -70,12 +71,12 @@ pub struct AgentState {
 ///
 /// The store's; then no row was changed.
 pub fn forget_shared_keys(
-    store: &oco_store_sqlite::SqliteStore,
+    replace_previous_agent_key: impl Fn(&str, &str) -> StoreResult<usize>,
     shared: &[&str],
 ) -> StoreResult<usize> {
     let mut replaced = 0;
     for key in shared {
-        replaced += store.replace_previous_agent_key(key, &keys::remember(key, shared))?;
+        replaced += replace_previous_agent_key(key, &keys::remember(key, shared))?;
     }
     Ok(replaced)
 }
