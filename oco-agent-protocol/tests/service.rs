@@ -662,39 +662,144 @@ proptest! {
         skew in -3_000..3_000i64,
     ) {
         let store = new_store();
-        let pc = computer(store.as_ref(), "pc1");
-        let app = package(store.as_ref(), "app", "sh ./install.sh", false);
-        let config = ServiceConfig::new(GLOBAL_KEY);
-        let mut services = [service(&store, config.clone()), service(&store, config.clone())];
-        let jobs = deploy(&services[0], pc.id, &[&app], SequenceMode::IgnoreFailed);
-        let mut agent = Agent::new("pc1");
-        // The first contact, on the first service.
-        prop_assert_eq!(agent.hello(&services[0]).len(), 1);
-        let mut report = 0;
-        for (process, call, advance, jitter) in calls {
-            agent.millis += advance;
-            // The second service's clock is `skew` off the first's; each request's clock is off
-            // by a jitter too, so a service's clock may step back.
-            agent.server_offset = jitter + if process == 1 { skew } else { 0 };
-            let service = &services[process];
-            match call {
-                Call::Hello => {
-                    agent.hello(service);
-                }
-                Call::Minimal(method) => {
-                    let methods = ["oco.agent.update", "oco.agent.events", "oco.agent.passwords"];
-                    agent.minimal(service, methods[method]);
-                }
-                Call::Report => {
-                    report += 1;
-                    let message = format!("output {report}\n");
-                    agent.report(service, jobs[0], 2, None, None, &message);
-                }
-                Call::Restart => {
-                    services[process] = self::service(&store, config.clone());
-                }
+        timestamps_increase([store.clone(), store], &calls, skew)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// The same with two processes on one PostgreSQL database, each with its own store and hello
+    /// cache (skipped, saying so, without `OCO_TEST_POSTGRES`).
+    #[test]
+    fn reply_timestamps_increase_across_two_processes_on_postgres(
+        calls in prop::collection::vec(
+            (0..2usize, call(), 1..2_000i64, -1_500..1_500i64),
+            1..30,
+        ),
+        skew in -1_000..1_000i64,
+    ) {
+        let test = "reply_timestamps_increase_across_two_processes_on_postgres";
+        let Some((stores, schema)) = postgres::two_processes(test) else {
+            return Ok(());
+        };
+        let result = timestamps_increase(stores, &calls, skew);
+        schema.drop();
+        result?;
+    }
+}
+
+/// Plays `calls` of one agent against two services on `stores` (the second's clock `skew` ms off
+/// the first's), failing if a reply timestamp does not increase.
+fn timestamps_increase(
+    stores: [Arc<CachedStore>; 2],
+    calls: &[(usize, Call, i64, i64)],
+    skew: i64,
+) -> Result<(), TestCaseError> {
+    let pc = computer(stores[0].as_ref(), "pc1");
+    let app = package(stores[0].as_ref(), "app", "sh ./install.sh", false);
+    let config = ServiceConfig::new(GLOBAL_KEY);
+    let mut services = [
+        service(&stores[0], config.clone()),
+        service(&stores[1], config.clone()),
+    ];
+    let jobs = deploy(&services[0], pc.id, &[&app], SequenceMode::IgnoreFailed);
+    let mut agent = Agent::new("pc1");
+    // The first contact, on the first service.
+    prop_assert_eq!(agent.hello(&services[0]).len(), 1);
+    let mut report = 0;
+    for (process, call, advance, jitter) in calls.iter().cloned() {
+        agent.millis += advance;
+        // The second service's clock is `skew` off the first's; each request's clock is off
+        // by a jitter too, so a service's clock may step back.
+        agent.server_offset = jitter + if process == 1 { skew } else { 0 };
+        let service = &services[process];
+        match call {
+            Call::Hello => {
+                agent.hello(service);
+            }
+            Call::Minimal(method) => {
+                let methods = [
+                    "oco.agent.update",
+                    "oco.agent.events",
+                    "oco.agent.passwords",
+                ];
+                agent.minimal(service, methods[method]);
+            }
+            Call::Report => {
+                report += 1;
+                let message = format!("output {report}\n");
+                agent.report(service, jobs[0], 2, None, None, &message);
+            }
+            Call::Restart => {
+                services[process] = self::service(&stores[process], config.clone());
             }
         }
+    }
+    Ok(())
+}
+
+/// Two "processes" on the PostgreSQL database of `OCO_TEST_POSTGRES`: each a store of its own
+/// on one fresh schema, in a hello cache that knows other processes write.
+mod postgres {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use oco_agent_protocol::cache::CachedStore;
+    use oco_store_postgres::{Options, PgStore};
+
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+    /// A schema of the test database, dropped by [`Schema::drop`].
+    pub(super) struct Schema {
+        url: String,
+        name: String,
+    }
+
+    impl Schema {
+        pub(super) fn drop(self) {
+            if let Ok(mut client) = ::postgres::Client::connect(&self.url, ::postgres::NoTls) {
+                let _ =
+                    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+            }
+        }
+    }
+
+    pub(super) fn two_processes(test: &str) -> Option<([Arc<CachedStore>; 2], Schema)> {
+        let url = match std::env::var("OCO_TEST_POSTGRES") {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => {
+                if std::env::var("OCO_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                    panic!("{test}: OCO_REQUIRE_POSTGRES=1 but OCO_TEST_POSTGRES is not set");
+                }
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED {test}: OCO_TEST_POSTGRES is not set (a PostgreSQL URL)"
+                );
+                return None;
+            }
+        };
+        let schema = format!(
+            "oco_service_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .unwrap();
+        let options = Options {
+            schema: Some(schema.clone()),
+            max_connections: 2,
+            ..Options::default()
+        };
+        let open = || {
+            let store = PgStore::connect_with(&url, &options).unwrap();
+            Arc::new(CachedStore::shared(Arc::new(store), 1 << 20))
+        };
+        let stores = [open(), open()];
+        Some((stores, Schema { url, name: schema }))
     }
 }
 
