@@ -43,7 +43,9 @@
 //! # Connections and concurrency
 //!
 //! A store keeps a pool of up to [`Options::max_connections`] connections, opened as needed;
-//! each has its own cache of prepared statements. Every read runs in one `REPEATABLE READ, READ
+//! each has its own cache of prepared statements. A connection found closed when a transaction
+//! begins on it (the server restarted, or ended an idle session) is replaced by the next one,
+//! without an error. Every read runs in one `REPEATABLE READ, READ
 //! ONLY` transaction, so a snapshot comes from one consistent state. Every write runs in one
 //! `SERIALIZABLE` transaction: whatever other writers, of this process or of others, do at the
 //! same time, the outcome is that of the writes one after the other, as the SQLite store's
@@ -254,8 +256,17 @@ impl PgStore {
 
     /// Runs `f` in one read-only snapshot transaction.
     fn read<T>(&self, mut f: impl FnMut(&Conn<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut session = self.pool.take()?;
-        session.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", &mut f)
+        let mut stale = 0;
+        loop {
+            let mut session = self.pool.take()?;
+            let result =
+                session.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", &mut f);
+            drop(session);
+            match result {
+                Err(error) if is_stale(&error) && stale < self.pool.max => stale += 1,
+                result => return result,
+            }
+        }
     }
 
     /// Runs `f` in one serializable transaction, committed if `f` succeeds, attempted again
@@ -270,11 +281,15 @@ impl PgStore {
         mut f: impl FnMut(&Conn<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut attempt = 1;
+        let mut stale = 0;
         loop {
             let mut session = self.pool.take()?;
             let result = session.transaction(begin, &mut f);
             drop(session);
             match result {
+                // Each idle connection may have been closed (a restarted server): at most as
+                // many tries as there are connections, each with the next one or a new one.
+                Err(error) if is_stale(&error) && stale < self.pool.max => stale += 1,
                 Err(error) if is_transient(&error) && attempt < WRITE_ATTEMPTS => {
                     // A short pause, longer at each attempt, so that the transactions that
                     // collided do not collide again at once.
@@ -370,7 +385,14 @@ impl Session {
         begin: &str,
         f: &mut impl FnMut(&Conn<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        self.client.batch_execute(begin).map_err(backend)?;
+        if let Err(error) = self.client.batch_execute(begin) {
+            // Nothing was done: a connection found closed here is tried again with another.
+            return Err(if self.client.is_closed() {
+                StoreError::Backend(Box::new(Stale(PgError(error))))
+            } else {
+                backend(error)
+            });
+        }
         self.in_transaction = true;
         let conn = Conn {
             session: RefCell::new(self),
@@ -567,6 +589,28 @@ impl std::error::Error for PgError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.0)
     }
+}
+
+/// A pooled connection found closed when a transaction began on it (the server restarted, an
+/// administrator ended the session, the network dropped it while idle): nothing was done, and
+/// the transaction can begin on another.
+#[derive(Debug)]
+struct Stale(PgError);
+
+impl fmt::Display for Stale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the connection was closed while idle: {}", self.0)
+    }
+}
+
+impl std::error::Error for Stale {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+fn is_stale(error: &StoreError) -> bool {
+    matches!(error, StoreError::Backend(source) if source.is::<Stale>())
 }
 
 /// Whether `error` is PostgreSQL cancelling a transaction for a concurrent one (a serialization

@@ -281,3 +281,53 @@ fn a_computers_pending_jobs_are_one_index_range_scan() {
         "{plan}"
     );
 }
+
+#[test]
+fn connections_closed_while_idle_are_replaced_without_an_error() {
+    let Some(db) = TestDatabase::get("connections_closed_while_idle_are_replaced_without_an_error")
+    else {
+        return;
+    };
+    // An application name of this test's own, so that only its sessions are ended.
+    let name = format!("oco_idle_test_{}", std::process::id());
+    let separator = if db.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}application_name={name}", db.url);
+    let schema = db.schema();
+    let options = oco_store_postgres::Options {
+        max_connections: 3,
+        ..db.options(&schema)
+    };
+    let store = PgStore::connect_with(&url, &options).unwrap();
+    let f = fixture(&store);
+    // Three connections open and idle in the pool.
+    thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| {
+                for _ in 0..20 {
+                    store.computer(f.computers[0].id).unwrap();
+                }
+            });
+        }
+    });
+    // The server ends every one of them (a restart, an administrator, a firewall).
+    let mut admin = db.client(None);
+    let ended: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 1, "some connections were open");
+    thread::sleep(Duration::from_millis(100));
+    // The next read and the next write each begin on a new connection, without an error.
+    assert_eq!(store.computer(f.computers[0].id).unwrap(), f.computers[0]);
+    store
+        .set_last_seen(f.computers[0].id, testkit::at(9))
+        .unwrap();
+    assert_eq!(
+        store.computer(f.computers[0].id).unwrap().last_seen,
+        Some(testkit::at(9))
+    );
+}
