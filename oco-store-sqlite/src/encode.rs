@@ -16,8 +16,9 @@ use oco_core::model::{
 };
 use oco_core::store::columns::{self, SqlRow};
 pub(crate) use oco_core::store::columns::{
-    compatibility, corrupt, from_revision, from_time, ids, macs, narrow, opt_time, parse_column,
-    parse_ids, payload_columns, policy, revision, time, TextEnum, WOL_CONFIRMED, WOL_PENDING,
+    assignments_at_revision, compatibility, corrupt, from_revision, from_time, ids,
+    job_at_revision, macs, missing_origin, narrow, opt_time, origin, parse_column, parse_ids,
+    payload_columns, policy, revision, time, wol_shutdown, TextEnum,
 };
 use oco_core::store::{AgentCredentials, StoreResult};
 use rusqlite::types::FromSql;

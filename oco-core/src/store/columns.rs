@@ -765,6 +765,95 @@ pub fn corrupt(what: &'static str, id: i64, reason: String) -> StoreError {
     }
 }
 
+/// A job's origin as stored: `(container_id, rule_id)`, exactly one of them set.
+pub fn origin(origin: Origin) -> (Option<i64>, Option<i64>) {
+    match origin {
+        Origin::Container(id) => (Some(id.0), None),
+        Origin::Rule(id) => (None, Some(id.0)),
+    }
+}
+
+/// A job's wake-on-LAN shutdown mark as stored: `(wol_shutdown, wol_shutdown_since)`.
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] for a pending mark's instant outside what the stores keep.
+pub fn wol_shutdown(mark: Option<WolShutdown>) -> StoreResult<(Option<&'static str>, Option<i64>)> {
+    Ok(match mark {
+        None => (None, None),
+        Some(WolShutdown::Confirmed) => (Some(WOL_CONFIRMED), None),
+        Some(WolShutdown::Pending { since }) => (Some(WOL_PENDING), Some(time(since)?)),
+    })
+}
+
+/// The outcome of a compare-and-set on job `id` read at `expected`, from the revision stored
+/// now (`None`: the job is gone): a store asks when its conditional write changed no row.
+///
+/// ```
+/// use oco_core::model::{JobId, Revision};
+/// use oco_core::store::{columns, StoreError};
+///
+/// assert!(columns::job_at_revision(JobId(4), Some(2), Revision(2)).is_ok());
+/// let Err(StoreError::Conflict { what }) = columns::job_at_revision(JobId(4), Some(3), Revision(2))
+/// else {
+///     panic!("a conflict");
+/// };
+/// assert_eq!(what, "job 4 is at revision 3, not 2");
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Conflict`] when the job is gone or at another revision,
+/// [`StoreError::Corrupt`] when the stored revision does not decode.
+pub fn job_at_revision(id: JobId, stored: Option<i64>, expected: Revision) -> StoreResult<()> {
+    let stored = stored.ok_or_else(|| StoreError::Conflict {
+        what: format!("job {id} no longer exists"),
+    })?;
+    let stored = from_revision(stored).map_err(|reason| corrupt("job", id.0, reason))?;
+    if stored != expected {
+        return Err(StoreError::Conflict {
+            what: format!("job {id} is at revision {stored}, not {expected}"),
+        });
+    }
+    Ok(())
+}
+
+/// The outcome of `ExpectAssignments` on `computer` at `expected`, from the assignment revision
+/// stored now (`None`: the computer is gone).
+///
+/// # Errors
+///
+/// [`StoreError::NotFound`] when the computer is gone, [`StoreError::Conflict`] when its
+/// assignments are at another revision.
+pub fn assignments_at_revision(
+    computer: ComputerId,
+    stored: Option<Revision>,
+    expected: Revision,
+) -> StoreResult<()> {
+    let stored = stored.ok_or_else(|| StoreError::NotFound {
+        what: "computer",
+        id: computer.to_string(),
+    })?;
+    if stored != expected {
+        return Err(StoreError::Conflict {
+            what: format!(
+                "assignments of computer {computer} are at revision {stored}, not {expected}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A job whose origin is gone: impossible while foreign keys hold, reported rather than
+/// panicked on.
+pub fn missing_origin(job: &Job) -> StoreError {
+    StoreError::Corrupt {
+        what: "job",
+        id: job.id.to_string(),
+        reason: format!("its origin {} does not exist", job.origin),
+    }
+}
+
 /// The `has_payload`, `payload_size` and `payload_sha256` columns of `payload`.
 ///
 /// # Errors
