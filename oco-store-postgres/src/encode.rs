@@ -1,221 +1,76 @@
-//! Rows to model values and back, as the SQLite store keeps them: enums as their kebab-case
-//! text, instants as nanoseconds, constraints as canonical text, lists as text.
+//! Rows to model values and back, as [`oco_core::store::columns`] encodes them for both SQL
+//! stores (the SQLite store keeps the same values); what is here is PostgreSQL's: the column
+//! lists the queries select, the postgres row as the core's decoders read it ([`PgRow`]), the
+//! parameters of credentials and the job snapshots read once per read.
 //!
 //! Decoders return `Result<_, String>` with a reason naming the column; the caller wraps it into
-//! [`StoreError::Corrupt`] with the row's kind and id ([`corrupt`]).
+//! [`StoreError::Corrupt`](oco_core::store::StoreError::Corrupt) with the row's kind and id
+//! ([`corrupt`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::str::FromStr;
-use std::thread::LocalKey;
 
-use oco_core::chrono::{DateTime, Utc};
-use oco_core::chrono_tz::Tz;
-use oco_core::constraint::{IpRanges, TimeFrames};
 use oco_core::model::{
-    Assignment, Compatibility, Computer, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy,
-    DeploymentRule, FamilyId, InvalidField, Job, JobContainer, JobId, JobKind, JobSnapshot,
-    JobState, MacAddress, MessageCode, Name, Origin, Package, PackageGroupId, PackageId, Payload,
-    PostAction, Priority, Procedure, Revision, RuleId, Schedule, SequenceMode, SuccessCodes,
-    UpgradeBehavior, WolSettings, WolShutdown,
+    Assignment, Computer, DeliveryPolicy, DeploymentRule, Job, JobContainer, JobSnapshot, Name,
+    Package, Schedule,
 };
-use oco_core::store::{AgentContact, AgentCredentials, StoreError, StoreResult};
+use oco_core::store::columns::{self, SqlRow};
+pub(crate) use oco_core::store::columns::{
+    assignments_at_revision, compatibility, corrupt, from_revision, from_time, ids,
+    job_at_revision, macs, missing_origin, narrow, opt_time, origin, parse_column, parse_ids,
+    payload_columns, policy, revision, time, wol_shutdown, TextEnum,
+};
+use oco_core::store::{AgentCredentials, StoreResult};
 use postgres::types::{FromSql, ToSql};
 use postgres::Row;
 
 use crate::Conn;
 
-/// An enum stored as text: every variant with its text, which is its serde name.
-pub(crate) trait TextEnum: Sized + Copy + PartialEq + 'static {
-    /// What the value is, for error messages.
-    const WHAT: &'static str;
-    /// Every variant with its text.
-    const ALL: &'static [(Self, &'static str)];
+/// A postgres row, as the core's decoders read it.
+pub(crate) struct PgRow<'r>(pub(crate) &'r Row);
 
-    /// The stored text.
-    fn text(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(value, _)| *value == self)
-            .map_or("", |(_, text)| text)
+impl SqlRow for PgRow<'_> {
+    fn key(&self, index: usize) -> StoreResult<i64> {
+        column(self.0, index)
     }
 
-    /// The value of stored text.
-    fn parse_text(text: &str) -> Result<Self, String> {
-        Self::ALL
-            .iter()
-            .find(|(_, t)| *t == text)
-            .map(|(value, _)| *value)
-            .ok_or_else(|| format!("`{text}` is not a {}", Self::WHAT))
+    fn int(&self, index: usize, column: &str) -> Result<i64, String> {
+        get(self.0, index, column)
+    }
+
+    fn opt_int(&self, index: usize, column: &str) -> Result<Option<i64>, String> {
+        get(self.0, index, column)
+    }
+
+    fn flag(&self, index: usize, column: &str) -> Result<bool, String> {
+        get(self.0, index, column)
+    }
+
+    fn opt_real(&self, index: usize, column: &str) -> Result<Option<f64>, String> {
+        get(self.0, index, column)
+    }
+
+    fn text(&self, index: usize, column: &str) -> Result<String, String> {
+        get(self.0, index, column)
+    }
+
+    fn opt_text(&self, index: usize, column: &str) -> Result<Option<String>, String> {
+        get(self.0, index, column)
     }
 }
 
-impl TextEnum for JobKind {
-    const WHAT: &'static str = "job kind";
-    const ALL: &'static [(Self, &'static str)] = &[
-        (JobKind::Install, "install"),
-        (JobKind::Uninstall, "uninstall"),
-    ];
+/// Column `index` (named `column`) of `row`, or why it does not have the expected type.
+pub(crate) fn get<'r, T: FromSql<'r>>(
+    row: &'r Row,
+    index: usize,
+    column: &str,
+) -> Result<T, String> {
+    row.try_get(index).map_err(|e| format!("{column}: {e}"))
 }
 
-impl TextEnum for JobState {
-    const WHAT: &'static str = "job state";
-    const ALL: &'static [(Self, &'static str)] = &[
-        (JobState::Waiting, "waiting"),
-        (JobState::Downloading, "downloading"),
-        (JobState::Executing, "executing"),
-        (JobState::Succeeded, "succeeded"),
-        (JobState::Failed, "failed"),
-        (JobState::Expired, "expired"),
-        (JobState::Incompatible, "incompatible"),
-        (JobState::AlreadyInstalled, "already-installed"),
-    ];
-}
-
-impl TextEnum for PostAction {
-    const WHAT: &'static str = "post action";
-    const ALL: &'static [(Self, &'static str)] = &[
-        (PostAction::None, "none"),
-        (PostAction::Restart, "restart"),
-        (PostAction::Shutdown, "shutdown"),
-        (PostAction::ExitAgent, "exit-agent"),
-    ];
-}
-
-impl TextEnum for UpgradeBehavior {
-    const WHAT: &'static str = "upgrade behavior";
-    const ALL: &'static [(Self, &'static str)] = &[
-        (UpgradeBehavior::KeepOthers, "keep-others"),
-        (UpgradeBehavior::ImplicitRemove, "implicit-remove"),
-        (UpgradeBehavior::ExplicitUninstall, "explicit-uninstall"),
-    ];
-}
-
-impl TextEnum for SequenceMode {
-    const WHAT: &'static str = "sequence mode";
-    const ALL: &'static [(Self, &'static str)] = &[
-        (SequenceMode::IgnoreFailed, "ignore-failed"),
-        (SequenceMode::AbortAfterFailed, "abort-after-failed"),
-    ];
-}
-
-impl TextEnum for MessageCode {
-    const WHAT: &'static str = "message code";
-    const ALL: &'static [(Self, &'static str)] = &[
-        (MessageCode::AbortedAfterFailed, "aborted-after-failed"),
-        (MessageCode::Expired, "expired"),
-        (MessageCode::ExpiredStale, "expired-stale"),
-        (MessageCode::ReturnCodeRejected, "return-code-rejected"),
-    ];
-}
-
-/// The text of [`WolShutdown::Pending`] (its time is
-/// another column).
-pub(crate) const WOL_PENDING: &str = "pending";
-/// The text of [`WolShutdown::Confirmed`].
-pub(crate) const WOL_CONFIRMED: &str = "confirmed";
-
-/// An instant as stored: nanoseconds since the Unix epoch.
-///
-/// # Errors
-///
-/// [`StoreError::Invalid`] outside the years 1677 to 2262.
-pub(crate) fn time(at: DateTime<Utc>) -> StoreResult<i64> {
-    at.timestamp_nanos_opt().ok_or_else(|| StoreError::Invalid {
-        reason: format!(
-            "the instant {at} is outside what the store keeps (the years 1677 to 2262)"
-        ),
-    })
-}
-
-/// An optional instant as stored.
-pub(crate) fn opt_time(at: Option<DateTime<Utc>>) -> StoreResult<Option<i64>> {
-    at.map(time).transpose()
-}
-
-/// A stored instant.
-pub(crate) fn from_time(nanos: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_nanos(nanos)
-}
-
-/// A revision as stored.
-pub(crate) fn revision(revision: Revision) -> StoreResult<i64> {
-    i64::try_from(revision.0).map_err(|_| StoreError::Invalid {
-        reason: format!("revision {revision} is beyond what the store keeps"),
-    })
-}
-
-/// A stored revision.
-pub(crate) fn from_revision(value: i64) -> Result<Revision, String> {
-    u64::try_from(value)
-        .map(Revision)
-        .map_err(|_| format!("revision {value} is negative"))
-}
-
-/// MAC addresses as stored: canonical, separated by `, `.
-pub(crate) fn macs(macs: &[MacAddress]) -> String {
-    macs.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Stored MAC addresses.
-pub(crate) fn parse_macs(text: &str) -> Result<Vec<MacAddress>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .map(|entry| entry.parse().map_err(|e| format!("macs: {e}")))
-        .collect()
-}
-
-/// A list of strings as stored: a JSON array.
-pub(crate) fn strings(list: &[String]) -> String {
-    // Serialising a list of strings cannot fail.
-    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
-}
-
-/// A stored list of strings.
-pub(crate) fn parse_strings(column: &str, text: &str) -> Result<Vec<String>, String> {
-    serde_json::from_str(text).map_err(|e| format!("{column}: not a JSON list of strings: {e}"))
-}
-
-/// Package ids as stored: separated by spaces.
-pub(crate) fn ids(ids: &[PackageId]) -> String {
-    ids.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Stored package ids.
-pub(crate) fn parse_ids(column: &str, text: &str) -> Result<Vec<PackageId>, String> {
-    text.split_whitespace()
-        .map(|id| {
-            id.parse()
-                .map(PackageId)
-                .map_err(|_| format!("{column}: `{id}` is not an id"))
-        })
-        .collect()
-}
-
-/// Compatibility lists as stored: three JSON arrays.
-pub(crate) fn compatibility(c: &Compatibility) -> [String; 3] {
-    [
-        strings(&c.os),
-        strings(&c.os_version),
-        strings(&c.architecture),
-    ]
-}
-
-/// The policy columns, in the order of [`policy_columns`].
-pub(crate) struct PolicyColumns {
-    pub(crate) priority: i64,
-    pub(crate) sequence_mode: &'static str,
-    pub(crate) ip_ranges: String,
-    pub(crate) time_frames: String,
-    pub(crate) time_zone: &'static str,
-    pub(crate) post_action_timeout: Option<i64>,
+/// Column `index` of `row`, which the query guarantees has type `T` (an id, a count).
+pub(crate) fn column<'r, T: FromSql<'r>>(row: &'r Row, index: usize) -> StoreResult<T> {
+    row.try_get(index).map_err(crate::backend)
 }
 
 /// The columns of a delivery policy, as selected.
@@ -226,120 +81,15 @@ macro_rules! policy_columns {
 }
 pub(crate) use policy_columns;
 
-/// A policy as stored.
-pub(crate) fn policy(policy: &DeliveryPolicy) -> PolicyColumns {
-    PolicyColumns {
-        priority: i64::from(policy.priority.get()),
-        sequence_mode: policy.sequence_mode.text(),
-        ip_ranges: policy.ip_ranges.to_string(),
-        time_frames: policy.time_frames.to_string(),
-        time_zone: policy.time_zone.name(),
-        post_action_timeout: policy.post_action_timeout.map(i64::from),
-    }
-}
-
 /// The policy in the six columns from `first` on (as [`policy_columns`] selects them).
 pub(crate) fn parse_policy(row: &Row, first: usize) -> Result<DeliveryPolicy, String> {
-    let priority: i64 = get(row, first, "priority")?;
-    let sequence_mode: String = get(row, first + 1, "sequence_mode")?;
-    let ip_ranges: String = get(row, first + 2, "ip_ranges")?;
-    let time_frames: String = get(row, first + 3, "time_frames")?;
-    let time_zone: String = get(row, first + 4, "time_zone")?;
-    let timeout: Option<i64> = get(row, first + 5, "post_action_timeout")?;
-    Ok(DeliveryPolicy {
-        priority: Priority::new(priority).map_err(|e| e.to_string())?,
-        sequence_mode: parse_column("sequence_mode", &sequence_mode)?,
-        ip_ranges: memo(&IP_RANGES, &ip_ranges, |text| {
-            IpRanges::from_str(text).map_err(|e| format!("ip_ranges `{text}`: {e}"))
-        })?,
-        time_frames: memo(&TIME_FRAMES, &time_frames, |text| {
-            TimeFrames::from_str(text).map_err(|e| format!("time_frames `{text}`: {e}"))
-        })?,
-        time_zone: Tz::from_str(&time_zone)
-            .map_err(|_| format!("time_zone: `{time_zone}` is not an IANA time zone"))?,
-        post_action_timeout: timeout
-            .map(|t| {
-                u32::try_from(t).map_err(|_| format!("post_action_timeout: {t} is out of range"))
-            })
-            .transpose()?,
-    })
-}
-
-/// A text enum column's value.
-pub(crate) fn parse_column<T: TextEnum>(column: &str, text: &str) -> Result<T, String> {
-    T::parse_text(text).map_err(|e| format!("{column}: {e}"))
-}
-
-/// Stored success codes.
-pub(crate) fn parse_codes(column: &str, text: &str) -> Result<SuccessCodes, String> {
-    // Written before `*` spelled "every code" (the parser now refuses an empty list): the same
-    // value, so rows stored then still read.
-    if text.trim().is_empty() {
-        return Ok(SuccessCodes::default());
-    }
-    memo(&SUCCESS_CODES, text, |text| {
-        text.parse().map_err(|e| format!("{column} `{text}`: {e}"))
-    })
-}
-
-/// At most this many parsed texts are kept per kind and thread (then they are all dropped).
-const MEMO_CAPACITY: usize = 256;
-
-/// Texts parsed before, with their values, per thread.
-type Memo<T> = LocalKey<RefCell<HashMap<String, T>>>;
-
-thread_local! {
-    static IP_RANGES: RefCell<HashMap<String, IpRanges>> = RefCell::new(HashMap::new());
-    static TIME_FRAMES: RefCell<HashMap<String, TimeFrames>> = RefCell::new(HashMap::new());
-    static SUCCESS_CODES: RefCell<HashMap<String, SuccessCodes>> = RefCell::new(HashMap::new());
-}
-
-/// `parse(text)`, remembered per thread: the planner snapshot reads the same few policies and
-/// success codes on every poll. A value depends on the text alone, so a remembered one is never
-/// stale, whatever changed in the database; text that does not parse is not remembered.
-fn memo<T: Clone + 'static>(
-    cache: &'static Memo<T>,
-    text: &str,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, String> {
-    if let Some(found) = cache.with(|cache| cache.borrow().get(text).cloned()) {
-        return Ok(found);
-    }
-    let value = parse(text)?;
-    cache.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.len() >= MEMO_CAPACITY {
-            cache.clear();
-        }
-        cache.insert(text.to_owned(), value.clone());
-    });
-    Ok(value)
+    columns::parse_policy(&PgRow(row), first)
 }
 
 /// A computer's credentials from a row of `agent_key, previous_agent_key, server_key,
 /// last_hello, last_reply, contact_at, contact_address, agent_version`.
 pub(crate) fn credentials(row: &Row) -> Result<AgentCredentials, String> {
-    let contact_at: Option<i64> = get(row, 5, "contact_at")?;
-    let contact_address: Option<String> = get(row, 6, "contact_address")?;
-    let last_contact = match (contact_at, contact_address) {
-        (Some(at), Some(address)) => Some(AgentContact {
-            at: from_time(at),
-            address: address
-                .parse()
-                .map_err(|_| format!("contact_address: `{address}` is not an IP address"))?,
-            agent_version: get(row, 7, "agent_version")?,
-        }),
-        (None, None) => None,
-        _ => return Err("contact_at and contact_address: only one of them is set".into()),
-    };
-    Ok(AgentCredentials {
-        agent_key: get(row, 0, "agent_key")?,
-        previous_agent_key: get(row, 1, "previous_agent_key")?,
-        server_key: get(row, 2, "server_key")?,
-        last_hello: get(row, 3, "last_hello")?,
-        last_reply: get(row, 4, "last_reply")?,
-        last_contact,
-    })
+    columns::credentials(&PgRow(row))
 }
 
 /// The parameters of `UPSERT_CREDENTIALS` after the computer: the columns of [`credentials`].
@@ -359,34 +109,6 @@ pub(crate) fn credentials_values(
     ])
 }
 
-/// Column `index` (named `column`) of `row`, or why it does not have the expected type.
-pub(crate) fn get<'r, T: FromSql<'r>>(
-    row: &'r Row,
-    index: usize,
-    column: &str,
-) -> Result<T, String> {
-    row.try_get(index).map_err(|e| format!("{column}: {e}"))
-}
-
-/// Column `index` of `row`, which the query guarantees has type `T` (an id, a count).
-pub(crate) fn column<'r, T: FromSql<'r>>(row: &'r Row, index: usize) -> StoreResult<T> {
-    row.try_get(index).map_err(crate::backend)
-}
-
-/// A stored integer as a narrower type.
-pub(crate) fn narrow<T: TryFrom<i64>>(column: &str, value: i64) -> Result<T, String> {
-    T::try_from(value).map_err(|_| format!("{column}: {value} is out of range"))
-}
-
-/// A row of `what` with `id` that does not decode.
-pub(crate) fn corrupt(what: &'static str, id: i64, reason: String) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        id: id.to_string(),
-        reason,
-    }
-}
-
 // Rows.
 
 /// The selected columns of a computer (table alias `c`), as [`computer_row`] reads them. Its
@@ -403,19 +125,7 @@ pub(crate) use computer_columns;
 
 /// A computer from the columns of [`computer_columns`].
 pub(crate) fn computer_row(row: &Row) -> StoreResult<Computer> {
-    let id: i64 = column(row, 0)?;
-    let decode = || -> Result<Computer, String> {
-        Ok(Computer {
-            id: ComputerId(id),
-            hostname: name(row, 1, "hostname")?,
-            os: get(row, 2, "os")?,
-            os_version: get(row, 3, "os_version")?,
-            architecture: get(row, 4, "architecture")?,
-            macs: parse_macs(&get::<String>(row, 5, "macs")?)?,
-            last_seen: get::<Option<i64>>(row, 6, "last_seen")?.map(from_time),
-        })
-    };
-    decode().map_err(|reason| corrupt("computer", id, reason))
+    columns::computer_row(&PgRow(row))
 }
 
 /// The selected columns of a package.
@@ -429,113 +139,9 @@ macro_rules! package_columns {
 }
 pub(crate) use package_columns;
 
-/// The `has_payload`, `payload_size` and `payload_sha256` columns of `payload`.
-///
-/// # Errors
-///
-/// A size over `i64::MAX` (PostgreSQL's `bigint` is signed), naming the package.
-pub(crate) fn payload_columns(
-    package: &Package,
-) -> StoreResult<(bool, Option<i64>, Option<String>)> {
-    Ok(match package.payload {
-        None => (false, None, None),
-        Some(Payload::Unknown) => (true, None, None),
-        Some(Payload::Known { size, sha256 }) => {
-            let size = i64::try_from(size).map_err(|_| StoreError::Invalid {
-                reason: format!(
-                    "package {}: a payload of {size} bytes is larger than a store can record",
-                    package.id
-                ),
-            })?;
-            (true, Some(size), Some(sha256.to_string()))
-        }
-    })
-}
-
-/// A payload from its three columns: none, one of unknown size and digest (stored before they
-/// were kept), or one with both.
-fn parse_payload(
-    has_payload: bool,
-    size: Option<i64>,
-    sha256: Option<String>,
-) -> Result<Option<Payload>, String> {
-    if !has_payload {
-        return Ok(None);
-    }
-    match (size, sha256) {
-        (None, None) => Ok(Some(Payload::Unknown)),
-        (Some(size), Some(sha256)) => {
-            let size =
-                u64::try_from(size).map_err(|_| format!("payload_size: {size} is not a length"))?;
-            let sha256 = sha256
-                .parse()
-                .map_err(|e: InvalidField| format!("payload_sha256: {}", e.reason))?;
-            Ok(Some(Payload::new(size, sha256)))
-        }
-        _ => Err("payload_size and payload_sha256 are not both set or both NULL".into()),
-    }
-}
-
 /// A package from the columns of [`package_columns`].
 pub(crate) fn package_row(row: &Row) -> StoreResult<Package> {
-    let id: i64 = column(row, 0)?;
-    let decode = || -> Result<Package, String> {
-        // Column names as literals: a rule snapshot decodes every package of every rule.
-        let procedure = |first: usize, [command, codes, post_action]: [&str; 3]| {
-            Ok::<_, String>(Procedure {
-                command: get(row, first, command)?,
-                success_codes: parse_codes(codes, &get::<String>(row, first + 1, codes)?)?,
-                post_action: parse_column(
-                    post_action,
-                    &get::<String>(row, first + 2, post_action)?,
-                )?,
-            })
-        };
-        Ok(Package {
-            id: PackageId(id),
-            family: FamilyId(get(row, 1, "family_id")?),
-            version: name(row, 2, "version")?,
-            install: procedure(
-                3,
-                [
-                    "install_command",
-                    "install_success_codes",
-                    "install_post_action",
-                ],
-            )?,
-            uninstall: procedure(
-                6,
-                [
-                    "uninstall_command",
-                    "uninstall_success_codes",
-                    "uninstall_post_action",
-                ],
-            )?,
-            payload: parse_payload(
-                get(row, 9, "has_payload")?,
-                get(row, 16, "payload_size")?,
-                get(row, 17, "payload_sha256")?,
-            )?,
-            download_for_uninstall: get(row, 10, "download_for_uninstall")?,
-            upgrade_behavior: parse_column(
-                "upgrade_behavior",
-                &get::<String>(row, 11, "upgrade_behavior")?,
-            )?,
-            compatibility: Compatibility {
-                os: parse_strings("compatible_os", &get::<String>(row, 12, "compatible_os")?)?,
-                os_version: parse_strings(
-                    "compatible_os_versions",
-                    &get::<String>(row, 13, "compatible_os_versions")?,
-                )?,
-                architecture: parse_strings(
-                    "compatible_architectures",
-                    &get::<String>(row, 14, "compatible_architectures")?,
-                )?,
-            },
-            dependencies: parse_ids("dependencies", &get::<String>(row, 15, "dependencies")?)?,
-        })
-    };
-    decode().map_err(|reason| corrupt("package", id, reason))
+    columns::package_row(&PgRow(row))
 }
 
 /// The selected columns of a container.
@@ -552,32 +158,12 @@ pub(crate) use container_columns;
 
 /// A container's schedule from the columns from `first` on.
 pub(crate) fn schedule(row: &Row, first: usize) -> Result<Schedule, String> {
-    let start: i64 = get(row, first, "schedule_start")?;
-    let end: Option<i64> = get(row, first + 1, "schedule_end")?;
-    Schedule::new(from_time(start), end.map(from_time)).map_err(|e| format!("schedule_{}", e))
+    columns::schedule(&PgRow(row), first)
 }
 
 /// A container from the columns of [`container_columns`].
 pub(crate) fn container_row(row: &Row) -> StoreResult<JobContainer> {
-    let id: i64 = column(row, 0)?;
-    let decode = || -> Result<JobContainer, String> {
-        Ok(JobContainer {
-            id: ContainerId(id),
-            name: name(row, 1, "name")?,
-            notes: get(row, 2, "notes")?,
-            enabled: get(row, 3, "enabled")?,
-            schedule: schedule(row, 4)?,
-            policy: parse_policy(row, 6)?,
-            wol: WolSettings {
-                wake: get(row, 12, "wol_wake")?,
-                shutdown_after: get(row, 13, "wol_shutdown_after")?,
-                sent_at: get::<Option<i64>>(row, 14, "wol_sent_at")?.map(from_time),
-            },
-            self_service: get(row, 15, "self_service")?,
-            created_at: from_time(get(row, 16, "created_at")?),
-        })
-    };
-    decode().map_err(|reason| corrupt("container", id, reason))
+    columns::container_row(&PgRow(row))
 }
 
 /// The selected columns of a rule.
@@ -594,20 +180,7 @@ pub(crate) use rule_columns;
 
 /// A rule from the columns of [`rule_columns`].
 pub(crate) fn rule_row(row: &Row) -> StoreResult<DeploymentRule> {
-    let id: i64 = column(row, 0)?;
-    let decode = || -> Result<DeploymentRule, String> {
-        Ok(DeploymentRule {
-            id: RuleId(id),
-            name: name(row, 1, "name")?,
-            notes: get(row, 2, "notes")?,
-            enabled: get(row, 3, "enabled")?,
-            computer_group: ComputerGroupId(get(row, 4, "computer_group_id")?),
-            package_group: PackageGroupId(get(row, 5, "package_group_id")?),
-            policy: parse_policy(row, 6)?,
-            created_at: from_time(get(row, 12, "created_at")?),
-        })
-    };
-    decode().map_err(|reason| corrupt("rule", id, reason))
+    columns::rule_row(&PgRow(row))
 }
 
 /// The selected columns of a job (alias `j`, of `jobs` or `tombstones`); the snapshot is its id,
@@ -653,201 +226,28 @@ impl<'c, 's> Snapshots<'c, 's> {
             .map_err(crate::backend)?;
         let decoded = match rows.first() {
             None => Err(format!("snapshot_id: snapshot {id} does not exist")),
-            Some(row) => snapshot_row(row).map_err(|e| format!("snapshot {id}: {e}")),
+            Some(row) => {
+                columns::job_snapshot_row(&PgRow(row)).map_err(|e| format!("snapshot {id}: {e}"))
+            }
         };
         self.decoded.borrow_mut().insert(id, decoded.clone());
         Ok(decoded)
     }
 }
 
-fn snapshot_row(row: &Row) -> Result<JobSnapshot, String> {
-    Ok(JobSnapshot {
-        procedure: Procedure {
-            command: get(row, 0, "command")?,
-            success_codes: parse_codes("success_codes", &get::<String>(row, 1, "success_codes")?)?,
-            post_action: parse_column("post_action", &get::<String>(row, 2, "post_action")?)?,
-        },
-        download: get(row, 3, "download")?,
-        upgrade_behavior: parse_column(
-            "upgrade_behavior",
-            &get::<String>(row, 4, "upgrade_behavior")?,
-        )?,
-    })
-}
-
 /// A job from the columns of [`job_columns`], its snapshot from `snapshots`.
 pub(crate) fn job_row(row: &Row, snapshots: &Snapshots<'_, '_>) -> StoreResult<Job> {
-    let id: i64 = column(row, 0)?;
     let snapshot_id: i64 = column(row, 6)?;
     let snapshot = snapshots.get(snapshot_id)?;
-    let decode = || -> Result<Job, String> {
-        let origin = match (
-            get::<Option<i64>>(row, 1, "container_id")?,
-            get::<Option<i64>>(row, 2, "rule_id")?,
-        ) {
-            (Some(container), None) => Origin::Container(ContainerId(container)),
-            (None, Some(rule)) => Origin::Rule(RuleId(rule)),
-            _ => return Err("exactly one of container_id and rule_id must be set".into()),
-        };
-        let opt_time = |index, column| -> Result<Option<DateTime<Utc>>, String> {
-            Ok(get::<Option<i64>>(row, index, column)?.map(from_time))
-        };
-        let wol_shutdown = match get::<Option<String>>(row, 17, "wol_shutdown")?.as_deref() {
-            None => None,
-            Some(WOL_CONFIRMED) => Some(WolShutdown::Confirmed),
-            Some(WOL_PENDING) => Some(WolShutdown::Pending {
-                since: opt_time(18, "wol_shutdown_since")?
-                    .ok_or("wol_shutdown_since: missing for a pending mark")?,
-            }),
-            Some(other) => return Err(format!("wol_shutdown: `{other}` is not a mark")),
-        };
-        Ok(Job {
-            id: JobId(id),
-            origin,
-            computer: ComputerId(get(row, 3, "computer_id")?),
-            package: PackageId(get(row, 4, "package_id")?),
-            kind: parse_column("kind", &get::<String>(row, 5, "kind")?)?,
-            snapshot: snapshot?,
-            sequence: narrow("sequence", get(row, 7, "sequence")?)?,
-            state: parse_column("state", &get::<String>(row, 8, "state")?)?,
-            download_progress: get::<Option<i64>>(row, 9, "download_progress")?
-                .map(|p| narrow("download_progress", p))
-                .transpose()?,
-            return_code: get(row, 10, "return_code")?,
-            output: get(row, 11, "output")?,
-            message: get::<Option<String>>(row, 12, "message")?
-                .map(|m| parse_column("message", &m))
-                .transpose()?,
-            download_started: opt_time(13, "download_started")?,
-            execution_started: opt_time(14, "execution_started")?,
-            finished: opt_time(15, "finished")?,
-            last_report: opt_time(16, "last_report")?,
-            wol_shutdown,
-            orphaned: get(row, 19, "orphaned")?,
-            attempt: narrow("attempt", get(row, 20, "attempt")?)?,
-            revision: from_revision(get(row, 21, "revision")?)?,
-        })
-    };
-    decode().map_err(|reason| corrupt("job", id, reason))
+    columns::job_row(&PgRow(row), snapshot)
 }
 
 /// An assignment from `computer_id, package_id, installed_at, job_id`.
 pub(crate) fn assignment_row(row: &Row) -> StoreResult<Assignment> {
-    let computer: i64 = column(row, 0)?;
-    let decode = || -> Result<Assignment, String> {
-        Ok(Assignment {
-            computer: ComputerId(computer),
-            package: PackageId(get(row, 1, "package_id")?),
-            installed_at: from_time(get(row, 2, "installed_at")?),
-            job: get::<Option<i64>>(row, 3, "job_id")?.map(JobId),
-        })
-    };
-    decode().map_err(|reason| corrupt("assignment of computer", computer, reason))
+    columns::assignment_row(&PgRow(row))
 }
 
 /// A [`Name`] from column `index`.
 pub(crate) fn name(row: &Row, index: usize, column: &str) -> Result<Name, String> {
-    let text: String = get(row, index, column)?;
-    Name::new(column, &text).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn round_trips<T: TextEnum + std::fmt::Debug + serde::Serialize>() {
-        let mut texts: Vec<&str> = T::ALL.iter().map(|(_, t)| *t).collect();
-        for &(value, text) in T::ALL {
-            assert_eq!(value.text(), text);
-            assert_eq!(T::parse_text(text), Ok(value));
-            // The stored text is the serde name.
-            assert_eq!(
-                serde_json::to_string(&value).unwrap(),
-                format!("\"{text}\"")
-            );
-        }
-        texts.sort_unstable();
-        texts.dedup();
-        assert_eq!(texts.len(), T::ALL.len(), "{} texts are distinct", T::WHAT);
-        assert_eq!(
-            T::parse_text("garbage"),
-            Err(format!("`garbage` is not a {}", T::WHAT))
-        );
-    }
-
-    #[test]
-    fn every_enum_round_trips_through_its_text() {
-        round_trips::<JobKind>();
-        round_trips::<JobState>();
-        round_trips::<PostAction>();
-        round_trips::<UpgradeBehavior>();
-        round_trips::<SequenceMode>();
-        round_trips::<MessageCode>();
-        assert_eq!(<JobState as TextEnum>::ALL.len(), JobState::ALL.len());
-    }
-
-    #[test]
-    fn job_state_text_is_its_display() {
-        for state in JobState::ALL {
-            assert_eq!(state.text(), state.to_string());
-        }
-        for &(code, text) in <MessageCode as TextEnum>::ALL {
-            assert_eq!(code.as_str(), text);
-        }
-    }
-
-    #[test]
-    fn instants_round_trip_to_the_nanosecond() {
-        let at = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
-        assert_eq!(from_time(time(at).unwrap()), at);
-        let far = DateTime::from_timestamp(400_000_000_000, 0).unwrap();
-        let err = time(far).unwrap_err().to_string();
-        assert!(err.contains("outside what the store keeps"), "{err}");
-        assert_eq!(opt_time(None).unwrap(), None);
-    }
-
-    #[test]
-    fn revisions_round_trip() {
-        assert_eq!(
-            from_revision(revision(Revision(7)).unwrap()),
-            Ok(Revision(7))
-        );
-        assert!(revision(Revision(u64::MAX)).is_err());
-        assert_eq!(from_revision(-1), Err("revision -1 is negative".to_owned()));
-    }
-
-    #[test]
-    fn lists_round_trip() {
-        let list: Vec<MacAddress> = vec![
-            "aa:bb:cc:dd:ee:01".parse().unwrap(),
-            "aa:bb:cc:dd:ee:02".parse().unwrap(),
-        ];
-        assert_eq!(macs(&list), "aa:bb:cc:dd:ee:01, aa:bb:cc:dd:ee:02");
-        assert_eq!(parse_macs(&macs(&list)), Ok(list));
-        assert_eq!(parse_macs(""), Ok(vec![]));
-        assert!(parse_macs("aa:bb").unwrap_err().starts_with("macs: "));
-
-        let strings_in = vec!["Windows".to_owned(), "a, \"quoted\"\nline".to_owned()];
-        assert_eq!(parse_strings("os", &strings(&strings_in)), Ok(strings_in));
-        assert!(parse_strings("os", "nope").unwrap_err().starts_with("os: "));
-
-        let list = vec![PackageId(3), PackageId(12)];
-        assert_eq!(ids(&list), "3 12");
-        assert_eq!(parse_ids("dependencies", "3 12"), Ok(list));
-        assert_eq!(parse_ids("dependencies", ""), Ok(vec![]));
-        assert_eq!(
-            parse_ids("dependencies", "3 x"),
-            Err("dependencies: `x` is not an id".to_owned())
-        );
-    }
-
-    #[test]
-    fn success_codes_stored_empty_read_as_every_code() {
-        assert_eq!(parse_codes("c", ""), Ok(SuccessCodes::default()));
-        assert_eq!(parse_codes("c", "*"), Ok(SuccessCodes::default()));
-        assert_eq!(parse_codes("c", "0, 3010").unwrap().to_string(), "0, 3010");
-        assert!(parse_codes("c", "0, x")
-            .unwrap_err()
-            .starts_with("c `0, x`: "));
-    }
+    columns::name(&PgRow(row), index, column)
 }

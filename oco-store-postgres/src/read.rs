@@ -639,7 +639,7 @@ fn planner_snapshot_of(conn: &Conn<'_>, computer: Computer) -> StoreResult<Plann
         if origins.contains_key(&job.origin) {
             continue;
         }
-        let info = origin_info(conn, job.origin)?.ok_or_else(|| missing_origin(job))?;
+        let info = origin_info(conn, job.origin)?.ok_or_else(|| encode::missing_origin(job))?;
         origins.insert(job.origin, info);
     }
     if !origins.is_empty() {
@@ -682,16 +682,6 @@ fn planner_snapshot_of(conn: &Conn<'_>, computer: Computer) -> StoreResult<Plann
         jobs,
         origins,
     })
-}
-
-/// A job whose origin is gone: impossible while foreign keys hold, reported rather than
-/// panicked on.
-fn missing_origin(job: &Job) -> StoreError {
-    StoreError::Corrupt {
-        what: "job",
-        id: job.id.to_string(),
-        reason: format!("its origin {} does not exist", job.origin),
-    }
 }
 
 pub(crate) fn report_snapshot(conn: &Conn<'_>, id: JobId) -> StoreResult<ReportSnapshot> {
@@ -756,7 +746,7 @@ pub(crate) fn report_snapshot(conn: &Conn<'_>, id: JobId) -> StoreResult<ReportS
     let sequence_mode = match sequence_mode {
         Some(mode) => mode,
         None if deleted => SequenceMode::IgnoreFailed,
-        None => return Err(missing_origin(&job)),
+        None => return Err(encode::missing_origin(&job)),
     };
     let origin_jobs = rows(
         conn,

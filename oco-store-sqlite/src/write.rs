@@ -10,7 +10,6 @@ use oco_core::model::{
     Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy,
     DeploymentRule, FamilyId, Job, JobContainer, JobId, JobKind, JobSnapshot, JobState, Name,
     Origin, Package, PackageFamily, PackageGroup, PackageGroupId, PackageId, Revision, RuleId,
-    WolShutdown,
 };
 use oco_core::store::{
     AgentCredentials, Applied, Change, ChangeSet, NewComputer, NewPackage, NewRule, ServerState,
@@ -20,10 +19,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, Params};
 
 use crate::backend;
-use crate::encode::{
-    self, compatibility, from_revision, macs, opt_time, revision, time, TextEnum, WOL_CONFIRMED,
-    WOL_PENDING,
-};
+use crate::encode::{self, compatibility, from_revision, macs, opt_time, revision, time, TextEnum};
 use crate::read::{self, computer_exists, int, not_found, row};
 
 const SQLITE_CONSTRAINT_FOREIGNKEY: i32 = 787;
@@ -1022,14 +1018,8 @@ impl<'c> ChangeWriter<'c> {
             }
             Change::ExpectAssignments { computer, expected } => {
                 self.tick()?;
-                let revision = read::assignment_revision(self.conn, *computer)?
-                    .ok_or_else(|| not_found("computer", computer))?;
-                if revision != *expected {
-                    return Err(conflict(format!(
-                        "assignments of computer {computer} are at revision {revision}, not \
-                         {expected}"
-                    )));
-                }
+                let stored = read::assignment_revision(self.conn, *computer)?;
+                encode::assignments_at_revision(*computer, stored, *expected)?;
             }
         }
         Ok(())
@@ -1148,8 +1138,8 @@ impl<'c> ChangeWriter<'c> {
 
     /// Inserts `job` (its id and revision ignored) with the stored snapshot `snapshot`.
     fn insert_job(&self, job: &Job, snapshot: i64) -> StoreResult<JobId> {
-        let (container, rule) = origin_columns(job.origin);
-        let (wol, since) = wol_columns(job.wol_shutdown)?;
+        let (container, rule) = encode::origin(job.origin);
+        let (wol, since) = encode::wol_shutdown(job.wol_shutdown)?;
         let inserted = self.exec(
             JOB_INSERT,
             params![
@@ -1214,8 +1204,8 @@ impl<'c> ChangeWriter<'c> {
 
     fn update_job(&self, expected: Revision, job: &Job) -> StoreResult<()> {
         let snapshot = self.snapshot_id(&job.snapshot)?;
-        let (container, rule) = origin_columns(job.origin);
-        let (wol, since) = wol_columns(job.wol_shutdown)?;
+        let (container, rule) = encode::origin(job.origin);
+        let (wol, since) = encode::wol_shutdown(job.wol_shutdown)?;
         let changed = self.exec(
             "UPDATE jobs SET snapshot_id = ?3, sequence = ?4, state = ?5, \
              download_progress = ?6, return_code = ?7, output = ?8, message = ?9, \
@@ -1267,16 +1257,8 @@ impl<'c> ChangeWriter<'c> {
             "SELECT revision FROM jobs WHERE id = ?1",
             [id.0],
             int,
-        )?
-        .ok_or_else(|| conflict(format!("job {id} no longer exists")))?;
-        let stored =
-            from_revision(stored).map_err(|reason| encode::corrupt("job", id.0, reason))?;
-        if stored != expected {
-            return Err(conflict(format!(
-                "job {id} is at revision {stored}, not {expected}"
-            )));
-        }
-        Ok(())
+        )?;
+        encode::job_at_revision(id, stored, expected)
     }
 
     fn delete_job(
@@ -1319,19 +1301,4 @@ impl<'c> ChangeWriter<'c> {
         }
         Ok(())
     }
-}
-
-fn origin_columns(origin: Origin) -> (Option<i64>, Option<i64>) {
-    match origin {
-        Origin::Container(id) => (Some(id.0), None),
-        Origin::Rule(id) => (None, Some(id.0)),
-    }
-}
-
-fn wol_columns(mark: Option<WolShutdown>) -> StoreResult<(Option<&'static str>, Option<i64>)> {
-    Ok(match mark {
-        None => (None, None),
-        Some(WolShutdown::Confirmed) => (Some(WOL_CONFIRMED), None),
-        Some(WolShutdown::Pending { since }) => (Some(WOL_PENDING), Some(time(since)?)),
-    })
 }

@@ -7,6 +7,7 @@
 //! revisions and per-computer assignment revisions.
 
 mod changes;
+pub mod columns;
 mod error;
 mod failing;
 mod forward;

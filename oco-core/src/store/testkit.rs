@@ -15,6 +15,9 @@
 //! Where the trait leaves a choice open, the suite does not pin it: ids are compared for order
 //! and uniqueness, not reuse (a failed change set may consume ids, as PostgreSQL sequences do),
 //! and housekeeping is only required to contain containers that may need something.
+//!
+//! Beside it, [`run_races`] runs the compare-and-set races ([`RACES`]): threads sharing one store
+//! apply change sets built from the same reading at once, and exactly one of them wins.
 
 // A test suite reports a failure by panicking: unwrap and expect are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -22,6 +25,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeZone, Utc};
+
+mod races;
+pub use races::{
+    assignment_writes_from_the_same_revision_have_exactly_one_winner,
+    delete_and_update_of_one_job_race_to_one_winner, run_races,
+    update_job_from_the_same_revision_has_exactly_one_winner, RACES,
+};
 
 use super::{
     AgentCredentials, Change, ChangeSet, JobFilter, ListedJob, NewComputer, NewPackage, NewRule,
@@ -152,7 +162,13 @@ pub const CHECKS: &[(&str, Check)] = &[
 ///
 /// At the first check that fails, naming it.
 pub fn run_conformance(make: MakeStore<'_>) {
-    for (name, check) in CHECKS {
+    run_checks("store conformance check", CHECKS, make);
+}
+
+/// Runs `checks` in order, each on a fresh store from `make`; the first to fail panics with
+/// `kind`, its name and its message.
+fn run_checks(kind: &str, checks: &[(&str, Check)], make: MakeStore<'_>) {
+    for (name, check) in checks {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(make)));
         if let Err(payload) = result {
             let message = payload
@@ -160,7 +176,7 @@ pub fn run_conformance(make: MakeStore<'_>) {
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            panic!("store conformance check `{name}` failed: {message}");
+            panic!("{kind} `{name}` failed: {message}");
         }
     }
 }
