@@ -55,6 +55,8 @@ pub struct Config {
     pub database: Database,
     /// The most connections to a PostgreSQL database this process opens for requests.
     pub database_connections: usize,
+    /// The certificates that may sign a PostgreSQL server's (with `sslmode=require`).
+    pub database_ca: Option<PathBuf>,
     /// The agent API's path.
     pub agent_path: String,
     /// The default time zone of new delivery policies.
@@ -266,6 +268,7 @@ impl Config {
     pub fn postgres_options(&self) -> oco_store_postgres::Options {
         oco_store_postgres::Options {
             max_connections: self.database_connections,
+            ca_file: self.database_ca.clone(),
             ..oco_store_postgres::Options::default()
         }
     }
@@ -391,6 +394,10 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
             .map_err(|message| value("database-connections", message))?,
         _ => cli.database_connections,
     };
+    let database_ca = match file.database_ca {
+        Some(path) if !given("database_ca") => Some(path),
+        _ => cli.database_ca,
+    };
     let synchronous = match file.synchronous {
         Some(mode) if !given("synchronous") => mode,
         _ => cli.synchronous,
@@ -475,6 +482,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         data_dir,
         database,
         database_connections,
+        database_ca,
         agent_path: pick!(
             "agent_path",
             "agent-path",
@@ -548,6 +556,13 @@ struct Cli {
     /// more listen to other processes' writes and hold the housekeeping lock).
     #[arg(long, env = "OCO_DATABASE_CONNECTIONS", value_name = "COUNT", default_value = "16", value_parser = parse_database_connections)]
     database_connections: usize,
+
+    /// With `sslmode=require` in the PostgreSQL URL: the PEM file of the CA that signs the
+    /// server's certificate (default: the system's trusted certificates). The server's
+    /// certificate and name are always verified when TLS is used; `sslmode=prefer` (the
+    /// default) and `disable` connect without TLS.
+    #[arg(long, env = "OCO_DATABASE_CA", value_name = "FILE")]
+    database_ca: Option<PathBuf>,
 
     /// Path of the agent API (the agents' `api-url` ends with it).
     #[arg(long, env = "OCO_AGENT_PATH", value_name = "PATH", default_value = "/api-agent.php", value_parser = parse_agent_path)]
@@ -665,6 +680,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database: Option<String>,
     database_connections: Option<usize>,
+    database_ca: Option<PathBuf>,
     agent_path: Option<String>,
     time_zone: Option<String>,
     trusted_proxy: Option<Vec<String>>,
@@ -908,6 +924,7 @@ mod tests {
                 data_dir: PathBuf::from("."),
                 database: Database::Sqlite(PathBuf::from("./oco.db")),
                 database_connections: 16,
+                database_ca: None,
                 agent_path: "/api-agent.php".into(),
                 time_zone: Tz::UTC,
                 trusted_proxies: vec![],
@@ -947,12 +964,23 @@ mod tests {
         let config = resolve(&matches(&["--database", "sqlite:/tmp/x.db"]), None).unwrap();
         assert_eq!(config.database_path(), Some(Path::new("/tmp/x.db")));
 
-        let url = "postgres://oco:s3cret@db.example:5432/oco?sslmode=disable";
+        let url = "postgres://oco:s3cret@db.example:5432/oco?sslmode=require";
         let config = resolve(
-            &matches(&["--database", url, "--database-connections", "40"]),
+            &matches(&[
+                "--database",
+                url,
+                "--database-connections",
+                "40",
+                "--database-ca",
+                "/etc/oco/db-ca.pem",
+            ]),
             None,
         )
         .unwrap();
+        assert_eq!(
+            config.postgres_options().ca_file.as_deref(),
+            Some(Path::new("/etc/oco/db-ca.pem"))
+        );
         assert_eq!(config.database, Database::Postgres(url.into()));
         assert_eq!(config.database_path(), None);
         assert_eq!(config.postgres_options().max_connections, 40);
@@ -962,16 +990,23 @@ mod tests {
         let described = config.database.describe();
         assert_eq!(
             described,
-            "PostgreSQL postgres://oco:***@db.example:5432/oco?sslmode=disable"
+            "PostgreSQL postgres://oco:***@db.example:5432/oco?sslmode=require"
         );
         assert!(!format!("{config:?}").contains("s3cret"));
 
         // The file names it too; the command line beats the file.
         let config = resolve(
             &matches(&[]),
-            file("database = \"postgresql://oco@db/oco\"\ndatabase-connections = 4"),
+            file(
+                "database = \"postgresql://oco@db/oco\"\ndatabase-connections = 4\n\
+                 database-ca = \"/srv/ca.pem\"",
+            ),
         )
         .unwrap();
+        assert_eq!(
+            config.database_ca.as_deref(),
+            Some(Path::new("/srv/ca.pem"))
+        );
         assert_eq!(
             config.database,
             Database::Postgres("postgresql://oco@db/oco".into())

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for the tests: its data and its Unix socket in one temporary
-# directory, no TCP port, trust authentication for the `postgres` role, and durability turned
-# off (fsync) because nothing in it is meant to outlive the run.
+# directory, trust authentication for the `postgres` role, and durability turned off (fsync)
+# because nothing in it is meant to outlive the run. With openssl on the machine it also listens
+# on a free port of 127.0.0.1 with TLS, its certificate (for localhost and 127.0.0.1) signed by a
+# CA made on the spot: DIR/tls-url is that URL (sslmode=require) and DIR/ca.pem the CA's
+# certificate, for the TLS tests (OCO_TEST_POSTGRES_TLS, OCO_TEST_POSTGRES_CA).
 #
 #   scripts/throwaway-cluster.sh start [DIR]   creates DIR (or a new temporary directory),
 #                                              starts a cluster there and prints its URL
@@ -51,13 +54,43 @@ case "${1:-}" in
     as_owner "$bin/initdb" --pgdata="$dir/data" --username=postgres --auth=trust \
       --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
+    listen="''"
+    tls=""
+    if command -v openssl >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
+      (
+        cd "$dir"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=oco test CA" \
+          -keyout ca.key -out ca.pem >/dev/null 2>&1
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+          -keyout server.key -out server.csr >/dev/null 2>&1
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+          -extfile server.ext -out server.crt >/dev/null 2>&1
+        chmod 0600 server.key
+        rm -f ca.key server.csr server.ext ca.srl
+      )
+      if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$dir/server.key" "$dir/server.crt"
+      fi
+      # A port the kernel says is free now.
+      port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+      listen="'127.0.0.1' -c port=$port -c ssl=on -c ssl_cert_file='$dir/server.crt' \
+-c ssl_key_file='$dir/server.key'"
+      tls="postgresql://postgres@localhost:${port}/postgres?sslmode=require"
+    else
+      listen="'' -c port=5432"
+    fi
     as_owner "$bin/pg_ctl" start --pgdata="$dir/data" --log="$dir/postgres.log" --wait \
-      --options="-c listen_addresses='' -c unix_socket_directories='$dir' -c port=5432 \
+      --options="-c listen_addresses=$listen -c unix_socket_directories='$dir' \
 -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
       >/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
+    if [ -n "$tls" ]; then
+      echo "$tls" >"$dir/tls-url"
+    fi
+    socket_port=${port:-5432}
     # The socket directory, percent-encoded as the URL's host.
     host=$(printf '%s' "$dir" | sed 's|/|%2F|g')
-    echo "postgresql://postgres@${host}:5432/postgres"
+    echo "postgresql://postgres@${host}:${socket_port}/postgres"
     ;;
   stop)
     dir="${2:?usage: $0 stop DIR}"

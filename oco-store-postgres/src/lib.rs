@@ -72,11 +72,13 @@ mod encode;
 mod read;
 mod schema;
 mod shared;
+mod tls;
 mod write;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -95,10 +97,11 @@ use oco_core::store::{
 };
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, Config, NoTls, Row, Statement};
+use postgres::{Client, Config, Row, Statement};
 
 pub use schema::SCHEMA_VERSION;
 pub use shared::{Leadership, Listener, Touched};
+use tls::Connector;
 
 /// How many times a write is attempted when PostgreSQL cancels it for a concurrent one.
 pub const WRITE_ATTEMPTS: u32 = 16;
@@ -118,6 +121,10 @@ pub struct Options {
     /// The schema that holds the store's tables, created if missing; `None`: the connection's
     /// default (`public`, unless the role's `search_path` says otherwise).
     pub schema: Option<String>,
+    /// With `sslmode=require` in the connection string: the PEM file of the certificates that
+    /// may sign the server's (its CA); `None`: the system's trusted certificates. Given without
+    /// `sslmode=require`, it is an error.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -126,6 +133,7 @@ impl Default for Options {
             max_connections: 8,
             connect_timeout: Duration::from_secs(5),
             schema: None,
+            ca_file: None,
         }
     }
 }
@@ -174,8 +182,10 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("oco");
         }
+        let connector = Connector::for_config(&config, options.ca_file.as_deref())?;
         let mut pool = Pool {
             config,
+            connector,
             writer: String::new(),
             schema: options.schema.clone(),
             max: options.max_connections.max(1),
@@ -410,6 +420,7 @@ impl Session {
 /// The connections of a store.
 struct Pool {
     config: Config,
+    connector: Connector,
     /// This store's `oco.writer` setting in each of its sessions, which its change notifications
     /// carry: its own [`Listener`] leaves them out.
     writer: String,
@@ -484,7 +495,7 @@ impl Pool {
 
     /// A new connection, set up as every session of the store is: its schema, its writer.
     fn connect(&self) -> StoreResult<Client> {
-        let mut client = self.config.connect(NoTls).map_err(backend)?;
+        let mut client = self.connector.connect(&self.config).map_err(backend)?;
         // The tag is hexadecimal digits: nothing to quote.
         let mut setup = format!("SET oco.writer TO '{}'", self.writer);
         if let Some(schema) = &self.schema {
