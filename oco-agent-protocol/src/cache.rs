@@ -452,7 +452,8 @@ impl CachedStore {
     /// Forgets what a write by another process touched (see [`CachedStore::shared`]). Safe to
     /// call at any time, from any thread.
     pub fn touched_elsewhere(&self, touched: Elsewhere<'_>) {
-        let _serial = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        // Without the write lock: the stamps are atomic, and a long write of this process must
+        // not hold up the listener (whose round trips keep the cache trusted).
         let epoch = self.stamps.advance();
         match touched {
             Elsewhere::Computers(computers) => {

@@ -2,9 +2,10 @@
 //! balancer, must look like one to agents and administrators: the agent alternates between them
 //! through a deploy, its key exchange, hellos, a download and reports, and a rule change; a hello
 //! replayed to the other process is refused; reply timestamps keep increasing; what one process
-//! writes, the other serves at once (its hello cache forgets it within the listener's bound);
-//! housekeeping runs on one of them and passes to the other when it dies; and a process killed
-//! with SIGKILL under report load loses no report it acknowledged.
+//! writes, the other serves at once (its hello cache forgets it within the listener's bound); a
+//! new computer registers through one and polls the other; housekeeping runs on one of them and
+//! passes to the other when it dies; and a process killed with SIGKILL under report load loses
+//! no report it acknowledged.
 //!
 //! Needs `OCO_TEST_POSTGRES` (a PostgreSQL URL); without it the test says it was skipped,
 //! unless `OCO_REQUIRE_POSTGRES=1` makes that a failure (CI sets it).
@@ -82,6 +83,7 @@ fn start(data: &Path, database: &str) -> Server {
             "1",
             "--wol-target",
             "127.0.0.1:9",
+            "--self-registration",
         ],
         &[("OCO_LOG", "info,oco_server_min=debug")],
     )
@@ -120,7 +122,7 @@ fn two_processes_on_one_database_act_as_one() {
     let a = start(data, &url);
     a.wait_for_log("this process leads housekeeping", 1);
     let b = start(data, &url);
-    let (token, agent_key, _) = secrets(data);
+    let (token, agent_key, registration_key) = secrets(data);
     let (on_a, on_b) = (admin(a.addr, &token), admin(b.addr, &token));
 
     // An administrator works through A; B sees every write at once.
@@ -321,6 +323,23 @@ fn two_processes_on_one_database_act_as_one() {
         handed.len(),
         2,
         "the deploy's job and the rule's, once each"
+    );
+
+    // An unknown computer registers through B with the registration key; its next hello, with
+    // the key B handed out, is answered by A.
+    let mut newcomer = Agent::new(b.addr, "pc-new", &registration_key);
+    newcomer.hello();
+    assert_ne!(newcomer.key, registration_key, "a key of its own");
+    newcomer.addr = a.addr;
+    assert!(job_ids(&newcomer.hello()).is_empty());
+    let listed = on_a.json("GET", "/computers?limit=1000", None, 200);
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|computer| computer["hostname"] == "pc-new"),
+        "{listed}"
     );
 
     // One process leads housekeeping: A, started first. B logs nothing of the kind.
