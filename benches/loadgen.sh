@@ -11,6 +11,31 @@
 #      agent does), the same with keep-alive, and update_job_state reports (new connection);
 #   5. stops the server with SIGTERM (it must exit 0) and prints a summary.
 #
+# With --postgres, the same three runs on PostgreSQL, against one server process and then two:
+#
+#   1. as above;
+#   2. starts a throwaway PostgreSQL cluster in the temporary directory
+#      (oco-store-postgres/scripts/throwaway-cluster.sh: a Unix socket, fsync off), pinned to
+#      core 1 (started under `taskset -c 1`, so the postmaster and every process it forks run
+#      there), seeds it with the same seed (`loadgen seed --database URL`; the data directory
+#      only holds the secrets file the server writes), then `VACUUM ANALYZE` and `CHECKPOINT`,
+#      so that the runs start on a settled database without autovacuum catching up during them;
+#   3. starts one server with `--database URL`, pinned to core 1 with PostgreSQL, and runs the
+#      three runs; stops it; starts two servers on the same data directory and database, both
+#      pinned to core 1, and runs the three runs again, the generator's agents spread over both
+#      (agent a talks to server a mod 2, so each computer polls one of them);
+#   4. each run reports, besides the servers' CPU per request, the CPU per request of the whole
+#      cluster (`loadgen run --postgres-pid`: the postmaster, its live children and, through the
+#      postmaster's reaped-children times, those that ended during the window) and the sum, and
+#      what PostgreSQL did per request over the measured window (the deltas of pg_stat_database:
+#      transactions committed and rolled back, rows inserted, updated, deleted; and of
+#      pg_stat_user_tables per table; PostgreSQL publishes a busy backend's counters about once a
+#      second, so these are within a few per cent). With STATEMENTS=1 the cluster loads
+#      pg_stat_statements and each run also lists the statements executed per request in its
+#      window (exact counts; it costs PostgreSQL some CPU, so measure CPU without it);
+#   5. stops the servers (each must exit 0), prints each server log's WARN and ERROR lines, and
+#      stops and removes the cluster (its log is kept with KEEP).
+#
 # With --fleet, the fleet benchmark instead: every computer of a large fleet polls in turn, so the
 # working set is the whole fleet, and most computers have nothing to receive (see the module docs
 # of benches/src/fleet.rs: 5 % deliverable with 20 jobs each, 45 % with jobs held by address or
@@ -37,6 +62,8 @@
 #
 #   bash benches/loadgen.sh                  # the full run (about 4 minutes)
 #   bash benches/loadgen.sh --small          # 2,000 computers, 100 polled: a quick check
+#   DURATION=30 WARMUP=3 bash benches/loadgen.sh --postgres   # one and two processes on PostgreSQL
+#   STATEMENTS=1 DURATION=10 bash benches/loadgen.sh --postgres --small # statements per request
 #   DURATION=10 WARMUP=2 bash benches/loadgen.sh --small
 #   KEEP=1 bash benches/loadgen.sh           # keep the data directory and the server log
 #   PERF=1 bash benches/loadgen.sh           # also `perf record -g` the server during each run
@@ -46,8 +73,10 @@
 #   SERVER_ARGS="--hello-cache-memory 0" bash benches/loadgen.sh --fleet # ours without its hello cache
 #
 # Environment: DURATION (seconds measured, default 60), WARMUP (default 5), CONCURRENCY
-# (default 32), WARM (seconds of the cold-start run of --fleet; default DURATION), KEEP (keep the
-# temporary directory), PERF (profile the server during each
+# (default 32), DB_CONNECTIONS (with --postgres: each server's --database-connections; default
+# CONCURRENCY + 8), WARM (seconds of the cold-start run of --fleet; default DURATION), KEEP (keep the
+# temporary directory), STATEMENTS (with --postgres: count statements with pg_stat_statements),
+# PERF (profile the server (or servers) during each
 # measured window with `perf record -g` and keep the directory: the reports are written next to
 # the server log), SERVER_BIN (the server binary to measure; default: this workspace's release
 # build), SERVER_ARGS (extra options of the server, e.g. "--hello-cache-memory 0"); with --fleet also
@@ -61,15 +90,21 @@ set -euo pipefail
 small=()
 fleet=
 data=
+postgres=
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --small) small=(--small) ;;
+        --postgres) postgres=1 ;;
         --fleet) fleet=1 ;;
         --data) [[ $# -ge 2 ]] || { echo "--data needs a directory" >&2; exit 2; }; data=$2; shift ;;
-        *) echo "usage: $0 [--small] | --fleet [--data DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--small] [--postgres] | --fleet [--data DIR]" >&2; exit 2 ;;
     esac
     shift
 done
+if [[ -n "$postgres" && -n "$fleet" ]]; then
+    echo "--postgres and --fleet exclude each other" >&2
+    exit 2
+fi
 if [[ -n "$data" && -z "$fleet" ]]; then
     echo "--data goes with --fleet" >&2
     exit 2
@@ -90,7 +125,10 @@ server_bin=${SERVER_BIN:-$bin/oco-server-min}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/oco-loadgen.XXXXXX")
 server_pid=
+second_pid=
 floor_pid=
+pg_dir=
+cluster=$PWD/oco-store-postgres/scripts/throwaway-cluster.sh
 stop() {
     local pid=$1
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
@@ -100,7 +138,12 @@ stop() {
 }
 cleanup() {
     stop "$server_pid"
+    stop "$second_pid"
     stop "$floor_pid"
+    if [[ -n "$pg_dir" ]]; then
+        cp "$pg_dir/postgres.log" "$work/postgres.log" 2>/dev/null || true
+        bash "$cluster" stop "$pg_dir"
+    fi
     if [[ -n "${KEEP:-}${PERF:-}" ]]; then
         echo "kept $work"
     else
@@ -133,11 +176,22 @@ echo "== $(date -u '+%Y-%m-%d %H:%M UTC'); nproc $(nproc); CPU $(grep -m1 'model
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 results=()
-# run NAME PID URL ARGS...: one generator run against the server PID at URL.
+# run NAME PIDS URLS ARGS...: one generator run against the servers PIDS at URLS (each a
+# comma-separated list: several server processes on one PostgreSQL database).
 run() {
     local name=$1 pid=$2 target=$3
     shift 3
-    local perf_pid=
+    local urls=() url_list
+    IFS=, read -r -a urls <<<"$target"
+    url_list=$(printf '%s/api-agent.php,' "${urls[@]}")
+    url_list=${url_list%,}
+    local perf_pid= stats_pid=
+    if [[ -n "$postgres" ]]; then
+        # The database's counters at both ends of the measured window.
+        (sleep "$warmup"; pg_counters >"$work/pg-$name.before"
+         sleep "$run_duration"; pg_counters >"$work/pg-$name.after") &
+        stats_pid=$!
+    fi
     if [[ -n "${PERF:-}" ]]; then
         # Sample the server during the measured window only.
         (sleep "$warmup"; exec perf record -g -F 999 -p "$pid" -o "$work/perf-$name.data" \
@@ -146,10 +200,14 @@ run() {
     fi
     echo "== $name"
     local out
-    out=$(taskset -c 0 "$bin/loadgen" run --url "$target/api-agent.php" --concurrency "$concurrency" \
-        --duration "$run_duration" --warmup "$warmup" --server-pid "$pid" "$@")
+    out=$(taskset -c 0 "$bin/loadgen" run --url "$url_list" --concurrency "$concurrency" \
+        --duration "$run_duration" --warmup "$warmup" --server-pid "$pid" "${pg_args[@]}" "$@")
     echo "$out"
     results+=("$name: $(grep '^RESULT' <<<"$out")")
+    if [[ -n "$stats_pid" ]]; then
+        wait "$stats_pid"
+        pg_per_request "$name" "$(grep '^RESULT' <<<"$out")"
+    fi
     if [[ -n "$perf_pid" ]]; then
         wait "$perf_pid" || true
         perf report -i "$work/perf-$name.data" --no-children --percent-limit 1 --stdio \
@@ -158,6 +216,146 @@ run() {
     fi
 }
 run_duration=$duration
+pg_args=()
+
+# The PostgreSQL counters of the database (pg_stat_database) and of each table
+# (pg_stat_user_tables), one `name value` line each; with STATEMENTS, each statement's calls and
+# rows so far (pg_stat_statements; never reset, since a statement prepared before a reset is
+# not counted again until it is prepared anew).
+pg_counters() {
+    psql "$db_url" -XAtq -F ' ' -c "
+        SELECT 'transactions_committed', xact_commit FROM pg_stat_database WHERE datname = current_database()
+        UNION ALL SELECT 'transactions_rolled_back', xact_rollback FROM pg_stat_database WHERE datname = current_database()
+        UNION ALL SELECT 'rows_inserted', tup_inserted FROM pg_stat_database WHERE datname = current_database()
+        UNION ALL SELECT 'rows_updated', tup_updated FROM pg_stat_database WHERE datname = current_database()
+        UNION ALL SELECT 'rows_deleted', tup_deleted FROM pg_stat_database WHERE datname = current_database()
+        UNION ALL SELECT relname || '.inserted', n_tup_ins FROM pg_stat_user_tables
+        UNION ALL SELECT relname || '.updated', n_tup_upd FROM pg_stat_user_tables
+        UNION ALL SELECT relname || '.updated_hot', n_tup_hot_upd FROM pg_stat_user_tables
+        UNION ALL SELECT relname || '.deleted', n_tup_del FROM pg_stat_user_tables"
+    if [[ -n "${STATEMENTS:-}" ]]; then
+        psql "$db_url" -XAtq -F $'\t' -c "SELECT 'statement', queryid, calls, rows,
+            regexp_replace(query, '\s+', ' ', 'g') FROM pg_stat_statements"
+    fi
+}
+
+# pg_per_request NAME RESULT_LINE: the counters' deltas over the window, per request.
+pg_per_request() {
+    local name=$1 result=$2
+    python3 - "$work/pg-$name.before" "$work/pg-$name.after" "$result" <<'PY'
+import sys
+def counters(path):
+    values = {}
+    for line in open(path):
+        if line.startswith("statement\t"):
+            continue
+        key, value = line.split()
+        values[key] = int(value)
+    return values
+before, after = counters(sys.argv[1]), counters(sys.argv[2])
+fields = dict(f.split("=", 1) for f in sys.argv[3].split()[1:] if "=" in f)
+requests = int(fields["ok"]) + int(fields["failed"])
+per = lambda key: (after.get(key, 0) - before.get(key, 0)) / max(requests, 1)
+print("  PostgreSQL per request over the window (%d requests): %s" % (requests, ", ".join(
+    "%s %.3f" % (key, per(key)) for key in ["transactions_committed", "transactions_rolled_back",
+                                            "rows_inserted", "rows_updated", "rows_deleted"])))
+tables = sorted(k for k in after if "." in k and abs(per(k)) >= 0.0005)
+if tables:
+    print("  per table: " + ", ".join("%s %.3f" % (k, per(k)) for k in tables))
+def statements(path):
+    found = {}
+    for line in open(path):
+        if line.startswith("statement\t"):
+            _, queryid, calls, rows, query = line.rstrip("\n").split("\t", 4)
+            found[queryid] = (int(calls), int(rows), query)
+    return found
+first, last = statements(sys.argv[1]), statements(sys.argv[2])
+deltas = sorted(((calls - first.get(q, (0, 0, ""))[0], rows - first.get(q, (0, 0, ""))[1], query)
+                 for q, (calls, rows, query) in last.items()), reverse=True)
+if last:
+    print("  statements per request (pg_stat_statements, the window only):")
+    for calls, rows, query in deltas:
+        if calls / max(requests, 1) >= 0.001:
+            print("    %7.3f calls, %7.3f rows: %s" % (calls / max(requests, 1), rows / max(requests, 1), query[:160]))
+PY
+}
+
+# warnings NAME: the WARN and ERROR lines of $work/NAME.log.
+warnings() {
+    local count
+    count=$(grep -cE ' (WARN|ERROR) ' "$work/$1.log" || true)
+    echo "== $1: $count WARN/ERROR lines in its log"
+    grep -E ' (WARN|ERROR) ' "$work/$1.log" | head -n 5 || true
+}
+
+if [[ -n "$postgres" ]]; then
+    # The cluster's socket directory is inside $work: let its owner (`postgres` when run as
+    # root) reach it.
+    chmod 0711 "$work"
+    pg_dir=$work/postgres
+    # Pinned to core 1 with the servers: every process the postmaster forks inherits it.
+    db_url=$(taskset -c 1 bash "$cluster" start "$pg_dir")
+    as_owner() { if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+    if [[ -n "${STATEMENTS:-}" ]]; then
+        psql "$db_url" -XAtqc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+        # `restart` keeps the options of the first start (postmaster.opts).
+        as_owner taskset -c 1 pg_ctl restart --pgdata="$pg_dir/data" --log="$pg_dir/postgres.log" \
+            --wait >/dev/null
+        psql "$db_url" -XAtqc "CREATE EXTENSION pg_stat_statements"
+    fi
+    postmaster=$(head -n 1 "$pg_dir/data/postmaster.pid")
+    echo "== PostgreSQL $(postgres --version | awk '{print $NF}'), postmaster $postmaster (pinned to core 1: $(taskset -c -p "$postmaster" | sed 's/.*: //')), $pg_dir"
+    "$bin/loadgen" seed --data-dir "$work/data" --database "$db_url" "${small[@]}"
+    started=$(date +%s.%N)
+    psql "$db_url" -XAtqc "VACUUM ANALYZE" -c "CHECKPOINT"
+    echo "== VACUUM ANALYZE and CHECKPOINT: $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; database size $(psql "$db_url" -XAtqc "SELECT pg_size_pretty(pg_database_size(current_database()))")"
+    pg_args=(--postgres-pid "$postmaster")
+    # More connections than requests in flight, so that no request waits for one: with fewer
+    # (the default is 16), requests under this load fail with "no PostgreSQL connection was free
+    # within 5s" well within the 5 s, since a waiting request gives up when a connection given
+    # back to the pool is taken by another before it wakes.
+    server_args=(--database-connections "${DB_CONNECTIONS:-$((concurrency + 8))}" "${server_args[@]}")
+
+    start server "$server_bin" --data-dir "$work/data" --database "$db_url" "${server_args[@]}"
+    server_pid=$started_pid
+    url=$started_url
+    echo "== one server $server_bin, pid $server_pid at $url (pinned to core 1 with PostgreSQL); generator pinned to core 0"
+    run one-hello-new-connection "$server_pid" "$url" "${small[@]}" --method hello
+    run one-hello-keep-alive "$server_pid" "$url" "${small[@]}" --method hello --keep-alive
+    run one-report-new-connection "$server_pid" "$url" "${small[@]}" --method report
+    status=0
+    kill -TERM "$server_pid"
+    wait "$server_pid" || status=$?
+    server_pid=
+    echo "== server stopped with status $status"
+    warnings server
+
+    start server-a "$server_bin" --data-dir "$work/data" --database "$db_url" "${server_args[@]}"
+    server_pid=$started_pid
+    url_a=$started_url
+    start server-b "$server_bin" --data-dir "$work/data" --database "$db_url" "${server_args[@]}"
+    second_pid=$started_pid
+    url_b=$started_url
+    echo "== two servers, pids $server_pid and $second_pid at $url_a and $url_b (both pinned to core 1 with PostgreSQL); generator pinned to core 0"
+    run two-hello-new-connection "$server_pid,$second_pid" "$url_a,$url_b" "${small[@]}" --method hello
+    run two-hello-keep-alive "$server_pid,$second_pid" "$url_a,$url_b" "${small[@]}" --method hello --keep-alive
+    run two-report-new-connection "$server_pid,$second_pid" "$url_a,$url_b" "${small[@]}" --method report
+
+    echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    for pid in "$server_pid" "$second_pid"; do
+        kill -TERM "$pid"
+        wait "$pid" || status=$?
+    done
+    server_pid=
+    second_pid=
+    echo "== servers stopped with status $status"
+    warnings server-a
+    warnings server-b
+    echo "== summary"
+    printf '%s\n' "${results[@]}"
+    [[ "$status" == 0 ]]
+    exit
+fi
 
 if [[ -z "$fleet" ]]; then
     "$bin/loadgen" seed --data-dir "$work/data" "${small[@]}"
@@ -175,6 +373,7 @@ if [[ -z "$fleet" ]]; then
     wait "$server_pid" || status=$?
     server_pid=
     echo "== server stopped with status $status"
+    warnings server
     echo "== summary"
     printf '%s\n' "${results[@]}"
     [[ "$status" == 0 ]]

@@ -8,7 +8,11 @@
 //!   jobs). Every computer gets its own agent key and server key, derived from its hostname and a
 //!   fixed salt ([`derive_key`]), so no key exchange (TOFU) happens during a run and the generator
 //!   knows every key. The polled computers' containers are opened to loopback agents at any time
-//!   (see [`open_polled_containers`]), so a hello hands out the 20 jobs.
+//!   (see [`open_polled_containers`]), so a hello hands out the 20 jobs. With `--database
+//!   postgres://…` the same seed, through the same calls, goes into that PostgreSQL database
+//!   instead (the data directory is only created: the server keeps its secrets file and payloads
+//!   there); the seed and the keys are timed apart. The store's per-rule job counter is turned
+//!   off while the seed writes and counted once after (see [`RULE_JOB_COUNTER`]).
 //! - `loadgen run --url http://127.0.0.1:PORT/api-agent.php --method hello|report ...` runs
 //!   `--concurrency` agents for `--warmup` + `--duration` seconds. The polled computers are shared
 //!   out round-robin (agent `a` of `n` takes computers `a`, `a + n`, …, so no computer ever has
@@ -25,6 +29,11 @@
 //!   counted as an error, by kind. Given `--server-pid`, the server's CPU time (utime + stime of
 //!   `/proc/PID/stat`, read at the start and end of the measured window) per request and its
 //!   memory (`VmRSS`, `VmHWM`) are reported.
+//! - Several server processes sharing a PostgreSQL database: `--url` and `--server-pid` take a
+//!   list (repeated, or separated by commas); agent `a` talks to URL `a` modulo their number, so
+//!   each computer polls one process, and the CPU time and memory are summed over the processes.
+//!   `--postgres-pid POSTMASTER` adds the CPU time of the whole cluster per request (see
+//!   [`cluster_ticks`]) and its sum with the servers'.
 //!
 //! The fleet (see [`oco_benches::fleet`] for the seed's classes):
 //!
@@ -64,12 +73,13 @@ use oco_benches::agent::{
     HmacSha256, Result, Target,
 };
 use oco_benches::fleet::{fleet_hostname, seed_fleet, Class, FleetCase};
-use oco_benches::sqlite::{seed, SEED_1M, SEED_TEST};
+use oco_benches::sqlite::{seed, SeedCase, SEED_1M, SEED_TEST};
 use oco_benches::SHORT_IP_LIST;
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::constraint::{IpRanges, TimeFrames};
 use oco_core::model::Schedule;
 use oco_core::store::{Change, ChangeSet, Page, Store};
+use oco_store_postgres::PgStore;
 use oco_store_sqlite::{Options, SqliteStore};
 use tokio::net::TcpStream;
 
@@ -85,11 +95,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Writes DIR/oco.db with the fixed seed and every computer's keys.
+    /// Writes DIR/oco.db (or the PostgreSQL database of --database) with the fixed seed and
+    /// every computer's keys.
     Seed {
-        /// The server's data directory (created if missing; must not hold an oco.db yet).
+        /// The server's data directory (created if missing; must not hold an oco.db yet). With
+        /// --database it holds no database, only what the server writes there (its secrets file
+        /// and payloads).
         #[arg(long)]
         data_dir: PathBuf,
+        /// A PostgreSQL URL (`postgres://user@host/dbname`): the fixed seed goes into that
+        /// database, which must hold no computers yet, instead of DIR/oco.db.
+        #[arg(long, value_name = "URL", conflicts_with = "fleet")]
+        database: Option<String>,
         /// The scaled-down seed: 2,000 computers, 100 polled, 50,000 jobs.
         #[arg(long, conflicts_with = "fleet")]
         small: bool,
@@ -109,9 +126,15 @@ enum Command {
 
 #[derive(clap::Args, Debug, Clone)]
 struct RunArgs {
-    /// The agent API's URL (http only).
-    #[arg(long, default_value = "http://127.0.0.1:8080/api-agent.php")]
-    url: String,
+    /// The agent API's URL (http only). Several (repeated, or separated by commas): one per
+    /// server process sharing a database; agent `a` of the run talks to URL `a` modulo their
+    /// number, so each computer polls one of them.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080/api-agent.php"
+    )]
+    url: Vec<String>,
     /// What the agents send.
     #[arg(long, value_enum, default_value_t = Method::Hello)]
     method: Method,
@@ -127,9 +150,16 @@ struct RunArgs {
     /// One connection per agent, kept alive (the OCO agent opens a new one per request).
     #[arg(long)]
     keep_alive: bool,
-    /// The server's process id: report its CPU time per request and its memory.
+    /// The server's process id: report its CPU time per request and its memory. Several
+    /// (repeated, or separated by commas): the sum over those processes.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+    /// The PostgreSQL postmaster's process id: report the CPU time per request of the whole
+    /// cluster (the postmaster, every child of it, and the children that ended during the
+    /// window, which the postmaster's reaped-children times hold), and its sum with the
+    /// servers'.
     #[arg(long)]
-    server_pid: Option<u32>,
+    postgres_pid: Option<u32>,
     /// The server was seeded with `seed --small` (100 polled computers instead of 1,000).
     #[arg(long, conflicts_with = "fleet")]
     small: bool,
@@ -221,8 +251,11 @@ fn main() -> Result<()> {
             ..
         } => seed_fleet_dir(&data_dir, FleetCase { computers, jobs }),
         Command::Seed {
-            data_dir, small, ..
-        } => seed_data_dir(&data_dir, small),
+            data_dir,
+            small,
+            database,
+            ..
+        } => seed_data_dir(&data_dir, small, database.as_deref()),
         Command::Run(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -243,38 +276,106 @@ fn instant_now() -> Instant {
 // ---------------------------------------------------------------------------------------------
 // The seed.
 
-fn seed_data_dir(dir: &Path, small: bool) -> Result<()> {
+fn seed_data_dir(dir: &Path, small: bool, database: Option<&str>) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join("oco.db");
-    if path.exists() {
-        return Err(format!("{} exists already: seed an empty directory", path.display()).into());
-    }
     let case = if small { SEED_TEST } else { SEED_1M };
     let started = instant_now();
-    // One connection, the writer: closing it checkpoints the write-ahead log into the file, so
-    // the server starts on a settled database.
-    let options = Options {
-        readers: 0,
-        ..Options::default()
+    let mut counts_deferred = None;
+    let (store, target): (Box<dyn Store>, String) = match database {
+        None => {
+            let path = dir.join("oco.db");
+            if path.exists() {
+                return Err(
+                    format!("{} exists already: seed an empty directory", path.display()).into(),
+                );
+            }
+            // One connection, the writer: closing it checkpoints the write-ahead log into the
+            // file, so the server starts on a settled database.
+            let options = Options {
+                readers: 0,
+                ..Options::default()
+            };
+            let store = SqliteStore::open_with(&path, &options)?;
+            (Box::new(store), path.display().to_string())
+        }
+        Some(url) => {
+            // One connection: the seed writes one change set after the other.
+            let options = oco_store_postgres::Options {
+                max_connections: 1,
+                ..oco_store_postgres::Options::default()
+            };
+            let store = PgStore::connect_with(url, &options)?;
+            if !store.list_computers(Page::first(1))?.is_empty() {
+                return Err(
+                    "the PostgreSQL database holds computers already: seed an empty \
+                            database"
+                        .into(),
+                );
+            }
+            let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+            client.batch_execute(&format!(
+                "ALTER TABLE jobs DISABLE TRIGGER {RULE_JOB_COUNTER}"
+            ))?;
+            counts_deferred = Some(client);
+            (Box::new(store), "the PostgreSQL database".to_owned())
+        }
     };
-    let store = SqliteStore::open_with(&path, &options)?;
-    let seeded = seed(&store, case)?;
-    let opened = open_polled_containers(&store)?;
+    let (opened, seed_seconds, key_seconds) = seed_store(store.as_ref(), case)?;
+    // SQLite: closing checkpoints.
+    drop(store);
+    let mut count_seconds = None;
+    if let Some(mut client) = counts_deferred {
+        let started = instant_now();
+        client.batch_execute(&format!(
+            "BEGIN; \
+             ALTER TABLE jobs ENABLE TRIGGER {RULE_JOB_COUNTER}; \
+             DELETE FROM rule_job_counts; \
+             INSERT INTO rule_job_counts (rule_id, state, count) \
+                 SELECT rule_id, state, count(*) FROM jobs WHERE rule_id IS NOT NULL \
+                 GROUP BY rule_id, state; \
+             COMMIT"
+        ))?;
+        count_seconds = Some(started.elapsed().as_secs_f64());
+    }
+    println!(
+        "seeded {target}: {} computers ({} polled), {} jobs, {} containers opened to loopback \
+         agents, every computer keyed; {:.1} s (the seed {:.1} s, the keys {:.1} s{})",
+        case.computers,
+        case.polled(),
+        case.jobs(),
+        opened,
+        started.elapsed().as_secs_f64(),
+        seed_seconds,
+        key_seconds,
+        count_seconds.map_or(String::new(), |seconds| format!(
+            ", the rules' job counts {seconds:.1} s"
+        )),
+    );
+    Ok(())
+}
+
+/// The trigger of the PostgreSQL store that counts a rule's jobs by state, one row of
+/// `rule_job_counts` updated for each job inserted. Within one transaction every update adds a
+/// version of that row that the next one's conflict check walks, so a change set that inserts n
+/// jobs of one rule costs O(n²): the seed's rule (980,000 jobs in one change set) would take
+/// hours. The seed turns it off and counts the jobs once at the end, in one statement, to the
+/// same counts.
+const RULE_JOB_COUNTER: &str = "rule_job_counted";
+
+/// Writes the fixed seed of `case` into `store`, opens the polled computers' containers and
+/// keys every computer; returns how many containers were opened, and the seconds of the seed
+/// (with the opening) and of the keys.
+fn seed_store(store: &dyn Store, case: SeedCase) -> Result<(usize, f64, f64)> {
+    let started = instant_now();
+    let seeded = seed(store, case)?;
+    let opened = open_polled_containers(store)?;
+    let seed_seconds = started.elapsed().as_secs_f64();
+    let started = instant_now();
     for &id in &seeded.computers {
         let computer = store.computer(id)?;
         store.set_credentials(id, &seeded_credentials(computer.hostname.as_str()))?;
     }
-    drop(store);
-    println!(
-        "seeded {}: {} computers ({} polled), {} jobs, {opened} containers opened to loopback \
-         agents, every computer keyed; {:.1} s",
-        path.display(),
-        case.computers,
-        case.polled(),
-        case.jobs(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok((opened, seed_seconds, started.elapsed().as_secs_f64()))
 }
 
 /// The file next to `oco.db` that describes a fleet seed, for `loadgen.sh --fleet --data DIR`.
@@ -534,7 +635,8 @@ impl Tally {
 
 /// What every agent shares.
 struct Plan {
-    target: Target,
+    /// The servers; agent `a` talks to `targets[a % targets.len()]`.
+    targets: Vec<Target>,
     keep_alive: bool,
     /// The run's start, in 10⁻⁴ s since the epoch (the base of every agent timestamp).
     base_ticks: u64,
@@ -543,6 +645,8 @@ struct Plan {
 /// One agent's connection and buffers.
 struct Agent {
     plan: Arc<Plan>,
+    /// The server it talks to.
+    target: Target,
     /// Where its connections come from (see [`source_address`]).
     source: Option<IpAddr>,
     conn: Option<TcpStream>,
@@ -554,8 +658,10 @@ struct Agent {
 impl Agent {
     /// Agent number `index` of the run.
     fn new(plan: Arc<Plan>, index: usize) -> Agent {
+        let target = plan.targets[index % plan.targets.len()].clone();
         Agent {
-            source: source_address(plan.target.addr, index),
+            source: source_address(target.addr, index),
+            target,
             plan,
             conn: None,
             body: String::with_capacity(1024),
@@ -603,7 +709,7 @@ impl Agent {
         }
         let signature = sign(&computer.agent_key(), self.body.as_bytes());
         request(
-            &self.plan.target,
+            &self.target,
             &signature,
             self.body.as_bytes(),
             &mut self.request,
@@ -613,13 +719,13 @@ impl Agent {
         let source = if self.plan.keep_alive {
             self.source
         } else {
-            computer_address(self.plan.target.addr, computer.number as usize).or(self.source)
+            computer_address(self.target.addr, computer.number as usize).or(self.source)
         };
         let exchanged = tokio::time::timeout(
             REQUEST_TIMEOUT,
             exchange(
                 &mut self.conn,
-                self.plan.target.addr,
+                self.target.addr,
                 source,
                 &self.request,
                 &mut self.response,
@@ -795,14 +901,61 @@ fn count_jobs(body: &[u8]) -> usize {
 
 /// User + system CPU time of process `pid`, in clock ticks (`/proc/PID/stat` fields 14 and 15).
 fn cpu_ticks(pid: &str) -> Result<u64> {
+    Ok(stat(pid)?.own)
+}
+
+/// What `/proc/PID/stat` says of a process's CPU time.
+struct Stat {
+    /// Its parent (field 4).
+    parent: u32,
+    /// User + system time, in clock ticks (fields 14 and 15).
+    own: u64,
+    /// User + system time of its children that ended and were reaped (fields 16 and 17).
+    reaped: u64,
+}
+
+fn stat(pid: &str) -> Result<Stat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) is in parentheses and may hold spaces: count after the last ')'.
     let after = stat.rsplit_once(')').ok_or("unexpected /proc/PID/stat")?.1;
     let fields: Vec<&str> = after.split_whitespace().collect();
-    // `after` starts with field 3 (state): utime is field 14, stime field 15.
+    // `after` starts with field 3 (state).
     let field =
         |n: usize| -> Result<u64> { Ok(fields.get(n - 3).ok_or("short /proc/PID/stat")?.parse()?) };
-    Ok(field(14)? + field(15)?)
+    Ok(Stat {
+        parent: u32::try_from(field(4)?)?,
+        own: field(14)? + field(15)?,
+        reaped: field(16)? + field(17)?,
+    })
+}
+
+/// The CPU time of a PostgreSQL cluster, in clock ticks: its postmaster's own and its reaped
+/// children's, and every live child's own and reaped children's.
+///
+/// A backend that ends between two readings moves from the live children into the postmaster's
+/// reaped children with all its time, so the difference of two readings counts the time within
+/// the window of every process of the cluster, the short-lived ones (autovacuum workers, a
+/// connection opened and closed) too. The postmaster reaps its children at once; one that ended
+/// but is not reaped yet counts as live (its times stay readable until then).
+fn cluster_ticks(postmaster: u32) -> Result<u64> {
+    let main = stat(&postmaster.to_string())?;
+    let mut total = main.own + main.reaped;
+    for entry in std::fs::read_dir("/proc")? {
+        let name = entry?.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // A process may end between the listing and the reading: then it is no child to count.
+        if let Ok(child) = stat(pid) {
+            if child.parent == postmaster {
+                total += child.own + child.reaped;
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 if that cannot be run).
@@ -816,12 +969,14 @@ fn clock_ticks_per_second() -> u64 {
         .unwrap_or(100)
 }
 
-/// CPU ticks of the server and of this process at both ends of the window, and the server's
-/// memory at its end.
+/// CPU ticks of the servers (summed), of the PostgreSQL cluster and of this process at both ends
+/// of the window, and the servers' memory at its end.
 #[derive(Debug, Default)]
 struct Samples {
     server: Option<(u64, u64)>,
+    postgres: Option<(u64, u64)>,
     client: Option<(u64, u64)>,
+    /// VmRSS and VmHWM, summed over the servers.
     memory: Option<(u64, u64)>,
     /// This process's memory at the end of the window.
     own_memory: Option<(u64, u64)>,
@@ -830,20 +985,44 @@ struct Samples {
 /// Reads the CPU counters at `window.0` and `window.1`, on a thread of its own so that busy
 /// agents do not delay the readings.
 fn sample(
-    pid: Option<u32>,
+    servers: Vec<u32>,
+    postgres: Option<u32>,
     window: (Instant, Instant),
 ) -> std::thread::JoinHandle<Result<Samples>> {
     std::thread::spawn(move || {
-        let pid = pid.map(|p| p.to_string());
-        let read = |who: Option<&str>| who.map(cpu_ticks).transpose();
+        let servers: Vec<String> = servers.iter().map(u32::to_string).collect();
+        let read_servers = || -> Result<Option<u64>> {
+            if servers.is_empty() {
+                return Ok(None);
+            }
+            servers
+                .iter()
+                .map(|pid| cpu_ticks(pid))
+                .sum::<Result<u64>>()
+                .map(Some)
+        };
+        let read = || -> Result<_> {
+            Ok((
+                read_servers()?,
+                postgres.map(cluster_ticks).transpose()?,
+                cpu_ticks("self")?,
+            ))
+        };
         std::thread::sleep(window.0.saturating_duration_since(instant_now()));
-        let (server0, client0) = (read(pid.as_deref())?, read(Some("self"))?);
+        let (server0, postgres0, client0) = read()?;
         std::thread::sleep(window.1.saturating_duration_since(instant_now()));
-        let (server1, client1) = (read(pid.as_deref())?, read(Some("self"))?);
+        let (server1, postgres1, client1) = read()?;
+        let mut memory = None;
+        for pid in &servers {
+            let (rss, hwm) = memory_kib(pid)?;
+            let (sum_rss, sum_hwm) = memory.unwrap_or((0, 0));
+            memory = Some((sum_rss + rss, sum_hwm + hwm));
+        }
         Ok(Samples {
             server: server0.zip(server1),
-            client: client0.zip(client1),
-            memory: pid.as_deref().map(memory_kib).transpose()?,
+            postgres: postgres0.zip(postgres1),
+            client: Some((client0, client1)),
+            memory,
             own_memory: Some(memory_kib("self")?),
         })
     })
@@ -868,8 +1047,15 @@ async fn run(args: RunArgs) -> Result<()> {
     if args.fleet && args.method != Method::Hello {
         return Err("--fleet runs hellos only (--method hello)".into());
     }
+    if args.url.is_empty() {
+        return Err("--url names no server".into());
+    }
     let plan = Arc::new(Plan {
-        target: Target::parse(&args.url)?,
+        targets: args
+            .url
+            .iter()
+            .map(|url| Target::parse(url))
+            .collect::<Result<_>>()?,
         keep_alive: args.keep_alive,
         base_ticks: epoch_ticks()?,
     });
@@ -925,7 +1111,7 @@ async fn run(args: RunArgs) -> Result<()> {
         start + Duration::from_secs_f64(args.warmup),
         start + Duration::from_secs_f64(args.warmup + args.duration),
     );
-    let sampler = sample(args.server_pid, window);
+    let sampler = sample(args.server_pid.clone(), args.postgres_pid, window);
     let mut tasks = Vec::new();
     let agents = shares.len();
     for (index, share) in shares.into_iter().enumerate() {
@@ -1010,14 +1196,34 @@ fn report(args: &RunArgs, computers: usize, tally: &mut Tally, samples: &Samples
     }
     println!("  latency p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms");
     let hz = clock_ticks_per_second() as f64;
+    let servers = if args.server_pid.len() > 1 {
+        format!("{} servers'", args.server_pid.len())
+    } else {
+        "server".to_owned()
+    };
     let mut cpu_ms = f64::NAN;
     if let Some((before, after)) = samples.server {
         let seconds = (after - before) as f64 / hz;
         cpu_ms = seconds * 1e3 / total.max(1) as f64;
         println!(
-            "  server CPU {seconds:.2} s over the window ({:.0} % of one core): {cpu_ms:.4} ms \
-             per request",
+            "  {servers} CPU {seconds:.2} s over the window ({:.0} % of one core): {cpu_ms:.4} \
+             ms per request",
             100.0 * seconds / args.duration
+        );
+    }
+    let mut postgres = String::new();
+    if let Some((before, after)) = samples.postgres {
+        let seconds = (after - before) as f64 / hz;
+        let pg_ms = seconds * 1e3 / total.max(1) as f64;
+        println!(
+            "  PostgreSQL CPU {seconds:.2} s over the window ({:.0} % of one core): {pg_ms:.4} ms \
+             per request; with the {servers}: {:.4} ms per request",
+            100.0 * seconds / args.duration,
+            cpu_ms + pg_ms
+        );
+        postgres = format!(
+            " postgres_cpu_ms={pg_ms:.4} total_cpu_ms={:.4}",
+            cpu_ms + pg_ms
         );
     }
     if let Some((before, after)) = samples.client {
@@ -1030,7 +1236,7 @@ fn report(args: &RunArgs, computers: usize, tally: &mut Tally, samples: &Samples
     let (mut rss, mut hwm) = (f64::NAN, f64::NAN);
     if let Some((r, h)) = samples.memory {
         (rss, hwm) = (r as f64 / 1024.0, h as f64 / 1024.0);
-        println!("  server memory: VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB");
+        println!("  {servers} memory: VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB");
     }
     let (mut gen_rss, mut gen_hwm) = (f64::NAN, f64::NAN);
     if let Some((r, h)) = samples.own_memory {
@@ -1049,10 +1255,16 @@ fn report(args: &RunArgs, computers: usize, tally: &mut Tally, samples: &Samples
     let interval = args
         .interval
         .map_or(String::new(), |seconds| format!(" interval_s={seconds}"));
+    let targets = if args.url.len() > 1 {
+        format!(" servers={}", args.url.len())
+    } else {
+        String::new()
+    };
     println!(
         "RESULT method={} keep_alive={} concurrency={} ok={} failed={} per_s={rate:.0} \
          p50_ms={p50:.3} p99_ms={p99:.3} server_cpu_ms={cpu_ms:.4} rss_mib={rss:.1} \
-         hwm_mib={hwm:.1} distinct={} gen_rss_mib={gen_rss:.1} gen_hwm_mib={gen_hwm:.1}{fleet}{interval}",
+         hwm_mib={hwm:.1} distinct={} gen_rss_mib={gen_rss:.1} gen_hwm_mib={gen_hwm:.1}{postgres}\
+         {targets}{fleet}{interval}",
         match args.method {
             Method::Hello => "hello",
             Method::Report => "report",
@@ -1068,7 +1280,6 @@ fn report(args: &RunArgs, computers: usize, tally: &mut Tally, samples: &Samples
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oco_benches::sqlite::SeedCase;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -1186,7 +1397,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(fake_server(listener));
         let plan = Arc::new(Plan {
-            target: Target::parse(&format!("http://{addr}/api-agent.php")).unwrap(),
+            targets: vec![Target::parse(&format!("http://{addr}/api-agent.php")).unwrap()],
             keep_alive,
             base_ticks: epoch_ticks().unwrap(),
         });
@@ -1290,7 +1501,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(fake_server(listener));
         let plan = Arc::new(Plan {
-            target: Target::parse(&format!("http://{addr}/api-agent.php")).unwrap(),
+            targets: vec![Target::parse(&format!("http://{addr}/api-agent.php")).unwrap()],
             keep_alive: true,
             base_ticks: epoch_ticks().unwrap(),
         });
@@ -1310,12 +1521,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn agents_are_spread_over_the_servers_round_robin() {
+        let mut targets = Vec::new();
+        for _ in 0..2 {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            targets.push(
+                Target::parse(&format!(
+                    "http://{}/api-agent.php",
+                    listener.local_addr().unwrap()
+                ))
+                .unwrap(),
+            );
+            tokio::spawn(fake_server(listener));
+        }
+        let plan = Arc::new(Plan {
+            targets: targets.clone(),
+            keep_alive: false,
+            base_ticks: epoch_ticks().unwrap(),
+        });
+        for index in 0..4 {
+            let start = instant_now();
+            let window = (start, start + Duration::from_millis(100));
+            let agent = Agent::new(plan.clone(), index);
+            assert_eq!(agent.target.addr, targets[index % 2].addr, "agent {index}");
+            let computers = vec![Computer::new(
+                20 * (u32::try_from(index).unwrap() + 1),
+                false,
+            )];
+            // Each agent talks to its own server only: both answer.
+            let tally = agent.load(computers, Method::Hello, window, None).await;
+            assert!(
+                tally.ok > 0 && tally.failed() == 0,
+                "agent {index}: {tally:?}"
+            );
+        }
+    }
+
+    /// A child that ran and was reaped between two readings counts with its whole time, and one
+    /// reading is no less than the process's own time.
+    #[test]
+    fn a_process_tree_counts_its_reaped_children() {
+        let me = std::process::id();
+        let before = cluster_ticks(me).unwrap();
+        assert!(before >= stat("self").unwrap().own);
+        let burn = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(burn.success());
+        let after = cluster_ticks(me).unwrap();
+        // The loop takes at least a few tenths of a second of CPU on any machine of today; a
+        // tick is 10 ms.
+        assert!(after - before >= 5, "{before} -> {after}");
+    }
+
+    #[tokio::test]
     async fn a_replayed_hello_is_counted_as_a_failure() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(fake_server(listener));
         let plan = Arc::new(Plan {
-            target: Target::parse(&format!("http://{addr}/api-agent.php")).unwrap(),
+            targets: vec![Target::parse(&format!("http://{addr}/api-agent.php")).unwrap()],
             keep_alive: false,
             base_ticks: epoch_ticks().unwrap(),
         });
