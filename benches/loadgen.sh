@@ -74,7 +74,7 @@
 #
 # Environment: DURATION (seconds measured, default 60), WARMUP (default 5), CONCURRENCY
 # (default 32), DB_CONNECTIONS (with --postgres: each server's --database-connections; default
-# CONCURRENCY + 8), WARM (seconds of the cold-start run of --fleet; default DURATION), KEEP (keep the
+# the server's), WARM (seconds of the cold-start run of --fleet; default DURATION), KEEP (keep the
 # temporary directory), STATEMENTS (with --postgres: count statements with pg_stat_statements),
 # PERF (profile the server (or servers) during each
 # measured window with `perf record -g` and keep the directory: the reports are written next to
@@ -310,11 +310,10 @@ if [[ -n "$postgres" ]]; then
     psql "$db_url" -XAtqc "VACUUM ANALYZE" -c "CHECKPOINT"
     echo "== VACUUM ANALYZE and CHECKPOINT: $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; database size $(psql "$db_url" -XAtqc "SELECT pg_size_pretty(pg_database_size(current_database()))")"
     pg_args=(--postgres-pid "$postmaster")
-    # More connections than requests in flight, so that no request waits for one: with fewer
-    # (the default is 16), requests under this load fail with "no PostgreSQL connection was free
-    # within 5s" well within the 5 s, since a waiting request gives up when a connection given
-    # back to the pool is taken by another before it wakes.
-    server_args=(--database-connections "${DB_CONNECTIONS:-$((concurrency + 8))}" "${server_args[@]}")
+    # The server's default pool (16 connections) unless DB_CONNECTIONS says otherwise.
+    if [[ -n "${DB_CONNECTIONS:-}" ]]; then
+        server_args=(--database-connections "$DB_CONNECTIONS" "${server_args[@]}")
+    fi
 
     start server "$server_bin" --data-dir "$work/data" --database "$db_url" "${server_args[@]}"
     server_pid=$started_pid

@@ -315,6 +315,10 @@ fn serve(
             (Some(listening), Some(lead))
         }
     };
+    // Kept here too, so that the lead's connection is closed by this thread, after the runtime:
+    // the PostgreSQL client must not close a connection on an async worker (the housekeeping
+    // task would otherwise drop the last reference when it ends).
+    let kept_lead = lead.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -324,6 +328,7 @@ fn serve(
     if let Some(listening) = listening {
         listening.stop();
     }
+    drop(kept_lead);
     served?;
     match database {
         Database::Sqlite(store) => close(store),

@@ -80,7 +80,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use oco_core;
 use oco_core::chrono::{DateTime, Utc};
@@ -444,11 +444,14 @@ impl Pool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An idle connection, a new one if fewer than `max` are open, or the next one given back
-    /// within `wait`.
+    /// An idle connection, a new one if fewer than `max` are open, or one given back within
+    /// `wait` (waiting again, until then, when another caller took the one given back first).
+    // A deadline for the wait is the one clock reading the store makes: it decides nothing
+    // about the data.
+    #[allow(clippy::disallowed_methods)]
     fn take(&self) -> StoreResult<Pooled<'_>> {
+        let deadline = Instant::now() + self.wait;
         let mut state = self.lock();
-        let mut waited = false;
         loop {
             while let Some(session) = state.idle.pop() {
                 if session.client.is_closed() {
@@ -475,7 +478,8 @@ impl Pool {
                     }
                 };
             }
-            if waited {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(StoreError::Backend(
                     format!(
                         "no PostgreSQL connection was free within {:?} ({} in use)",
@@ -484,12 +488,13 @@ impl Pool {
                     .into(),
                 ));
             }
+            // Woken when a connection is given back; another caller may take it first, and then
+            // this one waits again for what is left of its time.
             state = self
                 .returned
-                .wait_timeout(state, self.wait)
+                .wait_timeout(state, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-            waited = true;
         }
     }
 

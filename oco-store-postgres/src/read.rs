@@ -1030,10 +1030,11 @@ pub(crate) fn rule_job_computers(
     .collect())
 }
 
-/// The summary of the jobs of `origin`, without reading every job. A rule's counts are kept
-/// by triggers (`rule_job_counts`) and its instants read at an end of an index each; a
-/// container's come from one aggregate by state over an index holding the state and both
-/// instants (no job row is read).
+/// The summary of the jobs of `origin`, without reading a job row. A rule's counts come from
+/// an aggregate by state over an index of its jobs' states (`jobs_rule_states`), its instants
+/// from an end of an index each; a container's from one aggregate by state over an index
+/// holding the state and both instants. (The SQLite store keeps a rule's counts in counters;
+/// here they would make large rule evaluations quadratic: see migration 3.)
 pub(crate) fn job_summary(conn: &Conn<'_>, origin: Origin) -> StoreResult<JobSummary> {
     match origin {
         Origin::Rule(id) => rule_job_summary(conn, id.0),
@@ -1046,7 +1047,7 @@ fn rule_job_summary(conn: &Conn<'_>, id: i64) -> StoreResult<JobSummary> {
     let mut summary = JobSummary::default();
     let counts = rows(
         conn,
-        "SELECT state, count FROM rule_job_counts WHERE rule_id = $1 AND count > 0",
+        "SELECT state, COUNT(*) FROM jobs WHERE rule_id = $1 GROUP BY state",
         &[&id],
         |row| {
             let state: String = get(row, 0, "state").map_err(what)?;

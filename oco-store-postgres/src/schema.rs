@@ -22,6 +22,10 @@ const MIGRATIONS: &[Migration] = &[
         description: "change notifications",
         sql: include_str!("../migrations/0002_change_notifications.sql"),
     },
+    Migration {
+        description: "rule job counts from an index",
+        sql: include_str!("../migrations/0003_rule_counts_from_an_index.sql"),
+    },
 ];
 
 /// The schema version this code writes: the number of migrations.

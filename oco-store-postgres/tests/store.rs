@@ -331,3 +331,40 @@ fn connections_closed_while_idle_are_replaced_without_an_error() {
         Some(testkit::at(9))
     );
 }
+
+#[test]
+fn many_callers_share_few_connections_without_giving_up() {
+    let Some(db) = TestDatabase::get("many_callers_share_few_connections_without_giving_up") else {
+        return;
+    };
+    let schema = db.schema();
+    let options = oco_store_postgres::Options {
+        max_connections: 2,
+        ..db.options(&schema)
+    };
+    let store = PgStore::connect_with(&db.url, &options).unwrap();
+    let f = fixture(&store);
+    // 32 callers over 2 connections: each waits its turn, often woken for a connection another
+    // caller then takes first, and none gives up within the 5 s wait.
+    let failures: Vec<StoreError> = thread::scope(|scope| {
+        let callers: Vec<_> = (0..32)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..25)
+                        .filter_map(|_| store.computer(f.computers[0].id).err())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        callers
+            .into_iter()
+            .flat_map(|caller| caller.join().unwrap())
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        failures.first()
+    );
+}

@@ -11,8 +11,7 @@
 //!   (see [`open_polled_containers`]), so a hello hands out the 20 jobs. With `--database
 //!   postgres://…` the same seed, through the same calls, goes into that PostgreSQL database
 //!   instead (the data directory is only created: the server keeps its secrets file and payloads
-//!   there); the seed and the keys are timed apart. The store's per-rule job counter is turned
-//!   off while the seed writes and counted once after (see [`RULE_JOB_COUNTER`]).
+//!   there); the seed and the keys are timed apart.
 //! - `loadgen run --url http://127.0.0.1:PORT/api-agent.php --method hello|report ...` runs
 //!   `--concurrency` agents for `--warmup` + `--duration` seconds. The polled computers are shared
 //!   out round-robin (agent `a` of `n` takes computers `a`, `a + n`, …, so no computer ever has
@@ -280,7 +279,6 @@ fn seed_data_dir(dir: &Path, small: bool, database: Option<&str>) -> Result<()> 
     std::fs::create_dir_all(dir)?;
     let case = if small { SEED_TEST } else { SEED_1M };
     let started = instant_now();
-    let mut counts_deferred = None;
     let (store, target): (Box<dyn Store>, String) = match database {
         None => {
             let path = dir.join("oco.db");
@@ -312,34 +310,15 @@ fn seed_data_dir(dir: &Path, small: bool, database: Option<&str>) -> Result<()> 
                         .into(),
                 );
             }
-            let mut client = postgres::Client::connect(url, postgres::NoTls)?;
-            client.batch_execute(&format!(
-                "ALTER TABLE jobs DISABLE TRIGGER {RULE_JOB_COUNTER}"
-            ))?;
-            counts_deferred = Some(client);
             (Box::new(store), "the PostgreSQL database".to_owned())
         }
     };
     let (opened, seed_seconds, key_seconds) = seed_store(store.as_ref(), case)?;
     // SQLite: closing checkpoints.
     drop(store);
-    let mut count_seconds = None;
-    if let Some(mut client) = counts_deferred {
-        let started = instant_now();
-        client.batch_execute(&format!(
-            "BEGIN; \
-             ALTER TABLE jobs ENABLE TRIGGER {RULE_JOB_COUNTER}; \
-             DELETE FROM rule_job_counts; \
-             INSERT INTO rule_job_counts (rule_id, state, count) \
-                 SELECT rule_id, state, count(*) FROM jobs WHERE rule_id IS NOT NULL \
-                 GROUP BY rule_id, state; \
-             COMMIT"
-        ))?;
-        count_seconds = Some(started.elapsed().as_secs_f64());
-    }
     println!(
         "seeded {target}: {} computers ({} polled), {} jobs, {} containers opened to loopback \
-         agents, every computer keyed; {:.1} s (the seed {:.1} s, the keys {:.1} s{})",
+         agents, every computer keyed; {:.1} s (the seed {:.1} s, the keys {:.1} s)",
         case.computers,
         case.polled(),
         case.jobs(),
@@ -347,20 +326,9 @@ fn seed_data_dir(dir: &Path, small: bool, database: Option<&str>) -> Result<()> 
         started.elapsed().as_secs_f64(),
         seed_seconds,
         key_seconds,
-        count_seconds.map_or(String::new(), |seconds| format!(
-            ", the rules' job counts {seconds:.1} s"
-        )),
     );
     Ok(())
 }
-
-/// The trigger of the PostgreSQL store that counts a rule's jobs by state, one row of
-/// `rule_job_counts` updated for each job inserted. Within one transaction every update adds a
-/// version of that row that the next one's conflict check walks, so a change set that inserts n
-/// jobs of one rule costs O(n²): the seed's rule (980,000 jobs in one change set) would take
-/// hours. The seed turns it off and counts the jobs once at the end, in one statement, to the
-/// same counts.
-const RULE_JOB_COUNTER: &str = "rule_job_counted";
 
 /// Writes the fixed seed of `case` into `store`, opens the polled computers' containers and
 /// keys every computer; returns how many containers were opened, and the seconds of the seed
