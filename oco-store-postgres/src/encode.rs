@@ -216,6 +216,9 @@ impl<'c, 's> Snapshots<'c, 's> {
         if let Some(found) = self.decoded.borrow().get(&id) {
             return Ok(found.clone());
         }
+        if let Some(known) = self.conn.snapshot(id) {
+            return Ok(Ok(known));
+        }
         let rows = self
             .conn
             .query(
@@ -230,6 +233,9 @@ impl<'c, 's> Snapshots<'c, 's> {
                 columns::job_snapshot_row(&PgRow(row)).map_err(|e| format!("snapshot {id}: {e}"))
             }
         };
+        if let Ok(snapshot) = &decoded {
+            self.conn.remember_snapshot(id, snapshot);
+        }
         self.decoded.borrow_mut().insert(id, decoded.clone());
         Ok(decoded)
     }

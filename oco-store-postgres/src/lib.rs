@@ -87,8 +87,8 @@ use oco_core::chrono::{DateTime, Utc};
 use oco_core::housekeeping::JobSummary;
 use oco_core::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
-    FamilyId, Job, JobContainer, JobId, Name, Origin, Package, PackageFamily, PackageGroup,
-    PackageGroupId, PackageId, Revision, RuleId,
+    FamilyId, Job, JobContainer, JobId, JobSnapshot, Name, Origin, Package, PackageFamily,
+    PackageGroup, PackageGroupId, PackageId, Revision, RuleId,
 };
 use oco_core::store::{
     AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot,
@@ -109,6 +109,10 @@ pub const WRITE_ATTEMPTS: u32 = 16;
 /// At most this many prepared statements are cached per connection (then the cache starts
 /// over): the store's statements are a fixed set, with a few variants of a listing's filter.
 const STATEMENT_CACHE: usize = 256;
+
+/// At most this many job snapshots are cached per connection (then the cache starts over): one
+/// per package version and kind in use, a few hundred in practice.
+const SNAPSHOT_CACHE: usize = 4096;
 
 /// How a store connects.
 #[derive(Debug, Clone)]
@@ -365,12 +369,58 @@ impl Conn<'_> {
     pub(crate) fn batch(&self, sql: &str) -> Result<(), postgres::Error> {
         self.session.borrow_mut().client.batch_execute(sql)
     }
+
+    /// The job snapshot `id`, if this connection read it before.
+    ///
+    /// A stored snapshot never changes and is never deleted (jobs of one package share it by
+    /// value; nothing updates or deletes `job_snapshots`), and ids are never reused, so what a
+    /// connection read once, in any transaction, is what every later transaction would read:
+    /// a report's jobs and the snapshot of its job update cost no query after the first.
+    pub(crate) fn snapshot(&self, id: i64) -> Option<JobSnapshot> {
+        self.session.borrow().snapshots.by_id.get(&id).cloned()
+    }
+
+    /// The id of the stored snapshot equal to `snapshot`, if this connection read it before.
+    pub(crate) fn snapshot_id(&self, snapshot: &JobSnapshot) -> Option<i64> {
+        self.session
+            .borrow()
+            .snapshots
+            .by_value
+            .get(snapshot)
+            .copied()
+    }
+
+    /// Remembers the stored snapshot `id`, read from the database (never one this transaction
+    /// inserted: it would be gone if the transaction rolled back).
+    pub(crate) fn remember_snapshot(&self, id: i64, snapshot: &JobSnapshot) {
+        self.session.borrow_mut().snapshots.remember(id, snapshot);
+    }
+}
+
+/// Job snapshots a connection read: at most [`SNAPSHOT_CACHE`] of them, then it starts over.
+#[derive(Default)]
+struct SnapshotCache {
+    by_id: HashMap<i64, JobSnapshot>,
+    by_value: HashMap<JobSnapshot, i64>,
+}
+
+impl SnapshotCache {
+    fn remember(&mut self, id: i64, snapshot: &JobSnapshot) {
+        if self.by_id.len() >= SNAPSHOT_CACHE {
+            self.by_id.clear();
+            self.by_value.clear();
+        }
+        self.by_id.insert(id, snapshot.clone());
+        self.by_value.insert(snapshot.clone(), id);
+    }
 }
 
 /// One connection with its prepared statements.
 struct Session {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// Job snapshots this connection read, by id and by value (see [`Conn::snapshot`]).
+    snapshots: SnapshotCache,
     /// Set from `BEGIN` until the transaction ended: a session given back with it set (its
     /// caller panicked) is closed rather than reused.
     in_transaction: bool,
@@ -515,6 +565,7 @@ impl Pool {
         Ok(Session {
             client,
             statements: HashMap::new(),
+            snapshots: SnapshotCache::default(),
             in_transaction: false,
         })
     }

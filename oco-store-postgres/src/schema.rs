@@ -26,6 +26,10 @@ const MIGRATIONS: &[Migration] = &[
         description: "rule job counts from an index",
         sql: include_str!("../migrations/0003_rule_counts_from_an_index.sql"),
     },
+    Migration {
+        description: "room for job updates in place",
+        sql: include_str!("../migrations/0004_room_for_job_updates.sql"),
+    },
 ];
 
 /// The schema version this code writes: the number of migrations.

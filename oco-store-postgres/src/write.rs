@@ -1168,6 +1168,9 @@ impl<'c, 's> ChangeWriter<'c, 's> {
         if let Some(id) = self.snapshots.borrow().get(snapshot) {
             return Ok(*id);
         }
+        if let Some(id) = self.conn.snapshot_id(snapshot) {
+            return Ok(id);
+        }
         let procedure = &snapshot.procedure;
         let codes = procedure.success_codes.to_string();
         let values: &[Param<'_>] = params![
@@ -1184,7 +1187,11 @@ impl<'c, 's> ChangeWriter<'c, 's> {
             int,
         )?;
         let id = match found {
-            Some(id) => id,
+            Some(id) => {
+                // Committed before this transaction: safe to remember beyond it.
+                self.conn.remember_snapshot(id, snapshot);
+                id
+            }
             None => {
                 let inserted = self.query_raw(
                     "INSERT INTO job_snapshots (command, success_codes, post_action, download, \

@@ -368,3 +368,56 @@ fn many_callers_share_few_connections_without_giving_up() {
         failures.first()
     );
 }
+
+#[test]
+fn a_job_snapshot_of_a_rolled_back_change_set_is_not_reused() {
+    let Some(db) = TestDatabase::get("a_job_snapshot_of_a_rolled_back_change_set_is_not_reused")
+    else {
+        return;
+    };
+    let schema = db.schema();
+    // One connection, so that every call below runs on the connection that saw the rollback.
+    let options = oco_store_postgres::Options {
+        max_connections: 1,
+        ..db.options(&schema)
+    };
+    let store = PgStore::connect_with(&db.url, &options).unwrap();
+    let f = fixture(&store);
+    let job = |computer: usize| {
+        Job::new(
+            Origin::Container(ContainerId(0)),
+            f.computers[computer].id,
+            &f.other,
+            JobKind::Install,
+            1,
+        )
+    };
+    // The first member stores the snapshot of `f.other` and then fails: rolled back, snapshot
+    // and all. The second member stores it again.
+    let failing = ChangeSet {
+        changes: vec![
+            Change::CreateContainer {
+                container: testkit::container("rolled back"),
+                jobs: vec![job(0)],
+            },
+            Change::DeleteContainer {
+                id: ContainerId(999_999),
+                jobs: Vec::new(),
+                at: testkit::at(1),
+            },
+        ],
+    };
+    let kept = ChangeSet {
+        changes: vec![Change::CreateContainer {
+            container: testkit::container("kept"),
+            jobs: vec![job(1)],
+        }],
+    };
+    let results = store.apply_many(&[failing, kept.clone()]);
+    assert!(results[0].is_err(), "{:?}", results[0]);
+    let first = results[1].as_ref().unwrap().jobs[0];
+    // Read back (the snapshot now cached by id), then written again by value in new sets.
+    assert_eq!(store.job(first).unwrap().snapshot, job(1).snapshot);
+    let again = store.apply(&kept).unwrap().jobs[0];
+    assert_eq!(store.job(again).unwrap().snapshot, job(1).snapshot);
+}
