@@ -684,7 +684,7 @@ proptest! {
             return Ok(());
         };
         let result = timestamps_increase(stores, &calls, skew);
-        schema.drop();
+        drop(schema);
         result?;
     }
 }
@@ -742,55 +742,17 @@ fn timestamps_increase(
 /// Two "processes" on the PostgreSQL database of `OCO_TEST_POSTGRES`: each a store of its own
 /// on one fresh schema, in a hello cache that knows other processes write.
 mod postgres {
-    use std::io::Write as _;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     use oco_agent_protocol::cache::CachedStore;
+    use oco_store_postgres::testing::{env_or_skip, TestSchema};
     use oco_store_postgres::{Options, PgStore};
 
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-    /// A schema of the test database, dropped by [`Schema::drop`].
-    pub(super) struct Schema {
-        url: String,
-        name: String,
-    }
-
-    impl Schema {
-        pub(super) fn drop(self) {
-            if let Ok(mut client) = ::postgres::Client::connect(&self.url, ::postgres::NoTls) {
-                let _ =
-                    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-            }
-        }
-    }
-
-    pub(super) fn two_processes(test: &str) -> Option<([Arc<CachedStore>; 2], Schema)> {
-        let url = match std::env::var("OCO_TEST_POSTGRES") {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ => {
-                if std::env::var("OCO_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                    panic!("{test}: OCO_REQUIRE_POSTGRES=1 but OCO_TEST_POSTGRES is not set");
-                }
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {test}: OCO_TEST_POSTGRES is not set (a PostgreSQL URL)"
-                );
-                return None;
-            }
-        };
-        let schema = format!(
-            "oco_service_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .unwrap();
+    pub(super) fn two_processes(test: &str) -> Option<([Arc<CachedStore>; 2], TestSchema)> {
+        let url = env_or_skip(test, &["OCO_TEST_POSTGRES"])?.remove(0);
+        let schema = TestSchema::create(&url).unwrap();
         let options = Options {
-            schema: Some(schema.clone()),
+            schema: Some(schema.name().to_owned()),
             max_connections: 2,
             ..Options::default()
         };
@@ -799,7 +761,7 @@ mod postgres {
             Arc::new(CachedStore::shared(Arc::new(store), 1 << 20))
         };
         let stores = [open(), open()];
-        Some((stores, Schema { url, name: schema }))
+        Some((stores, schema))
     }
 }
 

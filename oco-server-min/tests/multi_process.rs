@@ -16,7 +16,6 @@
 mod process;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,50 +23,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use oco_store_postgres::testing::{env_or_skip, TestSchema};
 use serde_json::{json, Value};
 
 use process::*;
 
-/// The database URL with its search path set to a fresh schema, created here and dropped when
-/// the returned guard goes; `None` (after saying so) when the test is to be skipped.
-fn database(test: &str) -> Option<(String, SchemaGuard)> {
-    let url = match std::env::var("OCO_TEST_POSTGRES") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            if std::env::var("OCO_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("{test}: OCO_REQUIRE_POSTGRES=1 but OCO_TEST_POSTGRES is not set");
-            }
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: OCO_TEST_POSTGRES is not set (a PostgreSQL URL; \
-                 oco-store-postgres/scripts/throwaway-cluster.sh start prints one)"
-            );
-            return None;
-        }
-    };
-    let schema = format!("oco_multi_{}", std::process::id());
-    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let with_schema = format!("{url}{separator}options=-csearch_path%3D{schema}");
-    Some((with_schema, SchemaGuard { url, schema }))
-}
-
-struct SchemaGuard {
-    url: String,
-    schema: String,
-}
-
-impl Drop for SchemaGuard {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
-        }
-    }
+/// A fresh schema of the test database, its URL naming it as the search path; `None` (after
+/// saying so) when the test is to be skipped.
+fn database(test: &str) -> Option<TestSchema> {
+    let url = env_or_skip(test, &["OCO_TEST_POSTGRES"])?.remove(0);
+    Some(TestSchema::create(&url).unwrap())
 }
 
 fn start(data: &Path, database: &str) -> Server {
@@ -114,9 +79,10 @@ fn job_ids(hello: &Value) -> Vec<i64> {
 #[test]
 fn two_processes_on_one_database_act_as_one() {
     let test = "two_processes_on_one_database_act_as_one";
-    let Some((url, _schema)) = database(test) else {
+    let Some(schema) = database(test) else {
         return;
     };
+    let url = schema.url();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let a = start(data, &url);

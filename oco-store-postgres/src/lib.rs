@@ -72,6 +72,8 @@ mod encode;
 mod read;
 mod schema;
 mod shared;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tls;
 mod write;
 

@@ -9,34 +9,17 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use common::TestDatabase;
 use oco_core::store::{Store, StoreError};
+use oco_store_postgres::testing::env_or_skip;
 use oco_store_postgres::{Options, PgStore};
 
 /// The TLS URL and the CA file, or `None` (after saying so) when the tests are to be skipped.
 fn tls(test: &str) -> Option<(String, PathBuf)> {
-    match (
-        std::env::var("OCO_TEST_POSTGRES_TLS"),
-        std::env::var("OCO_TEST_POSTGRES_CA"),
-    ) {
-        (Ok(url), Ok(ca)) if !url.is_empty() && !ca.is_empty() => Some((url, ca.into())),
-        _ => {
-            if std::env::var("OCO_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!(
-                    "{test}: OCO_REQUIRE_POSTGRES=1 but OCO_TEST_POSTGRES_TLS or \
-                     OCO_TEST_POSTGRES_CA is not set (scripts/throwaway-cluster.sh writes both)"
-                );
-            }
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: OCO_TEST_POSTGRES_TLS and OCO_TEST_POSTGRES_CA are not set"
-            );
-            None
-        }
-    }
+    let vars = env_or_skip(test, &["OCO_TEST_POSTGRES_TLS", "OCO_TEST_POSTGRES_CA"])?;
+    Some((vars[0].clone(), PathBuf::from(&vars[1])))
 }
 
 #[test]

@@ -6,10 +6,10 @@
 // Test fixtures fail by panicking; not every test file uses every helper.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use oco_store_postgres::testing::env_or_skip;
 use oco_store_postgres::{Options, PgStore};
 
 /// Schemas of one test, dropped with it.
@@ -27,29 +27,11 @@ impl TestDatabase {
     ///
     /// Without `OCO_TEST_POSTGRES` when `OCO_REQUIRE_POSTGRES=1`.
     pub fn get(test: &str) -> Option<TestDatabase> {
-        match std::env::var("OCO_TEST_POSTGRES") {
-            Ok(url) if !url.trim().is_empty() => Some(TestDatabase {
-                url,
-                schemas: Mutex::new(Vec::new()),
-            }),
-            _ => {
-                if std::env::var("OCO_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                    panic!(
-                        "{test}: OCO_REQUIRE_POSTGRES=1 but OCO_TEST_POSTGRES is not set: \
-                         set it to a PostgreSQL URL (oco-store-postgres/scripts/\
-                         throwaway-cluster.sh start prints one)"
-                    );
-                }
-                // Written to the process's stderr rather than with `eprintln!`, which the test
-                // harness captures and shows only for a failure: a skip must be seen.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {test}: OCO_TEST_POSTGRES is not set (a PostgreSQL URL; \
-                     oco-store-postgres/scripts/throwaway-cluster.sh start prints one)"
-                );
-                None
-            }
-        }
+        let url = env_or_skip(test, &["OCO_TEST_POSTGRES"])?.remove(0);
+        Some(TestDatabase {
+            url,
+            schemas: Mutex::new(Vec::new()),
+        })
     }
 
     /// A fresh schema's name, dropped with the test.
