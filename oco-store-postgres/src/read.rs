@@ -684,15 +684,32 @@ fn planner_snapshot_of(conn: &Conn<'_>, computer: Computer) -> StoreResult<Plann
     })
 }
 
+/// How many columns [`job_columns`] selects. A report snapshot reads its live job's origin's
+/// sequence mode and its computer's assignment revision after them, in the same statement (one
+/// statement rather than three: every agent report makes it).
+const JOB_COLUMN_COUNT: usize = 22;
+
 pub(crate) fn report_snapshot(conn: &Conn<'_>, id: JobId) -> StoreResult<ReportSnapshot> {
     let snapshots = Snapshots::new(conn);
-    let (job, deleted) = match row(
+    let live = row(
         conn,
-        concat!("SELECT ", job_columns!(), from_jobs!(), "WHERE j.id = $1"),
+        concat!(
+            "SELECT ",
+            job_columns!(),
+            ", coalesce((SELECT c.sequence_mode FROM containers c WHERE c.id = j.container_id),              (SELECT r.sequence_mode FROM rules r WHERE r.id = j.rule_id)),              (SELECT a.assignment_revision FROM computers a WHERE a.id = j.computer_id)",
+            from_jobs!(),
+            "WHERE j.id = $1"
+        ),
         &[&id.0],
-        |row| job_row(row, &snapshots),
-    )? {
-        Some(job) => (job, false),
+        |row| {
+            let job = job_row(row, &snapshots)?;
+            let mode: Option<String> = column(row, JOB_COLUMN_COUNT)?;
+            let revision: Option<i64> = column(row, JOB_COLUMN_COUNT + 1)?;
+            Ok((job, mode, revision))
+        },
+    )?;
+    let (job, deleted, known) = match live {
+        Some((job, mode, revision)) => (job, false, Some((mode, revision))),
         None => {
             let tombstone = row(
                 conn,
@@ -705,7 +722,7 @@ pub(crate) fn report_snapshot(conn: &Conn<'_>, id: JobId) -> StoreResult<ReportS
                 &[&id.0],
                 |row| job_row(row, &snapshots),
             )?;
-            (tombstone.ok_or_else(|| not_found("job", id))?, true)
+            (tombstone.ok_or_else(|| not_found("job", id))?, true, None)
         }
     };
     let (mode_sql, origin_sql, origin_id) = match job.origin {
@@ -737,10 +754,16 @@ pub(crate) fn report_snapshot(conn: &Conn<'_>, id: JobId) -> StoreResult<ReportS
         Origin::Container(_) => "container",
         Origin::Rule(_) => "rule",
     };
-    let sequence_mode: Option<SequenceMode> = row(conn, mode_sql, &[&origin_id], |row| {
-        let text: String = column(row, 0)?;
-        parse_column("sequence_mode", &text).map_err(|reason| corrupt(what, origin_id, reason))
-    })?;
+    let parse_mode = |text: &str| {
+        parse_column::<SequenceMode>("sequence_mode", text)
+            .map_err(|reason| corrupt(what, origin_id, reason))
+    };
+    let sequence_mode: Option<SequenceMode> = match &known {
+        Some((mode, _)) => mode.as_deref().map(parse_mode).transpose()?,
+        None => row(conn, mode_sql, &[&origin_id], |row| {
+            parse_mode(&column::<String>(row, 0)?)
+        })?,
+    };
     // A tombstone may outlive its origin (a deleted container or rule); its report never
     // cascades, so any mode will do. A live job without its origin is corrupt.
     let sequence_mode = match sequence_mode {
@@ -764,7 +787,15 @@ pub(crate) fn report_snapshot(conn: &Conn<'_>, id: JobId) -> StoreResult<ReportS
         params![job.computer.0, job.package.0],
         assignment_row,
     )?;
-    let assignment_revision = assignment_revision(conn, job.computer)?.unwrap_or_default();
+    let assignment_revision = match known {
+        Some((_, revision)) => revision
+            .map(|value| {
+                from_revision(value).map_err(|reason| corrupt("computer", job.computer.0, reason))
+            })
+            .transpose()?,
+        None => assignment_revision(conn, job.computer)?,
+    }
+    .unwrap_or_default();
     Ok(ReportSnapshot {
         job,
         deleted,
@@ -1199,4 +1230,14 @@ pub(crate) fn housekeeping_snapshot(
     .flatten()
     .map(from_time);
     Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_column_count_is_that_of_the_job_columns() {
+        assert_eq!(job_columns!().split(',').count(), JOB_COLUMN_COUNT);
+    }
 }

@@ -321,7 +321,10 @@ fn connections_closed_while_idle_are_replaced_without_an_error() {
         .get(0);
     assert!(ended >= 1, "some connections were open");
     thread::sleep(Duration::from_millis(100));
-    // The next read and the next write each begin on a new connection, without an error.
+    // The next reads (a single statement outside a transaction, then a transaction) and the
+    // next write each run on a new connection, without an error.
+    let found = store.agent_lookup("pc1").unwrap().expect("pc1 exists");
+    assert_eq!(found.computer, f.computers[0].id);
     assert_eq!(store.computer(f.computers[0].id).unwrap(), f.computers[0]);
     store
         .set_last_seen(f.computers[0].id, testkit::at(9))
