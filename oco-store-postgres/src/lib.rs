@@ -272,33 +272,16 @@ impl PgStore {
 
     /// Runs `f` in one read-only snapshot transaction.
     fn read<T>(&self, mut f: impl FnMut(&Conn<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut stale = 0;
-        loop {
-            let mut session = self.pool.take()?;
-            let result =
-                session.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", &mut f);
-            drop(session);
-            match result {
-                Err(error) if is_stale(&error) && stale < self.pool.max => stale += 1,
-                result => return result,
-            }
-        }
+        self.on_a_live_connection(|session| {
+            session.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", &mut f)
+        })
     }
 
     /// Runs `f`, which makes exactly one statement, outside an explicit transaction: the
     /// statement sees one snapshot, as a read transaction's statements do, and costs one round
     /// trip instead of three. For the reads every agent request makes.
     fn read_single<T>(&self, mut f: impl FnMut(&Conn<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut stale = 0;
-        loop {
-            let mut session = self.pool.take()?;
-            let result = session.single(&mut f);
-            drop(session);
-            match result {
-                Err(error) if is_stale(&error) && stale < self.pool.max => stale += 1,
-                result => return result,
-            }
-        }
+        self.on_a_live_connection(|session| session.single(&mut f))
     }
 
     /// Runs `f` in one serializable transaction, committed if `f` succeeds, attempted again
@@ -313,21 +296,33 @@ impl PgStore {
         mut f: impl FnMut(&Conn<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut attempt = 1;
-        let mut stale = 0;
         loop {
-            let mut session = self.pool.take()?;
-            let result = session.transaction(begin, &mut f);
-            drop(session);
-            match result {
-                // Each idle connection may have been closed (a restarted server): at most as
-                // many tries as there are connections, each with the next one or a new one.
-                Err(error) if is_stale(&error) && stale < self.pool.max => stale += 1,
+            match self.on_a_live_connection(|session| session.transaction(begin, &mut f)) {
                 Err(error) if is_transient(&error) && attempt < WRITE_ATTEMPTS => {
                     // A short pause, longer at each attempt, so that the transactions that
                     // collided do not collide again at once.
                     std::thread::sleep(Duration::from_micros(200) * attempt);
                     attempt += 1;
                 }
+                result => return result,
+            }
+        }
+    }
+
+    /// Runs `once` on a pooled connection, again on the next one while the connection turns
+    /// out closed before anything was done: each idle connection may have been closed (a
+    /// restarted server), so at most as many times as the pool has connections.
+    fn on_a_live_connection<T>(
+        &self,
+        mut once: impl FnMut(&mut Pooled<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut stale = 0;
+        loop {
+            let mut session = self.pool.take()?;
+            let result = once(&mut session);
+            drop(session);
+            match result {
+                Err(error) if is_stale(&error) && stale < self.pool.max => stale += 1,
                 result => return result,
             }
         }

@@ -243,10 +243,20 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    try_http(addr, method, path, headers, body).unwrap()
+}
+
+/// [`http`], failing rather than panicking when the connection is refused or cut off, or no
+/// whole response head comes back (a server killed mid-request).
+pub fn try_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -255,14 +265,14 @@ pub fn http(
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
+    stream.read_to_end(&mut raw)?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
+        .ok_or_else(|| std::io::Error::other("no whole response head"))?;
     let head = String::from_utf8(raw[..split].to_vec()).unwrap();
     let mut lines = head.split("\r\n");
     let status: u16 = lines
@@ -284,11 +294,11 @@ pub fn http(
     if chunked {
         body = dechunk(&body);
     }
-    Response {
+    Ok(Response {
         status,
         headers,
         body,
-    }
+    })
 }
 
 pub fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -358,8 +368,13 @@ impl Agent {
     }
 
     pub fn send(&mut self, verb: &str, body: &[u8]) -> Response {
+        self.try_send(verb, body).unwrap()
+    }
+
+    /// [`Agent::send`], failing when the server cuts the request off (a killed process).
+    pub fn try_send(&mut self, verb: &str, body: &[u8]) -> std::io::Result<Response> {
         let signature = sign(&self.key, body);
-        http(
+        try_http(
             self.addr,
             verb,
             &self.path.clone(),
