@@ -277,9 +277,10 @@ impl PgStore {
         })
     }
 
-    /// Runs `f`, which makes exactly one statement, outside an explicit transaction: the
-    /// statement sees one snapshot, as a read transaction's statements do, and costs one round
-    /// trip instead of three. For the reads every agent request makes.
+    /// Runs `f`, which makes one statement, outside an explicit transaction: the statement sees
+    /// one snapshot, as a read transaction's statements do, and costs one round trip instead of
+    /// three. For the reads every agent request makes. (A job snapshot not cached yet is read in
+    /// a statement of its own: its row never changes, so any snapshot sees the same.)
     fn read_single<T>(&self, mut f: impl FnMut(&Conn<'_>) -> StoreResult<T>) -> StoreResult<T> {
         self.on_a_live_connection(|session| session.single(&mut f))
     }
@@ -924,7 +925,7 @@ impl Store for PgStore {
     }
 
     fn report_snapshot(&self, job: JobId) -> StoreResult<ReportSnapshot> {
-        self.read(|c| read::report_snapshot(c, job))
+        self.read_single(|c| read::report_snapshot(c, job))
     }
 
     fn deploy_snapshot(&self) -> StoreResult<DeploySnapshot> {

@@ -684,86 +684,88 @@ fn planner_snapshot_of(conn: &Conn<'_>, computer: Computer) -> StoreResult<Plann
     })
 }
 
-/// How many columns [`job_columns`] selects. A report snapshot reads its live job's origin's
-/// sequence mode and its computer's assignment revision after them, in the same statement (one
-/// statement rather than three: every agent report makes it).
+/// How many columns [`job_columns`] selects.
 const JOB_COLUMN_COUNT: usize = 22;
 
+/// The report snapshot of job `$1`, in one statement: every agent report reads it, and one
+/// statement outside a transaction costs one round trip where a read transaction of five
+/// statements cost five. Its rows have the shape of [`job_columns`] and four more columns (the
+/// origin's sequence mode, the computer's assignment revision, whether the job is a tombstone,
+/// and `part`):
+///
+/// - part 0, the job: live, or else its tombstone, with the other three columns;
+/// - part 1, each other live job of its computer and origin;
+/// - part 2, each assignment of its computer in its package's family, in the first four
+///   columns (all four `bigint`, as `id, container_id, rule_id, computer_id` are), NULL after.
+///
+/// The computer's other jobs are found through `jobs_by_computer` alone (a computer has a few,
+/// a container may have a million): `IS NOT DISTINCT FROM` compares the origins because a strict
+/// comparison implies `container_id IS NOT NULL`, the predicate of `jobs_by_container`, and the
+/// planner then ANDs a bitmap of that whole index in (700 µs a report on the 1M-job seed).
+const REPORT_SNAPSHOT: &str = concat!(
+    "WITH target AS MATERIALIZED (",
+    "SELECT ",
+    job_columns!(),
+    ", false AS deleted FROM jobs j WHERE j.id = $1 \
+     UNION ALL SELECT ",
+    job_columns!(),
+    ", true FROM tombstones j WHERE j.id = $1 \
+     ORDER BY deleted LIMIT 1) \
+     SELECT ",
+    job_columns!(),
+    ", coalesce((SELECT c.sequence_mode FROM containers c WHERE c.id = j.container_id), \
+                (SELECT r.sequence_mode FROM rules r WHERE r.id = j.rule_id)), \
+       (SELECT a.assignment_revision FROM computers a WHERE a.id = j.computer_id), \
+       j.deleted, 0 AS part \
+     FROM target j \
+     UNION ALL SELECT ",
+    job_columns!(),
+    ", NULL, NULL, NULL, 1 \
+     FROM jobs j JOIN target t ON j.computer_id = t.computer_id \
+     WHERE j.container_id IS NOT DISTINCT FROM t.container_id \
+       AND j.rule_id IS NOT DISTINCT FROM t.rule_id AND j.id <> t.id \
+     UNION ALL \
+     SELECT a.computer_id, a.package_id, a.installed_at, a.job_id, \
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+       NULL, NULL, NULL, 2 \
+     FROM assignments a JOIN packages p ON p.id = a.package_id \
+       JOIN target t ON a.computer_id = t.computer_id \
+     WHERE p.family_id = (SELECT family_id FROM packages WHERE id = t.package_id)"
+);
+
+/// The report snapshot of job `id`, in one statement ([`REPORT_SNAPSHOT`]); a job snapshot not
+/// cached yet is read in a statement of its own (its row never changes).
 pub(crate) fn report_snapshot(conn: &Conn<'_>, id: JobId) -> StoreResult<ReportSnapshot> {
     let snapshots = Snapshots::new(conn);
-    let live = row(
-        conn,
-        concat!(
-            "SELECT ",
-            job_columns!(),
-            ", coalesce((SELECT c.sequence_mode FROM containers c WHERE c.id = j.container_id),              (SELECT r.sequence_mode FROM rules r WHERE r.id = j.rule_id)),              (SELECT a.assignment_revision FROM computers a WHERE a.id = j.computer_id)",
-            from_jobs!(),
-            "WHERE j.id = $1"
-        ),
-        &[&id.0],
-        |row| {
-            let job = job_row(row, &snapshots)?;
-            let mode: Option<String> = column(row, JOB_COLUMN_COUNT)?;
-            let revision: Option<i64> = column(row, JOB_COLUMN_COUNT + 1)?;
-            Ok((job, mode, revision))
-        },
-    )?;
-    let (job, deleted, known) = match live {
-        Some((job, mode, revision)) => (job, false, Some((mode, revision))),
-        None => {
-            let tombstone = row(
-                conn,
-                concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM tombstones j \
-                     WHERE j.id = $1"
-                ),
-                &[&id.0],
-                |row| job_row(row, &snapshots),
-            )?;
-            (tombstone.ok_or_else(|| not_found("job", id))?, true, None)
+    let mut target = None;
+    let mut origin_jobs = Vec::new();
+    let mut family_assignments = Vec::new();
+    for row in conn.query(REPORT_SNAPSHOT, &[&id.0]).map_err(backend)? {
+        let part: i32 = column(&row, JOB_COLUMN_COUNT + 3)?;
+        match part {
+            0 => {
+                let job = job_row(&row, &snapshots)?;
+                let mode: Option<String> = column(&row, JOB_COLUMN_COUNT)?;
+                let revision: Option<i64> = column(&row, JOB_COLUMN_COUNT + 1)?;
+                let deleted: bool = column(&row, JOB_COLUMN_COUNT + 2)?;
+                target = Some((job, mode, revision, deleted));
+            }
+            1 => origin_jobs.push(job_row(&row, &snapshots)?),
+            _ => family_assignments.push(assignment_row(&row)?),
         }
+    }
+    let (job, mode, revision, deleted) = target.ok_or_else(|| not_found("job", id))?;
+    let (what, origin_id) = match job.origin {
+        Origin::Container(c) => ("container", c.0),
+        Origin::Rule(r) => ("rule", r.0),
     };
-    let (mode_sql, origin_sql, origin_id) = match job.origin {
-        Origin::Container(c) => (
-            "SELECT sequence_mode FROM containers WHERE id = $1",
-            concat!(
-                "SELECT ",
-                job_columns!(),
-                from_jobs!(),
-                // `+ 0` keeps PostgreSQL off `jobs_by_container`: a container may have a
-                // million jobs, the computer has a few.
-                "WHERE j.computer_id = $1 AND j.container_id + 0 = $2 AND j.id <> $3 \
-                 ORDER BY j.id"
-            ),
-            c.0,
-        ),
-        Origin::Rule(r) => (
-            "SELECT sequence_mode FROM rules WHERE id = $1",
-            concat!(
-                "SELECT ",
-                job_columns!(),
-                from_jobs!(),
-                "WHERE j.computer_id = $1 AND j.rule_id = $2 AND j.id <> $3 ORDER BY j.id"
-            ),
-            r.0,
-        ),
-    };
-    let what = match job.origin {
-        Origin::Container(_) => "container",
-        Origin::Rule(_) => "rule",
-    };
-    let parse_mode = |text: &str| {
-        parse_column::<SequenceMode>("sequence_mode", text)
-            .map_err(|reason| corrupt(what, origin_id, reason))
-    };
-    let sequence_mode: Option<SequenceMode> = match &known {
-        Some((mode, _)) => mode.as_deref().map(parse_mode).transpose()?,
-        None => row(conn, mode_sql, &[&origin_id], |row| {
-            parse_mode(&column::<String>(row, 0)?)
-        })?,
-    };
+    let sequence_mode = mode
+        .map(|text| {
+            parse_column::<SequenceMode>("sequence_mode", &text)
+                .map_err(|reason| corrupt(what, origin_id, reason))
+        })
+        .transpose()?;
     // A tombstone may outlive its origin (a deleted container or rule); its report never
     // cascades, so any mode will do. A live job without its origin is corrupt.
     let sequence_mode = match sequence_mode {
@@ -771,31 +773,14 @@ pub(crate) fn report_snapshot(conn: &Conn<'_>, id: JobId) -> StoreResult<ReportS
         None if deleted => SequenceMode::IgnoreFailed,
         None => return Err(encode::missing_origin(&job)),
     };
-    let origin_jobs = rows(
-        conn,
-        origin_sql,
-        params![job.computer.0, origin_id, job.id.0],
-        |row| job_row(row, &snapshots),
-    )?;
-    let family_assignments = rows(
-        conn,
-        "SELECT a.computer_id, a.package_id, a.installed_at, a.job_id FROM assignments a \
-         JOIN packages p ON p.id = a.package_id \
-         WHERE a.computer_id = $1 \
-           AND p.family_id = (SELECT family_id FROM packages WHERE id = $2) \
-         ORDER BY a.installed_at, a.package_id",
-        params![job.computer.0, job.package.0],
-        assignment_row,
-    )?;
-    let assignment_revision = match known {
-        Some((_, revision)) => revision
-            .map(|value| {
-                from_revision(value).map_err(|reason| corrupt("computer", job.computer.0, reason))
-            })
-            .transpose()?,
-        None => assignment_revision(conn, job.computer)?,
-    }
-    .unwrap_or_default();
+    let assignment_revision = revision
+        .map(|value| {
+            from_revision(value).map_err(|reason| corrupt("computer", job.computer.0, reason))
+        })
+        .transpose()?
+        .unwrap_or_default();
+    origin_jobs.sort_unstable_by_key(|job| job.id);
+    family_assignments.sort_unstable_by_key(|a| (a.installed_at, a.package));
     Ok(ReportSnapshot {
         job,
         deleted,
