@@ -45,13 +45,14 @@
 //! A store keeps a pool of up to [`Options::max_connections`] connections, opened as needed;
 //! each has its own cache of prepared statements. A connection found closed when a transaction
 //! begins on it (the server restarted, or ended an idle session) is replaced by the next one,
-//! without an error. Every read runs in one `REPEATABLE READ, READ
-//! ONLY` transaction, so a snapshot comes from one consistent state. Every write runs in one
-//! `SERIALIZABLE` transaction: whatever other writers, of this process or of others, do at the
-//! same time, the outcome is that of the writes one after the other, as the SQLite store's
-//! single writer gives. A write that PostgreSQL cancels for that (a serialization failure or a
-//! deadlock) is run again from the start, up to [`WRITE_ATTEMPTS`] times; nothing of a
-//! cancelled attempt is kept.
+//! without an error. Every read runs in one `REPEATABLE READ, READ ONLY` transaction (or is one
+//! statement), so a snapshot comes from one consistent state. Every write runs in one
+//! `SERIALIZABLE` transaction, or `READ COMMITTED` for the agent path's change sets, whose every
+//! check holds by a row lock (credentials, job updates, last-seen times, assignments): whatever
+//! other writers, of this process or of others, do at the same time, the outcome is that of the
+//! writes one after the other, as the SQLite store's single writer gives. A write that
+//! PostgreSQL cancels for that (a serialization failure or a deadlock) is run again from the
+//! start, up to [`WRITE_ATTEMPTS`] times; nothing of a cancelled attempt is kept.
 //!
 //! # Durability
 //!
@@ -288,7 +289,7 @@ impl PgStore {
     /// Runs `f` in one serializable transaction, committed if `f` succeeds, attempted again
     /// from the start when PostgreSQL cancels it for a concurrent transaction.
     fn write<T>(&self, f: impl FnMut(&Conn<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        self.run("BEGIN ISOLATION LEVEL SERIALIZABLE", f)
+        self.run(SERIALIZABLE, f)
     }
 
     fn run<T>(
@@ -716,6 +717,21 @@ fn is_stale(error: &StoreError) -> bool {
     matches!(error, StoreError::Backend(source) if source.is::<Stale>())
 }
 
+/// The transaction of a write.
+const SERIALIZABLE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+
+/// The transaction of change sets whose checks all hold by row locks ([`write::row_checked`]).
+const READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// How a transaction writing `sets` begins.
+fn begin_for(sets: &[ChangeSet]) -> &'static str {
+    if write::row_checked(sets) {
+        READ_COMMITTED
+    } else {
+        SERIALIZABLE
+    }
+}
+
 /// Whether `error` is PostgreSQL cancelling a transaction for a concurrent one (a serialization
 /// failure or a deadlock): the transaction can be run again.
 pub(crate) fn is_transient(error: &StoreError) -> bool {
@@ -958,7 +974,9 @@ impl Store for PgStore {
 
     fn apply(&self, changes: &ChangeSet) -> StoreResult<Applied> {
         let fail_at = self.fail_at();
-        self.write(|c| write::ChangeWriter::new(c, fail_at).apply(changes))
+        self.run(begin_for(std::slice::from_ref(changes)), |c| {
+            write::ChangeWriter::new(c, fail_at).apply(changes)
+        })
     }
 
     fn apply_many(&self, sets: &[ChangeSet]) -> Vec<StoreResult<Applied>> {
@@ -967,7 +985,7 @@ impl Store for PgStore {
         }
         let fail_at = self.fail_at();
         let mut results = Vec::new();
-        let committed = self.write(|c| {
+        let committed = self.run(begin_for(sets), |c| {
             results = write::ChangeWriter::new(c, fail_at).apply_many(sets)?;
             Ok(())
         });

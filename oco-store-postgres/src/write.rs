@@ -1,5 +1,6 @@
 //! Writes: the administrative setters, and change sets ([`ChangeWriter`]). Each runs inside one
-//! serializable transaction opened by the caller, which commits it only on success.
+//! transaction opened by the caller, which commits it only on success: `SERIALIZABLE`, or
+//! `READ COMMITTED` for change sets whose every check holds by a row lock ([`row_checked`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;
@@ -20,7 +21,9 @@ use postgres::types::ToSql;
 use postgres::Row;
 
 use crate::encode::column;
-use crate::encode::{self, compatibility, from_revision, macs, opt_time, revision, time, TextEnum};
+use crate::encode::{
+    self, compatibility, corrupt, from_revision, macs, opt_time, revision, time, TextEnum,
+};
 use crate::read::{self, computer_exists, int, not_found, row};
 use crate::{backend, params, Conn, Param};
 
@@ -32,6 +35,37 @@ fn invalid(reason: impl Into<String>) -> StoreError {
 
 fn conflict(what: impl Into<String>) -> StoreError {
     StoreError::Conflict { what: what.into() }
+}
+
+/// The id of a stored job snapshot by its value.
+const FIND_SNAPSHOT: &str = "SELECT id FROM job_snapshots WHERE command = $1 \
+     AND success_codes = $2 AND post_action = $3 AND download = $4 AND upgrade_behavior = $5";
+
+/// Whether every change of `sets` relies only on checks that hold by a row lock until the commit,
+/// so that the sets may be written at `READ COMMITTED` instead of `SERIALIZABLE`: the changes of
+/// the agent path (credentials, job reports, last-seen times, assignments).
+///
+/// Each such change checks what it relies on in the row it writes (a compare-and-set `UPDATE`:
+/// PostgreSQL re-checks the condition on the newest version of the row, after waiting for any
+/// transaction writing it) or in a row it locks (`FOR NO KEY UPDATE`, `FOR UPDATE`), so the outcome is
+/// that of the writes one after the other, as under `SERIALIZABLE`. What `SERIALIZABLE` would add
+/// is a predicate lock for each row read, kept after the commit until every transaction that
+/// overlapped it has ended: with agents' requests committed hundreds of times a second, one long
+/// transaction (an administrator's deploy, a slow client) made those locks pile up past
+/// PostgreSQL's table of them (`max_pred_locks_per_transaction` × connections), and every write
+/// then failed with "out of shared memory" until it ended.
+pub(crate) fn row_checked(sets: &[ChangeSet]) -> bool {
+    sets.iter().flat_map(|set| &set.changes).all(|change| {
+        matches!(
+            change,
+            Change::SetCredentials { .. }
+                | Change::UpdateJob { .. }
+                | Change::SetLastSeen { .. }
+                | Change::UpsertAssignment { .. }
+                | Change::DeleteAssignment { .. }
+                | Change::ExpectAssignments { .. }
+        )
+    })
 }
 
 /// A failed constraint: whether a foreign key or a unique key, and the constraint's name.
@@ -257,16 +291,37 @@ pub(crate) fn delete_computer(
     Ok(unfinished.into_iter().map(JobId).collect())
 }
 
-/// Writes a computer's credentials (parameters: computer, then `encode::credentials_values`), by
-/// the setter and by `Change::SetCredentials`.
-const UPSERT_CREDENTIALS: &str = "INSERT INTO credentials (computer_id, agent_key, \
-     previous_agent_key, server_key, last_hello, last_reply, contact_at, contact_address, \
-     agent_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-     ON CONFLICT (computer_id) DO UPDATE SET agent_key = excluded.agent_key, \
+/// A computer's credentials inserted (parameters: computer, then `encode::credentials_values`);
+/// what to do when the computer has a row already follows.
+macro_rules! insert_credentials {
+    () => {
+        "INSERT INTO credentials (computer_id, agent_key, previous_agent_key, server_key, \
+         last_hello, last_reply, contact_at, contact_address, agent_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    };
+}
+
+/// Writes a computer's credentials (parameters as for [`insert_credentials`]), by the setter.
+const UPSERT_CREDENTIALS: &str = concat!(
+    insert_credentials!(),
+    "ON CONFLICT (computer_id) DO UPDATE SET agent_key = excluded.agent_key, \
      previous_agent_key = excluded.previous_agent_key, server_key = excluded.server_key, \
      last_hello = excluded.last_hello, last_reply = excluded.last_reply, \
      contact_at = excluded.contact_at, contact_address = excluded.contact_address, \
-     agent_version = excluded.agent_version";
+     agent_version = excluded.agent_version"
+);
+
+/// A computer's first credentials (parameters as for [`insert_credentials`]); no row is
+/// inserted when a concurrent transaction inserted one first.
+const INSERT_FIRST_CREDENTIALS: &str = concat!(
+    insert_credentials!(),
+    "ON CONFLICT (computer_id) DO NOTHING"
+);
+
+/// A computer's credentials, its row locked until the commit.
+const CREDENTIALS_FOR_UPDATE: &str = "SELECT agent_key, previous_agent_key, server_key, \
+     last_hello, last_reply, contact_at, contact_address, agent_version FROM credentials \
+     WHERE computer_id = $1 FOR UPDATE";
 
 /// Replaces a computer's credentials if its row holds exactly the expected ones (parameters: the
 /// computer, the expected values as for [`UPSERT_CREDENTIALS`], then the new ones); changes no
@@ -1046,20 +1101,39 @@ impl<'c, 's> ChangeWriter<'c, 's> {
                 credentials,
             } => {
                 // The common case, a computer's row as expected, is one statement; the rest (no
-                // row yet, a conflict, a missing computer) is told apart by reading the row.
+                // row yet, a conflict, a missing computer) is told apart by reading the row,
+                // locked, so that what is read still holds at the commit (at `READ COMMITTED`
+                // too, see `row_checked`).
                 let mut values = credentials_params(*computer, expected)?;
                 values.extend(encode::credentials_values(credentials)?);
                 if self.exec(CAS_CREDENTIALS, &boxed(&values))? == 0 {
-                    self.tick()?;
-                    if read::credentials(self.conn, *computer)? != *expected {
-                        return Err(conflict(format!(
+                    let changed = || {
+                        conflict(format!(
                             "credentials of computer {computer} changed since read"
-                        )));
+                        ))
+                    };
+                    self.tick()?;
+                    if !computer_exists(self.conn, *computer)? {
+                        return Err(not_found("computer", computer));
                     }
-                    self.exec(
-                        UPSERT_CREDENTIALS,
-                        &boxed(&credentials_params(*computer, credentials)?),
-                    )?;
+                    let stored = row(self.conn, CREDENTIALS_FOR_UPDATE, &[&computer.0], |row| {
+                        encode::credentials(row).map_err(|reason| {
+                            corrupt("credentials of computer", computer.0, reason)
+                        })
+                    })?;
+                    let new = credentials_params(*computer, credentials)?;
+                    let new = boxed(&new);
+                    match stored {
+                        Some(stored) if stored == *expected => {
+                            self.exec(UPSERT_CREDENTIALS, &new)?;
+                        }
+                        None if *expected == AgentCredentials::default() => {
+                            if self.exec(INSERT_FIRST_CREDENTIALS, &new)? == 0 {
+                                return Err(changed());
+                            }
+                        }
+                        _ => return Err(changed()),
+                    }
                 }
             }
             Change::SetLastSeen { computer, at } => {
@@ -1076,8 +1150,18 @@ impl<'c, 's> ChangeWriter<'c, 's> {
                 self.exec(UPSERT_SERVER_STATE, &[&state.admin_token_hash])?;
             }
             Change::ExpectAssignments { computer, expected } => {
-                self.tick()?;
-                let stored = read::assignment_revision(self.conn, *computer)?;
+                // Locked as an update locks it (the assignments written next bump the revision):
+                // no other transaction changes the revision before the commit, at
+                // `READ COMMITTED` too (see `row_checked`). A weaker lock would deadlock two
+                // such sets each waiting to bump what the other holds.
+                let stored = self.query(
+                    "SELECT assignment_revision FROM computers WHERE id = $1 FOR NO KEY UPDATE",
+                    &[&computer.0],
+                    |row| {
+                        from_revision(int(row)?)
+                            .map_err(|reason| corrupt("computer", computer.0, reason))
+                    },
+                )?;
                 encode::assignments_at_revision(*computer, stored, *expected)?;
             }
         }
@@ -1180,12 +1264,7 @@ impl<'c, 's> ChangeWriter<'c, 's> {
             snapshot.download,
             snapshot.upgrade_behavior.text(),
         ];
-        let found = self.query(
-            "SELECT id FROM job_snapshots WHERE command = $1 AND success_codes = $2 \
-             AND post_action = $3 AND download = $4 AND upgrade_behavior = $5",
-            values,
-            int,
-        )?;
+        let found = self.query(FIND_SNAPSHOT, values, int)?;
         let id = match found {
             Some(id) => {
                 // Committed before this transaction: safe to remember beyond it.
@@ -1193,13 +1272,21 @@ impl<'c, 's> ChangeWriter<'c, 's> {
                 id
             }
             None => {
+                // A concurrent transaction may insert the same snapshot first: at
+                // `READ COMMITTED` that row is then read once it is committed (at `SERIALIZABLE`
+                // PostgreSQL cancels this transaction instead, and it runs again).
                 let inserted = self.query_raw(
                     "INSERT INTO job_snapshots (command, success_codes, post_action, download, \
-                     upgrade_behavior) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                     upgrade_behavior) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT ON CONSTRAINT job_snapshots_value DO NOTHING RETURNING id",
                     values,
                 )?;
-                let inserted = inserted
-                    .ok_or_else(|| StoreError::Backend("no job snapshot id returned".into()))?;
+                let inserted = match inserted {
+                    Some(inserted) => inserted,
+                    None => self
+                        .query_raw(FIND_SNAPSHOT, values)?
+                        .ok_or_else(|| StoreError::Backend("no job snapshot id returned".into()))?,
+                };
                 column(&inserted, 0)?
             }
         };

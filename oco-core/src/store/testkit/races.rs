@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 
 use super::{at, container, name, new_computer, package, Check, MakeStore};
 use crate::model::{Assignment, ContainerId, Job, JobKind, Origin, PackageId, Revision};
-use crate::store::{Applied, Change, ChangeSet, Store, StoreError};
+use crate::store::{AgentCredentials, Applied, Change, ChangeSet, Store, StoreError};
 
 /// Every race, by name, in the order [`run_races`] runs them.
 pub const RACES: &[(&str, Check)] = &[
@@ -22,6 +22,10 @@ pub const RACES: &[(&str, Check)] = &[
     (
         "delete_and_update_of_one_job_race_to_one_winner",
         delete_and_update_of_one_job_race_to_one_winner,
+    ),
+    (
+        "credentials_from_the_same_reading_have_exactly_one_winner",
+        credentials_from_the_same_reading_have_exactly_one_winner,
     ),
 ];
 
@@ -187,6 +191,33 @@ pub fn delete_and_update_of_one_job_race_to_one_winner(make: MakeStore<'_>) {
             }
             Err(other) => panic!("{other:?}"),
         }
+    }
+}
+
+/// Eight threads each write other credentials of one computer, expecting the credentials they
+/// all read, ten rounds, the first on a computer that has none stored yet: the winner's are
+/// stored, and a later round's reading sees them.
+pub fn credentials_from_the_same_reading_have_exactly_one_winner(make: MakeStore<'_>) {
+    const THREADS: usize = 8;
+    let store: Arc<dyn Store> = Arc::from(make());
+    let computer = store.create_computer(new_computer("pc")).unwrap().id;
+    for round in 0..10_u32 {
+        let read = store.credentials(computer).unwrap();
+        let results = race(&store, THREADS, move |t| ChangeSet {
+            changes: vec![Change::SetCredentials {
+                computer,
+                expected: read.clone(),
+                credentials: AgentCredentials {
+                    agent_key: Some(format!("key {round} {t}")),
+                    last_reply: Some(f64::from(round * 10) + 0.5),
+                    ..read.clone()
+                },
+            }],
+        });
+        let winner = exactly_one_winner(&results);
+        let stored = store.credentials(computer).unwrap();
+        assert_eq!(stored.agent_key, Some(format!("key {round} {winner}")));
+        assert_eq!(stored.last_reply, Some(f64::from(round * 10) + 0.5));
     }
 }
 
