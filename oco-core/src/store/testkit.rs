@@ -29,6 +29,7 @@ use chrono::{DateTime, TimeZone, Utc};
 mod races;
 pub use races::{
     assignment_writes_from_the_same_revision_have_exactly_one_winner,
+    credentials_from_the_same_reading_have_exactly_one_winner,
     delete_and_update_of_one_job_race_to_one_winner, run_races,
     update_job_from_the_same_revision_has_exactly_one_winner, RACES,
 };
