@@ -866,10 +866,56 @@ impl<'c, 's> ChangeWriter<'c, 's> {
     /// Applies one change set. On an error the caller rolls the transaction (or savepoint) back.
     pub(crate) fn apply(&self, set: &ChangeSet) -> StoreResult<Applied> {
         let mut applied = Applied::default();
-        for change in &set.changes {
-            self.change(change, &mut applied)?;
+        let mut changes = set.changes.as_slice();
+        while let Some(first) = changes.first() {
+            // A run of last-seen times (the server's periodic flush writes one per computer
+            // seen) is one statement: one round trip, not one per computer, while the requests
+            // waiting for the same commit wait.
+            let run = changes
+                .iter()
+                .take_while(|change| matches!(change, Change::SetLastSeen { .. }))
+                .count();
+            if run > 1 {
+                self.last_seen(&changes[..run])?;
+                changes = &changes[run..];
+            } else {
+                self.change(first, &mut applied)?;
+                changes = &changes[1..];
+            }
         }
         Ok(applied)
+    }
+
+    /// `SetLastSeen` changes, in one statement: each computer's latest time, in the order of the
+    /// computers' ids (the order two writers lock them in); `NotFound` naming a computer that
+    /// does not exist.
+    fn last_seen(&self, changes: &[Change]) -> StoreResult<()> {
+        let mut latest: BTreeMap<i64, i64> = BTreeMap::new();
+        for change in changes {
+            if let Change::SetLastSeen { computer, at } = change {
+                let at = time(*at)?;
+                latest
+                    .entry(computer.0)
+                    .and_modify(|seen| *seen = (*seen).max(at))
+                    .or_insert(at);
+            }
+        }
+        let (ids, times): (Vec<i64>, Vec<i64>) = latest.into_iter().unzip();
+        self.tick()?;
+        let updated: BTreeSet<i64> = read::rows(
+            self.conn,
+            "UPDATE computers c SET last_seen = greatest(c.last_seen, seen.at) \
+             FROM unnest($1::bigint[], $2::bigint[]) AS seen (id, at) \
+             WHERE c.id = seen.id RETURNING c.id",
+            &[&ids, &times],
+            int,
+        )?
+        .into_iter()
+        .collect();
+        match ids.iter().find(|id| !updated.contains(id)) {
+            Some(missing) => Err(not_found("computer", missing)),
+            None => Ok(()),
+        }
     }
 
     /// Applies each set in a savepoint of its own. `Err` if the transaction can no longer be

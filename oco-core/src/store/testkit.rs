@@ -621,6 +621,46 @@ pub fn agent_state_in_change_sets(make: MakeStore<'_>) {
     );
     assert_eq!(store.computer(pc.id).unwrap().last_seen, Some(at(10)));
 
+    // A flush: many computers' times in one set, a computer twice (the later time stays), and
+    // an earlier time than the stored one ignored.
+    let others: Vec<ComputerId> = (2..6)
+        .map(|i| {
+            store
+                .create_computer(new_computer(&format!("pc{i}")))
+                .unwrap()
+                .id
+        })
+        .collect();
+    let seen = |computer, seconds| Change::SetLastSeen {
+        computer,
+        at: at(seconds),
+    };
+    let mut flush: Vec<Change> = others
+        .iter()
+        .zip(40..)
+        .map(|(&computer, seconds)| seen(computer, seconds))
+        .collect();
+    flush.extend([seen(others[0], 45), seen(others[0], 44), seen(pc.id, 5)]);
+    apply(store.as_ref(), flush.clone());
+    let stored: Vec<_> = others
+        .iter()
+        .map(|&id| store.computer(id).unwrap().last_seen)
+        .collect();
+    assert_eq!(
+        stored,
+        vec![Some(at(45)), Some(at(41)), Some(at(42)), Some(at(43))]
+    );
+    assert_eq!(store.computer(pc.id).unwrap().last_seen, Some(at(10)));
+    // One computer of the flush missing: NotFound, and none of its times written.
+    let missing = ComputerId(others[3].0 + 100);
+    flush = vec![seen(others[1], 60), seen(missing, 60), seen(others[2], 60)];
+    assert_err(
+        store.apply(&ChangeSet { changes: flush }),
+        "NotFound",
+        "a flush naming a missing computer",
+    );
+    assert_eq!(store.computer(others[1]).unwrap().last_seen, Some(at(41)));
+
     let missing = ComputerId(pc.id.0 + 100);
     for change in [
         Change::SetLastSeen {
