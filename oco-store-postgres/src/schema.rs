@@ -30,6 +30,10 @@ const MIGRATIONS: &[Migration] = &[
         description: "room for job updates in place",
         sql: include_str!("../migrations/0004_room_for_job_updates.sql"),
     },
+    Migration {
+        description: "room for credentials updates in place",
+        sql: include_str!("../migrations/0005_room_for_credentials_updates.sql"),
+    },
 ];
 
 /// The schema version this code writes: the number of migrations.

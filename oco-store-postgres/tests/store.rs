@@ -12,9 +12,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::TestDatabase;
-use oco_core::model::{ContainerId, Job, JobKind, JobState, Origin};
+use oco_core::model::{ComputerId, ContainerId, Job, JobKind, JobState, Origin};
 use oco_core::store::testkit::{self, fixture, Fixture};
-use oco_core::store::{Change, ChangeSet, Page, Store, StoreError};
+use oco_core::store::{AgentCredentials, Change, ChangeSet, Page, Store, StoreError};
 use oco_store_postgres::{PgStore, SCHEMA_VERSION};
 
 #[test]
@@ -423,4 +423,74 @@ fn a_job_snapshot_of_a_rolled_back_change_set_is_not_reused() {
     assert_eq!(store.job(first).unwrap().snapshot, job(1).snapshot);
     let again = store.apply(&kept).unwrap().jobs[0];
     assert_eq!(store.job(again).unwrap().snapshot, job(1).snapshot);
+}
+
+/// A hello's credentials update stays in its row's page (a heap-only update, no index entry),
+/// even when the rows were written one after the other: the table's pages keep room (schema
+/// version 5). With full pages, every row of a full page moved at its first update.
+#[test]
+fn credentials_updates_stay_in_their_page() {
+    let Some(db) = TestDatabase::get("credentials_updates_stay_in_their_page") else {
+        return;
+    };
+    let schema = db.schema();
+    let store = PgStore::connect_with(&db.url, &db.options(&schema)).unwrap();
+    let keyed = |round: u32| AgentCredentials {
+        agent_key: Some(format!("{round:0>64}")),
+        server_key: Some("s".repeat(64)),
+        last_reply: Some(f64::from(round)),
+        ..AgentCredentials::default()
+    };
+    // Enough rows for several pages.
+    let computers: Vec<ComputerId> = (0..200)
+        .map(|i| {
+            let id = store
+                .create_computer(testkit::new_computer(&format!("pc{i}")))
+                .unwrap()
+                .id;
+            store.set_credentials(id, &keyed(0)).unwrap();
+            id
+        })
+        .collect();
+    let mut client = db.client(Some(&schema));
+    let page = |client: &mut postgres::Client, computer: ComputerId| -> String {
+        let ctid: String = client
+            .query_one(
+                "SELECT ctid::text FROM credentials WHERE computer_id = $1",
+                &[&computer.0],
+            )
+            .unwrap()
+            .get(0);
+        ctid.trim_matches(|c| c == '(' || c == ')')
+            .split(',')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let before: Vec<String> = computers.iter().map(|&c| page(&mut client, c)).collect();
+    assert!(
+        before
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 2,
+        "the rows span several pages: {before:?}"
+    );
+    for &computer in &computers {
+        store
+            .apply(&ChangeSet {
+                changes: vec![Change::SetCredentials {
+                    computer,
+                    expected: keyed(0),
+                    credentials: keyed(1),
+                }],
+            })
+            .unwrap();
+    }
+    let moved = computers
+        .iter()
+        .zip(&before)
+        .filter(|(&computer, page_before)| page(&mut client, computer) != **page_before)
+        .count();
+    assert_eq!(moved, 0, "rows moved to another page at their update");
 }
