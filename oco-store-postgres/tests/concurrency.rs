@@ -12,7 +12,6 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::TestDatabase;
-use oco_core::model::ComputerId;
 use oco_core::store::testkit;
 use oco_core::store::{AgentCredentials, Change, ChangeSet, Store};
 use oco_store_postgres::PgStore;
@@ -37,14 +36,7 @@ fn agent_path_writes_leave_no_predicate_locks_behind() {
     };
     let schema = db.schema();
     let store = PgStore::connect_with(&db.url, &db.options(&schema)).unwrap();
-    let computers: Vec<ComputerId> = (0..20)
-        .map(|i| {
-            store
-                .create_computer(testkit::new_computer(&format!("pc{i}")))
-                .unwrap()
-                .id
-        })
-        .collect();
+    let computers = testkit::create_computers(&store, (0..20).map(|i| format!("pc{i}")));
     // The long transaction: serializable, and it has read.
     let mut long = db.client(Some(&schema));
     long.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT count(*) FROM credentials")

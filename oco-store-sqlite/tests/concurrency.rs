@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use oco_core::model::{Assignment, ComputerId, Job, JobId, JobState, PackageId, Revision};
 use oco_core::plan::plan;
 use oco_core::report::{apply_report, AgentReport, Disposition, ReportedState};
-use oco_core::store::testkit::{self, at, name, new_computer};
+use oco_core::store::testkit::{self, at, create_computers, name};
 use oco_core::store::{Change, ChangeSet, JobFilter, Page, Store, StoreError};
 use oco_core::Settings;
 use oco_store_sqlite::SqliteStore;
@@ -156,14 +156,7 @@ fn rank(state: JobState) -> u8 {
 #[test]
 fn concurrent_polls_and_reports_lose_no_update() {
     let (_dir, _path, store) = temp_store();
-    let computers: Vec<ComputerId> = (0..COMPUTERS)
-        .map(|i| {
-            store
-                .create_computer(new_computer(&format!("pc{i}")))
-                .unwrap()
-                .id
-        })
-        .collect();
+    let computers = create_computers(&store, (0..COMPUTERS).map(|i| format!("pc{i}")));
     let family = store.create_family(name("app")).unwrap();
     let packages: Vec<_> = (0..PACKAGES)
         .map(|i| {

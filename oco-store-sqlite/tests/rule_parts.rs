@@ -6,9 +6,8 @@
 // Tests report failures by panicking: unwrap and expect are their assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use oco_core::model::ComputerId;
 use oco_core::rules::{RuleWorld, Scope};
-use oco_core::store::testkit::{at, fixture, name, new_computer, rule};
+use oco_core::store::testkit::{at, create_computers, fixture, name, rule};
 use oco_core::store::{NewRule, RulePart, Store};
 use oco_store_sqlite::SqliteStore;
 
@@ -16,14 +15,7 @@ use oco_store_sqlite::SqliteStore;
 fn a_large_part_scanned_equals_the_part_read_by_computer() {
     let store = SqliteStore::open_in_memory().unwrap();
     let f = fixture(&store);
-    let computers: Vec<ComputerId> = (0..1_200)
-        .map(|n| {
-            store
-                .create_computer(new_computer(&format!("host{n:04}")))
-                .unwrap()
-                .id
-        })
-        .collect();
+    let computers = create_computers(&store, (0..1_200).map(|n| format!("host{n:04}")));
     let group = store.create_computer_group(name("many"), None).unwrap();
     store
         .set_computer_group_members(group.id, &computers[..1_150])

@@ -194,6 +194,21 @@ pub fn name(text: &str) -> Name {
     Name::new("name", text).unwrap()
 }
 
+/// Computers made with [`new_computer`], one per hostname, in order; their ids.
+///
+/// # Panics
+///
+/// If the store refuses one.
+pub fn create_computers(
+    store: &dyn Store,
+    hostnames: impl IntoIterator<Item = String>,
+) -> Vec<ComputerId> {
+    hostnames
+        .into_iter()
+        .map(|hostname| store.create_computer(new_computer(&hostname)).unwrap().id)
+        .collect()
+}
+
 /// A computer to create, with two MAC addresses.
 pub fn new_computer(hostname: &str) -> NewComputer {
     NewComputer {
@@ -623,14 +638,7 @@ pub fn agent_state_in_change_sets(make: MakeStore<'_>) {
 
     // A flush: many computers' times in one set, a computer twice (the later time stays), and
     // an earlier time than the stored one ignored.
-    let others: Vec<ComputerId> = (2..6)
-        .map(|i| {
-            store
-                .create_computer(new_computer(&format!("pc{i}")))
-                .unwrap()
-                .id
-        })
-        .collect();
+    let others = create_computers(store.as_ref(), (2..6).map(|i| format!("pc{i}")));
     let seen = |computer, seconds| Change::SetLastSeen {
         computer,
         at: at(seconds),
@@ -1835,14 +1843,7 @@ pub fn listings_abridge_outputs(make: MakeStore<'_>) {
 /// Pages of computers and of jobs, with filters.
 pub fn paging(make: MakeStore<'_>) {
     let store = make();
-    let ids: Vec<ComputerId> = (0..5)
-        .map(|i| {
-            store
-                .create_computer(new_computer(&format!("pc{i}")))
-                .unwrap()
-                .id
-        })
-        .collect();
+    let ids = create_computers(store.as_ref(), (0..5).map(|i| format!("pc{i}")));
     let page = |after: Option<i64>, limit| -> Vec<ComputerId> {
         store
             .list_computers(Page { after, limit })
