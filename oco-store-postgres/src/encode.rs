@@ -96,17 +96,83 @@ pub(crate) fn credentials(row: &Row) -> Result<AgentCredentials, String> {
 pub(crate) fn credentials_values(
     credentials: &AgentCredentials,
 ) -> StoreResult<[Box<dyn ToSql + Sync>; 8]> {
-    let contact = credentials.last_contact.as_ref();
+    let CredentialFields(a, b, c, d, e, f, g, h) = CredentialFields::of(credentials)?;
     Ok([
-        Box::new(credentials.agent_key.clone()),
-        Box::new(credentials.previous_agent_key.clone()),
-        Box::new(credentials.server_key.clone()),
-        Box::new(credentials.last_hello),
-        Box::new(credentials.last_reply),
-        Box::new(opt_time(contact.map(|c| c.at))?),
-        Box::new(contact.map(|c| c.address.to_string())),
-        Box::new(contact.and_then(|c| c.agent_version.clone())),
+        Box::new(a),
+        Box::new(b),
+        Box::new(c),
+        Box::new(d),
+        Box::new(e),
+        Box::new(f),
+        Box::new(g),
+        Box::new(h),
     ])
+}
+
+/// The values of [`credentials`]' columns, in their order.
+pub(crate) struct CredentialFields(
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<f64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+impl CredentialFields {
+    /// Credentials as the columns hold them; `Invalid` for a time the columns cannot hold.
+    pub(crate) fn of(credentials: &AgentCredentials) -> StoreResult<CredentialFields> {
+        let contact = credentials.last_contact.as_ref();
+        Ok(CredentialFields(
+            credentials.agent_key.clone(),
+            credentials.previous_agent_key.clone(),
+            credentials.server_key.clone(),
+            credentials.last_hello,
+            credentials.last_reply,
+            opt_time(contact.map(|c| c.at))?,
+            contact.map(|c| c.address.to_string()),
+            contact.and_then(|c| c.agent_version.clone()),
+        ))
+    }
+}
+
+/// The columns of [`credentials`] of several computers, one array per column: parameters of a
+/// statement that writes them all (`unnest`).
+#[derive(Debug, Default)]
+pub(crate) struct CredentialColumns(
+    Vec<Option<String>>,
+    Vec<Option<String>>,
+    Vec<Option<String>>,
+    Vec<Option<f64>>,
+    Vec<Option<f64>>,
+    Vec<Option<i64>>,
+    Vec<Option<String>>,
+    Vec<Option<String>>,
+);
+
+impl CredentialColumns {
+    /// Appends one computer's credentials.
+    pub(crate) fn push(&mut self, fields: CredentialFields) {
+        let CredentialFields(a, b, c, d, e, f, g, h) = fields;
+        self.0.push(a);
+        self.1.push(b);
+        self.2.push(c);
+        self.3.push(d);
+        self.4.push(e);
+        self.5.push(f);
+        self.6.push(g);
+        self.7.push(h);
+    }
+
+    /// The eight arrays as parameters (`text[]`, `text[]`, `text[]`, `float8[]`, `float8[]`,
+    /// `bigint[]`, `text[]`, `text[]`), in the order of [`credentials`]' columns.
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.0, &self.1, &self.2, &self.3, &self.4, &self.5, &self.6, &self.7,
+        ]
+    }
 }
 
 // Rows.

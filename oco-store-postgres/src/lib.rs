@@ -59,7 +59,8 @@
 //! [`apply`](Store::apply) returns after the commit, which PostgreSQL makes durable as its
 //! `synchronous_commit` setting says (by default: flushed to the write-ahead log on disk).
 //! [`Store::apply_many`] shares one commit among several change sets, each in a savepoint of
-//! its own.
+//! its own; the credentials of a batch of hellos are written before, in one statement that
+//! commits on its own.
 //!
 //! # Corrupt rows
 //!
@@ -120,7 +121,9 @@ const SNAPSHOT_CACHE: usize = 4096;
 /// How a store connects.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The most connections the store opens at once (at least 1).
+    /// The most connections the store opens at once (at least 1). Default 4: more made every
+    /// agent request slower on a database sharing a core with the server (more PostgreSQL
+    /// processes to switch between, smaller group commits; see `DESIGN.md`).
     pub max_connections: usize,
     /// How long a call waits for a free connection when all are in use, and for a new
     /// connection to be established.
@@ -137,7 +140,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            max_connections: 8,
+            max_connections: 4,
             connect_timeout: Duration::from_secs(5),
             schema: None,
             ca_file: None,
@@ -264,8 +267,9 @@ impl PgStore {
     /// While `Some(n)`: inside each later `apply`/`apply_many` transaction, the `n`-th SQL
     /// statement executed (from 1, counted from the first statement after `BEGIN`, the `BEGIN`
     /// itself not counted; savepoints count, rollbacks and the `COMMIT` do not) fails with
-    /// [`StoreError::Backend`] instead of running. For tests that a half-applied change set
-    /// leaves no trace.
+    /// [`StoreError::Backend`] instead of running. The statement writing a batch's hellos
+    /// before its transaction counts as a transaction of its own (its statement 1). For tests
+    /// that a half-applied change set leaves no trace.
     #[cfg(feature = "fault-injection")]
     pub fn fail_nth_statement(&self, n: Option<u64>) {
         *self.fail_nth.lock().unwrap_or_else(PoisonError::into_inner) = n;
@@ -724,7 +728,7 @@ const SERIALIZABLE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
 const READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// How a transaction writing `sets` begins.
-fn begin_for(sets: &[ChangeSet]) -> &'static str {
+fn begin_for(sets: &[&ChangeSet]) -> &'static str {
     if write::row_checked(sets) {
         READ_COMMITTED
     } else {
@@ -974,30 +978,59 @@ impl Store for PgStore {
 
     fn apply(&self, changes: &ChangeSet) -> StoreResult<Applied> {
         let fail_at = self.fail_at();
-        self.run(begin_for(std::slice::from_ref(changes)), |c| {
+        self.run(begin_for(&[changes]), |c| {
             write::ChangeWriter::new(c, fail_at).apply(changes)
         })
     }
 
     fn apply_many(&self, sets: &[ChangeSet]) -> Vec<StoreResult<Applied>> {
-        if sets.is_empty() {
-            return Vec::new();
-        }
         let fail_at = self.fail_at();
-        let mut results = Vec::new();
-        let committed = self.run(begin_for(sets), |c| {
-            results = write::ChangeWriter::new(c, fail_at).apply_many(sets)?;
-            Ok(())
-        });
-        match committed {
-            Ok(()) => results,
-            // Nothing was committed: every set failed with the commit.
-            Err(error) => {
-                let message = error.to_string();
-                sets.iter()
-                    .map(|_| Err(StoreError::Backend(message.clone().into())))
-                    .collect()
+        // A batch of hellos: their credentials first, in one statement of its own
+        // (`HelloBatch`); if it fails, nothing of it was written and the transaction writes
+        // every set.
+        let mut written = vec![false; sets.len()];
+        if let Some(batch) = write::HelloBatch::of(sets) {
+            let hellos = self.on_a_live_connection(|session| {
+                session.single(&mut |c| write::ChangeWriter::new(c, fail_at).hellos(&batch))
+            });
+            for index in hellos.unwrap_or_default() {
+                written[index] = true;
             }
         }
+        let rest: Vec<&ChangeSet> = sets
+            .iter()
+            .zip(&written)
+            .filter_map(|(set, written)| (!written).then_some(set))
+            .collect();
+        let mut results = Vec::new();
+        let committed = if rest.is_empty() {
+            Ok(())
+        } else {
+            self.run(begin_for(&rest), |c| {
+                results = write::ChangeWriter::new(c, fail_at).apply_many(&rest)?;
+                Ok(())
+            })
+        };
+        if let Err(error) = committed {
+            // Nothing of the transaction was committed: each of its sets failed with it.
+            let message = error.to_string();
+            results = rest
+                .iter()
+                .map(|_| Err(StoreError::Backend(message.clone().into())))
+                .collect();
+        }
+        let mut results = results.into_iter();
+        written
+            .into_iter()
+            .map(|written| {
+                if written {
+                    Ok(Applied::default())
+                } else {
+                    results.next().unwrap_or_else(|| {
+                        Err(StoreError::Backend("a change set without a result".into()))
+                    })
+                }
+            })
+            .collect()
     }
 }

@@ -22,7 +22,8 @@ use postgres::Row;
 
 use crate::encode::column;
 use crate::encode::{
-    self, compatibility, corrupt, from_revision, macs, opt_time, revision, time, TextEnum,
+    self, compatibility, corrupt, from_revision, macs, opt_time, revision, time, CredentialColumns,
+    CredentialFields, TextEnum,
 };
 use crate::read::{self, computer_exists, int, not_found, row};
 use crate::{backend, params, Conn, Param};
@@ -54,7 +55,7 @@ const FIND_SNAPSHOT: &str = "SELECT id FROM job_snapshots WHERE command = $1 \
 /// transaction (an administrator's deploy, a slow client) made those locks pile up past
 /// PostgreSQL's table of them (`max_pred_locks_per_transaction` × connections), and every write
 /// then failed with "out of shared memory" until it ended.
-pub(crate) fn row_checked(sets: &[ChangeSet]) -> bool {
+pub(crate) fn row_checked(sets: &[&ChangeSet]) -> bool {
     sets.iter().flat_map(|set| &set.changes).all(|change| {
         matches!(
             change,
@@ -334,6 +335,31 @@ const CAS_CREDENTIALS: &str = "UPDATE credentials SET agent_key = $10, \
      AND last_hello IS NOT DISTINCT FROM $5 AND last_reply IS NOT DISTINCT FROM $6 \
      AND contact_at IS NOT DISTINCT FROM $7 AND contact_address IS NOT DISTINCT FROM $8 \
      AND agent_version IS NOT DISTINCT FROM $9";
+
+/// [`CAS_CREDENTIALS`] for several computers (parameters: the computers, the expected values as
+/// eight arrays of [`CredentialColumns::params`], then the new ones); returns the computers whose
+/// rows it changed. The `ANY` lets the planner find the rows by the primary key whatever number
+/// of computers it expects.
+const CAS_MANY_CREDENTIALS: &str = "UPDATE credentials c SET agent_key = n.agent_key, \
+     previous_agent_key = n.previous_agent_key, server_key = n.server_key, \
+     last_hello = n.last_hello, last_reply = n.last_reply, contact_at = n.contact_at, \
+     contact_address = n.contact_address, agent_version = n.agent_version \
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::float8[], \
+     $6::float8[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+     $13::float8[], $14::float8[], $15::bigint[], $16::text[], $17::text[]) AS n (computer_id, \
+     old_agent_key, old_previous_agent_key, old_server_key, old_last_hello, old_last_reply, \
+     old_contact_at, old_contact_address, old_agent_version, agent_key, previous_agent_key, \
+     server_key, last_hello, last_reply, contact_at, contact_address, agent_version) \
+     WHERE c.computer_id = ANY ($1) AND c.computer_id = n.computer_id \
+     AND c.agent_key IS NOT DISTINCT FROM n.old_agent_key \
+     AND c.previous_agent_key IS NOT DISTINCT FROM n.old_previous_agent_key \
+     AND c.server_key IS NOT DISTINCT FROM n.old_server_key \
+     AND c.last_hello IS NOT DISTINCT FROM n.old_last_hello \
+     AND c.last_reply IS NOT DISTINCT FROM n.old_last_reply \
+     AND c.contact_at IS NOT DISTINCT FROM n.old_contact_at \
+     AND c.contact_address IS NOT DISTINCT FROM n.old_contact_address \
+     AND c.agent_version IS NOT DISTINCT FROM n.old_agent_version \
+     RETURNING c.computer_id";
 
 /// The parameters of [`UPSERT_CREDENTIALS`].
 fn credentials_params(
@@ -827,6 +853,70 @@ pub(crate) struct ChangeWriter<'c, 's> {
     snapshots: RefCell<HashMap<JobSnapshot, i64>>,
 }
 
+/// The credentials of a batch's hellos, to write in one statement run on its own outside a
+/// transaction (atomic and committed by itself) instead of three statements each inside the
+/// batch's transaction (a savepoint, the compare-and-set, its release): the sets that are one
+/// `SetCredentials` each, of a computer whose credentials no other set of the batch writes, so
+/// that the order of the sets does not matter. The sets it does not write (their rows did not
+/// hold the expected credentials: a conflict, no row yet, no computer) are left to the batch's
+/// transaction, as all are when the statement fails (then nothing of it was written).
+#[derive(Debug)]
+pub(crate) struct HelloBatch {
+    /// In the order of their ids: the order two such statements lock rows in.
+    computers: Vec<i64>,
+    /// The index in the batch of each computer's set.
+    sets: Vec<usize>,
+    expected: CredentialColumns,
+    new: CredentialColumns,
+}
+
+impl HelloBatch {
+    /// The hellos of `sets`, if there are two or more (one is written in the transaction,
+    /// as fast).
+    pub(crate) fn of(sets: &[ChangeSet]) -> Option<HelloBatch> {
+        let mut writes: HashMap<ComputerId, usize> = HashMap::new();
+        for change in sets.iter().flat_map(|set| &set.changes) {
+            if let Change::SetCredentials { computer, .. } = change {
+                *writes.entry(*computer).or_default() += 1;
+            }
+        }
+        let mut hellos: Vec<_> = sets
+            .iter()
+            .enumerate()
+            .filter_map(|(index, set)| match set.changes.as_slice() {
+                [Change::SetCredentials {
+                    computer,
+                    expected,
+                    credentials,
+                }] if writes.get(computer) == Some(&1) => {
+                    // A value that cannot be written fails its own set, in the transaction.
+                    let old = CredentialFields::of(expected).ok()?;
+                    let new = CredentialFields::of(credentials).ok()?;
+                    Some((computer.0, index, old, new))
+                }
+                _ => None,
+            })
+            .collect();
+        if hellos.len() < 2 {
+            return None;
+        }
+        hellos.sort_unstable_by_key(|&(computer, ..)| computer);
+        let mut batch = HelloBatch {
+            computers: Vec::with_capacity(hellos.len()),
+            sets: Vec::with_capacity(hellos.len()),
+            expected: CredentialColumns::default(),
+            new: CredentialColumns::default(),
+        };
+        for (computer, index, old, new) in hellos {
+            batch.computers.push(computer);
+            batch.sets.push(index);
+            batch.expected.push(old);
+            batch.new.push(new);
+        }
+        Some(batch)
+    }
+}
+
 /// A statement that failed: PostgreSQL's error (to inspect), or an injected failure.
 ///
 /// After PostgreSQL's, the transaction is aborted until it (or the member's savepoint) is
@@ -921,7 +1011,7 @@ impl<'c, 's> ChangeWriter<'c, 's> {
     /// Applies each set in a savepoint of its own. `Err` if the transaction can no longer be
     /// trusted (a savepoint could not be made or rolled back) or PostgreSQL cancelled it for a
     /// concurrent one: the caller must roll it back whole (and may run it again).
-    pub(crate) fn apply_many(&self, sets: &[ChangeSet]) -> StoreResult<Vec<StoreResult<Applied>>> {
+    pub(crate) fn apply_many(&self, sets: &[&ChangeSet]) -> StoreResult<Vec<StoreResult<Applied>>> {
         let mut results = Vec::with_capacity(sets.len());
         for set in sets {
             match self.savepoint("SAVEPOINT change_set") {
@@ -952,6 +1042,25 @@ impl<'c, 's> ChangeWriter<'c, 's> {
             }
         }
         Ok(results)
+    }
+
+    /// Writes `batch` (one statement): the sets whose rows held exactly the expected
+    /// credentials, by their index in the batch.
+    pub(crate) fn hellos(&self, batch: &HelloBatch) -> StoreResult<Vec<usize>> {
+        let mut params: Vec<Param<'_>> = vec![&batch.computers];
+        params.extend(batch.expected.params());
+        params.extend(batch.new.params());
+        self.tick()?;
+        let changed: BTreeSet<i64> = read::rows(self.conn, CAS_MANY_CREDENTIALS, &params, int)?
+            .into_iter()
+            .collect();
+        Ok(batch
+            .computers
+            .iter()
+            .zip(&batch.sets)
+            .filter(|(computer, _)| changed.contains(computer))
+            .map(|(_, &set)| set)
+            .collect())
     }
 
     /// Runs a savepoint command, counted.
@@ -1162,6 +1271,7 @@ impl<'c, 's> ChangeWriter<'c, 's> {
                     if !computer_exists(self.conn, *computer)? {
                         return Err(not_found("computer", computer));
                     }
+                    self.tick()?;
                     let stored = row(self.conn, CREDENTIALS_FOR_UPDATE, &[&computer.0], |row| {
                         encode::credentials(row).map_err(|reason| {
                             corrupt("credentials of computer", computer.0, reason)

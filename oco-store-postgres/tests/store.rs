@@ -190,6 +190,83 @@ fn a_failed_statement_rolls_the_whole_set_back() {
     assert_eq!(store.job(job.id).unwrap().state, JobState::Succeeded);
 }
 
+/// A batch of hellos writes the credentials of several computers in one statement of its own,
+/// then the rest in a transaction; with any statement failing, each set still fails or
+/// succeeds whole, on its own.
+#[test]
+fn a_failed_statement_in_a_batch_of_hellos_fails_its_sets_alone() {
+    let Some(db) =
+        TestDatabase::get("a_failed_statement_in_a_batch_of_hellos_fails_its_sets_alone")
+    else {
+        return;
+    };
+    let store = db.store();
+    let pcs = testkit::create_computers(&store, (0..5).map(|i| format!("pc{i}")));
+    let hello = |n: u64| AgentCredentials {
+        agent_key: Some(format!("key {n}")),
+        last_hello: Some(n as f64),
+        ..AgentCredentials::default()
+    };
+    // Every computer has had a hello: the batch writes rows that exist.
+    for &computer in &pcs {
+        store
+            .apply(&ChangeSet {
+                changes: vec![Change::SetCredentials {
+                    computer,
+                    expected: AgentCredentials::default(),
+                    credentials: hello(0),
+                }],
+            })
+            .unwrap();
+    }
+    let mut failing = Vec::new();
+    for n in 1..=30 {
+        let before: Vec<AgentCredentials> = pcs
+            .iter()
+            .map(|&pc| store.credentials(pc).unwrap())
+            .collect();
+        // Four hellos as expected, and the last computed from credentials no longer stored.
+        let sets: Vec<ChangeSet> = pcs
+            .iter()
+            .zip(&before)
+            .enumerate()
+            .map(|(i, (&computer, stored))| ChangeSet {
+                changes: vec![Change::SetCredentials {
+                    computer,
+                    expected: if i < 4 { stored.clone() } else { hello(1000) },
+                    credentials: hello(n),
+                }],
+            })
+            .collect();
+        store.fail_nth_statement(Some(n));
+        let results = store.apply_many(&sets);
+        store.fail_nth_statement(None);
+        for (i, (result, stored)) in results.iter().zip(&before).enumerate() {
+            let now = store.credentials(pcs[i]).unwrap();
+            match (i, result) {
+                (0..4, Ok(_)) => assert_eq!(now, hello(n), "statement {n} failed, set {i}"),
+                (4, Err(StoreError::Conflict { .. })) => {
+                    assert_eq!(&now, stored, "statement {n} failed, set {i}")
+                }
+                (_, Err(StoreError::Backend(_))) => {
+                    assert_eq!(&now, stored, "statement {n} failed, set {i}");
+                    failing.push((n, i));
+                }
+                _ => panic!("statement {n} failed, set {i}: {result:?}"),
+            }
+        }
+    }
+    // Statement 1 is the batch's own: nothing of it is written, and in the transaction that
+    // follows (where statement 1 fails again) the first set fails and the others are written.
+    // Then the conflicting set's own statements (its savepoint, the compare-and-set, the reads
+    // that tell a conflict apart) fail it alone.
+    assert_eq!(failing[0], (1, 0), "{failing:?}");
+    assert!(
+        failing[1..].iter().all(|&(_, set)| set == 4) && failing.len() >= 4,
+        "{failing:?}"
+    );
+}
+
 #[test]
 fn a_connection_killed_mid_transaction_leaves_nothing_half_written() {
     let Some(db) =

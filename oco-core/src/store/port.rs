@@ -703,8 +703,9 @@ pub trait Store: Send + Sync {
     /// Applies a change set atomically: every change or none. [`StoreError::Conflict`] if a
     /// precondition failed.
     fn apply(&self, changes: &ChangeSet) -> StoreResult<Applied>;
-    /// Applies several change sets in one commit, each atomically on its own: a failing one
-    /// changes nothing and does not affect the others. One result per change set, in order.
+    /// Applies several change sets, each atomically on its own: a failing one changes nothing
+    /// and does not affect the others. They share a commit (a store may use a few, never one
+    /// per set). One result per change set, in order, each returned once its set is committed.
     fn apply_many(&self, sets: &[ChangeSet]) -> Vec<StoreResult<Applied>>;
 }
 

@@ -104,6 +104,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
     ("assignment_revisions", assignment_revisions),
     ("apply_many_isolates_failures", apply_many_isolates_failures),
+    (
+        "hellos_in_one_batch_have_their_own_results",
+        hellos_in_one_batch_have_their_own_results,
+    ),
     ("invalid_references", invalid_references),
     ("paging", paging),
     ("assignments_oldest_first", assignments_oldest_first),
@@ -1601,6 +1605,119 @@ pub fn apply_many_isolates_failures(make: MakeStore<'_>) {
         "third set applied"
     );
     assert!(store.apply_many(&[]).is_empty());
+}
+
+/// A batch of hellos (`apply_many` of sets holding one `SetCredentials` each, as the server's
+/// group commit makes them): each set's result is its own and the same as applied alone, one
+/// after the other, whatever the others' are: written as expected, a conflict, a first write,
+/// a missing computer, two sets of one computer (the second expecting the first's write), and a
+/// set writing more than the credentials.
+pub fn hellos_in_one_batch_have_their_own_results(make: MakeStore<'_>) {
+    let store = make();
+    let pcs = create_computers(store.as_ref(), (0..6).map(|i| format!("pc{i}")));
+    let hello = |computer: usize, seconds: i64| AgentCredentials {
+        agent_key: Some(format!("agent {computer}")),
+        previous_agent_key: (seconds.rem_euclid(2) == 0).then(|| "previous".to_string()),
+        server_key: Some(format!("server {computer}")),
+        last_hello: Some(1_700_000_000.0 + seconds as f64 + 0.25),
+        last_reply: Some(1_700_000_000.0 + seconds as f64 + 0.5),
+        last_contact: Some(crate::store::AgentContact {
+            at: at(seconds),
+            address: format!("10.0.0.{computer}").parse().unwrap(),
+            agent_version: computer.is_multiple_of(2).then(|| "1.1".to_string()),
+        }),
+    };
+    let set =
+        |computer: usize, expected: AgentCredentials, credentials: AgentCredentials| ChangeSet {
+            changes: vec![Change::SetCredentials {
+                computer: pcs[computer],
+                expected,
+                credentials,
+            }],
+        };
+    for computer in 0..4 {
+        store
+            .apply(&set(
+                computer,
+                AgentCredentials::default(),
+                hello(computer, 1),
+            ))
+            .unwrap();
+    }
+    let missing = ComputerId(pcs[5].0 + 100);
+    let mut sets = vec![
+        set(0, hello(0, 1), hello(0, 2)),
+        set(1, hello(1, 1), hello(1, 2)),
+        // Computed from credentials older than the stored ones.
+        set(2, AgentCredentials::default(), hello(2, 2)),
+        // pc4's first hello.
+        set(4, AgentCredentials::default(), hello(4, 2)),
+        ChangeSet {
+            changes: vec![Change::SetCredentials {
+                computer: missing,
+                expected: AgentCredentials::default(),
+                credentials: hello(9, 2),
+            }],
+        },
+        // Two hellos of pc3, the second computed from the first's write.
+        set(3, hello(3, 1), hello(3, 2)),
+        set(3, hello(3, 2), hello(3, 3)),
+    ];
+    sets.push(ChangeSet {
+        changes: vec![
+            Change::SetCredentials {
+                computer: pcs[5],
+                expected: AgentCredentials::default(),
+                credentials: hello(5, 2),
+            },
+            Change::SetLastSeen {
+                computer: pcs[5],
+                at: at(7),
+            },
+        ],
+    });
+    let results = store.apply_many(&sets);
+    assert_eq!(results.len(), sets.len());
+    let kinds: Vec<&str> = results
+        .iter()
+        .map(|result| match result {
+            Ok(_) => "Ok",
+            Err(StoreError::Conflict { .. }) => "Conflict",
+            Err(StoreError::NotFound { .. }) => "NotFound",
+            Err(_) => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Ok", "Ok", "Conflict", "Ok", "NotFound", "Ok", "Ok", "Ok"]
+    );
+    let stored: Vec<AgentCredentials> = pcs
+        .iter()
+        .map(|&pc| store.credentials(pc).unwrap())
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            hello(0, 2),
+            hello(1, 2),
+            hello(2, 1),
+            hello(3, 3),
+            hello(4, 2),
+            hello(5, 2)
+        ]
+    );
+    assert_eq!(store.computer(pcs[5]).unwrap().last_seen, Some(at(7)));
+    assert_err(store.credentials(missing), "NotFound", "no such computer");
+
+    // The same batch again: every set was computed from credentials no longer stored (or its
+    // computer is missing), so nothing is written.
+    let again = store.apply_many(&sets);
+    assert!(again.iter().all(|result| result.is_err()), "{again:?}");
+    let unchanged: Vec<AgentCredentials> = pcs
+        .iter()
+        .map(|&pc| store.credentials(pc).unwrap())
+        .collect();
+    assert_eq!(unchanged, stored);
 }
 
 /// Unknown targets are NotFound, unknown references Invalid; nothing is written.
