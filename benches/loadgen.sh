@@ -310,7 +310,7 @@ if [[ -n "$postgres" ]]; then
     psql "$db_url" -XAtqc "VACUUM ANALYZE" -c "CHECKPOINT"
     echo "== VACUUM ANALYZE and CHECKPOINT: $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; database size $(psql "$db_url" -XAtqc "SELECT pg_size_pretty(pg_database_size(current_database()))")"
     pg_args=(--postgres-pid "$postmaster")
-    # The server's default pool (16 connections) unless DB_CONNECTIONS says otherwise.
+    # The server's default pool (4 connections) unless DB_CONNECTIONS says otherwise.
     if [[ -n "${DB_CONNECTIONS:-}" ]]; then
         server_args=(--database-connections "$DB_CONNECTIONS" "${server_args[@]}")
     fi

@@ -553,8 +553,10 @@ struct Cli {
     database: Option<Database>,
 
     /// The most connections to a PostgreSQL database this process opens for its requests (two
-    /// more listen to other processes' writes and hold the housekeeping lock).
-    #[arg(long, env = "OCO_DATABASE_CONNECTIONS", value_name = "COUNT", default_value = "16", value_parser = parse_database_connections)]
+    /// more listen to other processes' writes and hold the housekeeping lock). Few are
+    /// faster: requests waiting for a connection share its commits, and each connection is a
+    /// PostgreSQL process competing for the database's cores.
+    #[arg(long, env = "OCO_DATABASE_CONNECTIONS", value_name = "COUNT", default_value = "4", value_parser = parse_database_connections)]
     database_connections: usize,
 
     /// With `sslmode=require` in the PostgreSQL URL: the PEM file of the CA that signs the
@@ -923,7 +925,7 @@ mod tests {
                 listen: "127.0.0.1:8080".parse().unwrap(),
                 data_dir: PathBuf::from("."),
                 database: Database::Sqlite(PathBuf::from("./oco.db")),
-                database_connections: 16,
+                database_connections: 4,
                 database_ca: None,
                 agent_path: "/api-agent.php".into(),
                 time_zone: Tz::UTC,
