@@ -250,6 +250,8 @@ impl Config {
             // share its database.
             inline_reads: matches!(self.database, Database::Sqlite(_)),
             other_writers: matches!(self.database, Database::Postgres(_)),
+            // Set by `main` for the store it opens.
+            schema_check: None,
         }
     }
 

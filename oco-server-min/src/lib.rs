@@ -55,6 +55,7 @@ pub mod config;
 pub mod connections;
 mod drive;
 pub mod housekeeping;
+pub mod observe;
 pub mod payloads;
 pub mod peers;
 pub mod secrets;
@@ -71,12 +72,19 @@ pub use state::{
 /// Request bodies up to 64 MiB: an agent report carries a job's whole output.
 pub const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-/// The server's routes: the agent API at its configured path and the admin API under `/api/v1`.
+/// The server's routes: the agent API at its configured path, the admin API under `/api/v1`,
+/// and `/healthz` and `/readyz`; every request with its id and access-log line
+/// ([`observe`]).
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(agent_api::router(&state.options().agent_path))
         .nest(admin_api::PREFIX, admin_api::router(&state))
+        .merge(observe::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(admin_api::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::request_context,
+        ))
         .with_state(state)
 }

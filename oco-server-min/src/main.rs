@@ -16,12 +16,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oco_core::store::{Store, StoreError};
+use oco_core::store::{Store, StoreError, StoreResult};
 use oco_core::Settings;
 use oco_server_min::clock::{Clock, SystemClock};
 use oco_server_min::config::{self, Config};
 use oco_server_min::connections::{self, ConnectionOptions};
 use oco_server_min::housekeeping::{self, HousekeepingOptions, Lead};
+use oco_server_min::observe::SchemaCheck;
 use oco_server_min::peers::{self, PgLeadership};
 use oco_server_min::secrets::{self, Outcome, SecretsError};
 use oco_server_min::AppState;
@@ -273,11 +274,13 @@ fn start(config: &Config) -> Result<(AppState, Database), Error> {
         ),
         Err(source) => return Err(store_error(config, source)),
     }
+    let mut options = config.server_options();
+    options.schema_check = Some(schema_check(&database));
     let state = AppState::new(
         store,
         Arc::new(SystemClock),
         Settings::default(),
-        config.server_options(),
+        options,
         stored.for_server(config.self_registration),
     )?;
     Ok((state, database))
@@ -287,6 +290,32 @@ fn start(config: &Config) -> Result<(AppState, Database), Error> {
 enum Database {
     Sqlite(Arc<SqliteStore>),
     Postgres(Arc<PgStore>),
+}
+
+/// What `/readyz` checks of the schema: that it is the one this build migrates to (another
+/// process of a newer build may have migrated the database since this one opened it).
+fn schema_check(database: &Database) -> SchemaCheck {
+    let version: Arc<dyn Fn() -> StoreResult<u32> + Send + Sync> = match database {
+        Database::Sqlite(sqlite) => {
+            let sqlite = sqlite.clone();
+            Arc::new(move || sqlite.schema_version())
+        }
+        Database::Postgres(pg) => {
+            let pg = pg.clone();
+            Arc::new(move || pg.schema_version())
+        }
+    };
+    let expected = match database {
+        Database::Sqlite(_) => oco_store_sqlite::SCHEMA_VERSION,
+        Database::Postgres(_) => oco_store_postgres::SCHEMA_VERSION,
+    };
+    SchemaCheck(Arc::new(move || match version() {
+        Ok(found) if found == expected => Ok(()),
+        Ok(found) => Err(format!(
+            "the database's schema is version {found}; this build runs on version {expected}"
+        )),
+        Err(error) => Err(format!("cannot read the schema's version: {error}")),
+    }))
 }
 
 fn store_error(config: &Config, source: StoreError) -> Error {

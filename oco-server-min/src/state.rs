@@ -19,6 +19,7 @@ use crate::agent_api::AgentState;
 use crate::clock::Clock;
 use crate::commit::Committer;
 use crate::housekeeping::HousekeepingStatus;
+use crate::observe::{Readiness, RequestIds};
 
 /// The server's shared state: the store, the clock, the group committer, options and secrets.
 /// Cheap to clone (one `Arc`).
@@ -42,6 +43,8 @@ struct Shared {
     housekeeping: HousekeepingStatus,
     /// Permits for heavy admin operations (see [`ServerOptions::admin_heavy_concurrency`]).
     admin_heavy: Arc<Semaphore>,
+    request_ids: RequestIds,
+    readiness: Readiness,
 }
 
 /// How the server behaves, as its options say.
@@ -89,6 +92,9 @@ pub struct ServerOptions {
     /// ([`CachedStore::shared`]): the caller must report them, as
     /// [`crate::peers::listen`] does for PostgreSQL.
     pub other_writers: bool,
+    /// What `/readyz` checks of the store's schema besides a small read (`None`: nothing);
+    /// the server's `main` checks that it is the one this build migrates to.
+    pub schema_check: Option<crate::observe::SchemaCheck>,
 }
 
 /// The default largest payload upload: 16 GiB.
@@ -118,6 +124,7 @@ impl Default for ServerOptions {
             admin_heavy_wait: ADMIN_HEAVY_WAIT,
             inline_reads: true,
             other_writers: false,
+            schema_check: None,
         }
     }
 }
@@ -198,7 +205,19 @@ impl AppState {
             agent_service,
             housekeeping: HousekeepingStatus::default(),
             admin_heavy,
+            request_ids: RequestIds::new(),
+            readiness: Readiness::default(),
         })))
+    }
+
+    /// Makes the ids of requests that bring none.
+    pub(crate) fn request_ids(&self) -> &RequestIds {
+        &self.0.request_ids
+    }
+
+    /// The last readiness result.
+    pub(crate) fn readiness(&self) -> &Readiness {
+        &self.0.readiness
     }
 
     /// The store.

@@ -108,7 +108,11 @@ async fn authenticate(
         .and_then(bearer_token);
     match presented {
         Some(token) if same_secret(token, &state.secrets().admin_token) => {
-            Ok(next.run(request).await)
+            let mut response = next.run(request).await;
+            response
+                .extensions_mut()
+                .insert(crate::observe::TokenName("admin".into()));
+            Ok(response)
         }
         _ => {
             // Read what the client sent before refusing, so that the refusal is not lost to a

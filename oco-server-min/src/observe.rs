@@ -1,0 +1,242 @@
+//! What an operator sees of the server: a request id on every request, one access-log line per
+//! request, and the health endpoints a load balancer or an orchestrator probes.
+//!
+//! - **Request ids.** Every request gets an id, returned in the `X-Request-Id` response header
+//!   and carried by every log line written while the request is handled (a `request` span). A
+//!   proxy's id in the request's own `X-Request-Id` is kept when it is 1 to 64 characters of
+//!   letters, digits, `-`, `_` and `.` (so that one id follows a request through the proxy's log
+//!   and ours); anything else is replaced, so a client cannot write arbitrary text into the log.
+//! - **Access log.** One line per request when it is answered (target
+//!   `oco_server_min::access`): method, path, status, latency in milliseconds, request id, and
+//!   for admin requests the admin token's name. Admin requests at INFO; agent requests and
+//!   health probes at DEBUG (thousands a second would drown everything else).
+//! - **`/healthz`** answers 200 while the process serves requests; **`/readyz`** answers 200
+//!   when the store answers a small read and its schema is the one this build migrates to, 503
+//!   naming what is wrong otherwise. Both are unauthenticated. A readiness result is reused for
+//!   one second, and one check runs at a time, so probing it in a loop costs the database at
+//!   most one small read a second.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::AppState;
+
+/// The header a request id travels in, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest request id taken from a request.
+const MAX_REQUEST_ID: usize = 64;
+
+/// How long a readiness result is reused.
+const READINESS_REUSE: Duration = Duration::from_secs(1);
+
+/// How long a readiness check may take before it counts as a failure.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The id of the request being handled, in its extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The name of the admin token a request was authenticated with, put in the response's
+/// extensions by the admin API, for the access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenName(pub(crate) String);
+
+/// Makes request ids: a random prefix per process and a counter, so that ids from several
+/// processes behind one load balancer do not collide.
+#[derive(Debug)]
+pub(crate) struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    pub(crate) fn new() -> RequestIds {
+        let mut bytes = [0u8; 4];
+        // Without the system's randomness, ids are still unique within the process.
+        let _ = getrandom::fill(&mut bytes);
+        RequestIds {
+            prefix: u32::from_le_bytes(bytes),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn make(&self) -> RequestId {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        RequestId(format!("{:08x}-{n:x}", self.prefix))
+    }
+}
+
+/// Whether `id` may be taken from a request as its id.
+fn acceptable(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Gives each request its id and span, returns the id in the response, and writes the
+/// access-log line.
+pub(crate) async fn request_context(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| acceptable(id))
+        .map_or_else(|| state.request_ids().make(), |id| RequestId(id.to_owned()));
+    request.extensions_mut().insert(id.clone());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let admin = path.starts_with(crate::admin_api::PREFIX);
+    let span = tracing::info_span!("request", id = %id);
+    // Tokio's clock: it is what the runtime measures time with, and tests may pause it.
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = response.status().as_u16();
+    let token = response
+        .extensions()
+        .get::<TokenName>()
+        .map_or("-", |token| token.0.as_str());
+    let _entered = span.enter();
+    if admin {
+        tracing::info!(
+            target: "oco_server_min::access",
+            %method, %path, status, latency_ms = format_args!("{millis:.3}"), token,
+            "request"
+        );
+    } else {
+        tracing::debug!(
+            target: "oco_server_min::access",
+            %method, %path, status, latency_ms = format_args!("{millis:.3}"),
+            "request"
+        );
+    }
+    response
+}
+
+/// The last readiness result and when it was found.
+#[derive(Debug, Default)]
+pub(crate) struct Readiness {
+    last: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+/// A check that the store's schema is the one this build migrates to: `Err` naming what is
+/// wrong. The server's `main` gives one for the store it opened.
+#[derive(Clone)]
+pub struct SchemaCheck(pub Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
+
+impl fmt::Debug for SchemaCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SchemaCheck")
+    }
+}
+
+/// `/healthz` and `/readyz`.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let mut last = state.readiness().last.lock().await;
+    let result = match &*last {
+        Some((at, result)) if at.elapsed() < READINESS_REUSE => result.clone(),
+        _ => {
+            let result = check(&state).await;
+            *last = Some((Instant::now(), result.clone()));
+            result
+        }
+    };
+    drop(last);
+    match result {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(reason) => {
+            tracing::warn!("not ready: {reason}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unready", "error": reason })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// One small read of the store, then its schema, within [`READINESS_TIMEOUT`].
+async fn check(state: &AppState) -> Result<(), String> {
+    let store = state.store().clone();
+    let schema = state.options().schema_check.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        store
+            .server_state()
+            .map_err(|error| format!("the database does not answer: {error}"))?;
+        match schema {
+            Some(SchemaCheck(check)) => check(),
+            None => Ok(()),
+        }
+    });
+    match tokio::time::timeout(READINESS_TIMEOUT, work).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(error)) => Err(format!("the readiness check failed: {error}")),
+        Err(_) => Err(format!(
+            "the database did not answer within {} s",
+            READINESS_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_ids_are_taken_from_requests() {
+        assert!(acceptable("a1-B2_c3.d4"));
+        assert!(acceptable(&"x".repeat(64)));
+        assert!(!acceptable(""));
+        assert!(!acceptable(&"x".repeat(65)));
+        assert!(!acceptable("two words"));
+        assert!(!acceptable("line\nbreak"));
+        assert!(!acceptable("quote\""));
+    }
+
+    #[test]
+    fn made_ids_are_distinct() {
+        let ids = RequestIds::new();
+        let a = ids.make();
+        let b = ids.make();
+        assert_ne!(a, b);
+        assert!(acceptable(&a.0) && acceptable(&b.0), "{a} {b}");
+    }
+}

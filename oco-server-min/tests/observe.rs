@@ -1,0 +1,215 @@
+//! What an operator sees: `/healthz` and `/readyz`, the request id of every response, and the
+//! access log's line per admin request.
+
+// Test fixtures fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use common::{loopback, Server};
+use http_body_util::BodyExt;
+use oco_core::store::{FailingStore, MemoryStore, Store};
+use oco_server_min::observe::SchemaCheck;
+use serde_json::Value;
+use tower::ServiceExt;
+
+async fn send(server: &Server, request: Request<Body>) -> (Response<Body>, Value) {
+    let response = server.router(loopback()).oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (Response::from_parts(parts, Body::empty()), json)
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+fn request_id(response: &Response<Body>) -> String {
+    response
+        .headers()
+        .get("x-request-id")
+        .expect("every response has a request id")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn healthz_answers_without_a_token() {
+    let server = Server::new(Arc::new(MemoryStore::new()));
+    let (response, body) = send(&server, get("/healthz")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_checks_the_store_and_its_schema() {
+    let checks = Arc::new(AtomicUsize::new(0));
+    let counted = checks.clone();
+    let server = Server::with_options(Arc::new(MemoryStore::new()), |options| {
+        options.schema_check = Some(SchemaCheck(Arc::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })));
+    });
+    let (response, body) = send(&server, get("/readyz")).await;
+    assert_eq!(response.status(), 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    // A second probe right after reuses the result: the database is asked once a second.
+    let (response, _) = send(&server, get("/readyz")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(checks.load(Ordering::SeqCst), 1);
+
+    let server = Server::with_options(Arc::new(MemoryStore::new()), |options| {
+        options.schema_check = Some(SchemaCheck(Arc::new(|| {
+            Err("the database's schema is version 9; this build runs on version 8".into())
+        })));
+    });
+    let (response, body) = send(&server, get("/readyz")).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(body["status"], "unready");
+    assert!(
+        body["error"].as_str().unwrap().contains("version 9"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_store_fails() {
+    let store: Arc<dyn Store> = Arc::new(FailingStore::fail_from(MemoryStore::new(), 1));
+    let server = Server::new(store);
+    let (response, body) = send(&server, get("/readyz")).await;
+    assert_eq!(response.status(), 503);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the database does not answer"),
+        "{body}"
+    );
+    // The process itself is up.
+    let (response, _) = send(&server, get("/healthz")).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let server = Server::new(Arc::new(MemoryStore::new()));
+    let admin = || {
+        Request::get("/api/v1/computers")
+            .header("authorization", "Bearer admin")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (first, _) = send(&server, admin()).await;
+    let (second, _) = send(&server, admin()).await;
+    assert_ne!(request_id(&first), request_id(&second));
+    // Refusals and unknown paths too.
+    let (refused, _) = send(&server, get("/api/v1/computers")).await;
+    assert_eq!(refused.status(), 401);
+    let (unknown, _) = send(&server, get("/nowhere")).await;
+    assert_eq!(unknown.status(), 404);
+    let ids = [request_id(&refused), request_id(&unknown)];
+    assert_ne!(ids[0], ids[1]);
+
+    // A proxy's id is kept; one that is not a plain token is replaced.
+    let with_id = |id: &str| {
+        Request::get("/healthz")
+            .header("x-request-id", id)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (kept, _) = send(&server, with_id("lb-7f3a.2")).await;
+    assert_eq!(request_id(&kept), "lb-7f3a.2");
+    let (replaced, _) = send(&server, with_id("forged\" line")).await;
+    let id = request_id(&replaced);
+    assert!(!id.contains("forged") && !id.is_empty(), "{id}");
+}
+
+/// Log lines written while the guard lives, on this thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The log of this test binary, at INFO: one subscriber for all its tests (a subscriber of one
+/// thread misses lines while tests on other threads decide which lines are wanted at all), each
+/// test finding its own lines by their request ids.
+fn log() -> &'static Captured {
+    static LOG: OnceLock<Captured> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        captured
+    })
+}
+
+#[tokio::test]
+async fn admin_requests_are_logged_with_their_id_and_token() {
+    let captured = log();
+    let server = Server::new(Arc::new(MemoryStore::new()));
+
+    let create = Request::post("/api/v1/computers")
+        .header("authorization", "Bearer admin")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"hostname": "pc1"}"#))
+        .unwrap();
+    let (created, _) = send(&server, create).await;
+    assert_eq!(created.status(), 201);
+    let (refused, _) = send(&server, get("/api/v1/computers")).await;
+    assert_eq!(refused.status(), 401);
+    let (health, _) = send(&server, get("/healthz")).await;
+
+    let lines = captured.lines();
+    let line_of = |id: &str| lines.iter().find(|line| line.contains(id)).cloned();
+    let line = line_of(&request_id(&created)).unwrap_or_else(|| panic!("{lines:#?}"));
+    for part in [
+        "INFO",
+        "method=POST",
+        "path=/api/v1/computers",
+        "status=201",
+        "token=\"admin\"",
+        "latency_ms=",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+    let line = line_of(&request_id(&refused)).unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(
+        line.contains("status=401") && line.contains("token=\"-\""),
+        "{line}"
+    );
+    // Health probes are logged at DEBUG only.
+    assert!(line_of(&request_id(&health)).is_none(), "{lines:#?}");
+}
