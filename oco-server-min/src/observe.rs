@@ -149,6 +149,34 @@ pub(crate) struct Readiness {
 
 /// A check that the store's schema is the one this build migrates to: `Err` naming what is
 /// wrong. The server's `main` gives one for the store it opened.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use oco_server_min::observe::SchemaCheck;
+/// use oco_server_min::ServerOptions;
+/// use oco_store_sqlite::{SqliteStore, SCHEMA_VERSION};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Arc::new(SqliteStore::open_in_memory()?);
+/// let opened = store.clone();
+/// let options = ServerOptions {
+///     schema_check: Some(SchemaCheck(Arc::new(move || {
+///         match opened.schema_version() {
+///             Ok(version) if version == SCHEMA_VERSION => Ok(()),
+///             Ok(version) => Err(format!("schema version {version}, not {SCHEMA_VERSION}")),
+///             Err(error) => Err(error.to_string()),
+///         }
+///     }))),
+///     ..ServerOptions::default()
+/// };
+/// let SchemaCheck(check) = options.schema_check.as_ref().expect("set above");
+/// assert_eq!(check(), Ok(()));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct SchemaCheck(pub Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
 
