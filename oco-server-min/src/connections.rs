@@ -85,6 +85,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+use crate::observe::{suppressed_note, Throttle};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -98,9 +100,6 @@ pub const RESERVED_DESCRIPTORS: u64 = 64;
 
 /// The largest request head, in bytes (hyper's buffer limit): a larger one is refused with 431.
 const MAX_HEAD: usize = 64 * 1024;
-
-/// How often the log may say that the connection limit was reached, or that accepting failed.
-const LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The first and the longest pause after a failed accept (the descriptors ran out, say).
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
@@ -349,42 +348,10 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-fn suppressed_note(suppressed: u64) -> String {
-    if suppressed == 0 {
-        String::new()
-    } else {
-        format!(" ({suppressed} more since the last message)")
-    }
-}
-
 fn report_panic(ended: Result<(), tokio::task::JoinError>) {
     if let Err(error) = ended {
         if error.is_panic() {
             tracing::error!("a connection's task panicked: {error}");
-        }
-    }
-}
-
-/// Lets a message through at most once per [`LOG_INTERVAL`], counting the others.
-#[derive(Debug, Default)]
-struct Throttle {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl Throttle {
-    /// `Some(suppressed since the last one)` when a message may be logged now.
-    fn ready(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        match self.last {
-            Some(last) if now.duration_since(last) < LOG_INTERVAL => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
         }
     }
 }

@@ -46,6 +46,43 @@ const READINESS_REUSE: Duration = Duration::from_secs(1);
 /// How long a readiness check may take before it counts as a failure.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Lets a message through at most once per [`LOG_INTERVAL`], counting the others: for lines a
+/// client can cause at will (a refused connection, a wrong token).
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+/// How often a throttled message may be logged.
+pub(crate) const LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+impl Throttle {
+    /// `Some(suppressed since the last one)` when a message may be logged now.
+    pub(crate) fn ready(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match self.last {
+            Some(last) if now.duration_since(last) < LOG_INTERVAL => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+/// What a throttled message adds about the ones left out.
+pub(crate) fn suppressed_note(suppressed: u64) -> String {
+    if suppressed == 0 {
+        String::new()
+    } else {
+        format!(" ({suppressed} more since the last message)")
+    }
+}
+
 /// The id of the request being handled, in its extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);

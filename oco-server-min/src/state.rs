@@ -19,7 +19,7 @@ use crate::agent_api::AgentState;
 use crate::clock::Clock;
 use crate::commit::Committer;
 use crate::housekeeping::HousekeepingStatus;
-use crate::observe::{Readiness, RequestIds};
+use crate::observe::{Readiness, RequestIds, Throttle};
 
 /// The server's shared state: the store, the clock, the group committer, options and secrets.
 /// Cheap to clone (one `Arc`).
@@ -45,6 +45,8 @@ struct Shared {
     admin_heavy: Arc<Semaphore>,
     request_ids: RequestIds,
     readiness: Readiness,
+    /// When a refused admin token was last logged.
+    refused_tokens: std::sync::Mutex<Throttle>,
 }
 
 /// How the server behaves, as its options say.
@@ -207,12 +209,23 @@ impl AppState {
             admin_heavy,
             request_ids: RequestIds::new(),
             readiness: Readiness::default(),
+            refused_tokens: std::sync::Mutex::default(),
         })))
     }
 
     /// Makes the ids of requests that bring none.
     pub(crate) fn request_ids(&self) -> &RequestIds {
         &self.0.request_ids
+    }
+
+    /// Whether a refused admin token may be logged now: `Some(refusals not logged since the
+    /// last one)`, at most once a minute.
+    pub(crate) fn log_refused_token(&self) -> Option<u64> {
+        self.0
+            .refused_tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ready()
     }
 
     /// The last readiness result.

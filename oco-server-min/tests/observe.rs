@@ -1,5 +1,5 @@
-//! What an operator sees: `/healthz` and `/readyz`, the request id of every response, and the
-//! access log's line per admin request.
+//! What an operator sees: `/healthz` and `/readyz`, the request id of every response, the
+//! access log's line per admin request, and the warning of a refused token.
 
 // Test fixtures fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -190,10 +190,21 @@ async fn admin_requests_are_logged_with_their_id_and_token() {
     assert_eq!(created.status(), 201);
     let (refused, _) = send(&server, get("/api/v1/computers")).await;
     assert_eq!(refused.status(), 401);
+    let wrong_token = Request::get("/api/v1/computers")
+        .header("authorization", "Bearer guessed")
+        .body(Body::empty())
+        .unwrap();
+    let (again, _) = send(&server, wrong_token).await;
+    assert_eq!(again.status(), 401);
     let (health, _) = send(&server, get("/healthz")).await;
 
     let lines = captured.lines();
-    let line_of = |id: &str| lines.iter().find(|line| line.contains(id)).cloned();
+    let line_of = |id: &str| {
+        lines
+            .iter()
+            .find(|line| line.contains(id) && line.contains("oco_server_min::access"))
+            .cloned()
+    };
     let line = line_of(&request_id(&created)).unwrap_or_else(|| panic!("{lines:#?}"));
     for part in [
         "INFO",
@@ -210,6 +221,20 @@ async fn admin_requests_are_logged_with_their_id_and_token() {
         line.contains("status=401") && line.contains("token=\"-\""),
         "{line}"
     );
+    // A refusal is a warning too, at most one a minute: the second is only in the access log.
+    let warned = |id: &str| {
+        lines
+            .iter()
+            .any(|line| line.contains(id) && line.contains("WARN"))
+    };
+    assert!(warned(&request_id(&refused)), "{lines:#?}");
+    assert!(
+        lines.iter().any(|line| line.contains(&request_id(&refused))
+            && line.contains("refused an admin request to GET /api/v1/computers: no bearer token")),
+        "{lines:#?}"
+    );
+    assert!(!warned(&request_id(&again)), "{lines:#?}");
+    assert!(line_of(&request_id(&again)).is_some(), "{lines:#?}");
     // Health probes are logged at DEBUG only.
     assert!(line_of(&request_id(&health)).is_none(), "{lines:#?}");
 }

@@ -115,6 +115,22 @@ async fn authenticate(
             Ok(response)
         }
         _ => {
+            if let Some(suppressed) = state.log_refused_token() {
+                tracing::warn!(
+                    "refused an admin request to {} {}: {}{}",
+                    request.method(),
+                    request
+                        .extensions()
+                        .get::<axum::extract::OriginalUri>()
+                        .map_or_else(|| request.uri().path(), |uri| uri.path()),
+                    if presented.is_some() {
+                        "the token is not valid"
+                    } else {
+                        "no bearer token"
+                    },
+                    crate::observe::suppressed_note(suppressed)
+                );
+            }
             // Read what the client sent before refusing, so that the refusal is not lost to a
             // reset; dropped as it arrives, since nobody vouches for it.
             extract::discard(request.into_body(), crate::BODY_LIMIT).await;
