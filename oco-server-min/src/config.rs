@@ -96,6 +96,8 @@ pub struct Config {
     pub admin_heavy_concurrency: usize,
     /// The log filter, if an option set one (otherwise `RUST_LOG`, then `info`).
     pub log: Option<String>,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 /// Where the server keeps its data.
@@ -164,6 +166,18 @@ fn check_database_connections(count: usize) -> Result<usize, String> {
     } else {
         Err(format!("{count} is not between 1 and 1000"))
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// One line of text per event, for people.
+    #[default]
+    Text,
+    /// One JSON object per line (time, level, target, message, fields and the request span),
+    /// for log collectors.
+    Json,
 }
 
 /// When a commit reaches the disk (SQLite's `synchronous` in WAL mode).
@@ -519,6 +533,10 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
             Some(filter) if !given("log") => Some(filter),
             _ => cli.log,
         },
+        log_format: match file.log_format {
+            Some(format) if !given("log_format") => format,
+            _ => cli.log_format,
+        },
     })
 }
 
@@ -674,6 +692,15 @@ struct Cli {
     /// RUST_LOG, else `info`.
     #[arg(long, env = "OCO_LOG", value_name = "FILTER")]
     log: Option<String>,
+
+    /// How log lines are written: `text`, or `json` (one object per line) for log collectors.
+    #[arg(
+        long,
+        env = "OCO_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
 }
 
 /// The configuration file's keys: the options' long names.
@@ -704,6 +731,7 @@ struct FileConfig {
     max_payload_size: Option<u64>,
     admin_heavy_concurrency: Option<usize>,
     log: Option<String>,
+    log_format: Option<LogFormat>,
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
@@ -948,6 +976,7 @@ mod tests {
                 max_payload_size: 16 * 1024 * 1024 * 1024,
                 admin_heavy_concurrency: 2,
                 log: None,
+                log_format: LogFormat::Text,
             }
         );
         assert_eq!(config.database_path(), Some(Path::new("./oco.db")));
@@ -1069,7 +1098,13 @@ mod tests {
             max-payload-size = 1048576
             admin-heavy-concurrency = 4
             log = "debug"
+            log-format = "json"
         "#;
+        let config = resolve(&matches(&[]), file(text)).unwrap();
+        assert_eq!(config.log_format, LogFormat::Json);
+        // The command line beats the file.
+        let config = resolve(&matches(&["--log-format", "text"]), file(text)).unwrap();
+        assert_eq!(config.log_format, LogFormat::Text);
         let config = resolve(&matches(&[]), file(text)).unwrap();
         assert_eq!(config.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(config.data_dir, Path::new("/var/lib/oco"));

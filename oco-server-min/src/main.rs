@@ -19,7 +19,7 @@ use std::time::Duration;
 use oco_core::store::{Store, StoreError, StoreResult};
 use oco_core::Settings;
 use oco_server_min::clock::{Clock, SystemClock};
-use oco_server_min::config::{self, Config};
+use oco_server_min::config::{self, Config, LogFormat};
 use oco_server_min::connections::{self, ConnectionOptions};
 use oco_server_min::housekeeping::{self, HousekeepingOptions, Lead};
 use oco_server_min::observe::SchemaCheck;
@@ -57,6 +57,12 @@ fn main() -> ExitCode {
         eprintln!("oco-server-min: {error}");
         return ExitCode::from(2);
     }
+    // The configuration holds no secret (they are in the secrets file; a database URL's
+    // password is shown as `***`).
+    tracing::info!(
+        "oco-server-min {} starting; configuration: {config:?}",
+        env!("CARGO_PKG_VERSION")
+    );
     let connections = connection_options(&config);
     match start(&config).and_then(|(state, database)| serve(&config, connections, state, database))
     {
@@ -100,11 +106,18 @@ enum Error {
 fn init_logging(config: &Config) -> Result<(), Error> {
     let filter = config.log_filter(std::env::var("RUST_LOG").ok());
     let filter = tracing_subscriber::EnvFilter::try_new(filter)?;
-    tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The request span (its id) on each line; not the list of enclosing spans.
+        LogFormat::Json => lines
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     Ok(())
 }
 

@@ -468,3 +468,61 @@ fn the_data_directory_is_private() {
         "{log}"
     );
 }
+
+#[test]
+fn json_logs_carry_the_version_the_configuration_and_request_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "--admin-heavy-concurrency",
+            "3",
+        ],
+        &[],
+    );
+    let (admin_token, _, _) = secrets(&data);
+    let listed = http(
+        server.addr,
+        "GET",
+        "/api/v1/computers",
+        &[
+            ("authorization", &format!("Bearer {admin_token}")),
+            ("x-request-id", "probe-1"),
+        ],
+        b"",
+    );
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(listed.header("x-request-id"), Some("probe-1"));
+    let (status, log) = server.stop();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert_no_secret_in(&log, &data);
+
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let message = |line: &Value| line["fields"]["message"].as_str().unwrap_or("").to_owned();
+    let start = lines
+        .iter()
+        .map(message)
+        .find(|message| message.contains("starting; configuration:"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        start.starts_with(&format!("oco-server-min {}", env!("CARGO_PKG_VERSION"))),
+        "{start}"
+    );
+    // The effective configuration, an option's value included.
+    assert!(start.contains("admin_heavy_concurrency: 3"), "{start}");
+    let access = lines
+        .iter()
+        .find(|line| line["target"] == "oco_server_min::access" && line["span"]["id"] == "probe-1")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(access["level"], "INFO");
+    assert_eq!(access["fields"]["status"], 200);
+    assert_eq!(access["fields"]["path"], "/api/v1/computers");
+    assert_eq!(access["fields"]["token"], "admin");
+}
