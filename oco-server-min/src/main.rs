@@ -40,6 +40,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// written.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How often the log sums up what agents asked (a line per agent request is DEBUG).
+const AGENT_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How long a stopped server waits for the last users of the store to let go of it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -458,8 +461,11 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 async fn flush_periodically(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(FLUSH_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick is immediate: nothing to write yet.
+    let mut summaries = tokio::time::interval(AGENT_SUMMARY_INTERVAL);
+    summaries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first ticks are immediate: nothing to write or sum up yet.
     ticks.tick().await;
+    summaries.tick().await;
     loop {
         tokio::select! {
             biased;
@@ -469,6 +475,11 @@ async fn flush_periodically(state: AppState, mut stop: watch::Receiver<bool>) {
                 }
             }
             _ = ticks.tick() => flush_agent_state(&state).await,
+            _ = summaries.tick() => {
+                if let Some(summary) = oco_server_min::agent_api::summary(&state) {
+                    tracing::info!("agents in the last minute: {summary}");
+                }
+            }
         }
     }
 }

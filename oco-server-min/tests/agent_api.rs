@@ -930,3 +930,30 @@ async fn copies_of_shared_keys_left_by_older_releases_are_replaced_and_still_rec
     assert_ne!(agent.agent_key, GLOBAL_KEY, "it got its own key");
     agent.hello().await.unwrap();
 }
+
+/// Agent requests are summed up for the log's once-a-minute line, by outcome, and each summary
+/// starts from zero.
+#[tokio::test]
+async fn agent_requests_are_summed_up_for_the_log() {
+    let server = Server::new(memory());
+    computer(server.store.as_ref(), "pc1");
+    let mut agent = TestAgent::new(server.target(), "pc1");
+    assert_eq!(agent_api::summary(&server.state), None);
+    agent.hello().await.unwrap();
+    agent.hello().await.unwrap();
+    let body = agent.hello_body();
+    let signature = client::sign(GLOBAL_KEY, &body);
+    let refused = server
+        .target()
+        .send_raw("POST", "text/plain", &signature, body)
+        .await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        agent_api::summary(&server.state).as_deref(),
+        Some(
+            "2 polls, 0 jobs handed out, 0 reports, 0 downloads, 0 other requests, 1 refused, \
+             0 failed"
+        )
+    );
+    assert_eq!(agent_api::summary(&server.state), None);
+}

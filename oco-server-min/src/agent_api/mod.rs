@@ -28,7 +28,7 @@
 pub mod client;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use axum::body::{Body, Bytes};
@@ -56,8 +56,47 @@ use crate::AppState;
 #[derive(Debug, Default)]
 pub struct AgentState {
     refusals: RefusalLog,
+    /// What agents asked since the last summary.
+    tally: AgentTally,
     /// Reads running inline on an async worker now (see [`crate::drive`]).
     pub(crate) inline_reads: AtomicUsize,
+}
+
+/// Agent requests by outcome since the last [`summary`], for the log's periodic summary in
+/// place of a line per request.
+#[derive(Debug, Default)]
+struct AgentTally {
+    polls: AtomicU64,
+    jobs_handed_out: AtomicU64,
+    reports: AtomicU64,
+    downloads: AtomicU64,
+    other: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What agents asked since the last call, as one line for the log (`None` when nothing):
+/// polls (and the jobs they handed out), job reports, payload downloads, other requests,
+/// refusals and failures. The server logs it once a minute at INFO.
+pub fn summary(state: &AppState) -> Option<String> {
+    let tally = &state.agent().tally;
+    let take = |counter: &AtomicU64| counter.swap(0, Ordering::Relaxed);
+    let counts = [
+        ("polls", take(&tally.polls)),
+        ("jobs handed out", take(&tally.jobs_handed_out)),
+        ("reports", take(&tally.reports)),
+        ("downloads", take(&tally.downloads)),
+        ("other requests", take(&tally.other)),
+        ("refused", take(&tally.refused)),
+        ("failed", take(&tally.failed)),
+    ];
+    counts.iter().any(|(_, n)| *n > 0).then(|| {
+        counts
+            .iter()
+            .map(|(what, n)| format!("{n} {what}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// Takes copies of `shared` keys (the global agent key, the registration key) out of the
@@ -243,6 +282,19 @@ fn log(state: &AppState, now: DateTime<Utc>, answer: &service::Response) {
     if let Some(computer) = answer.registered {
         tracing::info!(%computer, "computer registered itself");
     }
+    let tally = &state.agent().tally;
+    let count = |counter: &AtomicU64, n: u64| counter.fetch_add(n, Ordering::Relaxed);
+    match &answer.outcome {
+        Outcome::Failed { .. } => count(&tally.failed, 1),
+        Outcome::Refused => count(&tally.refused, 1),
+        Outcome::Hello { delivered, .. } => {
+            count(&tally.jobs_handed_out, u64::from(*delivered));
+            count(&tally.polls, 1)
+        }
+        Outcome::Report { .. } => count(&tally.reports, 1),
+        Outcome::Download { .. } => count(&tally.downloads, 1),
+        _ => count(&tally.other, 1),
+    };
     match &answer.outcome {
         Outcome::Failed { error } => tracing::error!(%error, "agent request failed"),
         Outcome::Refused => {
