@@ -10,6 +10,10 @@
 //!   `oco_server_min::access`): method, path, status, latency in milliseconds, request id, and
 //!   for admin requests the admin token's name. Admin requests at INFO; agent requests and
 //!   health probes at DEBUG (thousands a second would drown everything else).
+//! - **Audit log.** One more line per successful admin write (target `oco_server_min::audit`,
+//!   INFO): the token's name, the resource, its id (the one created, for a creation) and the
+//!   operation (`create`, `update`, `delete`, or the method and the action in the path, such
+//!   as `post renew`).
 //! - **`/healthz`** answers 200 while the process serves requests; **`/readyz`** answers 200
 //!   when the store answers a small read and its schema is the one this build migrates to, 503
 //!   naming what is wrong otherwise. Both are unauthenticated. A readiness result is reused for
@@ -22,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -93,6 +97,18 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// The id of what an admin request created, put in the response's extensions by the handler,
+/// for the audit line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Created(pub(crate) String);
+
+impl Created {
+    /// The extension naming `id`.
+    pub(crate) fn id(id: impl fmt::Display) -> axum::Extension<Created> {
+        axum::Extension(Created(id.to_string()))
+    }
+}
+
 /// The name of the admin token a request was authenticated with, put in the response's
 /// extensions by the admin API, for the access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +136,41 @@ impl RequestIds {
     fn make(&self) -> RequestId {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         RequestId(format!("{:08x}-{n:x}", self.prefix))
+    }
+}
+
+/// What an admin write changed, for its audit line: the resource (the collection in the path),
+/// its id (the one created, or the one in the path; `-` for none), and the operation.
+#[derive(Debug, PartialEq, Eq)]
+struct Change<'a> {
+    resource: &'a str,
+    id: &'a str,
+    operation: String,
+}
+
+impl<'a> Change<'a> {
+    /// The change a successful write of `method` on `path` (under the admin prefix) made.
+    fn of(method: &Method, path: &'a str, created: Option<&'a str>) -> Change<'a> {
+        let rest = path
+            .strip_prefix(crate::admin_api::PREFIX)
+            .unwrap_or(path)
+            .trim_matches('/');
+        let mut parts = rest.splitn(3, '/');
+        let resource = parts.next().unwrap_or("");
+        let in_path = parts.next();
+        let action = parts.next();
+        let operation = match (method, created, action) {
+            (_, _, Some(action)) => format!("{} {action}", method.as_str().to_lowercase()),
+            (&Method::POST, Some(_), None) => "create".into(),
+            (&Method::DELETE, _, None) => "delete".into(),
+            (&Method::PATCH | &Method::PUT, _, None) => "update".into(),
+            _ => method.as_str().to_lowercase(),
+        };
+        Change {
+            resource,
+            id: created.or(in_path).unwrap_or("-"),
+            operation,
+        }
     }
 }
 
@@ -168,6 +219,16 @@ pub(crate) async fn request_context(
             %method, %path, status, latency_ms = format_args!("{millis:.3}"), token,
             "request"
         );
+        let writes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if writes && response.status().is_success() {
+            let created = response.extensions().get::<Created>().map(|c| c.0.as_str());
+            let change = Change::of(&method, &path, created);
+            tracing::info!(
+                target: "oco_server_min::audit",
+                token, resource = change.resource, id = change.id, operation = %change.operation,
+                "changed"
+            );
+        }
     } else {
         tracing::debug!(
             target: "oco_server_min::access",
@@ -294,6 +355,38 @@ mod tests {
         assert!(!acceptable("two words"));
         assert!(!acceptable("line\nbreak"));
         assert!(!acceptable("quote\""));
+    }
+
+    #[test]
+    fn a_write_names_what_it_changed() {
+        let change = |method: Method, path, created| Change::of(&method, path, created);
+        assert_eq!(
+            change(Method::POST, "/api/v1/containers", Some("12")),
+            Change {
+                resource: "containers",
+                id: "12",
+                operation: "create".into()
+            }
+        );
+        let deleted = change(Method::DELETE, "/api/v1/computers/3", None);
+        assert_eq!((deleted.resource, deleted.id), ("computers", "3"));
+        assert_eq!(deleted.operation, "delete");
+        assert_eq!(
+            change(Method::PATCH, "/api/v1/rules/4", None).operation,
+            "update"
+        );
+        let renewed = change(Method::POST, "/api/v1/containers/7/renew", None);
+        assert_eq!(
+            (renewed.id, renewed.operation.as_str()),
+            ("7", "post renew")
+        );
+        let reset = change(Method::POST, "/api/v1/computers/2/agent/reset", None);
+        assert_eq!(reset.operation, "post agent/reset");
+        let run = change(Method::POST, "/api/v1/housekeeping", None);
+        assert_eq!(
+            (run.resource, run.id, run.operation.as_str()),
+            ("housekeeping", "-", "post")
+        );
     }
 
     #[test]

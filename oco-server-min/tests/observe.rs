@@ -1,5 +1,6 @@
 //! What an operator sees: `/healthz` and `/readyz`, the request id of every response, the
-//! access log's line per admin request, and the warning of a refused token.
+//! access log's line per admin request, the audit line per admin write, and the warning of a
+//! refused token.
 
 // Test fixtures fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -186,7 +187,7 @@ async fn admin_requests_are_logged_with_their_id_and_token() {
         .header("content-type", "application/json")
         .body(Body::from(r#"{"hostname": "pc1"}"#))
         .unwrap();
-    let (created, _) = send(&server, create).await;
+    let (created, created_body) = send(&server, create).await;
     assert_eq!(created.status(), 201);
     let (refused, _) = send(&server, get("/api/v1/computers")).await;
     assert_eq!(refused.status(), 401);
@@ -197,6 +198,16 @@ async fn admin_requests_are_logged_with_their_id_and_token() {
     let (again, _) = send(&server, wrong_token).await;
     assert_eq!(again.status(), 401);
     let (health, _) = send(&server, get("/healthz")).await;
+    let delete = |id: &str| {
+        Request::delete(format!("/api/v1/computers/{id}"))
+            .header("authorization", "Bearer admin")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (deleted, _) = send(&server, delete(&created_body["id"].to_string())).await;
+    assert_eq!(deleted.status(), 200);
+    let (missing, _) = send(&server, delete("999")).await;
+    assert_eq!(missing.status(), 404);
 
     let lines = captured.lines();
     let line_of = |id: &str| {
@@ -235,6 +246,30 @@ async fn admin_requests_are_logged_with_their_id_and_token() {
     );
     assert!(!warned(&request_id(&again)), "{lines:#?}");
     assert!(line_of(&request_id(&again)).is_some(), "{lines:#?}");
+    // Each successful write has an audit line saying what changed; a failed one has none.
+    let audit = |id: &str| {
+        lines
+            .iter()
+            .find(|line| line.contains(id) && line.contains("oco_server_min::audit"))
+            .cloned()
+    };
+    let id = created_body["id"].to_string();
+    let line = audit(&request_id(&created)).unwrap_or_else(|| panic!("{lines:#?}"));
+    for part in [
+        "token=\"admin\"".to_string(),
+        "resource=\"computers\"".into(),
+        format!("id=\"{id}\""),
+        "operation=create".into(),
+    ] {
+        assert!(line.contains(&part), "{part} in {line}");
+    }
+    let line = audit(&request_id(&deleted)).unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(
+        line.contains(&format!("id=\"{id}\"")) && line.contains("operation=delete"),
+        "{line}"
+    );
+    assert!(audit(&request_id(&missing)).is_none(), "{lines:#?}");
+    assert!(audit(&request_id(&refused)).is_none(), "{lines:#?}");
     // Health probes are logged at DEBUG only.
     assert!(line_of(&request_id(&health)).is_none(), "{lines:#?}");
 }

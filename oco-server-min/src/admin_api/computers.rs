@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use oco_core::model::{check_text, Computer, ComputerId, JobId, MacAddress, Name, MAX_LABEL_CHARS};
 use oco_core::store::{AgentContact, NewComputer, Store};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
 use super::{blocking, check_entries, engine};
+use crate::observe::Created;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -101,13 +102,14 @@ fn parse_macs(macs: &[String]) -> Result<Vec<MacAddress>, ApiError> {
 async fn create(
     State(state): State<AppState>,
     Body(input): Body<ComputerInput>,
-) -> ApiResult<(StatusCode, Json<ComputerView>)> {
+) -> ApiResult<(StatusCode, Extension<Created>, Json<ComputerView>)> {
     let new = input.into_new()?;
     let now = state.clock().now();
     blocking(move || {
         let computer = engine(&state).create_computer(new, now)?.value;
         Ok((
             StatusCode::CREATED,
+            Created::id(computer.id),
             Json(view(state.store().as_ref(), computer)?),
         ))
     })

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::deploy::{ContainerSettings, DeployRequest, UninstallRequest};
@@ -185,9 +185,17 @@ struct RenewInput {
 }
 
 /// A created container with the lint's `warnings`, as answered.
-fn created(deployed: Deployed, warnings: Vec<Warning>) -> (StatusCode, Json<Created>) {
+fn created(
+    deployed: Deployed,
+    warnings: Vec<Warning>,
+) -> (
+    StatusCode,
+    Extension<crate::observe::Created>,
+    Json<Created>,
+) {
     (
         StatusCode::CREATED,
+        crate::observe::Created::id(deployed.container.id),
         Json(Created {
             container: deployed.container,
             jobs: deployed.jobs,
@@ -199,7 +207,11 @@ fn created(deployed: Deployed, warnings: Vec<Warning>) -> (StatusCode, Json<Crea
 async fn deploy_container(
     State(state): State<AppState>,
     Body(input): Body<DeployInput>,
-) -> ApiResult<(StatusCode, Json<Created>)> {
+) -> ApiResult<(
+    StatusCode,
+    Extension<crate::observe::Created>,
+    Json<Created>,
+)> {
     let now = state.clock().now();
     let (container, warnings) =
         input
@@ -222,7 +234,11 @@ async fn deploy_container(
 async fn uninstall_container(
     State(state): State<AppState>,
     Body(input): Body<UninstallInput>,
-) -> ApiResult<(StatusCode, Json<Created>)> {
+) -> ApiResult<(
+    StatusCode,
+    Extension<crate::observe::Created>,
+    Json<Created>,
+)> {
     let now = state.clock().now();
     let (container, warnings) =
         input

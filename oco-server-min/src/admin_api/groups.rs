@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use oco_core::engine::{Engine, EngineError};
 use oco_core::model::{
     ComputerGroup, ComputerGroupId, ComputerId, Name, PackageGroup, PackageGroupId, PackageId,
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::{blocking, engine, heavy, HeavyGate};
+use crate::observe::Created;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -191,15 +192,17 @@ fn view<K: Kind>(store: &dyn Store, id: K::Id) -> ApiResult<GroupView<K::Id, K::
 async fn create<K: Kind>(
     State(state): State<AppState>,
     Body(input): Body<CreateGroup<K::Id>>,
-) -> ApiResult<(StatusCode, Json<GroupView<K::Id, K::Member>>)> {
+) -> ApiResult<(
+    StatusCode,
+    Extension<Created>,
+    Json<GroupView<K::Id, K::Member>>,
+)> {
     let name = Name::new("name", &input.name)?;
     blocking(move || {
         // A new group has no members: no rule's computers or packages change.
         let group = K::create(&engine(&state), name, input.parent)?;
-        Ok((
-            StatusCode::CREATED,
-            Json(group_view::<K>(group, Vec::new())),
-        ))
+        let view = group_view::<K>(group, Vec::new());
+        Ok((StatusCode::CREATED, Created::id(view.id), Json(view)))
     })
     .await
 }

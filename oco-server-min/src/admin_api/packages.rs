@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use oco_core::engine::EngineError;
 use oco_core::model::{
     check_text, Compatibility, FamilyId, Name, Package, PackageFamily, PackageId, Payload,
@@ -17,6 +17,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
 use super::{blocking, check_entries, engine, heavy, list_page, HeavyGate};
+use crate::observe::Created;
 use crate::payloads::{PayloadWriter, Written};
 use crate::AppState;
 
@@ -201,11 +202,11 @@ impl PackageInput {
 async fn create_family(
     State(state): State<AppState>,
     Body(input): Body<CreateFamily>,
-) -> ApiResult<(StatusCode, Json<PackageFamily>)> {
+) -> ApiResult<(StatusCode, Extension<Created>, Json<PackageFamily>)> {
     let name = Name::new("name", &input.name)?;
     blocking(move || {
         let family = engine(&state).create_family(name)?;
-        Ok((StatusCode::CREATED, Json(family)))
+        Ok((StatusCode::CREATED, Created::id(family.id), Json(family)))
     })
     .await
 }
@@ -233,13 +234,13 @@ async fn family(
 async fn create_package(
     State(state): State<AppState>,
     Body(input): Body<PackageInput>,
-) -> ApiResult<(StatusCode, Json<Package>)> {
+) -> ApiResult<(StatusCode, Extension<Created>, Json<Package>)> {
     let package = input.into_package(PackageId(0), None)?;
     blocking(move || {
         let package = engine(&state)
             .create_package(NewPackage::from(package))
             .map_err(name_duplicate)?;
-        Ok((StatusCode::CREATED, Json(package)))
+        Ok((StatusCode::CREATED, Created::id(package.id), Json(package)))
     })
     .await
 }

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::engine::{Evaluated, RuleStatistics};
@@ -20,6 +20,7 @@ use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use super::patch::{null_is_default, Patch};
 use super::policy::{policy_or_default, PolicyInput, Warning};
 use super::{blocking, engine, heavy, list_page, HeavyGate};
+use crate::observe::Created;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -111,7 +112,7 @@ struct Changed {
 async fn create(
     State(state): State<AppState>,
     Body(input): Body<RuleInput>,
-) -> ApiResult<(StatusCode, Json<Changed>)> {
+) -> ApiResult<(StatusCode, Extension<Created>, Json<Changed>)> {
     let now = state.clock().now();
     // The store assigns the id.
     let (rule, warnings) = input.into_rule(RuleId(0), now, state.options().time_zone)?;
@@ -119,6 +120,7 @@ async fn create(
         let created = engine(&state).create_rule(NewRule::from(rule), now)?;
         Ok((
             StatusCode::CREATED,
+            Created::id(created.value.id),
             Json(Changed {
                 rule: created.value,
                 evaluations: created.evaluations,
