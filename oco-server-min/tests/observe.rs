@@ -273,3 +273,78 @@ async fn admin_requests_are_logged_with_their_id_and_token() {
     // Health probes are logged at DEBUG only.
     assert!(line_of(&request_id(&health)).is_none(), "{lines:#?}");
 }
+
+/// A database that hangs: the probe fails after the timeout, and later probes do not start
+/// another check (another blocked thread) until the hung one returns.
+#[tokio::test]
+async fn a_hung_readiness_check_holds_one_thread() {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let checks = Arc::new(AtomicUsize::new(0));
+    let counted = checks.clone();
+    let server = Server::with_options(Arc::new(MemoryStore::new()), |options| {
+        options.schema_check = Some(SchemaCheck(Arc::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // The first check hangs until the test lets it go.
+            if counted.load(Ordering::SeqCst) == 1 {
+                let _ = released.lock().unwrap().recv();
+            }
+            Ok(())
+        })));
+    });
+    // The probe waits out the 2-s timeout.
+    let (response, body) = send(&server, get("/readyz")).await;
+    assert_eq!(response.status(), 503);
+    assert!(
+        body["error"].as_str().unwrap().contains("within 2 s"),
+        "{body}"
+    );
+    // Past the second the result is reused for, the hung check is still running.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (response, body) = send(&server, get("/readyz")).await;
+    assert_eq!(response.status(), 503);
+    assert!(
+        body["error"].as_str().unwrap().contains("still waiting"),
+        "{body}"
+    );
+    assert_eq!(checks.load(Ordering::SeqCst), 1, "no second check started");
+
+    release.send(()).unwrap();
+    // Once the hung check returns, the next probe checks again.
+    let mut ready = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let (response, _) = send(&server, get("/readyz")).await;
+        if response.status() == 200 {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "ready again once the database answers");
+    assert_eq!(checks.load(Ordering::SeqCst), 2);
+}
+
+/// An agent request has no span at INFO; its refusal line names the request id itself.
+#[tokio::test]
+async fn an_agent_refusal_names_its_request_id() {
+    let captured = log();
+    let server = Server::new(Arc::new(MemoryStore::new()));
+    let refused = Request::post("/api-agent.php")
+        .header("content-type", "text/plain")
+        .header("x-oco-agent-signature", "0")
+        .header("x-request-id", "agent-refusal-1")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (response, _) = send(&server, refused).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(request_id(&response), "agent-refusal-1");
+    let lines = captured.lines();
+    let line = lines
+        .iter()
+        .find(|line| line.contains("agent request refused") && line.contains("agent-refusal-1"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(
+        line.contains("WARN") && line.contains("request=\"agent-refusal-1\""),
+        "{line}"
+    );
+}

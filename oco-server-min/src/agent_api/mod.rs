@@ -38,7 +38,7 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
+use axum::{Extension, Router};
 use oco_agent_protocol::keys;
 use oco_agent_protocol::service::{self, AgentService, Outcome, PayloadRef, Refusal, Request};
 use oco_agent_protocol::signature;
@@ -49,6 +49,7 @@ use oco_core::store::{StoreError, StoreResult};
 use tracing::Instrument;
 
 use crate::drive::{drive, Reads};
+use crate::observe::RequestId;
 use crate::AppState;
 
 /// The agent API's own state in the server: which refusals are logged, and how many store reads
@@ -205,6 +206,7 @@ impl RefusalLog {
 async fn endpoint(
     State(state): State<AppState>,
     peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
+    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -223,11 +225,12 @@ async fn endpoint(
         if let Some(hostname) = &answer.hostname {
             span.record("hostname", hostname.as_str());
         }
-        log(&state, now, &answer);
+        let request_id = request_id.map(|Extension(id)| id);
+        log(&state, now, &answer, request_id.as_ref());
         if let Some(follow_up) = answer.follow_up.take() {
             spawn_reevaluation(&state, follow_up, now);
         }
-        encode(&state, answer).await
+        encode(&state, answer, request_id.as_ref()).await
     }
     .instrument(span)
     .await
@@ -278,9 +281,18 @@ async fn answer(
 
 /// Logs what the answer says happened: refusals at WARN (at most [`REFUSALS_LOGGED`] per
 /// [`REFUSAL_WINDOW`]), store failures at ERROR, the rest at DEBUG.
-fn log(state: &AppState, now: DateTime<Utc>, answer: &service::Response) {
+///
+/// Agent requests have no span at INFO (a span per poll costs too much for what it carries), so
+/// the lines written at INFO and above name the request id themselves.
+fn log(
+    state: &AppState,
+    now: DateTime<Utc>,
+    answer: &service::Response,
+    request_id: Option<&RequestId>,
+) {
+    let request = request_id.map_or("-", |id| id.0.as_str());
     if let Some(computer) = answer.registered {
-        tracing::info!(%computer, "computer registered itself");
+        tracing::info!(request, %computer, "computer registered itself");
     }
     let tally = &state.agent().tally;
     let count = |counter: &AtomicU64, n: u64| counter.fetch_add(n, Ordering::Relaxed);
@@ -296,7 +308,7 @@ fn log(state: &AppState, now: DateTime<Utc>, answer: &service::Response) {
         _ => count(&tally.other, 1),
     };
     match &answer.outcome {
-        Outcome::Failed { error } => tracing::error!(%error, "agent request failed"),
+        Outcome::Failed { error } => tracing::error!(request, %error, "agent request failed"),
         Outcome::Refused => {
             if let Some(suppressed) = state.agent().refusals.admit(now) {
                 let reason = match &answer.body {
@@ -304,6 +316,7 @@ fn log(state: &AppState, now: DateTime<Utc>, answer: &service::Response) {
                     _ => "",
                 };
                 tracing::warn!(
+                    request,
                     status = answer.status.code(),
                     reason,
                     suppressed,
@@ -326,14 +339,20 @@ fn log(state: &AppState, now: DateTime<Utc>, answer: &service::Response) {
 }
 
 /// The answer as an HTTP response: a payload streamed from its file, the rest as they are.
-async fn encode(state: &AppState, answer: service::Response) -> Response {
+async fn encode(
+    state: &AppState,
+    answer: service::Response,
+    request_id: Option<&RequestId>,
+) -> Response {
     let status =
         StatusCode::from_u16(answer.status.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let content_type = HeaderValue::from_static(answer.content_type());
     let mut response = match answer.body {
         service::Body::Json(bytes) => Response::new(Body::from(bytes)),
         service::Body::Text(text) => Response::new(Body::from(text)),
-        service::Body::Payload(payload) => return stream_payload(state, &payload).await,
+        service::Body::Payload(payload) => {
+            return stream_payload(state, &payload, request_id).await
+        }
         _ => Response::new(Body::empty()),
     };
     *response.status_mut() = status;
@@ -354,17 +373,22 @@ async fn encode(state: &AppState, answer: service::Response) -> Response {
 }
 
 /// The payload archive of a package, streamed from its file.
-async fn stream_payload(state: &AppState, payload: &PayloadRef) -> Response {
+async fn stream_payload(
+    state: &AppState,
+    payload: &PayloadRef,
+    request_id: Option<&RequestId>,
+) -> Response {
     let path = state.payload_path(payload.package);
     let (length, body) = match crate::payloads::open_stream(&path).await {
         Ok(opened) => opened,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let missing = payload.missing();
-            log(state, state.clock().now(), &missing);
-            return Box::pin(encode(state, missing)).await;
+            log(state, state.clock().now(), &missing, request_id);
+            return Box::pin(encode(state, missing, request_id)).await;
         }
         Err(error) => {
-            tracing::error!(path = %path.display(), %error, "agent request failed");
+            let request = request_id.map_or("-", |id| id.0.as_str());
+            tracing::error!(request, path = %path.display(), %error, "agent request failed");
             return internal_error();
         }
     };
