@@ -149,6 +149,14 @@ impl Write for Captured {
     }
 }
 
+/// The first of `lines` that contains every one of `parts`.
+fn line_with(lines: &[String], parts: &[&str]) -> Option<String> {
+    lines
+        .iter()
+        .find(|line| parts.iter().all(|part| line.contains(part)))
+        .cloned()
+}
+
 impl Captured {
     fn lines(&self) -> Vec<String> {
         String::from_utf8(self.0.lock().unwrap().clone())
@@ -210,12 +218,7 @@ async fn admin_requests_are_logged_with_their_id_and_token() {
     assert_eq!(missing.status(), 404);
 
     let lines = captured.lines();
-    let line_of = |id: &str| {
-        lines
-            .iter()
-            .find(|line| line.contains(id) && line.contains("oco_server_min::access"))
-            .cloned()
-    };
+    let line_of = |id: &str| line_with(&lines, &[id, "oco_server_min::access"]);
     let line = line_of(&request_id(&created)).unwrap_or_else(|| panic!("{lines:#?}"));
     for part in [
         "INFO",
@@ -233,26 +236,23 @@ async fn admin_requests_are_logged_with_their_id_and_token() {
         "{line}"
     );
     // A refusal is a warning too, at most one a minute: the second is only in the access log.
-    let warned = |id: &str| {
-        lines
-            .iter()
-            .any(|line| line.contains(id) && line.contains("WARN"))
-    };
+    let warned = |id: &str| line_with(&lines, &[id, "WARN"]).is_some();
     assert!(warned(&request_id(&refused)), "{lines:#?}");
     assert!(
-        lines.iter().any(|line| line.contains(&request_id(&refused))
-            && line.contains("refused an admin request to GET /api/v1/computers: no bearer token")),
+        line_with(
+            &lines,
+            &[
+                &request_id(&refused),
+                "refused an admin request to GET /api/v1/computers: no bearer token"
+            ]
+        )
+        .is_some(),
         "{lines:#?}"
     );
     assert!(!warned(&request_id(&again)), "{lines:#?}");
     assert!(line_of(&request_id(&again)).is_some(), "{lines:#?}");
     // Each successful write has an audit line saying what changed; a failed one has none.
-    let audit = |id: &str| {
-        lines
-            .iter()
-            .find(|line| line.contains(id) && line.contains("oco_server_min::audit"))
-            .cloned()
-    };
+    let audit = |id: &str| line_with(&lines, &[id, "oco_server_min::audit"]);
     let id = created_body["id"].to_string();
     let line = audit(&request_id(&created)).unwrap_or_else(|| panic!("{lines:#?}"));
     for part in [
@@ -339,9 +339,7 @@ async fn an_agent_refusal_names_its_request_id() {
     assert_eq!(response.status(), 400);
     assert_eq!(request_id(&response), "agent-refusal-1");
     let lines = captured.lines();
-    let line = lines
-        .iter()
-        .find(|line| line.contains("agent request refused") && line.contains("agent-refusal-1"))
+    let line = line_with(&lines, &["agent request refused", "agent-refusal-1"])
         .unwrap_or_else(|| panic!("{lines:#?}"));
     assert!(
         line.contains("WARN") && line.contains("request=\"agent-refusal-1\""),
