@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 
 use super::{
-    AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    ListedJob, NewComputer, NewPackage, NewRule, Page, PlannerSnapshot, ReportSnapshot, RulePart,
-    RuleSnapshot, ServerState, Store, StoreError, StoreResult,
+    AdminToken, AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot,
+    JobFilter, ListedJob, NewAdminToken, NewComputer, NewPackage, NewRule, Page, PlannerSnapshot,
+    ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreError, StoreResult,
 };
 use crate::housekeeping::JobSummary;
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
     FamilyId, Job, JobContainer, JobId, Name, Origin, Package, PackageFamily, PackageGroup,
-    PackageGroupId, PackageId, Revision, RuleId,
+    PackageGroupId, PackageId, Revision, RuleId, Sha256Digest, TokenId,
 };
 
 /// The error a [`FailingStore`] injects, wrapped in [`StoreError::Backend`].
@@ -172,6 +172,18 @@ impl<S: Store> Store for FailingStore<S> {
     }
     fn set_server_state(&self, state: &ServerState) -> StoreResult<()> {
         self.call(|s| s.set_server_state(state))
+    }
+    fn create_admin_token(&self, token: NewAdminToken) -> StoreResult<AdminToken> {
+        self.call(|s| s.create_admin_token(token))
+    }
+    fn list_admin_tokens(&self, page: Page) -> StoreResult<Vec<AdminToken>> {
+        self.call(|s| s.list_admin_tokens(page))
+    }
+    fn admin_token_by_digest(&self, digest: &Sha256Digest) -> StoreResult<Option<AdminToken>> {
+        self.call(|s| s.admin_token_by_digest(digest))
+    }
+    fn delete_admin_token(&self, id: TokenId) -> StoreResult<()> {
+        self.call(|s| s.delete_admin_token(id))
     }
     fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {
         self.call(|s| s.create_family(name))
