@@ -60,7 +60,7 @@ enum Mode {
 pub struct FailingStore<S> {
     inner: S,
     mode: Mode,
-    n: u64,
+    n: AtomicU64,
     calls: AtomicU64,
 }
 
@@ -70,7 +70,7 @@ impl<S: Store> FailingStore<S> {
         FailingStore {
             inner,
             mode: Mode::Nth,
-            n,
+            n: AtomicU64::new(n),
             calls: AtomicU64::new(0),
         }
     }
@@ -80,9 +80,28 @@ impl<S: Store> FailingStore<S> {
         FailingStore {
             inner,
             mode: Mode::From,
-            n,
+            n: AtomicU64::new(n),
             calls: AtomicU64::new(0),
         }
+    }
+
+    /// Starts counting again: the `n`-th call from now on (counting from 1) is the one that fails
+    /// (or the first that fails, as the store was made). For code that makes calls of its own
+    /// before the calls under test, such as a server seeding its data at start: wrap with
+    /// `n = 0` (no call is call 0), set up, then restart.
+    ///
+    /// ```
+    /// use oco_core::store::{FailingStore, MemoryStore, Page, Store};
+    ///
+    /// let store = FailingStore::fail_nth(MemoryStore::new(), 0);
+    /// assert!(store.list_computers(Page::first(10)).is_ok()); // setting up
+    /// store.restart(1);
+    /// assert!(store.list_computers(Page::first(10)).is_err());
+    /// assert_eq!(store.calls(), 1);
+    /// ```
+    pub fn restart(&self, n: u64) {
+        self.n.store(n, Ordering::SeqCst);
+        self.calls.store(0, Ordering::SeqCst);
     }
 
     /// How many calls were made so far, failed ones included.
@@ -103,9 +122,10 @@ impl<S: Store> FailingStore<S> {
     /// Counts a call; the error if this one fails.
     fn check(&self) -> Result<(), InjectedFailure> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let n = self.n.load(Ordering::SeqCst);
         let fails = match self.mode {
-            Mode::Nth => call == self.n,
-            Mode::From => call >= self.n,
+            Mode::Nth => call == n,
+            Mode::From => call >= n,
         };
         if fails {
             Err(InjectedFailure { call })
