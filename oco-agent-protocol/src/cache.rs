@@ -52,13 +52,13 @@ use oco_core::housekeeping::JobSummary;
 use oco_core::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
     FamilyId, Job, JobContainer, JobId, Name, Origin, Package, PackageFamily, PackageGroup,
-    PackageGroupId, PackageId, Revision, RuleId,
+    PackageGroupId, PackageId, Revision, RuleId, Sha256Digest, TokenId,
 };
 use oco_core::plan::{plan, valid_until};
 use oco_core::store::{
-    AgentCredentials, AgentLookup, Applied, Change, ChangeSet, DeploySnapshot,
-    HousekeepingSnapshot, JobFilter, ListedJob, NewComputer, NewPackage, NewRule, Page,
-    PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreResult,
+    AdminToken, AgentCredentials, AgentLookup, Applied, Change, ChangeSet, DeploySnapshot,
+    HousekeepingSnapshot, JobFilter, ListedJob, NewAdminToken, NewComputer, NewPackage, NewRule,
+    Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreResult,
 };
 use oco_core::Settings;
 
@@ -731,6 +731,20 @@ impl Store for CachedStore {
     }
     fn set_server_state(&self, state: &ServerState) -> StoreResult<()> {
         self.write(Touched::Nothing, || self.inner.set_server_state(state))
+    }
+
+    // Tokens are not part of any hello: they pass straight through.
+    fn create_admin_token(&self, token: NewAdminToken) -> StoreResult<AdminToken> {
+        self.inner.create_admin_token(token)
+    }
+    fn list_admin_tokens(&self, page: Page) -> StoreResult<Vec<AdminToken>> {
+        self.inner.list_admin_tokens(page)
+    }
+    fn admin_token_by_digest(&self, digest: &Sha256Digest) -> StoreResult<Option<AdminToken>> {
+        self.inner.admin_token_by_digest(digest)
+    }
+    fn delete_admin_token(&self, id: TokenId) -> StoreResult<()> {
+        self.inner.delete_admin_token(id)
     }
 
     fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {

@@ -599,6 +599,10 @@ impl Store for Racing {
         set_credentials(id: ComputerId, c: &AgentCredentials) -> StoreResult<()>;
         server_state() -> StoreResult<oco_core::store::ServerState>;
         set_server_state(s: &oco_core::store::ServerState) -> StoreResult<()>;
+        create_admin_token(t: oco_core::store::NewAdminToken) -> StoreResult<oco_core::store::AdminToken>;
+        list_admin_tokens(p: Page) -> StoreResult<Vec<oco_core::store::AdminToken>>;
+        admin_token_by_digest(d: &oco_core::model::Sha256Digest) -> StoreResult<Option<oco_core::store::AdminToken>>;
+        delete_admin_token(id: oco_core::model::TokenId) -> StoreResult<()>;
         create_family(n: Name) -> StoreResult<oco_core::model::PackageFamily>;
         family(id: oco_core::model::FamilyId) -> StoreResult<oco_core::model::PackageFamily>;
         list_families(p: Page) -> StoreResult<Vec<oco_core::model::PackageFamily>>;

@@ -64,6 +64,7 @@ mod state;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
+pub use admin_api::tokens::MAX_ADMIN_TOKENS;
 pub use state::{
     AppState, Secrets, ServerOptions, ADMIN_HEAVY_CONCURRENCY, ADMIN_HEAVY_WAIT,
     DEFAULT_MAX_PAYLOAD_SIZE,

@@ -5,10 +5,15 @@
 //! an administrator can copy a value out of it or replace one and restart:
 //!
 //! ```toml
-//! admin-token = "…"        # Authorization: Bearer <admin-token>
+//! admin-token = "…"        # the first admin token: Authorization: Bearer <admin-token>
 //! agent-key = "…"          # [agent] agent-key in oco-agent.ini
 //! registration-key = "…"   # only with --self-registration
 //! ```
+//!
+//! The admin token is the first of the admin API's tokens: the server stores its digest as the
+//! full-access token `admin` when the database holds no full-access token (at the first start),
+//! and from then on tokens are created and revoked at `/api/v1/tokens`; replacing the value
+//! here changes nothing until no full-access token is left.
 //!
 //! No error message, `Debug` output or log line of this module contains a secret.
 
@@ -101,7 +106,9 @@ impl StoredSecrets {
             "# Secrets of oco-server-min. Keep this file private: whoever reads it can administer the\n\
              # server and impersonate agents. Replace a value and restart to change it.\n\
              \n\
-             # The admin API's bearer token: `Authorization: Bearer <admin-token>`.\n\
+             # The first admin API token (`Authorization: Bearer <admin-token>`), stored as the\n\
+             # full-access token `admin` while the database holds no full-access token; manage\n\
+             # tokens at /api/v1/tokens: revoked there, this value no longer works.\n\
              admin-token = \"{}\"\n\
              # The global agent key: `agent-key` in the [agent] section of a new agent's oco-agent.ini.\n\
              agent-key = \"{}\"\n\

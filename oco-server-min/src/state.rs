@@ -162,9 +162,13 @@ impl AppState {
     /// nothing else may write to `store`, unless [`ServerOptions::other_writers`] says so and
     /// their writes are reported to [`AppState::cached_store`].
     ///
+    /// The admin API's tokens are the store's ([`oco_core::store::Store::list_admin_tokens`]);
+    /// if it holds no full-access token (a new store, or every one revoked), `secrets.admin_token`
+    /// is stored as the full-access token `admin` first.
+    ///
     /// # Errors
     ///
-    /// If the committing thread cannot be started.
+    /// If the committing thread cannot be started, or the first admin token cannot be stored.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -178,6 +182,7 @@ impl AppState {
             CachedStore::new(store, options.hello_cache_memory)
         });
         let store: Arc<dyn Store> = cached.clone();
+        first_admin_token(store.as_ref(), &secrets.admin_token, clock.now())?;
         let committer = Committer::start(store.clone())?;
         let engine_options = EngineOptions::default().with_settings(settings);
         let engine = Engine::with_options(store.clone(), engine_options.clone());
@@ -301,6 +306,34 @@ impl AppState {
     pub fn housekeeping(&self) -> &HousekeepingStatus {
         &self.0.housekeeping
     }
+}
+
+/// Stores the secrets file's admin token if the store holds no full-access token, and says in
+/// the log what became of it.
+fn first_admin_token(
+    store: &dyn Store,
+    secret: &str,
+    now: oco_core::chrono::DateTime<oco_core::chrono::Utc>,
+) -> std::io::Result<()> {
+    let stored =
+        crate::admin_api::tokens::seed(store, secret, now).map_err(std::io::Error::other)?;
+    if let Some(name) = stored {
+        tracing::info!(
+            "stored the secrets file's admin-token as the full-access admin token `{name}` \
+             (the store held none); manage tokens at /api/v1/tokens"
+        );
+    } else if !secret.is_empty()
+        && store
+            .admin_token_by_digest(&crate::admin_api::tokens::digest(secret))
+            .map_err(std::io::Error::other)?
+            .is_none()
+    {
+        tracing::info!(
+            "the secrets file's admin-token has been revoked; requests need a token made at \
+             /api/v1/tokens"
+        );
+    }
+    Ok(())
 }
 
 impl fmt::Debug for AppState {

@@ -81,8 +81,10 @@ where
     for n in 1.. {
         let (store, ids) = fixture(with_rule);
         let before = dump(&store);
-        let failing = Arc::new(FailingStore::fail_nth(store, n));
+        // Counted from the request on: the server's start reads the store too.
+        let failing = Arc::new(FailingStore::fail_nth(store, 0));
         let api = Api::on(failing.clone());
+        failing.restart(n);
         let (api, (status, body)) = operation(api, ids).await;
         if failing.calls() < n {
             assert_eq!(status, expected_success, "without failures: {body}");

@@ -474,6 +474,7 @@ async fn an_upload_cut_off_anywhere_never_leaves_a_row_without_its_file() {
         let (store, package) = seeded();
         let failing = Arc::new(FailingStore::fail_from(store, u64::MAX));
         let api = Api::on(failing.clone());
+        failing.restart(u64::MAX);
         let path = format!("/packages/{package}/payload");
         let (status, _) = api.raw(Method::PUT, &path, archive()).await;
         assert_eq!(status, StatusCode::OK);
@@ -485,8 +486,9 @@ async fn an_upload_cut_off_anywhere_never_leaves_a_row_without_its_file() {
     );
     for from in 1..=calls {
         let (store, package) = seeded();
-        let failing = Arc::new(FailingStore::fail_from(store, from));
+        let failing = Arc::new(FailingStore::fail_from(store, u64::MAX));
         let api = Api::on(failing.clone());
+        failing.restart(from);
         let path = format!("/packages/{package}/payload");
         let (status, body) = api.raw(Method::PUT, &path, archive()).await;
         assert!(
@@ -545,6 +547,7 @@ async fn a_replacement_failing_at_any_store_call_leaves_the_file_the_row_describ
         let (store, package) = seeded_with(&previous);
         let failing = Arc::new(FailingStore::fail_from(store, u64::MAX));
         let api = Api::on(failing.clone());
+        failing.restart(u64::MAX);
         std::fs::create_dir_all(payload_dir(&api)).unwrap();
         std::fs::write(payload_dir(&api).join(format!("{package}.zip")), &previous).unwrap();
         let (status, _) = upload(&api, package.0, Body::from(next.clone()), None).await;
@@ -553,8 +556,9 @@ async fn a_replacement_failing_at_any_store_call_leaves_the_file_the_row_describ
     };
     for nth in 1..=calls {
         let (store, package) = seeded_with(&previous);
-        let failing = Arc::new(FailingStore::fail_nth(store, nth));
+        let failing = Arc::new(FailingStore::fail_nth(store, 0));
         let api = Api::on(failing.clone());
+        failing.restart(nth);
         std::fs::create_dir_all(payload_dir(&api)).unwrap();
         std::fs::write(payload_dir(&api).join(format!("{package}.zip")), &previous).unwrap();
         let (status, answer) = upload(&api, package.0, Body::from(next.clone()), None).await;

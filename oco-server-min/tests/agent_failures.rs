@@ -57,8 +57,9 @@ async fn every_failure_is_a_clean_500(
         let memory = MemoryStore::new();
         let seed = seed(&memory);
         let before = testkit::dump(&memory);
-        let store = Arc::new(FailingStore::fail_nth(memory, n));
+        let store = Arc::new(FailingStore::fail_nth(memory, 0));
         let server = Server::new(store.clone());
+        store.restart(n);
         server.put_payload(seed.package, &zip("a.txt", b"a"));
         let mut agent = TestAgent::new(server.target(), "pc1");
         agent.agent_key = seed.agent_key.clone();
@@ -95,8 +96,9 @@ async fn first_contact_hello() {
         let memory = MemoryStore::new();
         computer(&memory, "pc1");
         let before = testkit::dump(&memory);
-        let store = Arc::new(FailingStore::fail_nth(memory, n));
+        let store = Arc::new(FailingStore::fail_nth(memory, 0));
         let server = Server::new(store.clone());
+        store.restart(n);
         let mut agent = TestAgent::new(server.target(), "pc1");
         let result = agent.hello().await;
         if store.calls() < n {
@@ -126,8 +128,9 @@ async fn download_and_minimal_methods_fail_cleanly_too() {
         let memory = MemoryStore::new();
         let seed = seed(&memory);
         let before = testkit::dump(&memory);
-        let store = Arc::new(FailingStore::fail_nth(memory, n));
+        let store = Arc::new(FailingStore::fail_nth(memory, 0));
         let server = Server::new(store.clone());
+        store.restart(n);
         server.put_payload(seed.package, &zip("a.txt", b"a"));
         for method in ["oco.agent.download", "oco.agent.events"] {
             let body = if method == "oco.agent.download" {

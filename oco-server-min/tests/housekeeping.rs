@@ -221,10 +221,10 @@ async fn a_pass_expires_ended_containers_and_purges_old_finished_ones() {
 
 #[tokio::test]
 async fn a_store_failure_is_recorded_in_the_status() {
-    // Every store call from the first on fails.
-    let store = Arc::new(FailingStore::fail_from(MemoryStore::new(), 1));
+    // Every store call after the server's start fails.
+    let store = Arc::new(FailingStore::fail_from(MemoryStore::new(), u64::MAX));
     let state = AppState::new(
-        store,
+        store.clone(),
         Arc::new(FixedClock::new(at(0))),
         Settings::default(),
         ServerOptions::default(),
@@ -235,6 +235,7 @@ async fn a_store_failure_is_recorded_in_the_status() {
         },
     )
     .unwrap();
+    store.restart(1);
     assert!(run_once(&state, &[]).await.is_err());
     let status = state.housekeeping().snapshot();
     assert_eq!(status.runs, 1);

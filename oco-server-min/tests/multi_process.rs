@@ -122,6 +122,17 @@ fn two_processes_on_one_database_act_as_one() {
             .unwrap()
     };
     let (p1, p2, p3) = (package("1"), package("2"), package("3"));
+    // A token made through A works through B at once, and its revocation through B holds in A
+    // at its next request.
+    let made = on_a.json("POST", "/tokens", Some(json!({"name": "ci"})), 201);
+    let on_b_as_ci = admin(b.addr, made["token"].as_str().unwrap());
+    assert_eq!(
+        on_b_as_ci.json("GET", "/tokens", None, 200)["items"][1]["name"],
+        "ci"
+    );
+    let revoked = on_b.request("DELETE", &format!("/tokens/{}", made["id"]), "", b"");
+    assert_eq!(revoked.status, 204, "{}", revoked.text());
+    admin(a.addr, made["token"].as_str().unwrap()).json("GET", "/tokens", None, 401);
     // A payload uploaded through A is downloaded through B (one payload directory).
     let zip = empty_zip();
     let uploaded = on_a.request(

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::http::{Request, Response};
 use common::{loopback, Server};
 use http_body_util::BodyExt;
-use oco_core::store::{FailingStore, MemoryStore, Store};
+use oco_core::store::{FailingStore, MemoryStore};
 use oco_server_min::observe::SchemaCheck;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -84,8 +84,9 @@ async fn readyz_checks_the_store_and_its_schema() {
 
 #[tokio::test]
 async fn readyz_is_503_when_the_store_fails() {
-    let store: Arc<dyn Store> = Arc::new(FailingStore::fail_from(MemoryStore::new(), 1));
-    let server = Server::new(store);
+    let failing = Arc::new(FailingStore::fail_from(MemoryStore::new(), u64::MAX));
+    let server = Server::new(failing.clone());
+    failing.restart(1);
     let (response, body) = send(&server, get("/readyz")).await;
     assert_eq!(response.status(), 503);
     assert!(
@@ -272,6 +273,74 @@ async fn admin_requests_are_logged_with_their_id_and_token() {
     assert!(audit(&request_id(&refused)).is_none(), "{lines:#?}");
     // Health probes are logged at DEBUG only.
     assert!(line_of(&request_id(&health)).is_none(), "{lines:#?}");
+}
+
+#[tokio::test]
+async fn the_audit_and_access_lines_name_the_token_used() {
+    let captured = log();
+    let server = Server::new(Arc::new(MemoryStore::new()));
+    let post = |token: &str, path: &str, body: &str| {
+        Request::post(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let (made, token) = send(
+        &server,
+        post("admin", "/api/v1/tokens", r#"{"name": "deploy-bot"}"#),
+    )
+    .await;
+    assert_eq!(made.status(), 201, "{token}");
+    let (viewer, viewer_body) = send(
+        &server,
+        post(
+            "admin",
+            "/api/v1/tokens",
+            r#"{"name": "wallboard", "access": "read-only"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(viewer.status(), 201);
+    let secret = token["token"].as_str().unwrap();
+    let (created, _) = send(
+        &server,
+        post(secret, "/api/v1/computers", r#"{"hostname": "pc7"}"#),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let (refused, _) = send(
+        &server,
+        post(
+            viewer_body["token"].as_str().unwrap(),
+            "/api/v1/computers",
+            r#"{"hostname": "pc8"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+
+    let lines = captured.lines();
+    let audit = |id: &str| line_with(&lines, &[id, "oco_server_min::audit"]);
+    let line = audit(&request_id(&made)).unwrap_or_else(|| panic!("{lines:#?}"));
+    for part in [
+        "token=\"admin\"".to_string(),
+        "resource=\"tokens\"".into(),
+        format!("id=\"{}\"", token["id"]),
+        "operation=create".into(),
+    ] {
+        assert!(line.contains(&part), "{part} in {line}");
+    }
+    assert!(!line.contains(secret), "no secret in the log: {line}");
+    let line = audit(&request_id(&created)).unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(line.contains("token=\"deploy-bot\""), "{line}");
+    assert!(audit(&request_id(&refused)).is_none(), "{lines:#?}");
+    let line = line_with(&lines, &[&request_id(&refused), "oco_server_min::access"])
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(
+        line.contains("status=403") && line.contains("token=\"wallboard\""),
+        "{line}"
+    );
 }
 
 /// A database that hangs: the probe fails after the timeout, and later probes do not start

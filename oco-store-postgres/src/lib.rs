@@ -92,12 +92,13 @@ use oco_core::housekeeping::JobSummary;
 use oco_core::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
     FamilyId, Job, JobContainer, JobId, JobSnapshot, Name, Origin, Package, PackageFamily,
-    PackageGroup, PackageGroupId, PackageId, Revision, RuleId,
+    PackageGroup, PackageGroupId, PackageId, Revision, RuleId, Sha256Digest, TokenId,
 };
 use oco_core::store::{
-    AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot,
-    JobFilter, ListedJob, NewComputer, NewPackage, NewRule, Page, PlannerSnapshot, ReportSnapshot,
-    RulePart, RuleSnapshot, ServerState, Store, StoreError, StoreResult,
+    AdminToken, AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot,
+    HousekeepingSnapshot, JobFilter, ListedJob, NewAdminToken, NewComputer, NewPackage, NewRule,
+    Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreError,
+    StoreResult,
 };
 use postgres::error::SqlState;
 use postgres::types::ToSql;
@@ -666,6 +667,8 @@ pub(crate) fn backend(error: postgres::Error) -> StoreError {
             let what = match db.constraint() {
                 Some("computers_hostname_key") => "hostname",
                 Some("families_name") => "package family",
+                Some("admin_tokens_name") => "admin token",
+                Some("admin_tokens_digest") => "admin token digest",
                 Some("packages_version") => "package version",
                 Some("jobs_by_rule") => "rule job",
                 _ => "key",
@@ -805,6 +808,22 @@ impl Store for PgStore {
 
     fn set_server_state(&self, state: &ServerState) -> StoreResult<()> {
         self.write(|c| write::set_server_state(c, state))
+    }
+
+    fn create_admin_token(&self, token: NewAdminToken) -> StoreResult<AdminToken> {
+        self.write(|c| write::create_admin_token(c, token.clone()))
+    }
+
+    fn list_admin_tokens(&self, page: Page) -> StoreResult<Vec<AdminToken>> {
+        self.read(|c| read::list_admin_tokens(c, page))
+    }
+
+    fn admin_token_by_digest(&self, digest: &Sha256Digest) -> StoreResult<Option<AdminToken>> {
+        self.read(|c| read::admin_token_by_digest(c, digest))
+    }
+
+    fn delete_admin_token(&self, id: TokenId) -> StoreResult<()> {
+        self.write(|c| write::delete_admin_token(c, id))
     }
 
     fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {

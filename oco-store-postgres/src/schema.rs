@@ -34,6 +34,10 @@ const MIGRATIONS: &[Migration] = &[
         description: "room for credentials updates in place",
         sql: include_str!("../migrations/0005_room_for_credentials_updates.sql"),
     },
+    Migration {
+        description: "admin tokens",
+        sql: include_str!("../migrations/0006_admin_tokens.sql"),
+    },
 ];
 
 /// The schema version this code writes: the number of migrations.

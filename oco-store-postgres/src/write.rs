@@ -11,10 +11,11 @@ use oco_core::model::{
     Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy,
     DeploymentRule, FamilyId, Job, JobContainer, JobId, JobKind, JobSnapshot, JobState, Name,
     Origin, Package, PackageFamily, PackageGroup, PackageGroupId, PackageId, Revision, RuleId,
+    TokenId,
 };
 use oco_core::store::{
-    AgentCredentials, Applied, Change, ChangeSet, NewComputer, NewPackage, NewRule, ServerState,
-    StoreError, StoreResult,
+    AdminToken, AgentCredentials, Applied, Change, ChangeSet, NewAdminToken, NewComputer,
+    NewPackage, NewRule, ServerState, StoreError, StoreResult,
 };
 use postgres::error::SqlState;
 use postgres::types::ToSql;
@@ -415,6 +416,47 @@ pub(crate) fn set_server_state(conn: &Conn<'_>, state: &ServerState) -> StoreRes
 }
 
 // Packages.
+
+pub(crate) fn create_admin_token(conn: &Conn<'_>, token: NewAdminToken) -> StoreResult<AdminToken> {
+    let taken = row(
+        conn,
+        "SELECT name = $1 FROM admin_tokens WHERE name = $1 OR digest = $2",
+        &[&token.name.as_str(), &token.digest.to_string()],
+        |row| column::<bool>(row, 0),
+    )?;
+    if let Some(name_taken) = taken {
+        return Err(if name_taken {
+            StoreError::Duplicate {
+                what: "admin token",
+                key: token.name.to_string(),
+            }
+        } else {
+            StoreError::Duplicate {
+                what: "admin token digest",
+                key: token.digest.to_string(),
+            }
+        });
+    }
+    let id = insert(
+        conn,
+        "INSERT INTO admin_tokens (name, access, digest, created_at) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
+        &[
+            &token.name.as_str(),
+            &token.access.as_str(),
+            &token.digest.to_string(),
+            &time(token.created)?,
+        ],
+    )?;
+    Ok(token.with_id(TokenId(id)))
+}
+
+pub(crate) fn delete_admin_token(conn: &Conn<'_>, id: TokenId) -> StoreResult<()> {
+    if execute(conn, "DELETE FROM admin_tokens WHERE id = $1", &[&id.0])? == 0 {
+        return Err(not_found("admin token", id));
+    }
+    Ok(())
+}
 
 pub(crate) fn create_family(conn: &Conn<'_>, name: Name) -> StoreResult<PackageFamily> {
     let taken = row(

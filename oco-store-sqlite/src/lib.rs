@@ -75,12 +75,13 @@ use oco_core::housekeeping::JobSummary;
 use oco_core::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
     FamilyId, Job, JobContainer, JobId, Name, Origin, Package, PackageFamily, PackageGroup,
-    PackageGroupId, PackageId, Revision, RuleId,
+    PackageGroupId, PackageId, Revision, RuleId, Sha256Digest, TokenId,
 };
 use oco_core::store::{
-    AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot,
-    JobFilter, ListedJob, NewComputer, NewPackage, NewRule, Page, PlannerSnapshot, ReportSnapshot,
-    RulePart, RuleSnapshot, ServerState, Store, StoreError, StoreResult,
+    AdminToken, AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot,
+    HousekeepingSnapshot, JobFilter, ListedJob, NewAdminToken, NewComputer, NewPackage, NewRule,
+    Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreError,
+    StoreResult,
 };
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
@@ -567,6 +568,22 @@ impl Store for SqliteStore {
 
     fn set_server_state(&self, state: &ServerState) -> StoreResult<()> {
         self.write(|c| write::set_server_state(c, state))
+    }
+
+    fn create_admin_token(&self, token: NewAdminToken) -> StoreResult<AdminToken> {
+        self.write(|c| write::create_admin_token(c, token))
+    }
+
+    fn list_admin_tokens(&self, page: Page) -> StoreResult<Vec<AdminToken>> {
+        self.read(|c| read::list_admin_tokens(c, page))
+    }
+
+    fn admin_token_by_digest(&self, digest: &Sha256Digest) -> StoreResult<Option<AdminToken>> {
+        self.read(|c| read::admin_token_by_digest(c, digest))
+    }
+
+    fn delete_admin_token(&self, id: TokenId) -> StoreResult<()> {
+        self.write(|c| write::delete_admin_token(c, id))
     }
 
     fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {

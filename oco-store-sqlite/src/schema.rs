@@ -39,6 +39,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0006_last_seen_from_contact.sql"),
         then: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0007_admin_tokens.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this code writes: the number of migrations.

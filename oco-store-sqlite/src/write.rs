@@ -10,10 +10,11 @@ use oco_core::model::{
     Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy,
     DeploymentRule, FamilyId, Job, JobContainer, JobId, JobKind, JobSnapshot, JobState, Name,
     Origin, Package, PackageFamily, PackageGroup, PackageGroupId, PackageId, Revision, RuleId,
+    TokenId,
 };
 use oco_core::store::{
-    AgentCredentials, Applied, Change, ChangeSet, NewComputer, NewPackage, NewRule, ServerState,
-    StoreError, StoreResult,
+    AdminToken, AgentCredentials, Applied, Change, ChangeSet, NewAdminToken, NewComputer,
+    NewPackage, NewRule, ServerState, StoreError, StoreResult,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, Params};
@@ -304,6 +305,49 @@ pub(crate) fn set_server_state(conn: &Connection, state: &ServerState) -> StoreR
 }
 
 // Packages.
+
+pub(crate) fn create_admin_token(
+    conn: &Connection,
+    token: NewAdminToken,
+) -> StoreResult<AdminToken> {
+    let taken = row(
+        conn,
+        "SELECT name = ?1 FROM admin_tokens WHERE name = ?1 OR digest = ?2",
+        params![token.name.as_str(), token.digest.to_string()],
+        |row| row.get::<_, bool>(0).map_err(backend),
+    )?;
+    if let Some(name_taken) = taken {
+        return Err(if name_taken {
+            StoreError::Duplicate {
+                what: "admin token",
+                key: token.name.to_string(),
+            }
+        } else {
+            StoreError::Duplicate {
+                what: "admin token digest",
+                key: token.digest.to_string(),
+            }
+        });
+    }
+    execute(
+        conn,
+        "INSERT INTO admin_tokens (name, access, digest, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            token.name.as_str(),
+            token.access.as_str(),
+            token.digest.to_string(),
+            time(token.created)?
+        ],
+    )?;
+    Ok(token.with_id(TokenId(conn.last_insert_rowid())))
+}
+
+pub(crate) fn delete_admin_token(conn: &Connection, id: TokenId) -> StoreResult<()> {
+    if execute(conn, "DELETE FROM admin_tokens WHERE id = ?1", [id.0])? == 0 {
+        return Err(not_found("admin token", id));
+    }
+    Ok(())
+}
 
 pub(crate) fn create_family(conn: &Connection, name: Name) -> StoreResult<PackageFamily> {
     let taken = row(

@@ -51,6 +51,10 @@ id_type!(
     /// A job's id, unique across containers and rules, assigned by the store.
     JobId
 );
+id_type!(
+    /// An admin API token's id, assigned by the store.
+    TokenId
+);
 
 /// A version counter for compare-and-set: bumped by the store at every change of the thing it
 /// versions (a job; a computer's assignments).

@@ -35,7 +35,7 @@ pub use container::{JobContainer, Schedule, WolSettings};
 pub use group::{Assignment, ComputerGroup, DeploymentRule, PackageGroup};
 pub use ids::{
     ComputerGroupId, ComputerId, ContainerId, FamilyId, JobId, PackageGroupId, PackageId, Revision,
-    RuleId,
+    RuleId, TokenId,
 };
 pub use job::{Job, JobKind, JobSnapshot, JobState, MessageCode, Origin, ServerFinal, WolShutdown};
 pub use package::{

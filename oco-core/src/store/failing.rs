@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 
 use super::{
-    AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot, JobFilter,
-    ListedJob, NewComputer, NewPackage, NewRule, Page, PlannerSnapshot, ReportSnapshot, RulePart,
-    RuleSnapshot, ServerState, Store, StoreError, StoreResult,
+    AdminToken, AgentCredentials, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot,
+    JobFilter, ListedJob, NewAdminToken, NewComputer, NewPackage, NewRule, Page, PlannerSnapshot,
+    ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreError, StoreResult,
 };
 use crate::housekeeping::JobSummary;
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
     FamilyId, Job, JobContainer, JobId, Name, Origin, Package, PackageFamily, PackageGroup,
-    PackageGroupId, PackageId, Revision, RuleId,
+    PackageGroupId, PackageId, Revision, RuleId, Sha256Digest, TokenId,
 };
 
 /// The error a [`FailingStore`] injects, wrapped in [`StoreError::Backend`].
@@ -60,7 +60,7 @@ enum Mode {
 pub struct FailingStore<S> {
     inner: S,
     mode: Mode,
-    n: u64,
+    n: AtomicU64,
     calls: AtomicU64,
 }
 
@@ -70,7 +70,7 @@ impl<S: Store> FailingStore<S> {
         FailingStore {
             inner,
             mode: Mode::Nth,
-            n,
+            n: AtomicU64::new(n),
             calls: AtomicU64::new(0),
         }
     }
@@ -80,9 +80,28 @@ impl<S: Store> FailingStore<S> {
         FailingStore {
             inner,
             mode: Mode::From,
-            n,
+            n: AtomicU64::new(n),
             calls: AtomicU64::new(0),
         }
+    }
+
+    /// Starts counting again: the `n`-th call from now on (counting from 1) is the one that fails
+    /// (or the first that fails, as the store was made). For code that makes calls of its own
+    /// before the calls under test, such as a server seeding its data at start: wrap with
+    /// `n = 0` (no call is call 0), set up, then restart.
+    ///
+    /// ```
+    /// use oco_core::store::{FailingStore, MemoryStore, Page, Store};
+    ///
+    /// let store = FailingStore::fail_nth(MemoryStore::new(), 0);
+    /// assert!(store.list_computers(Page::first(10)).is_ok()); // setting up
+    /// store.restart(1);
+    /// assert!(store.list_computers(Page::first(10)).is_err());
+    /// assert_eq!(store.calls(), 1);
+    /// ```
+    pub fn restart(&self, n: u64) {
+        self.n.store(n, Ordering::SeqCst);
+        self.calls.store(0, Ordering::SeqCst);
     }
 
     /// How many calls were made so far, failed ones included.
@@ -103,9 +122,10 @@ impl<S: Store> FailingStore<S> {
     /// Counts a call; the error if this one fails.
     fn check(&self) -> Result<(), InjectedFailure> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let n = self.n.load(Ordering::SeqCst);
         let fails = match self.mode {
-            Mode::Nth => call == self.n,
-            Mode::From => call >= self.n,
+            Mode::Nth => call == n,
+            Mode::From => call >= n,
         };
         if fails {
             Err(InjectedFailure { call })
@@ -172,6 +192,18 @@ impl<S: Store> Store for FailingStore<S> {
     }
     fn set_server_state(&self, state: &ServerState) -> StoreResult<()> {
         self.call(|s| s.set_server_state(state))
+    }
+    fn create_admin_token(&self, token: NewAdminToken) -> StoreResult<AdminToken> {
+        self.call(|s| s.create_admin_token(token))
+    }
+    fn list_admin_tokens(&self, page: Page) -> StoreResult<Vec<AdminToken>> {
+        self.call(|s| s.list_admin_tokens(page))
+    }
+    fn admin_token_by_digest(&self, digest: &Sha256Digest) -> StoreResult<Option<AdminToken>> {
+        self.call(|s| s.admin_token_by_digest(digest))
+    }
+    fn delete_admin_token(&self, id: TokenId) -> StoreResult<()> {
+        self.call(|s| s.delete_admin_token(id))
     }
     fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {
         self.call(|s| s.create_family(name))

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot,
-    JobFilter, ListedJob, NewComputer, NewPackage, NewRule, Page, PlannerSnapshot, ReportSnapshot,
-    RulePart, RuleSnapshot, ServerState, Store, StoreResult,
+    AdminToken, AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot,
+    HousekeepingSnapshot, JobFilter, ListedJob, NewAdminToken, NewComputer, NewPackage, NewRule,
+    Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreResult,
 };
 use crate::housekeeping::JobSummary;
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
     FamilyId, Job, JobContainer, JobId, Name, Origin, Package, PackageFamily, PackageGroup,
-    PackageGroupId, PackageId, Revision, RuleId,
+    PackageGroupId, PackageId, Revision, RuleId, Sha256Digest, TokenId,
 };
 
 /// Implements [`Store`] for a pointer type `$ptr` to a store, every method calling the store
@@ -63,6 +63,21 @@ macro_rules! forward {
             }
             fn set_server_state(&self, state: &ServerState) -> StoreResult<()> {
                 (**self).set_server_state(state)
+            }
+            fn create_admin_token(&self, token: NewAdminToken) -> StoreResult<AdminToken> {
+                (**self).create_admin_token(token)
+            }
+            fn list_admin_tokens(&self, page: Page) -> StoreResult<Vec<AdminToken>> {
+                (**self).list_admin_tokens(page)
+            }
+            fn admin_token_by_digest(
+                &self,
+                digest: &Sha256Digest,
+            ) -> StoreResult<Option<AdminToken>> {
+                (**self).admin_token_by_digest(digest)
+            }
+            fn delete_admin_token(&self, id: TokenId) -> StoreResult<()> {
+                (**self).delete_admin_token(id)
             }
             fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {
                 (**self).create_family(name)

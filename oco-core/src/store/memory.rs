@@ -6,16 +6,16 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use super::{
-    AgentCredentials, Applied, Change, ChangeSet, ContainerJobs, DeploySnapshot, FailedJob,
-    HousekeepingSnapshot, JobFilter, ListedJob, NewComputer, NewPackage, NewRule, OriginInfo, Page,
-    PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState, Store, StoreError,
-    StoreResult,
+    AdminToken, AgentCredentials, Applied, Change, ChangeSet, ContainerJobs, DeploySnapshot,
+    FailedJob, HousekeepingSnapshot, JobFilter, ListedJob, NewAdminToken, NewComputer, NewPackage,
+    NewRule, OriginInfo, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
+    ServerState, Store, StoreError, StoreResult,
 };
 use crate::housekeeping::JobSummary;
 use crate::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
     FamilyId, Job, JobContainer, JobId, JobState, Name, Origin, Package, PackageFamily,
-    PackageGroup, PackageGroupId, PackageId, Revision, RuleId, SequenceMode,
+    PackageGroup, PackageGroupId, PackageId, Revision, RuleId, SequenceMode, Sha256Digest, TokenId,
 };
 
 /// A [`Store`] that keeps everything in memory, in one mutex-protected state of ordered maps, so
@@ -40,6 +40,7 @@ struct State {
     computers: BTreeMap<ComputerId, Computer>,
     credentials: BTreeMap<ComputerId, AgentCredentials>,
     server: ServerState,
+    tokens: BTreeMap<TokenId, AdminToken>,
     families: BTreeMap<FamilyId, PackageFamily>,
     packages: BTreeMap<PackageId, Package>,
     computer_groups: BTreeMap<ComputerGroupId, (ComputerGroup, Vec<ComputerId>)>,
@@ -66,6 +67,7 @@ struct LastIds {
     container: i64,
     rule: i64,
     job: i64,
+    token: i64,
 }
 
 fn next(last: &mut i64) -> i64 {
@@ -692,6 +694,48 @@ impl Store for MemoryStore {
     fn set_server_state(&self, server: &ServerState) -> StoreResult<()> {
         self.lock().server = server.clone();
         Ok(())
+    }
+
+    fn create_admin_token(&self, token: NewAdminToken) -> StoreResult<AdminToken> {
+        let mut state = self.lock();
+        for taken in state.tokens.values() {
+            if taken.name == token.name {
+                return Err(StoreError::Duplicate {
+                    what: "admin token",
+                    key: token.name.to_string(),
+                });
+            }
+            if taken.digest == token.digest {
+                return Err(StoreError::Duplicate {
+                    what: "admin token digest",
+                    key: token.digest.to_string(),
+                });
+            }
+        }
+        let token = token.with_id(TokenId(next(&mut state.last_ids.token)));
+        state.tokens.insert(token.id, token.clone());
+        Ok(token)
+    }
+
+    fn list_admin_tokens(&self, page: Page) -> StoreResult<Vec<AdminToken>> {
+        Ok(page_of(&self.lock().tokens, page, |id| id.0))
+    }
+
+    fn admin_token_by_digest(&self, digest: &Sha256Digest) -> StoreResult<Option<AdminToken>> {
+        Ok(self
+            .lock()
+            .tokens
+            .values()
+            .find(|token| token.digest == *digest)
+            .cloned())
+    }
+
+    fn delete_admin_token(&self, id: TokenId) -> StoreResult<()> {
+        self.lock()
+            .tokens
+            .remove(&id)
+            .map(drop)
+            .ok_or_else(|| not_found("admin token", id))
     }
 
     fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {

@@ -16,6 +16,7 @@ mod port;
 mod snapshot;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod tokens;
 
 pub use changes::{Applied, Change, ChangeSet};
 pub use error::StoreError;
@@ -27,3 +28,4 @@ pub use snapshot::{
     HousekeepingSnapshot, OriginInfo, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
     ServerState,
 };
+pub use tokens::{AdminToken, NewAdminToken, TokenAccess};

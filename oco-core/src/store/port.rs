@@ -4,15 +4,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot, HousekeepingSnapshot,
-    PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot, ServerState, StoreError,
+    AdminToken, AgentCredentials, AgentLookup, Applied, ChangeSet, DeploySnapshot,
+    HousekeepingSnapshot, NewAdminToken, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
+    ServerState, StoreError,
 };
 use crate::housekeeping::JobSummary;
 use crate::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId,
     DeliveryPolicy, DeploymentRule, FamilyId, Job, JobContainer, JobId, JobState, Name, Origin,
     Package, PackageFamily, PackageGroup, PackageGroupId, PackageId, Payload, Procedure, Revision,
-    RuleId, UpgradeBehavior,
+    RuleId, Sha256Digest, TokenId, UpgradeBehavior,
 };
 
 /// The result of a store call.
@@ -467,6 +468,17 @@ pub trait Store: Send + Sync {
     fn server_state(&self) -> StoreResult<ServerState>;
     /// Replaces the server-wide state.
     fn set_server_state(&self, state: &ServerState) -> StoreResult<()>;
+
+    // Admin API tokens.
+
+    /// Stores an admin API token. [`StoreError::Duplicate`] if its name or its digest is taken.
+    fn create_admin_token(&self, token: NewAdminToken) -> StoreResult<AdminToken>;
+    /// Admin API tokens by id.
+    fn list_admin_tokens(&self, page: Page) -> StoreResult<Vec<AdminToken>>;
+    /// The admin API token whose secret has this digest, if any.
+    fn admin_token_by_digest(&self, digest: &Sha256Digest) -> StoreResult<Option<AdminToken>>;
+    /// Deletes (revokes) an admin API token.
+    fn delete_admin_token(&self, id: TokenId) -> StoreResult<()>;
 
     // Packages.
 

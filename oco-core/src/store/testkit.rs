@@ -35,8 +35,9 @@ pub use races::{
 };
 
 use super::{
-    AgentCredentials, Change, ChangeSet, JobFilter, ListedJob, NewComputer, NewPackage, NewRule,
-    OriginInfo, Page, ServerState, Store, StoreError, StoreResult,
+    AgentCredentials, Change, ChangeSet, JobFilter, ListedJob, NewAdminToken, NewComputer,
+    NewPackage, NewRule, OriginInfo, Page, ServerState, Store, StoreError, StoreResult,
+    TokenAccess,
 };
 use crate::model::{
     Assignment, Compatibility, Computer, ComputerGroup, ComputerId, ContainerId, DeliveryPolicy,
@@ -77,6 +78,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         update_job_keeps_its_identity,
     ),
     ("server_state_round_trip", server_state_round_trip),
+    ("admin_tokens", admin_tokens),
     ("families_and_packages", families_and_packages),
     ("computer_groups", computer_groups),
     ("package_groups", package_groups),
@@ -522,6 +524,83 @@ pub fn server_state_round_trip(make: MakeStore<'_>) {
     };
     store.set_server_state(&later).unwrap();
     assert_eq!(store.server_state().unwrap(), later);
+}
+
+/// Admin tokens round-trip, are found by digest, keep names and digests unique, page by id and
+/// are revoked one by one.
+pub fn admin_tokens(make: MakeStore<'_>) {
+    let store = make();
+    let new = |name_: &str, access, byte: u8| NewAdminToken {
+        name: name(name_),
+        access,
+        digest: crate::model::Sha256Digest([byte; 32]),
+        created: at(i64::from(byte)),
+    };
+    assert_eq!(store.list_admin_tokens(Page::first(10)).unwrap(), vec![]);
+    let admin = store
+        .create_admin_token(new("admin", TokenAccess::Full, 1))
+        .unwrap();
+    assert_eq!(admin, new("admin", TokenAccess::Full, 1).with_id(admin.id));
+    let grafana = store
+        .create_admin_token(new("grafana", TokenAccess::ReadOnly, 2))
+        .unwrap();
+    assert!(
+        grafana.id > admin.id,
+        "ids grow: {admin:?} then {grafana:?}"
+    );
+    assert_eq!(grafana.access, TokenAccess::ReadOnly);
+    assert_eq!(grafana.created, at(2));
+
+    let same_name = store.create_admin_token(new("admin", TokenAccess::ReadOnly, 3));
+    assert!(
+        matches!(same_name, Err(StoreError::Duplicate { .. })),
+        "a taken name: {same_name:?}"
+    );
+    let same_digest = store.create_admin_token(new("other", TokenAccess::Full, 2));
+    assert!(
+        matches!(same_digest, Err(StoreError::Duplicate { .. })),
+        "a taken digest: {same_digest:?}"
+    );
+
+    let digest = |byte| crate::model::Sha256Digest([byte; 32]);
+    assert_eq!(
+        store.admin_token_by_digest(&digest(2)).unwrap(),
+        Some(grafana.clone())
+    );
+    assert_eq!(store.admin_token_by_digest(&digest(9)).unwrap(), None);
+    assert_eq!(
+        store.list_admin_tokens(Page::first(10)).unwrap(),
+        vec![admin.clone(), grafana.clone()]
+    );
+    assert_eq!(
+        store
+            .list_admin_tokens(Page {
+                after: Some(admin.id.0),
+                limit: 10
+            })
+            .unwrap(),
+        vec![grafana.clone()]
+    );
+    assert_eq!(
+        store.list_admin_tokens(Page::first(1)).unwrap(),
+        vec![admin.clone()]
+    );
+
+    store.delete_admin_token(admin.id).unwrap();
+    assert_eq!(store.admin_token_by_digest(&digest(1)).unwrap(), None);
+    assert!(matches!(
+        store.delete_admin_token(admin.id),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store.list_admin_tokens(Page::first(10)).unwrap(),
+        vec![grafana]
+    );
+    // A revoked token's name and digest are free again.
+    let again = store
+        .create_admin_token(new("admin", TokenAccess::Full, 1))
+        .unwrap();
+    assert_ne!(again.id, admin.id);
 }
 
 /// Credentials are all `None` at first and round-trip.

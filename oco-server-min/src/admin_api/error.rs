@@ -129,6 +129,15 @@ impl ApiError {
         )
     }
 
+    /// 403: a read-only token asked to change something.
+    pub(crate) fn read_only(name: &str) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the token `{name}` is read-only: it may only GET"),
+        )
+    }
+
     /// 503 with `Retry-After: retry_after` seconds: heavy admin operations are all busy and the
     /// request waited `waited` for its turn.
     pub(crate) fn busy(waited: std::time::Duration, retry_after: u64) -> Self {

@@ -26,17 +26,18 @@ mod packages;
 mod patch;
 mod policy;
 mod rules;
+pub(crate) mod tokens;
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use oco_core::engine::{Engine, EngineOptions};
 use oco_core::model::MAX_LIST_ENTRIES;
-use oco_core::store::{Page, Store, StoreResult};
-use sha2::{Digest, Sha256};
+use oco_core::store::{Page, Store, StoreResult, TokenAccess};
 
 use crate::AppState;
 use extract::PageQuery;
@@ -55,6 +56,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .merge(rules::routes())
         .merge(jobs::routes())
         .merge(housekeeping::routes())
+        .merge(tokens::routes())
         .fallback(|| async { ApiError::not_found("no such admin API route") })
         .layer(middleware::from_fn(extract::read_whole_body))
         .merge(packages::payload_routes())
@@ -95,7 +97,11 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     answer
 }
 
-/// Refuses requests without the admin token (401).
+/// Refuses requests without a stored admin token (401), and requests of a read-only token that
+/// are not `GET` or `HEAD` (403). The response names the token for the access log.
+///
+/// The presented token is hashed and looked up by its digest: what the store compares is a
+/// SHA-256 digest, so the time a comparison takes tells nothing about the secret.
 async fn authenticate(
     State(state): State<AppState>,
     request: Request,
@@ -105,16 +111,30 @@ async fn authenticate(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(bearer_token);
-    match presented {
-        Some(token) if same_secret(token, &state.secrets().admin_token) => {
-            let mut response = next.run(request).await;
-            response
-                .extensions_mut()
-                .insert(crate::observe::TokenName("admin".into()));
+        .and_then(bearer_token)
+        .filter(|token| !token.is_empty())
+        .map(tokens::digest);
+    let token = match presented {
+        Some(digest) => {
+            let store = state.store().clone();
+            blocking(move || Ok(store.admin_token_by_digest(&digest)?)).await?
+        }
+        None => None,
+    };
+    match token {
+        Some(token) => {
+            let name = crate::observe::TokenName(token.name.as_str().into());
+            let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+            let mut response = if token.access == TokenAccess::ReadOnly && !reads {
+                extract::discard(request.into_body(), crate::BODY_LIMIT).await;
+                ApiError::read_only(token.name.as_str()).into_response()
+            } else {
+                next.run(request).await
+            };
+            response.extensions_mut().insert(name);
             Ok(response)
         }
-        _ => {
+        None => {
             if let Some(suppressed) = state.log_refused_token() {
                 tracing::warn!(
                     "refused an admin request to {} {}: {}{}",
@@ -146,22 +166,6 @@ fn bearer_token(value: &str) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim_start_matches(' ').trim())
-}
-
-/// Compares two secrets in time independent of where they differ: both are hashed first, so
-/// neither a differing byte's position nor the length shows in the timing.
-fn same_secret(presented: &str, expected: &str) -> bool {
-    if expected.is_empty() {
-        return false;
-    }
-    let (a, b) = (
-        Sha256::digest(presented.as_bytes()),
-        Sha256::digest(expected.as_bytes()),
-    );
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 /// Runs `work` (store calls, core calls) on the blocking thread pool.

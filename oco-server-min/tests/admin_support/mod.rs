@@ -84,10 +84,21 @@ impl Api {
 
     /// Sends a request with the admin token and a raw body.
     pub async fn raw(&self, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        self.raw_as(TOKEN, method, path, body).await
+    }
+
+    /// Sends a request with `token` and a raw body.
+    pub async fn raw_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Vec<u8>) {
         let request = Request::builder()
             .method(method)
             .uri(format!("/api/v1{path}"))
-            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body))
             .unwrap();
@@ -101,10 +112,21 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_as(TOKEN, method, path, body).await
+    }
+
+    /// Sends a JSON request with `token`; the response as JSON (`null` if empty).
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let body = body
             .map(|b| serde_json::to_vec(&b).unwrap())
             .unwrap_or_default();
-        let (status, bytes) = self.raw(method, path, body).await;
+        let (status, bytes) = self.raw_as(token, method, path, body).await;
         let value = if bytes.is_empty() {
             Value::Null
         } else {

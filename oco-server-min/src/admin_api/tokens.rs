@@ -1,0 +1,237 @@
+//! Admin API tokens: list, show, create (the secret is answered once) and revoke.
+//!
+//! A token is stored as its name, its access and the SHA-256 digest of its secret; a request's
+//! bearer token is hashed and looked up by digest ([`authenticate`](super::authenticate)). The
+//! secrets file's `admin-token` becomes the full-access token `admin` when the store holds no
+//! full-access token ([`seed`]): at the first start, and again should every one be revoked.
+//! Revoking the last full-access token through the API is refused, so the API cannot lock its
+//! administrators out.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use oco_core::chrono::{DateTime, Utc};
+use oco_core::model::{Name, Sha256Digest, TokenId};
+use oco_core::store::{AdminToken, NewAdminToken, Page, Store, StoreError, TokenAccess};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::blocking;
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use crate::observe::Created;
+use crate::AppState;
+
+/// The most tokens a store holds: creating one more is refused (409).
+pub const MAX_ADMIN_TOKENS: usize = 1000;
+
+/// The length of a created token's secret: 43 characters of `[0-9a-z]`, about 222 bits.
+const SECRET_LEN: usize = 43;
+
+/// What a created token's secret starts with, so that secret scanners and people recognise it.
+const SECRET_PREFIX: &str = "oco_";
+
+/// The name of the token the secrets file's `admin-token` is stored as.
+pub(crate) const FIRST_TOKEN_NAME: &str = "admin";
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tokens", get(list).post(create))
+        .route("/tokens/{id}", get(one).delete(revoke))
+}
+
+/// The SHA-256 digest of a token's secret: what the store keeps and looks up.
+pub(crate) fn digest(secret: &str) -> Sha256Digest {
+    Sha256Digest(Sha256::digest(secret.as_bytes()).into())
+}
+
+/// A token as the API shows it: never its digest, and its secret only when created.
+#[derive(Debug, Serialize)]
+struct TokenView {
+    id: TokenId,
+    name: Name,
+    access: TokenAccess,
+    created: DateTime<Utc>,
+    /// The secret: in the answer to the creation only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+impl From<AdminToken> for TokenView {
+    fn from(token: AdminToken) -> Self {
+        TokenView {
+            id: token.id,
+            name: token.name,
+            access: token.access,
+            created: token.created,
+            token: None,
+        }
+    }
+}
+
+/// A token to create.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenInput {
+    name: String,
+    #[serde(default = "full")]
+    access: TokenAccess,
+}
+
+fn full() -> TokenAccess {
+    TokenAccess::Full
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Paged<TokenView>>> {
+    let (page, limit) = (query.probe()?, query.limit()?);
+    blocking(move || {
+        let items = state.store().list_admin_tokens(page)?;
+        let items = items.into_iter().map(TokenView::from).collect();
+        Ok(Json(Paged::of(items, limit, |t: &TokenView| t.id.0)))
+    })
+    .await
+}
+
+async fn one(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<TokenView>> {
+    blocking(move || Ok(Json(find(state.store().as_ref(), TokenId(id))?.into()))).await
+}
+
+/// `POST /tokens`: a new token with a random secret, answered once and never stored.
+async fn create(
+    State(state): State<AppState>,
+    Body(input): Body<TokenInput>,
+) -> ApiResult<(StatusCode, Extension<Created>, Json<TokenView>)> {
+    let name = Name::new("name", &input.name)?;
+    let now = state.clock().now();
+    blocking(move || {
+        let store = state.store().as_ref();
+        if all(store)?.len() >= MAX_ADMIN_TOKENS {
+            return Err(ApiError::conflict(format!(
+                "there are {MAX_ADMIN_TOKENS} tokens already, the most kept; revoke one first"
+            )));
+        }
+        let secret = format!(
+            "{SECRET_PREFIX}{}",
+            crate::secrets::random_key(SECRET_LEN)
+                .map_err(|error| ApiError::internal("token secret", &error))?
+        );
+        let new = NewAdminToken {
+            name,
+            access: input.access,
+            digest: digest(&secret),
+            created: now,
+        };
+        let token = store.create_admin_token(new).map_err(|error| match error {
+            StoreError::Duplicate { .. } => ApiError::from(error).with_field("name"),
+            error => error.into(),
+        })?;
+        let mut view = TokenView::from(token);
+        view.token = Some(secret);
+        Ok((StatusCode::CREATED, Created::id(view.id), Json(view)))
+    })
+    .await
+}
+
+/// `DELETE /tokens/{id}`: revokes a token; its next request is refused. The last full-access
+/// token cannot be revoked (409).
+async fn revoke(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+    blocking(move || {
+        let store = state.store().as_ref();
+        let token = find(store, TokenId(id))?;
+        if token.access == TokenAccess::Full
+            && !all(store)?
+                .iter()
+                .any(|other| other.id != token.id && other.access == TokenAccess::Full)
+        {
+            return Err(ApiError::conflict(format!(
+                "token {} ({}) is the last full-access token; create another before revoking it",
+                token.id, token.name
+            )));
+        }
+        store.delete_admin_token(token.id)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// The token `id`; 404 if there is none.
+fn find(store: &dyn Store, id: TokenId) -> ApiResult<AdminToken> {
+    all(store)?
+        .into_iter()
+        .find(|token| token.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("admin token {id} not found")))
+}
+
+/// Every token (at most [`MAX_ADMIN_TOKENS`], and a few more that processes created at once).
+fn all(store: &dyn Store) -> Result<Vec<AdminToken>, StoreError> {
+    store.list_admin_tokens(Page::first(MAX_ADMIN_TOKENS + 100))
+}
+
+/// Makes sure the store holds a full-access token: if it holds none, stores the secrets file's
+/// `admin_token` as [`FIRST_TOKEN_NAME`] (or `admin-2`, … should that name be taken by a
+/// read-only token). Returns what it did, for the log: `Some(name)` if it stored a token.
+///
+/// # Errors
+///
+/// A store error, or a secret that is empty or stored already as a read-only token.
+pub(crate) fn seed(
+    store: &dyn Store,
+    secret: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Name>, String> {
+    let tokens = all(store).map_err(|e| format!("reading the admin tokens: {e}"))?;
+    if tokens.iter().any(|token| token.access == TokenAccess::Full) {
+        return Ok(None);
+    }
+    if secret.is_empty() {
+        return Err(
+            "the store holds no full-access admin token, and the secrets file's \
+                    admin-token is empty"
+                .into(),
+        );
+    }
+    let digest = digest(secret);
+    for attempt in 1..=20 {
+        let name = if attempt == 1 {
+            FIRST_TOKEN_NAME.to_owned()
+        } else {
+            format!("{FIRST_TOKEN_NAME}-{attempt}")
+        };
+        let name = Name::new("name", &name).map_err(|e| e.to_string())?;
+        let new = NewAdminToken {
+            name: name.clone(),
+            access: TokenAccess::Full,
+            digest,
+            created: now,
+        };
+        match store.create_admin_token(new) {
+            Ok(_) => return Ok(Some(name)),
+            Err(StoreError::Duplicate { .. }) => {
+                // Another process seeding at once stored it; or the name is taken.
+                match store.admin_token_by_digest(&digest) {
+                    Ok(Some(token)) if token.access == TokenAccess::Full => return Ok(None),
+                    Ok(Some(_)) => {
+                        return Err("the secrets file's admin-token is stored as a read-only \
+                                    token, and the store holds no full-access token"
+                            .into())
+                    }
+                    Ok(None) => continue,
+                    Err(e) => return Err(format!("reading the admin tokens: {e}")),
+                }
+            }
+            Err(e) => return Err(format!("storing the first admin token: {e}")),
+        }
+    }
+    Err(
+        "the store holds no full-access admin token, and the names admin to admin-20 are all \
+         taken"
+            .into(),
+    )
+}
