@@ -29,6 +29,7 @@ pub struct Cli {
 
 /// Options of every command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The server's address, e.g. http://127.0.0.1:8080 [env: OCO_SERVER]
     #[arg(long, global = true, value_name = "URL")]
@@ -373,6 +374,11 @@ pub struct JobFilter {
 pub enum Tokens {
     /// List admin tokens (never their secrets)
     List(Listing),
+    /// Show one token (not its secret)
+    Show {
+        /// The token's id
+        id: i64,
+    },
     /// Create a token; its secret is printed once, alone on stdout
     Create {
         /// Its name, e.g. the tool that will use it

@@ -463,6 +463,7 @@ fn tokens(ctx: &mut Ctx<'_>, command: &cli::Tokens) -> Result<u8, Failure> {
     ];
     match command {
         cli::Tokens::List(listing) => list(ctx, "/tokens", &[], listing, COLUMNS, "tokens"),
+        cli::Tokens::Show { id } => show(ctx, &format!("/tokens/{id}")),
         cli::Tokens::Create { name, read_only } => {
             let access = if *read_only { "read-only" } else { "full" };
             let created = ctx

@@ -130,9 +130,14 @@ where
 fn report(failure: &Failure) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "error: {failure}");
-    if let Failure::Request(client::Error::Api { detail, .. }) = failure {
+    if let Failure::Request(client::Error::Api {
+        detail, message, ..
+    }) = failure
+    {
         if let Some(rendered) = detail.get("rendered").and_then(|v| v.as_str()) {
-            for line in rendered.lines() {
+            // The rendering repeats the message above the text and its caret line.
+            let rendered = rendered.strip_prefix(message.as_str()).unwrap_or(rendered);
+            for line in rendered.trim_start_matches('\n').lines() {
                 let _ = writeln!(err, "  {line}");
             }
         }

@@ -528,6 +528,27 @@ fn deploy_sends_the_policy_and_shows_the_lints_warnings() {
     assert_eq!(container["schedule"]["end"], "2026-12-31T00:00:00Z");
     assert_eq!(container["wol"]["wake"], true);
 
+    // A constraint that does not parse: the server's message once, then its caret rendering.
+    let refused = server.oco(&[
+        "containers",
+        "deploy",
+        "--name",
+        "bad",
+        "--computer",
+        "1",
+        "--package",
+        "1",
+        "--time-frames",
+        "Mon-Fri 25:00",
+    ]);
+    assert_eq!(refused.code, 1);
+    assert_eq!(
+        refused.stderr,
+        "error: HTTP 400 invalid-constraint: entry 1 `Mon-Fri 25:00`: hour 25 is out of range; \
+         hours are 0 to 23, and `24:00` may end a window (field `container.policy.time_frames`)\n  \
+         Mon-Fri 25:00\n          ^^\n"
+    );
+
     let listed = server.oco(&["containers", "list"]).ok();
     let row = &rows(&listed.stdout)[1];
     assert_eq!(row[..3], ["1", "evening", "true"]);
@@ -870,4 +891,82 @@ fn usage_mistakes_are_status_two_and_help_is_status_zero() {
     let out = support::oco(home.path(), &[], &["--help"]);
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("Exit status: 0 done"), "{}", out.stdout);
+}
+
+#[test]
+fn tokens_are_listed_created_once_used_and_revoked() {
+    let server = Server::start();
+    let listed = server.oco(&["tokens", "list"]).ok();
+    let lines = rows(&listed.stdout);
+    assert_eq!(lines[0], ["ID", "NAME", "ACCESS", "CREATED"]);
+    assert_eq!(lines[1], ["1", "admin", "full", "2026-11-24T12:00:00Z"]);
+
+    // The secret alone on stdout, for `TOKEN=$(oco tokens create …)`.
+    let created = server
+        .oco(&["tokens", "create", "grafana", "--read-only"])
+        .ok();
+    let secret = created.stdout.trim_end().to_owned();
+    assert!(
+        secret.starts_with("oco_") && !secret.contains(' '),
+        "{secret}"
+    );
+    assert_eq!(created.stdout, format!("{secret}\n"));
+    assert_eq!(
+        created.stderr,
+        "created token 2 \"grafana\" (read-only); its secret above is shown only now\n"
+    );
+
+    // A read-only token reads, and is refused any change.
+    let as_grafana = [
+        ("OCO_SERVER", server.url.as_str()),
+        ("OCO_TOKEN", secret.as_str()),
+    ];
+    server.oco_with(&as_grafana, &["tokens", "list"]).ok();
+    server
+        .oco_with(&as_grafana, &["families", "create", "x"])
+        .fails_with("error: HTTP 403 forbidden: the token `grafana` is read-only");
+
+    let shown = server.oco(&["--json", "tokens", "show", "2"]).ok().json();
+    assert_eq!(shown, server.get("/tokens/2"));
+    assert_eq!(shown["access"], "read-only");
+    assert!(
+        shown.get("token").is_none(),
+        "the secret is shown once: {shown}"
+    );
+
+    let full = server
+        .oco(&["--json", "tokens", "create", "ci"])
+        .ok()
+        .json();
+    assert_eq!(
+        (full["id"].clone(), full["access"].clone()),
+        (json!(3), json!("full"))
+    );
+    assert!(full["token"].as_str().unwrap().starts_with("oco_"));
+
+    assert_eq!(
+        server.oco(&["tokens", "revoke", "2"]).ok().stdout,
+        "revoked token 2\n"
+    );
+    server
+        .oco_with(&as_grafana, &["tokens", "list"])
+        .fails_with("HTTP 401 unauthorized");
+    server
+        .oco(&["tokens", "revoke", "2"])
+        .fails_with("HTTP 404 not-found");
+    server
+        .oco(&["tokens", "create", "ci"])
+        .fails_with("HTTP 409 duplicate")
+        .fails_with("(field `name`)");
+
+    // The last full-access token stays.
+    server.oco(&["tokens", "revoke", "3"]).ok();
+    server
+        .oco(&["tokens", "revoke", "1"])
+        .fails_with("HTTP 409 conflict");
+    let left: Vec<String> = rows(&server.oco(&["tokens", "list"]).ok().stdout)[1..]
+        .iter()
+        .map(|row| row[1].clone())
+        .collect();
+    assert_eq!(left, ["admin"]);
 }
