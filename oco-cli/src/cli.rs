@@ -281,7 +281,7 @@ pub struct Deploy {
     /// Minutes the agent waits before a post action (restart, shutdown), or `none` to disable
     /// post actions [server default: 5]
     #[arg(long, value_name = "MINUTES")]
-    pub post_action_timeout: Option<String>,
+    pub post_action_timeout: Option<PostActionTimeout>,
     /// Wake the computers with Wake-on-LAN
     #[arg(long)]
     pub wake: bool,
@@ -297,6 +297,29 @@ pub struct Deploy {
     /// With --watch: seconds between two looks
     #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = seconds)]
     pub interval: Duration,
+}
+
+/// A deploy's `--post-action-timeout`: minutes, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostActionTimeout {
+    /// The agent waits this many minutes before a post action.
+    Minutes(u32),
+    /// Post actions are disabled.
+    Disabled,
+}
+
+impl std::str::FromStr for PostActionTimeout {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim().eq_ignore_ascii_case("none") {
+            return Ok(PostActionTimeout::Disabled);
+        }
+        text.trim()
+            .parse()
+            .map(PostActionTimeout::Minutes)
+            .map_err(|_| format!("`{text}` is neither a number of minutes nor `none`"))
+    }
 }
 
 /// `oco rules …`
@@ -425,6 +448,16 @@ mod tests {
         for bad in ["0", "-1", "nan", "inf", "1e9", "x", ""] {
             assert!(seconds(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_post_action_timeout_is_minutes_or_none() {
+        assert_eq!("5".parse(), Ok(PostActionTimeout::Minutes(5)));
+        assert_eq!("None".parse(), Ok(PostActionTimeout::Disabled));
+        assert_eq!(
+            "soon".parse::<PostActionTimeout>(),
+            Err("`soon` is neither a number of minutes nor `none`".to_owned())
+        );
     }
 
     #[test]

@@ -117,13 +117,6 @@ pub enum Error {
     },
 }
 
-fn field_note(field: &Option<String>) -> String {
-    field
-        .as_ref()
-        .map(|field| format!(" (field `{field}`)"))
-        .unwrap_or_default()
-}
-
 impl Error {
     /// The HTTP status of a refusal, if the server answered one.
     pub fn status(&self) -> Option<u16> {
@@ -400,6 +393,14 @@ impl Client {
             }),
         }
     }
+}
+
+/// ` (field `name`)` for an error naming a field, nothing otherwise.
+fn field_note(field: &Option<String>) -> String {
+    field
+        .as_ref()
+        .map(|field| format!(" (field `{field}`)"))
+        .unwrap_or_default()
 }
 
 /// The admin API's address for a server address: `/api/v1` appended unless it is there.

@@ -186,9 +186,10 @@ fn create_package(ctx: &mut Ctx<'_>, new: &cli::NewPackage) -> Result<u8, Failur
         body.insert("dependencies".into(), json!(new.dependencies));
     }
     let created = ctx.client.post("/packages", &Value::Object(body))?;
-    let id = created.get("id").and_then(Value::as_i64).ok_or_else(|| {
-        Failure::Other(format!("the server's answer has no package id: {created}"))
-    })?;
+    let id = created
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| unexpected("package id", &created))?;
     let package = match &new.payload {
         None => created,
         Some(file) => {
@@ -201,10 +202,10 @@ fn create_package(ctx: &mut Ctx<'_>, new: &cli::NewPackage) -> Result<u8, Failur
                 )?;
             }
             let package = crate::upload::upload(&ctx.client, id, file).map_err(|failure| {
-                Failure::Other(format!(
-                    "package {id} was created, but uploading its payload failed: {failure}; \
-                     upload it with `oco packages upload {id} FILE`"
-                ))
+                Failure::PayloadNotUploaded {
+                    package: id,
+                    source: Box::new(failure),
+                }
             })?;
             if ctx.json {
                 return print_json(ctx, &package);
@@ -279,16 +280,10 @@ fn deploy(ctx: &mut Ctx<'_>, deploy: &cli::Deploy) -> Result<u8, Failure> {
     put(&mut policy, "ip_ranges", &deploy.ip_ranges);
     put(&mut policy, "time_frames", &deploy.time_frames);
     put(&mut policy, "time_zone", &deploy.time_zone);
-    if let Some(timeout) = &deploy.post_action_timeout {
-        let value = if timeout.eq_ignore_ascii_case("none") {
-            Value::Null
-        } else {
-            let minutes: u32 = timeout.trim().parse().map_err(|_| {
-                Failure::Other(format!(
-                    "--post-action-timeout `{timeout}`: give minutes or `none`"
-                ))
-            })?;
-            json!(minutes)
+    if let Some(timeout) = deploy.post_action_timeout {
+        let value = match timeout {
+            cli::PostActionTimeout::Minutes(minutes) => json!(minutes),
+            cli::PostActionTimeout::Disabled => Value::Null,
         };
         policy.insert("post_action_timeout".into(), value);
     }
@@ -326,11 +321,7 @@ fn deploy(ctx: &mut Ctx<'_>, deploy: &cli::Deploy) -> Result<u8, Failure> {
     let id = created
         .pointer("/container/id")
         .and_then(Value::as_i64)
-        .ok_or_else(|| {
-            Failure::Other(format!(
-                "the server's answer has no container id: {created}"
-            ))
-        })?;
+        .ok_or_else(|| unexpected("container id", &created))?;
     if ctx.json && !deploy.watch {
         return print_json(ctx, &created);
     }
@@ -475,7 +466,7 @@ fn tokens(ctx: &mut Ctx<'_>, command: &cli::Tokens) -> Result<u8, Failure> {
             let secret = created
                 .get("token")
                 .and_then(Value::as_str)
-                .ok_or_else(|| Failure::Other("the server's answer has no token".into()))?;
+                .ok_or_else(|| unexpected("token", &created))?;
             // The secret alone on stdout, so that `TOKEN=$(oco tokens create x)` takes it.
             writeln!(ctx.out, "{secret}")?;
             note(&format!(
@@ -521,7 +512,7 @@ fn list(
                         out,
                         "{}\n{}",
                         if first { "" } else { "," },
-                        self::item(&item)?
+                        self::item(&item)
                     )?;
                     first = false;
                 }
@@ -567,21 +558,31 @@ fn show(ctx: &mut Ctx<'_>, path: &str) -> Result<u8, Failure> {
 
 /// Prints `value` as indented JSON.
 pub(crate) fn print_json(ctx: &mut Ctx<'_>, value: &Value) -> Result<u8, Failure> {
-    writeln!(ctx.out, "{}", indent(value)?)?;
+    writeln!(ctx.out, "{}", indent(value))?;
     Ok(exit::SUCCESS)
 }
 
-fn indent(value: &Value) -> Result<String, Failure> {
-    serde_json::to_string_pretty(value).map_err(|error| Failure::Other(error.to_string()))
+/// `value` as indented JSON.
+fn indent(value: &Value) -> String {
+    // A `Value` always serializes (its keys are strings); the compact form would do as well.
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
 /// `value` as indented JSON, every line indented two more spaces: an item of a list.
-fn item(value: &Value) -> Result<String, Failure> {
-    Ok(indent(value)?
+fn item(value: &Value) -> String {
+    indent(value)
         .lines()
         .map(|line| format!("  {line}"))
         .collect::<Vec<_>>()
-        .join("\n"))
+        .join("\n")
+}
+
+/// A successful answer that lacks `what`.
+fn unexpected(what: &'static str, answer: &Value) -> Failure {
+    Failure::Unexpected {
+        what,
+        answer: answer.to_string(),
+    }
 }
 
 /// What a renewal did, from the API's `renewed`, `incompatible`, `skipped` and `container`.

@@ -181,18 +181,6 @@ pub enum ConfigError {
     },
 }
 
-fn config_hint(config: &Option<ConfigPath>) -> String {
-    match config {
-        Some(config) if config.path.exists() => {
-            format!("the config file {}", config.path.display())
-        }
-        Some(config) => format!("the config file {} (not found)", config.path.display()),
-        None => "a config file given with --config (no default: neither XDG_CONFIG_HOME nor HOME \
-                 is set)"
-            .to_owned(),
-    }
-}
-
 /// Combines the layers: for each setting the flags' value, else the environment's, else the
 /// file's. `config` is the file that was looked at, for the error messages.
 ///
@@ -368,6 +356,19 @@ fn read_config(config: &ConfigPath) -> Result<Option<(ConfigFile, PathBuf)>, Con
         check_private(&config.path)?;
     }
     Ok(Some((file, config.path.clone())))
+}
+
+/// Where a missing setting could be put in a file, for the error message.
+fn config_hint(config: &Option<ConfigPath>) -> String {
+    match config {
+        Some(config) if config.path.exists() => {
+            format!("the config file {}", config.path.display())
+        }
+        Some(config) => format!("the config file {} (not found)", config.path.display()),
+        None => "a config file given with --config (no default: neither XDG_CONFIG_HOME nor HOME \
+                 is set)"
+            .to_owned(),
+    }
 }
 
 /// The token in the file at `path`, without surrounding white space.

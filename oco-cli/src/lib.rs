@@ -55,6 +55,7 @@ mod watch;
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::Parser;
 
@@ -84,9 +85,71 @@ pub enum Failure {
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
-    /// Something else, said in words.
-    #[error("{0}")]
-    Other(String),
+    /// The file to upload is not a regular file (a directory, a device).
+    #[error("{} is not a regular file", .path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file to upload does not start as a zip archive, which the server would refuse.
+    #[error(
+        "{} is not a zip archive (it does not start with `PK\\x03\\x04`); a payload is the \
+         archive the agent unpacks",
+        .path.display()
+    )]
+    NotAZip {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file to upload grew or shrank while it was sent.
+    #[error(
+        "{} changed while it was sent: {announced} bytes were announced, {read} read; upload \
+         it again",
+        .path.display()
+    )]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+        /// Its length when the upload started.
+        announced: u64,
+        /// What was read of it.
+        read: u64,
+    },
+    /// The server recorded another digest than the file's.
+    #[error(
+        "the server recorded the payload of package {package} with SHA-256 {recorded}, but {} \
+         has {local}; upload it again",
+        .path.display()
+    )]
+    DigestMismatch {
+        /// The package.
+        package: i64,
+        /// The file.
+        path: PathBuf,
+        /// The digest the server recorded (`(none)` if it recorded none).
+        recorded: String,
+        /// The file's digest.
+        local: String,
+    },
+    /// A package was created, and its payload's upload then failed.
+    #[error(
+        "package {package} was created, but uploading its payload failed: {source}; upload it \
+         with `oco packages upload {package} FILE`"
+    )]
+    PayloadNotUploaded {
+        /// The created package.
+        package: i64,
+        /// Why the upload failed.
+        source: Box<Failure>,
+    },
+    /// A successful answer without a field the client needs.
+    #[error("the server's answer has no {what}: {answer}")]
+    Unexpected {
+        /// The field, in words.
+        what: &'static str,
+        /// The answer, as JSON.
+        answer: String,
+    },
 }
 
 /// Runs `oco` with `args` (the program's name first) and the environment `env` reads;
@@ -154,4 +217,91 @@ fn report(failure: &Failure) {
 /// Writes a note to stderr; a stderr that cannot be written is no reason to fail.
 pub(crate) fn note(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_local_failure_says_what_to_do() {
+        let path = PathBuf::from("/tmp/p.zip");
+        let cases = [
+            (
+                Failure::NotAFile {
+                    path: "/tmp".into(),
+                },
+                "/tmp is not a regular file",
+            ),
+            (
+                Failure::NotAZip { path: path.clone() },
+                "/tmp/p.zip is not a zip archive (it does not start with `PK\\x03\\x04`); a \
+                 payload is the archive the agent unpacks",
+            ),
+            (
+                Failure::FileChanged {
+                    path: path.clone(),
+                    announced: 10,
+                    read: 12,
+                },
+                "/tmp/p.zip changed while it was sent: 10 bytes were announced, 12 read; upload \
+                 it again",
+            ),
+            (
+                Failure::DigestMismatch {
+                    package: 3,
+                    path: path.clone(),
+                    recorded: "ab".into(),
+                    local: "cd".into(),
+                },
+                "the server recorded the payload of package 3 with SHA-256 ab, but /tmp/p.zip \
+                 has cd; upload it again",
+            ),
+            (
+                Failure::PayloadNotUploaded {
+                    package: 4,
+                    source: Box::new(Failure::NotAZip { path }),
+                },
+                "package 4 was created, but uploading its payload failed: /tmp/p.zip is not a \
+                 zip archive (it does not start with `PK\\x03\\x04`); a payload is the archive \
+                 the agent unpacks; upload it with `oco packages upload 4 FILE`",
+            ),
+            (
+                Failure::Unexpected {
+                    what: "token",
+                    answer: "{}".into(),
+                },
+                "the server's answer has no token: {}",
+            ),
+        ];
+        for (failure, message) in cases {
+            assert_eq!(failure.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn requests_keep_the_servers_words() {
+        let failure = Failure::from(client::Error::Api {
+            status: 404,
+            code: "not-found".into(),
+            message: "computer 9 not found".into(),
+            field: None,
+            detail: serde_json::Value::Null,
+        });
+        assert_eq!(
+            failure.to_string(),
+            "HTTP 404 not-found: computer 9 not found"
+        );
+        let failure = Failure::from(client::Error::Api {
+            status: 400,
+            code: "invalid".into(),
+            message: "must be between 1 and 1000, got 0".into(),
+            field: Some("limit".into()),
+            detail: serde_json::Value::Null,
+        });
+        assert_eq!(
+            failure.to_string(),
+            "HTTP 400 invalid: must be between 1 and 1000, got 0 (field `limit`)"
+        );
+    }
 }

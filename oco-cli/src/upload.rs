@@ -29,20 +29,17 @@ pub(crate) fn upload(client: &Client, id: i64, path: &Path) -> Result<Value, Fai
     let mut file = File::open(path).map_err(unreadable)?;
     let metadata = file.metadata().map_err(unreadable)?;
     if !metadata.is_file() {
-        return Err(Failure::Other(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
+        return Err(Failure::NotAFile {
+            path: path.to_owned(),
+        });
     }
     let length = metadata.len();
     let mut head = [0u8; 4];
     let read = read_up_to(&mut file, &mut head).map_err(unreadable)?;
     if !is_zip_head(&head[..read]) {
-        return Err(Failure::Other(format!(
-            "{} is not a zip archive (it does not start with `PK\\x03\\x04`); the payload is the \
-             archive the agent unpacks",
-            path.display()
-        )));
+        return Err(Failure::NotAZip {
+            path: path.to_owned(),
+        });
     }
     file.rewind().map_err(unreadable)?;
     // An unknown package is a clean 404 before the body is sent.
@@ -53,8 +50,9 @@ pub(crate) fn upload(client: &Client, id: i64, path: &Path) -> Result<Value, Fai
         ProgressStyle::with_template(
             "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
         )
-        .map_err(|error| Failure::Other(error.to_string()))?
-        .progress_chars("=> "),
+        .map(|style| style.progress_chars("=> "))
+        // The template is a constant known to be valid; the plain bar would do as well.
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(format!("uploading {}", path.display()));
     let mut reader = Hashing {
@@ -72,20 +70,20 @@ pub(crate) fn upload(client: &Client, id: i64, path: &Path) -> Result<Value, Fai
     let package = answer?;
     let sent = hex(&reader.digest.finalize());
     if reader.read != length {
-        return Err(Failure::Other(format!(
-            "{} changed while it was sent: {length} bytes were announced, {} read",
-            path.display(),
-            reader.read
-        )));
+        return Err(Failure::FileChanged {
+            path: path.to_owned(),
+            announced: length,
+            read: reader.read,
+        });
     }
     let recorded = package.pointer("/payload/sha256").and_then(Value::as_str);
     if recorded != Some(sent.as_str()) {
-        return Err(Failure::Other(format!(
-            "the server recorded the payload of package {id} with SHA-256 {}, but {} has {sent}; \
-             upload it again",
-            recorded.unwrap_or("(none)"),
-            path.display()
-        )));
+        return Err(Failure::DigestMismatch {
+            package: id,
+            path: path.to_owned(),
+            recorded: recorded.unwrap_or("(none)").to_owned(),
+            local: sent,
+        });
     }
     Ok(package)
 }

@@ -52,6 +52,11 @@ pub(crate) const RETRIES: u32 = 5;
 /// Watches container `id`, looking every `interval`; the exit status.
 pub(crate) fn watch(ctx: &mut Ctx<'_>, id: i64, interval: Duration) -> Result<u8, Failure> {
     let container = ctx.client.get(&format!("/containers/{id}"), &[])?;
+    if container.get("enabled") == Some(&Value::Bool(false)) {
+        note(&format!(
+            "container {id} is disabled: its jobs are not handed out until it is enabled"
+        ));
+    }
     let mut progress = Progress::new(&format!("container {id} \"{}\"", at(&container, "/name")));
     let mut failures = Failures::default();
     let mut last = None;

@@ -437,6 +437,21 @@ fn a_container_whose_jobs_all_succeed_watches_to_status_zero() {
         run.stdout,
         "container 1 \"ok\" succeeded: 1 job, succeeded 1\n"
     );
+    assert_eq!(run.stderr, "container 1 \"ok\": 1/1 ended; succeeded 1\n");
+
+    // A disabled container is watched too, with a word on why it may not move.
+    let disabled = deploy(&server, "off", &[pc], &[package], &["--disabled"]);
+    server.finish(pc, 2, 0);
+    let run = server
+        .oco(&["containers", "watch", &disabled.to_string()])
+        .ok();
+    assert!(
+        run.stderr.starts_with(
+            "container 2 is disabled: its jobs are not handed out until it is enabled\n"
+        ),
+        "{}",
+        run.stderr
+    );
     server
         .oco(&["containers", "watch", "42"])
         .fails_with("HTTP 404 not-found");
