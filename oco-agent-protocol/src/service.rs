@@ -16,7 +16,7 @@ use oco_core::chrono::{DateTime, Utc};
 use oco_core::engine::{
     Engine, FollowUp, Operation, Progress, RecordSeenOp, ReportOp, Reported, Step, Write, Written,
 };
-use oco_core::model::{ComputerId, JobId, Name, PackageId};
+use oco_core::model::{ComputerId, JobId, JobState, Name, PackageId};
 use oco_core::report::{AgentReport, Disposition, ReportedState};
 use oco_core::store::{
     AgentContact, AgentCredentials, AgentLookup, Change, ChangeSet, NewComputer, ReportSnapshot,
@@ -304,6 +304,9 @@ pub enum Outcome {
         job: JobId,
         /// Whether it was applied, or why not.
         disposition: Disposition,
+        /// The state the report wrote to the job (`None` if it wrote none: ignored, or a
+        /// success recorded on a deleted job).
+        state: Option<JobState>,
     },
     /// A payload is to be sent.
     Download {
@@ -1378,12 +1381,21 @@ impl<B: AsRef<[u8]>> Exchange<B> {
         let params = ReportReplyParams {
             job_succeeded: reported.job_succeeded,
         };
+        let state = reported
+            .changes
+            .changes
+            .iter()
+            .find_map(|change| match change {
+                Change::UpdateJob { job, .. } if job.id == pending.job => Some(job.state),
+                _ => None,
+            });
         let mut response = Response::json(
             &Reply::new(params, pending.stamp.issued),
             pending.server_key.as_deref(),
             Outcome::Report {
                 job: pending.job,
                 disposition: reported.disposition,
+                state,
             },
         );
         response.follow_up = (!follow_up.is_empty()).then_some(follow_up);

@@ -12,6 +12,8 @@ use std::thread;
 use oco_core::store::{Applied, ChangeSet, Store, StoreError, StoreResult};
 use tokio::sync::oneshot;
 
+use crate::metrics::CommitMetrics;
+
 /// At most this many change sets share one commit.
 const MAX_BATCH: usize = 512;
 
@@ -44,10 +46,18 @@ impl Committer {
     ///
     /// If the operating system refuses a new thread.
     pub fn start(store: Arc<dyn Store>) -> std::io::Result<Committer> {
+        Committer::start_measured(store, None)
+    }
+
+    /// [`Committer::start`], recording each commit's batch size and duration in `metrics`.
+    pub(crate) fn start_measured(
+        store: Arc<dyn Store>,
+        metrics: Option<CommitMetrics>,
+    ) -> std::io::Result<Committer> {
         let (queue, incoming) = mpsc::channel::<Pending>();
         thread::Builder::new()
             .name("oco-commit".into())
-            .spawn(move || run(store.as_ref(), &incoming))?;
+            .spawn(move || run(store.as_ref(), &incoming, metrics.as_ref()))?;
         Ok(Committer { queue })
     }
 
@@ -70,7 +80,7 @@ fn gone() -> StoreError {
     StoreError::Backend("the committing thread has stopped".into())
 }
 
-fn run(store: &dyn Store, incoming: &mpsc::Receiver<Pending>) {
+fn run(store: &dyn Store, incoming: &mpsc::Receiver<Pending>, metrics: Option<&CommitMetrics>) {
     // Blocks for the first set, then takes whatever else is already waiting.
     while let Ok(first) = incoming.recv() {
         // Woken by the first set, this thread may have preempted the request threads that are
@@ -95,7 +105,13 @@ fn run(store: &dyn Store, incoming: &mpsc::Receiver<Pending>) {
             .iter_mut()
             .map(|p| std::mem::take(&mut p.set))
             .collect();
+        // Measured for the metrics only: no decision depends on it.
+        #[allow(clippy::disallowed_methods)]
+        let started = std::time::Instant::now();
         let results = store.apply_many(&sets);
+        if let Some(metrics) = metrics {
+            metrics.committed(sets.len(), started.elapsed().as_secs_f64());
+        }
         for (pending, result) in batch.into_iter().zip(results) {
             // A request that gave up waiting (its connection closed) no longer wants the result.
             let _ = pending.reply.send(result);

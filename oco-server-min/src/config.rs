@@ -69,6 +69,8 @@ pub struct Config {
     pub housekeeping_interval: Duration,
     /// Whether unknown computers may register with the registration key.
     pub self_registration: bool,
+    /// Whether `/metrics` answers without an admin token.
+    pub metrics_public: bool,
     /// When a commit reaches the disk.
     pub synchronous: Synchronous,
     /// The memory of the hello cache, in bytes (0: off).
@@ -251,6 +253,7 @@ impl Config {
             trusted_proxies: self.trusted_proxies.clone(),
             time_zone: self.time_zone,
             self_registration: self.self_registration,
+            metrics_public: self.metrics_public,
             payload_dir: self.payload_dir(),
             hello_cache_memory: self.hello_cache_memory,
             max_clock_skew: self.max_clock_skew,
@@ -394,6 +397,10 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         Some(on) if !given("self_registration") => on,
         _ => cli.self_registration,
     };
+    let metrics_public = match file.metrics_public {
+        Some(on) if !given("metrics_public") => on,
+        _ => cli.metrics_public,
+    };
     let data_dir = match file.data_dir {
         Some(dir) if !given("data_dir") => dir,
         _ => cli.data_dir,
@@ -517,6 +524,7 @@ pub fn resolve(matches: &ArgMatches, file: Option<(&Path, &str)>) -> Result<Conf
         wol_targets,
         housekeeping_interval: Duration::from_secs(housekeeping_interval),
         self_registration,
+        metrics_public,
         synchronous,
         hello_cache_memory,
         max_clock_skew: Duration::from_secs(max_clock_skew),
@@ -611,6 +619,11 @@ struct Cli {
     /// Let unknown computers register with the registration key from the secrets file.
     #[arg(long, env = "OCO_SELF_REGISTRATION", value_parser = clap::builder::BoolishValueParser::new())]
     self_registration: bool,
+
+    /// Serve /metrics without an admin token (by default it needs one; a read-only token will
+    /// do). Only where the port is not reachable by those who should not see the figures.
+    #[arg(long, env = "OCO_METRICS_PUBLIC", value_parser = clap::builder::BoolishValueParser::new())]
+    metrics_public: bool,
 
     /// Durability: `normal` survives a crash of the server, `full` also a power loss (an fsync
     /// per commit).
@@ -718,6 +731,7 @@ struct FileConfig {
     wol_target: Option<Vec<String>>,
     housekeeping_interval: Option<u64>,
     self_registration: Option<bool>,
+    metrics_public: Option<bool>,
     synchronous: Option<Synchronous>,
     hello_cache_memory: Option<u64>,
     max_clock_skew: Option<u64>,
@@ -963,6 +977,7 @@ mod tests {
                 wol_targets: vec!["255.255.255.255:9".parse().unwrap()],
                 housekeeping_interval: Duration::from_secs(60),
                 self_registration: false,
+                metrics_public: false,
                 synchronous: Synchronous::Normal,
                 hello_cache_memory: oco_agent_protocol::cache::DEFAULT_MEMORY,
                 max_clock_skew: Duration::from_secs(600),
@@ -1085,6 +1100,7 @@ mod tests {
             wol-target = ["192.168.1.255:9", "10.1.255.255:7"]
             housekeeping-interval = 30
             self-registration = true
+            metrics-public = true
             synchronous = "full"
             hello-cache-memory = 0
             max-clock-skew = 30
@@ -1106,6 +1122,9 @@ mod tests {
         let config = resolve(&matches(&["--log-format", "text"]), file(text)).unwrap();
         assert_eq!(config.log_format, LogFormat::Text);
         let config = resolve(&matches(&[]), file(text)).unwrap();
+        assert!(config.metrics_public);
+        assert!(config.server_options().metrics_public);
+        assert!(!resolve(&matches(&[]), file("")).unwrap().metrics_public);
         assert_eq!(config.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(config.data_dir, Path::new("/var/lib/oco"));
         assert_eq!(config.agent_path, "/oco/api-agent.php");

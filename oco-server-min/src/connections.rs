@@ -70,6 +70,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -181,12 +182,37 @@ pub fn max_connections(configured: Option<usize>, limit: DescriptorLimit) -> (us
     }
 }
 
+/// How many connections a [`serve_counted`] has open: what `/metrics` shows. Cheap to clone
+/// (one `Arc`); clones count together.
+#[derive(Debug, Clone, Default)]
+pub struct OpenConnections(Arc<AtomicUsize>);
+
+impl OpenConnections {
+    /// The connections open now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Serves `app` on `listener` within `options` until `shutdown` resolves, then stops as the
 /// [module docs](self) say and returns once every connection is closed.
 ///
 /// Handlers see the client's address as [`ConnectInfo<SocketAddr>`].
 pub async fn serve<F>(listener: TcpListener, app: Router, options: ConnectionOptions, shutdown: F)
 where
+    F: Future<Output = ()>,
+{
+    serve_counted(listener, app, options, shutdown, OpenConnections::default()).await;
+}
+
+/// [`serve`], counting the open connections in `open_count`.
+pub async fn serve_counted<F>(
+    listener: TcpListener,
+    app: Router,
+    options: ConnectionOptions,
+    shutdown: F,
+    open_count: OpenConnections,
+) where
     F: Future<Output = ()>,
 {
     let max = options.max_connections.max(1);
@@ -217,9 +243,11 @@ where
         next_id += 1;
         let activity = Arc::new(Activity::new(stop.child_token()));
         open.insert(next_id, activity.clone());
+        open_count.0.fetch_add(1, Ordering::Relaxed);
         let registered = Registered {
             open: open.clone(),
             id: next_id,
+            count: open_count.clone(),
             _permit: permit,
         };
         tasks.spawn(connection(
@@ -410,12 +438,14 @@ impl Open {
 struct Registered {
     open: Open,
     id: u64,
+    count: OpenConnections,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         self.open.remove(self.id);
+        self.count.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -200,10 +200,14 @@ pub async fn run_once(
                 tracing::warn!("wake packet not sent: {error}");
             }
             state.housekeeping().record_success(now, report);
+            state
+                .metrics()
+                .housekeeping(Ok((&report.summary, report.packets_sent)));
         }
         Err(error) => {
             tracing::error!("housekeeping run failed: {error}");
             state.housekeeping().record_error(now, error.to_string());
+            state.metrics().housekeeping(Err(()));
         }
     }
     result

@@ -55,6 +55,7 @@ pub mod config;
 pub mod connections;
 mod drive;
 pub mod housekeeping;
+pub mod metrics;
 pub mod observe;
 pub mod payloads;
 pub mod peers;
@@ -74,13 +75,23 @@ pub use state::{
 pub const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The server's routes: the agent API at its configured path, the admin API under `/api/v1`,
-/// and `/healthz` and `/readyz`; every request with its id and access-log line
+/// `/healthz`, `/readyz` and `/metrics` ([`metrics`]; behind an admin token unless
+/// [`ServerOptions::metrics_public`]); every request with its id, access-log line and metrics
 /// ([`observe`]).
 pub fn app(state: AppState) -> Router {
+    let mut metrics = Router::new().route("/metrics", axum::routing::get(metrics::serve));
+    if !state.options().metrics_public {
+        metrics = metrics.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin_api::authenticate,
+        ));
+    }
     Router::new()
         .merge(agent_api::router(&state.options().agent_path))
         .nest(admin_api::PREFIX, admin_api::router(&state))
         .merge(observe::routes())
+        .merge(metrics)
+        .route_layer(axum::middleware::from_fn(observe::matched_route))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(admin_api::json_errors))
         .layer(axum::middleware::from_fn_with_state(

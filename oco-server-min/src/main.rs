@@ -417,7 +417,9 @@ async fn serve_until_signal(
     let flusher = tokio::spawn(flush_periodically(state.clone(), stopped));
 
     let app = oco_server_min::app(state.clone());
-    connections::serve(listener, app, connections, stop_signal).await;
+    let open = connections::OpenConnections::default();
+    state.metrics().watch_connections(open.clone());
+    connections::serve_counted(listener, app, connections, stop_signal, open).await;
     tracing::info!("stopping: connections are closed; stopping housekeeping");
 
     // The receivers may be gone already if a task ended; there is then nothing to stop.

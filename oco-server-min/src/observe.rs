@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -218,6 +218,13 @@ pub(crate) async fn request_context(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let status = response.status().as_u16();
+    let route = response
+        .extensions()
+        .get::<Route>()
+        .map_or("unmatched", |route| route.0.as_str());
+    state
+        .metrics()
+        .request(route, &method, status, millis / 1000.0);
     let token = response
         .extensions()
         .get::<TokenName>()
@@ -245,6 +252,25 @@ pub(crate) async fn request_context(
             %method, %path, status, latency_ms = format_args!("{millis:.3}"),
             "request"
         );
+    }
+    response
+}
+
+/// The pattern of the route that answered a request (`/api/v1/computers/{id}`), which
+/// [`matched_route`] puts on the response for the metrics.
+#[derive(Debug, Clone)]
+pub(crate) struct Route(MatchedPath);
+
+/// Middleware on the routes: names the matched route's pattern on the response. The innermost
+/// router's is kept (the admin API's routes are matched in its nested router, whose pattern
+/// the outer one only knows as a prefix).
+pub(crate) async fn matched_route(request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(matched) = matched {
+        if response.extensions().get::<Route>().is_none() {
+            response.extensions_mut().insert(Route(matched));
+        }
     }
     response
 }

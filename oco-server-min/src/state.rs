@@ -19,6 +19,7 @@ use crate::agent_api::AgentState;
 use crate::clock::Clock;
 use crate::commit::Committer;
 use crate::housekeeping::HousekeepingStatus;
+use crate::metrics::Metrics;
 use crate::observe::{Readiness, RequestIds, Throttle};
 
 /// The server's shared state: the store, the clock, the group committer, options and secrets.
@@ -47,6 +48,7 @@ struct Shared {
     readiness: Readiness,
     /// When a refused admin token was last logged.
     refused_tokens: std::sync::Mutex<Throttle>,
+    metrics: Metrics,
 }
 
 /// How the server behaves, as its options say.
@@ -60,6 +62,9 @@ pub struct ServerOptions {
     pub time_zone: Tz,
     /// Whether unknown computers may register with the registration key.
     pub self_registration: bool,
+    /// Whether `/metrics` answers without an admin token (`false` by default: it needs one, a
+    /// read-only one will do).
+    pub metrics_public: bool,
     /// Where package payloads (zip archives) are kept, one file per package.
     pub payload_dir: PathBuf,
     /// The memory of the hello cache, in bytes (0: off); see [`oco_agent_protocol::cache`].
@@ -115,6 +120,7 @@ impl Default for ServerOptions {
             trusted_proxies: Vec::new(),
             time_zone: Tz::UTC,
             self_registration: false,
+            metrics_public: false,
             payload_dir: PathBuf::from("payloads"),
             hello_cache_memory: cache::DEFAULT_MEMORY,
             max_clock_skew: Duration::from_secs(600),
@@ -183,7 +189,9 @@ impl AppState {
         });
         let store: Arc<dyn Store> = cached.clone();
         first_admin_token(store.as_ref(), &secrets.admin_token, clock.now())?;
-        let committer = Committer::start(store.clone())?;
+        let metrics = Metrics::new();
+        metrics.watch_cache(cached.clone());
+        let committer = Committer::start_measured(store.clone(), Some(metrics.commit()))?;
         let engine_options = EngineOptions::default().with_settings(settings);
         let engine = Engine::with_options(store.clone(), engine_options.clone());
         let mut config = ServiceConfig::new(secrets.agent_key.clone())
@@ -215,6 +223,7 @@ impl AppState {
             request_ids: RequestIds::new(),
             readiness: Readiness::default(),
             refused_tokens: std::sync::Mutex::default(),
+            metrics,
         })))
     }
 
@@ -231,6 +240,11 @@ impl AppState {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .ready()
+    }
+
+    /// The server's metrics (what `/metrics` shows).
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
     }
 
     /// The last readiness result.

@@ -40,6 +40,7 @@ fn help_documents_every_option() {
         "--wol-target",
         "--housekeeping-interval",
         "--self-registration",
+        "--metrics-public",
         "--synchronous",
         "--header-timeout",
         "--body-timeout",

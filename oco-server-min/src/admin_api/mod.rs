@@ -61,6 +61,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .layer(middleware::from_fn(extract::read_whole_body))
         .merge(packages::payload_routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route_layer(middleware::from_fn(crate::observe::matched_route))
 }
 
 /// The path the admin API is served under.
@@ -102,7 +103,7 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
 ///
 /// The presented token is hashed and looked up by its digest: what the store compares is a
 /// SHA-256 digest, so the time a comparison takes tells nothing about the secret.
-async fn authenticate(
+pub(crate) async fn authenticate(
     State(state): State<AppState>,
     request: Request,
     next: Next,

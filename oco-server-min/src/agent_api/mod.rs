@@ -294,6 +294,7 @@ fn log(
     if let Some(computer) = answer.registered {
         tracing::info!(request, %computer, "computer registered itself");
     }
+    state.metrics().agent(&answer.outcome);
     let tally = &state.agent().tally;
     let count = |counter: &AtomicU64, n: u64| counter.fetch_add(n, Ordering::Relaxed);
     match &answer.outcome {
@@ -330,8 +331,12 @@ fn log(
             cached,
             keys_sent,
         } => tracing::debug!(jobs = delivered, held, cached, keys_sent, "hello"),
-        Outcome::Report { job, disposition } => {
-            tracing::debug!(%job, ?disposition, "report answered")
+        Outcome::Report {
+            job,
+            disposition,
+            state,
+        } => {
+            tracing::debug!(%job, ?disposition, ?state, "report answered")
         }
         Outcome::Download { package } => tracing::debug!(%package, "payload requested"),
         _ => tracing::debug!(status = answer.status.code(), "agent request answered"),

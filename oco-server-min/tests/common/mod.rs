@@ -112,6 +112,22 @@ impl Server {
             .header("authorization", "Bearer admin")
             .body(Body::empty())
             .unwrap();
+        self.admin_request(request).await
+    }
+
+    /// [`Server::admin`] with a JSON body.
+    pub async fn admin_json(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{path}"))
+            .header("authorization", "Bearer admin")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.admin_request(request).await
+    }
+
+    async fn admin_request(&self, request: axum::http::Request<Body>) -> (u16, Value) {
         let response = self.router(loopback()).oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
