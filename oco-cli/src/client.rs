@@ -22,7 +22,8 @@ pub const MAX_PAGE: usize = 1000;
 pub struct Timeouts {
     /// Resolving the name and opening the connection (TLS handshake included).
     pub connect: Duration,
-    /// Each read of the answer: the server's silence longer than this fails the request.
+    /// Each read of the answer, and each write of a body: a server silent, or not reading, for
+    /// longer than this fails the request.
     pub read: Duration,
 }
 
@@ -89,6 +90,15 @@ pub enum Error {
         reason: String,
         /// The start of the answer.
         snippet: String,
+    },
+    /// A listing's page that is not the API's `{"items", "next"}`, or whose `next` does not
+    /// advance.
+    #[error("the listing at {url} is not the API's: {reason}")]
+    BadListing {
+        /// The page's address.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// An answer over [`MAX_ANSWER`].
     #[error("the answer from {url} is over {} MiB; ask for less (a smaller --limit)", MAX_ANSWER / (1024 * 1024))]
@@ -174,6 +184,7 @@ impl Client {
             .max_redirects_will_error(false)
             .timeout_connect(Some(timeouts.connect))
             .timeout_per_read(Some(timeouts.read))
+            .timeout_per_write(Some(timeouts.read))
             .timeout_await_100(Some(AWAIT_CONTINUE))
             .user_agent(concat!("oco-cli/", env!("CARGO_PKG_VERSION")));
         if base.starts_with("https://") {
@@ -270,8 +281,8 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// See [`Error`]; a page without `items` is an [`Error::NotJson`]. `each`'s error stops the
-    /// listing.
+    /// See [`Error`]; a page without `items` and `next`, or whose `next` does not advance, is
+    /// an [`Error::BadListing`]. `each`'s error stops the listing.
     pub fn list(
         &self,
         path: &str,
@@ -294,17 +305,29 @@ impl Client {
                 page.get_mut("items").map(Value::take),
                 page.get("next").cloned(),
             ) else {
-                return Err(Error::NotJson {
-                    status: 200,
+                return Err(Error::BadListing {
                     url: self.url(path, &page_query),
-                    reason: "a listing needs `items` and `next`".into(),
-                    snippet: snippet(page.to_string().as_bytes()),
+                    reason: format!(
+                        "a page has `items` and `next`: {}",
+                        snippet(page.to_string().as_bytes())
+                    ),
                 }
                 .into());
             };
             count += items.len();
             each(items)?;
             match next.as_i64() {
+                // Ids ascend: a `next` that does not would page forever.
+                Some(next) if after.is_some_and(|after| next <= after) => {
+                    return Err(Error::BadListing {
+                        url: self.url(path, &page_query),
+                        reason: format!(
+                            "`next` ({next}) does not advance past {}",
+                            after.unwrap_or_default()
+                        ),
+                    }
+                    .into())
+                }
                 Some(next) => after = Some(next),
                 None => {
                     return Ok(ListEnd {

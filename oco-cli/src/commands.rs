@@ -502,11 +502,15 @@ fn list(
     let cap = usize::try_from(listing.limit).unwrap_or(usize::MAX);
     let end = if ctx.json {
         let out = &mut *ctx.out;
-        let mut first = true;
-        write!(out, "[")?;
+        // `[` once the first page has come: a listing refused at once prints nothing.
+        let (mut opened, mut first) = (false, true);
         let end = ctx
             .client
             .list(path, query, listing.after, cap, &mut |items| {
+                if !opened {
+                    write!(out, "[")?;
+                    opened = true;
+                }
                 for item in items {
                     write!(
                         out,
@@ -518,6 +522,9 @@ fn list(
                 }
                 Ok(())
             })?;
+        if !opened {
+            write!(out, "[")?;
+        }
         writeln!(out, "{}]", if first { "" } else { "\n" })?;
         end
     } else {

@@ -770,6 +770,14 @@ fn a_wrong_token_is_the_servers_401() {
             &["computers", "list"],
         )
         .fails_with("error: HTTP 401 unauthorized: a valid admin token is required");
+    // A listing refused at once leaves stdout empty, not half an array.
+    let run = server
+        .oco_with(
+            &[("OCO_SERVER", &server.url), ("OCO_TOKEN", "wrong")],
+            &["--json", "jobs", "list"],
+        )
+        .fails_with("HTTP 401");
+    assert_eq!(run.stdout, "");
 }
 
 #[test]
@@ -858,6 +866,35 @@ fn answers_that_are_not_the_apis_are_errors_not_panics() {
     assert!(
         out.stderr
             .contains("redirects to https://elsewhere.example/api/v1/computers"),
+        "{}",
+        out.stderr
+    );
+
+    // Listings that are not the API's: no `items`, or a `next` that would page forever.
+    let shapeless = fake_server(|stream| {
+        let body = br#"{"computers":[]}"#;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body);
+    });
+    let out = run(&shapeless, &["computers", "list"]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("is not the API's: a page has `items` and `next`"),
+        "{}",
+        out.stderr
+    );
+    let stuck = fake_server(|stream| {
+        let body = br#"{"items":[{"id":1}],"next":1}"#;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body);
+    });
+    let out = run(&stuck, &["computers", "list", "--limit", "100000"]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr.contains("`next` (1) does not advance past 1"),
         "{}",
         out.stderr
     );
