@@ -545,6 +545,16 @@ mod tests {
     }
 
     #[test]
+    fn an_https_client_is_made_with_the_systems_roots_or_mozillas() {
+        let client =
+            Client::new("https://oco.example/", "secret-token", Timeouts::default()).unwrap();
+        assert_eq!(client.base(), "https://oco.example/api/v1");
+        // The token stays out of debug output.
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("secret-token"), "{shown}");
+    }
+
+    #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(encode("container:1"), "container%3A1");
         assert_eq!(encode("a b&c=d"), "a%20b%26c%3Dd");
