@@ -35,8 +35,9 @@
 //! ));
 //! ```
 
-use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Method};
@@ -46,7 +47,9 @@ use oco_agent_protocol::service::Outcome;
 use oco_core::housekeeping::Summary;
 use oco_core::report::Disposition;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -69,18 +72,31 @@ const COMMIT_BUCKETS: [f64; 14] = [
 /// The upper bounds of the batch-size buckets: 1 to 512 change sets (the most in one commit).
 const BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
+/// A route pattern as a label: shared, so that a request's labels are made without allocating.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct RouteLabel(Arc<str>);
+
+impl EncodeLabelValue for RouteLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), fmt::Error> {
+        encoder.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
+    route: RouteLabel,
     method: &'static str,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
+    route: RouteLabel,
     method: &'static str,
 }
+
+/// The most route patterns kept apart; more (the router has about fifty) share `other`.
+const MAX_ROUTES: usize = 256;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
@@ -114,6 +130,8 @@ pub struct Metrics(Arc<Inner>);
 
 struct Inner {
     registry: Registry,
+    /// The route patterns seen, each held once.
+    routes: RwLock<HashMap<Box<str>, RouteLabel>>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     agent_requests: Family<KindLabel, Counter>,
@@ -282,6 +300,7 @@ impl Metrics {
         registry.register_collector(Box::new(live.clone()));
         Metrics(Arc::new(Inner {
             registry,
+            routes: RwLock::default(),
             requests,
             latency,
             agent_requests,
@@ -299,21 +318,42 @@ impl Metrics {
     /// pattern (or `unmatched`).
     pub fn request(&self, route: &str, method: &Method, status: u16, seconds: f64) {
         let method = method_label(method);
+        let route = self.route(route);
         self.0
             .requests
             .get_or_create(&RequestLabels {
-                route: route.to_owned(),
+                route: route.clone(),
                 method,
                 status,
             })
             .inc();
         self.0
             .latency
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-                method,
-            })
+            .get_or_create(&RouteLabels { route, method })
             .observe(seconds);
+    }
+
+    /// The label of the route pattern `route`: the one kept, or a new one (`other` past
+    /// [`MAX_ROUTES`]).
+    fn route(&self, route: &str) -> RouteLabel {
+        let routes = &self.0.routes;
+        if let Some(label) = routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(route)
+        {
+            return label.clone();
+        }
+        let mut routes = routes.write().unwrap_or_else(PoisonError::into_inner);
+        let route = if routes.len() < MAX_ROUTES {
+            route
+        } else {
+            "other"
+        };
+        routes
+            .entry(route.into())
+            .or_insert_with(|| RouteLabel(route.into()))
+            .clone()
     }
 
     /// Records what an agent request came to.
@@ -437,4 +477,37 @@ pub(crate) async fn serve(State(state): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn route_patterns_past_the_bound_share_one_label() {
+        let metrics = Metrics::new();
+        for n in 0..MAX_ROUTES + 10 {
+            metrics.request(&format!("/r{n}"), &Method::GET, 200, 0.001);
+        }
+        let text = metrics.render();
+        let series = |route: &str| {
+            format!(r#"oco_http_requests_total{{route="{route}",method="GET",status="200"}}"#)
+        };
+        assert!(text.contains(&format!("{} 1", series("/r0"))), "{text}");
+        assert!(text.contains(&format!("{} 1", series(&format!("/r{}", MAX_ROUTES - 1)))));
+        assert!(!text.contains(&series(&format!("/r{MAX_ROUTES}"))));
+        assert!(text.contains(&format!("{} 10", series("other"))), "{text}");
+    }
+
+    #[test]
+    fn a_method_outside_the_usual_ones_is_other() {
+        let metrics = Metrics::new();
+        let method = Method::from_bytes(b"BREW").unwrap();
+        metrics.request("/metrics", &method, 405, 0.001);
+        assert!(metrics.render().contains(
+            r#"oco_http_requests_total{route="/metrics",method="other",status="405"} 1"#
+        ));
+    }
 }
