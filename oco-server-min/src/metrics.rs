@@ -45,8 +45,8 @@ use axum::response::{IntoResponse, Response};
 use oco_agent_protocol::cache::CachedStore;
 use oco_agent_protocol::service::Outcome;
 use oco_core::housekeeping::Summary;
-use oco_core::model::JobState;
 use oco_core::report::Disposition;
+use oco_core::store::columns::TextEnum;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
@@ -376,7 +376,7 @@ impl Metrics {
                 disposition, state, ..
             } => {
                 let outcome = match (disposition, state) {
-                    (Disposition::Applied, Some(state)) => state_label(*state),
+                    (Disposition::Applied, Some(state)) => TextEnum::text(*state),
                     (Disposition::Applied, None) => "applied",
                     (Disposition::Ignored(_), _) => "ignored",
                 };
@@ -452,20 +452,6 @@ impl Metrics {
     }
 }
 
-/// A job state as a label: its name, as the API writes it.
-fn state_label(state: JobState) -> &'static str {
-    match state {
-        JobState::Waiting => "waiting",
-        JobState::Downloading => "downloading",
-        JobState::Executing => "executing",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Expired => "expired",
-        JobState::Incompatible => "incompatible",
-        JobState::AlreadyInstalled => "already-installed",
-    }
-}
-
 /// A method as a label: the common ones by name, the rest as `other` (a client may send any
 /// token as a method; labels must stay few).
 fn method_label(method: &Method) -> &'static str {
@@ -514,13 +500,6 @@ mod tests {
         assert!(text.contains(&format!("{} 1", series(&format!("/r{}", MAX_ROUTES - 1)))));
         assert!(!text.contains(&series(&format!("/r{MAX_ROUTES}"))));
         assert!(text.contains(&format!("{} 10", series("other"))), "{text}");
-    }
-
-    #[test]
-    fn state_labels_are_the_states_names() {
-        for state in JobState::ALL {
-            assert_eq!(state_label(state), state.to_string());
-        }
     }
 
     #[test]

@@ -425,17 +425,9 @@ pub(crate) fn create_admin_token(conn: &Conn<'_>, token: NewAdminToken) -> Store
         |row| column::<bool>(row, 0),
     )?;
     if let Some(name_taken) = taken {
-        return Err(if name_taken {
-            StoreError::Duplicate {
-                what: "admin token",
-                key: token.name.to_string(),
-            }
-        } else {
-            StoreError::Duplicate {
-                what: "admin token digest",
-                key: token.digest.to_string(),
-            }
-        });
+        return Err(oco_core::store::columns::admin_token_taken(
+            &token, name_taken,
+        ));
     }
     let id = insert(
         conn,
@@ -443,7 +435,7 @@ pub(crate) fn create_admin_token(conn: &Conn<'_>, token: NewAdminToken) -> Store
          VALUES ($1, $2, $3, $4) RETURNING id",
         &[
             &token.name.as_str(),
-            &token.access.as_str(),
+            &oco_core::store::columns::TextEnum::text(token.access),
             &token.digest.to_string(),
             &time(token.created)?,
         ],

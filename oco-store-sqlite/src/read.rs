@@ -9,12 +9,13 @@ use oco_core::model::resolve::resolve_package_group;
 use oco_core::model::{
     Assignment, Computer, ComputerGroup, ComputerGroupId, ComputerId, ContainerId, DeploymentRule,
     FamilyId, Job, JobContainer, JobId, JobState, Origin, Package, PackageFamily, PackageGroup,
-    PackageGroupId, PackageId, Revision, RuleId, SequenceMode, Sha256Digest, TokenId,
+    PackageGroupId, PackageId, Revision, RuleId, SequenceMode, Sha256Digest,
 };
+use oco_core::store::columns;
 use oco_core::store::{
     AdminToken, AgentCredentials, AgentLookup, ContainerJobs, DeploySnapshot, FailedJob,
     HousekeepingSnapshot, JobFilter, OriginInfo, Page, PlannerSnapshot, ReportSnapshot, RulePart,
-    RuleSnapshot, ServerState, StoreError, StoreResult, TokenAccess,
+    RuleSnapshot, ServerState, StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
@@ -181,34 +182,16 @@ fn family_row(row: &Row<'_>) -> StoreResult<PackageFamily> {
     })
 }
 
-fn admin_token_row(row: &Row<'_>) -> StoreResult<AdminToken> {
-    let id: i64 = row.get(0).map_err(backend)?;
-    let decode = || -> Result<AdminToken, String> {
-        let access: String = encode::get(row, 2, "access")?;
-        let digest: String = encode::get(row, 3, "digest")?;
-        Ok(AdminToken {
-            id: TokenId(id),
-            name: encode::name(row, 1, "name")?,
-            access: TokenAccess::parse(&access)
-                .ok_or_else(|| format!("access: `{access}` is not full or read-only"))?,
-            digest: digest.parse().map_err(|e| format!("digest: {e}"))?,
-            created: encode::from_time(encode::get(row, 4, "created_at")?),
-        })
-    };
-    decode().map_err(|reason| corrupt("admin token", id, reason))
-}
-
-const ADMIN_TOKEN_COLUMNS: &str = "id, name, access, digest, created_at";
-
 pub(crate) fn list_admin_tokens(conn: &Connection, page: Page) -> StoreResult<Vec<AdminToken>> {
     let (after, limit) = bounds(page);
     rows(
         conn,
         &format!(
-            "SELECT {ADMIN_TOKEN_COLUMNS} FROM admin_tokens WHERE id > ?1 ORDER BY id LIMIT ?2"
+            "SELECT {} FROM admin_tokens WHERE id > ?1 ORDER BY id LIMIT ?2",
+            columns::ADMIN_TOKEN_COLUMNS
         ),
         params![after, limit],
-        admin_token_row,
+        |row| columns::admin_token_row(&crate::encode::Lite(row)),
     )
 }
 
@@ -218,9 +201,12 @@ pub(crate) fn admin_token_by_digest(
 ) -> StoreResult<Option<AdminToken>> {
     row(
         conn,
-        &format!("SELECT {ADMIN_TOKEN_COLUMNS} FROM admin_tokens WHERE digest = ?1"),
+        &format!(
+            "SELECT {} FROM admin_tokens WHERE digest = ?1",
+            columns::ADMIN_TOKEN_COLUMNS
+        ),
         [digest.to_string()],
-        admin_token_row,
+        |row| columns::admin_token_row(&crate::encode::Lite(row)),
     )
 }
 

@@ -317,24 +317,16 @@ pub(crate) fn create_admin_token(
         |row| row.get::<_, bool>(0).map_err(backend),
     )?;
     if let Some(name_taken) = taken {
-        return Err(if name_taken {
-            StoreError::Duplicate {
-                what: "admin token",
-                key: token.name.to_string(),
-            }
-        } else {
-            StoreError::Duplicate {
-                what: "admin token digest",
-                key: token.digest.to_string(),
-            }
-        });
+        return Err(oco_core::store::columns::admin_token_taken(
+            &token, name_taken,
+        ));
     }
     execute(
         conn,
         "INSERT INTO admin_tokens (name, access, digest, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![
             token.name.as_str(),
-            token.access.as_str(),
+            oco_core::store::columns::TextEnum::text(token.access),
             token.digest.to_string(),
             time(token.created)?
         ],

@@ -31,14 +31,16 @@ use std::thread::LocalKey;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::{AgentContact, AgentCredentials, StoreError, StoreResult};
+use super::{
+    AdminToken, AgentContact, AgentCredentials, NewAdminToken, StoreError, StoreResult, TokenAccess,
+};
 use crate::constraint::{IpRanges, TimeFrames};
 use crate::model::{
     Assignment, Compatibility, Computer, ComputerGroupId, ComputerId, ContainerId, DeliveryPolicy,
     DeploymentRule, FamilyId, InvalidField, Job, JobContainer, JobId, JobKind, JobSnapshot,
     JobState, MacAddress, MessageCode, Name, Origin, Package, PackageGroupId, PackageId, Payload,
     PostAction, Priority, Procedure, Revision, RuleId, Schedule, SequenceMode, SuccessCodes,
-    UpgradeBehavior, WolSettings, WolShutdown,
+    TokenId, UpgradeBehavior, WolSettings, WolShutdown,
 };
 
 /// One row of a query's result, as a store's driver gives it: the value of a column by index,
@@ -193,6 +195,14 @@ impl TextEnum for JobState {
         (JobState::Expired, "expired"),
         (JobState::Incompatible, "incompatible"),
         (JobState::AlreadyInstalled, "already-installed"),
+    ];
+}
+
+impl TextEnum for TokenAccess {
+    const WHAT: &'static str = "token access";
+    const ALL: &'static [(Self, &'static str)] = &[
+        (TokenAccess::Full, "full"),
+        (TokenAccess::ReadOnly, "read-only"),
     ];
 }
 
@@ -741,6 +751,47 @@ pub fn assignment_row<R: SqlRow + ?Sized>(row: &R) -> StoreResult<Assignment> {
     decode().map_err(|reason| corrupt("assignment of computer", computer, reason))
 }
 
+/// The columns of an admin token, as [`admin_token_row`] reads them.
+pub const ADMIN_TOKEN_COLUMNS: &str = "id, name, access, digest, created_at";
+
+/// An admin token from [`ADMIN_TOKEN_COLUMNS`].
+///
+/// # Errors
+///
+/// [`StoreError::Corrupt`] naming the token and the column.
+pub fn admin_token_row<R: SqlRow + ?Sized>(row: &R) -> StoreResult<AdminToken> {
+    let id = row.key(0)?;
+    let decode = || -> Result<AdminToken, String> {
+        let access: String = get(row, 2, "access")?;
+        let digest: String = get(row, 3, "digest")?;
+        Ok(AdminToken {
+            id: TokenId(id),
+            name: name(row, 1, "name")?,
+            access: parse_column("access", &access)?,
+            digest: digest
+                .parse()
+                .map_err(|e: InvalidField| format!("digest: {}", e.reason))?,
+            created: from_time(get(row, 4, "created_at")?),
+        })
+    };
+    decode().map_err(|reason| corrupt("admin token", id, reason))
+}
+
+/// The error for a token whose name (`name_taken`) or else digest another token has.
+pub fn admin_token_taken(token: &NewAdminToken, name_taken: bool) -> StoreError {
+    if name_taken {
+        StoreError::Duplicate {
+            what: "admin token",
+            key: token.name.to_string(),
+        }
+    } else {
+        StoreError::Duplicate {
+            what: "admin token digest",
+            key: token.digest.to_string(),
+        }
+    }
+}
+
 /// A [`Name`] from column `index`.
 ///
 /// # Errors
@@ -931,6 +982,7 @@ mod tests {
         round_trips::<UpgradeBehavior>();
         round_trips::<SequenceMode>();
         round_trips::<MessageCode>();
+        round_trips::<TokenAccess>();
         assert_eq!(<JobState as TextEnum>::ALL.len(), JobState::ALL.len());
     }
 

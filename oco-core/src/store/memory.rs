@@ -699,17 +699,11 @@ impl Store for MemoryStore {
     fn create_admin_token(&self, token: NewAdminToken) -> StoreResult<AdminToken> {
         let mut state = self.lock();
         for taken in state.tokens.values() {
-            if taken.name == token.name {
-                return Err(StoreError::Duplicate {
-                    what: "admin token",
-                    key: token.name.to_string(),
-                });
-            }
-            if taken.digest == token.digest {
-                return Err(StoreError::Duplicate {
-                    what: "admin token digest",
-                    key: token.digest.to_string(),
-                });
+            if taken.name == token.name || taken.digest == token.digest {
+                return Err(super::columns::admin_token_taken(
+                    &token,
+                    taken.name == token.name,
+                ));
             }
         }
         let token = token.with_id(TokenId(next(&mut state.last_ids.token)));

@@ -13,25 +13,6 @@ pub enum TokenAccess {
     ReadOnly,
 }
 
-impl TokenAccess {
-    /// The access's name in the API and the database: `full` or `read-only`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenAccess::Full => "full",
-            TokenAccess::ReadOnly => "read-only",
-        }
-    }
-
-    /// The access named `text` (as [`TokenAccess::as_str`] names it), if any.
-    pub fn parse(text: &str) -> Option<TokenAccess> {
-        match text {
-            "full" => Some(TokenAccess::Full),
-            "read-only" => Some(TokenAccess::ReadOnly),
-            _ => None,
-        }
-    }
-}
-
 /// An admin API token as a store keeps it: its name and access, and the SHA-256 digest of the
 /// secret, never the secret itself.
 ///
