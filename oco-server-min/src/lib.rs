@@ -90,8 +90,7 @@ pub fn app(state: AppState) -> Router {
         .merge(agent_api::router(&state.options().agent_path))
         .nest(admin_api::PREFIX, admin_api::router(&state))
         .merge(observe::routes())
-        .merge(metrics)
-        .route_layer(axum::middleware::from_fn(observe::matched_route))
+        .merge(metrics.route_layer(axum::middleware::from_fn(observe::matched_route)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(admin_api::json_errors))
         .layer(axum::middleware::from_fn_with_state(

@@ -19,15 +19,16 @@
 //! | `oco_hello_cache_entries`, `oco_hello_cache_bytes` | | the hello cache's entries and their weight |
 //! | `oco_build_info` | `version` | 1 |
 //!
-//! Recording costs a few atomic operations and, per request, a label lookup under a read lock;
-//! the figures are read only when `/metrics` is asked.
+//! Recording an agent request costs a few atomic operations and a histogram's lock, the series
+//! it counts into being held from the start; another request also looks its labels up under a
+//! read lock. The figures are read only when `/metrics` is asked.
 //!
 //! # Examples
 //!
 //! ```
 //! use oco_server_min::metrics::Metrics;
 //!
-//! let metrics = Metrics::new();
+//! let metrics = Metrics::new("/api-agent.php");
 //! metrics.request("/api/v1/computers", &axum::http::Method::GET, 200, 0.002);
 //! let text = metrics.render();
 //! assert!(text.contains(
@@ -119,6 +120,21 @@ struct EffectLabel {
     effect: &'static str,
 }
 
+/// The kinds of agent request, as `oco_agent_requests_total` labels them; in [`AgentKind`]
+/// order.
+const AGENT_KINDS: [&str; 6] = ["hello", "report", "download", "other", "refused", "failed"];
+
+/// An index into [`AGENT_KINDS`].
+#[derive(Clone, Copy)]
+enum AgentKind {
+    Hello,
+    Report,
+    Download,
+    Other,
+    Refused,
+    Failed,
+}
+
 /// A latency histogram with [`LATENCY_BUCKETS`].
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
@@ -131,12 +147,19 @@ pub struct Metrics(Arc<Inner>);
 
 struct Inner {
     registry: Registry,
+    /// The series of the agent API's usual request (a `POST` answered 200), held so that
+    /// recording one looks nothing up.
+    agent_ok: (Counter, Histogram),
+    /// The agent route's label.
+    agent_route: RouteLabel,
+    /// `oco_agent_requests_total` by kind, in [`AGENT_KINDS`] order.
+    agent_kinds: [Counter; 6],
+    /// `oco_hello_cache_lookups_total`: hits, misses.
+    cache_lookups: [Counter; 2],
     /// The route patterns seen, each held once.
     routes: RwLock<HashMap<Box<str>, RouteLabel>>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    agent_requests: Family<KindLabel, Counter>,
-    hello_cache: Family<ResultLabel, Counter>,
     jobs_handed_out: Counter,
     reports: Family<OutcomeLabel, Counter>,
     commit: CommitMetrics,
@@ -199,12 +222,6 @@ impl CommitMetrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
-    }
-}
-
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
@@ -212,8 +229,8 @@ impl fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Metrics at zero, registered.
-    pub fn new() -> Metrics {
+    /// Metrics at zero, registered, for a server whose agent API is at `agent_path`.
+    pub fn new(agent_path: &str) -> Metrics {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -285,13 +302,23 @@ impl Metrics {
             .set(1);
         registry.register("oco_build_info", "The server's version", build);
         // The series whose labels are known start at zero, so that a dashboard shows them
-        // before the first event.
-        for kind in ["hello", "report", "download", "other", "refused", "failed"] {
-            agent_requests.get_or_create(&KindLabel { kind }).inc_by(0);
-        }
-        for result in ["hit", "miss"] {
-            hello_cache.get_or_create(&ResultLabel { result }).inc_by(0);
-        }
+        // before the first event; the agent API's are held.
+        let agent_kinds =
+            AGENT_KINDS.map(|kind| agent_requests.get_or_create_owned(&KindLabel { kind }));
+        let cache_lookups =
+            ["hit", "miss"].map(|result| hello_cache.get_or_create_owned(&ResultLabel { result }));
+        let agent_route = RouteLabel(agent_path.into());
+        let agent_ok = (
+            requests.get_or_create_owned(&RequestLabels {
+                route: agent_route.clone(),
+                method: "POST",
+                status: 200,
+            }),
+            latency.get_or_create_owned(&RouteLabels {
+                route: agent_route.clone(),
+                method: "POST",
+            }),
+        );
         for result in ["ok", "error"] {
             housekeeping_runs
                 .get_or_create(&ResultLabel { result })
@@ -301,11 +328,13 @@ impl Metrics {
         registry.register_collector(Box::new(live.clone()));
         Metrics(Arc::new(Inner {
             registry,
+            agent_ok,
+            agent_route,
+            agent_kinds,
+            cache_lookups,
             routes: RwLock::default(),
             requests,
             latency,
-            agent_requests,
-            hello_cache,
             jobs_handed_out,
             reports,
             commit,
@@ -320,6 +349,30 @@ impl Metrics {
     pub fn request(&self, route: &str, method: &Method, status: u16, seconds: f64) {
         let method = method_label(method);
         let route = self.route(route);
+        self.0
+            .requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                method,
+                status,
+            })
+            .inc();
+        self.0
+            .latency
+            .get_or_create(&RouteLabels { route, method })
+            .observe(seconds);
+    }
+
+    /// Records an agent API request answered with `status` after `seconds`.
+    pub fn agent_request(&self, method: &Method, status: u16, seconds: f64) {
+        if status == 200 && *method == Method::POST {
+            let (count, latency) = &self.0.agent_ok;
+            count.inc();
+            latency.observe(seconds);
+            return;
+        }
+        let method = method_label(method);
+        let route = self.0.agent_route.clone();
         self.0
             .requests
             .get_or_create(&RequestLabels {
@@ -363,14 +416,9 @@ impl Metrics {
             Outcome::Hello {
                 delivered, cached, ..
             } => {
-                self.0
-                    .hello_cache
-                    .get_or_create(&ResultLabel {
-                        result: if *cached { "hit" } else { "miss" },
-                    })
-                    .inc();
+                self.0.cache_lookups[usize::from(!*cached)].inc();
                 self.0.jobs_handed_out.inc_by(u64::from(*delivered));
-                "hello"
+                AgentKind::Hello
             }
             Outcome::Report {
                 disposition, state, ..
@@ -384,17 +432,14 @@ impl Metrics {
                     .reports
                     .get_or_create(&OutcomeLabel { outcome })
                     .inc();
-                "report"
+                AgentKind::Report
             }
-            Outcome::Download { .. } => "download",
-            Outcome::Refused => "refused",
-            Outcome::Failed { .. } => "failed",
-            _ => "other",
+            Outcome::Download { .. } => AgentKind::Download,
+            Outcome::Refused => AgentKind::Refused,
+            Outcome::Failed { .. } => AgentKind::Failed,
+            _ => AgentKind::Other,
         };
-        self.0
-            .agent_requests
-            .get_or_create(&KindLabel { kind })
-            .inc();
+        self.0.agent_kinds[kind as usize].inc();
     }
 
     /// Records a housekeeping run: its summary and packets sent, or that it failed.
@@ -488,7 +533,7 @@ mod tests {
 
     #[test]
     fn route_patterns_past_the_bound_share_one_label() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new("/api-agent.php");
         for n in 0..MAX_ROUTES + 10 {
             metrics.request(&format!("/r{n}"), &Method::GET, 200, 0.001);
         }
@@ -504,7 +549,7 @@ mod tests {
 
     #[test]
     fn a_method_outside_the_usual_ones_is_other() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new("/api-agent.php");
         let method = Method::from_bytes(b"BREW").unwrap();
         metrics.request("/metrics", &method, 405, 0.001);
         assert!(metrics.render().contains(

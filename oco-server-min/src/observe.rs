@@ -205,7 +205,8 @@ pub(crate) async fn request_context(
     // Agent requests are the hot path: their span is DEBUG (at INFO, creating one per poll
     // cost about 5 % of a hello), and the agent API names the id in the lines it writes at
     // INFO and above.
-    let span = if path == state.options().agent_path {
+    let agent = path == state.options().agent_path;
+    let span = if agent {
         tracing::debug_span!("request", id = %id)
     } else {
         tracing::info_span!("request", id = %id)
@@ -218,13 +219,19 @@ pub(crate) async fn request_context(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let status = response.status().as_u16();
-    let route = response
-        .extensions()
-        .get::<Route>()
-        .map_or("unmatched", |route| route.0.as_str());
-    state
-        .metrics()
-        .request(route, &method, status, millis / 1000.0);
+    if agent {
+        state
+            .metrics()
+            .agent_request(&method, status, millis / 1000.0);
+    } else {
+        let route = response
+            .extensions()
+            .get::<Route>()
+            .map_or("unmatched", |route| route.0.as_str());
+        state
+            .metrics()
+            .request(route, &method, status, millis / 1000.0);
+    }
     let token = response
         .extensions()
         .get::<TokenName>()
@@ -261,9 +268,9 @@ pub(crate) async fn request_context(
 #[derive(Debug, Clone)]
 pub(crate) struct Route(MatchedPath);
 
-/// Middleware on the routes: names the matched route's pattern on the response. The innermost
-/// router's is kept (the admin API's routes are matched in its nested router, whose pattern
-/// the outer one only knows as a prefix).
+/// Middleware on the routes: names the matched route's pattern on the response. On every route
+/// but the agent API's, whose requests the metrics know by their path (its route is a plain
+/// path), so that the hot path does without it. The innermost router's is kept.
 pub(crate) async fn matched_route(request: Request, next: Next) -> Response {
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(request).await;
@@ -329,6 +336,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route_layer(axum::middleware::from_fn(matched_route))
 }
 
 async fn healthz() -> Response {

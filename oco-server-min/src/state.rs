@@ -189,7 +189,7 @@ impl AppState {
         });
         let store: Arc<dyn Store> = cached.clone();
         first_admin_token(store.as_ref(), &secrets.admin_token, clock.now())?;
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(&options.agent_path);
         metrics.watch_cache(cached.clone());
         let committer = Committer::start_measured(store.clone(), Some(metrics.commit()))?;
         let engine_options = EngineOptions::default().with_settings(settings);

@@ -171,9 +171,33 @@ async fn agent_hellos_jobs_reports_and_commits_are_counted() {
     // A stale progress report after the end: answered, ignored.
     agent.report(&id(0), 2, None, None, "late\n").await.unwrap();
 
+    // A refused one (a signature the server does not know) under its own status.
+    let body = agent.hello_body();
+    let refused = server
+        .target()
+        .send_raw("POST", "application/json", "not-a-signature", body)
+        .await;
+    assert_ne!(refused.status, 200);
+    let refused_series = format!(
+        r#"oco_http_requests_total{{route="/api-agent.php",method="POST",status="{}"}}"#,
+        refused.status
+    );
+
     let text = metrics_of(&server).await;
     let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}: {text}"));
+    assert_eq!(value(&refused_series), 1.0);
+    assert_eq!(value(r#"oco_agent_requests_total{kind="refused"}"#), 1.0);
     assert_eq!(value(r#"oco_agent_requests_total{kind="hello"}"#), 2.0);
+    // Every agent request is a request of the agent route, too.
+    assert_eq!(
+        value(r#"oco_http_requests_total{route="/api-agent.php",method="POST",status="200"}"#),
+        6.0
+    );
+    // The latency is by route and method: the refusal's is in it.
+    assert_eq!(
+        value(r#"oco_http_request_duration_seconds_count{route="/api-agent.php",method="POST"}"#),
+        7.0
+    );
     assert_eq!(value(r#"oco_agent_requests_total{kind="report"}"#), 4.0);
     assert_eq!(value("oco_jobs_handed_out_total"), 4.0);
     assert_eq!(
