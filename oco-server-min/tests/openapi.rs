@@ -218,7 +218,9 @@ async fn every_documented_operation_reaches_a_handler_and_no_other_method_does()
 
 /// Sends requests to an in-process server and checks each answer against the document: its
 /// status is one the operation lists, its body is valid against that response's schema, its
-/// content type is the documented one, and it carries `x-request-id`.
+/// content type is the documented one, and it carries `x-request-id`. A JSON request body the
+/// server accepted must be valid against the documented request body too: what the server
+/// takes, the document must allow.
 struct Checker {
     api: Api,
     doc: Value,
@@ -292,7 +294,7 @@ impl Checker {
             .api
             .app
             .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
+            .oneshot(request.body(Body::from(body.clone())).unwrap())
             .await
             .unwrap();
         let status = response.status();
@@ -311,6 +313,15 @@ impl Checker {
                 )
             });
         let answer = self.resolve(answer).clone();
+        if status.is_success() && content_type.ends_with("json") && !body.is_empty() {
+            let schema = &operation["requestBody"]["content"][content_type]["schema"];
+            assert!(
+                !schema.is_null(),
+                "{method} {path}: no request body of {content_type} documented"
+            );
+            let sent: Value = serde_json::from_slice(&body).unwrap();
+            self.validate(schema, &sent, &format!("{method} {path}'s request"));
+        }
         assert!(
             headers.contains_key("x-request-id"),
             "{method} {path}: no x-request-id"
@@ -361,7 +372,7 @@ impl Checker {
             .collect();
         assert!(
             errors.is_empty(),
-            "{what}: the answer does not match the document:\n{}\n{value:#}",
+            "{what} does not match the document:\n{}\n{value:#}",
             errors.join("\n")
         );
     }
@@ -470,6 +481,13 @@ async fn the_servers_answers_match_the_document() {
         .await["id"]
         .as_i64()
         .unwrap();
+    c.expect(
+        M::POST,
+        "/computer-groups",
+        json!({"name": "top", "parent": null}),
+        201,
+    )
+    .await;
     let floor = c
         .expect(
             M::POST,

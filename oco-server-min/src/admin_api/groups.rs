@@ -61,6 +61,7 @@ struct CreateGroup<G> {
     #[schema(example = "office")]
     name: String,
     /// The enclosing group; absent or `null`: top level.
+    #[schema(value_type = Option<i64>)]
     parent: Option<G>,
 }
 
@@ -69,6 +70,7 @@ struct CreateGroup<G> {
 #[serde(deny_unknown_fields)]
 struct SetParent<G> {
     /// The enclosing group; `null`: top level.
+    #[schema(value_type = Option<i64>)]
     parent: Option<G>,
 }
 
@@ -77,6 +79,7 @@ struct SetParent<G> {
 #[serde(deny_unknown_fields)]
 struct SetMembers<M> {
     /// The members, by id (package groups: in order).
+    #[schema(value_type = Vec<i64>)]
     members: Vec<M>,
 }
 

@@ -47,7 +47,10 @@ const MAX_LISTED_OUTPUT_CHARS: usize = 16_384;
 #[into_params(parameter_in = Query)]
 struct JobsQuery {
     /// Only the jobs of this container or rule: `container:<id>` or `rule:<id>`.
-    #[param(example = "container:1")]
+    #[param(
+        example = "container:1",
+        pattern = r"^\s*(container|rule)\s*:\s*[+-]?[0-9]+\s*$"
+    )]
     origin: Option<String>,
     /// Only the jobs of this computer.
     computer: Option<i64>,

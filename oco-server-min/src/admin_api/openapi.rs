@@ -85,6 +85,13 @@ impl Document {
         ] {
             components.responses.insert(name.to_owned(), response);
         }
+        for response in components.responses.values_mut() {
+            if let RefOr::T(response) = response {
+                response
+                    .headers
+                    .insert(REQUEST_ID.into(), request_id_header());
+            }
+        }
         components
             .schemas
             .insert(ErrorResponse::name().into_owned(), ErrorResponse::schema());
