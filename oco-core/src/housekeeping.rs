@@ -61,6 +61,7 @@ pub enum Effect {
 
 /// Counts of one housekeeping run's decisions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     /// Waiting jobs of ended containers that became Expired.
     pub expired: usize,
@@ -316,14 +317,20 @@ impl JobSummary {
 
 /// A container's (or rule's) progress, as [`statistics`] computes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerStatistics {
     /// Where the jobs are, taken together.
     pub status: ContainerStatus,
     /// From the start to the last finish, or to now while running.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub total_runtime: Option<Runtime>,
     /// From the first execution start to the last finish of the jobs that started (seconds in
     /// serde, [`crate::serde_seconds`]).
     #[serde(with = "crate::serde_seconds::option")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<f64>, minimum = 0, required = true)
+    )]
     pub effective_runtime: Option<Duration>,
     /// How many jobs are in each state; every state is present.
     pub counts: BTreeMap<JobState, usize>,
@@ -331,6 +338,7 @@ pub struct ContainerStatistics {
 
 /// The status of a container, from its jobs; the first that applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ContainerStatus {
     /// Jobs are pending and the start is in the future.
@@ -345,9 +353,11 @@ pub enum ContainerStatus {
 
 /// A duration, and whether it is still growing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Runtime {
     /// How long, never negative (seconds in serde, [`crate::serde_seconds`]).
     #[serde(with = "crate::serde_seconds")]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64, minimum = 0))]
     pub duration: Duration,
     /// Jobs are still pending: measured up to `now` (OCO prints `~`).
     pub running: bool,

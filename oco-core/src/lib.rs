@@ -94,6 +94,8 @@ pub mod deploy;
 pub mod engine;
 pub mod housekeeping;
 pub mod model;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod plan;
 pub mod report;
 pub mod rules;

@@ -104,6 +104,7 @@ pub struct Held<'a> {
 
 /// Why a pending job is not handed out. When several apply, the first in this order is given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case", tag = "reason")]
 pub enum HoldReason {
     /// The origin's stored policy could not be read.
@@ -125,6 +126,7 @@ pub enum HoldReason {
     /// The origin's time frames do not allow `now`.
     OutsideTimeFrames {
         /// When they next allow, if ever.
+        #[cfg_attr(feature = "openapi", schema(required = true))]
         next_open: Option<DateTime<Utc>>,
     },
     /// Sequence mode abort-after-failed: a job of this computer with a lower sequence in the

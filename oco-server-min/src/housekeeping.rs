@@ -35,20 +35,24 @@ pub struct HousekeepingStatus {
 }
 
 /// What [`HousekeepingStatus::snapshot`] returns: serializable as the admin API's answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = HousekeepingStatus)]
 pub struct StatusSnapshot {
     /// Runs since the server started, failed ones included.
     pub runs: u64,
     /// When the last run started (its `now`).
+    #[schema(required = true)]
     pub last_run: Option<DateTime<Utc>>,
     /// What the last successful run did.
+    #[schema(required = true)]
     pub last_summary: Option<Summary>,
     /// The most recent failure, kept after later successes (compare its time with `last_run`).
+    #[schema(required = true)]
     pub last_error: Option<RunError>,
 }
 
 /// A failed run, or wake packets that could not be sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RunError {
     /// The run's time.
     pub at: DateTime<Utc>,

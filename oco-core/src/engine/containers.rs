@@ -31,6 +31,7 @@ pub struct Deployed {
 
 /// A job created by a deploy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct CreatedJob {
     /// Its id.
@@ -161,6 +162,7 @@ impl<S: Store> Engine<S> {
 
 /// What a renewal did: [`Engine::renew_container`], [`Engine::renew_rule`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Renewed {
     /// The jobs renewed (into a new container: the old jobs that got a fresh copy).
@@ -171,6 +173,7 @@ pub struct Renewed {
     /// Jobs not renewed for another reason (not failed-like, gone package or computer, …).
     pub skipped: Vec<JobId>,
     /// The new container, when renewed into one.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub container: Option<ContainerId>,
 }
 

@@ -18,6 +18,7 @@ use crate::store::{NewRule, RulePart, RuleSnapshot, Store};
 /// A rule's statistics, as a container's (never `scheduled`), with the conflicts a full
 /// evaluation of it reports: [`Engine::rule_statistics`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct RuleStatistics {
     /// Where its jobs are.

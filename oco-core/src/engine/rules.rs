@@ -45,6 +45,7 @@ use crate::store::{RulePart, RuleSnapshot, Store, StoreError, StoreResult};
 
 /// What re-evaluating one rule wrote and found, summed over the chunks it was evaluated in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Evaluated {
     /// The rule.

@@ -10,6 +10,7 @@ use super::{ComputerId, InvalidField, Name};
 
 /// A managed computer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Computer {
     /// Assigned by the store.
     pub id: ComputerId,
@@ -30,6 +31,7 @@ pub struct Computer {
     ///
     /// [`Store::set_last_seen`]: crate::store::Store::set_last_seen
     /// [`AgentCredentials::last_contact`]: crate::store::AgentCredentials::last_contact
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub last_seen: Option<DateTime<Utc>>,
 }
 

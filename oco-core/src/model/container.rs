@@ -7,6 +7,7 @@ use super::{ContainerId, DeliveryPolicy, InvalidField, Name};
 
 /// A job container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobContainer {
     /// Assigned by the store.
     pub id: ContainerId,
@@ -30,8 +31,10 @@ pub struct JobContainer {
 
 /// A start instant and an optional end after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schedule {
     start: DateTime<Utc>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     end: Option<DateTime<Utc>>,
 }
 
@@ -86,11 +89,13 @@ impl<'de> Deserialize<'de> for Schedule {
 
 /// Wake-on-LAN settings of a container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WolSettings {
     /// Wake the target computers when the container starts.
     pub wake: bool,
     /// Shut computers that were woken down after their last job.
     pub shutdown_after: bool,
     /// When the wake packets were sent; `None` until then.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub sent_at: Option<DateTime<Utc>>,
 }

@@ -12,6 +12,7 @@ use super::{
 
 /// A job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     /// Assigned by the store; unique across containers and rules.
     pub id: JobId,
@@ -30,26 +31,35 @@ pub struct Job {
     /// Where the job is in its life.
     pub state: JobState,
     /// Download progress in percent as the agent reports it (101 = unpacking).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub download_progress: Option<u8>,
     /// The return code of the final report (-9999 agent error, -8888 aborted by sequence mode).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub return_code: Option<i64>,
     /// The agent's output.
     pub output: String,
     /// Why the server finalised or changed the job, if it did.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub message: Option<MessageCode>,
     /// The first Downloading report.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub download_started: Option<DateTime<Utc>>,
     /// The first Executing report.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub execution_started: Option<DateTime<Utc>>,
     /// When the job reached a final state.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub finished: Option<DateTime<Utc>>,
     /// When the last accepted agent report on the job arrived (for expiring running jobs that
     /// went silent).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub last_report: Option<DateTime<Utc>>,
     /// Wake-on-LAN shutdown mark (see the housekeeping docs).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub wol_shutdown: Option<WolShutdown>,
     /// A rule no longer wants this running job: it is deleted when its final report arrives.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub orphaned: bool,
     /// 1, plus one at each renew; reports for earlier attempts are ignored.
     pub attempt: u32,
@@ -210,6 +220,7 @@ impl ServerFinal {
 
 /// Install or uninstall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum JobKind {
     /// Install the package.
@@ -221,6 +232,7 @@ pub enum JobKind {
 /// What the agent runs, copied from the package when the job is created or renewed, so that
 /// editing a package does not change jobs already handed out.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobSnapshot {
     /// The install or uninstall procedure, by the job's kind.
     pub procedure: Procedure,
@@ -264,6 +276,7 @@ impl JobSnapshot {
 
 /// The states of a job, with OCO's wire codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum JobState {
     /// Pending, not started (0).
@@ -360,6 +373,7 @@ impl fmt::Display for JobState {
 
 /// Why the server changed a job: a code, rendered to text where it is displayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum MessageCode {
     /// An earlier job of the computer in the origin failed (sequence mode abort-after-failed).
@@ -393,6 +407,7 @@ impl fmt::Display for MessageCode {
 
 /// Wake-on-LAN shutdown mark on a computer's last pending job of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case", tag = "mark")]
 pub enum WolShutdown {
     /// Set when the wake packets were sent to an offline computer; confirmed by a poll within

@@ -9,6 +9,7 @@ use super::{Computer, FamilyId, InvalidField, Name, PackageId};
 
 /// A package family: the versions of one piece of software.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackageFamily {
     /// Assigned by the store.
     pub id: FamilyId,
@@ -18,6 +19,7 @@ pub struct PackageFamily {
 
 /// One version of a package family, with how to install and uninstall it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Package {
     /// Assigned by the store.
     pub id: PackageId,
@@ -30,6 +32,7 @@ pub struct Package {
     /// How to uninstall it.
     pub uninstall: Procedure,
     /// The payload archive stored for it, if any (JSON: `null`, or `{"size", "sha256"}`).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub payload: Option<Payload>,
     /// Whether uninstall jobs download the payload too.
     pub download_for_uninstall: bool,
@@ -251,6 +254,7 @@ impl fmt::Display for DependencyCycle {
 
 /// A command with the return codes that count as success and what to do after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Procedure {
     /// The command line the agent runs.
     pub command: String,
@@ -305,6 +309,7 @@ impl Procedure {
 
 /// What the agent does after a successful job.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum PostAction {
     /// Nothing.
@@ -320,6 +325,7 @@ pub enum PostAction {
 
 /// What installing a version means for other installed versions of its family.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum UpgradeBehavior {
     /// Other versions stay installed.
@@ -343,6 +349,7 @@ impl UpgradeBehavior {
 /// and architecture, the list is empty, or the computer's value is empty, or a trimmed entry equals
 /// the trimmed value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Compatibility {
     /// Operating systems.
     pub os: Vec<String>,

@@ -11,6 +11,7 @@ use crate::constraint::{IpRanges, TimeFrames};
 /// How, when and where an origin's jobs are delivered. Containers and rules have the same policy
 /// (OCO gives rules none of it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryPolicy {
     /// Higher first.
     pub priority: Priority,
@@ -22,9 +23,11 @@ pub struct DeliveryPolicy {
     pub time_frames: TimeFrames,
     /// The zone `time_frames` are read in. Always explicit: a policy created without one gets
     /// the server's default zone.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "Europe/Berlin"))]
     pub time_zone: Tz,
     /// Minutes the agent waits before a restart or shutdown post action; `None` disables post
     /// actions altogether.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub post_action_timeout: Option<u32>,
 }
 
@@ -113,6 +116,7 @@ impl Default for DeliveryPolicy {
 
 /// What a failed job means for the computer's later jobs of the same origin.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum SequenceMode {
     /// Later jobs run anyway.

@@ -302,6 +302,7 @@ impl RuleDiff {
 
 /// A problem evaluation found.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case", tag = "conflict")]
 pub enum Conflict {
     /// Two or more versions of one family are desired as installed on one computer, and one of

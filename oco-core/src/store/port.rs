@@ -52,6 +52,7 @@ pub struct JobFilter {
 /// A job in a listing: its output cut to a length the listing chose
 /// ([`Store::list_jobs_abridged`]), and whether anything was cut.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListedJob {
     /// The job; its `output` is at most the listing's number of characters.
     #[serde(flatten)]

@@ -201,12 +201,15 @@ pub struct AgentLookup {
 
 /// An agent's last accepted hello, as the server saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentContact {
     /// When the server accepted it.
     pub at: DateTime<Utc>,
     /// The agent's address (the TCP peer, or what a trusted proxy forwarded).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "192.0.2.7"))]
     pub address: std::net::IpAddr,
     /// The agent's version, as it reported it (`None` if it did not).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub agent_version: Option<String>,
 }
 

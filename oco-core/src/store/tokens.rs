@@ -5,6 +5,7 @@ use crate::model::{Name, Sha256Digest, TokenId};
 
 /// What an admin API token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum TokenAccess {
     /// Everything, tokens included.

@@ -5,32 +5,36 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use oco_core::model::{check_text, Computer, ComputerId, JobId, MacAddress, Name, MAX_LABEL_CHARS};
 use oco_core::store::{AgentContact, NewComputer, Store};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::openapi::{BadRequest, Conflict, Internal, MergePatch, NotFound, UnsupportedMediaType};
 use super::patch::{null_is_default, Patch};
 use super::{blocking, check_entries, engine};
 use crate::observe::Created;
 use crate::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/computers", get(list).post(create))
-        .route("/computers/{id}", get(one).patch(update).delete(remove))
-        .route("/computers/{id}/agent/reset", post(reset_agent))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(one, update, remove))
+        .routes(routes!(reset_agent))
 }
 
 /// A computer as the admin API shows it: its fields and its agent's last contact.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct ComputerView {
     #[serde(flatten)]
     computer: Computer,
     /// The agent's last accepted hello; `null` before the first.
+    #[schema(required = true)]
     agent: Option<AgentContact>,
 }
 
@@ -40,21 +44,36 @@ fn view(store: &dyn Store, computer: Computer) -> Result<ComputerView, ApiError>
     Ok(ComputerView { computer, agent })
 }
 
-/// A computer to create, and a computer's editable form (see [`super::patch`]). Absent or
-/// `null` fields are empty.
-#[derive(Debug, Serialize, Deserialize)]
+/// A computer to create, and a computer's editable form (a `PATCH` is a JSON merge patch of
+/// it). Absent or `null` fields are empty.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ComputerInput {
+    /// Unique among computers, compared case-insensitively: labels of letters, digits, `-`
+    /// and `_` separated by dots, at most 253 bytes.
+    #[schema(example = "pc-042")]
     hostname: String,
+    /// Operating system, as the agent reports it; one line of at most 255 characters.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     os: String,
+    /// Operating system version; one line of at most 255 characters.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     os_version: String,
+    /// CPU architecture; one line of at most 255 characters.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     architecture: String,
+    /// MAC addresses for Wake-on-LAN (`aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff` or
+    /// `aabb.ccdd.eeff`), at most 1,000.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     macs: Vec<String>,
 }
+
+/// A `PATCH` body: a JSON merge patch of [`ComputerInput`].
+type ComputerPatch = MergePatch<ComputerInput>;
 
 impl From<&Computer> for ComputerInput {
     fn from(computer: &Computer) -> Self {
@@ -99,6 +118,21 @@ fn parse_macs(macs: &[String]) -> Result<Vec<MacAddress>, ApiError> {
         .collect()
 }
 
+/// Creates a computer.
+#[utoipa::path(
+    post,
+    path = "/computers",
+    operation_id = "create_computer",
+    tag = "computers",
+    request_body = ComputerInput,
+    responses(
+        (status = 201, description = "The computer created.", body = ComputerView),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     Body(input): Body<ComputerInput>,
@@ -116,6 +150,19 @@ async fn create(
     .await
 }
 
+/// Lists computers by id.
+#[utoipa::path(
+    get,
+    path = "/computers",
+    operation_id = "list_computers",
+    tag = "computers",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of computers.", body = Paged<ComputerView>),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
@@ -133,6 +180,20 @@ async fn list(
     .await
 }
 
+/// Shows a computer.
+#[utoipa::path(
+    get,
+    path = "/computers/{id}",
+    operation_id = "get_computer",
+    tag = "computers",
+    params(("id" = i64, Path, description = "The computer's id.", example = 1)),
+    responses(
+        (status = 200, description = "The computer.", body = ComputerView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -145,6 +206,25 @@ async fn one(
 }
 
 /// Applies a merge patch to the computer.
+#[utoipa::path(
+    patch,
+    path = "/computers/{id}",
+    operation_id = "update_computer",
+    tag = "computers",
+    params(("id" = i64, Path, description = "The computer's id.", example = 1)),
+    request_body(content(
+        (ComputerPatch = "application/merge-patch+json"),
+        (ComputerPatch = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "The computer changed.", body = ComputerView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -170,7 +250,8 @@ async fn update(
 }
 
 /// What deleting a computer dropped.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DeletedComputer)]
 struct Deleted {
     /// The computer's jobs that were pending (Waiting, Downloading or Executing) when it was
     /// deleted, by id: an agent may have been handed them, and their outcome will not be
@@ -179,6 +260,21 @@ struct Deleted {
     unfinished_jobs: Vec<JobId>,
 }
 
+/// Deletes a computer with its jobs and assignments.
+#[utoipa::path(
+    delete,
+    path = "/computers/{id}",
+    operation_id = "delete_computer",
+    tag = "computers",
+    params(("id" = i64, Path, description = "The computer's id.", example = 1)),
+    responses(
+        (status = 200, description = "What the deletion dropped.", body = Deleted),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -204,6 +300,20 @@ async fn remove(
 /// `POST /computers/{id}/agent/reset`: the computer's next hello is a first contact again (see
 /// [`AgentCredentials::reset_to_first_contact`](oco_core::store::AgentCredentials)): for an
 /// agent locked out by a bad timestamp, or reinstalled with the global key.
+#[utoipa::path(
+    post,
+    path = "/computers/{id}/agent/reset",
+    operation_id = "reset_computer_agent",
+    tag = "computers",
+    params(("id" = i64, Path, description = "The computer's id.", example = 1)),
+    responses(
+        (status = 200, description = "The computer, its agent reset.", body = ComputerView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn reset_agent(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,

@@ -2,8 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::chrono_tz::Tz;
 use oco_core::deploy::{ContainerSettings, DeployRequest, UninstallRequest};
@@ -14,56 +13,82 @@ use oco_core::model::{
     PackageGroupId, PackageId, Schedule, WolSettings, MAX_NOTES_CHARS,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiResult;
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::openapi::{
+    BadRequest, Busy, Conflict, Internal, MergePatch, NotFound, UnsupportedMediaType,
+};
 use super::patch::{null_is_default, Patch};
 use super::policy::{policy_or_default, PolicyInput, Warning};
 use super::{blocking, engine, heavy, list_page, HeavyGate};
 use crate::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/containers", get(list))
-        .route("/containers/deploy", post(deploy_container))
-        .route("/containers/uninstall", post(uninstall_container))
-        .route("/containers/{id}", get(one).patch(edit).delete(remove))
-        .route("/containers/{id}/enable", post(enable))
-        .route("/containers/{id}/disable", post(disable))
-        .route("/containers/{id}/renew", post(renew))
-        .route("/containers/{id}/statistics", get(statistics))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(deploy_container))
+        .routes(routes!(uninstall_container))
+        .routes(routes!(one, edit, remove))
+        .routes(routes!(enable))
+        .routes(routes!(disable))
+        .routes(routes!(renew))
+        .routes(routes!(statistics))
 }
 
-/// A new container's settings in a request, and a container's editable form (see
-/// [`super::patch`]). Absent or `null` fields take their defaults: enabled, starting now, no
-/// end, the default policy in the server's zone, no Wake-on-LAN.
-#[derive(Debug, Serialize, Deserialize)]
+/// A new container's settings in a request, and a container's editable form (a `PATCH` is a
+/// JSON merge patch of it). Absent or `null` fields take their defaults: enabled, starting now,
+/// no end, the default policy in the server's zone, no Wake-on-LAN.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ContainerSettings)]
 struct SettingsInput {
+    /// One line, not blank, at most 255 characters.
+    #[schema(example = "Firefox 128")]
     name: String,
+    /// Free text, at most 10,000 characters.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     notes: String,
+    /// A disabled container's jobs are held; absent or `null`: enabled.
     #[serde(default)]
     enabled: Option<bool>,
+    /// When its jobs may start; absent or `null`: now.
     #[serde(default)]
     start: Option<DateTime<Utc>>,
+    /// When its jobs that have not started expire; absent or `null`: never. After `start`.
     #[serde(default)]
     end: Option<DateTime<Utc>>,
+    /// How its jobs are delivered; absent or `null`: the default policy.
     #[serde(default)]
     policy: Option<PolicyInput>,
+    /// Wake-on-LAN; absent or `null`: none.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     wol: WolInput,
+    /// Created from the self-service portal.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     self_service: bool,
 }
 
+/// A `PATCH` body: a JSON merge patch of [`SettingsInput`].
+type ContainerSettingsPatch = MergePatch<SettingsInput>;
+
 /// Wake-on-LAN settings in a request.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WolInput {
+    /// Wake the target computers when the container starts.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     wake: bool,
+    /// Shut computers that were woken down after their last job.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     shutdown_after: bool,
 }
 
@@ -121,42 +146,55 @@ impl SettingsInput {
 }
 
 /// A deploy: a new container for these computers and packages.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeployInput {
+    /// The new container's settings.
     container: SettingsInput,
+    /// Target computers.
     #[serde(default)]
     computers: Vec<ComputerId>,
+    /// Target computer groups (their members, subgroups included).
     #[serde(default)]
     computer_groups: Vec<ComputerGroupId>,
+    /// Packages to install (their dependencies are added).
     #[serde(default)]
     packages: Vec<PackageId>,
+    /// Package groups to install, in order.
     #[serde(default)]
     package_groups: Vec<PackageGroupId>,
+    /// Install packages that are already installed too.
     #[serde(default)]
     force_reinstall: bool,
 }
 
 /// An uninstall: a new container with one uninstall job per assignment.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UninstallInput {
+    /// The new container's settings.
     container: SettingsInput,
+    /// The (computer, package) pairs to uninstall.
     assignments: Vec<AssignmentRef>,
 }
 
 /// A (computer, package) pair.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AssignmentRef {
+    /// The computer.
     computer: ComputerId,
+    /// The package installed on it.
     package: PackageId,
 }
 
 /// A created container, its jobs, and the constraint lint's warnings on its policy.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CreatedContainer)]
 struct Created {
+    /// The container, with its id.
     container: JobContainer,
+    /// Its jobs, in the order created.
     jobs: Vec<CreatedJob>,
     /// Present only when the lint found something.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -164,7 +202,8 @@ struct Created {
 }
 
 /// An edited container (its fields), and the constraint lint's warnings on its policy.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EditedContainer)]
 struct Edited {
     #[serde(flatten)]
     container: JobContainer,
@@ -175,14 +214,21 @@ struct Edited {
 
 /// Which failed-like jobs to renew (absent: all of the container's), and how: in place, or
 /// `into` a new container with that name.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ContainerRenewal)]
 struct RenewInput {
+    /// The jobs to renew, by id; absent or `null`: every failed or expired job.
     #[serde(default)]
     jobs: Option<Vec<JobId>>,
+    /// Renew into a new container of this name (with the old one's settings) instead of in
+    /// place.
     #[serde(default)]
     into: Option<String>,
 }
+
+/// A container's path parameter.
+const CONTAINER: &str = "The container's id.";
 
 /// A created container with the lint's `warnings`, as answered.
 fn created(
@@ -204,6 +250,23 @@ fn created(
     )
 }
 
+/// Deploys: creates a container with a job per target computer and package.
+#[utoipa::path(
+    post,
+    path = "/containers/deploy",
+    operation_id = "deploy_container",
+    tag = "containers",
+    request_body = DeployInput,
+    responses(
+        (status = 201, description = "The container and its jobs.", body = Created),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn deploy_container(
     State(state): State<AppState>,
     Body(input): Body<DeployInput>,
@@ -231,6 +294,23 @@ async fn deploy_container(
     .await
 }
 
+/// Uninstalls: creates a container with an uninstall job per assignment.
+#[utoipa::path(
+    post,
+    path = "/containers/uninstall",
+    operation_id = "uninstall_container",
+    tag = "containers",
+    request_body = UninstallInput,
+    responses(
+        (status = 201, description = "The container and its jobs.", body = Created),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn uninstall_container(
     State(state): State<AppState>,
     Body(input): Body<UninstallInput>,
@@ -258,6 +338,19 @@ async fn uninstall_container(
     .await
 }
 
+/// Lists containers by id.
+#[utoipa::path(
+    get,
+    path = "/containers",
+    operation_id = "list_containers",
+    tag = "containers",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of containers.", body = Paged<JobContainer>),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
@@ -271,6 +364,20 @@ async fn list(
     .await
 }
 
+/// Shows a container.
+#[utoipa::path(
+    get,
+    path = "/containers/{id}",
+    operation_id = "get_container",
+    tag = "containers",
+    params(("id" = i64, Path, description = CONTAINER, example = 1)),
+    responses(
+        (status = 200, description = "The container.", body = JobContainer),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -279,6 +386,25 @@ async fn one(
 }
 
 /// Applies a merge patch to the container's settings (`end: null` removes the end).
+#[utoipa::path(
+    patch,
+    path = "/containers/{id}",
+    operation_id = "update_container",
+    tag = "containers",
+    params(("id" = i64, Path, description = CONTAINER, example = 1)),
+    request_body(content(
+        (ContainerSettingsPatch = "application/merge-patch+json"),
+        (ContainerSettingsPatch = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "The container changed.", body = Edited),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn edit(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -301,6 +427,21 @@ async fn edit(
     .await
 }
 
+/// Enables a container: its jobs may be delivered.
+#[utoipa::path(
+    post,
+    path = "/containers/{id}/enable",
+    operation_id = "enable_container",
+    tag = "containers",
+    params(("id" = i64, Path, description = CONTAINER, example = 1)),
+    responses(
+        (status = 200, description = "The container.", body = JobContainer),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn enable(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -308,6 +449,21 @@ async fn enable(
     set_enabled(state, id, true).await
 }
 
+/// Disables a container: its jobs are held.
+#[utoipa::path(
+    post,
+    path = "/containers/{id}/disable",
+    operation_id = "disable_container",
+    tag = "containers",
+    params(("id" = i64, Path, description = CONTAINER, example = 1)),
+    responses(
+        (status = 200, description = "The container.", body = JobContainer),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn disable(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -324,6 +480,24 @@ async fn set_enabled(state: AppState, id: i64, enabled: bool) -> ApiResult<Json<
     .await
 }
 
+/// Renews failed and expired jobs, in place or into a new container.
+#[utoipa::path(
+    post,
+    path = "/containers/{id}/renew",
+    operation_id = "renew_container",
+    tag = "containers",
+    params(("id" = i64, Path, description = CONTAINER, example = 1)),
+    request_body = RenewInput,
+    responses(
+        (status = 200, description = "What was renewed.", body = Renewed),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn renew(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -343,6 +517,22 @@ async fn renew(
     .await
 }
 
+/// Deletes a container with its jobs.
+#[utoipa::path(
+    delete,
+    path = "/containers/{id}",
+    operation_id = "delete_container",
+    tag = "containers",
+    params(("id" = i64, Path, description = CONTAINER, example = 1)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
     let now = state.clock().now();
     heavy(HeavyGate::of(&state), move || {
@@ -352,6 +542,21 @@ async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Api
     .await
 }
 
+/// A container's progress: status, runtimes, jobs in each state.
+#[utoipa::path(
+    get,
+    path = "/containers/{id}/statistics",
+    operation_id = "container_statistics",
+    tag = "containers",
+    params(("id" = i64, Path, description = CONTAINER, example = 1)),
+    responses(
+        (status = 200, description = "The container's statistics.", body = ContainerStatistics),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn statistics(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,

@@ -11,6 +11,7 @@ use oco_core::model::InvalidField;
 use oco_core::rules::Conflict;
 use oco_core::store::StoreError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answered as `{"error": {"code", "message", "field"?, "position"?, "rendered"?,
 /// "conflicts"?}}` with its status.
@@ -22,25 +23,43 @@ pub(crate) struct ApiError {
     retry_after: Option<u64>,
 }
 
+/// An error response's body: `{"error": {…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorResponse {
+    error: Box<ErrorBody>,
+}
+
 /// The `error` object of an error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ErrorBody {
+    /// What kind of mistake: `malformed`, `invalid`, `invalid-constraint`, `not-found`,
+    /// `duplicate`, `conflict`, `family-conflict`, `not-assigned`, `no-jobs`, `unauthorized`,
+    /// `method-not-allowed`, `too-large`, `unsupported-media-type`, `busy`,
+    /// `insufficient-storage`, `write-failed`, `internal`.
     code: &'static str,
+    /// What is wrong, for a person.
     message: String,
+    /// The field concerned, as a path (`container.policy.ip_ranges`, `macs[1]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// For an `invalid-constraint`: the byte span of the mistake in the field's text.
     #[serde(skip_serializing_if = "Option::is_none")]
     position: Option<Position>,
+    /// For an `invalid-constraint`: the message, the text and a caret line under the mistake.
     #[serde(skip_serializing_if = "Option::is_none")]
     rendered: Option<String>,
+    /// For a `family-conflict`: the conflicts the change would add (a rule being created
+    /// appears as rule 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     conflicts: Option<Vec<Conflict>>,
 }
 
 /// A byte span of the field's text.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub(crate) struct Position {
+    /// The byte offset where the span starts.
     pub(crate) start: usize,
+    /// The byte offset where the span ends (exclusive).
     pub(crate) end: usize,
 }
 
@@ -355,11 +374,8 @@ fn log_undo(source: &StoreError, undo: &Undo) {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        #[derive(Serialize)]
-        struct Envelope {
-            error: Box<ErrorBody>,
-        }
-        let mut response = (self.status, axum::Json(Envelope { error: self.body })).into_response();
+        let mut response =
+            (self.status, axum::Json(ErrorResponse { error: self.body })).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -7,6 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 
@@ -157,12 +158,14 @@ pub(crate) const DEFAULT_LIMIT: usize = 100;
 pub(crate) const MAX_LIMIT: usize = 1000;
 
 /// `?after=<last id>&limit=<n>`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// The last id of the previous page.
     pub(crate) after: Option<i64>,
     /// How many items (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub(crate) limit: Option<usize>,
 }
 
@@ -197,11 +200,12 @@ impl PageQuery {
 }
 
 /// One page of a listing: `{"items": [...], "next": <id to pass as after> | null}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Paged<T> {
     /// The items, by id.
     pub items: Vec<T>,
     /// The `after` of the next page, `null` on the last.
+    #[schema(required = true)]
     pub next: Option<i64>,
 }
 

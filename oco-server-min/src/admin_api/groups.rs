@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use oco_core::engine::{Engine, EngineError};
 use oco_core::model::{
     ComputerGroup, ComputerGroupId, ComputerId, Name, PackageGroup, PackageGroupId, PackageId,
@@ -14,68 +13,73 @@ use oco_core::model::{
 use oco_core::store::{Store, StoreResult};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::openapi::{BadRequest, Busy, Conflict, Internal, NotFound, UnsupportedMediaType};
 use super::{blocking, engine, heavy, HeavyGate};
 use crate::observe::Created;
 use crate::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/computer-groups",
-            get(list::<ComputerGroups>).post(create::<ComputerGroups>),
-        )
-        .route("/computer-groups/{id}", get(one::<ComputerGroups>))
-        .route(
-            "/computer-groups/{id}/parent",
-            put(set_computer_group_parent),
-        )
-        .route(
-            "/computer-groups/{id}/members",
-            put(set_computer_group_members),
-        )
-        .route(
-            "/package-groups",
-            get(list::<PackageGroups>).post(create::<PackageGroups>),
-        )
-        .route("/package-groups/{id}", get(one::<PackageGroups>))
-        .route("/package-groups/{id}/parent", put(set_package_group_parent))
-        .route(
-            "/package-groups/{id}/members",
-            put(set_package_group_members),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_computer_groups, create_computer_group))
+        .routes(routes!(computer_group))
+        .routes(routes!(set_computer_group_parent))
+        .routes(routes!(set_computer_group_members))
+        .routes(routes!(list_package_groups, create_package_group))
+        .routes(routes!(package_group))
+        .routes(routes!(set_package_group_parent))
+        .routes(routes!(set_package_group_members))
 }
 
-/// A group with its direct members (package groups: in order).
-#[derive(Debug, Serialize)]
+/// A group with its direct members (package groups: in order). Computer groups and package
+/// groups have the same JSON: ids are integers.
+#[derive(Debug, Serialize, ToSchema)]
 struct GroupView<G, M> {
+    /// Assigned by the store.
+    #[schema(value_type = i64)]
     id: G,
+    /// Unique among the groups of its kind.
     name: Name,
+    /// The enclosing group; `null` at the top level.
+    #[schema(value_type = Option<i64>, required = true)]
     parent: Option<G>,
+    /// The direct members, by id: computers, or packages in order.
+    #[schema(value_type = Vec<i64>)]
     members: Vec<M>,
 }
 
 /// A group to create.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateGroup<G> {
+    /// A name: one line, not blank, at most 255 characters.
+    #[schema(example = "office")]
     name: String,
+    /// The enclosing group; absent or `null`: top level.
+    #[schema(value_type = Option<i64>)]
     parent: Option<G>,
 }
 
 /// The new parent (`null`: top level).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetParent<G> {
+    /// The enclosing group; `null`: top level.
+    #[schema(value_type = Option<i64>)]
     parent: Option<G>,
 }
 
 /// The new direct members (package groups: in order).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetMembers<M> {
+    /// The members, by id (package groups: in order).
+    #[schema(value_type = Vec<i64>)]
     members: Vec<M>,
 }
 
@@ -225,8 +229,96 @@ async fn one<K: Kind>(
     blocking(move || Ok(Json(view::<K>(state.store().as_ref(), K::id(id))?))).await
 }
 
+/// A computer group's path parameter.
+const COMPUTER_GROUP: &str = "The computer group's id.";
+/// A package group's path parameter.
+const PACKAGE_GROUP: &str = "The package group's id.";
+
 // Computer groups.
 
+/// Lists computer groups by id, each with its direct members.
+#[utoipa::path(
+    get,
+    path = "/computer-groups",
+    operation_id = "list_computer_groups",
+    tag = "groups",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of computer groups.", body = Paged<ComputerGroupView>),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn list_computer_groups(
+    state: State<AppState>,
+    query: ApiQuery<PageQuery>,
+) -> ApiResult<Json<Paged<ComputerGroupView>>> {
+    list::<ComputerGroups>(state, query).await
+}
+
+/// Creates a computer group, without members.
+#[utoipa::path(
+    post,
+    path = "/computer-groups",
+    operation_id = "create_computer_group",
+    tag = "groups",
+    request_body = CreateGroup<ComputerGroupId>,
+    responses(
+        (status = 201, description = "The group created.", body = ComputerGroupView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn create_computer_group(
+    state: State<AppState>,
+    body: Body<CreateGroup<ComputerGroupId>>,
+) -> ApiResult<(StatusCode, Extension<Created>, Json<ComputerGroupView>)> {
+    create::<ComputerGroups>(state, body).await
+}
+
+/// Shows a computer group with its direct members.
+#[utoipa::path(
+    get,
+    path = "/computer-groups/{id}",
+    operation_id = "get_computer_group",
+    tag = "groups",
+    params(("id" = i64, Path, description = COMPUTER_GROUP, example = 1)),
+    responses(
+        (status = 200, description = "The group.", body = ComputerGroupView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn computer_group(
+    state: State<AppState>,
+    id: ApiPath<i64>,
+) -> ApiResult<Json<ComputerGroupView>> {
+    one::<ComputerGroups>(state, id).await
+}
+
+/// Moves a computer group under another, or to the top level; re-evaluates the rules
+/// concerned.
+#[utoipa::path(
+    put,
+    path = "/computer-groups/{id}/parent",
+    operation_id = "set_computer_group_parent",
+    tag = "groups",
+    params(("id" = i64, Path, description = COMPUTER_GROUP, example = 1)),
+    request_body = SetParent<ComputerGroupId>,
+    responses(
+        (status = 200, description = "The group moved.", body = ComputerGroupView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn set_computer_group_parent(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -245,6 +337,24 @@ async fn set_computer_group_parent(
     .await
 }
 
+/// Sets a computer group's direct members; re-evaluates the rules concerned.
+#[utoipa::path(
+    put,
+    path = "/computer-groups/{id}/members",
+    operation_id = "set_computer_group_members",
+    tag = "groups",
+    params(("id" = i64, Path, description = COMPUTER_GROUP, example = 1)),
+    request_body = SetMembers<ComputerId>,
+    responses(
+        (status = 200, description = "The group with its new members, by id.", body = ComputerGroupView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn set_computer_group_members(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -267,6 +377,89 @@ async fn set_computer_group_members(
 
 // Package groups.
 
+/// Lists package groups by id, each with its direct members in order.
+#[utoipa::path(
+    get,
+    path = "/package-groups",
+    operation_id = "list_package_groups",
+    tag = "groups",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of package groups.", body = Paged<PackageGroupView>),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn list_package_groups(
+    state: State<AppState>,
+    query: ApiQuery<PageQuery>,
+) -> ApiResult<Json<Paged<PackageGroupView>>> {
+    list::<PackageGroups>(state, query).await
+}
+
+/// Creates a package group, without members.
+#[utoipa::path(
+    post,
+    path = "/package-groups",
+    operation_id = "create_package_group",
+    tag = "groups",
+    request_body = CreateGroup<PackageGroupId>,
+    responses(
+        (status = 201, description = "The group created.", body = PackageGroupView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn create_package_group(
+    state: State<AppState>,
+    body: Body<CreateGroup<PackageGroupId>>,
+) -> ApiResult<(StatusCode, Extension<Created>, Json<PackageGroupView>)> {
+    create::<PackageGroups>(state, body).await
+}
+
+/// Shows a package group with its direct members in order.
+#[utoipa::path(
+    get,
+    path = "/package-groups/{id}",
+    operation_id = "get_package_group",
+    tag = "groups",
+    params(("id" = i64, Path, description = PACKAGE_GROUP, example = 1)),
+    responses(
+        (status = 200, description = "The group.", body = PackageGroupView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn package_group(
+    state: State<AppState>,
+    id: ApiPath<i64>,
+) -> ApiResult<Json<PackageGroupView>> {
+    one::<PackageGroups>(state, id).await
+}
+
+/// Moves a package group under another, or to the top level; re-evaluates the rules
+/// concerned.
+#[utoipa::path(
+    put,
+    path = "/package-groups/{id}/parent",
+    operation_id = "set_package_group_parent",
+    tag = "groups",
+    params(("id" = i64, Path, description = PACKAGE_GROUP, example = 1)),
+    request_body = SetParent<PackageGroupId>,
+    responses(
+        (status = 200, description = "The group moved.", body = PackageGroupView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn set_package_group_parent(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -285,6 +478,24 @@ async fn set_package_group_parent(
     .await
 }
 
+/// Sets a package group's direct members, in order; re-evaluates the rules concerned.
+#[utoipa::path(
+    put,
+    path = "/package-groups/{id}/members",
+    operation_id = "set_package_group_members",
+    tag = "groups",
+    params(("id" = i64, Path, description = PACKAGE_GROUP, example = 1)),
+    request_body = SetMembers<PackageId>,
+    responses(
+        (status = 200, description = "The group with its new members.", body = PackageGroupView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn set_package_group_members(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,

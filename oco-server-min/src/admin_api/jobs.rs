@@ -9,26 +9,29 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::constraint::{Finding, FindingKind};
 use oco_core::model::{ComputerId, DeliveryPolicy, Job, JobId, JobState, Origin, PackageId};
 use oco_core::plan::{plan, HoldReason};
 use oco_core::store::{JobFilter, ListedJob};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::blocking;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, PageQuery, Paged};
+use super::openapi::{BadRequest, Internal, NotFound};
 use super::policy::Warning;
 use crate::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/jobs", get(list))
-        .route("/jobs/{id}", get(one))
-        .route("/jobs/{id}/explain", get(explain))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(explain))
 }
 
 /// How much of each job's output a listing shows unless asked otherwise, in characters.
@@ -39,20 +42,47 @@ const LISTED_OUTPUT_CHARS: usize = 1_000;
 const MAX_LISTED_OUTPUT_CHARS: usize = 16_384;
 
 /// `?origin=container:<id>|rule:<id>&computer=&package=&state=&after=&limit=&output_chars=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct JobsQuery {
+    /// Only the jobs of this container or rule: `container:<id>` or `rule:<id>`.
+    #[param(
+        example = "container:1",
+        pattern = r"^\s*(container|rule)\s*:\s*[+-]?[0-9]+\s*$"
+    )]
     origin: Option<String>,
+    /// Only the jobs of this computer.
     computer: Option<i64>,
+    /// Only the jobs of this package.
     package: Option<i64>,
+    /// Only the jobs in this state.
+    #[param(inline)]
     state: Option<JobState>,
+    /// The last id of the previous page.
     after: Option<i64>,
+    /// How many jobs (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// How much of each job's output to show, in characters (default 1,000, at most 16,384).
+    #[param(maximum = 16384)]
     output_chars: Option<usize>,
 }
 
 /// Jobs by id, each output cut to its first `output_chars` characters (1,000 by default, at
 /// most 16,384) with `output_truncated` saying whether it was; `GET /jobs/{id}` has it whole.
+#[utoipa::path(
+    get,
+    path = "/jobs",
+    operation_id = "list_jobs",
+    tag = "jobs",
+    params(JobsQuery),
+    responses(
+        (status = 200, description = "A page of jobs.", body = Paged<ListedJob>),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<JobsQuery>,
@@ -91,20 +121,38 @@ async fn list(
     .await
 }
 
+/// Shows a job, with its whole output.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}",
+    operation_id = "get_job",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "The job's id.", example = 1)),
+    responses(
+        (status = 200, description = "The job.", body = Job),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn one(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<Job>> {
     blocking(move || Ok(Json(state.store().job(JobId(id))?))).await
 }
 
 /// `?address=<the agent's address>`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ExplainQuery {
+    /// The agent's address to plan for (IPv4 or IPv6); absent: that of the computer's last
+    /// accepted hello, if any.
+    #[param(value_type = Option<String>, example = "192.0.2.7")]
     address: Option<IpAddr>,
 }
 
 /// Whether a job would be handed out if its computer's agent polled now, and from which address
 /// that was decided.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case", tag = "status")]
 enum Explanation {
     /// It would be handed out.
@@ -137,14 +185,18 @@ enum Explanation {
 
 /// The address a verdict was decided for, and where it came from; both `null` when the verdict
 /// is the same for every address.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 struct Address {
+    /// The agent's address the verdict is for.
+    #[schema(value_type = Option<String>, required = true)]
     address: Option<IpAddr>,
+    /// Where the address came from.
+    #[schema(required = true)]
     address_source: Option<AddressSource>,
 }
 
 /// Where `explain` took the agent's address from.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 enum AddressSource {
     /// The request's `?address=`.
@@ -160,6 +212,21 @@ enum Verdict {
     Held(HoldReason),
 }
 
+/// Whether a pending job would be handed out if its computer's agent polled now, and if not,
+/// why.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/explain",
+    operation_id = "explain_job",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "The job's id.", example = 1), ExplainQuery),
+    responses(
+        (status = 200, description = "The verdict.", body = Explanation),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn explain(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,

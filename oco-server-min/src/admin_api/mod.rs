@@ -22,6 +22,7 @@ mod extract;
 mod groups;
 mod housekeeping;
 mod jobs;
+mod openapi;
 mod packages;
 mod patch;
 mod policy;
@@ -34,10 +35,11 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use oco_core::engine::{Engine, EngineOptions};
 use oco_core::model::MAX_LIST_ENTRIES;
 use oco_core::store::{Page, Store, StoreResult, TokenAccess};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use extract::PageQuery;
@@ -45,9 +47,17 @@ use extract::PageQuery;
 pub(crate) use error::{ApiError, ApiResult};
 pub(crate) use extract::Paged;
 
-/// The admin routes, relative to `/api/v1`, behind the admin token of `state`.
+/// The admin routes, relative to `/api/v1`, behind the admin token of `state`, and the OpenAPI
+/// document that describes them at `/openapi.json`, open to all.
+///
+/// Every route is registered through `utoipa_axum`'s `routes!` from its handler's annotation
+/// (see [`openapi`]), so that the router and the document are made by the same calls.
+///
+/// # Panics
+///
+/// If the document does not render as JSON; it is plain data and always does.
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
+    let (router, api) = OpenApiRouter::new()
         .merge(computers::routes())
         .merge(groups::routes())
         .merge(packages::routes())
@@ -61,7 +71,13 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .layer(middleware::from_fn(extract::read_whole_body))
         .merge(packages::payload_routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .merge(openapi::routes())
+        .split_for_parts();
+    #[allow(clippy::expect_used)] // The document is plain data: it always renders.
+    let document = openapi::Document::finish(api).expect("the OpenAPI document renders as JSON");
+    router
         .route_layer(middleware::from_fn(crate::observe::matched_route))
+        .layer(Extension(document))
 }
 
 /// The path the admin API is served under.

@@ -3,8 +3,7 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use oco_core::engine::EngineError;
 use oco_core::model::{
     check_text, Compatibility, FamilyId, Name, Package, PackageFamily, PackageId, Payload,
@@ -12,53 +11,69 @@ use oco_core::model::{
 };
 use oco_core::store::{NewPackage, StoreError};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::openapi::{
+    BadRequest, Busy, Conflict, InsufficientStorage, Internal, MergePatch, NotFound,
+    UnsupportedMediaType, ZipArchive,
+};
 use super::patch::{null_is_default, Patch};
 use super::{blocking, check_entries, engine, heavy, list_page, HeavyGate};
 use crate::observe::Created;
 use crate::payloads::{PayloadWriter, Written};
 use crate::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/package-families", get(list_families).post(create_family))
-        .route("/package-families/{id}", get(family))
-        .route("/packages", get(list_packages).post(create_package))
-        .route("/packages/{id}", get(package).patch(update_package))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_families, create_family))
+        .routes(routes!(family))
+        .routes(routes!(list_packages, create_package))
+        .routes(routes!(package, update_package))
 }
 
 /// The payload routes: the upload streams its own body to disk, bounded by
 /// `--max-payload-size` and not by the admin API's body limit, so it is not behind
-/// [`super::extract::read_whole_body`]; the download and a 405 are.
-pub(super) fn payload_routes() -> Router<AppState> {
-    Router::new().route(
-        "/packages/{id}/payload",
-        get(download_payload)
-            .layer(axum::middleware::from_fn(super::extract::read_whole_body))
-            .put(upload_payload)
-            .layer(axum::extract::DefaultBodyLimit::disable()),
-    )
+/// [`super::extract::read_whole_body`]; the download and a 405 are. (The download is
+/// registered last: the route's 405 is the fallback of the method router registered last.)
+pub(super) fn payload_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_payload).layer(axum::extract::DefaultBodyLimit::disable()))
+        .routes(
+            routes!(download_payload)
+                .layer(axum::middleware::from_fn(super::extract::read_whole_body)),
+        )
 }
 
 /// A family to create.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateFamily {
+    /// Unique among families: one line, not blank, at most 255 characters.
+    #[schema(example = "Firefox")]
     name: String,
 }
 
 /// A procedure in a request: success codes as text (absent or `null`: `0`; `*`: any code;
 /// empty: a 400).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProcedureInput {
+    /// The command line the agent runs, at most 32,767 characters; absent or `null`: empty.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     command: String,
+    /// Return codes that count as success: comma-separated integers and inclusive ranges
+    /// (`0, 3010`, `-5--1`), or `*` for every code; absent or `null`: `0`.
     #[serde(default)]
+    #[schema(example = "0, 3010")]
     success_codes: Option<String>,
+    /// What the agent does after success; absent or `null`: `none`.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     post_action: PostAction,
 }
 
@@ -95,14 +110,20 @@ impl ProcedureInput {
 }
 
 /// Compatibility lists in a request; absent or `null` lists are empty (anything fits).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CompatibilityInput {
+    /// Operating systems; entries of one line of at most 255 characters, at most 1,000.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     os: Vec<String>,
+    /// Operating system versions.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     os_version: Vec<String>,
+    /// Architectures.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     architecture: Vec<String>,
 }
 
@@ -142,26 +163,44 @@ impl From<&Compatibility> for CompatibilityInput {
     }
 }
 
-/// A package to create, and a package's editable form (see [`super::patch`]). Its payload is
-/// uploaded separately. Absent or `null` fields take their defaults.
-#[derive(Debug, Serialize, Deserialize)]
+/// A package to create, and a package's editable form (a `PATCH` is a JSON merge patch of
+/// it). Its payload is uploaded separately. Absent or `null` fields take their defaults.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PackageInput {
+    /// The family; it cannot change once created.
     family: FamilyId,
+    /// The version, unique within the family: one line, not blank, at most 255 characters.
+    #[schema(example = "1.0")]
     version: String,
+    /// How to install it; absent or `null`: an empty command.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     install: ProcedureInput,
+    /// How to uninstall it; absent or `null`: an empty command.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     uninstall: ProcedureInput,
+    /// Whether uninstall jobs download the payload too.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     download_for_uninstall: bool,
+    /// What installing it means for other installed versions of the family.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     upgrade_behavior: UpgradeBehavior,
+    /// Which computers it may be installed on; absent or `null`: any.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     compatibility: CompatibilityInput,
+    /// Packages that must be installed first, in order; at most 1,000.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     dependencies: Vec<PackageId>,
 }
+
+/// A `PATCH` body: a JSON merge patch of [`PackageInput`].
+type PackagePatch = MergePatch<PackageInput>;
 
 impl From<&Package> for PackageInput {
     fn from(package: &Package) -> Self {
@@ -199,6 +238,21 @@ impl PackageInput {
     }
 }
 
+/// Creates a package family.
+#[utoipa::path(
+    post,
+    path = "/package-families",
+    operation_id = "create_package_family",
+    tag = "packages",
+    request_body = CreateFamily,
+    responses(
+        (status = 201, description = "The family created.", body = PackageFamily),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn create_family(
     State(state): State<AppState>,
     Body(input): Body<CreateFamily>,
@@ -211,6 +265,19 @@ async fn create_family(
     .await
 }
 
+/// Lists package families by id.
+#[utoipa::path(
+    get,
+    path = "/package-families",
+    operation_id = "list_package_families",
+    tag = "packages",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of families.", body = Paged<PackageFamily>),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn list_families(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
@@ -224,6 +291,20 @@ async fn list_families(
     .await
 }
 
+/// Shows a package family.
+#[utoipa::path(
+    get,
+    path = "/package-families/{id}",
+    operation_id = "get_package_family",
+    tag = "packages",
+    params(("id" = i64, Path, description = "The family's id.", example = 1)),
+    responses(
+        (status = 200, description = "The family.", body = PackageFamily),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn family(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -231,6 +312,22 @@ async fn family(
     blocking(move || Ok(Json(state.store().family(FamilyId(id))?))).await
 }
 
+/// Creates a package (a version of a family), without a payload.
+#[utoipa::path(
+    post,
+    path = "/packages",
+    operation_id = "create_package",
+    tag = "packages",
+    request_body = PackageInput,
+    responses(
+        (status = 201, description = "The package created.", body = Package),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn create_package(
     State(state): State<AppState>,
     Body(input): Body<PackageInput>,
@@ -256,6 +353,19 @@ fn name_duplicate(error: EngineError) -> ApiError {
     }
 }
 
+/// Lists packages by id.
+#[utoipa::path(
+    get,
+    path = "/packages",
+    operation_id = "list_packages",
+    tag = "packages",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of packages.", body = Paged<Package>),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn list_packages(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
@@ -269,6 +379,20 @@ async fn list_packages(
     .await
 }
 
+/// Shows a package.
+#[utoipa::path(
+    get,
+    path = "/packages/{id}",
+    operation_id = "get_package",
+    tag = "packages",
+    params(("id" = i64, Path, description = "The package's id.", example = 1)),
+    responses(
+        (status = 200, description = "The package.", body = Package),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn package(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -276,7 +400,27 @@ async fn package(
     blocking(move || Ok(Json(state.store().package(PackageId(id))?))).await
 }
 
-/// Applies a merge patch to the package.
+/// Applies a merge patch to the package; re-evaluates the rules concerned.
+#[utoipa::path(
+    patch,
+    path = "/packages/{id}",
+    operation_id = "update_package",
+    tag = "packages",
+    params(("id" = i64, Path, description = "The package's id.", example = 1)),
+    request_body(content(
+        (PackagePatch = "application/merge-patch+json"),
+        (PackagePatch = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "The package changed.", body = Package),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+    ),
+)]
 async fn update_package(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -304,6 +448,28 @@ async fn update_package(
 /// (before the body is read), 413 over `--max-payload-size` (before the body is read when its
 /// `Content-Length` says so), 400 for a body that is not a zip archive (naming why) or that was
 /// cut off, 507 when the disk is full, 500 for another write error.
+#[utoipa::path(
+    put,
+    path = "/packages/{id}/payload",
+    operation_id = "upload_package_payload",
+    tag = "packages",
+    params(("id" = i64, Path, description = "The package's id.", example = 1)),
+    request_body(
+        description = "The zip archive, raw bytes (any `Content-Type`), at most \
+                       `--max-payload-size` bytes (16 GiB by default).",
+        content = ZipArchive,
+        content_type = "application/zip",
+    ),
+    responses(
+        (status = 200, description = "The package, with the payload's size and digest.", body = Package),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+        (status = 503, response = Busy),
+        (status = 507, response = InsufficientStorage),
+    ),
+)]
 async fn upload_payload(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -451,6 +617,21 @@ fn write_error(context: &str, error: &std::io::Error) -> ApiError {
     }
 }
 
+/// Downloads a package's payload archive.
+#[utoipa::path(
+    get,
+    path = "/packages/{id}/payload",
+    operation_id = "download_package_payload",
+    tag = "packages",
+    params(("id" = i64, Path, description = "The package's id.", example = 1)),
+    responses(
+        (status = 200, description = "The zip archive.", body = ZipArchive, content_type = "application/zip",
+         headers(("content-length" = u64, description = "The archive's length in bytes."))),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn download_payload(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,

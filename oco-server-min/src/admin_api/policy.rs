@@ -4,6 +4,7 @@ use oco_core::chrono_tz::Tz;
 use oco_core::constraint::{Finding, FindingKind, IpRanges, TimeFrames};
 use oco_core::model::{DeliveryPolicy, Priority, SequenceMode};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::error::{ApiError, Position};
 use super::patch::null_is_default;
@@ -11,20 +12,35 @@ use super::patch::null_is_default;
 /// A delivery policy in a request, and its editable form. Absent or `null` fields take the
 /// defaults of a new policy; an absent or `null` `time_zone` is the server's default zone.
 /// `post_action_timeout` absent is 5 minutes, `null` disables post actions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DeliveryPolicyInput)]
 pub(crate) struct PolicyInput {
+    /// Higher is delivered first; absent or `null`: 0.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable, minimum = -100, maximum = 100)]
     priority: i64,
+    /// What a failed job means for the computer's later jobs of the origin; absent or `null`:
+    /// `ignore-failed`.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable)]
     sequence_mode: SequenceMode,
+    /// Agent addresses the jobs may be delivered to (`!10.66.0.0/16, 10.0.0.0/8`); absent,
+    /// `null` or empty: every address.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable, example = "10.0.0.0/8")]
     ip_ranges: String,
+    /// Local times at which the jobs may be delivered (`MON-FRI 18:00-06:00`); absent, `null`
+    /// or empty: always.
     #[serde(default, deserialize_with = "null_is_default")]
+    #[schema(nullable, example = "MON-FRI 18:00-06:00")]
     time_frames: String,
+    /// The IANA zone `time_frames` are read in; absent or `null`: the server's `--time-zone`.
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "Europe/Berlin")]
     time_zone: Option<Tz>,
-    /// Absent: 5 minutes; `null`: post actions disabled.
+    /// Minutes the agent waits before a restart or shutdown post action. Absent: 5 minutes;
+    /// `null`: post actions disabled.
     #[serde(default = "default_timeout")]
     post_action_timeout: Option<u32>,
 }
@@ -106,12 +122,13 @@ pub(crate) fn policy_or_default(
 /// A finding of the constraint lint, returned beside a container or rule that was saved: the
 /// write happened, but the constraint cannot mean what it says (see
 /// [`oco_core::constraint::Finding`]). Shaped as the errors of a constraint that does not parse.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct Warning {
     /// The field, e.g. `policy.ip_ranges`.
     field: String,
     /// `shadowed`, `redundant`, `allows-everything` or `denies-everything`.
     kind: &'static str,
+    /// What the finding is, for a person.
     message: String,
     /// The 1-based number of the entry concerned; absent for a finding about the whole list.
     #[serde(skip_serializing_if = "Option::is_none")]

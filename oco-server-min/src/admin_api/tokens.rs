@@ -9,15 +9,18 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::model::{Name, Sha256Digest, TokenId};
 use oco_core::store::{AdminToken, NewAdminToken, Page, Store, StoreError, TokenAccess};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::blocking;
+use super::openapi::{BadRequest, Conflict, Internal, NotFound, UnsupportedMediaType};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
 use crate::observe::Created;
@@ -35,10 +38,10 @@ const SECRET_PREFIX: &str = "oco_";
 /// The name of the token the secrets file's `admin-token` is stored as.
 pub(crate) const FIRST_TOKEN_NAME: &str = "admin";
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tokens", get(list).post(create))
-        .route("/tokens/{id}", get(one).delete(revoke))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(one, revoke))
 }
 
 /// The SHA-256 digest of a token's secret: what the store keeps and looks up.
@@ -47,14 +50,17 @@ pub(crate) fn digest(secret: &str) -> Sha256Digest {
 }
 
 /// A token as the API shows it: never its digest, and its secret only when created.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TokenView {
     id: TokenId,
+    /// Unique among tokens; the access and audit logs name the token of each request by it.
     name: Name,
+    /// `full`, or `read-only` (only `GET` and `HEAD`).
     access: TokenAccess,
     created: DateTime<Utc>,
-    /// The secret: in the answer to the creation only.
+    /// The secret, for `Authorization: Bearer <token>`: in the answer to the creation only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "oco_0123456789abcdefghijklmnopqrstuvwxyz0123456")]
     token: Option<String>,
 }
 
@@ -70,12 +76,16 @@ impl From<AdminToken> for TokenView {
     }
 }
 
-/// A token to create.
-#[derive(Debug, Deserialize)]
+/// A token to create; the server makes its secret.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenInput {
+    /// A name: one line of at most 255 characters, unique among tokens.
+    #[schema(example = "grafana")]
     name: String,
+    /// `full` (the default), or `read-only`.
     #[serde(default = "full")]
+    #[schema(default = "full")]
     access: TokenAccess,
 }
 
@@ -83,6 +93,19 @@ fn full() -> TokenAccess {
     TokenAccess::Full
 }
 
+/// The tokens, by id (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of tokens.", body = Paged<TokenView>),
+        (status = 400, response = BadRequest),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
@@ -96,6 +119,20 @@ async fn list(
     .await
 }
 
+/// One token (never its secret).
+#[utoipa::path(
+    get,
+    path = "/tokens/{id}",
+    operation_id = "get_token",
+    tag = "tokens",
+    params(("id" = i64, Path, description = "The token's id.", example = 1)),
+    responses(
+        (status = 200, description = "The token.", body = TokenView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -103,7 +140,21 @@ async fn one(
     blocking(move || Ok(Json(find(state.store().as_ref(), TokenId(id))?.into()))).await
 }
 
-/// `POST /tokens`: a new token with a random secret, answered once and never stored.
+/// A new token with a random secret, answered once: the server keeps only its digest.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    request_body = TokenInput,
+    responses(
+        (status = 201, description = "The token created, with its secret.", body = TokenView),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     Body(input): Body<TokenInput>,
@@ -139,8 +190,22 @@ async fn create(
     .await
 }
 
-/// `DELETE /tokens/{id}`: revokes a token; its next request is refused. The last full-access
-/// token cannot be revoked (409).
+/// Revokes a token: its next request is refused. The last full-access token cannot be revoked
+/// (409).
+#[utoipa::path(
+    delete,
+    path = "/tokens/{id}",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    params(("id" = i64, Path, description = "The token's id.", example = 1)),
+    responses(
+        (status = 204, description = "The token is revoked."),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn revoke(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
     blocking(move || {
         let store = state.store().as_ref();
