@@ -20,9 +20,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::blocking;
-use super::openapi::{BadRequest, Conflict, Internal, NotFound, UnsupportedMediaType};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Body, PageQuery, Paged};
+use super::openapi::{BadRequest, Conflict, Internal, NotFound, UnsupportedMediaType};
 use crate::observe::Created;
 use crate::AppState;
 
