@@ -762,7 +762,15 @@ fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
 }
 
 fn parse_agent_path(text: &str) -> Result<String, String> {
-    if text.starts_with('/') && !text.contains(['?', '#', ' ']) {
+    let taken = ["/healthz", "/readyz", "/metrics"].contains(&text)
+        || text == crate::admin_api::PREFIX
+        || text.starts_with(&format!("{}/", crate::admin_api::PREFIX));
+    if taken {
+        Err(format!(
+            "`{text}` is one of the server's own routes (`/healthz`, `/readyz`, `/metrics`, \
+             `/api/v1/…`)"
+        ))
+    } else if text.starts_with('/') && !text.contains(['?', '#', ' ']) {
         Ok(text.to_string())
     } else {
         Err(format!(
@@ -1414,5 +1422,24 @@ mod tests {
     fn no_file_is_fine_and_an_empty_file_changes_nothing() {
         let plain = resolve(&matches(&[]), None).unwrap();
         assert_eq!(resolve(&matches(&[]), file("")).unwrap(), plain);
+    }
+
+    #[test]
+    fn the_agent_path_cannot_be_one_of_the_servers_routes() {
+        for path in [
+            "/metrics",
+            "/healthz",
+            "/readyz",
+            "/api/v1",
+            "/api/v1/computers",
+        ] {
+            let err = parse_agent_path(path).unwrap_err();
+            assert!(err.contains("server's own routes"), "{path}: {err}");
+        }
+        assert_eq!(parse_agent_path("/api/v10").unwrap(), "/api/v10");
+        assert_eq!(
+            parse_agent_path("/api-agent.php").unwrap(),
+            "/api-agent.php"
+        );
     }
 }

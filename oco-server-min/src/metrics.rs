@@ -10,7 +10,7 @@
 //! | `oco_agent_requests_total` | `kind` | agent requests: `hello`, `report`, `download`, `other`, `refused`, `failed` |
 //! | `oco_hello_cache_lookups_total` | `result` | hellos answered from the hello cache (`hit`) or the store (`miss`) |
 //! | `oco_jobs_handed_out_total` | | jobs handed to agents in hellos |
-//! | `oco_job_reports_total` | `outcome` | job reports: the state they wrote (`downloading`, `succeeded`, `failed`, …) or `ignored` |
+//! | `oco_job_reports_total` | `outcome` | job reports: the state they wrote (`downloading`, `succeeded`, `failed`, …), `applied` (a success recorded on a deleted job) or `ignored` |
 //! | `oco_commit_batch_size` | | change sets per group commit |
 //! | `oco_commit_duration_seconds` | | a group commit's write, from its start to its durable end |
 //! | `oco_housekeeping_runs_total` | `result` | housekeeping runs of this process: `ok` or `error` |

@@ -104,7 +104,7 @@ impl StoredSecrets {
     fn to_toml(&self) -> String {
         format!(
             "# Secrets of oco-server-min. Keep this file private: whoever reads it can administer the\n\
-             # server and impersonate agents. Replace a value and restart to change it.\n\
+             # server and impersonate agents. Replace a key and restart to change it.\n\
              \n\
              # The first admin API token (`Authorization: Bearer <admin-token>`), stored as the\n\
              # full-access token `admin` while the database holds no full-access token; manage\n\

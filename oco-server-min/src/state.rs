@@ -49,6 +49,8 @@ struct Shared {
     /// When a refused admin token was last logged.
     refused_tokens: std::sync::Mutex<Throttle>,
     metrics: Metrics,
+    /// The stored admin tokens, as authentication reads them.
+    admin_tokens: crate::admin_api::tokens::TokenCache,
 }
 
 /// How the server behaves, as its options say.
@@ -224,6 +226,7 @@ impl AppState {
             readiness: Readiness::default(),
             refused_tokens: std::sync::Mutex::default(),
             metrics,
+            admin_tokens: crate::admin_api::tokens::TokenCache::default(),
         })))
     }
 
@@ -245,6 +248,11 @@ impl AppState {
     /// The server's metrics (what `/metrics` shows).
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// The stored admin tokens, as authentication reads them.
+    pub(crate) fn admin_tokens(&self) -> &crate::admin_api::tokens::TokenCache {
+        &self.0.admin_tokens
     }
 
     /// The last readiness result.
@@ -336,15 +344,24 @@ fn first_admin_token(
             "stored the secrets file's admin-token as the full-access admin token `{name}` \
              (the store held none); manage tokens at /api/v1/tokens"
         );
+        if secret.chars().count() < 32 {
+            tracing::warn!(
+                "the secrets file's admin-token is short ({} characters): its digest in the \
+                 database (and its backups) could be guessed; make a token at /api/v1/tokens \
+                 and revoke `{name}`",
+                secret.chars().count()
+            );
+        }
     } else if !secret.is_empty()
         && store
             .admin_token_by_digest(&crate::admin_api::tokens::digest(secret))
             .map_err(std::io::Error::other)?
             .is_none()
     {
-        tracing::info!(
-            "the secrets file's admin-token has been revoked; requests need a token made at \
-             /api/v1/tokens"
+        tracing::warn!(
+            "the secrets file's admin-token is not a stored token: it was revoked, or the file \
+             was edited after the first start (editing it does not rotate it); requests need a \
+             token made at /api/v1/tokens"
         );
     }
     Ok(())

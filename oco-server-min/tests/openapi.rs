@@ -112,10 +112,23 @@ fn concrete(path: &str) -> String {
 /// `method path` with the admin token and an empty JSON object as the body; the status and the
 /// error message, if any.
 async fn probe(api: &Api, method: &str, path: &str) -> (StatusCode, String) {
-    let request = Request::builder()
+    probe_as(api, Some(TOKEN), method, path).await
+}
+
+/// [`probe`] with `token`, or with none.
+async fn probe_as(
+    api: &Api,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+) -> (StatusCode, String) {
+    let mut request = Request::builder();
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
         .method(method)
         .uri(format!("{PREFIX}{}", concrete(path)))
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from("{}"))
         .unwrap();
@@ -125,6 +138,59 @@ async fn probe(api: &Api, method: &str, path: &str) -> (StatusCode, String) {
         .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_default();
     (status, message)
+}
+
+/// Every documented operation but the document itself needs a token (401 without one, as the
+/// document says), and a read-only token may only read (403 otherwise, as it says too).
+#[tokio::test]
+async fn every_operation_needs_a_token_and_a_read_only_one_may_only_read() {
+    let api = Api::new();
+    let doc = document(&api).await;
+    let (status, made) = api
+        .post("/tokens", json!({"name": "viewer", "access": "read-only"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let viewer = made["token"].as_str().unwrap();
+    let mut checked = 0;
+    for (method, path) in documented(&doc) {
+        if path == "/openapi.json" {
+            continue;
+        }
+        let operation = &doc["paths"][&path][method.to_lowercase()];
+        let (status, message) = probe_as(&api, None, &method, &path).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}: {message}"
+        );
+        assert!(
+            operation["responses"].get("401").is_some(),
+            "{method} {path}"
+        );
+        if method != "GET" {
+            let (status, message) = probe_as(&api, Some(viewer), &method, &path).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {message}");
+            assert!(
+                operation["responses"].get("403").is_some(),
+                "{method} {path}"
+            );
+        } else {
+            assert!(
+                operation["responses"].get("403").is_none(),
+                "{method} {path}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 50, "{checked} operations");
+    // Nothing the read-only token asked for was done.
+    assert_eq!(
+        api.store
+            .list_admin_tokens(oco_core::store::Page::first(10))
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]

@@ -443,10 +443,28 @@ pub(crate) fn create_admin_token(conn: &Conn<'_>, token: NewAdminToken) -> Store
     Ok(token.with_id(TokenId(id)))
 }
 
+/// Runs in a serializable write: two revocations of the last two full-access tokens at once
+/// are a serialization failure for one of them, which is run again and then sees the other's.
 pub(crate) fn delete_admin_token(conn: &Conn<'_>, id: TokenId) -> StoreResult<()> {
-    if execute(conn, "DELETE FROM admin_tokens WHERE id = $1", &[&id.0])? == 0 {
-        return Err(not_found("admin token", id));
+    let token = row(
+        conn,
+        "SELECT name, access = 'full', \
+         (SELECT count(*) FROM admin_tokens WHERE access = 'full' AND id <> $1) \
+         FROM admin_tokens WHERE id = $1",
+        &[&id.0],
+        |row| {
+            Ok((
+                column::<String>(row, 0)?,
+                column::<bool>(row, 1)?,
+                column::<i64>(row, 2)?,
+            ))
+        },
+    )?
+    .ok_or_else(|| not_found("admin token", id))?;
+    if let (name, true, 0) = token {
+        return Err(oco_core::store::columns::last_full_token(id, &name));
     }
+    execute(conn, "DELETE FROM admin_tokens WHERE id = $1", &[&id.0])?;
     Ok(())
 }
 

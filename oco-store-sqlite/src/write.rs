@@ -334,10 +334,28 @@ pub(crate) fn create_admin_token(
     Ok(token.with_id(TokenId(conn.last_insert_rowid())))
 }
 
+/// Runs inside the write transaction, so the count of the other full-access tokens holds until
+/// the delete.
 pub(crate) fn delete_admin_token(conn: &Connection, id: TokenId) -> StoreResult<()> {
-    if execute(conn, "DELETE FROM admin_tokens WHERE id = ?1", [id.0])? == 0 {
-        return Err(not_found("admin token", id));
+    let token = row(
+        conn,
+        "SELECT name, access = 'full', \
+         (SELECT count(*) FROM admin_tokens WHERE access = 'full' AND id <> ?1) \
+         FROM admin_tokens WHERE id = ?1",
+        [id.0],
+        |row| {
+            Ok((
+                row.get::<_, String>(0).map_err(backend)?,
+                row.get::<_, bool>(1).map_err(backend)?,
+                row.get::<_, i64>(2).map_err(backend)?,
+            ))
+        },
+    )?
+    .ok_or_else(|| not_found("admin token", id))?;
+    if let (name, true, 0) = token {
+        return Err(oco_core::store::columns::last_full_token(id, &name));
     }
+    execute(conn, "DELETE FROM admin_tokens WHERE id = ?1", [id.0])?;
     Ok(())
 }
 

@@ -519,6 +519,7 @@ fn rule_jobs_written_before_the_job_counts_are_counted() {
          DROP INDEX jobs_by_container;
          CREATE INDEX jobs_by_container ON jobs (container_id, state)
              WHERE container_id IS NOT NULL;
+         DROP TABLE admin_tokens;
          PRAGMA user_version = 4;",
     )
     .unwrap();

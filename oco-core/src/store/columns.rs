@@ -777,6 +777,15 @@ pub fn admin_token_row<R: SqlRow + ?Sized>(row: &R) -> StoreResult<AdminToken> {
     decode().map_err(|reason| corrupt("admin token", id, reason))
 }
 
+/// The error for revoking `name`, the last full-access token.
+pub fn last_full_token(id: TokenId, name: &str) -> StoreError {
+    StoreError::Invalid {
+        reason: format!(
+            "token {id} ({name}) is the last full-access token; create another before revoking it"
+        ),
+    }
+}
+
 /// The error for a token whose name (`name_taken`) or else digest another token has.
 pub fn admin_token_taken(token: &NewAdminToken, name_taken: bool) -> StoreError {
     if name_taken {
@@ -785,9 +794,10 @@ pub fn admin_token_taken(token: &NewAdminToken, name_taken: bool) -> StoreError 
             key: token.name.to_string(),
         }
     } else {
+        // The digest is not said: it is what a secret is recognised by.
         StoreError::Duplicate {
             what: "admin token digest",
-            key: token.digest.to_string(),
+            key: format!("of the token {}", token.name),
         }
     }
 }

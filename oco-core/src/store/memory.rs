@@ -9,7 +9,7 @@ use super::{
     AdminToken, AgentCredentials, Applied, Change, ChangeSet, ContainerJobs, DeploySnapshot,
     FailedJob, HousekeepingSnapshot, JobFilter, ListedJob, NewAdminToken, NewComputer, NewPackage,
     NewRule, OriginInfo, Page, PlannerSnapshot, ReportSnapshot, RulePart, RuleSnapshot,
-    ServerState, Store, StoreError, StoreResult,
+    ServerState, Store, StoreError, StoreResult, TokenAccess,
 };
 use crate::housekeeping::JobSummary;
 use crate::model::{
@@ -725,11 +725,20 @@ impl Store for MemoryStore {
     }
 
     fn delete_admin_token(&self, id: TokenId) -> StoreResult<()> {
-        self.lock()
+        let mut state = self.lock();
+        let token = state
             .tokens
-            .remove(&id)
-            .map(drop)
-            .ok_or_else(|| not_found("admin token", id))
+            .get(&id)
+            .ok_or_else(|| not_found("admin token", id))?;
+        let others_full = state
+            .tokens
+            .values()
+            .any(|other| other.id != id && other.access == TokenAccess::Full);
+        if token.access == TokenAccess::Full && !others_full {
+            return Err(super::columns::last_full_token(id, token.name.as_str()));
+        }
+        state.tokens.remove(&id);
+        Ok(())
     }
 
     fn create_family(&self, name: Name) -> StoreResult<PackageFamily> {

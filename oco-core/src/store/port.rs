@@ -478,7 +478,9 @@ pub trait Store: Send + Sync {
     fn list_admin_tokens(&self, page: Page) -> StoreResult<Vec<AdminToken>>;
     /// The admin API token whose secret has this digest, if any.
     fn admin_token_by_digest(&self, digest: &Sha256Digest) -> StoreResult<Option<AdminToken>>;
-    /// Deletes (revokes) an admin API token.
+    /// Deletes (revokes) an admin API token. [`StoreError::Invalid`] if it is the last
+    /// full-access token: at least one stays, checked in the deleting write, so that revocations
+    /// at once cannot remove the last two.
     fn delete_admin_token(&self, id: TokenId) -> StoreResult<()>;
 
     // Packages.

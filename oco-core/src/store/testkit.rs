@@ -30,7 +30,8 @@ mod races;
 pub use races::{
     assignment_writes_from_the_same_revision_have_exactly_one_winner,
     credentials_from_the_same_reading_have_exactly_one_winner,
-    delete_and_update_of_one_job_race_to_one_winner, run_races,
+    delete_and_update_of_one_job_race_to_one_winner,
+    revoking_the_last_two_full_tokens_at_once_keeps_one, run_races,
     update_job_from_the_same_revision_has_exactly_one_winner, RACES,
 };
 
@@ -586,15 +587,33 @@ pub fn admin_tokens(make: MakeStore<'_>) {
         vec![admin.clone()]
     );
 
+    // The last full-access token stays.
+    let last = store.delete_admin_token(admin.id);
+    assert!(
+        matches!(&last, Err(StoreError::Invalid { reason }) if reason.contains("last full-access")),
+        "{last:?}"
+    );
+    let second = store
+        .create_admin_token(new("second", TokenAccess::Full, 4))
+        .unwrap();
     store.delete_admin_token(admin.id).unwrap();
     assert_eq!(store.admin_token_by_digest(&digest(1)).unwrap(), None);
+    assert!(matches!(
+        store.delete_admin_token(second.id),
+        Err(StoreError::Invalid { .. })
+    ));
+    // A read-only token goes whatever is left.
+    store.delete_admin_token(grafana.id).unwrap();
+    let grafana = store
+        .create_admin_token(new("grafana", TokenAccess::ReadOnly, 2))
+        .unwrap();
     assert!(matches!(
         store.delete_admin_token(admin.id),
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(
         store.list_admin_tokens(Page::first(10)).unwrap(),
-        vec![grafana]
+        vec![second, grafana]
     );
     // A revoked token's name and digest are free again.
     let again = store

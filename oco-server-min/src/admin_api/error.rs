@@ -34,7 +34,7 @@ pub(crate) struct ErrorResponse {
 struct ErrorBody {
     /// What kind of mistake: `malformed`, `invalid`, `invalid-constraint`, `not-found`,
     /// `duplicate`, `conflict`, `family-conflict`, `not-assigned`, `no-jobs`, `unauthorized`,
-    /// `method-not-allowed`, `too-large`, `unsupported-media-type`, `busy`,
+    /// `forbidden`, `method-not-allowed`, `too-large`, `unsupported-media-type`, `busy`,
     /// `insufficient-storage`, `write-failed`, `internal`.
     code: &'static str,
     /// What is wrong, for a person.

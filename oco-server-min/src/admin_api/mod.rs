@@ -2,8 +2,8 @@
 //!
 //! One file per resource. Every handler decodes, reads the clock once, runs its store calls and
 //! core calls off the async threads (`blocking`) and encodes. Errors are [`ApiError`]s:
-//! `{"error": {"code", "message", "field", …}}` with 400 (invalid input), 401, 404, 405, 409,
-//! 413, 415, 500 or 507; [`json_errors`] gives that shape to the errors made below the handlers.
+//! `{"error": {"code", "message", "field", …}}` with 400 (invalid input), 401, 403 (a read-only
+//! token), 404, 405, 409, 413, 415, 500, 503 or 507; [`json_errors`] gives that shape to the errors made below the handlers.
 //! Edits are JSON merge patches (`patch.rs`); bodies are read whole before anything answers
 //! (`extract::read_whole_body`), except a payload upload's, which is streamed to disk, bounded
 //! by `--max-payload-size` rather than the 64 MiB body limit (`packages.rs`).
@@ -117,8 +117,10 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
 /// Refuses requests without a stored admin token (401), and requests of a read-only token that
 /// are not `GET` or `HEAD` (403). The response names the token for the access log.
 ///
-/// The presented token is hashed and looked up by its digest: what the store compares is a
-/// SHA-256 digest, so the time a comparison takes tells nothing about the secret.
+/// The presented token is hashed and looked up by its digest among the stored tokens, as read
+/// at most a second ago ([`tokens::TokenCache`]): a flood of wrong tokens reads the database at
+/// most once a second, and what is compared is a SHA-256 digest, so the time a comparison takes
+/// tells nothing about the secret.
 pub(crate) async fn authenticate(
     State(state): State<AppState>,
     request: Request,
@@ -132,10 +134,7 @@ pub(crate) async fn authenticate(
         .filter(|token| !token.is_empty())
         .map(tokens::digest);
     let token = match presented {
-        Some(digest) => {
-            let store = state.store().clone();
-            blocking(move || Ok(store.admin_token_by_digest(&digest)?)).await?
-        }
+        Some(digest) => state.admin_tokens().find(&state, &digest).await?,
         None => None,
     };
     match token {

@@ -67,7 +67,8 @@ impl Document {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "The admin token (`admin-token` in the server's secrets file).",
+                        "An admin token: made at `POST /tokens` (the first is `admin-token` \
+                         in the server's secrets file).",
                     ))
                     .build(),
             ),

@@ -1,20 +1,28 @@
 //! Admin API tokens: list, show, create (the secret is answered once) and revoke.
 //!
 //! A token is stored as its name, its access and the SHA-256 digest of its secret; a request's
-//! bearer token is hashed and looked up by digest ([`authenticate`](super::authenticate)). The
+//! bearer token is hashed and looked up by digest ([`authenticate`](super::authenticate)) in a
+//! copy of the stored tokens read at most once a second ([`TokenCache`]), so that requests with
+//! wrong tokens cost no database reads: a token created or revoked through this process counts
+//! at once, through another within a second. The
 //! secrets file's `admin-token` becomes the full-access token `admin` when the store holds no
 //! full-access token ([`seed`]): at the first start, and again should every one be revoked.
 //! Revoking the last full-access token through the API is refused, so the API cannot lock its
 //! administrators out.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::{Extension, Json};
 use oco_core::chrono::{DateTime, Utc};
 use oco_core::model::{Name, Sha256Digest, TokenId};
 use oco_core::store::{AdminToken, NewAdminToken, Page, Store, StoreError, TokenAccess};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -44,13 +52,64 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(one, revoke))
 }
 
+/// How long a copy of the stored tokens answers before it is read again.
+pub(crate) const TOKEN_REFRESH: Duration = Duration::from_secs(1);
+
+/// The stored tokens by digest, as last read, and when. One read at a time: requests that find
+/// the copy stale while it is being read wait for that read.
+#[derive(Debug, Default)]
+pub(crate) struct TokenCache {
+    copy: tokio::sync::Mutex<Option<(Instant, Arc<ByDigest>)>>,
+}
+
+/// The stored tokens by the digest of their secrets.
+type ByDigest = HashMap<Sha256Digest, AdminToken>;
+
+impl TokenCache {
+    /// The token whose secret has `digest`, if any, from a copy at most [`TOKEN_REFRESH`] old.
+    pub(crate) async fn find(
+        &self,
+        state: &AppState,
+        digest: &Sha256Digest,
+    ) -> ApiResult<Option<AdminToken>> {
+        let mut copy = self.copy.lock().await;
+        let fresh = copy
+            .as_ref()
+            .filter(|(read, _)| read.elapsed() < TOKEN_REFRESH)
+            .map(|(_, tokens)| tokens.clone());
+        let tokens = match fresh {
+            Some(tokens) => tokens,
+            None => {
+                let store = state.store().clone();
+                let tokens = blocking(move || {
+                    Ok(all(store.as_ref())?
+                        .into_iter()
+                        .map(|token| (token.digest, token))
+                        .collect::<HashMap<_, _>>())
+                })
+                .await?;
+                let tokens = Arc::new(tokens);
+                *copy = Some((Instant::now(), tokens.clone()));
+                tokens
+            }
+        };
+        Ok(tokens.get(digest).cloned())
+    }
+
+    /// Drops the copy: a token was created or revoked here.
+    async fn forget(&self) {
+        *self.copy.lock().await = None;
+    }
+}
+
 /// The SHA-256 digest of a token's secret: what the store keeps and looks up.
 pub(crate) fn digest(secret: &str) -> Sha256Digest {
     Sha256Digest(Sha256::digest(secret.as_bytes()).into())
 }
 
-/// A token as the API shows it: never its digest, and its secret only when created.
-#[derive(Debug, Serialize, ToSchema)]
+/// A token as the API shows it: never its digest, and its secret only when created. No
+/// `Debug`: it may hold the secret.
+#[derive(Serialize, ToSchema)]
 struct TokenView {
     id: TokenId,
     /// Unique among tokens; the access and audit logs name the token of each request by it.
@@ -158,36 +217,54 @@ async fn one(
 async fn create(
     State(state): State<AppState>,
     Body(input): Body<TokenInput>,
-) -> ApiResult<(StatusCode, Extension<Created>, Json<TokenView>)> {
+) -> ApiResult<(
+    StatusCode,
+    [(header::HeaderName, HeaderValue); 1],
+    Extension<Created>,
+    Json<TokenView>,
+)> {
     let name = Name::new("name", &input.name)?;
     let now = state.clock().now();
-    blocking(move || {
-        let store = state.store().as_ref();
-        if all(store)?.len() >= MAX_ADMIN_TOKENS {
-            return Err(ApiError::conflict(format!(
-                "there are {MAX_ADMIN_TOKENS} tokens already, the most kept; revoke one first"
-            )));
+    let view = blocking({
+        let state = state.clone();
+        move || {
+            let store = state.store().as_ref();
+            if all(store)?.len() >= MAX_ADMIN_TOKENS {
+                return Err(ApiError::conflict(format!(
+                    "there are {MAX_ADMIN_TOKENS} tokens already, the most kept; revoke one first"
+                )));
+            }
+            let secret = format!(
+                "{SECRET_PREFIX}{}",
+                crate::secrets::random_key(SECRET_LEN)
+                    .map_err(|error| ApiError::internal("token secret", &error))?
+            );
+            let new = NewAdminToken {
+                name,
+                access: input.access,
+                digest: digest(&secret),
+                created: now,
+            };
+            let token = store.create_admin_token(new).map_err(|error| match error {
+                StoreError::Duplicate { .. } => ApiError::from(error).with_field("name"),
+                error => error.into(),
+            })?;
+            let mut view = TokenView::from(token);
+            view.token = Some(secret);
+            Ok(view)
         }
-        let secret = format!(
-            "{SECRET_PREFIX}{}",
-            crate::secrets::random_key(SECRET_LEN)
-                .map_err(|error| ApiError::internal("token secret", &error))?
-        );
-        let new = NewAdminToken {
-            name,
-            access: input.access,
-            digest: digest(&secret),
-            created: now,
-        };
-        let token = store.create_admin_token(new).map_err(|error| match error {
-            StoreError::Duplicate { .. } => ApiError::from(error).with_field("name"),
-            error => error.into(),
-        })?;
-        let mut view = TokenView::from(token);
-        view.token = Some(secret);
-        Ok((StatusCode::CREATED, Created::id(view.id), Json(view)))
     })
-    .await
+    .await;
+    state.admin_tokens().forget().await;
+    let view = view?;
+    // The secret is in this answer only: no cache may keep it.
+    let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+    Ok((
+        StatusCode::CREATED,
+        no_store,
+        Created::id(view.id),
+        Json(view),
+    ))
 }
 
 /// Revokes a token: its next request is refused. The last full-access token cannot be revoked
@@ -207,23 +284,18 @@ async fn create(
     ),
 )]
 async fn revoke(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
-    blocking(move || {
-        let store = state.store().as_ref();
-        let token = find(store, TokenId(id))?;
-        if token.access == TokenAccess::Full
-            && !all(store)?
-                .iter()
-                .any(|other| other.id != token.id && other.access == TokenAccess::Full)
-        {
-            return Err(ApiError::conflict(format!(
-                "token {} ({}) is the last full-access token; create another before revoking it",
-                token.id, token.name
-            )));
+    let store = state.store().clone();
+    let revoked = blocking(move || {
+        // The store keeps the last full-access token, checked in its deleting write.
+        match store.delete_admin_token(TokenId(id)) {
+            Ok(()) => Ok(StatusCode::NO_CONTENT),
+            Err(StoreError::Invalid { reason }) => Err(ApiError::conflict(reason)),
+            Err(error) => Err(error.into()),
         }
-        store.delete_admin_token(token.id)?;
-        Ok(StatusCode::NO_CONTENT)
     })
-    .await
+    .await;
+    state.admin_tokens().forget().await;
+    revoked
 }
 
 /// The token `id`; 404 if there is none.

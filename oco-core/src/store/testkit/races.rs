@@ -27,7 +27,54 @@ pub const RACES: &[(&str, Check)] = &[
         "credentials_from_the_same_reading_have_exactly_one_winner",
         credentials_from_the_same_reading_have_exactly_one_winner,
     ),
+    (
+        "revoking_the_last_two_full_tokens_at_once_keeps_one",
+        revoking_the_last_two_full_tokens_at_once_keeps_one,
+    ),
 ];
+
+/// Two threads revoke the last two full-access tokens at once, twenty rounds: one revocation
+/// wins, the other is refused, and one full-access token stays.
+pub fn revoking_the_last_two_full_tokens_at_once_keeps_one(make: MakeStore<'_>) {
+    use crate::store::{NewAdminToken, Page, TokenAccess};
+    let store: Arc<dyn Store> = Arc::from(make());
+    let token = |n: u8| NewAdminToken {
+        name: name(&format!("full-{n}")),
+        access: TokenAccess::Full,
+        digest: crate::model::Sha256Digest([n; 32]),
+        created: at(0),
+    };
+    let mut kept = store.create_admin_token(token(0)).unwrap();
+    for round in 1..=20_u8 {
+        let other = store.create_admin_token(token(round)).unwrap();
+        let ids = [kept.id, other.id];
+        let barrier = Arc::new(Barrier::new(2));
+        let results: Vec<_> = ids
+            .into_iter()
+            .map(|id| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    store.delete_admin_token(id)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .collect();
+        let won = results.iter().filter(|result| result.is_ok()).count();
+        assert_eq!(won, 1, "round {round}: {results:?}");
+        assert!(
+            results
+                .iter()
+                .any(|result| matches!(result, Err(StoreError::Invalid { .. }))),
+            "round {round}: {results:?}"
+        );
+        let left = store.list_admin_tokens(Page::first(10)).unwrap();
+        assert_eq!(left.len(), 1, "round {round}: {left:?}");
+        kept = left.into_iter().next().unwrap();
+    }
+}
 
 /// Runs every race in [`RACES`], each on a fresh store from `make` shared by its threads.
 ///
