@@ -2,9 +2,9 @@
 //!
 //! A token is stored as its name, its access and the SHA-256 digest of its secret; a request's
 //! bearer token is hashed and looked up by digest ([`authenticate`](super::authenticate)) in a
-//! copy of the stored tokens read at most once a second ([`TokenCache`]), so that requests with
-//! wrong tokens cost no database reads: a token created or revoked through this process counts
-//! at once, through another within a second. The
+//! copy of the stored tokens ([`TokenCache`]), so that requests with wrong tokens cost at most
+//! ten database reads a second: a token created or revoked through this process counts at once;
+//! through another, a new token works within 0.1 s and a revoked one is refused within a second. The
 //! secrets file's `admin-token` becomes the full-access token `admin` when the store holds no
 //! full-access token ([`seed`]): at the first start, and again should every one be revoked.
 //! Revoking the last full-access token through the API is refused, so the API cannot lock its
@@ -52,8 +52,14 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(one, revoke))
 }
 
-/// How long a copy of the stored tokens answers before it is read again.
+/// How long a copy of the stored tokens answers before it is read again: how late a revocation
+/// through another process may hold here.
 pub(crate) const TOKEN_REFRESH: Duration = Duration::from_secs(1);
+
+/// How old a copy may be and still answer that a token is unknown: how late a token created
+/// through another process may work here. Wrong tokens thus read the database at most ten times
+/// a second.
+pub(crate) const UNKNOWN_REFRESH: Duration = Duration::from_millis(100);
 
 /// The stored tokens by digest, as last read, and when. One read at a time: requests that find
 /// the copy stale while it is being read wait for that read.
@@ -66,7 +72,8 @@ pub(crate) struct TokenCache {
 type ByDigest = HashMap<Sha256Digest, AdminToken>;
 
 impl TokenCache {
-    /// The token whose secret has `digest`, if any, from a copy at most [`TOKEN_REFRESH`] old.
+    /// The token whose secret has `digest`, if any: found in a copy at most [`TOKEN_REFRESH`]
+    /// old, or not found in one at most [`UNKNOWN_REFRESH`] old.
     pub(crate) async fn find(
         &self,
         state: &AppState,
@@ -75,7 +82,10 @@ impl TokenCache {
         let mut copy = self.copy.lock().await;
         let fresh = copy
             .as_ref()
-            .filter(|(read, _)| read.elapsed() < TOKEN_REFRESH)
+            .filter(|(read, tokens)| {
+                let age = read.elapsed();
+                age < UNKNOWN_REFRESH || (age < TOKEN_REFRESH && tokens.contains_key(digest))
+            })
             .map(|(_, tokens)| tokens.clone());
         let tokens = match fresh {
             Some(tokens) => tokens,
