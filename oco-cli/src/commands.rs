@@ -105,16 +105,13 @@ fn families(ctx: &mut Ctx<'_>, command: &cli::Families) -> Result<u8, Failure> {
             let created = ctx
                 .client
                 .post("/package-families", &json!({ "name": name }))?;
-            if ctx.json {
-                return print_json(ctx, &created);
-            }
-            writeln!(
-                ctx.out,
-                "created package family {}: {}",
-                at(&created, "/id"),
-                at(&created, "/name")
-            )?;
-            Ok(exit::SUCCESS)
+            answer(ctx, &created, |created| {
+                format!(
+                    "created package family {}: {}",
+                    at(created, "/id"),
+                    at(created, "/name")
+                )
+            })
         }
     }
 }
@@ -134,17 +131,7 @@ fn packages(ctx: &mut Ctx<'_>, command: &cli::Packages) -> Result<u8, Failure> {
         cli::Packages::Create(new) => create_package(ctx, new),
         cli::Packages::Upload { id, file } => {
             let package = crate::upload::upload(&ctx.client, *id, file)?;
-            if ctx.json {
-                return print_json(ctx, &package);
-            }
-            writeln!(
-                ctx.out,
-                "uploaded {} to package {id}: {} bytes, sha256 {}",
-                file.display(),
-                at(&package, "/payload/size"),
-                at(&package, "/payload/sha256"),
-            )?;
-            Ok(exit::SUCCESS)
+            answer(ctx, &package, |package| uploaded(file, *id, package))
         }
     }
 }
@@ -207,29 +194,26 @@ fn create_package(ctx: &mut Ctx<'_>, new: &cli::NewPackage) -> Result<u8, Failur
                     source: Box::new(failure),
                 }
             })?;
-            if ctx.json {
-                return print_json(ctx, &package);
-            }
-            writeln!(
-                ctx.out,
-                "uploaded {} to package {id}: {} bytes, sha256 {}",
-                file.display(),
-                at(&package, "/payload/size"),
-                at(&package, "/payload/sha256"),
-            )?;
-            return Ok(exit::SUCCESS);
+            return answer(ctx, &package, |package| uploaded(file, id, package));
         }
     };
-    if ctx.json {
-        return print_json(ctx, &package);
-    }
-    writeln!(
-        ctx.out,
-        "created package {id}: family {} version {}",
-        at(&package, "/family"),
-        at(&package, "/version")
-    )?;
-    Ok(exit::SUCCESS)
+    answer(ctx, &package, |package| {
+        format!(
+            "created package {id}: family {} version {}",
+            at(package, "/family"),
+            at(package, "/version")
+        )
+    })
+}
+
+/// What `upload` says of `file` uploaded to package `id`, answered as `package`.
+fn uploaded(file: &std::path::Path, id: i64, package: &Value) -> String {
+    format!(
+        "uploaded {} to package {id}: {} bytes, sha256 {}",
+        file.display(),
+        at(package, "/payload/size"),
+        at(package, "/payload/sha256"),
+    )
 }
 
 fn containers(ctx: &mut Ctx<'_>, command: &cli::Containers) -> Result<u8, Failure> {
@@ -478,12 +462,8 @@ fn tokens(ctx: &mut Ctx<'_>, command: &cli::Tokens) -> Result<u8, Failure> {
             Ok(exit::SUCCESS)
         }
         cli::Tokens::Revoke { id } => {
-            let answer = ctx.client.delete(&format!("/tokens/{id}"))?;
-            if ctx.json {
-                return print_json(ctx, &answer);
-            }
-            writeln!(ctx.out, "revoked token {id}")?;
-            Ok(exit::SUCCESS)
+            let revoked = ctx.client.delete(&format!("/tokens/{id}"))?;
+            answer(ctx, &revoked, |_| format!("revoked token {id}"))
         }
     }
 }
@@ -564,6 +544,19 @@ fn show(ctx: &mut Ctx<'_>, path: &str) -> Result<u8, Failure> {
 }
 
 /// Prints `value` as indented JSON.
+/// `value` as JSON with `--json`, else the one line `line` makes of it.
+fn answer(
+    ctx: &mut Ctx<'_>,
+    value: &Value,
+    line: impl FnOnce(&Value) -> String,
+) -> Result<u8, Failure> {
+    if ctx.json {
+        return print_json(ctx, value);
+    }
+    writeln!(ctx.out, "{}", line(value))?;
+    Ok(exit::SUCCESS)
+}
+
 pub(crate) fn print_json(ctx: &mut Ctx<'_>, value: &Value) -> Result<u8, Failure> {
     writeln!(ctx.out, "{}", indent(value))?;
     Ok(exit::SUCCESS)

@@ -347,20 +347,7 @@ impl Metrics {
     /// Records a request answered with `status` after `seconds`; `route` is its route's
     /// pattern (or `unmatched`).
     pub fn request(&self, route: &str, method: &Method, status: u16, seconds: f64) {
-        let method = method_label(method);
-        let route = self.route(route);
-        self.0
-            .requests
-            .get_or_create(&RequestLabels {
-                route: route.clone(),
-                method,
-                status,
-            })
-            .inc();
-        self.0
-            .latency
-            .get_or_create(&RouteLabels { route, method })
-            .observe(seconds);
+        self.record(self.route(route), method, status, seconds);
     }
 
     /// Records an agent API request answered with `status` after `seconds`.
@@ -371,8 +358,12 @@ impl Metrics {
             latency.observe(seconds);
             return;
         }
+        self.record(self.0.agent_route.clone(), method, status, seconds);
+    }
+
+    /// Counts a request of `route` and its latency into the series of its labels.
+    fn record(&self, route: RouteLabel, method: &Method, status: u16, seconds: f64) {
         let method = method_label(method);
-        let route = self.0.agent_route.clone();
         self.0
             .requests
             .get_or_create(&RequestLabels {
